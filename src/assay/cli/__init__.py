@@ -1,0 +1,1 @@
+"""The `assay` command line: Typer commands that parse, call a service and print."""

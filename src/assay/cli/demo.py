@@ -1,0 +1,121 @@
+"""`assay demo`: the whole workflow on bundled data, as a new user would type it."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from assay.cli.output import console
+from assay.errors import AssayError
+
+
+def _assay() -> list[str]:
+    script = Path(sys.executable).with_name("assay")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "assay"]
+
+
+def _run(args: list[str], cwd: Path, check: bool = True) -> None:
+    console.print(f"\n[bold cyan]$ assay {shlex.join(args)}[/bold cyan]")
+    env = {**os.environ, "COLUMNS": os.environ.get("COLUMNS", "120")}
+    proc = subprocess.run([*_assay(), *args], cwd=cwd, env=env, check=False)
+    if check and proc.returncode != 0:
+        raise AssayError(f"The demo step `assay {shlex.join(args)}` failed; see above.")
+
+
+def _write_data(folder: Path) -> tuple[Path, Path]:
+    try:
+        from sklearn.datasets import load_breast_cancer
+    except ImportError:
+        raise AssayError(
+            "The demo uses scikit-learn's bundled data sets: `pip install assay[examples]`."
+        ) from None
+    frame = load_breast_cancer(as_frame=True).frame
+    frame["diagnosis"] = frame.pop("target").map({0: "malignant", 1: "benign"})
+    cols = [
+        "mean radius",
+        "mean texture",
+        "mean perimeter",
+        "mean area",
+        "mean smoothness",
+        "worst radius",
+        "worst concavity",
+        "diagnosis",
+    ]
+    v1 = frame[cols].rename(columns=lambda c: c.replace(" ", "_"))
+    v1_path = folder / "v1" / "cancer.csv"
+    v1_path.parent.mkdir(parents=True, exist_ok=True)
+    v1.to_csv(v1_path, index=False)
+    # Version 2: a cleaning pass drops 19 outliers, a feature is added, and a
+    # few measurements went missing in transit.
+    v2 = v1[v1["mean_area"] < 1500].copy()
+    v2["radius_ratio"] = (v2["worst_radius"] / v2["mean_radius"]).round(4)
+    v2.loc[v2.index[::50], "mean_texture"] = None
+    v2_path = folder / "v2" / "cancer.csv"
+    v2_path.parent.mkdir(parents=True, exist_ok=True)
+    v2.to_csv(v2_path, index=False)
+    return v1_path, v2_path
+
+
+CHECKS = """\
+row_count: {min: 100}
+columns:
+  diagnosis: {type: string, not_null: true, allowed: [benign, malignant]}
+  mean_radius: {type: float, min: 0}
+  mean_texture: {type: float, max_missing_share: 0.05}
+"""
+
+
+def demo(
+    folder: Annotated[Path, typer.Argument(help="Scratch folder for the demo workspace.")] = Path(
+        "assay-demo"
+    ),
+) -> None:
+    """Run Assay's workflow end to end on bundled data in FOLDER (replaced if it exists)."""
+    folder = folder.resolve()
+    if folder.exists():
+        if not (folder / ".assay").is_dir():
+            raise AssayError(f"{folder} exists and is not an Assay demo folder; pick another.")
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    console.print(f"[bold]Assay demo[/bold] in {folder}")
+    _run(["init"], folder)
+    v1, v2 = _write_data(folder / "raw")
+    (folder / "checks.yaml").write_text(CHECKS)
+    _run(
+        [
+            "data",
+            "commit",
+            "cancer",
+            str(v1.relative_to(folder)),
+            "-m",
+            "Breast cancer measurements, as received",
+            "--checks",
+            "checks.yaml",
+        ],
+        folder,
+    )
+    _run(
+        [
+            "data",
+            "commit",
+            "cancer",
+            str(v2.relative_to(folder)),
+            "-m",
+            "Drop outliers, add radius_ratio",
+        ],
+        folder,
+    )
+    _run(["data", "tag", "cancer@2", "clean"], folder)
+    _run(["data", "log", "cancer"], folder)
+    _run(["data", "diff", "cancer@1", "cancer@clean"], folder)
+    _run(["data", "profile", "cancer@clean"], folder)
+    _run(["data", "validate", "cancer@clean", "--checks", "checks.yaml"], folder, check=False)
+    _run(["data", "verify"], folder)
+    console.print(f"\n[bold green]Done.[/bold green] The demo workspace is in {folder}.")

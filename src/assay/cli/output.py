@@ -1,0 +1,112 @@
+"""Printing: Rich for people, JSON for scripts, plain lines when not on a terminal."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+console = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def emit_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, default=_default) + "\n")
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, datetime):
+        return obj.isoformat()
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
+    raise TypeError(f"cannot serialise {type(obj).__name__}")
+
+
+def human_bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if size < 1024 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+def when(ts: datetime | None) -> str:
+    return ts.astimezone().strftime("%Y-%m-%d %H:%M") if ts else "-"
+
+
+def fmt_num(x: float | int | None, digits: int = 4) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, int) or (float(x).is_integer() and abs(x) < 1e15):
+        return f"{int(x):,}"
+    return f"{x:.{digits}g}"
+
+
+_BARS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(counts: list[int] | tuple[int, ...]) -> str:
+    """A histogram in one line of block characters."""
+    top = max(counts, default=0)
+    if top == 0:
+        return ""
+    return "".join(_BARS[min(7, round(c / top * 7))] if c else " " for c in counts)
+
+
+@contextlib.contextmanager
+def progress(label: str, unit: str = "files") -> Iterator[Callable[[int, int], None]]:
+    """A progress callback: a Rich bar on a terminal, a line every few seconds otherwise.
+
+    Nothing is shown for work that finishes within a second.
+    """
+    start = time.monotonic()
+    if err.is_terminal:
+        bar: Progress | None = None
+        task = None
+
+        def update(done: int, total: int) -> None:
+            nonlocal bar, task
+            if bar is None:
+                if time.monotonic() - start < 0.5 or done >= total:
+                    return
+                bar = Progress(
+                    TextColumn(label),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TextColumn(unit),
+                    TimeElapsedColumn(),
+                    console=err,
+                    transient=True,
+                )
+                bar.start()
+                task = bar.add_task(label, total=total)
+            assert task is not None
+            bar.update(task, completed=done, total=total)
+
+        try:
+            yield update
+        finally:
+            if bar is not None:
+                bar.stop()
+    else:
+        last = start
+
+        def update(done: int, total: int) -> None:
+            nonlocal last
+            now = time.monotonic()
+            if now - last >= 2 and now - start >= 1:
+                last = now
+                err.print(f"{label}: {done}/{total} {unit} ({done * 100 // max(total, 1)}%)")
+
+        yield update

@@ -1,0 +1,1 @@
+"""The data repository: versioned, content-addressed datasets."""

@@ -1,0 +1,536 @@
+"""The data repository's use cases: commit, log, show, checkout, diff, tag, profile, validate."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat as stat_mod
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import IntegrityError
+
+from assay.data import manifest
+from assay.data.entities import (
+    CommitResult,
+    DataDiff,
+    Dataset,
+    DataVersion,
+    FileChange,
+    FileEntry,
+    Ref,
+    VerifyReport,
+    check_name,
+    check_tag,
+    is_tabular_path,
+)
+from assay.data.repository import DataRepository, DatasetRow, DataVersionRow, to_version, utcnow
+from assay.data.statcache import Signature, StatCache, signature
+from assay.errors import (
+    ConflictError,
+    InvalidArgumentError,
+    NotFoundError,
+    StorageError,
+    ValidationFailedError,
+)
+from assay.store.db import Database
+from assay.store.objects import ObjectStore, hash_bytes
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from assay.data.tabular import TableProfile
+    from assay.data.validation import Checks, ValidationReport
+
+# Small files are read whole, hashed and written from memory: one read, no copy.
+_SMALL = 1024 * 1024
+_SKIP_DIRS = frozenset({".assay", ".git", ".dvc", "__pycache__"})
+
+Progress = Callable[[int, int], None]
+"""Called with (files done, files in all) as a commit or a checkout proceeds."""
+
+
+def _no_progress(done: int, total: int) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class _Scanned:
+    abspath: str
+    rel: str
+    sig: Signature
+
+
+class DataService:
+    """Versioned datasets over a metadata database and a content-addressed object store."""
+
+    def __init__(
+        self, db: Database, store: ObjectStore, *, author: str, cache_dir: Path, workers: int = 0
+    ) -> None:
+        self.db = db
+        self.store = store
+        self.author = author
+        self.cache = StatCache(cache_dir, store.url)
+        self.workers = workers or min(32, (os.cpu_count() or 1) * 4)
+
+    # ---- commit -------------------------------------------------------------------------
+
+    def commit(
+        self,
+        name: str,
+        path: Path,
+        message: str = "",
+        *,
+        checks: Checks | None = None,
+        allow_invalid: bool = False,
+        progress: Progress = _no_progress,
+    ) -> CommitResult:
+        """Make `path` (a file or a folder) the next version of dataset `name`.
+
+        Unchanged files are not re-hashed (stat cache) and not re-stored (content
+        addressing). The version appears in one transaction after every object is
+        stored, so a commit killed at any point leaves no partial version.
+
+        Raises:
+            NotFoundError: `path` does not exist.
+            InvalidArgumentError: a bad name, or an empty folder.
+            ValidationFailedError: `checks` failed and `allow_invalid` is not set.
+            StorageError: the store could not be written (disk full, …); nothing was committed.
+        """
+        check_name(name)
+        path = Path(path)
+        if not path.exists():
+            raise NotFoundError(f"Path {str(path)!r} does not exist. Check the path and retry.")
+        root = path.resolve()
+        scanned = self._scan(root)
+        if not scanned:
+            raise InvalidArgumentError(f"{path} holds no files; there is nothing to commit.")
+
+        cached = self.cache.load(root)
+        entries: list[FileEntry | None] = [None] * len(scanned)
+        todo: list[int] = []
+        for i, item in enumerate(scanned):
+            hit = cached.get(item.abspath)
+            if hit is not None and hit[0] == item.sig:
+                entries[i] = FileEntry(item.rel, hit[1], item.sig[0])
+            else:
+                todo.append(i)
+        n_cached = len(scanned) - len(todo)
+        progress(n_cached, len(scanned))
+
+        stored_bytes = 0
+        fresh: list[tuple[str, Signature, str]] = []
+        if todo:
+            done = n_cached
+            with ThreadPoolExecutor(self.workers) as pool:
+                for i, (entry, sig) in zip(
+                    todo, pool.map(lambda i: self._store_file(scanned[i]), todo), strict=True
+                ):
+                    entries[i] = entry
+                    stored_bytes += entry.size
+                    fresh.append((scanned[i].abspath, sig, entry.hash))
+                    done += 1
+                    progress(done, len(scanned))
+        files = [e for e in entries if e is not None]
+
+        data = manifest.encode(files)
+        digest = hash_bytes(data)
+        with self.db.session() as s:
+            repo = DataRepository(s)
+            ds = repo.dataset_row(name)
+            latest = repo.latest_number(ds.id) if ds else None
+            if ds is not None and latest is not None:
+                head = repo.version_row(ds.id, latest)
+                if head is not None and head.manifest == digest:
+                    self.cache.save(fresh)
+                    version = to_version(name, head, repo.tags_by_number(ds.id).get(latest))
+                    return CommitResult(version, False, len(todo), n_cached, 0)
+
+        self._profile_new_tables(files)
+        report = self._check(checks, files) if checks is not None else None
+        if report is not None and not report.passed and not allow_invalid:
+            raise ValidationFailedError(
+                f"{name}: {len(report.failures)} check(s) failed; nothing was committed. "
+                "See the report, fix the data, or commit with --allow-invalid.",
+                report=report.to_dict(),
+            )
+        self.store.put_bytes(data, digest)
+        version = self._insert_version(name, digest, message, files, report, checks)
+        self.cache.save(fresh)
+        return CommitResult(version, True, len(todo), n_cached, stored_bytes, report)
+
+    def _scan(self, root: Path) -> list[_Scanned]:
+        if root.is_file():
+            return [_Scanned(str(root), root.name, signature(root.stat()))]
+        out: list[_Scanned] = []
+        stack = [(str(root), "")]
+        while stack:
+            folder, rel = stack.pop()
+            try:
+                it = os.scandir(folder)
+            except PermissionError as exc:
+                raise InvalidArgumentError(
+                    f"Cannot read folder {folder}: permission denied."
+                ) from exc
+            with it:
+                for entry in it:
+                    sub = f"{rel}{entry.name}"
+                    if entry.is_dir(follow_symlinks=False):
+                        if entry.name not in _SKIP_DIRS:
+                            stack.append((entry.path, sub + "/"))
+                        continue
+                    st = entry.stat()  # follows a symlink to a file: its content is committed
+                    if stat_mod.S_ISREG(st.st_mode):
+                        out.append(_Scanned(entry.path, sub, signature(st)))
+        out.sort(key=lambda s: s.rel)
+        return out
+
+    def _store_file(self, item: _Scanned) -> tuple[FileEntry, Signature]:
+        path = Path(item.abspath)
+        try:
+            if item.sig[0] < _SMALL:
+                with open(path, "rb") as fh:
+                    data = fh.read()
+                digest = self.store.put_bytes(data)
+                size = len(data)
+            else:
+                digest, size = self.store.ingest_file(path)
+            after = signature(path.stat())
+        except PermissionError as exc:
+            raise InvalidArgumentError(f"Cannot read {path}: permission denied.") from exc
+        except FileNotFoundError as exc:
+            raise ConflictError(f"{path} disappeared during the commit. Retry.") from exc
+        if after[:2] != item.sig[:2] or size != item.sig[0]:
+            raise ConflictError(f"{path} changed while it was being committed. Retry the commit.")
+        return FileEntry(item.rel, digest, size), after
+
+    def _insert_version(
+        self,
+        name: str,
+        digest: str,
+        message: str,
+        files: list[FileEntry],
+        report: ValidationReport | None,
+        checks: Checks | None,
+    ) -> DataVersion:
+        # Two writers may race for the same number; the unique constraint picks one
+        # and the other simply takes the next number.
+        for _attempt in range(20):
+            try:
+                with self.db.session() as s:
+                    repo = DataRepository(s)
+                    ds = repo.get_or_create_dataset(name)
+                    latest = repo.latest_number(ds.id)
+                    row = DataVersionRow(
+                        dataset_id=ds.id,
+                        number=(latest or 0) + 1,
+                        manifest=digest,
+                        message=message,
+                        author=self.author,
+                        created_at=utcnow(),
+                        parent=latest,
+                        file_count=len(files),
+                        total_bytes=sum(f.size for f in files),
+                        validation=None if report is None else _status(report),
+                    )
+                    s.add(row)
+                    s.flush()
+                    if report is not None and checks is not None:
+                        repo.add_validation(row.id, _checks_digest(checks), report.passed, report.to_dict())
+                    return to_version(name, row)
+            except IntegrityError:
+                continue
+        raise ConflictError(f"Too many concurrent commits to {name!r}; retry.")
+
+    # ---- reading ------------------------------------------------------------------------
+
+    def datasets(self) -> list[Dataset]:
+        with self.db.session() as s:
+            return DataRepository(s).datasets()
+
+    def log(self, name: str) -> list[DataVersion]:
+        """Every version of `name`, newest first."""
+        with self.db.session() as s:
+            repo = DataRepository(s)
+            ds = self._dataset(repo, name)
+            tags = repo.tags_by_number(ds.id)
+            return [to_version(name, r, tags.get(r.number)) for r in repo.version_rows(ds.id)]
+
+    def resolve(self, ref: str | Ref) -> DataVersion:
+        """`name@3`, `name@latest`, `name@TAG` (or just `name`) to a version.
+
+        Raises:
+            NotFoundError: no such dataset, version or tag.
+        """
+        ref = Ref.parse(ref) if isinstance(ref, str) else ref
+        with self.db.session() as s:
+            repo = DataRepository(s)
+            ds = self._dataset(repo, ref.name)
+            row = self._version_row(repo, ds, ref)
+            return to_version(ref.name, row, repo.tags_by_number(ds.id).get(row.number))
+
+    def files(self, version: DataVersion) -> tuple[FileEntry, ...]:
+        return manifest.decode(self.store.get_bytes(version.manifest))
+
+    def read_file(self, version: DataVersion, path: str) -> bytes:
+        """The bytes of one file of a version, verified against its hash."""
+        for entry in self.files(version):
+            if entry.path == path:
+                return self.store.get_bytes(entry.hash)
+        raise NotFoundError(
+            f"{version.ref} has no file {path!r}. List them with `assay data show`."
+        )
+
+    def checkout(
+        self, ref: str, dest: Path, *, force: bool = False, progress: Progress = _no_progress
+    ) -> DataVersion:
+        """Restore a version into folder `dest`, byte for byte.
+
+        The tree is built beside `dest` and moved into place at the end, so an
+        interrupted checkout leaves `dest` as it was.
+
+        Raises:
+            ConflictError: `dest` exists and is not an empty folder, and `force` is not set.
+        """
+        version = self.resolve(ref)
+        dest = Path(dest)
+        if dest.exists() and not force and (not dest.is_dir() or any(dest.iterdir())):
+            raise ConflictError(
+                f"{dest} already exists and is not empty; use --force to replace its contents.",
+                dest=str(dest),
+            )
+        files = self.files(version)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        staging = dest.parent / f".{dest.name}.assay-{uuid.uuid4().hex[:8]}"
+        try:
+            staging.mkdir()
+            done = 0
+
+            def fetch(entry: FileEntry) -> None:
+                self.store.copy_to(entry.hash, staging.joinpath(*entry.path.split("/")))
+
+            with ThreadPoolExecutor(self.workers) as pool:
+                for _ in pool.map(fetch, files):
+                    done += 1
+                    progress(done, len(files))
+            if dest.exists():
+                old = dest.parent / f".{dest.name}.assay-old-{uuid.uuid4().hex[:8]}"
+                os.replace(dest, old)
+                os.replace(staging, dest)
+                _remove(old)
+            else:
+                os.replace(staging, dest)
+        except OSError as exc:
+            raise StorageError(f"Cannot write {dest}: {exc.strerror or exc}.") from exc
+        finally:
+            if staging.exists():
+                _remove(staging)
+        return version
+
+    def tag(self, ref: str, tag: str, *, force: bool = False) -> DataVersion:
+        """Name a version: `name@TAG` then resolves to it.
+
+        Raises:
+            ConflictError: the tag is on another version and `force` is not set.
+        """
+        check_tag(tag)
+        version = self.resolve(ref)
+        with self.db.session() as s:
+            repo = DataRepository(s)
+            ds = self._dataset(repo, version.dataset)
+            current = repo.tag_number(ds.id, tag)
+            if current is not None and current != version.number and not force:
+                raise ConflictError(
+                    f"Tag {tag!r} already points at {version.dataset}@{current}; "
+                    "use --force to move it.",
+                    tag=tag,
+                )
+            repo.set_tag(ds.id, tag, version.number)
+        return self.resolve(Ref(version.dataset, str(version.number)))
+
+    # ---- diff, profile, validate --------------------------------------------------------
+
+    def diff(self, old_ref: str, new_ref: str) -> DataDiff:
+        """Files added, removed and changed; for changed tables, rows, columns and statistics."""
+        old, new = self.resolve(old_ref), self.resolve(new_ref)
+        a = {f.path: f for f in self.files(old)}
+        b = {f.path: f for f in self.files(new)}
+        changed = tuple(
+            FileChange(p, a[p].hash, b[p].hash, a[p].size, b[p].size)
+            for p in sorted(a.keys() & b.keys())
+            if a[p].hash != b[p].hash
+        )
+        tables: dict[str, Any] = {}
+        for ch in changed:
+            if is_tabular_path(ch.path):
+                from assay.data.tabular import diff_tables
+
+                old_df, new_df = (
+                    self._table(ch.path, ch.old_hash),
+                    self._table(ch.path, ch.new_hash),
+                )
+                tables[ch.path] = diff_tables(
+                    old_df,
+                    new_df,
+                    self._profile(ch.path, ch.old_hash, old_df),
+                    self._profile(ch.path, ch.new_hash, new_df),
+                )
+        return DataDiff(
+            old=old.ref,
+            new=new.ref,
+            added=tuple(b[p] for p in sorted(b.keys() - a.keys())),
+            removed=tuple(a[p] for p in sorted(a.keys() - b.keys())),
+            changed=changed,
+            tables=tables,
+        )
+
+    def profile(self, ref: str) -> tuple[DataVersion, dict[str, TableProfile]]:
+        """The profile of every tabular file in a version."""
+        version = self.resolve(ref)
+        out = {
+            f.path: self._profile(f.path, f.hash)
+            for f in self.files(version)
+            if is_tabular_path(f.path)
+        }
+        if not out:
+            raise InvalidArgumentError(
+                f"{version.ref} holds no tabular files (CSV, TSV or Parquet) to profile."
+            )
+        return version, out
+
+    def validate(self, ref: str, checks: Checks) -> tuple[DataVersion, ValidationReport]:
+        """Run `checks` on a version's tables; the result is stored with the version."""
+        version = self.resolve(ref)
+        report = self._check(checks, list(self.files(version)))
+        with self.db.session() as s:
+            repo = DataRepository(s)
+            ds = self._dataset(repo, version.dataset)
+            row = self._version_row(repo, ds, Ref(version.dataset, str(version.number)))
+            repo.add_validation(row.id, _checks_digest(checks), report.passed, report.to_dict())
+            row.validation = _status(report)
+        return self.resolve(Ref(version.dataset, str(version.number))), report
+
+    def verify(self, progress: Progress = _no_progress) -> VerifyReport:
+        """Re-hash every stored object; find objects that versions need but the store lacks."""
+        digests = list(self.store.iter_digests())
+        corrupt: list[str] = []
+        done = 0
+        with ThreadPoolExecutor(self.workers) as pool:
+            for digest, ok in zip(digests, pool.map(self.store.verify, digests), strict=True):
+                if not ok:
+                    corrupt.append(digest)
+                done += 1
+                progress(done, len(digests))
+        present = set(digests)
+        missing: list[tuple[str, str]] = []
+        with self.db.session() as s:
+            versions = DataRepository(s).all_version_rows()
+        for name, row in versions:
+            where = f"{name}@{row.number}"
+            if row.manifest not in present:
+                missing.append((row.manifest, f"{where} (manifest)"))
+                continue
+            if row.manifest in corrupt:
+                continue
+            for f in manifest.decode(self.store.get_bytes(row.manifest)):
+                if f.hash not in present:
+                    missing.append((f.hash, f"{where}:{f.path}"))
+        return VerifyReport(len(digests), tuple(sorted(corrupt)), tuple(missing))
+
+    # ---- helpers ------------------------------------------------------------------------
+
+    def _dataset(self, repo: DataRepository, name: str) -> DatasetRow:
+        ds = repo.dataset_row(check_name(name))
+        if ds is None:
+            raise NotFoundError(
+                f"No dataset named {name!r}. List datasets with `assay data list`.", dataset=name
+            )
+        return ds
+
+    def _version_row(self, repo: DataRepository, ds: DatasetRow, ref: Ref) -> DataVersionRow:
+        number = ref.number
+        if ref.selector == "latest":
+            number = repo.latest_number(ds.id)
+        elif number is None:
+            number = repo.tag_number(ds.id, ref.selector)
+            if number is None:
+                raise NotFoundError(
+                    f"Dataset {ref.name!r} has no tag {ref.selector!r}. "
+                    f"See its versions with `assay data log {ref.name}`.",
+                    dataset=ref.name,
+                    tag=ref.selector,
+                )
+        row = repo.version_row(ds.id, number) if number is not None else None
+        if row is None:
+            raise NotFoundError(
+                f"Dataset {ref.name!r} has no version {ref.selector}. "
+                f"See its versions with `assay data log {ref.name}`.",
+                dataset=ref.name,
+                version=ref.selector,
+            )
+        return row
+
+    def _table(self, path: str, digest: str) -> pd.DataFrame:
+        from assay.data.tabular import read_table
+
+        return read_table(self.store.get_bytes(digest), path)
+
+    def _profile(self, path: str, digest: str, df: pd.DataFrame | None = None) -> TableProfile:
+        from assay.data.tabular import TableProfile, profile_table
+
+        with self.db.session() as s:
+            stored = DataRepository(s).profile(digest)
+        if stored is not None:
+            return TableProfile.from_dict(stored)
+        prof = profile_table(df if df is not None else self._table(path, digest))
+        with self.db.session() as s:
+            DataRepository(s).add_profile(digest, prof.to_dict())
+        return prof
+
+    def _profile_new_tables(self, files: list[FileEntry]) -> None:
+        tables = {f.hash: f.path for f in files if is_tabular_path(f.path)}
+        if not tables:
+            return
+        with self.db.session() as s:
+            known = DataRepository(s).profiled(set(tables))
+        for digest, path in tables.items():
+            if digest not in known:
+                self._profile(path, digest)
+
+    def _check(self, checks: Checks, files: list[FileEntry]) -> ValidationReport:
+        from assay.data.validation import ValidationReport, validate_table
+
+        targets = [f for f in files if is_tabular_path(f.path) and checks.matches(f.path)]
+        if not targets:
+            raise InvalidArgumentError(
+                "The checks apply to no file in this version (no tabular file matches "
+                f"{', '.join(checks.files) or 'any tabular file'})."
+            )
+        results: list[Any] = []
+        for f in targets:
+            results.extend(validate_table(self._table(f.path, f.hash), checks, f.path))
+        return ValidationReport(passed=all(r.passed for r in results), results=tuple(results))
+
+
+def _checks_digest(checks: Checks) -> str:
+    """Content hash of the parsed checks: the same rules hash the same, however written."""
+    import dataclasses
+    import json
+
+    canonical = json.dumps(dataclasses.asdict(checks), sort_keys=True, default=str)
+    return hash_bytes(canonical.encode())
+
+
+def _status(report: ValidationReport) -> str:
+    return "passed" if report.passed else "failed"
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)

@@ -1,0 +1,60 @@
+"""The one exception tree. Every error a user sees is an `AssayError`.
+
+The message is shown to the user as it is, so it names the problem and ends
+with what to do about it. `status` is the HTTP status a server answers with.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class AssayError(Exception):
+    """An error the user can act on; the message is shown as it is."""
+
+    status: ClassVar[int] = 500
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class NotFoundError(AssayError):
+    """A named thing (dataset, version, object, workspace) does not exist."""
+
+    status = 404
+
+
+class ConflictError(AssayError):
+    """The request clashes with what is stored (a name taken, a file changed underfoot)."""
+
+    status = 409
+
+
+class InvalidArgumentError(AssayError, ValueError):
+    """The user's input is malformed: a bad reference, a bad file, a bad option."""
+
+    status = 400
+
+
+class ValidationFailedError(AssayError):
+    """Data did not pass its checks; `details["report"]` holds the full report."""
+
+    status = 422
+
+
+class WorkspaceNotFoundError(NotFoundError):
+    """No `.assay/` workspace in this folder or any parent."""
+
+
+class StorageError(AssayError):
+    """The object store could not be written or read (disk full, permissions, network)."""
+
+    status = 507
+
+
+class CorruptObjectError(StorageError):
+    """A stored object's bytes no longer match its name (its content hash)."""
+
+    status = 500

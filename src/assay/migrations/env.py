@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+from alembic import context
+
+import assay.data.repository  # noqa: F401  (registers the data tables on Base)
+from assay.store.db import Base
+
+config = context.config
+engine = config.attributes["engine"]
+
+with engine.begin() as connection:
+    context.configure(
+        connection=connection,
+        target_metadata=Base.metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    context.run_migrations()

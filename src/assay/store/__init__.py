@@ -1,0 +1,1 @@
+"""Plumbing shared by every concept: the metadata database and the object store."""

@@ -1,0 +1,340 @@
+"""Content-addressed, immutable object store over a local folder or any fsspec URL.
+
+An object's name is the BLAKE3 hash of its bytes (`ab/cdef…` under the store's
+root), so identical content is stored once, and any reader can prove what it got.
+Writes are atomic: bytes go to a temporary name and are renamed into place (a
+local folder), or arrive by a single PUT (object stores, where a multipart upload
+becomes visible only when complete). A writer killed at any moment leaves at
+most a stray temporary file, never a half-written object under a real name.
+
+The local folder talks to the OS directly rather than through fsspec's
+LocalFileSystem: a commit of ten thousand files makes tens of thousands of
+calls, and the wrapper's per-call cost would dominate.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from blake3 import blake3
+
+from assay.errors import CorruptObjectError, NotFoundError, StorageError
+
+HASH_HEX_LEN = 64
+CHUNK = 4 * 1024 * 1024
+# Files at least this large are hashed with all cores via mmap.
+PARALLEL_HASH_MIN = 8 * 1024 * 1024
+_TMP_DIR = ".tmp"
+
+
+def hash_bytes(data: bytes | memoryview) -> str:
+    return blake3(data).hexdigest()
+
+
+def hash_file(path: Path) -> str:
+    """BLAKE3 of a file's bytes; large files are hashed with every core."""
+    size = path.stat().st_size
+    if size >= PARALLEL_HASH_MIN:
+        return str(blake3(max_threads=blake3.AUTO).update_mmap(path).hexdigest())
+    with open(path, "rb") as fh:
+        return hash_bytes(fh.read())
+
+
+def is_hash(name: str) -> bool:
+    return len(name) == HASH_HEX_LEN and all(c in "0123456789abcdef" for c in name)
+
+
+def _storage_error(exc: OSError, doing: str) -> StorageError:
+    if exc.errno == errno.ENOSPC:
+        return StorageError(
+            f"No space left on device while {doing}. Nothing was committed and your files "
+            "are untouched; free some space and retry.",
+            errno=exc.errno,
+        )
+    return StorageError(f"Storage failed while {doing}: {exc.strerror or exc}.", errno=exc.errno)
+
+
+class ObjectStore(ABC):
+    """Immutable objects named by the hash of their content."""
+
+    url: str
+
+    @staticmethod
+    def open(url: str) -> ObjectStore:
+        """The store at `url`: a plain path or `file://` is a local folder, anything else fsspec."""
+        if "://" not in url or url.startswith("file://"):
+            return LocalObjectStore(Path(url.removeprefix("file://")))
+        return FsspecObjectStore(url)
+
+    @abstractmethod
+    def has(self, digest: str) -> bool: ...
+
+    @abstractmethod
+    def put_bytes(self, data: bytes, digest: str | None = None) -> str:
+        """Store `data` and return its hash (pass `digest` if already known: it saves a pass)."""
+
+    @abstractmethod
+    def ingest_file(self, path: Path) -> tuple[str, int]:
+        """Store the file at `path`; returns (hash, size) of exactly the bytes stored."""
+
+    @abstractmethod
+    def _read_raw(self, digest: str) -> bytes: ...
+
+    @abstractmethod
+    def _open_raw(self, digest: str) -> BinaryIO: ...
+
+    @abstractmethod
+    def iter_digests(self) -> Iterator[str]:
+        """Every object's name, in no particular order."""
+
+    @abstractmethod
+    def size(self, digest: str) -> int: ...
+
+    def get_bytes(self, digest: str) -> bytes:
+        """The object's bytes, checked against its name.
+
+        Raises:
+            NotFoundError: no such object.
+            CorruptObjectError: the bytes do not hash to the name.
+        """
+        data = self._read_raw(digest)
+        if hash_bytes(data) != digest:
+            raise self._corrupt(digest)
+        return data
+
+    def copy_to(self, digest: str, dest: Path) -> None:
+        """Write the object to `dest` atomically, verifying its hash on the way."""
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp")
+        hasher = blake3()
+        try:
+            with self._open_raw(digest) as src, open(tmp, "wb") as out:
+                while chunk := src.read(CHUNK):
+                    hasher.update(chunk)
+                    out.write(chunk)
+            if hasher.hexdigest() != digest:
+                raise self._corrupt(digest)
+            os.replace(tmp, dest)
+        except OSError as exc:
+            raise _storage_error(exc, f"writing {dest}") from exc
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def verify(self, digest: str) -> bool:
+        """True if the object exists and its bytes hash to its name."""
+        try:
+            hasher = blake3()
+            with self._open_raw(digest) as src:
+                while chunk := src.read(CHUNK):
+                    hasher.update(chunk)
+        except NotFoundError:
+            return False
+        return bool(hasher.hexdigest() == digest)
+
+    def _corrupt(self, digest: str) -> CorruptObjectError:
+        return CorruptObjectError(
+            f"Object {digest[:12]} in {self.url} is corrupt: its bytes no longer match its "
+            "hash. Run `assay data verify` to list every damaged object.",
+            object=digest,
+        )
+
+    def _missing(self, digest: str) -> NotFoundError:
+        return NotFoundError(
+            f"Object {digest[:12]} is missing from {self.url}. "
+            "Run `assay data verify` to list every missing object.",
+            object=digest,
+        )
+
+
+class LocalObjectStore(ObjectStore):
+    """A folder: `root/ab/cdef…`, temporary files in `root/.tmp/`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.url = str(root)
+        self._tmp = root / _TMP_DIR
+        self._made: set[str] = set()
+
+    def path(self, digest: str) -> Path:
+        return self.root / digest[:2] / digest[2:]
+
+    def has(self, digest: str) -> bool:
+        return os.path.exists(self.path(digest))
+
+    def _tmp_path(self) -> Path:
+        if "." not in self._made:
+            self._tmp.mkdir(parents=True, exist_ok=True)
+            self._made.add(".")
+        return self._tmp / uuid.uuid4().hex
+
+    def _place(self, tmp: Path, digest: str) -> None:
+        fan = digest[:2]
+        if fan not in self._made:
+            (self.root / fan).mkdir(parents=True, exist_ok=True)
+            self._made.add(fan)
+        os.replace(tmp, self.path(digest))
+
+    def put_bytes(self, data: bytes, digest: str | None = None) -> str:
+        digest = digest or hash_bytes(data)
+        if self.has(digest):
+            return digest
+        tmp = self._tmp_path()
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+            self._place(tmp, digest)
+        except OSError as exc:
+            raise _storage_error(exc, f"storing object {digest[:12]}") from exc
+        finally:
+            tmp.unlink(missing_ok=True)
+        return digest
+
+    def ingest_file(self, path: Path) -> tuple[str, int]:
+        # Copy first, then hash the copy: what is named is exactly what was stored,
+        # even if the source changes underfoot, and the kernel does the copy.
+        tmp = self._tmp_path()
+        try:
+            shutil.copyfile(path, tmp)
+            digest = hash_file(tmp)
+            size = tmp.stat().st_size
+            if not self.has(digest):
+                self._place(tmp, digest)
+        except OSError as exc:
+            raise _storage_error(exc, f"storing {path}") from exc
+        finally:
+            tmp.unlink(missing_ok=True)
+        return digest, size
+
+    def _read_raw(self, digest: str) -> bytes:
+        try:
+            return self.path(digest).read_bytes()
+        except FileNotFoundError as exc:
+            raise self._missing(digest) from exc
+
+    def _open_raw(self, digest: str) -> BinaryIO:
+        try:
+            return open(self.path(digest), "rb")
+        except FileNotFoundError as exc:
+            raise self._missing(digest) from exc
+
+    def size(self, digest: str) -> int:
+        try:
+            return self.path(digest).stat().st_size
+        except FileNotFoundError as exc:
+            raise self._missing(digest) from exc
+
+    def iter_digests(self) -> Iterator[str]:
+        if not self.root.is_dir():
+            return
+        for fan in os.scandir(self.root):
+            if len(fan.name) != 2 or not fan.is_dir():
+                continue
+            for entry in os.scandir(fan.path):
+                name = fan.name + entry.name
+                if is_hash(name):
+                    yield name
+
+    def clean_temporaries(self, older_than_s: float = 3600) -> int:
+        """Remove temporary files left by killed writers; returns how many."""
+        import time
+
+        removed = 0
+        if not self._tmp.is_dir():
+            return 0
+        cutoff = time.time() - older_than_s
+        for entry in os.scandir(self._tmp):
+            try:
+                if entry.stat().st_mtime < cutoff:
+                    os.unlink(entry.path)
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        return removed
+
+
+class FsspecObjectStore(ObjectStore):
+    """Any fsspec URL (`s3://bucket/prefix`, `gs://…`, `memory://…`)."""
+
+    def __init__(self, url: str, **storage_options: Any) -> None:
+        import fsspec
+
+        self.url = url.rstrip("/")
+        try:
+            self.fs, self._root = fsspec.core.url_to_fs(self.url, **storage_options)
+        except (ImportError, ValueError) as exc:
+            raise StorageError(
+                f"Cannot open object store {url!r}: {exc}. For S3 install `assay[s3]`."
+            ) from exc
+        self._root = self._root.rstrip("/")
+
+    def key(self, digest: str) -> str:
+        return f"{self._root}/{digest[:2]}/{digest[2:]}"
+
+    def has(self, digest: str) -> bool:
+        try:
+            return bool(self.fs.exists(self.key(digest)))
+        except OSError as exc:
+            raise _storage_error(exc, f"looking up object {digest[:12]}") from exc
+
+    def put_bytes(self, data: bytes, digest: str | None = None) -> str:
+        digest = digest or hash_bytes(data)
+        if self.has(digest):
+            return digest
+        try:
+            self.fs.pipe_file(self.key(digest), data)  # a single PUT: atomic
+        except OSError as exc:
+            raise _storage_error(exc, f"storing object {digest[:12]}") from exc
+        return digest
+
+    def ingest_file(self, path: Path) -> tuple[str, int]:
+        before = path.stat()
+        digest = hash_file(path)
+        if not self.has(digest):
+            try:
+                self.fs.put_file(str(path), self.key(digest))
+            except OSError as exc:
+                raise _storage_error(exc, f"uploading {path}") from exc
+        after = path.stat()
+        if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
+            # The upload may hold other bytes than were hashed; drop it rather than lie.
+            self.fs.rm_file(self.key(digest))
+            raise StorageError(f"{path} changed while it was being stored. Retry the commit.")
+        return digest, before.st_size
+
+    def _read_raw(self, digest: str) -> bytes:
+        try:
+            return bytes(self.fs.cat_file(self.key(digest)))
+        except FileNotFoundError as exc:
+            raise self._missing(digest) from exc
+        except OSError as exc:
+            raise _storage_error(exc, f"reading object {digest[:12]}") from exc
+
+    def _open_raw(self, digest: str) -> BinaryIO:
+        try:
+            fh: BinaryIO = self.fs.open(self.key(digest), "rb")
+        except FileNotFoundError as exc:
+            raise self._missing(digest) from exc
+        return fh
+
+    def size(self, digest: str) -> int:
+        try:
+            return int(self.fs.size(self.key(digest)))
+        except FileNotFoundError as exc:
+            raise self._missing(digest) from exc
+
+    def iter_digests(self) -> Iterator[str]:
+        try:
+            paths = self.fs.find(self._root)
+        except FileNotFoundError:
+            return
+        for p in paths:
+            parts = p.rstrip("/").split("/")
+            if len(parts) >= 2 and is_hash(parts[-2] + parts[-1]):
+                yield parts[-2] + parts[-1]

@@ -1,0 +1,72 @@
+"""The composition root: one `Workspace` wires settings to stores and services.
+
+Transports (the CLI, later the server) build a `Workspace` at their edge and call
+its services; nothing below this module knows where settings came from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from assay.config import CONFIG_FILE, WORKSPACE_DIR, Settings
+from assay.data.service import DataService
+from assay.errors import ConflictError
+from assay.store.db import Database
+from assay.store.objects import LocalObjectStore, ObjectStore
+
+
+@dataclass
+class Workspace:
+    settings: Settings
+    _closed: bool = field(default=False, repr=False)
+
+    @cached_property
+    def db(self) -> Database:
+        db = Database(self.settings.db_url)
+        db.ensure_current()
+        return db
+
+    @cached_property
+    def store(self) -> ObjectStore:
+        return ObjectStore.open(self.settings.store_url)
+
+    @cached_property
+    def data(self) -> DataService:
+        return DataService(
+            self.db, self.store, author=self.settings.author, cache_dir=self.settings.cache_dir
+        )
+
+    def close(self) -> None:
+        if "data" in self.__dict__:
+            self.data.cache.close()
+        if "db" in self.__dict__:
+            self.db.dispose()
+
+
+def init_workspace(settings: Settings) -> tuple[Settings, bool]:
+    """Create `.assay/` under `settings.root` and bring the database schema up to date.
+
+    Returns the settings and whether the workspace was new. Running it again on an
+    existing workspace only applies pending migrations.
+    """
+    assert settings.root is not None
+    ws = settings.root / WORKSPACE_DIR
+    created = not ws.exists()
+    if ws.exists() and not ws.is_dir():
+        raise ConflictError(f"{ws} exists and is not a folder; move it away and retry.")
+    ws.mkdir(parents=True, exist_ok=True)
+    (ws / "cache").mkdir(exist_ok=True)
+    (ws / ".gitignore").write_text("# Assay's workspace: metadata, objects, caches.\n*\n")
+    store = ObjectStore.open(settings.store_url)
+    if isinstance(store, LocalObjectStore):
+        store.root.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.db_url)
+    try:
+        db.migrate()
+    finally:
+        db.dispose()
+    return settings, created
+
+
+__all__ = ["CONFIG_FILE", "Workspace", "init_workspace"]

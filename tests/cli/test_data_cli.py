@@ -1,0 +1,160 @@
+"""`assay init` and `assay data …` end to end through the CLI, on both metadata backends."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from typer.testing import Result
+
+CLI = Callable[..., Result]
+
+
+@pytest.fixture
+def inited(cli: CLI) -> CLI:
+    result = cli("init")
+    assert result.exit_code == 0, result.output
+    return cli
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_init_creates_the_workspace_and_is_idempotent(cli: CLI, tmp_path: Path) -> None:
+    first = cli("init")
+    assert first.exit_code == 0
+    assert "Created Assay workspace" in first.output
+    assert (tmp_path / ".assay" / "objects").is_dir()
+    again = cli("init", "--json")
+    assert json.loads(again.output)["created"] is False
+
+
+def test_commands_outside_a_workspace_say_so_in_one_line(cli: CLI) -> None:
+    result = cli("data", "list")
+    assert result.exit_code == 1
+    assert "No Assay workspace" in result.output
+    assert "assay init" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_commands_find_the_workspace_from_a_subfolder(
+    inited: CLI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(tmp_path / "d" / "a.txt", "x")
+    (tmp_path / "deep" / "er").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "deep" / "er")
+    result = inited("data", "commit", "raw", tmp_path / "d")
+    assert result.exit_code == 0, result.output
+    assert "Committed raw@1" in result.output
+
+
+def test_commit_log_show_and_json(inited: CLI, tmp_path: Path) -> None:
+    write(tmp_path / "d" / "a.txt", "alpha")
+    out = inited("data", "commit", "raw", "d", "-m", "first cut", "--json")
+    assert out.exit_code == 0, out.output
+    doc = json.loads(out.output)
+    assert doc["created"] is True
+    assert doc["version"]["ref"] == "raw@1"
+    again = inited("data", "commit", "raw", "d")
+    assert "Nothing changed: raw@1" in again.output
+
+    log = inited("data", "log", "raw")
+    assert "@1" in log.output and "first cut" in log.output and "tester" in log.output
+    show = json.loads(inited("data", "show", "raw@1", "--json").output)
+    assert show["files"][0]["path"] == "a.txt"
+    assert show["files"][0]["size"] == 5
+    assert len(show["files"][0]["hash"]) == 64
+    text = inited("data", "show", "raw@latest").output
+    for word in ("first cut", "tester", "a.txt", "5 B", show["files"][0]["hash"][:16]):
+        assert word in text
+    listing = json.loads(inited("data", "list", "--json").output)
+    assert listing[0]["name"] == "raw" and listing[0]["versions"] == 1
+
+
+def test_checkout_diff_and_tag(inited: CLI, tmp_path: Path) -> None:
+    write(tmp_path / "d" / "a.txt", "one")
+    inited("data", "commit", "raw", "d")
+    write(tmp_path / "d" / "b.txt", "two")
+    inited("data", "commit", "raw", "d")
+    assert inited("data", "tag", "raw@1", "baseline").exit_code == 0
+    diff = json.loads(inited("data", "diff", "raw@baseline", "raw@2", "--json").output)
+    assert [f["path"] for f in diff["added"]] == ["b.txt"]
+    assert "1 added, 0 removed, 0 changed" in inited("data", "diff", "raw@1", "raw@2").output
+
+    assert inited("data", "checkout", "raw@baseline", "out").exit_code == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.txt"]
+    refused = inited("data", "checkout", "raw@2", "out")
+    assert refused.exit_code == 1
+    assert "--force" in refused.output
+    assert inited("data", "checkout", "raw@2", "out", "--force").exit_code == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.txt", "b.txt"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("data", "show", "nope@1"), "No dataset named 'nope'"),
+        (("data", "show", "raw@7"), "no version 7"),
+        (("data", "log", "nope"), "No dataset named 'nope'"),
+        (("data", "commit", "raw", "missing-dir"), "does not exist"),
+        (("data", "commit", "../x", "d"), "not valid"),
+        (("data", "tag", "raw@1", "latest"), "not valid"),
+        (("data", "checkout", "raw@9", "out"), "no version 9"),
+        (("data", "diff", "raw@1", "raw@5"), "no version 5"),
+        (("data", "validate", "raw@1", "--checks", "nope.yaml"), "does not exist"),
+    ],
+)
+def test_bad_input_is_one_clear_line_and_exit_one(
+    inited: CLI, tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    write(tmp_path / "d" / "a.txt", "x")
+    inited("data", "commit", "raw", "d")
+    result = inited(*args)
+    assert result.exit_code == 1, result.output
+    assert message in result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("error:")
+
+
+def test_usage_errors_exit_two(inited: CLI) -> None:
+    assert inited("data", "commit").exit_code == 2
+    assert inited("data", "frobnicate").exit_code == 2
+
+
+def test_verify_exits_nonzero_naming_a_corrupt_object(inited: CLI, tmp_path: Path) -> None:
+    write(tmp_path / "d" / "a.txt", "alpha")
+    inited("data", "commit", "raw", "d")
+    assert "all intact" in inited("data", "verify").output
+    digest = json.loads(inited("data", "show", "raw@1", "--json").output)["files"][0]["hash"]
+    obj = tmp_path / ".assay" / "objects" / digest[:2] / digest[2:]
+    obj.write_bytes(b"rot")
+    result = inited("data", "verify")
+    assert result.exit_code == 1
+    assert digest in result.output
+    doc = json.loads(inited("data", "verify", "--json").output)
+    assert doc["corrupt"] == [digest]
+
+
+def test_the_installed_assay_script_runs_a_real_process(tmp_path: Path) -> None:
+    script = Path(sys.executable).with_name("assay")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSAY_")}
+    run = lambda *a: subprocess.run(  # noqa: E731
+        [str(script), *a], cwd=tmp_path, env=env, capture_output=True, text=True, check=False
+    )
+    assert run("init").returncode == 0
+    write(tmp_path / "d" / "a.txt", "alpha")
+    done = run("data", "commit", "raw", "d", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["version"]["ref"] == "raw@1"
+    bad = run("data", "show", "raw@3")
+    assert bad.returncode == 1
+    assert bad.stderr.strip().startswith("error:") and "Traceback" not in bad.stderr

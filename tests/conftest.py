@@ -1,0 +1,180 @@
+"""Shared fixtures: a workspace on each metadata backend, a local S3-compatible server.
+
+Every data-repository test that takes `ws` runs twice: on SQLite in `tmp_path` and
+on the real PostgreSQL at 127.0.0.1:5432 (database `test`), each test in a schema
+of its own. `--db-url` points the PostgreSQL runs at another server;
+`--backends sqlite` skips them (CI never does: there an unreachable server fails).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from assay.cli import context
+from assay.cli.main import app
+from assay.config import Settings
+from assay.workspace import Workspace, init_workspace
+
+DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--db-url",
+        default=os.environ.get("ASSAY_TEST_PG_URL", DEFAULT_PG),
+        help="PostgreSQL URL for the second backend run.",
+    )
+    parser.addoption(
+        "--backends",
+        default="sqlite,postgresql",
+        help="Comma-separated metadata backends to run on.",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames:
+        backends = metafunc.config.getoption("--backends").split(",")
+        metafunc.parametrize("backend", backends)
+
+
+@pytest.fixture(scope="session")
+def pg_server_url(request: pytest.FixtureRequest) -> str:
+    url: str = request.config.getoption("--db-url")
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:  # the message says what to do; a silent skip would hide it
+        pytest.fail(
+            f"PostgreSQL at {url} is not reachable ({exc}); start it or pass --backends sqlite",
+            pytrace=False,
+        )
+    finally:
+        engine.dispose()
+    return url
+
+
+@pytest.fixture
+def db_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh, empty metadata database on `backend`."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / '.assay' / 'assay.db'}"
+        return
+    server = request.getfixturevalue("pg_server_url")
+    from sqlalchemy import create_engine, text
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(server, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    sep = "&" if "?" in server else "?"
+    try:
+        yield f"{server}{sep}options={quote(f'-csearch_path={schema}')}"
+    finally:
+        with engine.connect() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        engine.dispose()
+
+
+@pytest.fixture
+def env(db_url: str, tmp_path: Path) -> dict[str, str]:
+    """The environment of a user whose workspace is `tmp_path`."""
+    out = {"ASSAY_AUTHOR": "tester"}
+    if not db_url.startswith("sqlite"):
+        out["ASSAY_DB_URL"] = db_url
+    return out
+
+
+@pytest.fixture
+def ws(tmp_path: Path, env: dict[str, str]) -> Iterator[Workspace]:
+    """An initialised workspace in `tmp_path` on the parametrised backend."""
+    settings, _ = init_workspace(Settings.at(tmp_path, env))
+    workspace = Workspace(settings)
+    yield workspace
+    workspace.close()
+
+
+CLI = Callable[..., Result]
+
+
+@pytest.fixture
+def cli(tmp_path: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[CLI]:
+    """Run `assay ARGS…` in-process from `tmp_path`, on the parametrised backend."""
+    monkeypatch.chdir(tmp_path)
+    for key in ("ASSAY_DB_URL", "ASSAY_STORE_URL"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("COLUMNS", "200")
+    runner = CliRunner()
+
+    def run(*args: str | Path) -> Result:
+        try:
+            return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+        finally:
+            context.close()
+
+    yield run
+    context.close()
+
+
+# ---- a local S3-compatible server ---------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    """moto's S3 server on loopback; s3fs reaches it through AWS_ENDPOINT_URL."""
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    saved = {
+        k: os.environ.get(k)
+        for k in (
+            "AWS_ENDPOINT_URL",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_DEFAULT_REGION",
+        )
+    }
+    os.environ.update(
+        AWS_ENDPOINT_URL=endpoint,
+        AWS_ACCESS_KEY_ID="test",
+        AWS_SECRET_ACCESS_KEY="test",
+        AWS_DEFAULT_REGION="us-east-1",
+    )
+    yield endpoint
+    server.stop()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture
+def s3_url(s3_server: str) -> str:
+    """An empty bucket on the local S3 server, as an `s3://bucket/prefix` store URL."""
+    import boto3
+
+    bucket = f"assay-{uuid.uuid4().hex[:10]}"
+    boto3.client("s3", endpoint_url=s3_server).create_bucket(Bucket=bucket)
+    return f"s3://{bucket}/objects"

@@ -1,0 +1,81 @@
+"""A commit killed at any moment leaves the store as it was; concurrent commits both land."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from assay.workspace import Workspace
+
+
+def _assay() -> str:
+    return str(Path(sys.executable).with_name("assay"))
+
+
+@pytest.mark.parametrize("delay", [0.15, 0.35, 0.6, 0.9])
+def test_commit_killed_with_sigkill_leaves_no_partial_version(
+    ws: Workspace, tmp_path: Path, env: dict[str, str], delay: float
+) -> None:
+    tree = tmp_path / "d"
+    for i in range(1500):
+        sub = tree / f"{i % 10}"
+        sub.mkdir(parents=True, exist_ok=True)
+        (sub / f"f{i}.bin").write_bytes(os.urandom(2048))
+    (tree / "big.bin").write_bytes(os.urandom(24 * 1024 * 1024))
+
+    proc = subprocess.Popen(
+        [_assay(), "data", "commit", "raw", str(tree)],
+        cwd=tmp_path,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(delay)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+    versions = ws.data.log("raw") if ws.data.datasets() else []
+    for v in versions:  # whatever landed is complete
+        assert v.file_count == 1501
+        assert len(ws.data.files(v)) == 1501
+    report = ws.data.verify()
+    assert report.corrupt == ()
+    assert report.missing == ()
+
+    again = ws.data.commit("raw", tree, "after the crash")
+    assert again.version.file_count == 1501
+    assert ws.data.verify().ok
+    ws.data.checkout(again.version.ref, tmp_path / "out")
+    assert (tmp_path / "out" / "big.bin").read_bytes() == (tree / "big.bin").read_bytes()
+
+
+def test_two_concurrent_commits_to_one_dataset_both_land(ws: Workspace, tmp_path: Path) -> None:
+    trees = []
+    for n in range(2):
+        tree = tmp_path / f"d{n}"
+        tree.mkdir()
+        for i in range(200):
+            (tree / f"f{i}.txt").write_text(f"tree {n} file {i}")
+        trees.append(tree)
+    errors: list[BaseException] = []
+
+    def commit(tree: Path) -> None:
+        try:
+            ws.data.commit("shared", tree)
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=commit, args=(t,)) for t in trees]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(v.number for v in ws.data.log("shared")) == [1, 2]
