@@ -288,7 +288,9 @@ def _print_table_diff(path: str, td: TableDiff) -> None:
         console.print(f"  [red]- column[/red] {col}")
     for col, old_t, new_t in td.columns_retyped:
         console.print(f"  [yellow]~ column[/yellow] {col}: {old_t} -> {new_t}")
-    if td.stat_shifts:
+    # Small drifts are noise to a reader; --json has every shift.
+    notable = [s for s in td.stat_shifts if _notable(s.old, s.new)]
+    if notable:
         table = Table(
             "column",
             "statistic",
@@ -299,12 +301,23 @@ def _print_table_diff(path: str, td: TableDiff) -> None:
             header_style="bold",
             padding=(0, 2),
         )
-        for s in td.stat_shifts:
+        for s in notable:
             change = "-"
             if s.old is not None and s.new is not None and s.old != 0:
                 change = f"{(s.new - s.old) / abs(s.old):+.1%}"
             table.add_row(s.column, s.stat, fmt_num(s.old), fmt_num(s.new), change)
         console.print(table)
+    hidden = len(td.stat_shifts) - len(notable)
+    if hidden:
+        console.print(
+            f"  [dim]{hidden} smaller shift(s) (under 5%) not shown; --json lists all[/dim]"
+        )
+
+
+def _notable(old: float | None, new: float | None) -> bool:
+    if old is None or new is None or old == 0:
+        return old != new
+    return abs(new - old) / abs(old) >= 0.05
 
 
 @app.command()

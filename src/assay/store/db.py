@@ -129,10 +129,20 @@ class Database:
             return
         from alembic import command
 
-        command.upgrade(alembic_config(self), "head")
+        try:
+            command.upgrade(alembic_config(self), "head")
+        except OperationalError as exc:
+            raise DatabaseError(
+                f"Cannot migrate the metadata database at {self.safe_url}: {exc.orig}. "
+                "Check the URL and that the database exists."
+            ) from exc
 
     def ensure_current(self) -> None:
-        """Refuse to work on a schema this version of Assay does not know."""
+        """Bring an older schema up to date; refuse an empty or a newer one.
+
+        Raises:
+            DatabaseError: no Assay schema yet, or one written by a newer Assay.
+        """
         rev = self.revision()
         if rev == HEAD_REVISION:
             return
@@ -141,15 +151,26 @@ class Database:
                 f"The metadata database at {self.safe_url} has no Assay schema. "
                 "Run `assay init` to create it."
             )
-        self.migrate()
+        from alembic.util import CommandError
+
+        try:
+            self.migrate()
+        except CommandError as exc:
+            raise DatabaseError(
+                f"The metadata database at {self.safe_url} has schema revision {rev!r}, "
+                "which this version of Assay does not know: it was written by a newer Assay. "
+                "Upgrade Assay (`pip install -U assay`)."
+            ) from exc
 
     def dispose(self) -> None:
         self.engine.dispose()
 
 
 def _is_missing_table(exc: Exception) -> bool:
+    # Only the alembic_version table missing means "empty database"; a missing
+    # database or role ("database x does not exist") is a connection problem.
     msg = str(exc).lower()
-    return "no such table" in msg or "does not exist" in msg or "undefinedtable" in msg
+    return "alembic_version" in msg and ("no such table" in msg or "does not exist" in msg)
 
 
 def alembic_config(db: Database) -> Any:

@@ -294,14 +294,14 @@ class FsspecObjectStore(ObjectStore):
         return digest
 
     def ingest_file(self, path: Path) -> tuple[str, int]:
-        before = path.stat()
-        digest = hash_file(path)
-        if not self.has(digest):
-            try:
+        try:
+            before = path.stat()
+            digest = hash_file(path)
+            if not self.has(digest):
                 self.fs.put_file(str(path), self.key(digest))
-            except OSError as exc:
-                raise _storage_error(exc, f"uploading {path}") from exc
-        after = path.stat()
+            after = path.stat()
+        except OSError as exc:
+            raise _storage_error(exc, f"uploading {path}") from exc
         if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
             # The upload may hold other bytes than were hashed; drop it rather than lie.
             self.fs.rm_file(self.key(digest))
@@ -334,7 +334,10 @@ class FsspecObjectStore(ObjectStore):
             paths = self.fs.find(self._root)
         except FileNotFoundError:
             return
+        prefix = self._root + "/"
         for p in paths:
-            parts = p.rstrip("/").split("/")
-            if len(parts) >= 2 and is_hash(parts[-2] + parts[-1]):
-                yield parts[-2] + parts[-1]
+            # Exactly `root/ab/cdef…`: anything deeper (another store nested under
+            # this prefix, stray uploads) is not one of our objects.
+            rest = p.removeprefix(prefix).split("/") if p.startswith(prefix) else []
+            if len(rest) == 2 and is_hash(rest[0] + rest[1]):
+                yield rest[0] + rest[1]

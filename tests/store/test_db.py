@@ -1,0 +1,161 @@
+"""The metadata database: connecting, migrating, and refusing what it cannot use.
+
+Runs on SQLite and on the real PostgreSQL (`backend`); each test gets an empty database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect, make_url, text
+from sqlalchemy.exc import SQLAlchemyError
+
+import assay.data.repository  # noqa: F401  (registers the data tables on Base)
+from assay.errors import AssayError
+from assay.store.db import HEAD_REVISION, Base, Database, alembic_config, make_engine
+
+DATA_TABLES = {"datasets", "data_versions", "data_tags", "table_profiles", "data_validations"}
+
+
+def open_db(url: str) -> Database:
+    if url.startswith("sqlite:///"):
+        # The workspace makes `.assay/` before it opens the database; do the same here.
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return Database(url)
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Database]:
+    database = open_db(db_url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def sqlite_db(tmp_path: Path) -> Iterator[Database]:
+    database = Database(f"sqlite:///{tmp_path / 'assay.db'}")
+    yield database
+    database.dispose()
+
+
+def test_head_revision_is_alembics_head(sqlite_db: Database) -> None:
+    script = ScriptDirectory.from_config(alembic_config(sqlite_db))
+    assert script.get_heads() == [HEAD_REVISION]
+
+
+def test_fresh_database_has_no_revision(db: Database) -> None:
+    assert db.revision() is None
+
+
+def test_migrate_brings_schema_to_head(db: Database) -> None:
+    db.migrate()
+    assert db.revision() == HEAD_REVISION
+
+
+def test_migrate_is_idempotent(db: Database) -> None:
+    db.migrate()
+    db.migrate()
+    assert db.revision() == HEAD_REVISION
+    with db.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM alembic_version")).scalar() == 1
+
+
+def test_migrated_schema_has_the_data_tables(db: Database) -> None:
+    db.migrate()
+    assert set(inspect(db.engine).get_table_names()) >= DATA_TABLES
+
+
+def test_migrated_schema_matches_the_models(db: Database) -> None:
+    db.migrate()
+    assert set(Base.metadata.tables) >= DATA_TABLES
+    with db.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        diff = compare_metadata(context, Base.metadata)
+    assert diff == []
+
+
+def test_sqlite_database_is_in_wal_mode(sqlite_db: Database, tmp_path: Path) -> None:
+    sqlite_db.migrate()
+    with sqlite_db.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    # WAL is a property of the file, so any other reader sees it too.
+    with contextlib.closing(sqlite3.connect(tmp_path / "assay.db")) as plain:
+        assert plain.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_ensure_current_on_empty_database_asks_for_assay_init(db: Database) -> None:
+    with pytest.raises(AssayError, match=r"has no Assay schema\. Run `assay init`"):
+        db.ensure_current()
+    assert db.revision() is None, "ensure_current must not create the schema itself"
+
+
+def test_ensure_current_accepts_a_migrated_database(db: Database) -> None:
+    db.migrate()
+    db.ensure_current()
+    assert db.revision() == HEAD_REVISION
+
+
+def test_ensure_current_on_newer_schema_raises_assay_error(db: Database) -> None:
+    db.migrate()
+    with db.engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    try:
+        db.ensure_current()
+    except AssayError:
+        return
+    except Exception as exc:  # what leaks instead is the point of the test
+        raise AssertionError(f"{type(exc).__name__} leaked: {exc}") from exc
+    raise AssertionError("a schema newer than this Assay was accepted")
+
+
+UNREACHABLE = "postgresql+psycopg://assay:s3cret@127.0.0.1:1/assay"
+
+
+def test_unreachable_postgresql_names_the_url() -> None:
+    db = Database(UNREACHABLE)
+    shown = re.escape("postgresql+psycopg://assay:***@127.0.0.1:1/assay")
+    try:
+        for attempt in (db.revision, db.migrate, db.ensure_current):
+            with pytest.raises(AssayError, match=shown) as info:
+                attempt()
+            assert not isinstance(info.value, SQLAlchemyError)
+            assert "s3cret" not in str(info.value)
+        with pytest.raises(AssayError, match=shown), db.session() as session:
+            session.execute(text("SELECT 1"))
+    finally:
+        db.dispose()
+
+
+def test_missing_postgresql_database_names_the_url(pg_server_url: str) -> None:
+    url = make_url(pg_server_url).set(database="assay_no_such_database")
+    db = Database(url.render_as_string(hide_password=False))
+    try:
+        for attempt in (db.revision, db.migrate):
+            try:
+                attempt()
+            except AssayError as exc:
+                assert "assay_no_such_database" in str(exc)
+                continue
+            except Exception as exc:  # what leaks instead is the point of the test
+                raise AssertionError(f"{type(exc).__name__} leaked: {exc}") from exc
+            raise AssertionError(f"{attempt.__name__} worked on a database that does not exist")
+    finally:
+        db.dispose()
+
+
+@pytest.mark.parametrize("scheme", ["postgres", "postgresql"])
+def test_plain_postgresql_urls_use_psycopg(scheme: str) -> None:
+    engine = make_engine(f"{scheme}://u:p@127.0.0.1:5432/assay")
+    try:
+        assert engine.url.drivername == "postgresql+psycopg"
+    finally:
+        engine.dispose()
