@@ -39,8 +39,14 @@ def test_readme_tour_runs_and_prints_what_it_shows(tmp_path: Path) -> None:
             (tmp_path / command.split()[1]).write_text("\n".join(shown) + "\n")
             continue
         done = subprocess.run(
-            command, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True,
-            check=False, timeout=120,
+            command,
+            shell=True,
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
         )
         output = done.stdout + done.stderr
         expect_failure = any(line.startswith("error:") for line in shown) or any(

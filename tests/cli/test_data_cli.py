@@ -158,3 +158,76 @@ def test_the_installed_assay_script_runs_a_real_process(tmp_path: Path) -> None:
     bad = run("data", "show", "raw@3")
     assert bad.returncode == 1
     assert bad.stderr.strip().startswith("error:") and "Traceback" not in bad.stderr
+
+
+PEOPLE = "id,age,city\n1,34,Oslo\n2,51,Rome\n3,28,Oslo\n"
+
+
+def test_profile_prints_a_table_with_a_histogram(inited: CLI, tmp_path: Path) -> None:
+    write(tmp_path / "people.csv", PEOPLE)
+    inited("data", "commit", "people", "people.csv")
+    result = inited("data", "profile", "people@1")
+    assert result.exit_code == 0, result.output
+    assert "3 rows x 3 columns" in result.output
+    assert "integer" in result.output and "Oslo (2)" in result.output
+    assert any(ch in result.output for ch in "▁▂▃▄▅▆▇█")
+    doc = json.loads(inited("data", "profile", "people@1", "--json").output)
+    assert doc["files"]["people.csv"]["rows"] == 3
+
+
+def test_commit_gate_refuses_bad_data_and_shows_the_failures(inited: CLI, tmp_path: Path) -> None:
+    write(tmp_path / "people.csv", PEOPLE)
+    write(tmp_path / "checks.yaml", "columns:\n  age: {max: 40}\n")
+    refused = inited("data", "commit", "people", "people.csv", "--checks", "checks.yaml")
+    assert refused.exit_code == 1
+    assert "nothing was committed" in refused.output
+    assert "row 1: 51" in refused.output
+    assert "No datasets yet" in inited("data", "list").output
+    allowed = inited(
+        "data", "commit", "people", "people.csv", "--checks", "checks.yaml", "--allow-invalid"
+    )
+    assert allowed.exit_code == 0
+    assert "validation failed" in allowed.output
+    assert "failed" in inited("data", "log", "people").output
+
+
+def test_validate_exits_one_on_failure_and_zero_on_success(inited: CLI, tmp_path: Path) -> None:
+    write(tmp_path / "people.csv", PEOPLE)
+    inited("data", "commit", "people", "people.csv")
+    write(tmp_path / "bad.yaml", "columns:\n  city: {allowed: [Oslo]}\n")
+    write(tmp_path / "good.yaml", "row_count: {min: 3, max: 3}\n")
+    bad = inited("data", "validate", "people@1", "--checks", "bad.yaml")
+    assert bad.exit_code == 1
+    assert "1 of" in bad.output and "'Rome'" in bad.output
+    good = inited("data", "validate", "people@1", "--checks", "good.yaml")
+    assert good.exit_code == 0
+    assert "checks passed" in good.output
+
+
+@pytest.mark.parametrize(
+    ("checks", "message"),
+    [
+        ("columns: [", "checks.yaml"),
+        ("colums:\n  a: {min: 1}\n", "colums"),
+        ("columns:\n  age: {min: ten}\n", "columns.age.min"),
+        ("columns:\n  age: {type: int64}\n", "int64"),
+    ],
+)
+def test_malformed_checks_file_is_one_clear_line(
+    inited: CLI, tmp_path: Path, checks: str, message: str
+) -> None:
+    write(tmp_path / "people.csv", PEOPLE)
+    inited("data", "commit", "people", "people.csv")
+    write(tmp_path / "checks.yaml", checks)
+    result = inited("data", "validate", "people@1", "--checks", "checks.yaml")
+    assert result.exit_code == 1
+    assert message in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_unreadable_csv_is_one_clear_line(inited: CLI, tmp_path: Path) -> None:
+    (tmp_path / "broken.csv").write_bytes(b"\xff\xfe\x00garbage\x00\x01")
+    result = inited("data", "commit", "broken", "broken.csv")
+    assert result.exit_code == 1
+    assert "broken.csv" in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output

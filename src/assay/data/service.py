@@ -240,7 +240,9 @@ class DataService:
                     s.add(row)
                     s.flush()
                     if report is not None and checks is not None:
-                        repo.add_validation(row.id, _checks_digest(checks), report.passed, report.to_dict())
+                        repo.add_validation(
+                            row.id, _checks_digest(checks), report.passed, report.to_dict()
+                        )
                     return to_version(name, row)
             except IntegrityError:
                 continue

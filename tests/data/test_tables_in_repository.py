@@ -1,0 +1,128 @@
+"""Profiles, table diffs and validation as the data repository uses them, on both backends."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from assay.data.validation import load_checks
+from assay.errors import InvalidArgumentError, ValidationFailedError
+from assay.workspace import Workspace
+
+CSV_V1 = "id,age,city\n1,34,Oslo\n2,51,Rome\n3,28,Oslo\n4,45,Lima\n"
+CSV_V2 = "id,age,city,score\n1,34,Oslo,0.5\n2,51,Rome,0.7\n5,19,Kiev,0.1\n"
+
+
+def csv(tmp_path: Path, text: str, name: str = "people.csv") -> Path:
+    path = tmp_path / "in" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_commit_profiles_each_table_once_per_content(ws: Workspace, tmp_path: Path) -> None:
+    ws.data.commit("people", csv(tmp_path, CSV_V1))
+    _, profiles = ws.data.profile("people@1")
+    prof = profiles["people.csv"]
+    assert prof.rows == 4
+    by_name = {c.name: c for c in prof.columns}
+    assert by_name["age"].type == "integer"
+    assert (by_name["age"].min, by_name["age"].max) == (28, 51)
+    assert by_name["city"].distinct == 3
+    assert by_name["city"].top[0] == ("Oslo", 2)
+
+
+def test_profile_of_a_version_without_tables_is_a_clear_error(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    ws.data.commit("notes", csv(tmp_path, "hello", name="notes.txt"))
+    with pytest.raises(InvalidArgumentError, match="no tabular files"):
+        ws.data.profile("notes@1")
+
+
+def test_diff_of_tables_counts_rows_and_columns(ws: Workspace, tmp_path: Path) -> None:
+    ws.data.commit("people", csv(tmp_path, CSV_V1))
+    ws.data.commit("people", csv(tmp_path, CSV_V2))
+    d = ws.data.diff("people@1", "people@2")
+    td = d.tables["people.csv"]
+    assert (td.rows_old, td.rows_new) == (4, 3)
+    assert (td.rows_added, td.rows_removed) == (1, 2)
+    assert td.columns_added == ("score",)
+    assert td.columns_removed == ()
+    shifted = {(s.column, s.stat) for s in td.stat_shifts}
+    assert ("age", "mean") in shifted
+
+
+def test_retyped_column_is_reported(ws: Workspace, tmp_path: Path) -> None:
+    ws.data.commit("t", csv(tmp_path, "a,b\n1,x\n2,y\n", "t.csv"))
+    ws.data.commit("t", csv(tmp_path, "a,b\n1.5,x\n2.5,y\n", "t.csv"))
+    td = ws.data.diff("t@1", "t@2").tables["t.csv"]
+    assert td.columns_retyped == (("a", "integer", "float"),)
+
+
+def test_unreadable_csv_fails_the_commit_with_its_name(ws: Workspace, tmp_path: Path) -> None:
+    bad = csv(tmp_path, "", name="empty.csv")
+    with pytest.raises(InvalidArgumentError, match=r"empty\.csv"):
+        ws.data.commit("bad", bad)
+    assert ws.data.datasets() == []
+
+
+CHECKS = """
+columns:
+  age: {type: integer, min: 18, max: 50}
+  city: {allowed: [Oslo, Rome, Lima]}
+"""
+
+
+def test_failing_checks_gate_the_commit(ws: Workspace, tmp_path: Path) -> None:
+    checks = load_checks(CHECKS, "checks.yaml")
+    with pytest.raises(ValidationFailedError, match="nothing was committed") as info:
+        ws.data.commit("people", csv(tmp_path, CSV_V1), checks=checks)
+    assert ws.data.datasets() == []
+    failures = [r for r in info.value.details["report"]["results"] if not r["passed"]]
+    assert [(f["column"], f["check"], f["failed_count"]) for f in failures] == [("age", "max", 1)]
+
+
+def test_allow_invalid_commits_and_marks_the_version_failed(ws: Workspace, tmp_path: Path) -> None:
+    checks = load_checks(CHECKS, "checks.yaml")
+    result = ws.data.commit("people", csv(tmp_path, CSV_V1), checks=checks, allow_invalid=True)
+    assert result.created
+    assert result.version.validation == "failed"
+    assert ws.data.resolve("people@1").validation == "failed"
+
+
+def test_passing_checks_mark_the_version_passed(ws: Workspace, tmp_path: Path) -> None:
+    checks = load_checks("columns:\n  age: {min: 0}\n", "checks.yaml")
+    result = ws.data.commit("people", csv(tmp_path, CSV_V1), checks=checks)
+    assert result.version.validation == "passed"
+
+
+def test_validate_stores_its_result_with_the_version(ws: Workspace, tmp_path: Path) -> None:
+    ws.data.commit("people", csv(tmp_path, CSV_V1))
+    assert ws.data.resolve("people@1").validation is None
+    version, report = ws.data.validate("people@1", load_checks(CHECKS, "checks.yaml"))
+    assert not report.passed
+    assert version.validation == "failed"
+    assert ws.data.resolve("people@1").validation == "failed"
+    version, report = ws.data.validate("people@1", load_checks("row_count: {min: 1}", "c.yaml"))
+    assert report.passed and version.validation == "passed"
+
+
+def test_checks_that_match_no_file_are_a_clear_error(ws: Workspace, tmp_path: Path) -> None:
+    ws.data.commit("people", csv(tmp_path, CSV_V1))
+    checks = load_checks('files: "*.parquet"\nrow_count: {min: 1}\n', "checks.yaml")
+    with pytest.raises(InvalidArgumentError, match=r"\*\.parquet"):
+        ws.data.validate("people@1", checks)
+
+
+def test_parquet_files_are_profiled_too(ws: Workspace, tmp_path: Path) -> None:
+    import pandas as pd
+
+    path = tmp_path / "in" / "t.parquet"
+    path.parent.mkdir(parents=True)
+    pd.DataFrame({"x": [1.0, 2.0, None], "y": ["a", "b", "a"]}).to_parquet(path)
+    ws.data.commit("pq", path)
+    prof = ws.data.profile("pq@1")[1]["t.parquet"]
+    assert prof.rows == 3
+    assert {c.name: c.missing for c in prof.columns} == {"x": 1, "y": 0}
