@@ -79,3 +79,32 @@ def test_two_concurrent_commits_to_one_dataset_both_land(ws: Workspace, tmp_path
         t.join()
     assert errors == []
     assert sorted(v.number for v in ws.data.log("shared")) == [1, 2]
+
+
+def test_a_disk_that_fills_during_commit_leaves_files_and_store_intact(
+    tmp_path: Path, env: dict[str, str], small_disk: Path
+) -> None:
+    from assay.config import Settings
+    from assay.errors import StorageError
+    from assay.workspace import init_workspace
+
+    settings, _ = init_workspace(
+        Settings.at(tmp_path, {**env, "ASSAY_STORE_URL": str(small_disk / "objects")})
+    )
+    ws = Workspace(settings)
+    tree = tmp_path / "d"
+    tree.mkdir()
+    (tree / "small.txt").write_text("fits")
+    ws.data.commit("raw", tree)
+    originals = {}
+    for i in range(3):
+        blob = os.urandom(1024 * 1024)
+        (tree / f"big{i}.bin").write_bytes(blob)
+        originals[f"big{i}.bin"] = blob
+    with pytest.raises(StorageError, match="No space left on device"):
+        ws.data.commit("raw", tree)
+    for name, blob in originals.items():  # the user's files are untouched
+        assert (tree / name).read_bytes() == blob
+    assert [v.number for v in ws.data.log("raw")] == [1]
+    assert ws.data.verify().ok
+    ws.close()
