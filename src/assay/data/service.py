@@ -124,17 +124,28 @@ class DataService:
 
         stored_bytes = 0
         fresh: list[tuple[str, Signature, str]] = []
-        if todo:
-            done = n_cached
-            with ThreadPoolExecutor(self.workers) as pool:
-                for i, (entry, sig) in zip(
-                    todo, pool.map(lambda i: self._store_file(scanned[i]), todo), strict=True
-                ):
-                    entries[i] = entry
-                    stored_bytes += entry.size
-                    fresh.append((scanned[i].abspath, sig, entry.hash))
-                    done += 1
-                    progress(done, len(scanned))
+        done = n_cached
+
+        def record(i: int, entry: FileEntry) -> None:
+            nonlocal stored_bytes, done
+            entries[i] = entry
+            stored_bytes += entry.size
+            fresh.append((scanned[i].abspath, scanned[i].sig, entry.hash))
+            done += 1
+            if done % 256 == 0 or done == len(scanned):
+                progress(done, len(scanned))
+
+        # Large files go to threads (hashing and copying them runs outside the GIL);
+        # small ones are stored right here: handing thousands of tiny jobs between
+        # threads costs more, in GIL contention, than the jobs themselves.
+        large = [i for i in todo if scanned[i].sig[0] >= _SMALL]
+        small = [i for i in todo if scanned[i].sig[0] < _SMALL]
+        with ThreadPoolExecutor(max(1, min(self.workers, len(large)))) as pool:
+            futures = [(i, pool.submit(self._store_large, scanned[i])) for i in large]
+            for i in small:
+                record(i, self._store_small(scanned[i]))
+            for i, future in futures:
+                record(i, future.result())
         files = [e for e in entries if e is not None]
 
         data = manifest.encode(files)
@@ -189,24 +200,28 @@ class DataService:
         out.sort(key=lambda s: s.rel)
         return out
 
-    def _store_file(self, item: _Scanned) -> tuple[FileEntry, Signature]:
-        path = Path(item.abspath)
+    def _store_small(self, item: _Scanned) -> FileEntry:
+        # Read whole in one call; the entry keeps the stat taken before the read, so
+        # a file that changes now is re-hashed by the next commit, never trusted.
         try:
-            if item.sig[0] < _SMALL:
-                with open(path, "rb") as fh:
-                    data = fh.read()
-                digest = self.store.put_bytes(data)
-                size = len(data)
-            else:
-                digest, size = self.store.ingest_file(path)
-            after = signature(path.stat())
-        except PermissionError as exc:
-            raise InvalidArgumentError(f"Cannot read {path}: permission denied.") from exc
+            with open(item.abspath, "rb") as fh:
+                data = fh.read()
         except FileNotFoundError as exc:
-            raise ConflictError(f"{path} disappeared during the commit. Retry.") from exc
-        if after[:2] != item.sig[:2] or size != item.sig[0]:
-            raise ConflictError(f"{path} changed while it was being committed. Retry the commit.")
-        return FileEntry(item.rel, digest, size), after
+            raise ConflictError(f"{item.abspath} disappeared during the commit. Retry.") from exc
+        except PermissionError as exc:
+            raise InvalidArgumentError(f"Cannot read {item.abspath}: permission denied.") from exc
+        return FileEntry(item.rel, self.store.put_bytes(data), len(data))
+
+    def _store_large(self, item: _Scanned) -> FileEntry:
+        try:
+            digest, size = self.store.ingest_file(Path(item.abspath))
+        except FileNotFoundError as exc:
+            raise ConflictError(f"{item.abspath} disappeared during the commit. Retry.") from exc
+        except PermissionError as exc:
+            raise InvalidArgumentError(f"Cannot read {item.abspath}: permission denied.") from exc
+        if size != item.sig[0]:
+            raise ConflictError(f"{item.abspath} changed while it was being committed. Retry.")
+        return FileEntry(item.rel, digest, size)
 
     def _insert_version(
         self,

@@ -197,20 +197,26 @@ class LocalObjectStore(ObjectStore):
         return digest
 
     def ingest_file(self, path: Path) -> tuple[str, int]:
-        # Copy first, then hash the copy: what is named is exactly what was stored,
-        # even if the source changes underfoot, and the kernel does the copy.
-        tmp = self._tmp_path()
+        # Hash first (all cores, from the page cache), copy only if the content is
+        # new; the source's stat before and after proves the copy is what was hashed.
+        tmp: Path | None = None
         try:
+            before = path.stat()
+            digest = hash_file(path)
+            if self.has(digest):
+                return digest, before.st_size
+            tmp = self._tmp_path()
             shutil.copyfile(path, tmp)
-            digest = hash_file(tmp)
-            size = tmp.stat().st_size
-            if not self.has(digest):
-                self._place(tmp, digest)
+            after = path.stat()
+            if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
+                raise StorageError(f"{path} changed while it was being stored. Retry.")
+            self._place(tmp, digest)
         except OSError as exc:
             raise _storage_error(exc, f"storing {path}") from exc
         finally:
-            tmp.unlink(missing_ok=True)
-        return digest, size
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
+        return digest, before.st_size
 
     def _read_raw(self, digest: str) -> bytes:
         try:
