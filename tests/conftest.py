@@ -206,3 +206,39 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         yield mnt
     finally:
         subprocess.run(["umount", str(mnt)], check=True)
+
+
+# ---- damaging stored bytes, as a failing disk would ----------------------------------------
+
+
+@pytest.fixture
+def damage() -> Callable[[Workspace, str], None]:
+    """Flip one byte of a stored blob, wherever it lives (loose, or inside a pack)."""
+
+    def flip(ws: Workspace, digest: str) -> None:
+        from assay.store.objects import LocalObjectStore
+
+        store = ws.store
+        assert isinstance(store, LocalObjectStore)
+        loc = ws.data.blobs.locate([digest]).get(digest)
+        path, offset = (store.path(loc[0]), loc[1]) if loc else (store.path(digest), 0)
+        data = bytearray(path.read_bytes())
+        data[offset] ^= 0xFF
+        path.write_bytes(bytes(data))
+
+    return flip
+
+
+@pytest.fixture
+def remove() -> Callable[[Workspace, str], None]:
+    """Delete the object that holds a blob (its pack, if it is packed)."""
+
+    def rm(ws: Workspace, digest: str) -> None:
+        from assay.store.objects import LocalObjectStore
+
+        store = ws.store
+        assert isinstance(store, LocalObjectStore)
+        loc = ws.data.blobs.locate([digest]).get(digest)
+        store.path(loc[0] if loc else digest).unlink()
+
+    return rm

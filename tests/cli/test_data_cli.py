@@ -131,7 +131,8 @@ def test_usage_errors_exit_two(inited: CLI) -> None:
 
 
 def test_verify_exits_nonzero_naming_a_corrupt_object(inited: CLI, tmp_path: Path) -> None:
-    write(tmp_path / "d" / "a.txt", "alpha")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "big.bin").write_bytes(os.urandom(512 * 1024))  # stored loose, not packed
     inited("data", "commit", "raw", "d")
     assert "all intact" in inited("data", "verify").output
     digest = json.loads(inited("data", "show", "raw@1", "--json").output)["files"][0]["hash"]

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from assay.errors import ConflictError, InvalidArgumentError, NotFoundError
 from assay.workspace import Workspace
+
+Damage = Callable[[Workspace, str], None]
 
 
 def make_tree(root: Path, files: dict[str, bytes | str]) -> Path:
@@ -77,9 +80,23 @@ def test_identical_files_are_stored_once_across_versions_and_datasets(
     make_tree(tmp_path / "d2", {"copy.txt": shared, "c.txt": "two"})
     ws.data.commit("one", tmp_path / "d1")
     ws.data.commit("two", tmp_path / "d2")
-    digests = set(ws.store.iter_digests())
-    # 3 distinct contents + 2 manifests
-    assert len(digests) == 5
+    members = ws.data.blobs.pack_members()
+    packed = [h for ms in members.values() for h, _, _ in ms]
+    assert len(packed) == len(set(packed)) == 3  # shared, one, two: each once
+    # two packs and two manifests, nothing else
+    assert len(set(ws.store.iter_digests())) == 4
+
+
+def test_small_files_travel_in_one_pack_per_commit(ws: Workspace, tmp_path: Path) -> None:
+    tree = make_tree(tmp_path / "d", {f"f{i}.txt": f"file {i}" for i in range(300)})
+    tree.joinpath("big.bin").write_bytes(os.urandom(300 * 1024))
+    v = ws.data.commit("raw", tree).version
+    packs = ws.data.blobs.pack_members()
+    assert len(packs) == 1
+    assert len(next(iter(packs.values()))) == 300
+    big = next(f for f in ws.data.files(v) if f.path == "big.bin")
+    assert ws.store.has(big.hash)  # large files are objects of their own
+    assert ws.data.read_file(v, "f42.txt") == b"file 42"
 
 
 def test_single_file_becomes_a_version_holding_that_file(ws: Workspace, tmp_path: Path) -> None:
@@ -223,27 +240,32 @@ def test_unknown_references_name_the_problem(
         ws.data.resolve(ref)
 
 
-def test_verify_reports_corrupt_and_missing_objects(ws: Workspace, tmp_path: Path) -> None:
-    tree = make_tree(tmp_path / "d", {"a.txt": "alpha", "b.txt": "beta"})
+def test_verify_reports_corrupt_and_missing_objects(
+    ws: Workspace, tmp_path: Path, damage: Damage, remove: Damage
+) -> None:
+    tree = make_tree(tmp_path / "d", {"a.txt": "alpha"})
+    (tree / "b.bin").write_bytes(os.urandom(400 * 1024))
     v = ws.data.commit("raw", tree).version
     assert ws.data.verify().ok
     a, b = ws.data.files(v)
-    store = ws.store
-    assert hasattr(store, "path")
-    store.path(a.hash).write_bytes(b"tampered")
-    store.path(b.hash).unlink()
+    damage(ws, a.hash)
+    remove(ws, b.hash)
     report = ws.data.verify()
     assert not report.ok
-    assert report.corrupt == (a.hash,)
-    assert report.missing == ((b.hash, "raw@1:b.txt"),)
+    assert a.hash in report.corrupt
+    assert report.missing == ((b.hash, "raw@1:b.bin"),)
 
 
-def test_reading_a_corrupt_object_fails_loudly(ws: Workspace, tmp_path: Path) -> None:
+def test_reading_a_corrupt_object_fails_loudly(
+    ws: Workspace, tmp_path: Path, damage: Damage
+) -> None:
     from assay.errors import CorruptObjectError
 
     v = ws.data.commit("raw", make_tree(tmp_path / "d", {"a.txt": "alpha"})).version
     [a] = ws.data.files(v)
-    ws.store.path(a.hash).write_bytes(b"tampered")  # type: ignore[attr-defined]
+    damage(ws, a.hash)
     with pytest.raises(CorruptObjectError, match="corrupt"):
         ws.data.checkout("raw@1", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+    with pytest.raises(CorruptObjectError, match="corrupt"):
+        ws.data.read_file(v, "a.txt")

@@ -63,6 +63,8 @@ def test_two_concurrent_commits_to_one_dataset_both_land(ws: Workspace, tmp_path
         tree.mkdir()
         for i in range(200):
             (tree / f"f{i}.txt").write_text(f"tree {n} file {i}")
+        for i in range(200):  # the same content in both: both packs hold it, one is indexed
+            (tree / f"shared{i}.txt").write_text(f"shared file {i}")
         trees.append(tree)
     errors: list[BaseException] = []
 
@@ -79,6 +81,9 @@ def test_two_concurrent_commits_to_one_dataset_both_land(ws: Workspace, tmp_path
         t.join()
     assert errors == []
     assert sorted(v.number for v in ws.data.log("shared")) == [1, 2]
+    for v in ws.data.log("shared"):
+        assert ws.data.read_file(v, "shared7.txt") == b"shared file 7"
+    assert ws.data.verify().ok
 
 
 def test_a_disk_that_fills_during_commit_leaves_files_and_store_intact(

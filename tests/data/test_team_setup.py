@@ -28,6 +28,9 @@ def test_commit_checkout_diff_and_verify_on_s3(s3_ws: Workspace, tmp_path: Path)
     (tree / "sub").mkdir(parents=True)
     (tree / "a.csv").write_text("x,y\n1,2\n3,4\n")
     (tree / "sub" / "big.bin").write_bytes(os.urandom(9 * 1024 * 1024))
+    old = tree.stat().st_mtime - 10  # outside the stat cache's racy window
+    for path in (tree / "a.csv", tree / "sub" / "big.bin"):
+        os.utime(path, (old, old))
     first = s3_ws.data.commit("raw", tree, "first")
     assert first.version.ref == "raw@1"
     assert not s3_ws.data.commit("raw", tree).created

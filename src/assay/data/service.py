@@ -39,6 +39,7 @@ from assay.errors import (
 )
 from assay.store.db import Database
 from assay.store.objects import ObjectStore, hash_bytes
+from assay.store.packs import PACKABLE, Blobs, PackWriter
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -46,8 +47,8 @@ if TYPE_CHECKING:
     from assay.data.tabular import TableProfile
     from assay.data.validation import Checks, ValidationReport
 
-# Small files are read whole, hashed and written from memory: one read, no copy.
-_SMALL = 1024 * 1024
+# Files read in memory per round while packing small files.
+_PACK_ROUND = 4096
 _SKIP_DIRS = frozenset({".assay", ".git", ".dvc", "__pycache__"})
 
 Progress = Callable[[int, int], None]
@@ -73,6 +74,7 @@ class DataService:
     ) -> None:
         self.db = db
         self.store = store
+        self.blobs = Blobs(db, store)
         self.author = author
         self.cache = StatCache(cache_dir, store.url)
         self.workers = workers or min(32, (os.cpu_count() or 1) * 4)
@@ -135,15 +137,20 @@ class DataService:
             if done % 256 == 0 or done == len(scanned):
                 progress(done, len(scanned))
 
-        # Large files go to threads (hashing and copying them runs outside the GIL);
-        # small ones are stored right here: handing thousands of tiny jobs between
-        # threads costs more, in GIL contention, than the jobs themselves.
-        large = [i for i in todo if scanned[i].sig[0] >= _SMALL]
-        small = [i for i in todo if scanned[i].sig[0] < _SMALL]
+        # Large files go to threads (hashing and copying them runs outside the GIL).
+        # Small ones are read here and packed: ten thousand tiny objects would cost
+        # ten thousand file creations (or PUTs), and thread hand-offs, per commit.
+        large = [i for i in todo if scanned[i].sig[0] >= PACKABLE]
+        small = [i for i in todo if scanned[i].sig[0] < PACKABLE]
+        packer = PackWriter(self.store)
         with ThreadPoolExecutor(max(1, min(self.workers, len(large)))) as pool:
             futures = [(i, pool.submit(self._store_large, scanned[i])) for i in large]
-            for i in small:
-                record(i, self._store_small(scanned[i]))
+            for start in range(0, len(small), _PACK_ROUND):
+                for i, entry in self._pack_small(
+                    [(i, scanned[i]) for i in small[start : start + _PACK_ROUND]], packer
+                ):
+                    record(i, entry)
+            packer.flush()
             for i, future in futures:
                 record(i, future.result())
         files = [e for e in entries if e is not None]
@@ -170,7 +177,7 @@ class DataService:
                 report=report.to_dict(),
             )
         self.store.put_bytes(data, digest)
-        version = self._insert_version(name, digest, message, files, report, checks)
+        version = self._insert_version(name, digest, message, files, report, checks, packer)
         self.cache.save(fresh)
         return CommitResult(version, True, len(todo), n_cached, stored_bytes, report)
 
@@ -200,17 +207,31 @@ class DataService:
         out.sort(key=lambda s: s.rel)
         return out
 
-    def _store_small(self, item: _Scanned) -> FileEntry:
-        # Read whole in one call; the entry keeps the stat taken before the read, so
-        # a file that changes now is re-hashed by the next commit, never trusted.
-        try:
-            with open(item.abspath, "rb") as fh:
-                data = fh.read()
-        except FileNotFoundError as exc:
-            raise ConflictError(f"{item.abspath} disappeared during the commit. Retry.") from exc
-        except PermissionError as exc:
-            raise InvalidArgumentError(f"Cannot read {item.abspath}: permission denied.") from exc
-        return FileEntry(item.rel, self.store.put_bytes(data), len(data))
+    def _pack_small(
+        self, items: list[tuple[int, _Scanned]], packer: PackWriter
+    ) -> list[tuple[int, FileEntry]]:
+        """Read and hash small files; pack the ones no pack holds yet."""
+        read: list[tuple[int, FileEntry, bytes]] = []
+        for i, item in items:
+            # Read whole in one call; the entry keeps the stat taken before the read,
+            # so a file that changes now is re-hashed by the next commit, never trusted.
+            try:
+                with open(item.abspath, "rb") as fh:
+                    data = fh.read()
+            except FileNotFoundError as exc:
+                raise ConflictError(f"{item.abspath} disappeared during the commit.") from exc
+            except PermissionError as exc:
+                raise InvalidArgumentError(
+                    f"Cannot read {item.abspath}: permission denied."
+                ) from exc
+            read.append((i, FileEntry(item.rel, hash_bytes(data), len(data)), data))
+        known = self.blobs.locate(e.hash for _, e, _ in read)
+        seen: set[str] = set()
+        for _, entry, data in read:
+            if entry.hash not in known and entry.hash not in seen:
+                seen.add(entry.hash)
+                packer.add(entry.hash, data)
+        return [(i, entry) for i, entry, _ in read]
 
     def _store_large(self, item: _Scanned) -> FileEntry:
         try:
@@ -231,6 +252,7 @@ class DataService:
         files: list[FileEntry],
         report: ValidationReport | None,
         checks: Checks | None,
+        packer: PackWriter,
     ) -> DataVersion:
         # Two writers may race for the same number; the unique constraint picks one
         # and the other simply takes the next number.
@@ -254,6 +276,7 @@ class DataService:
                     )
                     s.add(row)
                     s.flush()
+                    Blobs.index(s, packer.written)
                     if report is not None and checks is not None:
                         repo.add_validation(
                             row.id, _checks_digest(checks), report.passed, report.to_dict()
@@ -297,7 +320,7 @@ class DataService:
         """The bytes of one file of a version, verified against its hash."""
         for entry in self.files(version):
             if entry.path == path:
-                return self.store.get_bytes(entry.hash)
+                return self.blobs.read(entry.hash)
         raise NotFoundError(
             f"{version.ref} has no file {path!r}. List them with `assay data show`."
         )
@@ -325,15 +348,10 @@ class DataService:
         staging = dest.parent / f".{dest.name}.assay-{uuid.uuid4().hex[:8]}"
         try:
             staging.mkdir()
-            done = 0
-
-            def fetch(entry: FileEntry) -> None:
-                self.store.copy_to(entry.hash, staging.joinpath(*entry.path.split("/")))
-
-            with ThreadPoolExecutor(self.workers) as pool:
-                for _ in pool.map(fetch, files):
-                    done += 1
-                    progress(done, len(files))
+            targets = [(f.hash, staging.joinpath(*f.path.split("/"))) for f in files]
+            for done, _ in enumerate(self.blobs.copy_many(targets), start=1):
+                if done % 256 == 0 or done == len(targets):
+                    progress(done, len(targets))
             if dest.exists():
                 old = dest.parent / f".{dest.name}.assay-old-{uuid.uuid4().hex[:8]}"
                 os.replace(dest, old)
@@ -432,7 +450,7 @@ class DataService:
         return self.resolve(Ref(version.dataset, str(version.number))), report
 
     def verify(self, progress: Progress = _no_progress) -> VerifyReport:
-        """Re-hash every stored object; find objects that versions need but the store lacks."""
+        """Re-hash every stored object and every packed member; find what versions lack."""
         digests = list(self.store.iter_digests())
         corrupt: list[str] = []
         done = 0
@@ -442,21 +460,29 @@ class DataService:
                     corrupt.append(digest)
                 done += 1
                 progress(done, len(digests))
-        present = set(digests)
+        present = set(digests) - set(corrupt)
+        packs = self.blobs.pack_members()
+        damaged = set(corrupt)
+        for pack, members in packs.items():
+            if pack in present:
+                damaged.update(self.blobs.verify_pack(pack, members))
+        packed = {h: pack for pack, members in packs.items() for h, _, _ in members}
         missing: list[tuple[str, str]] = []
         with self.db.session() as s:
             versions = DataRepository(s).all_version_rows()
         for name, row in versions:
             where = f"{name}@{row.number}"
             if row.manifest not in present:
-                missing.append((row.manifest, f"{where} (manifest)"))
-                continue
-            if row.manifest in corrupt:
+                if row.manifest not in damaged:
+                    missing.append((row.manifest, f"{where} (manifest)"))
                 continue
             for f in manifest.decode(self.store.get_bytes(row.manifest)):
-                if f.hash not in present:
+                holder = packed.get(f.hash, f.hash)
+                if holder not in present and holder not in damaged:
                     missing.append((f.hash, f"{where}:{f.path}"))
-        return VerifyReport(len(digests), tuple(sorted(corrupt)), tuple(missing))
+                elif holder in damaged and holder != f.hash:
+                    damaged.add(f.hash)
+        return VerifyReport(len(digests), tuple(sorted(damaged)), tuple(missing))
 
     # ---- helpers ------------------------------------------------------------------------
 
@@ -494,7 +520,7 @@ class DataService:
     def _table(self, path: str, digest: str) -> pd.DataFrame:
         from assay.data.tabular import read_table
 
-        return read_table(self.store.get_bytes(digest), path)
+        return read_table(self.blobs.read(digest), path)
 
     def _profile(self, path: str, digest: str, df: pd.DataFrame | None = None) -> TableProfile:
         from assay.data.tabular import TableProfile, profile_table

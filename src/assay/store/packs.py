@@ -1,0 +1,186 @@
+"""Small objects travel in packs, as git's do: one stored object holding many.
+
+Writing ten thousand one-kilobyte files as ten thousand objects costs ten
+thousand file creations (or PUTs, on S3); a pack costs one. A pack is an ordinary
+content-addressed object (its name is the hash of its bytes); each member keeps
+its own hash, checked whenever it is read. The index of which pack holds which
+member, at which offset, lives in the metadata database (`pack_members`), written
+in the same transaction as whatever refers to the members, so a writer killed
+before that transaction leaves only an unreferenced pack.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from sqlalchemy import BigInteger, String, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from assay.errors import CorruptObjectError, NotFoundError
+from assay.store.db import Base, Database
+from assay.store.objects import ObjectStore, _storage_error, hash_bytes
+
+# Files smaller than this are packed; larger ones are stored as objects of their own.
+PACKABLE = 256 * 1024
+# A pack is closed once it holds this many bytes.
+PACK_BYTES = 64 * 1024 * 1024
+_IN_CHUNK = 500
+
+Location = tuple[str, int, int]  # pack, offset, size
+
+
+class PackMemberRow(Base):
+    __tablename__ = "pack_members"
+
+    hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    pack: Mapped[str] = mapped_column(String(64), index=True)
+    offset: Mapped[int] = mapped_column(BigInteger)
+    size: Mapped[int] = mapped_column(BigInteger)
+
+
+class PackWriter:
+    """Collects small blobs and writes them out as packs."""
+
+    def __init__(self, store: ObjectStore) -> None:
+        self.store = store
+        self._buf: list[bytes] = []
+        self._members: list[tuple[str, int, int]] = []
+        self._size = 0
+        self.written: list[tuple[str, list[tuple[str, int, int]]]] = []
+
+    def add(self, digest: str, data: bytes) -> None:
+        self._members.append((digest, self._size, len(data)))
+        self._buf.append(data)
+        self._size += len(data)
+        if self._size >= PACK_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._members:
+            return
+        pack = self.store.put_bytes(b"".join(self._buf))
+        self.written.append((pack, self._members))
+        self._buf, self._members, self._size = [], [], 0
+
+
+class Blobs:
+    """Content-addressed blobs, loose or packed: the one way concepts read and write bytes."""
+
+    def __init__(self, db: Database, store: ObjectStore) -> None:
+        self.db = db
+        self.store = store
+
+    # ---- the index ------------------------------------------------------------------------
+
+    def locate(self, hashes: Iterable[str], session: Session | None = None) -> dict[str, Location]:
+        """Where each packed blob among `hashes` lives; blobs not in a pack are left out."""
+        wanted = list(dict.fromkeys(hashes))
+        out: dict[str, Location] = {}
+        if session is None:
+            with self.db.session() as s:
+                return self.locate(wanted, s)
+        for i in range(0, len(wanted), _IN_CHUNK):
+            chunk = wanted[i : i + _IN_CHUNK]
+            rows = session.execute(
+                select(
+                    PackMemberRow.hash, PackMemberRow.pack, PackMemberRow.offset, PackMemberRow.size
+                ).where(PackMemberRow.hash.in_(chunk))
+            )
+            out.update({h: (p, o, n) for h, p, o, n in rows})
+        return out
+
+    @staticmethod
+    def index(session: Session, packs: list[tuple[str, list[tuple[str, int, int]]]]) -> None:
+        """Record the members of freshly written packs; a member already indexed stays put."""
+        rows = [
+            {"hash": h, "pack": pack, "offset": off, "size": size}
+            for pack, members in packs
+            for h, off, size in members
+        ]
+        if not rows:
+            return
+        dialect = session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        for i in range(0, len(rows), 5000):
+            stmt = insert(PackMemberRow).on_conflict_do_nothing(index_elements=["hash"])
+            session.execute(stmt, rows[i : i + 5000])
+
+    def pack_members(self) -> dict[str, list[tuple[str, int, int]]]:
+        """Every indexed pack and its members (hash, offset, size)."""
+        out: dict[str, list[tuple[str, int, int]]] = defaultdict(list)
+        with self.db.session() as s:
+            for h, pack, off, size in s.execute(
+                select(
+                    PackMemberRow.hash, PackMemberRow.pack, PackMemberRow.offset, PackMemberRow.size
+                )
+            ):
+                out[pack].append((h, off, size))
+        return dict(out)
+
+    # ---- reading --------------------------------------------------------------------------
+
+    def read(self, digest: str) -> bytes:
+        """A blob's bytes, checked against its hash, wherever it is stored."""
+        loc = self.locate([digest]).get(digest)
+        if loc is None:
+            return self.store.get_bytes(digest)
+        return self._member(self.store.get_bytes(loc[0]), digest, loc)
+
+    def copy_many(self, targets: list[tuple[str, Path]]) -> Iterator[int]:
+        """Write each (hash, destination); yields after every file. Packs are read once each."""
+        located = self.locate(h for h, _ in targets)
+        by_pack: dict[str, list[tuple[str, Path]]] = defaultdict(list)
+        loose: list[tuple[str, Path]] = []
+        for digest, dest in targets:
+            if digest in located:
+                by_pack[located[digest][0]].append((digest, dest))
+            else:
+                loose.append((digest, dest))
+        for pack, members in by_pack.items():
+            data = self.store.get_bytes(pack)
+            for digest, dest in members:
+                _write_atomic(dest, self._member(data, digest, located[digest]))
+                yield 1
+        for digest, dest in loose:
+            self.store.copy_to(digest, dest)
+            yield 1
+
+    def _member(self, pack: bytes, digest: str, loc: Location) -> bytes:
+        _, off, size = loc
+        data = pack[off : off + size]
+        if hash_bytes(data) != digest:
+            raise CorruptObjectError(
+                f"Object {digest[:12]} inside pack {loc[0][:12]} is corrupt. "
+                "Run `assay data verify` to list every damaged object.",
+                object=digest,
+            )
+        return data
+
+    def exists(self, digest: str) -> bool:
+        return bool(self.locate([digest])) or self.store.has(digest)
+
+    def verify_pack(self, pack: str, members: list[tuple[str, int, int]]) -> list[str]:
+        """The members of `pack` whose bytes no longer match their hash (all, if it is gone)."""
+        try:
+            data = self.store.get_bytes(pack)
+        except (NotFoundError, CorruptObjectError):
+            return [h for h, _, _ in members]
+        return [h for h, off, size in members if hash_bytes(data[off : off + size]) != h]
+
+
+def _write_atomic(dest: Path, data: bytes) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, dest)
+    except OSError as exc:
+        raise _storage_error(exc, f"writing {dest}") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
