@@ -2,8 +2,7 @@ from __future__ import annotations
 
 from alembic import context
 
-import assay.data.repository  # noqa: F401  (registers the data tables on Base)
-import assay.store.packs  # noqa: F401
+# Importing each concept's repository registers its tables on Base.
 from assay.store.db import Base
 
 config = context.config
