@@ -18,9 +18,10 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, make_url, text
 from sqlalchemy.exc import SQLAlchemyError
 
-import assay.data.repository  # noqa: F401  (registers the data tables on Base)
+import assay.data.repository
+import assay.store.packs  # noqa: F401
 from assay.errors import AssayError
-from assay.store.db import HEAD_REVISION, Base, Database, alembic_config, make_engine
+from assay.store.db import HEAD_REVISION, Database, alembic_config, make_engine, metadata
 
 DATA_TABLES = {"datasets", "data_versions", "data_tags", "table_profiles", "data_validations"}
 
@@ -75,10 +76,10 @@ def test_migrated_schema_has_the_data_tables(db: Database) -> None:
 
 def test_migrated_schema_matches_the_models(db: Database) -> None:
     db.migrate()
-    assert set(Base.metadata.tables) >= DATA_TABLES
+    assert set(metadata.tables) >= DATA_TABLES
     with db.engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
-        diff = compare_metadata(context, Base.metadata)
+        diff = compare_metadata(context, metadata)
     assert diff == []
 
 

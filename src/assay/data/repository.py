@@ -1,4 +1,8 @@
-"""The data repository's tables and the mapping between rows and entities."""
+"""The data repository's tables and the mapping between rows and entities.
+
+SQLAlchemy Core rather than the ORM: every statement here is explicit, bulk
+writes stay cheap, and a CLI command does not pay for loading the ORM.
+"""
 
 from __future__ import annotations
 
@@ -9,78 +13,84 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Column,
+    Connection,
     DateTime,
     ForeignKey,
     Integer,
+    Row,
     String,
+    Table,
     Text,
     UniqueConstraint,
     func,
+    insert,
     select,
+    update,
 )
-from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from assay.data.entities import Dataset, DataVersion
-from assay.store.db import Base
+from assay.store.db import metadata
+
+DatasetRow = Row[Any]
+DataVersionRow = Row[Any]
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class DatasetRow(Base):
-    __tablename__ = "datasets"
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(255), unique=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+data_versions = Table(
+    "data_versions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("dataset_id", ForeignKey("datasets.id", ondelete="CASCADE"), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("manifest", String(64), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("author", String(255), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("parent", Integer, nullable=True),
+    Column("file_count", Integer, nullable=False),
+    Column("total_bytes", BigInteger, nullable=False),
+    Column("validation", String(16), nullable=True),
+    UniqueConstraint("dataset_id", "number"),
+)
 
+data_tags = Table(
+    "data_tags",
+    metadata,
+    Column("dataset_id", ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True),
+    Column("tag", String(64), primary_key=True),
+    Column("number", Integer, nullable=False),
+)
 
-class DataVersionRow(Base):
-    __tablename__ = "data_versions"
-    __table_args__ = (UniqueConstraint("dataset_id", "number"),)
+# Profiles are keyed by the file's content hash: a file profiled once, wherever it recurs.
+table_profiles = Table(
+    "table_profiles",
+    metadata,
+    Column("object_hash", String(64), primary_key=True),
+    Column("profile", JSON, nullable=False),
+)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
-    number: Mapped[int] = mapped_column(Integer)
-    manifest: Mapped[str] = mapped_column(String(64))
-    message: Mapped[str] = mapped_column(Text, default="")
-    author: Mapped[str] = mapped_column(String(255), default="")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    parent: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    file_count: Mapped[int] = mapped_column(Integer)
-    total_bytes: Mapped[int] = mapped_column(BigInteger)
-    validation: Mapped[str | None] = mapped_column(String(16), nullable=True)
-
-
-class DataTagRow(Base):
-    __tablename__ = "data_tags"
-
-    dataset_id: Mapped[int] = mapped_column(
-        ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True
-    )
-    tag: Mapped[str] = mapped_column(String(64), primary_key=True)
-    number: Mapped[int] = mapped_column(Integer)
-
-
-class TableProfileRow(Base):
-    """Profiles are keyed by the file's content hash: a file profiled once, wherever it recurs."""
-
-    __tablename__ = "table_profiles"
-
-    object_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    profile: Mapped[dict[str, Any]] = mapped_column(JSON)
-
-
-class ValidationRow(Base):
-    __tablename__ = "data_validations"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    version_id: Mapped[int] = mapped_column(ForeignKey("data_versions.id", ondelete="CASCADE"))
-    checks_hash: Mapped[str] = mapped_column(String(64))
-    passed: Mapped[bool] = mapped_column(Boolean)
-    report: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+data_validations = Table(
+    "data_validations",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version_id", ForeignKey("data_versions.id", ondelete="CASCADE"), nullable=False),
+    Column("checks_hash", String(64), nullable=False),
+    Column("passed", Boolean, nullable=False),
+    Column("report", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
 
 
 def _aware(ts: datetime) -> datetime:
@@ -89,118 +99,143 @@ def _aware(ts: datetime) -> datetime:
 
 
 class DataRepository:
-    """Row access for one session; returns entities."""
+    """Row access within one transaction; returns rows or entities."""
 
-    def __init__(self, session: Session) -> None:
-        self.s = session
+    def __init__(self, conn: Connection) -> None:
+        self.c = conn
 
     def dataset_row(self, name: str) -> DatasetRow | None:
-        return self.s.scalars(select(DatasetRow).where(DatasetRow.name == name)).first()
+        return self.c.execute(select(datasets).where(datasets.c.name == name)).first()
 
     def get_or_create_dataset(self, name: str) -> DatasetRow:
         row = self.dataset_row(name)
         if row is None:
-            row = DatasetRow(name=name, created_at=utcnow())
-            self.s.add(row)
-            self.s.flush()
+            self.c.execute(insert(datasets).values(name=name, created_at=utcnow()))
+            row = self.dataset_row(name)
+            assert row is not None
         return row
 
     def datasets(self) -> list[Dataset]:
+        v = data_versions.c
         stats = (
             select(
-                DataVersionRow.dataset_id,
+                v.dataset_id,
                 func.count().label("n"),
-                func.max(DataVersionRow.number).label("latest"),
-                func.max(DataVersionRow.created_at).label("updated"),
+                func.max(v.number).label("latest"),
+                func.max(v.created_at).label("updated"),
             )
-            .group_by(DataVersionRow.dataset_id)
+            .group_by(v.dataset_id)
             .subquery()
         )
-        rows = self.s.execute(
-            select(DatasetRow, stats.c.n, stats.c.latest, stats.c.updated)
-            .outerjoin(stats, stats.c.dataset_id == DatasetRow.id)
-            .order_by(DatasetRow.name)
-        ).all()
+        rows = self.c.execute(
+            select(
+                datasets.c.name, datasets.c.created_at, stats.c.n, stats.c.latest, stats.c.updated
+            )
+            .outerjoin(stats, stats.c.dataset_id == datasets.c.id)
+            .order_by(datasets.c.name)
+        )
         return [
             Dataset(
-                name=d.name,
-                created_at=_aware(d.created_at),
+                name=name,
+                created_at=_aware(created),
                 versions=n or 0,
                 latest=latest,
                 updated_at=_aware(updated) if updated else None,
             )
-            for d, n, latest, updated in rows
+            for name, created, n, latest, updated in rows
         ]
 
     def latest_number(self, dataset_id: int) -> int | None:
-        return self.s.scalar(
-            select(func.max(DataVersionRow.number)).where(DataVersionRow.dataset_id == dataset_id)
+        v = data_versions.c
+        found: int | None = self.c.scalar(
+            select(func.max(v.number)).where(v.dataset_id == dataset_id)
         )
+        return found
 
     def version_row(self, dataset_id: int, number: int) -> DataVersionRow | None:
-        return self.s.scalars(
-            select(DataVersionRow).where(
-                DataVersionRow.dataset_id == dataset_id, DataVersionRow.number == number
-            )
+        v = data_versions.c
+        return self.c.execute(
+            select(data_versions).where(v.dataset_id == dataset_id, v.number == number)
         ).first()
 
     def version_rows(self, dataset_id: int) -> list[DataVersionRow]:
+        v = data_versions.c
         return list(
-            self.s.scalars(
-                select(DataVersionRow)
-                .where(DataVersionRow.dataset_id == dataset_id)
-                .order_by(DataVersionRow.number.desc())
+            self.c.execute(
+                select(data_versions).where(v.dataset_id == dataset_id).order_by(v.number.desc())
             )
         )
 
     def all_version_rows(self) -> list[tuple[str, DataVersionRow]]:
-        rows = self.s.execute(
-            select(DatasetRow.name, DataVersionRow).join(
-                DataVersionRow, DataVersionRow.dataset_id == DatasetRow.id
+        rows = self.c.execute(
+            select(datasets.c.name.label("dataset_name"), data_versions).join(
+                data_versions, data_versions.c.dataset_id == datasets.c.id
             )
-        ).all()
-        return [(name, v) for name, v in rows]
+        )
+        return [(row.dataset_name, row) for row in rows]
+
+    def insert_version(self, **values: Any) -> DataVersionRow:
+        """Insert a version; the unique (dataset, number) constraint refuses a taken number."""
+        new_id = self.c.execute(insert(data_versions).values(**values)).inserted_primary_key
+        assert new_id is not None
+        row = self.c.execute(select(data_versions).where(data_versions.c.id == new_id[0])).first()
+        assert row is not None
+        return row
+
+    def set_validation(self, version_id: int, status: str) -> None:
+        self.c.execute(
+            update(data_versions).where(data_versions.c.id == version_id).values(validation=status)
+        )
 
     def tag_number(self, dataset_id: int, tag: str) -> int | None:
-        row = self.s.get(DataTagRow, (dataset_id, tag))
-        return row.number if row else None
+        t = data_tags.c
+        found: int | None = self.c.scalar(
+            select(t.number).where(t.dataset_id == dataset_id, t.tag == tag)
+        )
+        return found
 
     def tags_by_number(self, dataset_id: int) -> dict[int, list[str]]:
+        t = data_tags.c
         out: dict[int, list[str]] = {}
-        for row in self.s.scalars(
-            select(DataTagRow).where(DataTagRow.dataset_id == dataset_id).order_by(DataTagRow.tag)
+        for tag, number in self.c.execute(
+            select(t.tag, t.number).where(t.dataset_id == dataset_id).order_by(t.tag)
         ):
-            out.setdefault(row.number, []).append(row.tag)
+            out.setdefault(number, []).append(tag)
         return out
 
     def set_tag(self, dataset_id: int, tag: str, number: int) -> None:
-        row = self.s.get(DataTagRow, (dataset_id, tag))
-        if row is None:
-            self.s.add(DataTagRow(dataset_id=dataset_id, tag=tag, number=number))
+        t = data_tags.c
+        if self.tag_number(dataset_id, tag) is None:
+            self.c.execute(insert(data_tags).values(dataset_id=dataset_id, tag=tag, number=number))
         else:
-            row.number = number
+            self.c.execute(
+                update(data_tags)
+                .where(t.dataset_id == dataset_id, t.tag == tag)
+                .values(number=number)
+            )
 
     def profile(self, object_hash: str) -> dict[str, Any] | None:
-        row = self.s.get(TableProfileRow, object_hash)
-        return row.profile if row else None
+        p = table_profiles.c
+        found: dict[str, Any] | None = self.c.scalar(
+            select(p.profile).where(p.object_hash == object_hash)
+        )
+        return found
 
     def profiled(self, hashes: set[str]) -> set[str]:
         if not hashes:
             return set()
-        found = self.s.scalars(
-            select(TableProfileRow.object_hash).where(TableProfileRow.object_hash.in_(hashes))
-        )
-        return set(found)
+        p = table_profiles.c
+        return set(self.c.scalars(select(p.object_hash).where(p.object_hash.in_(hashes))))
 
     def add_profile(self, object_hash: str, profile: dict[str, Any]) -> None:
-        if self.s.get(TableProfileRow, object_hash) is None:
-            self.s.add(TableProfileRow(object_hash=object_hash, profile=profile))
+        if self.profile(object_hash) is None:
+            self.c.execute(insert(table_profiles).values(object_hash=object_hash, profile=profile))
 
     def add_validation(
         self, version_id: int, checks_hash: str, passed: bool, report: dict[str, Any]
     ) -> None:
-        self.s.add(
-            ValidationRow(
+        self.c.execute(
+            insert(data_validations).values(
                 version_id=version_id,
                 checks_hash=checks_hash,
                 passed=passed,
@@ -208,13 +243,6 @@ class DataRepository:
                 created_at=utcnow(),
             )
         )
-
-    def latest_validation(self, version_id: int) -> ValidationRow | None:
-        return self.s.scalars(
-            select(ValidationRow)
-            .where(ValidationRow.version_id == version_id)
-            .order_by(ValidationRow.id.desc())
-        ).first()
 
 
 def to_version(name: str, row: DataVersionRow, tags: list[str] | None = None) -> DataVersion:

@@ -8,9 +8,9 @@ import stat as stat_mod
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy.exc import IntegrityError
 
@@ -28,7 +28,13 @@ from assay.data.entities import (
     check_tag,
     is_tabular_path,
 )
-from assay.data.repository import DataRepository, DatasetRow, DataVersionRow, to_version, utcnow
+from assay.data.repository import (
+    DataRepository,
+    DatasetRow,
+    DataVersionRow,
+    to_version,
+    utcnow,
+)
 from assay.data.statcache import Signature, StatCache, signature
 from assay.errors import (
     ConflictError,
@@ -59,8 +65,8 @@ def _no_progress(done: int, total: int) -> None:
     return None
 
 
-@dataclass(frozen=True)
-class _Scanned:
+class _Scanned(NamedTuple):
+    # A NamedTuple, not a dataclass: ten thousand of these are built per commit.
     abspath: str
     rel: str
     sig: Signature
@@ -157,7 +163,7 @@ class DataService:
 
         data = manifest.encode(files)
         digest = hash_bytes(data)
-        with self.db.session() as s:
+        with self.db.read() as s:
             repo = DataRepository(s)
             ds = repo.dataset_row(name)
             latest = repo.latest_number(ds.id) if ds else None
@@ -203,8 +209,14 @@ class DataService:
                         continue
                     st = entry.stat()  # follows a symlink to a file: its content is committed
                     if stat_mod.S_ISREG(st.st_mode):
-                        out.append(_Scanned(entry.path, sub, signature(st)))
-        out.sort(key=lambda s: s.rel)
+                        out.append(
+                            _Scanned(
+                                entry.path,
+                                sub,
+                                (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino),
+                            )
+                        )
+        out.sort(key=itemgetter(1))
         return out
 
     def _pack_small(
@@ -262,7 +274,7 @@ class DataService:
                     repo = DataRepository(s)
                     ds = repo.get_or_create_dataset(name)
                     latest = repo.latest_number(ds.id)
-                    row = DataVersionRow(
+                    row = repo.insert_version(
                         dataset_id=ds.id,
                         number=(latest or 0) + 1,
                         manifest=digest,
@@ -274,8 +286,6 @@ class DataService:
                         total_bytes=sum(f.size for f in files),
                         validation=None if report is None else _status(report),
                     )
-                    s.add(row)
-                    s.flush()
                     Blobs.index(s, packer.written)
                     if report is not None and checks is not None:
                         repo.add_validation(
@@ -289,12 +299,12 @@ class DataService:
     # ---- reading ------------------------------------------------------------------------
 
     def datasets(self) -> list[Dataset]:
-        with self.db.session() as s:
+        with self.db.read() as s:
             return DataRepository(s).datasets()
 
     def log(self, name: str) -> list[DataVersion]:
         """Every version of `name`, newest first."""
-        with self.db.session() as s:
+        with self.db.read() as s:
             repo = DataRepository(s)
             ds = self._dataset(repo, name)
             tags = repo.tags_by_number(ds.id)
@@ -307,7 +317,7 @@ class DataService:
             NotFoundError: no such dataset, version or tag.
         """
         ref = Ref.parse(ref) if isinstance(ref, str) else ref
-        with self.db.session() as s:
+        with self.db.read() as s:
             repo = DataRepository(s)
             ds = self._dataset(repo, ref.name)
             row = self._version_row(repo, ds, ref)
@@ -446,7 +456,7 @@ class DataService:
             ds = self._dataset(repo, version.dataset)
             row = self._version_row(repo, ds, Ref(version.dataset, str(version.number)))
             repo.add_validation(row.id, _checks_digest(checks), report.passed, report.to_dict())
-            row.validation = _status(report)
+            repo.set_validation(row.id, _status(report))
         return self.resolve(Ref(version.dataset, str(version.number))), report
 
     def verify(self, progress: Progress = _no_progress) -> VerifyReport:
@@ -468,7 +478,7 @@ class DataService:
                 damaged.update(self.blobs.verify_pack(pack, members))
         packed = {h: pack for pack, members in packs.items() for h, _, _ in members}
         missing: list[tuple[str, str]] = []
-        with self.db.session() as s:
+        with self.db.read() as s:
             versions = DataRepository(s).all_version_rows()
         for name, row in versions:
             where = f"{name}@{row.number}"
@@ -525,7 +535,7 @@ class DataService:
     def _profile(self, path: str, digest: str, df: pd.DataFrame | None = None) -> TableProfile:
         from assay.data.tabular import TableProfile, profile_table
 
-        with self.db.session() as s:
+        with self.db.read() as s:
             stored = DataRepository(s).profile(digest)
         if stored is not None:
             return TableProfile.from_dict(stored)
@@ -538,7 +548,7 @@ class DataService:
         tables = {f.hash: f.path for f in files if is_tabular_path(f.path)}
         if not tables:
             return
-        with self.db.session() as s:
+        with self.db.read() as s:
             known = DataRepository(s).profiled(set(tables))
         for digest, path in tables.items():
             if digest not in known:

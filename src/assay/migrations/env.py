@@ -3,7 +3,7 @@ from __future__ import annotations
 from alembic import context
 
 # Importing each concept's repository registers its tables on Base.
-from assay.store.db import Base
+from assay.store.db import metadata
 
 config = context.config
 engine = config.attributes["engine"]
@@ -11,7 +11,7 @@ engine = config.attributes["engine"]
 with engine.begin() as connection:
     context.configure(
         connection=connection,
-        target_metadata=Base.metadata,
+        target_metadata=metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
     )

@@ -1,8 +1,8 @@
 """The metadata database: engine, sessions and the migrations runner.
 
 SQLite (the default, in WAL mode) and PostgreSQL share one schema and one set of
-Alembic migrations. Each concept declares its own tables on `Base` in its
-`repository.py`; this module only knows how to connect and migrate.
+Alembic migrations. Each concept declares its own tables on `metadata` in its
+`repository.py` (SQLAlchemy Core); this module only knows how to connect and migrate.
 """
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, create_engine, event, text
+from sqlalchemy import Connection, Engine, MetaData, create_engine, event, text
 from sqlalchemy.exc import OperationalError, ProgrammingError
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from assay.errors import AssayError, InvalidArgumentError
 
@@ -31,8 +30,7 @@ _NAMING = {
 }
 
 
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=_NAMING)
+metadata = MetaData(naming_convention=_NAMING)
 
 
 class DatabaseError(AssayError):
@@ -76,33 +74,45 @@ def _tune_sqlite(engine: Engine) -> None:
         # A deferred transaction that later writes can fail at once with "database
         # is locked" (SQLite cannot wait to upgrade a read lock); taking the write
         # lock up front makes concurrent writers queue on busy_timeout instead.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Readers (WAL) need no lock at all.
+        if conn.get_execution_options().get("assay_read_only"):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class Database:
-    """An engine plus a session factory; `session()` is one transaction."""
+    """An engine; `session()` is one write transaction, `read()` one read-only."""
 
     def __init__(self, url: str, **options: Any) -> None:
         self.url = url
         self.engine = make_engine(url, **options)
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextlib.contextmanager
-    def session(self) -> Iterator[Session]:
+    def session(self) -> Iterator[Connection]:
         """A transaction: committed when the block ends, rolled back if it raises."""
-        with self._sessions() as session:
-            try:
-                yield session
-                session.commit()
-            except OperationalError as exc:
-                session.rollback()
-                raise DatabaseError(
-                    f"The metadata database at {self.safe_url} failed: {exc.orig}. "
-                    "Check that it is reachable and retry."
-                ) from exc
-            except BaseException:
-                session.rollback()
-                raise
+        with self._translated(), self.engine.begin() as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only transaction (on SQLite it takes no write lock)."""
+        with (
+            self._translated(),
+            self.engine.connect().execution_options(assay_read_only=True) as conn,
+            conn.begin(),
+        ):
+            yield conn
+
+    @contextlib.contextmanager
+    def _translated(self) -> Iterator[None]:
+        try:
+            yield
+        except OperationalError as exc:
+            raise DatabaseError(
+                f"The metadata database at {self.safe_url} failed: {exc.orig}. "
+                "Check that it is reachable and retry."
+            ) from exc
 
     @property
     def safe_url(self) -> str:

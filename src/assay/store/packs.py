@@ -17,12 +17,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from sqlalchemy import BigInteger, String, select
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import BigInteger, Column, Connection, Index, String, Table, select
 
 from assay.errors import CorruptObjectError, NotFoundError
-from assay.store.db import Base, Database
+from assay.store.db import Database, metadata
 from assay.store.objects import ObjectStore, _storage_error, hash_bytes
 
 # Files smaller than this are packed; larger ones are stored as objects of their own.
@@ -34,13 +32,15 @@ _IN_CHUNK = 500
 Location = tuple[str, int, int]  # pack, offset, size
 
 
-class PackMemberRow(Base):
-    __tablename__ = "pack_members"
-
-    hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    pack: Mapped[str] = mapped_column(String(64), index=True)
-    offset: Mapped[int] = mapped_column(BigInteger)
-    size: Mapped[int] = mapped_column(BigInteger)
+pack_members = Table(
+    "pack_members",
+    metadata,
+    Column("hash", String(64), primary_key=True),
+    Column("pack", String(64), nullable=False),
+    Column("offset", BigInteger, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Index("ix_pack_members_pack", "pack"),
+)
 
 
 class PackWriter:
@@ -77,48 +77,52 @@ class Blobs:
 
     # ---- the index ------------------------------------------------------------------------
 
-    def locate(self, hashes: Iterable[str], session: Session | None = None) -> dict[str, Location]:
+    def locate(
+        self, hashes: Iterable[str], session: Connection | None = None
+    ) -> dict[str, Location]:
         """Where each packed blob among `hashes` lives; blobs not in a pack are left out."""
         wanted = list(dict.fromkeys(hashes))
         out: dict[str, Location] = {}
         if session is None:
-            with self.db.session() as s:
-                return self.locate(wanted, s)
+            with self.db.read() as conn:
+                return self.locate(wanted, conn)
         for i in range(0, len(wanted), _IN_CHUNK):
             chunk = wanted[i : i + _IN_CHUNK]
+            m = pack_members.c
             rows = session.execute(
-                select(
-                    PackMemberRow.hash, PackMemberRow.pack, PackMemberRow.offset, PackMemberRow.size
-                ).where(PackMemberRow.hash.in_(chunk))
+                select(m.hash, m.pack, m.offset, m.size).where(m.hash.in_(chunk))
             )
             out.update({h: (p, o, n) for h, p, o, n in rows})
         return out
 
     @staticmethod
-    def index(session: Session, packs: list[tuple[str, list[tuple[str, int, int]]]]) -> None:
+    def index(conn: Connection, packs: list[tuple[str, list[tuple[str, int, int]]]]) -> None:
         """Record the members of freshly written packs; a member already indexed stays put."""
         rows = [
             {"hash": h, "pack": pack, "offset": off, "size": size}
             for pack, members in packs
             for h, off, size in members
         ]
-        if not rows:
-            return
-        dialect = session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        # Dialect modules load on first use: the PostgreSQL one alone costs 25 ms to import.
         for i in range(0, len(rows), 5000):
-            stmt = insert(PackMemberRow).on_conflict_do_nothing(index_elements=["hash"])
-            session.execute(stmt, rows[i : i + 5000])
+            batch = rows[i : i + 5000]
+            if conn.dialect.name == "postgresql":
+                from sqlalchemy.dialects import postgresql
+
+                pg = postgresql.insert(pack_members).on_conflict_do_nothing(index_elements=["hash"])
+                conn.execute(pg, batch)
+            else:
+                from sqlalchemy.dialects import sqlite
+
+                lite = sqlite.insert(pack_members).on_conflict_do_nothing(index_elements=["hash"])
+                conn.execute(lite, batch)
 
     def pack_members(self) -> dict[str, list[tuple[str, int, int]]]:
         """Every indexed pack and its members (hash, offset, size)."""
         out: dict[str, list[tuple[str, int, int]]] = defaultdict(list)
-        with self.db.session() as s:
-            for h, pack, off, size in s.execute(
-                select(
-                    PackMemberRow.hash, PackMemberRow.pack, PackMemberRow.offset, PackMemberRow.size
-                )
-            ):
+        m = pack_members.c
+        with self.db.read() as conn:
+            for h, pack, off, size in conn.execute(select(m.hash, m.pack, m.offset, m.size)):
                 out[pack].append((h, off, size))
         return dict(out)
 
