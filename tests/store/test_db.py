@@ -75,6 +75,9 @@ def test_migrated_schema_has_the_data_tables(db: Database) -> None:
 
 
 def test_migrated_schema_matches_the_models(db: Database) -> None:
+    from assay.migrations import load_tables
+
+    load_tables()
     db.migrate()
     assert set(metadata.tables) >= DATA_TABLES
     with db.engine.connect() as conn:

@@ -2,8 +2,10 @@ from __future__ import annotations
 
 from alembic import context
 
-# Importing each concept's repository registers its tables on Base.
+from assay.migrations import load_tables
 from assay.store.db import metadata
+
+load_tables()
 
 config = context.config
 engine = config.attributes["engine"]

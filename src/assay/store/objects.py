@@ -17,6 +17,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import threading
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -29,6 +30,7 @@ from assay.errors import CorruptObjectError, NotFoundError, StorageError
 
 HASH_HEX_LEN = 64
 CHUNK = 4 * 1024 * 1024
+_COPY_CHUNK = 64 * 1024 * 1024
 # Files at least this large are hashed with all cores via mmap.
 PARALLEL_HASH_MIN = 8 * 1024 * 1024
 _TMP_DIR = ".tmp"
@@ -45,6 +47,24 @@ def hash_file(path: Path) -> str:
         return str(blake3(max_threads=blake3.AUTO).update_mmap(path).hexdigest())
     with open(path, "rb") as fh:
         return hash_bytes(fh.read())
+
+
+def _copy_file(src: Path, dst: Path, cancel: threading.Event, failed: list[OSError]) -> None:
+    """Copy in the kernel, a chunk at a time, stopping early once `cancel` is set."""
+    try:
+        with open(src, "rb") as fin, open(dst, "wb") as fout:
+            while not cancel.is_set():
+                try:
+                    n = os.copy_file_range(fin.fileno(), fout.fileno(), _COPY_CHUNK)
+                except OSError as exc:
+                    if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+                        raise
+                    shutil.copyfileobj(fin, fout, CHUNK)  # filesystems without copy_file_range
+                    return
+                if n == 0:
+                    return
+    except OSError as exc:
+        failed.append(exc)
 
 
 def is_hash(name: str) -> bool:
@@ -197,25 +217,40 @@ class LocalObjectStore(ObjectStore):
         return digest
 
     def ingest_file(self, path: Path) -> tuple[str, int]:
-        # Hash first (all cores, from the page cache), copy only if the content is
-        # new; the source's stat before and after proves the copy is what was hashed.
-        tmp: Path | None = None
+        # Copy (in the kernel, one thread) while hashing the source (all cores): the
+        # two overlap instead of adding up. If the content turns out to be stored
+        # already, the copy is cancelled. The source's stat before and after proves
+        # that the copy holds what was hashed.
+        tmp = self._tmp_path()
+        cancel = threading.Event()
+        failed: list[OSError] = []
+        copier = threading.Thread(target=_copy_file, args=(path, tmp, cancel, failed))
         try:
             before = path.stat()
-            digest = hash_file(path)
-            if self.has(digest):
-                return digest, before.st_size
-            tmp = self._tmp_path()
-            shutil.copyfile(path, tmp)
+            copier.start()
+            try:
+                digest = hash_file(path)
+                if self.has(digest):
+                    cancel.set()
+            except BaseException:
+                cancel.set()
+                raise
+            finally:
+                copier.join()
+            if failed:
+                raise failed[0]
             after = path.stat()
             if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
                 raise StorageError(f"{path} changed while it was being stored. Retry.")
-            self._place(tmp, digest)
+            if not self.has(digest):
+                self._place(tmp, digest)
         except OSError as exc:
             raise _storage_error(exc, f"storing {path}") from exc
         finally:
-            if tmp is not None:
-                tmp.unlink(missing_ok=True)
+            cancel.set()
+            if copier.is_alive():
+                copier.join()
+            tmp.unlink(missing_ok=True)
         return digest, before.st_size
 
     def _read_raw(self, digest: str) -> bytes:

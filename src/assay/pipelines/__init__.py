@@ -1,0 +1,1 @@
+"""Versioned training pipelines: ordinary Python steps, snapshotted by content hash."""

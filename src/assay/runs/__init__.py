@@ -1,0 +1,1 @@
+"""Experiments and runs: one data version + one pipeline version + one params version."""
