@@ -40,7 +40,7 @@ unit: $(VENV)/.dev services
 test: lint unit
 
 bench-deps: $(VENV)/.dev
-	$(PIP) install 'dvc>=3'
+	$(PIP) install 'dvc>=3' 'mlflow>=3'
 
 bench: bench-deps
 	@set -e; for f in bench/*.py; do echo "== $$f"; $(BIN)/python $$f; done

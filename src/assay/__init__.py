@@ -5,6 +5,8 @@ The SDK surface. Everything a user imports comes from here.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from assay.errors import (
     AssayError,
     ConflictError,
@@ -16,16 +18,67 @@ from assay.errors import (
     WorkspaceNotFoundError,
 )
 
+if TYPE_CHECKING:  # what the lazy attributes below are, for type checkers and editors
+    from assay.pipelines.dsl import Pipeline, step
+    from assay.runs.split import Split, split
+    from assay.sdk import (
+        ActiveRun,
+        log_artifact,
+        log_metric,
+        log_metrics,
+        log_param,
+        log_params,
+        start_run,
+    )
+
 __version__ = "0.1.0"
 
+# The tracking and pipeline API loads on first use, so `import assay` stays light.
+_LAZY = {
+    "ActiveRun": "assay.sdk",
+    "Pipeline": "assay.pipelines.dsl",
+    "Split": "assay.runs.split",
+    "log_artifact": "assay.sdk",
+    "log_metric": "assay.sdk",
+    "log_metrics": "assay.sdk",
+    "log_param": "assay.sdk",
+    "log_params": "assay.sdk",
+    "split": "assay.runs.split",
+    "start_run": "assay.sdk",
+    "step": "assay.pipelines.dsl",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'assay' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
 __all__ = [
+    "ActiveRun",
     "AssayError",
     "ConflictError",
     "CorruptObjectError",
     "InvalidArgumentError",
     "NotFoundError",
+    "Pipeline",
+    "Split",
     "StorageError",
     "ValidationFailedError",
     "WorkspaceNotFoundError",
     "__version__",
+    "log_artifact",
+    "log_metric",
+    "log_metrics",
+    "log_param",
+    "log_params",
+    "split",
+    "start_run",
+    "step",
 ]

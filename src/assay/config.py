@@ -32,6 +32,10 @@ class Settings:
     db_url: str
     store_url: str
     author: str
+    # What an hour of a run's wall time costs, for the runs' cost estimates.
+    cost_per_hour: float = 0.10
+    # How often a runner proves it is alive; three missed beats and its run is dead.
+    heartbeat_s: float = 2.0
 
     @property
     def workspace_dir(self) -> Path | None:
@@ -80,6 +84,8 @@ class Settings:
             db_url=environ.get("ASSAY_DB_URL") or conf.get("db_url") or default_db,
             store_url=environ.get("ASSAY_STORE_URL") or conf.get("store_url") or default_store,
             author=author,
+            cost_per_hour=_number(environ, "ASSAY_COST_PER_HOUR", 0.10),
+            heartbeat_s=_number(environ, "ASSAY_HEARTBEAT_S", 2.0),
         )
 
 
@@ -109,6 +115,19 @@ def read_config_file(path: Path) -> dict[str, str]:
         if not isinstance(value, str):
             raise InvalidArgumentError(f"{key} in {path} must be a string, got {value!r}.")
     return dict(data)
+
+
+def _number(environ: Mapping[str, str], key: str, default: float) -> float:
+    raw = environ.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InvalidArgumentError(f"{key} must be a number, got {raw!r}.") from None
+    if value < 0:
+        raise InvalidArgumentError(f"{key} must not be negative, got {raw!r}.")
+    return value
 
 
 def _default_author(environ: Mapping[str, str]) -> str:

@@ -8,12 +8,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from assay.config import CONFIG_FILE, WORKSPACE_DIR, Settings
 from assay.data.service import DataService
 from assay.errors import ConflictError
 from assay.store.db import Database
 from assay.store.objects import LocalObjectStore, ObjectStore
+from assay.store.packs import Blobs
+
+if TYPE_CHECKING:
+    from assay.pipelines.service import PipelineService
+    from assay.runs.service import RunService
 
 
 @dataclass
@@ -35,6 +41,31 @@ class Workspace:
     def data(self) -> DataService:
         return DataService(
             self.db, self.store, author=self.settings.author, cache_dir=self.settings.cache_dir
+        )
+
+    @cached_property
+    def pipelines(self) -> PipelineService:
+        from assay.pipelines.service import PipelineService
+
+        return PipelineService(
+            self.db, self.store, Blobs(self.db, self.store), author=self.settings.author
+        )
+
+    @cached_property
+    def runs(self) -> RunService:
+        from assay.runs.service import RunService, RunSettings
+
+        return RunService(
+            self.db,
+            self.store,
+            self.data,
+            self.pipelines,
+            RunSettings(
+                author=self.settings.author,
+                cache_dir=self.settings.cache_dir,
+                cost_per_hour=self.settings.cost_per_hour,
+                heartbeat_s=self.settings.heartbeat_s,
+            ),
         )
 
     def close(self) -> None:

@@ -81,9 +81,12 @@ def _safe(url: str) -> str:
 
 
 def _register() -> None:
-    from assay.cli import data, demo
+    from assay.cli import data, demo, pipelines, runs
 
     app.add_typer(data.app, name="data")
+    app.add_typer(pipelines.app, name="pipelines")
+    app.command(name="run")(runs.run_command)
+    app.add_typer(runs.app, name="runs")
     app.command(name="demo")(demo.demo)
 
 

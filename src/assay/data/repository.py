@@ -158,6 +158,15 @@ class DataRepository:
             select(data_versions).where(v.dataset_id == dataset_id, v.number == number)
         ).first()
 
+    def version_with_manifest(self, dataset_id: int, manifest: str) -> DataVersionRow | None:
+        v = data_versions.c
+        return self.c.execute(
+            select(data_versions)
+            .where(v.dataset_id == dataset_id, v.manifest == manifest)
+            .order_by(v.number.desc())
+            .limit(1)
+        ).first()
+
     def version_rows(self, dataset_id: int) -> list[DataVersionRow]:
         v = data_versions.c
         return list(

@@ -95,13 +95,17 @@ class DataService:
         *,
         checks: Checks | None = None,
         allow_invalid: bool = False,
+        reuse: bool = False,
         progress: Progress = _no_progress,
     ) -> CommitResult:
         """Make `path` (a file or a folder) the next version of dataset `name`.
 
         Unchanged files are not re-hashed (stat cache) and not re-stored (content
-        addressing). The version appears in one transaction after every object is
-        stored, so a commit killed at any point leaves no partial version.
+        addressing). With `reuse`, content equal to ANY earlier version (not only the
+        latest) returns that version instead of making a new one (params files).
+
+        The version appears in one transaction after every object is stored, so a
+        commit killed at any point leaves no partial version.
 
         Raises:
             NotFoundError: `path` does not exist.
@@ -169,7 +173,10 @@ class DataService:
             latest = repo.latest_number(ds.id) if ds else None
             if ds is not None and latest is not None:
                 head = repo.version_row(ds.id, latest)
+                if head is not None and head.manifest != digest and reuse:
+                    head = repo.version_with_manifest(ds.id, digest) or head
                 if head is not None and head.manifest == digest:
+                    latest = head.number
                     self.cache.save(fresh)
                     version = to_version(name, head, repo.tags_by_number(ds.id).get(latest))
                     return CommitResult(version, False, len(todo), n_cached, 0)

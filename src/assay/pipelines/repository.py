@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     Column,
+    Connection,
     DateTime,
     ForeignKey,
     Integer,
+    Row,
     String,
     Table,
     Text,
     UniqueConstraint,
+    func,
+    insert,
+    select,
 )
 
+from assay.pipelines.entities import PipelineInfo, PipelineVersion, StepInfo
 from assay.store.db import metadata
 
 pipelines = Table(
@@ -41,3 +50,117 @@ pipeline_versions = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("pipeline_id", "number"),
 )
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(ts: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything stored is UTC.
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+class PipelineRepository:
+    """Row access within one transaction; returns rows or entities."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.c = conn
+
+    def pipeline_row(self, name: str) -> Row[Any] | None:
+        return self.c.execute(select(pipelines).where(pipelines.c.name == name)).first()
+
+    def get_or_create_pipeline(self, name: str) -> Row[Any]:
+        row = self.pipeline_row(name)
+        if row is None:
+            self.c.execute(insert(pipelines).values(name=name, created_at=utcnow()))
+            row = self.pipeline_row(name)
+            assert row is not None
+        return row
+
+    def pipelines(self) -> list[PipelineInfo]:
+        v = pipeline_versions.c
+        stats = (
+            select(
+                v.pipeline_id,
+                func.count().label("n"),
+                func.max(v.number).label("latest"),
+                func.max(v.created_at).label("updated"),
+            )
+            .group_by(v.pipeline_id)
+            .subquery()
+        )
+        rows = self.c.execute(
+            select(pipelines.c.name, stats.c.n, stats.c.latest, stats.c.updated)
+            .outerjoin(stats, stats.c.pipeline_id == pipelines.c.id)
+            .order_by(pipelines.c.name)
+        )
+        return [
+            PipelineInfo(
+                name=name,
+                versions=n or 0,
+                latest=latest,
+                updated_at=_aware(updated) if updated else None,
+            )
+            for name, n, latest, updated in rows
+        ]
+
+    def latest_number(self, pipeline_id: int) -> int | None:
+        v = pipeline_versions.c
+        found: int | None = self.c.scalar(
+            select(func.max(v.number)).where(v.pipeline_id == pipeline_id)
+        )
+        return found
+
+    def version_row(self, pipeline_id: int, number: int) -> Row[Any] | None:
+        v = pipeline_versions.c
+        return self.c.execute(
+            select(pipeline_versions).where(v.pipeline_id == pipeline_id, v.number == number)
+        ).first()
+
+    def version_rows(self, pipeline_id: int) -> list[Row[Any]]:
+        v = pipeline_versions.c
+        return list(
+            self.c.execute(
+                select(pipeline_versions)
+                .where(v.pipeline_id == pipeline_id)
+                .order_by(v.number.desc())
+            )
+        )
+
+    def insert_version(self, **values: Any) -> Row[Any]:
+        """Insert a version; the unique (pipeline, number) constraint refuses a taken number."""
+        new_id = self.c.execute(insert(pipeline_versions).values(**values)).inserted_primary_key
+        assert new_id is not None
+        row = self.c.execute(
+            select(pipeline_versions).where(pipeline_versions.c.id == new_id[0])
+        ).first()
+        assert row is not None
+        return row
+
+
+def steps_json(
+    steps: list[StepInfo] | tuple[StepInfo, ...], model: str | None, metrics: str | None
+) -> dict[str, Any]:
+    """The `steps` column: the steps in order, and which of them yield the model and metrics."""
+    return {
+        "steps": [s.to_dict() for s in steps],
+        "model": model,
+        "metrics": metrics,
+    }
+
+
+def to_version(name: str, row: Row[Any]) -> PipelineVersion:
+    doc = row.steps
+    return PipelineVersion(
+        pipeline=name,
+        number=row.number,
+        manifest=row.manifest,
+        entry=row.entry,
+        steps=tuple(StepInfo(s["name"], tuple(s["inputs"]), s["code_hash"]) for s in doc["steps"]),
+        model_step=doc.get("model"),
+        metrics_step=doc.get("metrics"),
+        message=row.message,
+        author=row.author,
+        created_at=_aware(row.created_at),
+    )

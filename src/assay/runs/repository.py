@@ -6,11 +6,15 @@ column, so that `params.C > 1 and metrics.val_f1 >= 0.9` is an indexed query.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
     Column,
+    Connection,
     DateTime,
     Float,
     ForeignKey,
@@ -19,8 +23,16 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    and_,
+    func,
+    insert,
+    or_,
+    select,
+    update,
 )
 
+from assay.errors import InvalidArgumentError, NotFoundError
+from assay.runs.entities import Run, StepRun
 from assay.store.db import metadata
 
 experiments = Table(
@@ -132,6 +144,311 @@ step_cache = Table(
     Column("params_digest", String(64), nullable=False),
     Column("output", String(64), nullable=False),
     Column("output_format", String(32), nullable=False),
+    # Metric points the step logged, replayed into a run that reuses the output.
+    Column("logged", JSON, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Index("ix_step_cache_key", "key"),
 )
+
+
+# ---- row access ------------------------------------------------------------------------------
+
+
+Point = tuple[str, float | None, int | None, float]  # key, value, step, unix time
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(ts: datetime | None) -> datetime | None:
+    if ts is None:
+        return None
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+def param_row(run_id: str, key: str, value: Any) -> dict[str, Any]:
+    """A params row with its numeric / string shadows, so filters can use indexes."""
+    num: float | None = None
+    text: str | None = None
+    if isinstance(value, bool | int | float):
+        num = float(value)
+    elif isinstance(value, str):
+        text = value[:255]
+    return {"run_id": run_id, "key": key, "value": value, "value_num": num, "value_str": text}
+
+
+class RunRepository:
+    """Row access for runs within one transaction."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.c = conn
+
+    def experiment_id(self, name: str, create: bool = True) -> int | None:
+        found: int | None = self.c.scalar(
+            select(experiments.c.id).where(experiments.c.name == name)
+        )
+        if found is None and create:
+            self.c.execute(insert(experiments).values(name=name, created_at=utcnow()))
+            found = self.c.scalar(select(experiments.c.id).where(experiments.c.name == name))
+        return found
+
+    def experiment_names(self) -> list[tuple[str, int]]:
+        rows = self.c.execute(
+            select(experiments.c.name, func.count(runs.c.id))
+            .outerjoin(runs, runs.c.experiment_id == experiments.c.id)
+            .group_by(experiments.c.name)
+            .order_by(experiments.c.name)
+        )
+        return [(name, n) for name, n in rows]
+
+    def insert_run(self, values: dict[str, Any], params: dict[str, Any]) -> None:
+        self.c.execute(insert(runs).values(**values))
+        if params:
+            self.c.execute(
+                insert(run_params), [param_row(values["id"], k, v) for k, v in params.items()]
+            )
+
+    def add_params(self, run_id: str, params: dict[str, Any]) -> None:
+        have = set(self.c.scalars(select(run_params.c.key).where(run_params.c.run_id == run_id)))
+        fresh = {k: v for k, v in params.items() if k not in have}
+        if fresh:
+            self.c.execute(insert(run_params), [param_row(run_id, k, v) for k, v in fresh.items()])
+
+    def update(self, run_id: str, **values: Any) -> None:
+        self.c.execute(update(runs).where(runs.c.id == run_id).values(**values))
+
+    def resolve_id(self, ref: str) -> str:
+        """A full run id from an id or a unique prefix of one."""
+        ref = ref.strip().lower()
+        if not ref or not all(c in "0123456789abcdef" for c in ref):
+            raise InvalidArgumentError(
+                f"{ref!r} is not a run id. Run ids are hexadecimal; list them with "
+                "`assay runs list`."
+            )
+        found = list(self.c.scalars(select(runs.c.id).where(runs.c.id.like(f"{ref}%")).limit(2)))
+        if not found:
+            raise NotFoundError(f"No run {ref!r}. List runs with `assay runs list`.", run=ref)
+        if len(found) > 1:
+            raise InvalidArgumentError(f"Run id {ref!r} is ambiguous; give more characters.")
+        return str(found[0])
+
+    def load(self, run_id: str) -> Run:
+        row = self.c.execute(
+            select(runs, experiments.c.name.label("experiment_name"))
+            .join(experiments, experiments.c.id == runs.c.experiment_id)
+            .where(runs.c.id == run_id)
+        ).first()
+        if row is None:
+            raise NotFoundError(f"No run {run_id!r}. List runs with `assay runs list`.")
+        params = self.params_of([run_id]).get(run_id, {})
+        metrics = self.metrics_of([run_id]).get(run_id, {})
+        steps = tuple(
+            StepRun(s.position, s.name, s.status, s.cached, s.seconds, s.output)
+            for s in self.c.execute(
+                select(run_steps).where(run_steps.c.run_id == run_id).order_by(run_steps.c.position)
+            )
+        )
+        return to_run(row, params, metrics, steps)
+
+    def params_of(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for i in range(0, len(ids), 500):
+            for run_id, key, value in self.c.execute(
+                select(run_params.c.run_id, run_params.c.key, run_params.c.value).where(
+                    run_params.c.run_id.in_(ids[i : i + 500])
+                )
+            ):
+                out.setdefault(run_id, {})[key] = value
+        return out
+
+    def metrics_of(self, ids: list[str]) -> dict[str, dict[str, float | None]]:
+        out: dict[str, dict[str, float | None]] = {}
+        for i in range(0, len(ids), 500):
+            for run_id, key, value in self.c.execute(
+                select(run_metrics.c.run_id, run_metrics.c.key, run_metrics.c.value).where(
+                    run_metrics.c.run_id.in_(ids[i : i + 500])
+                )
+            ):
+                out.setdefault(run_id, {})[key] = value
+        return out
+
+    def search(
+        self,
+        where: Any = None,
+        order_by: list[Any] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Run]:
+        query = select(runs, experiments.c.name.label("experiment_name")).join(
+            experiments, experiments.c.id == runs.c.experiment_id
+        )
+        if where is not None:
+            query = query.where(where)
+        query = query.order_by(*(order_by or [runs.c.created_at.desc(), runs.c.id]))
+        if limit is not None:
+            query = query.limit(limit)
+        if offset:
+            query = query.offset(offset)
+        rows = list(self.c.execute(query))
+        ids = [r.id for r in rows]
+        params, metrics = self.params_of(ids), self.metrics_of(ids)
+        return [to_run(r, params.get(r.id, {}), metrics.get(r.id, {}), ()) for r in rows]
+
+    def succeeded_with_inputs(self, inputs_key: str) -> str | None:
+        found: str | None = self.c.scalar(
+            select(runs.c.id)
+            .where(runs.c.inputs_key == inputs_key, runs.c.status == "succeeded")
+            .order_by(runs.c.created_at.desc())
+            .limit(1)
+        )
+        return found
+
+    def reap_dead(self, stale_after: timedelta) -> int:
+        """Mark runs whose runner stopped sending heartbeats as killed; returns how many."""
+        cutoff = utcnow() - stale_after
+        dead = list(
+            self.c.scalars(
+                select(runs.c.id).where(
+                    runs.c.status == "running",
+                    or_(
+                        runs.c.heartbeat_at < cutoff,
+                        and_(runs.c.heartbeat_at.is_(None), runs.c.created_at < cutoff),
+                    ),
+                )
+            )
+        )
+        for run_id in dead:
+            self.update(
+                run_id,
+                status="killed",
+                ended_at=utcnow(),
+                error="The runner stopped sending heartbeats (killed or crashed); "
+                "the run did not finish.",
+            )
+        return len(dead)
+
+    # ---- steps, metrics, artifacts, cache ------------------------------------------------
+
+    def set_step(self, run_id: str, position: int, **values: Any) -> None:
+        exists = self.c.scalar(
+            select(func.count()).where(
+                run_steps.c.run_id == run_id, run_steps.c.position == position
+            )
+        )
+        if exists:
+            self.c.execute(
+                update(run_steps)
+                .where(run_steps.c.run_id == run_id, run_steps.c.position == position)
+                .values(**values)
+            )
+        else:
+            self.c.execute(insert(run_steps).values(run_id=run_id, position=position, **values))
+
+    def add_points(
+        self, run_id: str, points: list[tuple[str, float | None, int | None, float]]
+    ) -> None:
+        """Append metric points and move each key's final value to its newest point."""
+        if not points:
+            return
+        self.c.execute(
+            insert(metric_points),
+            [{"run_id": run_id, "key": k, "value": v, "step": s, "ts": t} for k, v, s, t in points],
+        )
+        latest: dict[str, tuple[float | None, int | None, float]] = {}
+        for k, v, s, t in points:
+            prev = latest.get(k)
+            if prev is None or (s or 0, t) >= (prev[1] or 0, prev[2]):
+                latest[k] = (v, s, t)
+        have = dict(
+            self.c.execute(
+                select(run_metrics.c.key, run_metrics.c.step).where(
+                    run_metrics.c.run_id == run_id, run_metrics.c.key.in_(list(latest))
+                )
+            ).all()
+        )
+        fresh = [
+            {"run_id": run_id, "key": k, "value": v, "step": s}
+            for k, (v, s, _) in latest.items()
+            if k not in have
+        ]
+        if fresh:
+            self.c.execute(insert(run_metrics), fresh)
+        for k, (v, s, _) in latest.items():
+            if k in have and (s or 0) >= (have[k] or 0):
+                self.c.execute(
+                    update(run_metrics)
+                    .where(run_metrics.c.run_id == run_id, run_metrics.c.key == k)
+                    .values(value=v, step=s)
+                )
+
+    def series(
+        self, run_id: str, key: str | None = None
+    ) -> list[tuple[str, float | None, int | None, float]]:
+        query = select(
+            metric_points.c.key, metric_points.c.value, metric_points.c.step, metric_points.c.ts
+        ).where(metric_points.c.run_id == run_id)
+        if key is not None:
+            query = query.where(metric_points.c.key == key)
+        return [(k, v, st, t) for k, v, st, t in self.c.execute(query.order_by(metric_points.c.id))]
+
+    def add_artifact(self, run_id: str, path: str, digest: str, size: int) -> None:
+        self.c.execute(
+            insert(run_artifacts).values(run_id=run_id, path=path, hash=digest, size=size)
+        )
+
+    def artifacts(self, run_id: str) -> list[tuple[str, str, int]]:
+        return [
+            (p, h, n)
+            for p, h, n in self.c.execute(
+                select(run_artifacts.c.path, run_artifacts.c.hash, run_artifacts.c.size).where(
+                    run_artifacts.c.run_id == run_id
+                )
+            )
+        ]
+
+    def cached_outputs(self, key: str) -> list[Any]:
+        return list(
+            self.c.execute(
+                select(step_cache).where(step_cache.c.key == key).order_by(step_cache.c.id.desc())
+            )
+        )
+
+    def add_cached(self, **values: Any) -> None:
+        self.c.execute(insert(step_cache).values(created_at=utcnow(), **values))
+
+
+def to_run(
+    row: Any,
+    params: dict[str, Any],
+    metrics: dict[str, float | None],
+    steps: tuple[StepRun, ...],
+) -> Run:
+    created = _aware(row.created_at)
+    assert created is not None
+    return Run(
+        id=row.id,
+        name=row.name,
+        experiment=row.experiment_name,
+        status=row.status,
+        created_at=created,
+        pipeline=row.pipeline,
+        pipeline_version=row.pipeline_version,
+        dataset=row.dataset,
+        data_version=row.data_version,
+        params_dataset=row.params_dataset,
+        params_version=row.params_version,
+        started_at=_aware(row.started_at),
+        ended_at=_aware(row.ended_at),
+        error=row.error,
+        model=row.model,
+        model_flavor=row.model_flavor,
+        logs=row.logs,
+        rerun_of=row.rerun_of,
+        resources=row.resources or {},
+        environment=row.environment or {},
+        extra=row.extra or {},
+        params=params,
+        metrics=metrics,
+        steps=steps,
+    )

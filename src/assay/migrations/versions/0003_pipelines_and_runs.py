@@ -2,7 +2,7 @@
 
 Revision ID: 0003
 Revises: 0002
-Create Date: 2026-11-23 15:07:04.510716
+Create Date: 2026-11-23 15:13:40.657919
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ def upgrade() -> None:
         sa.Column("params_digest", sa.String(length=64), nullable=False),
         sa.Column("output", sa.String(length=64), nullable=False),
         sa.Column("output_format", sa.String(length=32), nullable=False),
+        sa.Column("logged", sa.JSON(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_step_cache")),
     )

@@ -1,0 +1,407 @@
+"""`assay run` and `assay runs …`: experiments, their runs, and comparing them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from assay.cli.context import workspace
+from assay.cli.output import JsonOpt, console, emit_json, err, fmt_num, human_bytes, sparkline, when
+
+if TYPE_CHECKING:
+    from assay.runs.entities import Run
+
+app = typer.Typer(
+    help="Experiment runs: list, show, compare, logs, rerun, leaderboard.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+
+_LOWER_IS_BETTER = ("loss", "error", "rmse", "mse", "mae", "cost", "latency", "time")
+
+
+def lower_is_better(metric: str) -> bool:
+    name = metric.lower()
+    return any(word in name for word in _LOWER_IS_BETTER)
+
+
+def run_command(
+    pipeline: Annotated[str, typer.Argument(help="NAME[@VERSION], or a path to pipeline.py.")],
+    data: Annotated[str, typer.Option("--data", help="DATASET[@VERSION] to train on.")],
+    params: Annotated[
+        Path | None, typer.Option("--params", help="A JSON file of parameters.")
+    ] = None,
+    override: Annotated[
+        list[str] | None, typer.Option("-p", "--param", help="Override: KEY=VALUE (repeatable).")
+    ] = None,
+    experiment: Annotated[
+        str | None, typer.Option("--experiment", help="Group the run (default: pipeline name).")
+    ] = None,
+    name: Annotated[str | None, typer.Option("--name", help="A name for the run.")] = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Run every step, even unchanged ones.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Run even if these inputs already succeeded.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run PIPELINE on a data version with a params file; record everything."""
+    ws = workspace()
+    run = ws.runs.prepare(
+        pipeline,
+        data=data,
+        params_file=params,
+        overrides=override or [],
+        experiment=experiment,
+        name=name,
+        force=force,
+    )
+    finished = execute(run, use_cache=not no_cache, quiet=as_json)
+    if as_json:
+        emit_json(finished.to_dict())
+    else:
+        print_outcome(finished)
+    if finished.status != "succeeded":
+        raise typer.Exit(1)
+
+
+def execute(run: Run, *, use_cache: bool, quiet: bool = False) -> Run:
+    """Launch the runner for a queued run, show its progress, and return the finished run."""
+    from assay.executors.local import LocalExecutor
+
+    ws = workspace()
+    if not quiet:
+        console.print(
+            f"Run [bold]{run.short_id}[/bold] ({run.name}): {run.pipeline_ref} on "
+            f"{run.data_ref} with {run.params_ref}"
+        )
+    handle = LocalExecutor(Path.cwd(), os.environ).launch(run.id, use_cache=use_cache)
+    started: dict[str, float] = {}
+    try:
+        for event in handle.events():
+            if quiet:
+                continue
+            kind = event.get("event")
+            if kind == "step":
+                started[event["name"]] = time.monotonic()
+                if not err.is_terminal:
+                    continue
+                err.print(f"  [dim]… {event['name']}[/dim]", end="\r")
+            elif kind == "step_done":
+                tag = "[cyan]cached[/cyan]" if event.get("cached") else f"{event['seconds']:.2f} s"
+                console.print(f"  [green]✓[/green] {event['name']:<16} {tag}")
+            elif kind == "leakage":
+                console.print(
+                    f"  [yellow]warning:[/yellow] {event['rows']} row(s) of the test split also "
+                    "appear in the training split (leakage)."
+                )
+        code = handle.wait()
+    except KeyboardInterrupt:
+        # The runner got the same Ctrl-C; let it record the run as killed.
+        try:
+            code = handle.process.wait(timeout=15)
+        except Exception:
+            handle.process.kill()
+            code = handle.process.wait()
+        ws.runs.mark(run.id, "killed", "Interrupted (Ctrl-C).")
+        err.print(f"[yellow]Run {run.short_id} killed.[/yellow]")
+        raise typer.Exit(130) from None
+    if code < 0:
+        sig = signal.Signals(-code).name
+        ws.runs.mark(run.id, "killed", f"The runner was killed by {sig}.")
+    elif code != 0:
+        ws.runs.mark(
+            run.id, "failed", f"The runner exited with code {code}; see `assay runs logs`."
+        )
+    return ws.runs.get(run.id)
+
+
+def print_outcome(run: Run) -> None:
+    style = {"succeeded": "green", "failed": "red", "killed": "yellow"}.get(run.status, "white")
+    duration = f" in {run.duration_s:.2f} s" if run.duration_s is not None else ""
+    console.print(f"[{style}]{run.status}[/{style}]{duration}")
+    if run.metrics:
+        console.print("  " + "  ".join(f"{k}={fmt_num(v)}" for k, v in sorted(run.metrics.items())))
+    if run.model:
+        console.print(f"  model {run.model[:16]} ({run.model_flavor})")
+    if run.error:
+        lines = run.error.rstrip().splitlines()
+        err.print("\n".join(lines[-12:]), markup=False, highlight=False)
+
+
+@app.command("list")
+def list_(
+    experiment: Annotated[str | None, typer.Option("--experiment", "-e")] = None,
+    filter: Annotated[
+        str | None,
+        typer.Option("--filter", help='e.g. "params.C > 1 and metrics.val_f1 >= 0.9"'),
+    ] = None,
+    sort: Annotated[str | None, typer.Option("--sort", help='e.g. "metrics.val_f1 desc"')] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1)] = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """List runs, newest first (or as sorted), filtered by params, metrics and attributes."""
+    found = workspace().runs.search(experiment=experiment, filter=filter, sort=sort, limit=limit)
+    if as_json:
+        emit_json([r.to_dict() for r in found])
+        return
+    if not found:
+        console.print("No runs match." if filter or experiment else "No runs yet.")
+        return
+    print_runs(found)
+
+
+def print_runs(found: list[Run], highlight: str | None = None) -> None:
+    metric_keys: dict[str, int] = {}
+    for r in found:
+        for k in r.metrics:
+            metric_keys[k] = metric_keys.get(k, 0) + 1
+    shown = sorted(metric_keys, key=lambda k: (-metric_keys[k], k))[:5]
+    table = Table(
+        "run", "name", "status", "pipeline", "data", "time", *shown, box=None, header_style="bold"
+    )
+    for r in found:
+        style = {"succeeded": "green", "failed": "red", "killed": "yellow"}.get(r.status, "")
+        table.add_row(
+            r.short_id,
+            r.name,
+            f"[{style}]{r.status}[/{style}]" if style else r.status,
+            r.pipeline_ref or "-",
+            r.data_ref or "-",
+            f"{r.duration_s:.1f}s" if r.duration_s is not None else "-",
+            *(fmt_num(r.metrics.get(k)) for k in shown),
+        )
+    console.print(table)
+
+
+@app.command()
+def show(run: str, as_json: JsonOpt = False) -> None:
+    """Show a run: inputs with their versions, params, metrics, steps, resources, model."""
+    ws = workspace()
+    r = ws.runs.get(run)
+    if as_json:
+        emit_json(r.to_dict())
+        return
+    grid = Table.grid(padding=(0, 2))
+    rows: list[tuple[str, str]] = [
+        ("run", f"{r.id}  ({r.name})"),
+        ("experiment", r.experiment),
+        ("status", r.status),
+        ("pipeline", r.pipeline_ref or "-"),
+        ("data", r.data_ref or "-"),
+        ("params", r.params_ref or "-"),
+        ("created", when(r.created_at)),
+        ("duration", f"{r.duration_s:.2f} s" if r.duration_s is not None else "-"),
+    ]
+    if r.model:
+        rows.append(("model", f"{r.model[:16]} ({r.model_flavor})"))
+    if r.rerun_of:
+        rows.append(("rerun of", r.rerun_of[:8]))
+    res = r.resources
+    if res:
+        rows.append(
+            (
+                "resources",
+                f"wall {res.get('wall_s', 0):.2f} s, cpu {res.get('cpu_s', 0):.2f} s, "
+                f"peak {human_bytes(int(res.get('peak_rss_bytes', 0)))}, "
+                f"cost ≈ ${res.get('cost', 0):.4f} (at ${res.get('cost_per_hour', 0)}/h)",
+            )
+        )
+    env = r.environment
+    if env:
+        rows.append(
+            ("environment", f"Python {env.get('python')}, {len(env.get('packages', {}))} packages")
+        )
+    split = r.extra.get("split")
+    if split:
+        sizes = split.get("sizes", {})
+        leak = split.get("leaked_rows", 0)
+        rows.append(
+            (
+                "split",
+                f"seed {split.get('seed')}: train {sizes.get('train')}, "
+                f"val {sizes.get('val')}, test {sizes.get('test')}"
+                + (f"  [yellow]{leak} leaked row(s)[/yellow]" if leak else ""),
+            )
+        )
+    for key, value in rows:
+        grid.add_row(f"[dim]{key}[/dim]", value)
+    console.print(grid)
+    if r.params:
+        table = Table("param", "value", box=None, header_style="bold")
+        for k, v in sorted(r.params.items()):
+            table.add_row(k, repr(v) if isinstance(v, str) else str(v))
+        console.print(table)
+    if r.metrics:
+        series: dict[str, list[float]] = {}
+        for mkey, mvalue, _step, _ts in ws.runs.series(r.id):
+            if mvalue is not None:
+                series.setdefault(mkey, []).append(mvalue)
+        table = Table("metric", "value", "series", box=None, header_style="bold")
+        for k, v in sorted(r.metrics.items()):
+            points = series.get(k, [])
+            table.add_row(k, fmt_num(v), _curve(points) if len(points) > 1 else "")
+        console.print(table)
+    if r.steps:
+        table = Table("#", "step", "status", "time", box=None, header_style="bold")
+        for s in r.steps:
+            t = "cached" if s.cached else (f"{s.seconds:.2f} s" if s.seconds is not None else "-")
+            table.add_row(str(s.position + 1), s.name, s.status, t)
+        console.print(table)
+    if r.error:
+        err.print(r.error.rstrip(), markup=False, highlight=False)
+
+
+def _curve(points: list[float], width: int = 24) -> str:
+    if len(points) > width:
+        step = len(points) / width
+        points = [points[int(i * step)] for i in range(width)]
+    low, high = min(points), max(points)
+    span = (high - low) or 1.0
+    return sparkline([int((p - low) / span * 7) + 1 for p in points])
+
+
+@app.command()
+def compare(runs: list[str], as_json: JsonOpt = False) -> None:
+    """Compare runs side by side: params and metrics, differences and best values marked."""
+    found = workspace().runs.compare(runs)
+    if as_json:
+        emit_json([r.to_dict() for r in found])
+        return
+    table = Table("", *(f"{r.short_id}\n{r.name}" for r in found), box=None, header_style="bold")
+    for label, get in (
+        ("pipeline", "pipeline_ref"),
+        ("data", "data_ref"),
+        ("status", "status"),
+    ):
+        values = [str(getattr(r, get) or "-") for r in found]
+        table.add_row(f"[dim]{label}[/dim]", *_marked(values))
+    params = sorted({k for r in found for k in r.params})
+    for k in params:
+        values = [str(r.params.get(k, "-")) for r in found]
+        table.add_row(f"params.{k}", *_marked(values))
+    metrics = sorted({k for r in found for k in r.metrics})
+    for k in metrics:
+        nums = [r.metrics.get(k) for r in found]
+        present = [v for v in nums if v is not None]
+        best = (min if lower_is_better(k) else max)(present) if present else None
+        cells = []
+        for v in nums:
+            text = fmt_num(v)
+            if v is not None and v == best and len(present) > 1:
+                text = f"[bold green]{text} ★[/bold green]"
+            cells.append(text)
+        table.add_row(f"metrics.{k}", *cells)
+    console.print(table)
+
+
+def _marked(values: list[str]) -> list[str]:
+    if len(set(values)) <= 1:
+        return values
+    return [f"[yellow]{v}[/yellow]" for v in values]
+
+
+@app.command()
+def logs(run: str) -> None:
+    """Print what a run's steps wrote to stdout and stderr."""
+    text = workspace().runs.logs(run)
+    if text:
+        console.out(text, end="", highlight=False)
+    else:
+        console.print("(no output)")
+
+
+@app.command()
+def rerun(run: str, as_json: JsonOpt = False) -> None:
+    """Run again with exactly the same data, pipeline and params versions; did it reproduce?"""
+    ws = workspace()
+    old = ws.runs.get(run)
+    new = execute(ws.runs.rerun(run), use_cache=False, quiet=as_json)
+    same = _reproduced(old.metrics, new.metrics)
+    if as_json:
+        emit_json({"run": new.to_dict(), "rerun_of": old.id, "reproduced": same})
+    else:
+        print_outcome(new)
+        if same:
+            console.print(f"[green]Reproduced:[/green] every metric equals run {old.short_id}'s.")
+        else:
+            diffs = [
+                f"{k}: {fmt_num(old.metrics.get(k))} -> {fmt_num(new.metrics.get(k))}"
+                for k in sorted(set(old.metrics) | set(new.metrics))
+                if old.metrics.get(k) != new.metrics.get(k)
+            ]
+            console.print(
+                f"[yellow]Did not reproduce[/yellow] run {old.short_id}: " + "; ".join(diffs)
+            )
+    if new.status != "succeeded":
+        raise typer.Exit(1)
+
+
+def _reproduced(a: dict[str, float | None], b: dict[str, float | None]) -> bool:
+    if set(a) != set(b):
+        return False
+    for k, v in a.items():
+        w = b[k]
+        if v is None or w is None:
+            if v is not w:
+                return False
+        elif abs(v - w) > 1e-9 * max(1.0, abs(v)):
+            return False
+    return True
+
+
+@app.command()
+def leaderboard(
+    experiment: Annotated[str, typer.Option("--experiment", "-e")],
+    metric: Annotated[str, typer.Option("--metric", "-m", help="Rank by this metric.")],
+    minimize: Annotated[
+        bool | None, typer.Option("--min/--max", help="Direction (default: from the name).")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1)] = 10,
+    as_json: JsonOpt = False,
+) -> None:
+    """The best runs of an experiment by one metric."""
+    low = lower_is_better(metric) if minimize is None else minimize
+    found = workspace().runs.search(
+        experiment=experiment,
+        filter=f"metrics.`{metric}` is not null and status = 'succeeded'",
+        sort=f"metrics.`{metric}` {'asc' if low else 'desc'}",
+        limit=limit,
+    )
+    if as_json:
+        emit_json([r.to_dict() for r in found])
+        return
+    if not found:
+        console.print(f"No succeeded run of {experiment!r} has metric {metric!r}.")
+        return
+    table = Table("#", "run", "name", metric, "pipeline", "data", box=None, header_style="bold")
+    for i, r in enumerate(found, 1):
+        table.add_row(
+            str(i),
+            r.short_id,
+            r.name,
+            fmt_num(r.metrics.get(metric)),
+            r.pipeline_ref or "-",
+            r.data_ref or "-",
+        )
+    console.print(table)
+
+
+@app.command()
+def experiments(as_json: JsonOpt = False) -> None:
+    """List experiments and how many runs each holds."""
+    items = workspace().runs.experiments()
+    if as_json:
+        emit_json([{"name": n, "runs": c} for n, c in items])
+        return
+    table = Table("experiment", "runs", box=None, header_style="bold")
+    for n, c in items:
+        table.add_row(n, str(c))
+    console.print(table)

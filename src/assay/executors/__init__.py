@@ -1,0 +1,1 @@
+"""Where runs execute: local subprocesses (default); Ray arrives with sweeps."""

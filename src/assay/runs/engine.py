@@ -1,0 +1,187 @@
+"""Executing a pipeline's steps in order, with step caching.
+
+A step's cache key is the hash of its code and of its inputs' stored outputs. The
+params a step reads are recorded as it runs; a cached output is reused only when
+the current params agree on every key that step read last time. So changing a
+param re-runs exactly the steps that read it (and what depends on them).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from assay.runs import serialize, tracking
+from assay.runs.repository import RunRepository, utcnow
+from assay.store.db import Database
+from assay.store.objects import ObjectStore, hash_bytes
+
+Emit = Callable[[dict[str, Any]], None]
+_ABSENT = "__assay_absent__"
+
+
+class ParamsView(Mapping[str, Any]):
+    """The run's params, read-only, remembering which keys a step read."""
+
+    def __init__(self, params: Mapping[str, Any]) -> None:
+        self._params = params
+        self.read: dict[str, Any] = {}
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            value = self._params[key]
+        except KeyError:
+            self.read[key] = _ABSENT
+            raise
+        self.read[key] = value
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        for key in self._params:
+            self.read[key] = self._params[key]
+            yield key
+
+    def __len__(self) -> int:
+        return len(self._params)
+
+    def __contains__(self, key: object) -> bool:
+        if isinstance(key, str):
+            self.read[key] = self._params.get(key, _ABSENT)
+        return key in self._params
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """What the engine needs of a step: its function, inputs and code hash."""
+
+    name: str
+    func: Callable[..., Any]
+    inputs: tuple[str, ...]
+    code_hash: str
+
+
+@dataclass
+class Outcome:
+    values: dict[str, Any]
+    hashes: dict[str, str]
+
+
+def _params_digest(read: Mapping[str, Any]) -> str:
+    import json
+
+    return hash_bytes(json.dumps(read, sort_keys=True, default=str).encode())
+
+
+def execute(
+    steps: list[StepSpec],
+    *,
+    run_id: str,
+    data_dir: Path,
+    data_hash: str,
+    params: Mapping[str, Any],
+    db: Database,
+    store: ObjectStore,
+    use_cache: bool,
+    emit: Emit,
+) -> Outcome:
+    """Run `steps` in order; every output is stored, and recorded on the run's step rows.
+
+    Raises whatever a step raises, after marking that step failed (earlier steps'
+    outputs stay stored and recorded).
+    """
+    values: dict[str, Any] = {}
+    hashes: dict[str, str] = {"data": f"data:{data_hash}"}
+    with db.session() as conn:
+        repo = RunRepository(conn)
+        for pos, spec in enumerate(steps):
+            repo.set_step(run_id, pos, name=spec.name, status="pending", cached=False)
+    for pos, spec in enumerate(steps):
+        key = hash_bytes(
+            "\0".join([spec.code_hash, *(f"{i}={hashes.get(i, '')}" for i in spec.inputs)]).encode()
+        )
+        emit({"event": "step", "name": spec.name, "position": pos, "total": len(steps)})
+        started = time.perf_counter()
+        hit = _lookup(db, key, params) if use_cache else None
+        recorder = tracking.current()
+        if hit is not None:
+            output, fmt, logged = hit
+            value = serialize.load(store.get_bytes(output), fmt)
+            if recorder is not None and logged:
+                recorder.replay(logged)
+            cached = True
+        else:
+            with db.session() as conn:
+                RunRepository(conn).set_step(run_id, pos, status="running", started_at=utcnow())
+            view = ParamsView(params)
+            kwargs = {
+                name: data_dir if name == "data" else view if name == "params" else values[name]
+                for name in spec.inputs
+            }
+            if recorder is not None:
+                recorder.begin_capture()
+            try:
+                value = spec.func(**kwargs)
+            except BaseException:
+                if recorder is not None:
+                    recorder.end_capture()
+                with db.session() as conn:
+                    RunRepository(conn).set_step(
+                        run_id,
+                        pos,
+                        status="failed",
+                        ended_at=utcnow(),
+                        seconds=time.perf_counter() - started,
+                    )
+                raise
+            logged = [[k, v, st] for k, v, st, _ in recorder.end_capture()] if recorder else []
+            data, fmt = serialize.dump(value)
+            output = store.put_bytes(data)
+            with db.session() as conn:
+                RunRepository(conn).add_cached(
+                    key=key,
+                    params_read=view.read,
+                    params_digest=_params_digest(view.read),
+                    output=output,
+                    output_format=fmt,
+                    logged=logged or None,
+                )
+            cached = False
+        seconds = time.perf_counter() - started
+        with db.session() as conn:
+            RunRepository(conn).set_step(
+                run_id,
+                pos,
+                status="succeeded",
+                cached=cached,
+                ended_at=utcnow(),
+                seconds=seconds,
+                output=output,
+                output_format=fmt,
+            )
+        values[spec.name] = value
+        hashes[spec.name] = output
+        emit(
+            {
+                "event": "step_done",
+                "name": spec.name,
+                "position": pos,
+                "cached": cached,
+                "seconds": round(seconds, 3),
+            }
+        )
+    return Outcome(values, hashes)
+
+
+def _lookup(
+    db: Database, key: str, params: Mapping[str, Any]
+) -> tuple[str, str, list[list[Any]]] | None:
+    with db.read() as conn:
+        rows = RunRepository(conn).cached_outputs(key)
+    for row in rows:
+        read: dict[str, Any] = row.params_read
+        if all(params.get(k, _ABSENT) == v for k, v in read.items()):
+            return row.output, row.output_format, row.logged or []
+    return None

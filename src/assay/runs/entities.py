@@ -1,0 +1,110 @@
+"""What a run records, as plain values (no I/O, no SQLAlchemy)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+STATUSES = ("queued", "running", "succeeded", "failed", "killed")
+FINISHED = frozenset({"succeeded", "failed", "killed"})
+
+
+@dataclass(frozen=True)
+class StepRun:
+    """One step of one run: how long it took, and whether its output came from the cache."""
+
+    position: int
+    name: str
+    status: str
+    cached: bool
+    seconds: float | None
+    output: str | None
+
+
+@dataclass(frozen=True)
+class Run:
+    """An execution of a pipeline version on a data version with a params version.
+
+    A notebook run (`assay.start_run`) has no pipeline; its data version is optional.
+    """
+
+    id: str
+    name: str
+    experiment: str
+    status: str
+    created_at: datetime
+    pipeline: str | None = None
+    pipeline_version: int | None = None
+    dataset: str | None = None
+    data_version: int | None = None
+    params_dataset: str | None = None
+    params_version: int | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    error: str | None = None
+    model: str | None = None
+    model_flavor: str | None = None
+    logs: str | None = None
+    rerun_of: str | None = None
+    resources: dict[str, Any] = field(default_factory=dict)
+    environment: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float | None] = field(default_factory=dict)
+    steps: tuple[StepRun, ...] = ()
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:8]
+
+    @property
+    def pipeline_ref(self) -> str | None:
+        return f"{self.pipeline}@{self.pipeline_version}" if self.pipeline else None
+
+    @property
+    def data_ref(self) -> str | None:
+        return f"{self.dataset}@{self.data_version}" if self.dataset else None
+
+    @property
+    def params_ref(self) -> str | None:
+        return f"{self.params_dataset}@{self.params_version}" if self.params_dataset else None
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.started_at and self.ended_at:
+            return (self.ended_at - self.started_at).total_seconds()
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "experiment": self.experiment,
+            "status": self.status,
+            "pipeline": self.pipeline_ref,
+            "data": self.data_ref,
+            "params_version": self.params_ref,
+            "created_at": self.created_at.isoformat(),
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "ended_at": self.ended_at.isoformat() if self.ended_at else None,
+            "duration_s": self.duration_s,
+            "error": self.error,
+            "model": self.model,
+            "model_flavor": self.model_flavor,
+            "rerun_of": self.rerun_of,
+            "params": self.params,
+            "metrics": self.metrics,
+            "resources": self.resources,
+            "environment": self.environment,
+            "extra": self.extra,
+            "steps": [s.__dict__ for s in self.steps],
+        }
+
+
+@dataclass(frozen=True)
+class MetricPoint:
+    key: str
+    value: float | None
+    step: int | None
+    ts: float

@@ -1,0 +1,597 @@
+"""The runs' use cases: prepare a run from its three inputs, execute it, read it back."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import tempfile
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+
+from assay.data.service import DataService
+from assay.errors import ConflictError, InvalidArgumentError, NotFoundError
+from assay.runs import tracking
+from assay.runs.engine import StepSpec, execute
+from assay.runs.entities import Run
+from assay.runs.repository import RunRepository, runs, utcnow
+from assay.store.db import Database
+from assay.store.objects import ObjectStore, hash_bytes
+from assay.store.packs import Blobs
+
+if TYPE_CHECKING:
+    from assay.pipelines.service import PipelineService
+
+Emit = Callable[[dict[str, Any]], None]
+
+
+def _quiet(event: dict[str, Any]) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    author: str
+    cache_dir: Path
+    cost_per_hour: float
+    heartbeat_s: float
+
+
+class RunService:
+    """Experiments and runs over the data and pipeline repositories."""
+
+    def __init__(
+        self,
+        db: Database,
+        store: ObjectStore,
+        data: DataService,
+        pipelines: PipelineService,
+        settings: RunSettings,
+    ) -> None:
+        self.db = db
+        self.store = store
+        self.blobs = Blobs(db, store)
+        self.data = data
+        self.pipelines = pipelines
+        self.settings = settings
+
+    # ---- starting ------------------------------------------------------------------------
+
+    def prepare(
+        self,
+        pipeline: str,
+        *,
+        data: str,
+        params_file: Path | None = None,
+        overrides: Sequence[str] = (),
+        experiment: str | None = None,
+        name: str | None = None,
+        force: bool = False,
+        rerun_of: str | None = None,
+    ) -> Run:
+        """Resolve the three inputs, version the params, and queue a run.
+
+        `pipeline` is `NAME[@V]` or a path to a pipeline file (registered first).
+
+        Raises:
+            InvalidArgumentError: malformed params JSON or an override of the wrong type.
+            NotFoundError: unknown pipeline or data version.
+            ConflictError: these exact inputs already succeeded and `force` is not set.
+        """
+        params = load_params(params_file) if params_file else {}
+        params = apply_overrides(params, overrides)
+        if _looks_like_path(pipeline):
+            pv, _ = self.pipelines.register(Path(pipeline))
+        else:
+            pv = self.pipelines.resolve(pipeline)
+        dv = self.data.resolve(data)
+        params_version = self._commit_params(pv.pipeline, params)
+        inputs_key = hash_bytes(
+            f"{pv.pipeline}@{pv.number}|{dv.dataset}@{dv.number}|"
+            f"{params_version.dataset}@{params_version.number}".encode()
+        )
+        experiment = experiment or pv.pipeline
+        with self.db.session() as conn:
+            repo = RunRepository(conn)
+            earlier = repo.succeeded_with_inputs(inputs_key)
+            if earlier and not force:
+                prior = repo.load(earlier)
+                shown = ", ".join(
+                    f"{k}={v:.4g}" for k, v in list(prior.metrics.items())[:3] if v is not None
+                )
+                raise ConflictError(
+                    f"These inputs already ran: run {earlier[:8]} ({pv.ref}, {dv.ref}, "
+                    f"{params_version.ref}{'; ' + shown if shown else ''}). "
+                    "See it with `assay runs show`, or pass --force to run again.",
+                    run=earlier,
+                )
+            exp_id = repo.experiment_id(experiment)
+            count = (
+                conn.scalar(
+                    select(func.count()).select_from(runs).where(runs.c.experiment_id == exp_id)
+                )
+                or 0
+            )
+            run_id = uuid.uuid4().hex
+            repo.insert_run(
+                {
+                    "id": run_id,
+                    "experiment_id": exp_id,
+                    "name": name or f"{experiment}-{count + 1}",
+                    "status": "queued",
+                    "pipeline": pv.pipeline,
+                    "pipeline_version": pv.number,
+                    "dataset": dv.dataset,
+                    "data_version": dv.number,
+                    "params_dataset": params_version.dataset,
+                    "params_version": params_version.number,
+                    "inputs_key": inputs_key,
+                    "rerun_of": rerun_of,
+                    "created_at": utcnow(),
+                },
+                _flatten(params),
+            )
+            return repo.load(run_id)
+
+    def rerun(self, ref: str) -> Run:
+        """Queue a run with exactly the inputs of run `ref` (always runs: --force implied)."""
+        old = self.get(ref)
+        if not (old.pipeline_ref and old.data_ref and old.params_ref):
+            raise InvalidArgumentError(
+                f"Run {old.short_id} was not made from a pipeline, data and params versions "
+                "(a notebook run?); there is nothing to re-execute."
+            )
+        params = json.loads(self.data.read_file(self.data.resolve(old.params_ref), "params.json"))
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "params.json"
+            path.write_text(json.dumps(params))
+            return self.prepare(
+                old.pipeline_ref,
+                data=old.data_ref,
+                params_file=path,
+                experiment=old.experiment,
+                force=True,
+                rerun_of=old.id,
+            )
+
+    def _commit_params(self, pipeline: str, params: dict[str, Any]) -> Any:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "params.json"
+            path.write_text(json.dumps(params, indent=2, sort_keys=True) + "\n")
+            # The same params as any earlier run reuse that version, so that a run is
+            # known by its inputs whatever ran in between.
+            return self.data.commit(
+                f"params/{pipeline}", path, "run parameters", reuse=True
+            ).version
+
+    # ---- notebook runs (assay.start_run) ---------------------------------------------------
+
+    def begin(
+        self,
+        experiment: str,
+        *,
+        data: str | None = None,
+        params: dict[str, Any] | None = None,
+        name: str | None = None,
+    ) -> Run:
+        """Open a run that the caller's own code fills in (a notebook, a script)."""
+        from assay.data.entities import check_name
+
+        check_name(experiment, "Experiment")
+        dv = self.data.resolve(data) if data else None
+        params = dict(params or {})
+        json.dumps(params)  # params must be JSON, as a params file is
+        pversion = self._commit_params(experiment, params)
+        with self.db.session() as conn:
+            repo = RunRepository(conn)
+            exp_id = repo.experiment_id(experiment)
+            count = (
+                conn.scalar(
+                    select(func.count()).select_from(runs).where(runs.c.experiment_id == exp_id)
+                )
+                or 0
+            )
+            run_id = uuid.uuid4().hex
+            now = utcnow()
+            repo.insert_run(
+                {
+                    "id": run_id,
+                    "experiment_id": exp_id,
+                    "name": name or f"{experiment}-{count + 1}",
+                    "status": "running",
+                    "dataset": dv.dataset if dv else None,
+                    "data_version": dv.number if dv else None,
+                    "params_dataset": pversion.dataset,
+                    "params_version": pversion.number,
+                    "created_at": now,
+                    "started_at": now,
+                    "heartbeat_at": now,
+                    "pid": os.getpid(),
+                    "host": socket.gethostname(),
+                },
+                _flatten(params),
+            )
+            return repo.load(run_id)
+
+    def end(self, run_id: str, status: str, error: str | None, wall_s: float, cpu_s: float) -> Run:
+        _, peak = tracking.usage()
+        resources = {
+            "wall_s": round(wall_s, 3),
+            "cpu_s": round(cpu_s, 3),
+            "peak_rss_bytes": peak,
+            "cost": round(wall_s / 3600 * self.settings.cost_per_hour, 6),
+            "cost_per_hour": self.settings.cost_per_hour,
+        }
+        with self.db.session() as conn:
+            RunRepository(conn).update(
+                run_id,
+                status=status,
+                error=error,
+                ended_at=utcnow(),
+                resources=resources,
+                environment=self._environment(),
+            )
+        return self.get(run_id)
+
+    # ---- executing (in the runner process) -----------------------------------------------
+
+    def execute(self, run_id: str, *, use_cache: bool = True, emit: Emit = _quiet) -> Run:
+        """Execute a queued run here, recording everything; returns the finished run.
+
+        A step that raises marks the run failed (traceback stored); Ctrl-C marks it killed.
+        """
+        run = self.get(run_id)
+        if run.status != "queued":
+            raise ConflictError(f"Run {run.short_id} is {run.status}, not queued.")
+        recorder = tracking.RunRecorder(run.id, self.db, self.store)
+        cpu0, _ = tracking.usage()
+        wall0 = time.perf_counter()
+        with self.db.session() as conn:
+            RunRepository(conn).update(
+                run.id,
+                status="running",
+                started_at=utcnow(),
+                heartbeat_at=utcnow(),
+                pid=os.getpid(),
+                host=socket.gethostname(),
+            )
+        recorder.start()
+        tracking.activate(recorder)
+        status, error, model, flavor = "failed", None, None, None
+        emit({"event": "start", "run": run.id, "name": run.name})
+        try:
+            with tempfile.TemporaryDirectory(prefix="assay-run-") as tmp:
+                pv = self.pipelines.resolve(f"{run.pipeline}@{run.pipeline_version}")
+                entry = self.pipelines.materialize(pv, Path(tmp) / "pipeline")
+                data_dir = self._data_dir(run, Path(tmp) / "data")
+                params = json.loads(
+                    self.data.read_file(self.data.resolve(run.params_ref or ""), "params.json")
+                )
+                _seed(params)
+                from assay.pipelines.dsl import load_pipeline
+
+                pipeline = load_pipeline(entry, pv.pipeline)
+                hashes = {s.name: s.code_hash for s in pv.steps}
+                specs = [
+                    StepSpec(s.name, s.func, s.inputs, hashes.get(s.name, ""))
+                    for s in pipeline.steps
+                ]
+                dv = self.data.resolve(run.data_ref or "")
+                outcome = execute(
+                    specs,
+                    run_id=run.id,
+                    data_dir=data_dir,
+                    data_hash=dv.manifest,
+                    params=params,
+                    db=self.db,
+                    store=self.store,
+                    use_cache=use_cache,
+                    emit=emit,
+                )
+                if pv.metrics_step and pv.metrics_step in outcome.values:
+                    values = outcome.values[pv.metrics_step]
+                    if isinstance(values, dict):
+                        recorder.log_metrics(
+                            {k: v for k, v in values.items() if isinstance(v, int | float)}
+                        )
+                if pv.model_step and pv.model_step in outcome.hashes:
+                    model = outcome.hashes[pv.model_step]
+                    flavor = _flavor(outcome.values[pv.model_step])
+            status = "succeeded"
+        except KeyboardInterrupt:
+            status, error = "killed", "Interrupted (Ctrl-C)."
+        except BaseException as exc:  # the run records any failure of user code
+            status, error = "failed", "".join(traceback.format_exception(exc))
+        finally:
+            tracking.activate(None)
+            recorder.close()
+            cpu1, peak = tracking.usage()
+            wall = time.perf_counter() - wall0
+            resources = {
+                "wall_s": round(wall, 3),
+                "cpu_s": round(cpu1 - cpu0, 3),
+                "peak_rss_bytes": peak,
+                "cost": round(wall / 3600 * self.settings.cost_per_hour, 6),
+                "cost_per_hour": self.settings.cost_per_hour,
+            }
+            extra = dict(run.extra)
+            if recorder.split_info:
+                extra["split"] = recorder.split_info
+                if recorder.split_info.get("leaked_rows"):
+                    emit({"event": "leakage", "rows": recorder.split_info["leaked_rows"]})
+            with self.db.session() as conn:
+                RunRepository(conn).update(
+                    run.id,
+                    status=status,
+                    ended_at=utcnow(),
+                    error=error,
+                    model=model,
+                    model_flavor=flavor,
+                    resources=resources,
+                    extra=extra,
+                    environment=self._environment(),
+                )
+        finished = self.get(run.id)
+        emit({"event": "end", "status": finished.status})
+        return finished
+
+    def _environment(self) -> dict[str, Any]:
+        """The environment, its package list stored once as an object (it is the same for
+        every run of a process, and of most processes)."""
+        if not hasattr(self, "_env"):
+            env = dict(tracking.environment())
+            packages = env.pop("packages")
+            env["packages_object"] = self.store.put_bytes(
+                json.dumps(packages, sort_keys=True).encode()
+            )
+            env["package_count"] = len(packages)
+            self._env = env
+        return self._env
+
+    def packages(self, run: Run) -> dict[str, str]:
+        """The packages (name: version) installed where `run` ran."""
+        ref = run.environment.get("packages_object")
+        if not ref:
+            return dict(run.environment.get("packages", {}))
+        found: dict[str, str] = json.loads(self.store.get_bytes(ref))
+        return found
+
+    def _data_dir(self, run: Run, dest: Path) -> Path:
+        # Checkouts are immutable: keep one per version in the local cache and reuse it.
+        dv = self.data.resolve(run.data_ref or "")
+        cached = self.settings.cache_dir / "checkouts" / dv.manifest
+        if cached.is_dir():
+            return cached
+        try:
+            self.data.checkout(dv.ref, cached)
+            return cached
+        except OSError:
+            self.data.checkout(dv.ref, dest)
+            return dest
+
+    def attach_logs(self, run_id: str, text: bytes) -> None:
+        digest = self.store.put_bytes(text)
+        with self.db.session() as conn:
+            RunRepository(conn).update(run_id, logs=digest)
+
+    def mark(self, run_id: str, status: str, error: str) -> None:
+        """Record that a runner ended without finishing its run (killed by a signal, …)."""
+        with self.db.session() as conn:
+            repo = RunRepository(conn)
+            if repo.load(run_id).status in ("queued", "running"):
+                repo.update(run_id, status=status, error=error, ended_at=utcnow())
+
+    # ---- reading -------------------------------------------------------------------------
+
+    def _reap(self) -> None:
+        with self.db.session() as conn:
+            RunRepository(conn).reap_dead(timedelta(seconds=3 * self.settings.heartbeat_s + 3))
+
+    def get(self, ref: str) -> Run:
+        self._reap()
+        with self.db.read() as conn:
+            repo = RunRepository(conn)
+            return repo.load(repo.resolve_id(ref))
+
+    def search(
+        self,
+        *,
+        experiment: str | None = None,
+        filter: str | None = None,
+        sort: str | None = None,
+        limit: int | None = 100,
+        offset: int = 0,
+    ) -> list[Run]:
+        """Runs matching a filter expression (see `assay.runs.query`), sorted."""
+        from assay.runs.query import compile_filter, compile_sort
+        from assay.runs.repository import experiments
+
+        self._reap()
+        clauses = []
+        if experiment:
+            with self.db.read() as conn:
+                if RunRepository(conn).experiment_id(experiment, create=False) is None:
+                    raise NotFoundError(
+                        f"No experiment named {experiment!r}. List them with "
+                        "`assay runs experiments`."
+                    )
+            clauses.append(
+                runs.c.experiment_id
+                == experiments.select()
+                .with_only_columns(experiments.c.id)
+                .where(experiments.c.name == experiment)
+                .scalar_subquery()
+            )
+        if filter:
+            clauses.append(compile_filter(filter))
+        from sqlalchemy import and_
+
+        where = and_(*clauses) if clauses else None
+        order = compile_sort(sort) if sort else None
+        with self.db.read() as conn:
+            return RunRepository(conn).search(where, order, limit, offset)
+
+    def experiments(self) -> list[tuple[str, int]]:
+        with self.db.read() as conn:
+            return RunRepository(conn).experiment_names()
+
+    def logs(self, ref: str) -> str:
+        run = self.get(ref)
+        if run.logs is None:
+            return ""
+        return self.store.get_bytes(run.logs).decode("utf-8", errors="replace")
+
+    def series(
+        self, ref: str, key: str | None = None
+    ) -> list[tuple[str, float | None, int | None, float]]:
+        run = self.get(ref)
+        with self.db.read() as conn:
+            return RunRepository(conn).series(run.id, key)
+
+    def compare(self, refs: Sequence[str]) -> list[Run]:
+        if len(refs) < 2:
+            raise InvalidArgumentError("Compare needs at least two runs.")
+        return [self.get(r) for r in refs]
+
+
+def _looks_like_path(ref: str) -> bool:
+    return ref.endswith(".py") or (os.sep in ref.split("@")[0] and Path(ref).exists())
+
+
+def _seed(params: dict[str, Any]) -> None:
+    seed = params.get("seed")
+    if isinstance(seed, int) and not isinstance(seed, bool):
+        import random
+
+        random.seed(seed)
+        try:
+            import numpy as np
+
+            np.random.seed(seed % 2**32)
+        except ImportError:
+            pass
+
+
+def _flavor(value: Any) -> str:
+    module = type(value).__module__.split(".")[0]
+    return {"sklearn": "sklearn", "xgboost": "xgboost", "lightgbm": "lightgbm"}.get(
+        module, "python"
+    )
+
+
+def _flatten(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested params as dotted keys (`model.C`), so filters and tables can reach them."""
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        full = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(_flatten(value, f"{full}."))
+        else:
+            out[full] = value
+    return out
+
+
+# ---- params files and overrides ------------------------------------------------------------
+
+
+def load_params(path: Path) -> dict[str, Any]:
+    """A params JSON file: an object at the top.
+
+    Raises:
+        NotFoundError: no such file.
+        InvalidArgumentError: not JSON, or not an object.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise NotFoundError(f"Params file {str(path)!r} does not exist.") from None
+    except (UnicodeDecodeError, IsADirectoryError) as exc:
+        raise InvalidArgumentError(f"Cannot read params file {str(path)!r}: {exc}.") from None
+    try:
+        params = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidArgumentError(
+            f"Params file {str(path)!r} is not valid JSON: {exc.msg} at line {exc.lineno}, "
+            f"column {exc.colno}."
+        ) from None
+    if not isinstance(params, dict):
+        raise InvalidArgumentError(
+            f"Params file {str(path)!r} must hold a JSON object, got {type(params).__name__}."
+        )
+    return params
+
+
+def apply_overrides(params: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Apply `KEY=VALUE` overrides, keeping each existing key's type.
+
+    Dotted keys reach into nested objects. A new key takes VALUE as JSON if it
+    parses, else as a string.
+
+    Raises:
+        InvalidArgumentError: a malformed override, or a value of the wrong type.
+    """
+    out = json.loads(json.dumps(params))
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise InvalidArgumentError(f"Override {item!r} must look like KEY=VALUE.")
+        *parents, leaf = key.split(".")
+        node = out
+        for part in parents:
+            nxt = node.get(part)
+            if nxt is None:
+                nxt = node[part] = {}
+            if not isinstance(nxt, dict):
+                raise InvalidArgumentError(f"Override {item!r}: {part!r} is not an object.")
+            node = nxt
+        node[leaf] = _typed(key, raw, node.get(leaf, _MISSING))
+    return dict(out)
+
+
+_MISSING = object()
+
+
+def _typed(key: str, raw: str, current: Any) -> Any:
+    def wrong(kind: str) -> InvalidArgumentError:
+        return InvalidArgumentError(
+            f"Override {key}={raw!r}: {key} is {kind} in the params file, and {raw!r} is not."
+        )
+
+    if current is _MISSING or current is None:
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError:
+            return raw
+    if isinstance(current, bool):
+        if raw.lower() in ("true", "1", "yes"):
+            return True
+        if raw.lower() in ("false", "0", "no"):
+            return False
+        raise wrong("a boolean")
+    if isinstance(current, int):
+        try:
+            return int(raw)
+        except ValueError:
+            raise wrong("an integer") from None
+    if isinstance(current, float):
+        try:
+            return float(raw)
+        except ValueError:
+            raise wrong("a number") from None
+    if isinstance(current, str):
+        return raw
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        raise wrong("a list" if isinstance(current, list) else "an object") from None
+    if type(value) is not type(current):
+        raise wrong("a list" if isinstance(current, list) else "an object")
+    return value

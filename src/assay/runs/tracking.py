@@ -1,0 +1,212 @@
+"""Recording a run as it happens: metrics, params, artifacts, heartbeats.
+
+`log_metric` appends to an in-memory buffer and returns at once; a background
+thread writes the buffer to the metadata database every half second (or sooner,
+when it grows), and `flush()` (called when the run ends, normally or by an
+exception, and at interpreter exit) writes what is left. So logging in a tight
+loop costs microseconds, and nothing logged is lost at a normal exit or a failure.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import math
+import os
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from assay.errors import InvalidArgumentError
+from assay.runs.repository import Point, RunRepository, utcnow
+from assay.store.db import Database
+from assay.store.objects import ObjectStore
+
+FLUSH_EVERY_S = 0.5
+FLUSH_AT_POINTS = 20_000
+HEARTBEAT_EVERY_S = 2.0
+
+
+class RunRecorder:
+    """Everything one live run writes; thread-safe."""
+
+    def __init__(self, run_id: str, db: Database, store: ObjectStore) -> None:
+        self.run_id = run_id
+        self.db = db
+        self.store = store
+        self._points: list[Point] = []
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.split_info: dict[str, Any] = {}
+        self._capture: list[Point] | None = None
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="assay-recorder", daemon=True)
+        self._thread.start()
+        atexit.register(self.flush)
+
+    def _loop(self) -> None:
+        last_beat = 0.0
+        while not self._stop.wait(FLUSH_EVERY_S):
+            try:
+                self.flush()
+                now = time.monotonic()
+                if now - last_beat >= HEARTBEAT_EVERY_S:
+                    with self.db.session() as conn:
+                        RunRepository(conn).update(self.run_id, heartbeat_at=utcnow())
+                    last_beat = now
+            except Exception:  # the run itself must not die of a failed background write
+                continue
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.flush()
+        atexit.unregister(self.flush)
+
+    # ---- logging ---------------------------------------------------------------------------
+
+    def log_metric(self, key: str, value: float, step: int | None = None) -> None:
+        point = (_check_key(key), _number(key, value), step, time.time())
+        with self._lock:
+            self._points.append(point)
+            if self._capture is not None:
+                self._capture.append(point)
+            full = len(self._points) >= FLUSH_AT_POINTS
+        if full:
+            self.flush()
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        now = time.time()
+        points = [(_check_key(k), _number(k, v), step, now) for k, v in metrics.items()]
+        with self._lock:
+            self._points.extend(points)
+            if self._capture is not None:
+                self._capture.extend(points)
+            full = len(self._points) >= FLUSH_AT_POINTS
+        if full:
+            self.flush()
+
+    def begin_capture(self) -> None:
+        """Start keeping a copy of what is logged (a step's metrics, to cache with it)."""
+        with self._lock:
+            self._capture = []
+
+    def end_capture(self) -> list[Point]:
+        with self._lock:
+            captured, self._capture = self._capture or [], None
+        return captured
+
+    def replay(self, points: list[list[Any]]) -> None:
+        """Log again what a cached step logged when it really ran."""
+        now = time.time()
+        with self._lock:
+            self._points.extend((str(k), v, s, now) for k, v, s, *_ in points)
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        with self.db.session() as conn:
+            RunRepository(conn).add_params(
+                self.run_id, {_check_key(k): v for k, v in params.items()}
+            )
+
+    def log_artifact(self, path: str | Path, name: str | None = None) -> str:
+        """Store a file (or every file under a folder) with the run; returns the stored hash."""
+        src = Path(path)
+        if not src.exists():
+            raise InvalidArgumentError(f"Artifact {str(src)!r} does not exist.")
+        files = [src] if src.is_file() else sorted(p for p in src.rglob("*") if p.is_file())
+        digest = ""
+        with self.db.session() as conn:
+            repo = RunRepository(conn)
+            for f in files:
+                digest, size = self.store.ingest_file(f)
+                rel = name or src.name
+                if src.is_dir():
+                    rel = f"{rel}/{f.relative_to(src).as_posix()}"
+                repo.add_artifact(self.run_id, rel, digest, size)
+        return digest
+
+    def flush(self) -> None:
+        with self._flush_lock:
+            with self._lock:
+                points, self._points = self._points, []
+            if points:
+                with self.db.session() as conn:
+                    RunRepository(conn).add_points(self.run_id, points)
+
+
+def _check_key(key: str) -> str:
+    if not isinstance(key, str) or not key or len(key) > 255:
+        raise InvalidArgumentError(f"Metric and param names must be 1-255 characters, got {key!r}.")
+    return key
+
+
+def _number(key: str, value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(
+            f"Metric {key!r} must be a number, got {type(value).__name__} {value!r}."
+        ) from None
+    return number if math.isfinite(number) else None
+
+
+# ---- the active run of this process ---------------------------------------------------------
+
+_active: RunRecorder | None = None
+
+
+def activate(recorder: RunRecorder | None) -> None:
+    global _active
+    _active = recorder
+
+
+def active() -> RunRecorder:
+    if _active is None:
+        raise InvalidArgumentError(
+            "No active run: call this inside a pipeline step or in `with assay.start_run(...):`."
+        )
+    return _active
+
+
+def current() -> RunRecorder | None:
+    return _active
+
+
+def current_run_id() -> str | None:
+    return _active.run_id if _active else None
+
+
+@functools.cache
+def environment() -> dict[str, Any]:
+    """Python, platform and every installed package with its version (once per process)."""
+    import platform
+    from importlib import metadata
+
+    packages = {}
+    for dist in metadata.distributions():
+        name = dist.metadata["Name"]
+        if name:
+            packages[str(name)] = dist.version
+    return {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "packages": dict(sorted(packages.items(), key=lambda kv: kv[0].lower())),
+    }
+
+
+def usage() -> tuple[float, int]:
+    """CPU seconds (user + system) and peak resident memory in bytes, for this process."""
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime, ru.ru_maxrss * 1024

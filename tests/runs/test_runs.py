@@ -1,0 +1,260 @@
+"""Runs end to end through the service layer, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from assay.errors import ConflictError, InvalidArgumentError, NotFoundError
+from assay.runs.entities import Run
+from assay.runs.service import apply_overrides, load_params
+from assay.workspace import Workspace
+
+PIPELINE = """
+import assay
+
+@assay.step
+def load(data):
+    return [int(x) for x in (data / "numbers.txt").read_text().split()]
+
+@assay.step
+def scale(load, params):
+    return [x * params["factor"] for x in load]
+
+@assay.step
+def train(scale, params):
+    for i, x in enumerate(scale):
+        assay.log_metric("running", x, step=i)
+    return {"total": sum(scale) + params["bias"]}
+
+@assay.step
+def evaluate(train, params):
+    print("evaluating", train["total"])
+    return {"score": train["total"] / 10, "bias_seen": params["bias"]}
+
+pipeline = assay.Pipeline("numbers", [load, scale, train, evaluate])
+"""
+
+
+@pytest.fixture
+def project(ws: Workspace, tmp_path: Path) -> Path:
+    src = tmp_path / "project"
+    src.mkdir()
+    (src / "pipeline.py").write_text(PIPELINE)
+    (src / "numbers.txt").write_text("1 2 3 4")
+    (src / "params.json").write_text(json.dumps({"factor": 2, "bias": 0.5, "seed": 3}))
+    ws.data.commit("numbers", src / "numbers.txt")
+    ws.pipelines.register(src / "pipeline.py")
+    return src
+
+
+def run(
+    ws: Workspace, project: Path, *overrides: str, force: bool = False, cache: bool = True
+) -> Run:
+    queued = ws.runs.prepare(
+        "numbers",
+        data="numbers@1",
+        params_file=project / "params.json",
+        overrides=list(overrides),
+        force=force,
+    )
+    assert queued.status == "queued"
+    return ws.runs.execute(queued.id, use_cache=cache)
+
+
+def test_a_run_records_inputs_metrics_steps_model_and_resources(
+    ws: Workspace, project: Path
+) -> None:
+    r = run(ws, project)
+    assert r.status == "succeeded", r.error
+    assert (r.pipeline_ref, r.data_ref, r.params_ref) == (
+        "numbers@1",
+        "numbers@1",
+        "params/numbers@1",
+    )
+    assert r.params == {"factor": 2, "bias": 0.5, "seed": 3}
+    assert r.metrics["score"] == pytest.approx(2.05)
+    assert r.metrics["running"] == 8  # the last point of the series
+    series = ws.runs.series(r.id, "running")
+    assert [(v, s) for _, v, s, _ in series] == [(2, 0), (4, 1), (6, 2), (8, 3)]
+    assert [s.name for s in r.steps] == ["load", "scale", "train", "evaluate"]
+    assert all(s.status == "succeeded" and not s.cached for s in r.steps)
+    assert r.model is not None and r.model_flavor == "python"
+    assert r.resources["wall_s"] > 0 and r.resources["peak_rss_bytes"] > 0
+    assert r.resources["cost"] >= 0
+    assert r.environment["python"] and r.environment["package_count"] > 10
+    assert "sqlalchemy" in {k.lower() for k in ws.runs.packages(r)}
+    params_file = ws.data.read_file(ws.data.resolve("params/numbers@1"), "params.json")
+    assert json.loads(params_file) == r.params
+
+
+def test_same_inputs_again_point_at_the_earlier_run(ws: Workspace, project: Path) -> None:
+    first = run(ws, project)
+    with pytest.raises(ConflictError, match=f"already ran: run {first.id[:8]}"):
+        run(ws, project)
+    again = run(ws, project, force=True)
+    assert again.status == "succeeded"
+
+
+def test_identical_params_reuse_their_version(ws: Workspace, project: Path) -> None:
+    run(ws, project)
+    run(ws, project, "bias=1.5")
+    third = run(ws, project, force=True)  # the first params again, after other params
+    assert third.params_ref == "params/numbers@1"
+
+
+def test_unchanged_steps_are_cached_and_their_metrics_replayed(
+    ws: Workspace, project: Path
+) -> None:
+    run(ws, project)
+    r = run(ws, project, "bias=2.5")  # only train and evaluate read bias
+    cached = {s.name: s.cached for s in r.steps}
+    assert cached == {"load": True, "scale": True, "train": False, "evaluate": False}
+    r3 = run(ws, project, "factor=3")
+    assert {s.name: s.cached for s in r3.steps}["load"] is True
+    assert {s.name: s.cached for s in r3.steps}["scale"] is False
+    r4 = run(ws, project, force=True)  # everything cached, metrics still complete
+    assert all(s.cached for s in r4.steps)
+    assert r4.metrics["running"] == 8
+    assert r4.metrics["score"] == pytest.approx(2.05)
+
+
+def test_no_cache_runs_every_step(ws: Workspace, project: Path) -> None:
+    run(ws, project)
+    r = run(ws, project, force=True, cache=False)
+    assert not any(s.cached for s in r.steps)
+
+
+def test_a_failing_step_fails_the_run_and_keeps_earlier_outputs(
+    ws: Workspace, project: Path
+) -> None:
+    (project / "pipeline.py").write_text(
+        PIPELINE.replace('return {"total"', 'x = 1 / 0\n    return {"total"')
+    )
+    ws.pipelines.register(project / "pipeline.py")
+    queued = ws.runs.prepare("numbers@2", data="numbers@1", params_file=project / "params.json")
+    r = ws.runs.execute(queued.id)
+    assert r.status == "failed"
+    assert r.error is not None and "ZeroDivisionError" in r.error
+    status = {s.name: s.status for s in r.steps}
+    assert status == {
+        "load": "succeeded",
+        "scale": "succeeded",
+        "train": "failed",
+        "evaluate": "pending",
+    }
+    assert next(s for s in r.steps if s.name == "scale").output is not None
+
+
+def test_a_run_executes_the_stored_snapshot_not_the_working_copy(
+    ws: Workspace, project: Path
+) -> None:
+    (project / "pipeline.py").write_text(PIPELINE.replace("x * params", "x * 100 * params"))
+    r = run(ws, project)  # pipeline "numbers" is still version 1
+    assert r.metrics["score"] == pytest.approx(2.05)
+
+
+def test_logs_capture_what_steps_print_in_the_runner_process(
+    ws: Workspace, project: Path, env: dict[str, str]
+) -> None:
+    import os
+
+    from assay.executors.local import LocalExecutor
+
+    queued = ws.runs.prepare("numbers", data="numbers@1", params_file=project / "params.json")
+    handle = LocalExecutor(ws.settings.root or Path("."), {**os.environ, **env}).launch(queued.id)
+    events = [e["event"] for e in handle.events()]
+    assert handle.wait() == 0
+    assert events[0] == "start" and events[-1] == "end"
+    assert events.count("step_done") == 4
+    assert ws.runs.get(queued.id).status == "succeeded"
+    assert "evaluating 20.5" in ws.runs.logs(queued.id)
+
+
+def test_rerun_queues_the_same_inputs(ws: Workspace, project: Path) -> None:
+    first = run(ws, project)
+    again = ws.runs.execute(ws.runs.rerun(first.id[:6]).id)
+    assert again.rerun_of == first.id
+    assert (again.pipeline_ref, again.data_ref, again.params_ref) == (
+        first.pipeline_ref,
+        first.data_ref,
+        first.params_ref,
+    )
+    assert again.metrics == first.metrics
+
+
+def test_search_filters_and_sorts(ws: Workspace, project: Path) -> None:
+    for bias in (0.5, 1.5, 2.5):
+        run(ws, project, f"bias={bias}")
+    found = ws.runs.search(filter="params.bias > 1", sort="metrics.score desc")
+    assert [r.params["bias"] for r in found] == [2.5, 1.5]
+    assert ws.runs.search(experiment="numbers", filter="status = 'failed'") == []
+    with pytest.raises(NotFoundError, match="No experiment named 'nope'"):
+        ws.runs.search(experiment="nope")
+
+
+def test_unknown_inputs_are_clear_errors(ws: Workspace, project: Path) -> None:
+    with pytest.raises(NotFoundError, match="numbers"):
+        ws.runs.prepare("numbers@9", data="numbers@1", params_file=project / "params.json")
+    with pytest.raises(NotFoundError, match="no version 4"):
+        ws.runs.prepare("numbers", data="numbers@4", params_file=project / "params.json")
+    with pytest.raises(NotFoundError, match="No run"):
+        ws.runs.get("abcdef12")
+    with pytest.raises(InvalidArgumentError, match="not a run id"):
+        ws.runs.get("not-an-id")
+    assert ws.runs.search() == []  # nothing was queued by the failures
+
+
+def test_params_files_and_overrides_keep_types(tmp_path: Path) -> None:
+    path = tmp_path / "p.json"
+    path.write_text('{"C": 1.0, "n": 3, "on": true, "name": "x", "model": {"depth": 2}}')
+    params = load_params(path)
+    out = apply_overrides(
+        params, ["C=0.5", "n=7", "on=false", "name=y", "model.depth=5", "new=[1, 2]", "word=hello"]
+    )
+    assert out == {
+        "C": 0.5,
+        "n": 7,
+        "on": False,
+        "name": "y",
+        "model": {"depth": 5},
+        "new": [1, 2],
+        "word": "hello",
+    }
+    assert params["n"] == 3  # the input is not modified
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("n=abc", "n is an integer"),
+        ("C=x", "C is a number"),
+        ("on=maybe", "on is a boolean"),
+        ("novalue", "KEY=VALUE"),
+        ("=3", "KEY=VALUE"),
+        ("model=5", "an object"),
+    ],
+)
+def test_an_override_of_the_wrong_type_is_refused(
+    tmp_path: Path, override: str, message: str
+) -> None:
+    params = {"C": 1.0, "n": 3, "on": True, "model": {"depth": 2}}
+    with pytest.raises(InvalidArgumentError, match=message):
+        apply_overrides(params, [override])
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("{bad json", "not valid JSON"), ("[1, 2]", "JSON object"), ("", "not valid JSON")],
+)
+def test_a_malformed_params_file_is_one_clear_error(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = tmp_path / "p.json"
+    path.write_text(text)
+    with pytest.raises(InvalidArgumentError, match=message):
+        load_params(path)
+    with pytest.raises(NotFoundError, match="does not exist"):
+        load_params(tmp_path / "missing.json")
