@@ -44,7 +44,7 @@ def project(cli: CLI, tmp_path: Path) -> CLI:
 def test_run_from_a_path_registers_then_runs(project: CLI) -> None:
     result = project("run", "pipeline.py", "--data", "n@1", "--params", "params.json")
     assert result.exit_code == 0, result.output
-    assert "tiny@1 on n@1 with params/tiny@1" in result.output
+    assert "pipeline tiny@1, data n@1, params params/tiny@1" in result.output
     assert "succeeded" in result.output and "score=1.2" in result.output
     for step in ("load", "train", "evaluate"):
         assert step in result.output

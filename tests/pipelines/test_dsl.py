@@ -110,13 +110,13 @@ def test_params_reach_a_step_read_only() -> None:
         Pipeline("meddle", [meddle]).execute(Path("."), {"C": 1})
 
 
-def test_binding_passes_positional_only_parameters_by_position() -> None:
+def test_binding_picks_each_input_by_name_keyword_only_included() -> None:
     @step
-    def combine(load: str, /, clean: str, *, params: Any) -> str:
+    def combine(load: str, clean: str, *, params: Any) -> str:
         return f"{load}|{clean}|{params['k']}"
 
     values = {"load": "a", "clean": "b", "params": {"k": 1}, "unused": 0}
-    assert combine.arguments(values) == (("a",), {"clean": "b", "params": {"k": 1}})
+    assert combine.arguments(values) == {"load": "a", "clean": "b", "params": {"k": 1}}
     assert combine.run(values) == "a|b|1"
 
 
@@ -153,8 +153,13 @@ def _boom(*args: Any) -> None:
         (lambda: Pipeline("p", load), r"steps must be a list"),  # type: ignore[arg-type]
         (lambda: step(_boom), r"Step '_boom' takes \*args; a step takes named parameters"),
         (lambda: step(name="kw")(lambda **kw: 0), r"Step 'kw' takes \*\*kw"),
+        (
+            lambda: step(name="pos")(lambda data, /: data),
+            r"Step 'pos' takes 'data' as positional-only \(before '/'\)",
+        ),
         (lambda: step(lambda data: data), r"Step name '<lambda>' is not a Python identifier"),
         (lambda: step(name="my-step")(_boom), r"Step name 'my-step' is not a Python identifier"),
+        (lambda: step(name="class")(_boom), r"Step name 'class' is not a Python identifier"),
         (lambda: step(name="data")(clean), r"Step name 'data' is reserved"),
         (lambda: Pipeline("p", [42]), r"A step must be a function"),  # type: ignore[list-item]
     ],

@@ -258,3 +258,45 @@ def test_a_malformed_params_file_is_one_clear_error(
         load_params(path)
     with pytest.raises(NotFoundError, match="does not exist"):
         load_params(tmp_path / "missing.json")
+
+
+CUSTOM = """
+import assay
+
+class Doubler:
+    def __init__(self, k):
+        self.k = k
+
+    def predict(self, xs):
+        return [x * self.k for x in xs]
+
+@assay.step
+def load(data):
+    return [1, 2, 3]
+
+@assay.step
+def train(load, params):
+    import helpers  # a sibling module, imported when the step runs
+    return Doubler(helpers.factor(params["factor"]))
+
+@assay.step
+def evaluate(train, load):
+    return {"sum": float(sum(train.predict(load)))}
+
+pipeline = assay.Pipeline("custom", [load, train, evaluate])
+"""
+
+
+def test_a_model_of_the_pipelines_own_class_is_stored_and_siblings_import(
+    ws: Workspace, project: Path
+) -> None:
+    folder = project / "custom"
+    folder.mkdir()
+    (folder / "pipeline.py").write_text(CUSTOM)
+    (folder / "helpers.py").write_text("def factor(f):\n    return f * 10\n")
+    ws.pipelines.register(folder / "pipeline.py")
+    queued = ws.runs.prepare("custom", data="numbers@1", params_file=project / "params.json")
+    r = ws.runs.execute(queued.id)
+    assert r.status == "succeeded", r.error
+    assert r.metrics["sum"] == 120.0
+    assert r.model is not None and r.model_flavor == "python"

@@ -118,4 +118,18 @@ def demo(
     _run(["data", "profile", "cancer@clean"], folder)
     _run(["data", "validate", "cancer@clean", "--checks", "checks.yaml"], folder, check=False)
     _run(["data", "verify"], folder)
+
+    # Experiments: the bundled pipeline, run on the clean data with three settings.
+    example = Path(__file__).resolve().parents[1] / "examples" / "cancer"
+    (folder / "pipeline").mkdir()
+    for name in ("pipeline.py", "params.json"):
+        shutil.copyfile(example / name, folder / "pipeline" / name)
+    _run(["pipelines", "register", "pipeline/pipeline.py"], folder)
+    params = ["--data", "cancer@clean", "--params", "pipeline/params.json"]
+    _run(["run", "cancer", *params], folder)
+    _run(["run", "cancer", *params, "-p", "C=0.05"], folder)
+    _run(["run", "cancer", *params, "-p", "model=random_forest", "-p", "n_estimators=200"], folder)
+    _run(["runs", "list"], folder)
+    _run(["runs", "compare", "--experiment", "cancer", "--last", "3"], folder)
+    _run(["runs", "leaderboard", "--experiment", "cancer", "--metric", "val_f1"], folder)
     console.print(f"\n[bold green]Done.[/bold green] The demo workspace is in {folder}.")

@@ -79,8 +79,8 @@ def execute(run: Run, *, use_cache: bool, quiet: bool = False) -> Run:
     ws = workspace()
     if not quiet:
         console.print(
-            f"Run [bold]{run.short_id}[/bold] ({run.name}): {run.pipeline_ref} on "
-            f"{run.data_ref} with {run.params_ref}"
+            f"Run [bold]{run.short_id}[/bold] ({run.name}): pipeline {run.pipeline_ref}, "
+            f"data {run.data_ref}, params {run.params_ref}"
         )
     handle = LocalExecutor(Path.cwd(), os.environ).launch(run.id, use_cache=use_cache)
     started: dict[str, float] = {}
@@ -217,7 +217,10 @@ def show(run: str, as_json: JsonOpt = False) -> None:
     env = r.environment
     if env:
         rows.append(
-            ("environment", f"Python {env.get('python')}, {len(env.get('packages', {}))} packages")
+            (
+                "environment",
+                f"Python {env.get('python')}, {env.get('package_count', 0)} packages",
+            )
         )
     split = r.extra.get("split")
     if split:
@@ -269,9 +272,23 @@ def _curve(points: list[float], width: int = 24) -> str:
 
 
 @app.command()
-def compare(runs: list[str], as_json: JsonOpt = False) -> None:
+def compare(
+    runs: Annotated[list[str] | None, typer.Argument(help="Run ids (or unique prefixes).")] = None,
+    experiment: Annotated[
+        str | None, typer.Option("--experiment", "-e", help="Compare its latest runs.")
+    ] = None,
+    last: Annotated[int, typer.Option("--last", min=2, help="How many, with -e.")] = 3,
+    as_json: JsonOpt = False,
+) -> None:
     """Compare runs side by side: params and metrics, differences and best values marked."""
-    found = workspace().runs.compare(runs)
+    ws = workspace()
+    if runs:
+        found = ws.runs.compare(runs)
+    elif experiment:
+        latest = ws.runs.search(experiment=experiment, limit=last)
+        found = ws.runs.compare([r.id for r in reversed(latest)])
+    else:
+        raise typer.BadParameter("give two or more run ids, or --experiment NAME")
     if as_json:
         emit_json([r.to_dict() for r in found])
         return

@@ -22,6 +22,7 @@ read a step's source file.
 from __future__ import annotations
 
 import inspect
+import keyword
 import os
 import sys
 import threading
@@ -73,8 +74,8 @@ class Step(Generic[P, R]):
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return self.func(*args, **kwargs)
 
-    def arguments(self, values: Mapping[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        """Positional and keyword arguments for this step, taken from `values` by name.
+    def arguments(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """This step's keyword arguments, taken from `values` by name.
 
         Raises:
             InvalidArgumentError: `values` lacks one of the step's inputs.
@@ -87,19 +88,11 @@ class Step(Generic[P, R]):
                 step=self.name,
                 missing=missing,
             )
-        args: list[Any] = []
-        kwargs: dict[str, Any] = {}
-        for param in inspect.signature(self.func).parameters.values():
-            if param.kind is inspect.Parameter.POSITIONAL_ONLY:
-                args.append(values[param.name])
-            else:
-                kwargs[param.name] = values[param.name]
-        return tuple(args), kwargs
+        return {name: values[name] for name in self.inputs}
 
     def run(self, values: Mapping[str, Any]) -> R:
         """Call the function with its inputs picked out of `values` by name."""
-        args, kwargs = self.arguments(values)
-        return self.func(*args, **kwargs)
+        return self.func(**self.arguments(values))  # type: ignore[call-arg]
 
 
 @overload
@@ -115,9 +108,11 @@ def step(
 ) -> Step[P, R] | Callable[[Callable[P, R]], Step[P, R]]:
     """Make a function a pipeline step: `@step`, or `@step(name="evaluate")`.
 
+    Every parameter is an input, passed by name (`step.func(**inputs)`).
+
     Raises:
         InvalidArgumentError: the name is not a Python identifier or is reserved, or
-            the function takes *args or **kwargs.
+            the function takes *args, **kwargs or positional-only parameters.
     """
 
     def wrap(f: Callable[P, R]) -> Step[P, R]:
@@ -136,7 +131,7 @@ def _make_step(func: Callable[P, R], name: str | None) -> Step[P, R]:
             f"A step must be a function; got {type(func).__name__} {func!r}.",
         )
     step_name = name if name is not None else getattr(func, "__name__", "")
-    if not step_name.isidentifier():
+    if not step_name.isidentifier() or keyword.iskeyword(step_name):
         raise InvalidArgumentError(
             f"Step name {step_name!r} is not a Python identifier, so no later step could "
             "take it as a parameter; name it with @step(name=...).",
@@ -155,6 +150,13 @@ def _make_step(func: Callable[P, R], name: str | None) -> Step[P, R]:
             f"Step {step_name!r}: cannot read its parameters ({exc}); use a plain function."
         ) from exc
     for param in signature.parameters.values():
+        if param.kind is inspect.Parameter.POSITIONAL_ONLY:
+            raise InvalidArgumentError(
+                f"Step {step_name!r} takes {param.name!r} as positional-only (before '/'); "
+                "a step's inputs are passed by name, so remove the '/'.",
+                step=step_name,
+                parameter=param.name,
+            )
         if param.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
             star = "*" if param.kind is inspect.Parameter.VAR_POSITIONAL else "**"
             raise InvalidArgumentError(
@@ -323,7 +325,9 @@ def load_pipeline(entry_file: Path, name: str | None = None) -> Pipeline:
     helper modules) can be loaded side by side in one process. A module of the
     folder that was already imported from elsewhere (the working copy of a helper)
     is set aside meanwhile, so the file's own sibling is the one imported. No
-    bytecode is written into the folder.
+    bytecode is written into the folder. One consequence: a step that imports a
+    sibling module only when it is called (an `import helpers` inside its body) will
+    not find it; import the snapshot's own modules at the top of the file.
 
     With several pipelines in the file, `name` picks one; with exactly one, it is
     returned whatever its name (it may be registered under another).

@@ -136,7 +136,7 @@ def execute(
                         seconds=time.perf_counter() - started,
                     )
                 raise
-            logged = [[k, v, st] for k, v, st, _ in recorder.end_capture()] if recorder else []
+            logged = recorder.end_capture() if recorder else {}
             data, fmt = serialize.dump(value)
             output = store.put_bytes(data)
             with db.session() as conn:
@@ -146,7 +146,7 @@ def execute(
                     params_digest=_params_digest(view.read),
                     output=output,
                     output_format=fmt,
-                    logged=logged or None,
+                    logged=logged if logged.get("points") or logged.get("split") else None,
                 )
             cached = False
         seconds = time.perf_counter() - started
@@ -177,11 +177,11 @@ def execute(
 
 def _lookup(
     db: Database, key: str, params: Mapping[str, Any]
-) -> tuple[str, str, list[list[Any]]] | None:
+) -> tuple[str, str, dict[str, Any]] | None:
     with db.read() as conn:
         rows = RunRepository(conn).cached_outputs(key)
     for row in rows:
         read: dict[str, Any] = row.params_read
         if all(params.get(k, _ABSENT) == v for k, v in read.items()):
-            return row.output, row.output_format, row.logged or []
+            return row.output, row.output_format, row.logged or {}
     return None

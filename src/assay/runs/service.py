@@ -279,23 +279,27 @@ class RunService:
                 from assay.pipelines.dsl import load_pipeline
 
                 pipeline = load_pipeline(entry, pv.pipeline)
+                unexpose = _expose(pipeline, entry.parent)
                 hashes = {s.name: s.code_hash for s in pv.steps}
                 specs = [
                     StepSpec(s.name, s.func, s.inputs, hashes.get(s.name, ""))
                     for s in pipeline.steps
                 ]
                 dv = self.data.resolve(run.data_ref or "")
-                outcome = execute(
-                    specs,
-                    run_id=run.id,
-                    data_dir=data_dir,
-                    data_hash=dv.manifest,
-                    params=params,
-                    db=self.db,
-                    store=self.store,
-                    use_cache=use_cache,
-                    emit=emit,
-                )
+                try:
+                    outcome = execute(
+                        specs,
+                        run_id=run.id,
+                        data_dir=data_dir,
+                        data_hash=dv.manifest,
+                        params=params,
+                        db=self.db,
+                        store=self.store,
+                        use_cache=use_cache,
+                        emit=emit,
+                    )
+                finally:
+                    unexpose()
                 if pv.metrics_step and pv.metrics_step in outcome.values:
                     values = outcome.values[pv.metrics_step]
                     if isinstance(values, dict):
@@ -464,6 +468,39 @@ class RunService:
 
 def _looks_like_path(ref: str) -> bool:
     return ref.endswith(".py") or (os.sep in ref.split("@")[0] and Path(ref).exists())
+
+
+def _expose(pipeline: Any, folder: Path) -> Callable[[], None]:
+    """Keep the pipeline's module importable while its steps run; returns the undo.
+
+    `load_pipeline` leaves `sys.path` and `sys.modules` as it found them; a run also
+    needs steps that import sibling modules lazily to find them, and values of the
+    module's own classes to pickle by their module's name.
+    """
+    import sys
+    import types
+
+    path_before, modules_before = list(sys.path), set(sys.modules)
+    shims: list[str] = []
+    sys.path.insert(0, str(folder))
+    for step in pipeline.steps:
+        name = getattr(step.func, "__module__", None)
+        if name and name not in sys.modules:
+            shim = types.ModuleType(name)
+            shim.__dict__.update(step.func.__globals__)
+            sys.modules[name] = shim
+            shims.append(name)
+
+    def undo() -> None:
+        sys.path[:] = path_before
+        for name in shims:
+            sys.modules.pop(name, None)
+        for name in set(sys.modules) - modules_before:  # the snapshot's own modules
+            where = str(getattr(sys.modules.get(name), "__file__", "") or "")
+            if where.startswith(str(folder)):
+                sys.modules.pop(name, None)
+
+    return undo
 
 
 def _seed(params: dict[str, Any]) -> None:

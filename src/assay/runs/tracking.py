@@ -43,6 +43,7 @@ class RunRecorder:
         self._thread: threading.Thread | None = None
         self.split_info: dict[str, Any] = {}
         self._capture: list[Point] | None = None
+        self._split_before: dict[str, Any] = {}
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -98,17 +99,24 @@ class RunRecorder:
         """Start keeping a copy of what is logged (a step's metrics, to cache with it)."""
         with self._lock:
             self._capture = []
+            self._split_before = self.split_info
 
-    def end_capture(self) -> list[Point]:
+    def end_capture(self) -> dict[str, Any]:
+        """What was logged since `begin_capture`: metric points and a split's fingerprints."""
         with self._lock:
             captured, self._capture = self._capture or [], None
-        return captured
+        out: dict[str, Any] = {"points": [[k, v, s] for k, v, s, _ in captured]}
+        if self.split_info and self.split_info is not self._split_before:
+            out["split"] = self.split_info  # this step made the split
+        return out
 
-    def replay(self, points: list[list[Any]]) -> None:
+    def replay(self, logged: dict[str, Any]) -> None:
         """Log again what a cached step logged when it really ran."""
         now = time.time()
         with self._lock:
-            self._points.extend((str(k), v, s, now) for k, v, s, *_ in points)
+            self._points.extend((str(k), v, s, now) for k, v, s in logged.get("points", []))
+        if logged.get("split"):
+            self.split_info = logged["split"]
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         with self.db.session() as conn:
