@@ -351,7 +351,7 @@ class RunService:
         """The environment, its package list stored once as an object (it is the same for
         every run of a process, and of most processes)."""
         if not hasattr(self, "_env"):
-            env = dict(tracking.environment())
+            env = dict(self._cached_environment())
             packages = env.pop("packages")
             env["packages_object"] = self.store.put_bytes(
                 json.dumps(packages, sort_keys=True).encode()
@@ -359,6 +359,29 @@ class RunService:
             env["package_count"] = len(packages)
             self._env = env
         return self._env
+
+    def _cached_environment(self) -> dict[str, Any]:
+        # Listing ~200 installed packages takes a third of a second; the list only
+        # changes when a package folder changes, so it is cached on their mtimes.
+        import sys
+
+        folders = [p for p in sys.path if p and os.path.isdir(p)]
+        stamp = [sys.executable, sys.version, [(p, os.stat(p).st_mtime_ns) for p in folders]]
+        key = hash_bytes(json.dumps(stamp).encode())[:16]
+        path = self.settings.cache_dir / f"environment-{key}.json"
+        try:
+            cached: dict[str, Any] = json.loads(path.read_text())
+            return cached
+        except (OSError, ValueError):
+            env = tracking.environment()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(env))
+            os.replace(tmp, path)
+        except OSError:
+            pass  # a cache only
+        return env
 
     def packages(self, run: Run) -> dict[str, str]:
         """The packages (name: version) installed where `run` ran."""
