@@ -9,7 +9,7 @@ import pytest
 
 from assay.errors import ConflictError, InvalidArgumentError, NotFoundError
 from assay.runs.entities import Run
-from assay.runs.service import apply_overrides, load_params
+from assay.runs.params import apply_overrides, load_params
 from assay.workspace import Workspace
 
 PIPELINE = """

@@ -185,3 +185,36 @@ def _lookup(
         if all(params.get(k, _ABSENT) == v for k, v in read.items()):
             return row.output, row.output_format, row.logged or {}
     return None
+
+
+def expose(pipeline: Any, folder: Path) -> Callable[[], None]:
+    """Keep the pipeline's module importable while its steps run; returns the undo.
+
+    `load_pipeline` leaves `sys.path` and `sys.modules` as it found them; a run also
+    needs steps that import sibling modules lazily to find them, and values of the
+    module's own classes to pickle by their module's name.
+    """
+    import sys
+    import types
+
+    path_before, modules_before = list(sys.path), set(sys.modules)
+    shims: list[str] = []
+    sys.path.insert(0, str(folder))
+    for step in pipeline.steps:
+        name = getattr(step.func, "__module__", None)
+        if name and name not in sys.modules:
+            shim = types.ModuleType(name)
+            shim.__dict__.update(step.func.__globals__)
+            sys.modules[name] = shim
+            shims.append(name)
+
+    def undo() -> None:
+        sys.path[:] = path_before
+        for name in shims:
+            sys.modules.pop(name, None)
+        for name in set(sys.modules) - modules_before:  # the snapshot's own modules
+            where = str(getattr(sys.modules.get(name), "__file__", "") or "")
+            if where.startswith(str(folder)):
+                sys.modules.pop(name, None)
+
+    return undo

@@ -20,8 +20,9 @@ from sqlalchemy import func, select
 from assay.data.service import DataService
 from assay.errors import ConflictError, InvalidArgumentError, NotFoundError
 from assay.runs import tracking
-from assay.runs.engine import StepSpec, execute
+from assay.runs.engine import StepSpec, execute, expose
 from assay.runs.entities import Run
+from assay.runs.params import apply_overrides, load_params
 from assay.runs.repository import RunRepository, runs, utcnow
 from assay.store.db import Database
 from assay.store.objects import ObjectStore, hash_bytes
@@ -279,7 +280,7 @@ class RunService:
                 from assay.pipelines.dsl import load_pipeline
 
                 pipeline = load_pipeline(entry, pv.pipeline)
-                unexpose = _expose(pipeline, entry.parent)
+                unexpose = expose(pipeline, entry.parent)
                 hashes = {s.name: s.code_hash for s in pv.steps}
                 specs = [
                     StepSpec(s.name, s.func, s.inputs, hashes.get(s.name, ""))
@@ -351,7 +352,7 @@ class RunService:
         """The environment, its package list stored once as an object (it is the same for
         every run of a process, and of most processes)."""
         if not hasattr(self, "_env"):
-            env = dict(self._cached_environment())
+            env = dict(tracking.cached_environment(self.settings.cache_dir))
             packages = env.pop("packages")
             env["packages_object"] = self.store.put_bytes(
                 json.dumps(packages, sort_keys=True).encode()
@@ -359,29 +360,6 @@ class RunService:
             env["package_count"] = len(packages)
             self._env = env
         return self._env
-
-    def _cached_environment(self) -> dict[str, Any]:
-        # Listing ~200 installed packages takes a third of a second; the list only
-        # changes when a package folder changes, so it is cached on their mtimes.
-        import sys
-
-        folders = [p for p in sys.path if p and os.path.isdir(p)]
-        stamp = [sys.executable, sys.version, [(p, os.stat(p).st_mtime_ns) for p in folders]]
-        key = hash_bytes(json.dumps(stamp).encode())[:16]
-        path = self.settings.cache_dir / f"environment-{key}.json"
-        try:
-            cached: dict[str, Any] = json.loads(path.read_text())
-            return cached
-        except (OSError, ValueError):
-            env = tracking.environment()
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(env))
-            os.replace(tmp, path)
-        except OSError:
-            pass  # a cache only
-        return env
 
     def packages(self, run: Run) -> dict[str, str]:
         """The packages (name: version) installed where `run` ran."""
@@ -493,39 +471,6 @@ def _looks_like_path(ref: str) -> bool:
     return ref.endswith(".py") or (os.sep in ref.split("@")[0] and Path(ref).exists())
 
 
-def _expose(pipeline: Any, folder: Path) -> Callable[[], None]:
-    """Keep the pipeline's module importable while its steps run; returns the undo.
-
-    `load_pipeline` leaves `sys.path` and `sys.modules` as it found them; a run also
-    needs steps that import sibling modules lazily to find them, and values of the
-    module's own classes to pickle by their module's name.
-    """
-    import sys
-    import types
-
-    path_before, modules_before = list(sys.path), set(sys.modules)
-    shims: list[str] = []
-    sys.path.insert(0, str(folder))
-    for step in pipeline.steps:
-        name = getattr(step.func, "__module__", None)
-        if name and name not in sys.modules:
-            shim = types.ModuleType(name)
-            shim.__dict__.update(step.func.__globals__)
-            sys.modules[name] = shim
-            shims.append(name)
-
-    def undo() -> None:
-        sys.path[:] = path_before
-        for name in shims:
-            sys.modules.pop(name, None)
-        for name in set(sys.modules) - modules_before:  # the snapshot's own modules
-            where = str(getattr(sys.modules.get(name), "__file__", "") or "")
-            if where.startswith(str(folder)):
-                sys.modules.pop(name, None)
-
-    return undo
-
-
 def _seed(params: dict[str, Any]) -> None:
     seed = params.get("seed")
     if isinstance(seed, int) and not isinstance(seed, bool):
@@ -557,101 +502,3 @@ def _flatten(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[full] = value
     return out
-
-
-# ---- params files and overrides ------------------------------------------------------------
-
-
-def load_params(path: Path) -> dict[str, Any]:
-    """A params JSON file: an object at the top.
-
-    Raises:
-        NotFoundError: no such file.
-        InvalidArgumentError: not JSON, or not an object.
-    """
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise NotFoundError(f"Params file {str(path)!r} does not exist.") from None
-    except (UnicodeDecodeError, IsADirectoryError) as exc:
-        raise InvalidArgumentError(f"Cannot read params file {str(path)!r}: {exc}.") from None
-    try:
-        params = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidArgumentError(
-            f"Params file {str(path)!r} is not valid JSON: {exc.msg} at line {exc.lineno}, "
-            f"column {exc.colno}."
-        ) from None
-    if not isinstance(params, dict):
-        raise InvalidArgumentError(
-            f"Params file {str(path)!r} must hold a JSON object, got {type(params).__name__}."
-        )
-    return params
-
-
-def apply_overrides(params: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
-    """Apply `KEY=VALUE` overrides, keeping each existing key's type.
-
-    Dotted keys reach into nested objects. A new key takes VALUE as JSON if it
-    parses, else as a string.
-
-    Raises:
-        InvalidArgumentError: a malformed override, or a value of the wrong type.
-    """
-    out = json.loads(json.dumps(params))
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise InvalidArgumentError(f"Override {item!r} must look like KEY=VALUE.")
-        *parents, leaf = key.split(".")
-        node = out
-        for part in parents:
-            nxt = node.get(part)
-            if nxt is None:
-                nxt = node[part] = {}
-            if not isinstance(nxt, dict):
-                raise InvalidArgumentError(f"Override {item!r}: {part!r} is not an object.")
-            node = nxt
-        node[leaf] = _typed(key, raw, node.get(leaf, _MISSING))
-    return dict(out)
-
-
-_MISSING = object()
-
-
-def _typed(key: str, raw: str, current: Any) -> Any:
-    def wrong(kind: str) -> InvalidArgumentError:
-        return InvalidArgumentError(
-            f"Override {key}={raw!r}: {key} is {kind} in the params file, and {raw!r} is not."
-        )
-
-    if current is _MISSING or current is None:
-        try:
-            return json.loads(raw)
-        except json.JSONDecodeError:
-            return raw
-    if isinstance(current, bool):
-        if raw.lower() in ("true", "1", "yes"):
-            return True
-        if raw.lower() in ("false", "0", "no"):
-            return False
-        raise wrong("a boolean")
-    if isinstance(current, int):
-        try:
-            return int(raw)
-        except ValueError:
-            raise wrong("an integer") from None
-    if isinstance(current, float):
-        try:
-            return float(raw)
-        except ValueError:
-            raise wrong("a number") from None
-    if isinstance(current, str):
-        return raw
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        raise wrong("a list" if isinstance(current, list) else "an object") from None
-    if type(value) is not type(current):
-        raise wrong("a list" if isinstance(current, list) else "an object")
-    return value

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import atexit
 import functools
+import json
 import math
 import os
+import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -22,7 +24,7 @@ from typing import Any
 from assay.errors import InvalidArgumentError
 from assay.runs.repository import Point, RunRepository, utcnow
 from assay.store.db import Database
-from assay.store.objects import ObjectStore
+from assay.store.objects import ObjectStore, hash_bytes
 
 FLUSH_EVERY_S = 0.5
 FLUSH_AT_POINTS = 20_000
@@ -218,3 +220,27 @@ def usage() -> tuple[float, int]:
 
     ru = resource.getrusage(resource.RUSAGE_SELF)
     return ru.ru_utime + ru.ru_stime, ru.ru_maxrss * 1024
+
+
+def cached_environment(cache_dir: Path) -> dict[str, Any]:
+    """`environment()`, cached in `cache_dir` until a package folder changes."""
+    # Listing ~200 installed packages takes a third of a second; the list only
+    # changes when a package folder changes, so it is cached on their mtimes.
+
+    folders = [p for p in sys.path if p and os.path.isdir(p)]
+    stamp = [sys.executable, sys.version, [(p, os.stat(p).st_mtime_ns) for p in folders]]
+    key = hash_bytes(json.dumps(stamp).encode())[:16]
+    path = cache_dir / f"environment-{key}.json"
+    try:
+        cached: dict[str, Any] = json.loads(path.read_text())
+        return cached
+    except (OSError, ValueError):
+        env = environment()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(env))
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a cache only
+    return env
