@@ -10,6 +10,7 @@ import pytest
 from assay.errors import ConflictError, InvalidArgumentError, NotFoundError
 from assay.runs.entities import Run
 from assay.runs.params import apply_overrides, load_params
+from assay.runs.split import split as assay_split
 from assay.workspace import Workspace
 
 PIPELINE = """
@@ -300,3 +301,68 @@ def test_a_model_of_the_pipelines_own_class_is_stored_and_siblings_import(
     assert r.status == "succeeded", r.error
     assert r.metrics["sum"] == 120.0
     assert r.model is not None and r.model_flavor == "python"
+
+
+SPLITTING = """
+import assay
+import pandas as pd
+
+@assay.step
+def load(data):
+    rows = [{"x": i % 40, "y": i % 2} for i in range(100)]  # 60 duplicated rows
+    return pd.DataFrame(rows)
+
+@assay.step
+def split(load, params):
+    return assay.split(load, target="y", seed=params["seed"], test_size=0.25, val_size=0.25)
+
+@assay.step
+def evaluate(split):
+    return {"train_rows": float(len(split.train))}
+
+pipeline = assay.Pipeline("splitting", [load, split, evaluate])
+"""
+
+
+def test_split_sizes_hashes_seed_and_leakage_are_recorded(ws: Workspace, project: Path) -> None:
+    folder = project / "splitting"
+    folder.mkdir()
+    (folder / "pipeline.py").write_text(SPLITTING)
+    ws.pipelines.register(folder / "pipeline.py")
+    first = ws.runs.execute(
+        ws.runs.prepare("splitting", data="numbers@1", params_file=project / "params.json").id
+    )
+    assert first.status == "succeeded", first.error
+    info = first.extra["split"]
+    assert info["sizes"] == {"train": 50, "val": 25, "test": 25}
+    assert info["leaked_rows"] > 0  # duplicated rows land on both sides
+    assert first.extra["seed"] == 3
+    again = ws.runs.execute(ws.runs.rerun(first.id).id)
+    assert again.extra["split"]["hashes"] == info["hashes"]  # the same seed, the same parts
+
+
+def test_split_refuses_fractions_that_leave_no_training_rows() -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame({"x": range(10)})
+    with pytest.raises(InvalidArgumentError, match="leave rows for training"):
+        assay_split(frame, seed=1, test_size=0.6, val_size=0.5)
+    with pytest.raises(InvalidArgumentError, match="target column 'nope'"):
+        assay_split(frame, seed=1, target="nope")
+
+
+def test_artifacts_are_stored_with_the_run(
+    ws: Workspace, project: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str]
+) -> None:
+    import assay
+
+    monkeypatch.chdir(ws.settings.root or ".")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    (project / "report.txt").write_text("all good")
+    with assay.start_run(experiment="artifacts") as run:
+        digest = assay.log_artifact(project / "report.txt")
+        with pytest.raises(InvalidArgumentError, match="does not exist"):
+            assay.log_artifact(project / "missing.txt")
+    assert ws.store.get_bytes(digest) == b"all good"
+    assert ws.runs.artifacts(run.id) == [("report.txt", digest, 8)]

@@ -258,6 +258,12 @@ def show(run: str, as_json: JsonOpt = False) -> None:
             t = "cached" if s.cached else (f"{s.seconds:.2f} s" if s.seconds is not None else "-")
             table.add_row(str(s.position + 1), s.name, s.status, t)
         console.print(table)
+    artifacts = ws.runs.artifacts(r.id)
+    if artifacts:
+        table = Table("artifact", "size", "hash", box=None, header_style="bold")
+        for path, digest, size in artifacts:
+            table.add_row(path, human_bytes(size), digest[:16])
+        console.print(table)
     if r.error:
         err.print(r.error.rstrip(), markup=False, highlight=False)
 

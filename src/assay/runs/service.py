@@ -267,6 +267,7 @@ class RunService:
         recorder.start()
         tracking.activate(recorder)
         status, error, model, flavor = "failed", None, None, None
+        params: dict[str, Any] = {}
         emit({"event": "start", "run": run.id, "name": run.name})
         try:
             with tempfile.TemporaryDirectory(prefix="assay-run-") as tmp:
@@ -328,6 +329,8 @@ class RunService:
                 "cost_per_hour": self.settings.cost_per_hour,
             }
             extra = dict(run.extra)
+            if isinstance(params.get("seed"), int):
+                extra["seed"] = params["seed"]  # also fed to random and numpy before the steps
             if recorder.split_info:
                 extra["split"] = recorder.split_info
                 if recorder.split_info.get("leaked_rows"):
@@ -460,6 +463,12 @@ class RunService:
         run = self.get(ref)
         with self.db.read() as conn:
             return RunRepository(conn).series(run.id, key)
+
+    def artifacts(self, ref: str) -> list[tuple[str, str, int]]:
+        """The files stored with a run: (path, hash, size)."""
+        run = self.get(ref)
+        with self.db.read() as conn:
+            return RunRepository(conn).artifacts(run.id)
 
     def compare(self, refs: Sequence[str]) -> list[Run]:
         if len(refs) < 2:
