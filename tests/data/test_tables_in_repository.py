@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from assay.data.validation import load_checks
+from assay.data.checks import load_checks
 from assay.errors import InvalidArgumentError, ValidationFailedError
 from assay.workspace import Workspace
 

@@ -7,15 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from assay.data.checks import Checks, ColumnChecks, load_checks
 from assay.data.tabular import read_table
-from assay.data.validation import (
-    CheckResult,
-    Checks,
-    ColumnChecks,
-    ValidationReport,
-    load_checks,
-    validate_table,
-)
+from assay.data.validation import CheckResult, ValidationReport, validate_table
 from assay.errors import InvalidArgumentError
 
 

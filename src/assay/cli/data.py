@@ -23,9 +23,10 @@ from assay.cli.output import (
 from assay.errors import InvalidArgumentError, NotFoundError
 
 if TYPE_CHECKING:
+    from assay.data.checks import Checks
     from assay.data.entities import DataDiff, DataVersion
     from assay.data.tabular import TableDiff, TableProfile
-    from assay.data.validation import Checks, ValidationReport
+    from assay.data.validation import ValidationReport
 
 app = typer.Typer(
     help="Version datasets: commit, log, show, checkout, diff, tag, profile, validate, verify.",
@@ -35,7 +36,7 @@ app = typer.Typer(
 
 
 def _load_checks(path: Path) -> Checks:
-    from assay.data.validation import load_checks
+    from assay.data.checks import load_checks
 
     try:
         text = path.read_text(encoding="utf-8")

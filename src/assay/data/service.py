@@ -50,8 +50,9 @@ from assay.store.packs import PACKABLE, Blobs, PackWriter
 if TYPE_CHECKING:
     import pandas as pd
 
+    from assay.data.checks import Checks
     from assay.data.tabular import TableProfile
-    from assay.data.validation import Checks, ValidationReport
+    from assay.data.validation import ValidationReport
 
 # Files read in memory per round while packing small files.
 _PACK_ROUND = 4096
