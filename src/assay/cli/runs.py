@@ -332,9 +332,12 @@ def _marked(values: list[str]) -> list[str]:
 
 
 @app.command()
-def logs(run: str) -> None:
+def logs(run: str, as_json: JsonOpt = False) -> None:
     """Print what a run's steps wrote to stdout and stderr."""
     text = workspace().runs.logs(run)
+    if as_json:
+        emit_json({"run": workspace().runs.get(run).id, "logs": text})
+        return
     if text:
         console.out(text, end="", highlight=False)
     else:

@@ -6,7 +6,6 @@ writes stay cheap, and a CLI command does not pay for loading the ORM.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -30,14 +29,10 @@ from sqlalchemy import (
 )
 
 from assay.data.entities import Dataset, DataVersion
-from assay.store.db import metadata
+from assay.store.db import aware, metadata, utcnow
 
 DatasetRow = Row[Any]
 DataVersionRow = Row[Any]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 datasets = Table(
@@ -93,11 +88,6 @@ data_validations = Table(
 )
 
 
-def _aware(ts: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything stored is UTC.
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
-
-
 class DataRepository:
     """Row access within one transaction; returns rows or entities."""
 
@@ -137,10 +127,10 @@ class DataRepository:
         return [
             Dataset(
                 name=name,
-                created_at=_aware(created),
+                created_at=aware(created),
                 versions=n or 0,
                 latest=latest,
-                updated_at=_aware(updated) if updated else None,
+                updated_at=aware(updated) if updated else None,
             )
             for name, created, n, latest, updated in rows
         ]
@@ -261,7 +251,7 @@ def to_version(name: str, row: DataVersionRow, tags: list[str] | None = None) ->
         manifest=row.manifest,
         message=row.message,
         author=row.author,
-        created_at=_aware(row.created_at),
+        created_at=aware(row.created_at),
         parent=row.parent,
         file_count=row.file_count,
         total_bytes=row.total_bytes,

@@ -33,7 +33,6 @@ from assay.data.repository import (
     DatasetRow,
     DataVersionRow,
     to_version,
-    utcnow,
 )
 from assay.data.statcache import Signature, StatCache, signature
 from assay.errors import (
@@ -43,7 +42,7 @@ from assay.errors import (
     StorageError,
     ValidationFailedError,
 )
-from assay.store.db import Database
+from assay.store.db import Database, utcnow
 from assay.store.objects import ObjectStore, hash_bytes
 from assay.store.packs import PACKABLE, Blobs, PackWriter
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -23,7 +22,7 @@ from sqlalchemy import (
 )
 
 from assay.pipelines.entities import PipelineInfo, PipelineVersion, StepInfo
-from assay.store.db import metadata
+from assay.store.db import aware, metadata, utcnow
 
 pipelines = Table(
     "pipelines",
@@ -50,15 +49,6 @@ pipeline_versions = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("pipeline_id", "number"),
 )
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def _aware(ts: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything stored is UTC.
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
 class PipelineRepository:
@@ -100,7 +90,7 @@ class PipelineRepository:
                 name=name,
                 versions=n or 0,
                 latest=latest,
-                updated_at=_aware(updated) if updated else None,
+                updated_at=aware(updated) if updated else None,
             )
             for name, n, latest, updated in rows
         ]
@@ -162,5 +152,5 @@ def to_version(name: str, row: Row[Any]) -> PipelineVersion:
         metrics_step=doc.get("metrics"),
         message=row.message,
         author=row.author,
-        created_at=_aware(row.created_at),
+        created_at=aware(row.created_at),
     )

@@ -21,8 +21,8 @@ from assay.data import manifest
 from assay.data.entities import LATEST, FileEntry, check_name
 from assay.errors import ConflictError, InvalidArgumentError, NotFoundError
 from assay.pipelines.entities import PipelineInfo, PipelineVersion, StepInfo
-from assay.pipelines.repository import PipelineRepository, steps_json, to_version, utcnow
-from assay.store.db import Database
+from assay.pipelines.repository import PipelineRepository, steps_json, to_version
+from assay.store.db import Database, utcnow
 from assay.store.objects import ObjectStore, hash_bytes
 from assay.store.packs import PACKABLE, Blobs, PackWriter
 

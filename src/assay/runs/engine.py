@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from assay.runs import serialize, tracking
-from assay.runs.repository import RunRepository, utcnow
-from assay.store.db import Database
+from assay.runs.repository import RunRepository
+from assay.store.db import Database, utcnow
 from assay.store.objects import ObjectStore, hash_bytes
 
 Emit = Callable[[dict[str, Any]], None]

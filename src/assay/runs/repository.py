@@ -6,7 +6,7 @@ column, so that `params.C > 1 and metrics.val_f1 >= 0.9` is an indexed query.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -33,7 +33,7 @@ from sqlalchemy import (
 
 from assay.errors import InvalidArgumentError, NotFoundError
 from assay.runs.entities import Run, StepRun
-from assay.store.db import metadata
+from assay.store.db import aware, metadata, utcnow
 
 experiments = Table(
     "experiments",
@@ -157,14 +157,8 @@ step_cache = Table(
 Point = tuple[str, float | None, int | None, float]  # key, value, step, unix time
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 def _aware(ts: datetime | None) -> datetime | None:
-    if ts is None:
-        return None
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+    return None if ts is None else aware(ts)
 
 
 def param_row(run_id: str, key: str, value: Any) -> dict[str, Any]:

@@ -23,8 +23,8 @@ from assay.runs import tracking
 from assay.runs.engine import StepSpec, execute, expose
 from assay.runs.entities import Run
 from assay.runs.params import apply_overrides, load_params
-from assay.runs.repository import RunRepository, runs, utcnow
-from assay.store.db import Database
+from assay.runs.repository import RunRepository, runs
+from assay.store.db import Database, utcnow
 from assay.store.objects import ObjectStore, hash_bytes
 from assay.store.packs import Blobs
 

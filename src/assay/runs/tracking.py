@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from assay.errors import InvalidArgumentError
-from assay.runs.repository import Point, RunRepository, utcnow
-from assay.store.db import Database
+from assay.runs.repository import Point, RunRepository
+from assay.store.db import Database, utcnow
 from assay.store.objects import ObjectStore, hash_bytes
 
 FLUSH_EVERY_S = 0.5

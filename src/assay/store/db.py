@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,16 @@ _NAMING = {
 
 
 metadata = MetaData(naming_convention=_NAMING)
+
+
+def utcnow() -> datetime:
+    """Now, in UTC: every timestamp Assay stores is UTC."""
+    return datetime.now(UTC)
+
+
+def aware(ts: datetime) -> datetime:
+    """A stored timestamp as an aware UTC datetime (SQLite hands back naive ones)."""
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
 class DatabaseError(AssayError):
