@@ -6,6 +6,7 @@ script, `start_run` opens one in the workspace found from the current folder.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import time
@@ -13,9 +14,13 @@ import traceback
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from assay.runs import tracking
+
+if TYPE_CHECKING:
+    from assay.config import Settings
+    from assay.workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -44,9 +49,8 @@ def start_run(
     `params/<experiment>`, as a pipeline's params file is.
     """
     from assay.config import Settings
-    from assay.workspace import Workspace
 
-    ws = Workspace(Settings.load(Path.cwd(), os.environ))
+    ws = _workspace(Settings.load(Path.cwd(), os.environ))
     run = ws.runs.begin(experiment, data=data, params=dict(params or {}), name=name)
     recorder = tracking.RunRecorder(run.id, ws.db, ws.store)
     recorder.start()
@@ -68,7 +72,31 @@ def start_run(
         recorder.close()
         cpu1, _ = tracking.usage()
         ws.runs.end(run.id, status, error, time.perf_counter() - wall0, cpu1 - cpu0)
+
+
+_workspaces: dict[Settings, Workspace] = {}
+
+
+def _workspace(settings: Settings) -> Workspace:
+    """One workspace (one engine, warm statement caches) per settings, for the process.
+
+    A notebook opens run after run; connecting and compiling statements afresh for
+    each would cost more than the run's own writes.
+    """
+    from assay.workspace import Workspace
+
+    ws = _workspaces.get(settings)
+    if ws is None:
+        if not _workspaces:
+            atexit.register(_close_all)
+        ws = _workspaces[settings] = Workspace(settings)
+    return ws
+
+
+def _close_all() -> None:
+    for ws in _workspaces.values():
         ws.close()
+    _workspaces.clear()
 
 
 def log_metric(key: str, value: float, step: int | None = None) -> None:

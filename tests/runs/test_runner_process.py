@@ -143,3 +143,26 @@ def test_a_metric_that_is_not_a_number_is_refused(
         with pytest.raises(InvalidArgumentError, match="must be a number"):
             assay.log_metric("x", "high")  # type: ignore[arg-type]
         assay.log_metric("nan", float("nan"))  # stored as null, not as an invalid number
+
+
+def test_params_of_every_json_type_read_back_as_logged(
+    ws: Workspace, slow: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str]
+) -> None:
+    monkeypatch.chdir(ws.settings.root or ".")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    params = {
+        "s": "text",
+        "digits": "42",
+        "b": True,
+        "i": 3,
+        "f": 0.5,
+        "l": [1, "a"],
+        "none": None,
+        "nested": {"depth": 2},
+    }
+    with assay.start_run(experiment="types", params=params) as run:
+        pass
+    expected = {**{k: v for k, v in params.items() if k != "nested"}, "nested.depth": 2}
+    assert ws.runs.search(experiment="types")[0].params == expected
+    assert ws.runs.get(run.id).params == expected

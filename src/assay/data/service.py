@@ -194,6 +194,35 @@ class DataService:
         self.cache.save(fresh)
         return CommitResult(version, True, len(todo), n_cached, stored_bytes, report)
 
+    def commit_bytes(
+        self, name: str, filename: str, data: bytes, message: str = "", *, reuse: bool = False
+    ) -> CommitResult:
+        """Commit one in-memory file as the next version of `name` (params files).
+
+        The same as committing a folder holding just that file, without the folder.
+        """
+        check_name(name)
+        entry = FileEntry(filename, hash_bytes(data), len(data))
+        encoded = manifest.encode([entry])
+        digest = hash_bytes(encoded)
+        with self.db.read() as conn:
+            repo = DataRepository(conn)
+            ds = repo.dataset_row(name)
+            if ds is not None:
+                latest = repo.latest_number(ds.id)
+                head = repo.version_row(ds.id, latest) if latest is not None else None
+                if head is not None and head.manifest != digest and reuse:
+                    head = repo.version_with_manifest(ds.id, digest) or head
+                if head is not None and head.manifest == digest:
+                    tags = repo.tags_by_number(ds.id).get(head.number)
+                    return CommitResult(to_version(name, head, tags), False, 1, 0, 0)
+        self.store.put_bytes(data, entry.hash)
+        self.store.put_bytes(encoded, digest)
+        version = self._insert_version(
+            name, digest, message, [entry], None, None, PackWriter(self.store)
+        )
+        return CommitResult(version, True, 1, 0, len(data))
+
     def _scan(self, root: Path) -> list[_Scanned]:
         if root.is_file():
             return [_Scanned(str(root), root.name, signature(root.stat()))]

@@ -6,6 +6,7 @@ column, so that `params.C > 1 and metrics.val_f1 >= 0.9` is an indexed query.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -246,13 +247,23 @@ class RunRepository:
         return to_run(row, params, metrics, steps)
 
     def params_of(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        # Fifty params a run, a hundred runs a page: through the driver, decoding the
+        # JSON here, is three times faster than SQLAlchemy's per-row result processing.
         out: dict[str, dict[str, Any]] = {}
+        mark = "%s" if self.c.dialect.paramstyle in ("format", "pyformat") else "?"
+        # SQLite hands back JSON text (or, where the column's numeric affinity kicked
+        # in, a number); psycopg has already decoded it.
+        raw = self.c.dialect.name == "sqlite"
         for i in range(0, len(ids), 500):
-            for run_id, key, value in self.c.execute(
-                select(run_params.c.run_id, run_params.c.key, run_params.c.value).where(
-                    run_params.c.run_id.in_(ids[i : i + 500])
-                )
-            ):
+            chunk = ids[i : i + 500]
+            rows = self.c.exec_driver_sql(
+                f"SELECT run_id, key, value FROM run_params WHERE run_id IN "
+                f"({', '.join([mark] * len(chunk))})",
+                tuple(chunk),
+            )
+            for run_id, key, value in rows:
+                if raw and isinstance(value, str):
+                    value = json.loads(value)
                 out.setdefault(run_id, {})[key] = value
         return out
 
@@ -345,9 +356,13 @@ class RunRepository:
         """Append metric points and move each key's final value to its newest point."""
         if not points:
             return
-        self.c.execute(
-            insert(metric_points),
-            [{"run_id": run_id, "key": k, "value": v, "step": s, "ts": t} for k, v, s, t in points],
+        # Straight to the driver's executemany: building a dict per point and letting
+        # SQLAlchemy process each row cost three times the insert itself.
+        mark = "%s" if self.c.dialect.paramstyle in ("format", "pyformat") else "?"
+        self.c.exec_driver_sql(
+            "INSERT INTO metric_points (run_id, key, value, step, ts) "
+            f"VALUES ({', '.join([mark] * 5)})",
+            [(run_id, k, v, st, t) for k, v, st, t in points],
         )
         latest: dict[str, tuple[float | None, int | None, float]] = {}
         for k, v, s, t in points:
