@@ -69,9 +69,9 @@ def start_run(
         raise
     finally:
         tracking.activate(None)
-        recorder.close()
+        left = recorder.stop()
         cpu1, _ = tracking.usage()
-        ws.runs.end(run.id, status, error, time.perf_counter() - wall0, cpu1 - cpu0)
+        ws.runs.end(run.id, status, error, time.perf_counter() - wall0, cpu1 - cpu0, left)
 
 
 _workspaces: dict[Settings, Workspace] = {}

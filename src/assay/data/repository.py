@@ -16,6 +16,7 @@ from sqlalchemy import (
     Connection,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     Row,
     String,
@@ -58,6 +59,8 @@ data_versions = Table(
     Column("total_bytes", BigInteger, nullable=False),
     Column("validation", String(16), nullable=True),
     UniqueConstraint("dataset_id", "number"),
+    # "Is this content a version already?" (params files: one per run, reused when equal)
+    Index("ix_data_versions_dataset_manifest", "dataset_id", "manifest"),
 )
 
 data_tags = Table(
@@ -180,6 +183,10 @@ class DataRepository:
         row = self.c.execute(select(data_versions).where(data_versions.c.id == new_id[0])).first()
         assert row is not None
         return row
+
+    def add_version(self, values: dict[str, Any]) -> None:
+        """Insert a version without reading it back (the caller holds its values)."""
+        self.c.execute(insert(data_versions).values(**values))
 
     def set_validation(self, version_id: int, status: str) -> None:
         self.c.execute(

@@ -12,6 +12,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from assay.data import manifest
@@ -199,27 +200,71 @@ class DataService:
     ) -> CommitResult:
         """Commit one in-memory file as the next version of `name` (params files).
 
-        The same as committing a folder holding just that file, without the folder.
+        The same as committing a folder holding just that file, without the folder,
+        in one transaction: runs are opened by the hundred, and each versions its params.
         """
         check_name(name)
         entry = FileEntry(filename, hash_bytes(data), len(data))
         encoded = manifest.encode([entry])
         digest = hash_bytes(encoded)
-        with self.db.read() as conn:
-            repo = DataRepository(conn)
-            ds = repo.dataset_row(name)
-            if ds is not None:
-                latest = repo.latest_number(ds.id)
-                head = repo.version_row(ds.id, latest) if latest is not None else None
-                if head is not None and head.manifest != digest and reuse:
-                    head = repo.version_with_manifest(ds.id, digest) or head
-                if head is not None and head.manifest == digest:
-                    tags = repo.tags_by_number(ds.id).get(head.number)
-                    return CommitResult(to_version(name, head, tags), False, 1, 0, 0)
+        for _attempt in range(20):
+            try:
+                with self.db.session() as conn:
+                    return self._commit_bytes(
+                        conn, name, entry, data, encoded, digest, message, reuse
+                    )
+            except IntegrityError:  # another writer took the number: take the next
+                continue
+        raise ConflictError(f"Too many concurrent commits to {name!r}; retry.")
+
+    def _commit_bytes(
+        self,
+        conn: Connection,
+        name: str,
+        entry: FileEntry,
+        data: bytes,
+        encoded: bytes,
+        digest: str,
+        message: str,
+        reuse: bool,
+    ) -> CommitResult:
+        repo = DataRepository(conn)
+        ds = repo.dataset_row(name)
+        latest = repo.latest_number(ds.id) if ds is not None else None
+        if ds is not None and latest is not None:
+            head = (
+                repo.version_with_manifest(ds.id, digest)
+                if reuse
+                else repo.version_row(ds.id, latest)
+            )
+            if head is not None and head.manifest == digest:
+                return CommitResult(to_version(name, head), False, 1, 0, 0)
         self.store.put_bytes(data, entry.hash)
         self.store.put_bytes(encoded, digest)
-        version = self._insert_version(
-            name, digest, message, [entry], None, None, PackWriter(self.store)
+        ds_id = ds.id if ds is not None else repo.get_or_create_dataset(name).id
+        values = {
+            "dataset_id": ds_id,
+            "number": (latest or 0) + 1,
+            "manifest": digest,
+            "message": message,
+            "author": self.author,
+            "created_at": utcnow(),
+            "parent": latest,
+            "file_count": 1,
+            "total_bytes": len(data),
+            "validation": None,
+        }
+        repo.add_version(values)
+        version = DataVersion(
+            dataset=name,
+            number=values["number"],
+            manifest=digest,
+            message=message,
+            author=self.author,
+            created_at=values["created_at"],
+            parent=latest,
+            file_count=1,
+            total_bytes=len(data),
         )
         return CommitResult(version, True, 1, 0, len(data))
 

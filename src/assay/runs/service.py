@@ -18,13 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
+from assay.data.entities import DataVersion
 from assay.data.service import DataService
 from assay.errors import ConflictError, InvalidArgumentError, NotFoundError
 from assay.runs import tracking
 from assay.runs.engine import StepSpec, execute, expose
 from assay.runs.entities import Run
 from assay.runs.params import apply_overrides, load_params
-from assay.runs.repository import RunRepository, runs
+from assay.runs.repository import Point, RunRepository, runs
 from assay.store.db import Database, utcnow
 from assay.store.objects import ObjectStore, hash_bytes
 from assay.store.packs import Blobs
@@ -64,6 +65,7 @@ class RunService:
         self.data = data
         self.pipelines = pipelines
         self.settings = settings
+        self._experiment_ids: dict[str, int] = {}
 
     # ---- starting ------------------------------------------------------------------------
 
@@ -164,12 +166,16 @@ class RunService:
                 rerun_of=old.id,
             )
 
-    def _commit_params(self, pipeline: str, params: dict[str, Any]) -> Any:
+    def _commit_params(self, pipeline: str, params: dict[str, Any]) -> DataVersion:
         text = json.dumps(params, indent=2, sort_keys=True) + "\n"
         # The same params as any earlier run reuse that version, so that a run is
         # known by its inputs whatever ran in between.
         return self.data.commit_bytes(
-            f"params/{pipeline}", "params.json", text.encode(), "run parameters", reuse=True
+            f"params/{pipeline}",
+            "params.json",
+            text.encode(),
+            "run parameters",
+            reuse=True,
         ).version
 
     # ---- notebook runs (assay.start_run) ---------------------------------------------------
@@ -192,7 +198,9 @@ class RunService:
         pversion = self._commit_params(experiment, params)
         with self.db.session() as conn:
             repo = RunRepository(conn)
-            exp_id = repo.experiment_id(experiment)
+            exp_id = self._experiment_ids.get(experiment) or repo.experiment_id(experiment)
+            assert exp_id is not None
+            self._experiment_ids[experiment] = exp_id
             count = (
                 conn.scalar(
                     select(func.count()).select_from(runs).where(runs.c.experiment_id == exp_id)
@@ -215,7 +223,7 @@ class RunService:
                     "started_at": now,
                     "heartbeat_at": now,
                     "pid": os.getpid(),
-                    "host": socket.gethostname(),
+                    "host": _HOST,
                 },
                 _flatten(params),
             )
@@ -233,7 +241,16 @@ class RunService:
             params=_flatten(params),
         )
 
-    def end(self, run_id: str, status: str, error: str | None, wall_s: float, cpu_s: float) -> None:
+    def end(
+        self,
+        run_id: str,
+        status: str,
+        error: str | None,
+        wall_s: float,
+        cpu_s: float,
+        points: list[Point] | None = None,
+    ) -> None:
+        """Close a notebook run, writing its last metric points in the same transaction."""
         _, peak = tracking.usage()
         resources = {
             "wall_s": round(wall_s, 3),
@@ -242,14 +259,18 @@ class RunService:
             "cost": round(wall_s / 3600 * self.settings.cost_per_hour, 6),
             "cost_per_hour": self.settings.cost_per_hour,
         }
+        environment = self._environment()
         with self.db.session() as conn:
-            RunRepository(conn).update(
+            repo = RunRepository(conn)
+            if points:
+                repo.add_points(run_id, points)
+            repo.update(
                 run_id,
                 status=status,
                 error=error,
                 ended_at=utcnow(),
                 resources=resources,
-                environment=self._environment(),
+                environment=environment,
             )
 
     # ---- executing (in the runner process) -----------------------------------------------
@@ -484,6 +505,9 @@ class RunService:
         if len(refs) < 2:
             raise InvalidArgumentError("Compare needs at least two runs.")
         return [self.get(r) for r in refs]
+
+
+_HOST = socket.gethostname()
 
 
 def _looks_like_path(ref: str) -> bool:

@@ -68,11 +68,21 @@ class RunRecorder:
                 continue
 
     def close(self) -> None:
+        """Stop the background writer and write what is left."""
+        points = self.stop()
+        if points:
+            with self.db.session() as conn:
+                RunRepository(conn).add_points(self.run_id, points)
+
+    def stop(self) -> list[Point]:
+        """Stop the background writer; return what is left, for the caller to write."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
-        self.flush()
         atexit.unregister(self.flush)
+        with self._flush_lock, self._lock:
+            points, self._points = self._points, []
+        return points
 
     # ---- logging ---------------------------------------------------------------------------
 
