@@ -7,6 +7,7 @@ column, so that `params.C > 1 and metrics.val_f1 >= 0.9` is an indexed query.
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -309,20 +310,23 @@ class RunRepository:
         )
         return found
 
-    def reap_dead(self, stale_after: timedelta) -> int:
-        """Mark runs whose runner stopped sending heartbeats as killed; returns how many."""
+    def reap_dead(self, stale_after: timedelta, host: str) -> int:
+        """Mark runs whose runner stopped sending heartbeats as killed; returns how many.
+
+        A silent runner on this host whose process still exists is only slow (a
+        machine under load, a long lock wait), not dead, and is left alone.
+        """
         cutoff = utcnow() - stale_after
-        dead = list(
-            self.c.scalars(
-                select(runs.c.id).where(
-                    runs.c.status == "running",
-                    or_(
-                        runs.c.heartbeat_at < cutoff,
-                        and_(runs.c.heartbeat_at.is_(None), runs.c.created_at < cutoff),
-                    ),
-                )
+        stale = self.c.execute(
+            select(runs.c.id, runs.c.host, runs.c.pid).where(
+                runs.c.status == "running",
+                or_(
+                    runs.c.heartbeat_at < cutoff,
+                    and_(runs.c.heartbeat_at.is_(None), runs.c.created_at < cutoff),
+                ),
             )
-        )
+        ).all()
+        dead = [run_id for run_id, where, pid in stale if not (where == host and _alive(pid))]
         for run_id in dead:
             self.update(
                 run_id,
@@ -425,6 +429,18 @@ class RunRepository:
 
     def add_cached(self, **values: Any) -> None:
         self.c.execute(insert(step_cache).values(created_at=utcnow(), **values))
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    return True
 
 
 def to_run(

@@ -432,7 +432,9 @@ class RunService:
 
     def _reap(self) -> None:
         with self.db.session() as conn:
-            RunRepository(conn).reap_dead(timedelta(seconds=3 * self.settings.heartbeat_s + 3))
+            RunRepository(conn).reap_dead(
+                timedelta(seconds=3 * self.settings.heartbeat_s + 3), _HOST
+            )
 
     def get(self, ref: str) -> Run:
         self._reap()
