@@ -210,14 +210,14 @@ class DataService:
         for _attempt in range(20):
             try:
                 with self.db.session() as conn:
-                    return self._commit_bytes(
+                    return self.commit_bytes_in(
                         conn, name, entry, data, encoded, digest, message, reuse
                     )
             except IntegrityError:  # another writer took the number: take the next
                 continue
         raise ConflictError(f"Too many concurrent commits to {name!r}; retry.")
 
-    def _commit_bytes(
+    def commit_bytes_in(
         self,
         conn: Connection,
         name: str,
@@ -228,6 +228,7 @@ class DataService:
         message: str,
         reuse: bool,
     ) -> CommitResult:
+        """`commit_bytes` inside the caller's transaction (which retries a lost race)."""
         repo = DataRepository(conn)
         ds = repo.dataset_row(name)
         latest = repo.latest_number(ds.id) if ds is not None else None

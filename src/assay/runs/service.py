@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
-from assay.data.entities import DataVersion
+from assay.data.entities import DataVersion, FileEntry
 from assay.data.service import DataService
 from assay.errors import ConflictError, InvalidArgumentError, NotFoundError
 from assay.runs import tracking
@@ -166,6 +167,14 @@ class RunService:
                 rerun_of=old.id,
             )
 
+    @staticmethod
+    def _params_blob(text: bytes) -> tuple[FileEntry, bytes, bytes, str]:
+        from assay.data import manifest
+
+        entry = FileEntry("params.json", hash_bytes(text), len(text))
+        encoded = manifest.encode([entry])
+        return entry, text, encoded, hash_bytes(encoded)
+
     def _commit_params(self, pipeline: str, params: dict[str, Any]) -> DataVersion:
         text = json.dumps(params, indent=2, sort_keys=True) + "\n"
         # The same params as any earlier run reuse that version, so that a run is
@@ -195,38 +204,55 @@ class RunService:
         dv = self.data.resolve(data) if data else None
         params = dict(params or {})
         json.dumps(params)  # params must be JSON, as a params file is
-        pversion = self._commit_params(experiment, params)
-        with self.db.session() as conn:
-            repo = RunRepository(conn)
-            exp_id = self._experiment_ids.get(experiment) or repo.experiment_id(experiment)
-            assert exp_id is not None
-            self._experiment_ids[experiment] = exp_id
-            count = (
-                conn.scalar(
-                    select(func.count()).select_from(runs).where(runs.c.experiment_id == exp_id)
-                )
-                or 0
-            )
-            run_id = uuid.uuid4().hex
-            now = utcnow()
-            repo.insert_run(
-                {
-                    "id": run_id,
-                    "experiment_id": exp_id,
-                    "name": name or f"{experiment}-{count + 1}",
-                    "status": "running",
-                    "dataset": dv.dataset if dv else None,
-                    "data_version": dv.number if dv else None,
-                    "params_dataset": pversion.dataset,
-                    "params_version": pversion.number,
-                    "created_at": now,
-                    "started_at": now,
-                    "heartbeat_at": now,
-                    "pid": os.getpid(),
-                    "host": _HOST,
-                },
-                _flatten(params),
-            )
+        text = (json.dumps(params, indent=2, sort_keys=True) + "\n").encode()
+        # The params version and the run in one transaction; a lost race for the
+        # params' version number retries the whole of it.
+        for attempt in range(20):
+            try:
+                with self.db.session() as conn:
+                    pversion = self.data.commit_bytes_in(
+                        conn,
+                        f"params/{experiment}",
+                        *self._params_blob(text),
+                        "run parameters",
+                        True,
+                    ).version
+                    repo = RunRepository(conn)
+                    exp_id = self._experiment_ids.get(experiment) or repo.experiment_id(experiment)
+                    assert exp_id is not None
+                    count = (
+                        conn.scalar(
+                            select(func.count())
+                            .select_from(runs)
+                            .where(runs.c.experiment_id == exp_id)
+                        )
+                        or 0
+                    )
+                    run_id = uuid.uuid4().hex
+                    now = utcnow()
+                    repo.insert_run(
+                        {
+                            "id": run_id,
+                            "experiment_id": exp_id,
+                            "name": name or f"{experiment}-{count + 1}",
+                            "status": "running",
+                            "dataset": dv.dataset if dv else None,
+                            "data_version": dv.number if dv else None,
+                            "params_dataset": pversion.dataset,
+                            "params_version": pversion.number,
+                            "created_at": now,
+                            "started_at": now,
+                            "heartbeat_at": now,
+                            "pid": os.getpid(),
+                            "host": _HOST,
+                        },
+                        _flatten(params),
+                    )
+                self._experiment_ids[experiment] = exp_id  # committed: safe to remember
+                break
+            except IntegrityError:
+                if attempt == 19:
+                    raise
         return Run(
             id=run_id,
             name=name or f"{experiment}-{count + 1}",
