@@ -166,3 +166,35 @@ def test_params_of_every_json_type_read_back_as_logged(
     expected = {**{k: v for k, v in params.items() if k != "nested"}, "nested.depth": 2}
     assert ws.runs.search(experiment="types")[0].params == expected
     assert ws.runs.get(run.id).params == expected
+
+
+def test_notebook_runs_opened_concurrently_all_get_their_params_versions(
+    ws: Workspace, slow: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str]
+) -> None:
+    import threading
+
+    monkeypatch.chdir(ws.settings.root or ".")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    errors: list[BaseException] = []
+
+    def open_runs(worker: int) -> None:
+        try:
+            for i in range(15):
+                with assay.start_run(experiment="race", params={"w": worker, "i": i}):
+                    assay.log_metric("x", float(i))
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_runs, args=(w,)) for w in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    found = ws.runs.search(experiment="race", limit=None)
+    assert len(found) == 45
+    assert len({r.params_ref for r in found}) == 45  # one params version each
+    assert {r.status for r in found} == {"succeeded"}
+    # each thread's metrics went to its own run
+    assert all(r.metrics["x"] == float(r.params["i"]) for r in found)

@@ -431,16 +431,29 @@ class RunService:
 
     def _data_dir(self, run: Run, dest: Path) -> Path:
         # Checkouts are immutable: keep one per version in the local cache and reuse it.
+        # Runners starting together each build their own and publish it with one
+        # rename; whoever renames second simply uses the first one's.
         dv = self.data.resolve(run.data_ref or "")
         cached = self.settings.cache_dir / "checkouts" / dv.manifest
         if cached.is_dir():
             return cached
+        building = cached.with_name(f".{cached.name}.{uuid.uuid4().hex[:8]}")
         try:
-            self.data.checkout(dv.ref, cached)
+            self.data.checkout(dv.ref, building)
+            try:
+                os.replace(building, cached)
+            except OSError:
+                if not cached.is_dir():
+                    raise
             return cached
         except OSError:
             self.data.checkout(dv.ref, dest)
             return dest
+        finally:
+            if building.exists():
+                import shutil
+
+                shutil.rmtree(building, ignore_errors=True)
 
     def attach_logs(self, run_id: str, text: bytes) -> None:
         digest = self.store.put_bytes(text)

@@ -180,28 +180,41 @@ def _number(key: str, value: Any) -> float | None:
 
 # ---- the active run of this process ---------------------------------------------------------
 
+# The run this thread records into; threads a step starts fall back to the run
+# the process activated last, so `log_metric` works from worker threads too.
 _active: RunRecorder | None = None
+_local = threading.local()
 
 
 def activate(recorder: RunRecorder | None) -> None:
     global _active
+    if recorder is None:
+        mine = getattr(_local, "run", None)
+        _local.run = None
+        if _active is mine:
+            _active = None
+        return
+    _local.run = recorder
     _active = recorder
 
 
 def active() -> RunRecorder:
-    if _active is None:
+    recorder = current()
+    if recorder is None:
         raise InvalidArgumentError(
             "No active run: call this inside a pipeline step or in `with assay.start_run(...):`."
         )
-    return _active
+    return recorder
 
 
 def current() -> RunRecorder | None:
-    return _active
+    found: RunRecorder | None = getattr(_local, "run", None)
+    return found or _active
 
 
 def current_run_id() -> str | None:
-    return _active.run_id if _active else None
+    recorder = current()
+    return recorder.run_id if recorder else None
 
 
 @functools.cache
