@@ -198,3 +198,29 @@ def test_notebook_runs_opened_concurrently_all_get_their_params_versions(
     assert {r.status for r in found} == {"succeeded"}
     # each thread's metrics went to its own run
     assert all(r.metrics["x"] == float(r.params["i"]) for r in found)
+
+
+def test_points_a_failed_flush_could_not_write_are_kept_for_the_next(
+    ws: Workspace, slow: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str]
+) -> None:
+    from assay.runs import repository, tracking
+
+    run = ws.runs.begin("flaky")
+    recorder = tracking.RunRecorder(run.id, ws.db, ws.store)
+    for i in range(5):
+        recorder.log_metric("m", float(i), step=i)
+    real = repository.RunRepository.add_points
+    calls = {"n": 0}
+
+    def fail_once(self: repository.RunRepository, run_id: str, points: list) -> None:  # type: ignore[type-arg]
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("the database went away for a moment")
+        real(self, run_id, points)
+
+    monkeypatch.setattr(repository.RunRepository, "add_points", fail_once)
+    with pytest.raises(RuntimeError):
+        recorder.flush()
+    recorder.log_metric("m", 5.0, step=5)
+    recorder.close()
+    assert [s for _, _, s, _ in ws.runs.series(run.id, "m")] == [0, 1, 2, 3, 4, 5]

@@ -69,10 +69,8 @@ class RunRecorder:
 
     def close(self) -> None:
         """Stop the background writer and write what is left."""
-        points = self.stop()
-        if points:
-            with self.db.session() as conn:
-                RunRepository(conn).add_points(self.run_id, points)
+        self._points[:0] = self.stop()
+        self.flush()
 
     def stop(self) -> list[Point]:
         """Stop the background writer; return what is left, for the caller to write."""
@@ -157,9 +155,17 @@ class RunRecorder:
         with self._flush_lock:
             with self._lock:
                 points, self._points = self._points, []
-            if points:
+            if not points:
+                return
+            try:
                 with self.db.session() as conn:
                     RunRepository(conn).add_points(self.run_id, points)
+            except BaseException:
+                # Not written (the transaction rolled back): keep them, in order, for
+                # the next flush or the run's end.
+                with self._lock:
+                    self._points[:0] = points
+                raise
 
 
 def _check_key(key: str) -> str:
