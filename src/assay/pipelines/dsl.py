@@ -325,9 +325,10 @@ def load_pipeline(entry_file: Path, name: str | None = None) -> Pipeline:
     helper modules) can be loaded side by side in one process. A module of the
     folder that was already imported from elsewhere (the working copy of a helper)
     is set aside meanwhile, so the file's own sibling is the one imported. No
-    bytecode is written into the folder. One consequence: a step that imports a
-    sibling module only when it is called (an `import helpers` inside its body) will
-    not find it; import the snapshot's own modules at the top of the file.
+    bytecode is written into the folder. A step that imports a sibling module only
+    when it is called (an `import helpers` inside its body) finds it during a run,
+    because the run engine puts the folder back on `sys.path` while steps execute
+    (`assay.runs.engine.expose`); outside a run, import siblings at the top of the file.
 
     With several pipelines in the file, `name` picks one; with exactly one, it is
     returned whatever its name (it may be registered under another).
