@@ -366,3 +366,31 @@ def test_artifacts_are_stored_with_the_run(
             assay.log_artifact(project / "missing.txt")
     assert ws.store.get_bytes(digest) == b"all good"
     assert ws.runs.artifacts(run.id) == [("report.txt", digest, 8)]
+
+
+def test_a_run_on_a_team_setup_with_objects_on_s3(
+    tmp_path: Path, env: dict[str, str], s3_url: str
+) -> None:
+    """Metadata on the parametrised backend (PostgreSQL included), every object on S3."""
+    from assay.config import Settings
+    from assay.workspace import init_workspace
+
+    settings, _ = init_workspace(Settings.at(tmp_path, {**env, "ASSAY_STORE_URL": s3_url}))
+    team = Workspace(settings)
+    try:
+        src = tmp_path / "src"
+        src.mkdir()
+        (src / "pipeline.py").write_text(PIPELINE)
+        (src / "numbers.txt").write_text("1 2 3 4")
+        (src / "params.json").write_text(json.dumps({"factor": 2, "bias": 0.5}))
+        team.data.commit("numbers", src / "numbers.txt")
+        team.pipelines.register(src / "pipeline.py")
+        queued = team.runs.prepare("numbers", data="numbers@1", params_file=src / "params.json")
+        r = team.runs.execute(queued.id)
+        assert r.status == "succeeded", r.error
+        assert r.metrics["score"] == pytest.approx(2.05)
+        assert team.store.url.startswith("s3://") and team.store.has(r.model or "")
+        again = team.runs.execute(team.runs.rerun(r.id).id)
+        assert again.metrics == r.metrics
+    finally:
+        team.close()
