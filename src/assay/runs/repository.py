@@ -310,11 +310,11 @@ class RunRepository:
         )
         return found
 
-    def reap_dead(self, stale_after: timedelta, host: str) -> int:
-        """Mark runs whose runner stopped sending heartbeats as killed; returns how many.
+    def stale_runs(self, stale_after: timedelta, host: str) -> list[str]:
+        """Running runs whose runner stopped sending heartbeats and is not alive here.
 
         A silent runner on this host whose process still exists is only slow (a
-        machine under load, a long lock wait), not dead, and is left alone.
+        machine under load, a long lock wait), not dead, and is left out.
         """
         cutoff = utcnow() - stale_after
         stale = self.c.execute(
@@ -326,16 +326,20 @@ class RunRepository:
                 ),
             )
         ).all()
-        dead = [run_id for run_id, where, pid in stale if not (where == host and _alive(pid))]
-        for run_id in dead:
-            self.update(
-                run_id,
-                status="killed",
-                ended_at=utcnow(),
-                error="The runner stopped sending heartbeats (killed or crashed); "
-                "the run did not finish.",
+        return [run_id for run_id, where, pid in stale if not (where == host and _alive(pid))]
+
+    def mark_dead(self, run_ids: list[str]) -> None:
+        for run_id in run_ids:
+            self.c.execute(
+                update(runs)
+                .where(runs.c.id == run_id, runs.c.status == "running")
+                .values(
+                    status="killed",
+                    ended_at=utcnow(),
+                    error="The runner stopped sending heartbeats (killed or crashed); "
+                    "the run did not finish.",
+                )
             )
-        return len(dead)
 
     # ---- steps, metrics, artifacts, cache ------------------------------------------------
 

@@ -470,10 +470,14 @@ class RunService:
     # ---- reading -------------------------------------------------------------------------
 
     def _reap(self) -> None:
-        with self.db.session() as conn:
-            RunRepository(conn).reap_dead(
-                timedelta(seconds=3 * self.settings.heartbeat_s + 3), _HOST
-            )
+        # Readers look for dead runners without taking the write lock; only when one
+        # is found does a write transaction mark it.
+        stale_after = timedelta(seconds=3 * self.settings.heartbeat_s + 3)
+        with self.db.read() as conn:
+            dead = RunRepository(conn).stale_runs(stale_after, _HOST)
+        if dead:
+            with self.db.session() as conn:
+                RunRepository(conn).mark_dead(dead)
 
     def get(self, ref: str) -> Run:
         self._reap()
