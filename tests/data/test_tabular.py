@@ -3,7 +3,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import time
 from pathlib import Path
 from typing import Any
 
@@ -334,10 +333,10 @@ def test_profile_of_iris_matches_known_statistics() -> None:
     assert target.histogram is not None and target.histogram.counts[0] == 50
 
 
-@pytest.mark.slow
-def test_profile_of_a_million_rows_by_ten_columns_takes_under_two_seconds() -> None:
+def test_profile_of_a_wide_mixed_table_types_every_column() -> None:
+    # Speed is bench/ work; this checks that every kind of column profiles correctly at size.
     rng = np.random.default_rng(0)
-    n = 1_000_000
+    n = 200_000
     df = pd.DataFrame(
         {
             "i": rng.integers(0, 1_000, n),
@@ -352,15 +351,14 @@ def test_profile_of_a_million_rows_by_ten_columns_takes_under_two_seconds() -> N
             "ts": pd.date_range("2020-01-01", periods=n, freq="s"),
         }
     )
-    profile_table(df.head(1000))  # first-call imports are not what is measured
-
-    start = time.perf_counter()
     profile = profile_table(df)
-    elapsed = time.perf_counter() - start
 
     assert profile.rows == n
-    assert _column(profile, "t").type == "text"
-    assert elapsed < 2.0
+    types = {c.name: c.type for c in profile.columns}
+    assert types["t"] == "text" and types["c"] == "categorical" and types["b"] == "boolean"
+    assert types["ts"] == "datetime" and types["f"] == "float"
+    assert _column(profile, "g").missing == int(df["g"].isna().sum())
+    assert _column(profile, "d").distinct == df["d"].nunique()
 
 
 # --- diff_tables ----------------------------------------------------------------------
