@@ -195,40 +195,26 @@ class DataService:
         self.cache.save(fresh)
         return CommitResult(version, True, len(todo), n_cached, stored_bytes, report)
 
-    def commit_bytes(
-        self, name: str, filename: str, data: bytes, message: str = "", *, reuse: bool = False
+    def commit_bytes_in(
+        self,
+        conn: Connection,
+        name: str,
+        filename: str,
+        data: bytes,
+        message: str = "",
+        *,
+        reuse: bool = False,
     ) -> CommitResult:
-        """Commit one in-memory file as the next version of `name` (params files).
+        """Commit one in-memory file as the next version of `name`, in the caller's transaction.
 
-        The same as committing a folder holding just that file, without the folder,
-        in one transaction: runs are opened by the hundred, and each versions its params.
+        The same as committing a folder holding just that file (params files: one per
+        run). With `reuse`, content equal to any earlier version returns that version.
+        A lost race for the version number raises IntegrityError: the caller retries.
         """
         check_name(name)
         entry = FileEntry(filename, hash_bytes(data), len(data))
         encoded = manifest.encode([entry])
         digest = hash_bytes(encoded)
-        for _attempt in range(20):
-            try:
-                with self.db.session() as conn:
-                    return self.commit_bytes_in(
-                        conn, name, entry, data, encoded, digest, message, reuse
-                    )
-            except IntegrityError:  # another writer took the number: take the next
-                continue
-        raise ConflictError(f"Too many concurrent commits to {name!r}; retry.")
-
-    def commit_bytes_in(
-        self,
-        conn: Connection,
-        name: str,
-        entry: FileEntry,
-        data: bytes,
-        encoded: bytes,
-        digest: str,
-        message: str,
-        reuse: bool,
-    ) -> CommitResult:
-        """`commit_bytes` inside the caller's transaction (which retries a lost race)."""
         repo = DataRepository(conn)
         ds = repo.dataset_row(name)
         latest = repo.latest_number(ds.id) if ds is not None else None

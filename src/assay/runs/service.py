@@ -12,14 +12,14 @@ import traceback
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from assay.data.entities import DataVersion, FileEntry
+from assay.data.entities import DataVersion
 from assay.data.service import DataService
 from assay.errors import ConflictError, InvalidArgumentError, NotFoundError
 from assay.runs import tracking
@@ -98,14 +98,10 @@ class RunService:
         else:
             pv = self.pipelines.resolve(pipeline)
         dv = self.data.resolve(data)
-        params_version = self._commit_params(pv.pipeline, params)
-        inputs_key = hash_bytes(
-            f"{pv.pipeline}@{pv.number}|{dv.dataset}@{dv.number}|"
-            f"{params_version.dataset}@{params_version.number}".encode()
-        )
         experiment = experiment or pv.pipeline
-        with self.db.session() as conn:
-            repo = RunRepository(conn)
+
+        def queued(repo: RunRepository, params_version: DataVersion) -> dict[str, Any]:
+            inputs_key = hash_bytes(f"{pv.ref}|{dv.ref}|{params_version.ref}".encode())
             earlier = repo.succeeded_with_inputs(inputs_key)
             if earlier and not force:
                 prior = repo.load(earlier)
@@ -118,33 +114,19 @@ class RunService:
                     "See it with `assay runs show`, or pass --force to run again.",
                     run=earlier,
                 )
-            exp_id = repo.experiment_id(experiment)
-            count = (
-                conn.scalar(
-                    select(func.count()).select_from(runs).where(runs.c.experiment_id == exp_id)
-                )
-                or 0
-            )
-            run_id = uuid.uuid4().hex
-            repo.insert_run(
-                {
-                    "id": run_id,
-                    "experiment_id": exp_id,
-                    "name": name or f"{experiment}-{count + 1}",
-                    "status": "queued",
-                    "pipeline": pv.pipeline,
-                    "pipeline_version": pv.number,
-                    "dataset": dv.dataset,
-                    "data_version": dv.number,
-                    "params_dataset": params_version.dataset,
-                    "params_version": params_version.number,
-                    "inputs_key": inputs_key,
-                    "rerun_of": rerun_of,
-                    "created_at": utcnow(),
-                },
-                _flatten(params),
-            )
-            return repo.load(run_id)
+            return {
+                "status": "queued",
+                "pipeline": pv.pipeline,
+                "pipeline_version": pv.number,
+                "dataset": dv.dataset,
+                "data_version": dv.number,
+                "inputs_key": inputs_key,
+                "rerun_of": rerun_of,
+            }
+
+        run_id = self._open_run(experiment, pv.pipeline, name, params, queued)[0]
+        with self.db.read() as conn:
+            return RunRepository(conn).load(run_id)
 
     def rerun(self, ref: str) -> Run:
         """Queue a run with exactly the inputs of run `ref` (always runs: --force implied)."""
@@ -167,25 +149,68 @@ class RunService:
                 rerun_of=old.id,
             )
 
-    @staticmethod
-    def _params_blob(text: bytes) -> tuple[FileEntry, bytes, bytes, str]:
-        from assay.data import manifest
+    def _open_run(
+        self,
+        experiment: str,
+        params_of: str,
+        name: str | None,
+        params: dict[str, Any],
+        fields: Callable[[RunRepository, DataVersion], dict[str, Any]],
+    ) -> tuple[str, str, DataVersion, datetime]:
+        """Version the params (dataset `params/<params_of>`) and insert the run, at once.
 
-        entry = FileEntry("params.json", hash_bytes(text), len(text))
-        encoded = manifest.encode([entry])
-        return entry, text, encoded, hash_bytes(encoded)
+        One transaction: a run never exists without its params version, nor a params
+        version committed for a run refused by `fields` (which may raise). A lost race
+        for the params' version number retries the whole of it.
 
-    def _commit_params(self, pipeline: str, params: dict[str, Any]) -> DataVersion:
-        text = json.dumps(params, indent=2, sort_keys=True) + "\n"
-        # The same params as any earlier run reuse that version, so that a run is
-        # known by its inputs whatever ran in between.
-        return self.data.commit_bytes(
-            f"params/{pipeline}",
-            "params.json",
-            text.encode(),
-            "run parameters",
-            reuse=True,
-        ).version
+        Returns the run's id and name, its params version and its creation time.
+        """
+        try:
+            text = (json.dumps(params, indent=2, sort_keys=True) + "\n").encode()
+        except (TypeError, ValueError) as exc:
+            raise InvalidArgumentError(
+                f"Params must be JSON values (numbers, strings, booleans, lists, objects): {exc}."
+            ) from None
+        for attempt in range(20):
+            try:
+                with self.db.session() as conn:
+                    # The same params as any earlier run reuse that version, so that a
+                    # run is known by its inputs whatever ran in between.
+                    pversion = self.data.commit_bytes_in(
+                        conn,
+                        f"params/{params_of}",
+                        "params.json",
+                        text,
+                        "run parameters",
+                        reuse=True,
+                    ).version
+                    repo = RunRepository(conn)
+                    values = fields(repo, pversion)
+                    exp_id = self._experiment_ids.get(experiment) or repo.experiment_id(experiment)
+                    assert exp_id is not None
+                    count = conn.scalar(
+                        select(func.count()).select_from(runs).where(runs.c.experiment_id == exp_id)
+                    )
+                    run_id, now = uuid.uuid4().hex, utcnow()
+                    run_name = name or f"{experiment}-{(count or 0) + 1}"
+                    repo.insert_run(
+                        {
+                            **values,
+                            "id": run_id,
+                            "experiment_id": exp_id,
+                            "name": run_name,
+                            "params_dataset": pversion.dataset,
+                            "params_version": pversion.number,
+                            "created_at": now,
+                        },
+                        _flatten(params),
+                    )
+                self._experiment_ids[experiment] = exp_id  # committed: safe to remember
+                return run_id, run_name, pversion, now
+            except IntegrityError:
+                if attempt == 19:
+                    raise
+        raise AssertionError("unreachable")
 
     # ---- notebook runs (assay.start_run) ---------------------------------------------------
 
@@ -203,59 +228,25 @@ class RunService:
         check_name(experiment, "Experiment")
         dv = self.data.resolve(data) if data else None
         params = dict(params or {})
-        json.dumps(params)  # params must be JSON, as a params file is
-        text = (json.dumps(params, indent=2, sort_keys=True) + "\n").encode()
-        # The params version and the run in one transaction; a lost race for the
-        # params' version number retries the whole of it.
-        for attempt in range(20):
-            try:
-                with self.db.session() as conn:
-                    pversion = self.data.commit_bytes_in(
-                        conn,
-                        f"params/{experiment}",
-                        *self._params_blob(text),
-                        "run parameters",
-                        True,
-                    ).version
-                    repo = RunRepository(conn)
-                    exp_id = self._experiment_ids.get(experiment) or repo.experiment_id(experiment)
-                    assert exp_id is not None
-                    count = (
-                        conn.scalar(
-                            select(func.count())
-                            .select_from(runs)
-                            .where(runs.c.experiment_id == exp_id)
-                        )
-                        or 0
-                    )
-                    run_id = uuid.uuid4().hex
-                    now = utcnow()
-                    repo.insert_run(
-                        {
-                            "id": run_id,
-                            "experiment_id": exp_id,
-                            "name": name or f"{experiment}-{count + 1}",
-                            "status": "running",
-                            "dataset": dv.dataset if dv else None,
-                            "data_version": dv.number if dv else None,
-                            "params_dataset": pversion.dataset,
-                            "params_version": pversion.number,
-                            "created_at": now,
-                            "started_at": now,
-                            "heartbeat_at": now,
-                            "pid": os.getpid(),
-                            "host": _HOST,
-                        },
-                        _flatten(params),
-                    )
-                self._experiment_ids[experiment] = exp_id  # committed: safe to remember
-                break
-            except IntegrityError:
-                if attempt == 19:
-                    raise
+
+        def running(repo: RunRepository, params_version: DataVersion) -> dict[str, Any]:
+            now = utcnow()
+            return {
+                "status": "running",
+                "dataset": dv.dataset if dv else None,
+                "data_version": dv.number if dv else None,
+                "started_at": now,
+                "heartbeat_at": now,
+                "pid": os.getpid(),
+                "host": _HOST,
+            }
+
+        run_id, run_name, pversion, now = self._open_run(
+            experiment, experiment, name, params, running
+        )
         return Run(
             id=run_id,
-            name=name or f"{experiment}-{count + 1}",
+            name=run_name,
             experiment=experiment,
             status="running",
             created_at=now,
