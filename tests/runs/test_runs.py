@@ -394,3 +394,13 @@ def test_a_run_on_a_team_setup_with_objects_on_s3(
         assert again.metrics == r.metrics
     finally:
         team.close()
+
+
+def test_metric_direction_and_reproduction_rules() -> None:
+    from assay.runs.entities import lower_is_better, same_metrics
+
+    assert lower_is_better("val_loss") and lower_is_better("RMSE") and not lower_is_better("f1")
+    assert same_metrics({"f1": 0.9, "x": None}, {"f1": 0.9 + 1e-12, "x": None})
+    assert not same_metrics({"f1": 0.9}, {"f1": 0.91})
+    assert not same_metrics({"f1": 0.9}, {"f1": 0.9, "auc": 0.8})
+    assert not same_metrics({"f1": None}, {"f1": 0.0})

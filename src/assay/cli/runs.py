@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import os
-import signal
-import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from assay.cli.context import workspace
 from assay.cli.output import JsonOpt, console, emit_json, err, fmt_num, human_bytes, sparkline, when
+from assay.runs.entities import lower_is_better, same_metrics
 
 if TYPE_CHECKING:
     from assay.runs.entities import Run
@@ -22,13 +21,6 @@ app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode=None,
 )
-
-_LOWER_IS_BETTER = ("loss", "error", "rmse", "mse", "mae", "cost", "latency", "time")
-
-
-def lower_is_better(metric: str) -> bool:
-    name = metric.lower()
-    return any(word in name for word in _LOWER_IS_BETTER)
 
 
 def run_command(
@@ -83,44 +75,31 @@ def execute(run: Run, *, use_cache: bool, quiet: bool = False) -> Run:
             f"data {run.data_ref}, params {run.params_ref}"
         )
     handle = LocalExecutor(Path.cwd(), os.environ).launch(run.id, use_cache=use_cache)
-    started: dict[str, float] = {}
     try:
         for event in handle.events():
-            if quiet:
-                continue
-            kind = event.get("event")
-            if kind == "step":
-                started[event["name"]] = time.monotonic()
-                if not err.is_terminal:
-                    continue
-                err.print(f"  [dim]… {event['name']}[/dim]", end="\r")
-            elif kind == "step_done":
-                tag = "[cyan]cached[/cyan]" if event.get("cached") else f"{event['seconds']:.2f} s"
-                console.print(f"  [green]✓[/green] {event['name']:<16} {tag}")
-            elif kind == "leakage":
-                console.print(
-                    f"  [yellow]warning:[/yellow] {event['rows']} row(s) of the test split also "
-                    "appear in the training split (leakage)."
-                )
+            if not quiet:
+                _show(event)
         code = handle.wait()
     except KeyboardInterrupt:
-        # The runner got the same Ctrl-C; let it record the run as killed.
-        try:
-            code = handle.process.wait(timeout=15)
-        except Exception:
-            handle.process.kill()
-            code = handle.process.wait()
-        ws.runs.mark(run.id, "killed", "Interrupted (Ctrl-C).")
+        handle.interrupt(ws.runs, run.id)
         err.print(f"[yellow]Run {run.short_id} killed.[/yellow]")
         raise typer.Exit(130) from None
-    if code < 0:
-        sig = signal.Signals(-code).name
-        ws.runs.mark(run.id, "killed", f"The runner was killed by {sig}.")
-    elif code != 0:
-        ws.runs.mark(
-            run.id, "failed", f"The runner exited with code {code}; see `assay runs logs`."
-        )
+    handle.settle(ws.runs, run.id, code)
     return ws.runs.get(run.id)
+
+
+def _show(event: dict[str, Any]) -> None:
+    kind = event.get("event")
+    if kind == "step" and err.is_terminal:
+        err.print(f"  [dim]… {event['name']}[/dim]", end="\r")
+    elif kind == "step_done":
+        tag = "[cyan]cached[/cyan]" if event.get("cached") else f"{event['seconds']:.2f} s"
+        console.print(f"  [green]✓[/green] {event['name']:<16} {tag}")
+    elif kind == "leakage":
+        console.print(
+            f"  [yellow]warning:[/yellow] {event['rows']} row(s) of the test split also "
+            "appear in the training split (leakage)."
+        )
 
 
 def print_outcome(run: Run) -> None:
@@ -158,7 +137,7 @@ def list_(
     print_runs(found)
 
 
-def print_runs(found: list[Run], highlight: str | None = None) -> None:
+def print_runs(found: list[Run]) -> None:
     metric_keys: dict[str, int] = {}
     for r in found:
         for k in r.metrics:
@@ -350,7 +329,7 @@ def rerun(run: str, as_json: JsonOpt = False) -> None:
     ws = workspace()
     old = ws.runs.get(run)
     new = execute(ws.runs.rerun(run), use_cache=False, quiet=as_json)
-    same = _reproduced(old.metrics, new.metrics)
+    same = same_metrics(old.metrics, new.metrics)
     if as_json:
         emit_json({"run": new.to_dict(), "rerun_of": old.id, "reproduced": same})
     else:
@@ -370,19 +349,6 @@ def rerun(run: str, as_json: JsonOpt = False) -> None:
         raise typer.Exit(1)
 
 
-def _reproduced(a: dict[str, float | None], b: dict[str, float | None]) -> bool:
-    if set(a) != set(b):
-        return False
-    for k, v in a.items():
-        w = b[k]
-        if v is None or w is None:
-            if v is not w:
-                return False
-        elif abs(v - w) > 1e-9 * max(1.0, abs(v)):
-            return False
-    return True
-
-
 @app.command()
 def leaderboard(
     experiment: Annotated[str, typer.Option("--experiment", "-e")],
@@ -394,13 +360,7 @@ def leaderboard(
     as_json: JsonOpt = False,
 ) -> None:
     """The best runs of an experiment by one metric."""
-    low = lower_is_better(metric) if minimize is None else minimize
-    found = workspace().runs.search(
-        experiment=experiment,
-        filter=f"metrics.`{metric}` is not null and status = 'succeeded'",
-        sort=f"metrics.`{metric}` {'asc' if low else 'desc'}",
-        limit=limit,
-    )
+    found = workspace().runs.leaderboard(experiment, metric, minimize=minimize, limit=limit)
     if as_json:
         emit_json([r.to_dict() for r in found])
         return

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from assay.runs.service import RunService
 
 
 @dataclass
@@ -29,6 +33,22 @@ class LocalRun:
 
     def wait(self) -> int:
         return self.process.wait()
+
+    def settle(self, runs: RunService, run_id: str, code: int) -> None:
+        """Record a run whose runner exited without recording its end itself."""
+        if code < 0:
+            runs.mark(run_id, "killed", f"The runner was killed by {signal.Signals(-code).name}.")
+        elif code != 0:
+            runs.mark(run_id, "failed", f"The runner exited with {code}; see `assay runs logs`.")
+
+    def interrupt(self, runs: RunService, run_id: str) -> None:
+        """After Ctrl-C (which the runner got too): let it record the run, then make sure."""
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        runs.mark(run_id, "killed", "Interrupted (Ctrl-C).")
 
 
 class LocalExecutor:

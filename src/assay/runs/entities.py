@@ -7,6 +7,29 @@ from datetime import datetime
 from typing import Any
 
 STATUSES = ("queued", "running", "succeeded", "failed", "killed")
+_LOWER_IS_BETTER = ("loss", "error", "rmse", "mse", "mae", "cost", "latency", "time")
+
+
+def lower_is_better(metric: str) -> bool:
+    """A metric's direction, guessed from its name (losses, errors, costs go down)."""
+    name = metric.lower()
+    return any(word in name for word in _LOWER_IS_BETTER)
+
+
+def same_metrics(a: dict[str, float | None], b: dict[str, float | None]) -> bool:
+    """Whether two runs' final metrics agree (to 1e-9, relative): did a rerun reproduce?"""
+    if set(a) != set(b):
+        return False
+    for key, x in a.items():
+        y = b[key]
+        if x is None or y is None:
+            if x is not y:
+                return False
+        elif abs(x - y) > 1e-9 * max(1.0, abs(x)):
+            return False
+    return True
+
+
 FINISHED = frozenset({"succeeded", "failed", "killed"})
 
 

@@ -24,7 +24,7 @@ from assay.data.service import DataService
 from assay.errors import ConflictError, InvalidArgumentError, NotFoundError
 from assay.runs import tracking
 from assay.runs.engine import StepSpec, execute, expose
-from assay.runs.entities import Run
+from assay.runs.entities import Run, lower_is_better
 from assay.runs.params import apply_overrides, load_params
 from assay.runs.repository import Point, RunRepository, runs
 from assay.store.db import Database, utcnow
@@ -513,6 +513,19 @@ class RunService:
         order = compile_sort(sort) if sort else None
         with self.db.read() as conn:
             return RunRepository(conn).search(where, order, limit, offset)
+
+    def leaderboard(
+        self, experiment: str, metric: str, *, minimize: bool | None = None, limit: int = 10
+    ) -> list[Run]:
+        """The experiment's succeeded runs, best first by `metric` (direction from its name)."""
+        low = lower_is_better(metric) if minimize is None else minimize
+        quoted = metric.replace("`", "``")
+        return self.search(
+            experiment=experiment,
+            filter=f"metrics.`{quoted}` is not null and status = 'succeeded'",
+            sort=f"metrics.`{quoted}` {'asc' if low else 'desc'}",
+            limit=limit,
+        )
 
     def experiments(self) -> list[tuple[str, int]]:
         with self.db.read() as conn:
