@@ -43,7 +43,8 @@ bench-deps: $(VENV)/.dev
 	$(PIP) install 'dvc>=3' 'mlflow>=3'
 
 bench: bench-deps
-	@set -e; for f in bench/*.py; do echo "== $$f"; $(BIN)/python $$f; done
+	@set -e; for f in bench/*.py; do \
+	  [ "$$f" = bench/harness.py ] && continue; echo "== $$f"; $(BIN)/python $$f; done
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

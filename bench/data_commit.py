@@ -39,22 +39,18 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from rich.console import Console
+import harness  # bench/harness.py: shared by every benchmark
+from harness import ASSAY, BIN, BenchFailed, log, out, speedup
 from rich.table import Table
 
 from assay.config import Settings
 from assay.workspace import Workspace
 
-BENCH_DIR = Path(__file__).resolve().parent
-WORK_ROOT = BENCH_DIR / ".work"
-BIN = Path(sys.executable).parent
-ASSAY = str(BIN / "assay")
 DVC = str(BIN / "dvc")
 
 FULL_FILE_COUNT = 10_000
@@ -78,13 +74,6 @@ FIGURES = (
     "recommit_one_change_inproc_s",
     "cli_startup_s",
 )
-
-out = Console(highlight=False)
-log = Console(stderr=True, highlight=False)
-
-
-class BenchFailed(Exception):
-    """A tool's command failed; the message says which and what it printed."""
 
 
 @dataclass(frozen=True)
@@ -290,10 +279,6 @@ def bench(work: Path, scale: float) -> dict[str, float]:
     return fig
 
 
-def speedup(peer: float, ours: float) -> float:
-    return round(peer / ours, 2) if ours > 0 else float("inf")
-
-
 def report(fig: dict[str, float], scale: float) -> None:
     count = max(SUBFOLDERS, round(FULL_FILE_COUNT * scale))
     big_mib = max(CHUNK_BYTES, round(FULL_BIG_BYTES * scale)) / 1024**2
@@ -324,28 +309,9 @@ def report(fig: dict[str, float], scale: float) -> None:
     print(json.dumps({"bench": "data_commit", "figures": figures, "speedups": speedups}))
 
 
-def main() -> int:
-    scale = float(os.environ.get("ASSAY_BENCH_SCALE", "1.0"))
-    if not 0 < scale <= 10:
-        log.print(f"ASSAY_BENCH_SCALE must be in (0, 10], got {scale}.")
-        return 2
-    for exe in (ASSAY, DVC):
-        if not Path(exe).exists():
-            log.print(f"{exe} is missing; run `make bench-deps` first.")
-            return 2
-    out.print(f"scale: {scale:g}")
-    WORK_ROOT.mkdir(exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="data_commit-", dir=WORK_ROOT))
-    try:
-        fig = bench(work, scale)
-    except BenchFailed as exc:
-        log.print(f"benchmark failed: {exc}", markup=False)
-        return 1
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    report(fig, scale)
-    return 0
+def missing() -> str | None:
+    return next((f"{exe} is missing" for exe in (ASSAY, DVC) if not Path(exe).exists()), None)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(harness.main("data_commit", bench, report, missing))

@@ -52,11 +52,9 @@ import json
 import logging
 import os
 import random
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 import warnings
@@ -68,13 +66,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
-from rich.console import Console
+import harness  # bench/harness.py: shared by every benchmark
+from harness import ASSAY, BenchFailed, log, out, speedup
 from rich.table import Table
-
-BENCH_DIR = Path(__file__).resolve().parent
-WORK_ROOT = BENCH_DIR / ".work"
-BIN = Path(sys.executable).parent
-ASSAY = str(BIN / "assay")
 
 FULL_POINTS = 10_000
 BATCH_KEYS = 100
@@ -126,13 +120,6 @@ FIGURES = (
     "mlflow_async_log_batch_s",
     "mlflow_async_create_run_ms",
 )
-
-out = Console(highlight=False)
-log = Console(stderr=True, highlight=False)
-
-
-class BenchFailed(Exception):
-    """A tool failed or disagreed with the other; the message says how."""
 
 
 @dataclass(frozen=True)
@@ -543,10 +530,6 @@ def bench(work: Path, scale: float) -> dict[str, float]:
     return fig
 
 
-def speedup(peer: float, ours: float) -> float:
-    return round(peer / ours, 2) if ours > 0 else float("inf")
-
-
 def report(fig: dict[str, float], scale: float) -> None:
     n = Counts.at(scale)
     speedups = {
@@ -599,29 +582,13 @@ def report(fig: dict[str, float], scale: float) -> None:
     print(json.dumps({"bench": "tracking", "figures": figures, "speedups": speedups}))
 
 
-def main() -> int:
-    scale = float(os.environ.get("ASSAY_BENCH_SCALE", "1.0"))
-    if not 0 < scale <= 10:
-        log.print(f"ASSAY_BENCH_SCALE must be in (0, 10], got {scale}.")
-        return 2
+def missing() -> str | None:
     try:
         import mlflow  # noqa: F401
     except ImportError:
-        log.print("MLflow is missing; run `make bench-deps` first.")
-        return 2
-    out.print(f"scale: {scale:g}")
-    WORK_ROOT.mkdir(exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="tracking-", dir=WORK_ROOT))
-    try:
-        fig = bench(work, scale)
-    except BenchFailed as exc:
-        log.print(f"benchmark failed: {exc}", markup=False)
-        return 1
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    report(fig, scale)
-    return 0
+        return "MLflow is missing"
+    return None
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(harness.main("tracking", bench, report, missing))
