@@ -23,13 +23,13 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    func,
     insert,
     select,
     update,
 )
 
 from assay.data.entities import Dataset, DataVersion
+from assay.store import versioned
 from assay.store.db import aware, metadata, utcnow
 
 DatasetRow = Row[Any]
@@ -98,52 +98,28 @@ class DataRepository:
         self.c = conn
 
     def dataset_row(self, name: str) -> DatasetRow | None:
-        return self.c.execute(select(datasets).where(datasets.c.name == name)).first()
+        return versioned.named_row(self.c, datasets, name)
 
     def get_or_create_dataset(self, name: str) -> DatasetRow:
-        row = self.dataset_row(name)
-        if row is None:
-            self.c.execute(insert(datasets).values(name=name, created_at=utcnow()))
-            row = self.dataset_row(name)
-            assert row is not None
-        return row
+        return versioned.get_or_create(self.c, datasets, name)
 
     def datasets(self) -> list[Dataset]:
-        v = data_versions.c
-        stats = (
-            select(
-                v.dataset_id,
-                func.count().label("n"),
-                func.max(v.number).label("latest"),
-                func.max(v.created_at).label("updated"),
-            )
-            .group_by(v.dataset_id)
-            .subquery()
-        )
-        rows = self.c.execute(
-            select(
-                datasets.c.name, datasets.c.created_at, stats.c.n, stats.c.latest, stats.c.updated
-            )
-            .outerjoin(stats, stats.c.dataset_id == datasets.c.id)
-            .order_by(datasets.c.name)
-        )
+        rows = versioned.summaries(self.c, datasets, data_versions, data_versions.c.dataset_id)
         return [
             Dataset(
-                name=name,
-                created_at=aware(created),
-                versions=n or 0,
-                latest=latest,
-                updated_at=aware(updated) if updated else None,
+                name=r.name,
+                created_at=aware(r.created_at),
+                versions=r.n or 0,
+                latest=r.latest,
+                updated_at=aware(r.updated) if r.updated else None,
             )
-            for name, created, n, latest, updated in rows
+            for r in rows
         ]
 
     def latest_number(self, dataset_id: int) -> int | None:
-        v = data_versions.c
-        found: int | None = self.c.scalar(
-            select(func.max(v.number)).where(v.dataset_id == dataset_id)
+        return versioned.latest_number(
+            self.c, data_versions, data_versions.c.dataset_id, dataset_id
         )
-        return found
 
     def version_row(self, dataset_id: int, number: int) -> DataVersionRow | None:
         v = data_versions.c

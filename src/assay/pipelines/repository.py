@@ -16,13 +16,13 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    func,
     insert,
     select,
 )
 
 from assay.pipelines.entities import PipelineInfo, PipelineVersion, StepInfo
-from assay.store.db import aware, metadata, utcnow
+from assay.store import versioned
+from assay.store.db import aware, metadata
 
 pipelines = Table(
     "pipelines",
@@ -58,49 +58,29 @@ class PipelineRepository:
         self.c = conn
 
     def pipeline_row(self, name: str) -> Row[Any] | None:
-        return self.c.execute(select(pipelines).where(pipelines.c.name == name)).first()
+        return versioned.named_row(self.c, pipelines, name)
 
     def get_or_create_pipeline(self, name: str) -> Row[Any]:
-        row = self.pipeline_row(name)
-        if row is None:
-            self.c.execute(insert(pipelines).values(name=name, created_at=utcnow()))
-            row = self.pipeline_row(name)
-            assert row is not None
-        return row
+        return versioned.get_or_create(self.c, pipelines, name)
 
     def pipelines(self) -> list[PipelineInfo]:
-        v = pipeline_versions.c
-        stats = (
-            select(
-                v.pipeline_id,
-                func.count().label("n"),
-                func.max(v.number).label("latest"),
-                func.max(v.created_at).label("updated"),
-            )
-            .group_by(v.pipeline_id)
-            .subquery()
-        )
-        rows = self.c.execute(
-            select(pipelines.c.name, stats.c.n, stats.c.latest, stats.c.updated)
-            .outerjoin(stats, stats.c.pipeline_id == pipelines.c.id)
-            .order_by(pipelines.c.name)
+        rows = versioned.summaries(
+            self.c, pipelines, pipeline_versions, pipeline_versions.c.pipeline_id
         )
         return [
             PipelineInfo(
-                name=name,
-                versions=n or 0,
-                latest=latest,
-                updated_at=aware(updated) if updated else None,
+                name=r.name,
+                versions=r.n or 0,
+                latest=r.latest,
+                updated_at=aware(r.updated) if r.updated else None,
             )
-            for name, n, latest, updated in rows
+            for r in rows
         ]
 
     def latest_number(self, pipeline_id: int) -> int | None:
-        v = pipeline_versions.c
-        found: int | None = self.c.scalar(
-            select(func.max(v.number)).where(v.pipeline_id == pipeline_id)
+        return versioned.latest_number(
+            self.c, pipeline_versions, pipeline_versions.c.pipeline_id, pipeline_id
         )
-        return found
 
     def version_row(self, pipeline_id: int, number: int) -> Row[Any] | None:
         v = pipeline_versions.c
