@@ -48,6 +48,13 @@ class Settings:
             return self.workspace_dir / "cache"
         return Path.home() / ".cache" / "assay"
 
+    @property
+    def services_dir(self) -> Path:
+        """Where this machine's inference services keep their model copies, logs and state."""
+        if self.workspace_dir is not None:
+            return self.workspace_dir / "services"
+        return self.cache_dir / "services"
+
     @classmethod
     def load(cls, cwd: Path, environ: Mapping[str, str]) -> Settings:
         """Find the workspace from `cwd` upwards and read its settings.

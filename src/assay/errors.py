@@ -58,3 +58,36 @@ class CorruptObjectError(StorageError):
     """A stored object's bytes no longer match its name (its content hash)."""
 
     status = 500
+
+
+# ---- an inference service's answers ------------------------------------------------------
+
+
+class PayloadTooLargeError(AssayError):
+    """The request body is larger than the service accepts."""
+
+    status = 413
+
+
+class UnsupportedMediaTypeError(AssayError):
+    """The request body is not JSON."""
+
+    status = 415
+
+
+class ModelNotReadyError(AssayError):
+    """The model is still loading (or the service is shutting down)."""
+
+    status = 503
+
+
+class ModelError(AssayError):
+    """The model raised while predicting; `details["error_id"]` finds it in the log."""
+
+    status = 500
+
+
+class PredictTimeoutError(AssayError):
+    """The model took longer than the service's predict timeout."""
+
+    status = 504

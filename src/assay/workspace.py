@@ -19,7 +19,9 @@ from assay.store.packs import Blobs
 
 if TYPE_CHECKING:
     from assay.pipelines.service import PipelineService
+    from assay.registry.service import RegistryService
     from assay.runs.service import RunService
+    from assay.serving.service import ServingService
 
 
 @dataclass
@@ -67,6 +69,18 @@ class Workspace:
                 heartbeat_s=self.settings.heartbeat_s,
             ),
         )
+
+    @cached_property
+    def registry(self) -> RegistryService:
+        from assay.registry.service import RegistryService
+
+        return RegistryService(self.db, self.store, self.runs, author=self.settings.author)
+
+    @cached_property
+    def services(self) -> ServingService:
+        from assay.serving.service import ServingService
+
+        return ServingService(self.db, self.registry, self.settings.services_dir)
 
     def close(self) -> None:
         if "data" in self.__dict__:

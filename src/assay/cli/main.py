@@ -81,12 +81,14 @@ def _safe(url: str) -> str:
 
 
 def _register() -> None:
-    from assay.cli import data, demo, pipelines, runs
+    from assay.cli import data, demo, models, pipelines, runs, services
 
     app.add_typer(data.app, name="data")
     app.add_typer(pipelines.app, name="pipelines")
     app.command(name="run")(runs.run_command)
     app.add_typer(runs.app, name="runs")
+    app.add_typer(models.app, name="models")
+    app.add_typer(services.app, name="services")
     app.command(name="demo")(demo.demo)
 
 

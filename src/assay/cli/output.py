@@ -121,3 +121,21 @@ def progress(label: str, unit: str = "files") -> Iterator[Callable[[int, int], N
                 err.print(f"{label}: {done}/{total} {unit} ({done * 100 // max(total, 1)}%)")
 
         yield update
+
+
+@contextlib.contextmanager
+def status(label: str) -> Iterator[Callable[[str], None]]:
+    """A step-by-step status: a spinner on a terminal, one plain line per step otherwise."""
+    if err.is_terminal:
+        with err.status(label) as spinner:
+
+            def update(message: str) -> None:
+                spinner.update(f"{label}: {message}")
+
+            yield update
+    else:
+
+        def update(message: str) -> None:
+            err.print(f"{label}: {message}")
+
+        yield update

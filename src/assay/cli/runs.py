@@ -95,6 +95,10 @@ def _show(event: dict[str, Any]) -> None:
     elif kind == "step_done":
         tag = "[cyan]cached[/cyan]" if event.get("cached") else f"{event['seconds']:.2f} s"
         console.print(f"  [green]✓[/green] {event['name']:<16} {tag}")
+    elif kind == "model":
+        console.print(f"  [green]→[/green] model [bold]{event['ref']}[/bold] ({event['flavor']})")
+    elif kind == "model_error":
+        err.print(f"  [yellow]warning:[/yellow] the model was not registered: {event['error']}")
     elif kind == "leakage":
         console.print(
             f"  [yellow]warning:[/yellow] {event['rows']} row(s) of the test split also "
@@ -108,8 +112,6 @@ def print_outcome(run: Run) -> None:
     console.print(f"[{style}]{run.status}[/{style}]{duration}")
     if run.metrics:
         console.print("  " + "  ".join(f"{k}={fmt_num(v)}" for k, v in sorted(run.metrics.items())))
-    if run.model:
-        console.print(f"  model {run.model[:16]} ({run.model_flavor})")
     if run.error:
         lines = run.error.rstrip().splitlines()
         err.print("\n".join(lines[-12:]), markup=False, highlight=False)

@@ -44,7 +44,9 @@ def main(argv: list[str]) -> int:
     os.dup2(fd, 2)
     os.close(fd)
     try:
-        ws.runs.execute(run_id, use_cache=use_cache, emit=emit)
+        finished = ws.runs.execute(run_id, use_cache=use_cache, emit=emit)
+        if finished.status == "succeeded" and finished.model:
+            _register(ws, finished.id, emit)
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
@@ -54,6 +56,26 @@ def main(argv: list[str]) -> int:
         log_path.unlink(missing_ok=True)
         ws.close()
     return 0
+
+
+def _register(ws: Any, run_id: str, emit: Any) -> None:
+    """The run's model becomes the next version of its model in the repository.
+
+    A model that cannot be stored does not fail the run that trained it: the reason
+    goes to the run's log, and `assay models register --run RUN` can retry.
+    """
+    from assay.errors import AssayError
+    from assay.registry.service import NotAModelError
+
+    try:
+        mv = ws.registry.register_run(run_id)
+    except NotAModelError:
+        return  # the pipeline's "model" is data, not something that predicts: nothing to do
+    except (AssayError, OSError, ValueError, TypeError) as exc:
+        sys.stderr.write(f"assay: the model was not registered: {exc}\n")
+        emit({"event": "model_error", "error": str(exc)})
+        return
+    emit({"event": "model", "ref": mv.ref, "flavor": mv.flavor})
 
 
 def _events() -> Any:

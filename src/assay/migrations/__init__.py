@@ -11,6 +11,8 @@ TABLE_MODULES = (
     "assay.data.repository",
     "assay.pipelines.repository",
     "assay.runs.repository",
+    "assay.registry.repository",
+    "assay.serving.repository",
 )
 
 

@@ -43,6 +43,7 @@ class StepRun:
     cached: bool
     seconds: float | None
     output: str | None
+    output_format: str | None = None
 
 
 @dataclass(frozen=True)

@@ -240,7 +240,7 @@ class RunRepository:
         params = self.params_of([run_id]).get(run_id, {})
         metrics = self.metrics_of([run_id]).get(run_id, {})
         steps = tuple(
-            StepRun(s.position, s.name, s.status, s.cached, s.seconds, s.output)
+            StepRun(s.position, s.name, s.status, s.cached, s.seconds, s.output, s.output_format)
             for s in self.c.execute(
                 select(run_steps).where(run_steps.c.run_id == run_id).order_by(run_steps.c.position)
             )

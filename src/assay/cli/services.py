@@ -1,0 +1,218 @@
+"""`assay services …`: models deployed as REST endpoints on this machine."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from assay.cli.context import workspace
+from assay.cli.output import JsonOpt, console, emit_json, err, fmt_num, status, when
+from assay.errors import InvalidArgumentError
+
+app = typer.Typer(
+    help="Inference services: deploy, list, status, logs, update, stop, start.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+
+_STATE = {
+    "running": "[green]running[/green]",
+    "starting": "[yellow]starting[/yellow]",
+    "stopped": "[dim]stopped[/dim]",
+    "failed": "[red]failed[/red]",
+}
+
+
+@app.command()
+def deploy(
+    name: Annotated[str, typer.Argument(help="The service's name.")],
+    model: Annotated[str, typer.Option("--model", help="MODEL@VERSION or MODEL@ALIAS to serve.")],
+    port: Annotated[
+        int | None, typer.Option("--port", help="Port to listen on (default: a free one).")
+    ] = None,
+    host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
+    workers: Annotated[int, typer.Option("--workers", help="Server processes.")] = 1,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds a prediction may take before a 504.")
+    ] = 30.0,
+    max_body_mb: Annotated[
+        float, typer.Option("--max-body-mb", help="Largest request body accepted (413 above).")
+    ] = 10.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Serve a model version as a REST endpoint (KServe V1 and Open Inference Protocol V2);
+    returns once it answers."""
+    with status(f"Deploying {name}") as progress:
+        svc = workspace().services.deploy(
+            name,
+            model,
+            port=port,
+            host=host,
+            workers=workers,
+            timeout_s=timeout,
+            max_body_bytes=int(max_body_mb * 1024 * 1024),
+            progress=progress,
+        )
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        err.print(
+            f"[yellow]warning:[/yellow] {name} listens on {host}: anyone who can reach this "
+            "machine can call it (the inference endpoint has no authentication)."
+        )
+    if as_json:
+        emit_json(svc.to_dict())
+        return
+    console.print(f"Deployed [bold]{svc.model_ref}[/bold] as {name} at {svc.url}")
+    console.print(f"  KServe V1  POST {svc.url}/v1/models/{svc.model}:predict")
+    console.print(f"  OIP V2     POST {svc.url}/v2/models/{svc.model}/infer")
+
+
+@app.command("list")
+def list_(as_json: JsonOpt = False) -> None:
+    """List services and whether they are running."""
+    items = workspace().services.services()
+    if as_json:
+        emit_json([s.to_dict() for s in items])
+        return
+    if not items:
+        console.print("No services yet. Deploy one with `assay services deploy NAME --model M@V`.")
+        return
+    table = Table(
+        "service", "state", "model", "url", "workers", "started", box=None, header_style="bold"
+    )
+    for s in items:
+        table.add_row(
+            s.name,
+            _STATE.get(s.state, s.state),
+            s.model_ref,
+            s.url if s.state == "running" else "-",
+            str(s.workers),
+            when(s.started_at) if s.state == "running" else "-",
+        )
+    console.print(table)
+
+
+@app.command("status")
+def status_(name: str, as_json: JsonOpt = False) -> None:
+    """A service's model, URL, uptime, requests, errors and latency p50/p99."""
+    doc = workspace().services.status(name)
+    if as_json:
+        emit_json(doc)
+        return
+    grid = Table.grid(padding=(0, 2))
+    traffic: dict[str, Any] = doc.get("traffic") or {}
+    rows = [
+        ("state", _STATE.get(doc["state"], doc["state"])),
+        ("model", doc["model_ref"]),
+        ("url", doc["url"] if doc["state"] == "running" else "-"),
+        ("workers", str(doc["workers"])),
+        ("uptime", _duration(doc.get("uptime_s"))),
+        ("requests", fmt_num(traffic.get("requests")) if traffic else "-"),
+        ("errors", fmt_num(traffic.get("errors")) if traffic else "-"),
+        ("latency p50", _ms(traffic.get("p50_ms"))),
+        ("latency p99", _ms(traffic.get("p99_ms"))),
+    ]
+    if doc.get("last_error"):
+        rows.append(("last error", f"[red]{escape(doc['last_error'])}[/red]"))
+    console.print(f"[bold]{doc['name']}[/bold]")
+    for key, value in rows:
+        grid.add_row(f"[dim]{key}[/dim]", value)
+    console.print(grid)
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f} ms"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60}s"
+    return f"{s // 3600}h {s % 3600 // 60}m"
+
+
+@app.command()
+def logs(
+    name: str,
+    lines: Annotated[int, typer.Option("-n", "--lines", help="How many lines from the end.")] = 100,
+) -> None:
+    """Print the end of a service's log."""
+    text = workspace().services.logs(name, lines=lines)
+    console.print(escape(text.rstrip("\n")) if text else "(the log is empty)")
+
+
+@app.command()
+def update(
+    name: str,
+    model: Annotated[str, typer.Option("--model", help="MODEL@VERSION to serve instead.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Swap the model a running service serves, without dropping a request."""
+    with status(f"Updating {name}") as progress:
+        svc = workspace().services.update(name, model, progress=progress)
+    if as_json:
+        emit_json(svc.to_dict())
+        return
+    console.print(f"{name} now serves [bold]{svc.model_ref}[/bold] at {svc.url}")
+
+
+@app.command()
+def stop(
+    name: str,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds to let in-flight requests finish.")
+    ] = 60.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Stop a service: it stops taking requests, finishes those in flight, then exits."""
+    with status(f"Stopping {name}") as progress:
+        progress("draining in-flight requests")
+        svc = workspace().services.stop(name, timeout_s=timeout)
+    if as_json:
+        emit_json(svc.to_dict())
+        return
+    console.print(f"Stopped {name}")
+
+
+@app.command()
+def start(
+    name: Annotated[str | None, typer.Argument(help="The service to start again.")] = None,
+    all_: Annotated[
+        bool, typer.Option("--all", help="Start every service that should be running.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Start a stopped service again (or, with --all, every service stored as running)."""
+    services = workspace().services
+    if all_ == (name is not None):
+        raise InvalidArgumentError("Give a service NAME or --all.")
+    with status("Starting") as progress:
+        if name is not None:
+            results: list[tuple[str, Any]] = [(name, services.start(name, progress=progress))]
+        else:
+            results = list(services.start_all(progress=progress))
+    if as_json:
+        emit_json(
+            [
+                {"name": n, "error": str(r)} if isinstance(r, Exception) else r.to_dict()
+                for n, r in results
+            ]
+        )
+        return
+    if not results:
+        console.print("Every service that should be running is running.")
+    failed = False
+    for n, r in results:
+        if isinstance(r, Exception):
+            failed = True
+            err.print(f"[red]error:[/red] {n}: {escape(str(r))}")
+        else:
+            console.print(f"Started {n} ({r.model_ref}) at {r.url}")
+    if failed:
+        raise typer.Exit(1)

@@ -1,0 +1,1 @@
+"""The model repository: versioned models in safe formats, with signatures and lineage."""

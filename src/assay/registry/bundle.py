@@ -1,0 +1,500 @@
+"""A model bundle: the self-contained folder a model version is stored, exported and served as.
+
+Layout (`FORMAT` 1)::
+
+    assay.json          the manifest: name, version, flavor, flavor meta, signature,
+                        input example, lineage, metrics, frameworks, and every other
+                        file of the bundle with its BLAKE3 hash
+    MLmodel             so MLflow's tools can load the folder too
+    requirements.txt    the libraries (pinned) that load the model
+    input_example.json  a few training rows, the warm-up request of a service
+    python_env.yaml     the environment MLflow builds to serve it (with conda.yaml), when
+    conda.yaml          MLmodel has a python_function entry
+    model/...           the flavor's own files (model.skops, model.json, model.txt, model.pkl)
+    mlflow/model.pkl    exports only (`mlflow_pickle`): a pickle for flavors MLflow reads no
+                        other way (scikit-learn: MLflow cannot read skops)
+
+Loading verifies every file against the manifest's hashes before any of it is read,
+so a pickle is only ever unpickled when its bytes are the ones Assay wrote.
+
+A scikit-learn model skops cannot store falls back to the python flavor (pickle); the
+manifest's `note` says why. Model files trained elsewhere are read by `external.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from assay.errors import (
+    AssayError,
+    CorruptObjectError,
+    InvalidArgumentError,
+    StorageError,
+)
+from assay.registry.entities import Signature
+from assay.registry.flavors import (
+    MODEL_DIR,
+    PICKLE_PROTOCOL,
+    Flavor,
+    flavor_for,
+    flavor_named,
+    installed,
+)
+from assay.registry.signature import json_value
+from assay.store.objects import hash_file
+
+FORMAT = 1
+MANIFEST = "assay.json"
+MLMODEL = "MLmodel"
+REQUIREMENTS = "requirements.txt"
+INPUT_EXAMPLE = "input_example.json"
+PYTHON_ENV = "python_env.yaml"
+CONDA_ENV = "conda.yaml"
+MLFLOW_PICKLE = "mlflow/model.pkl"
+_REQUIRED_KEYS = ("format", "name", "version", "flavor", "flavor_meta", "files")
+# MLflow's column types, by Assay column kind; 32-bit numbers have their own.
+_MLFLOW_TYPES = {"float": "double", "int": "long", "bool": "boolean", "str": "string"}
+_MLFLOW_NARROW = {"float32": "float", "int32": "integer", "int16": "integer", "int8": "integer"}
+
+
+@dataclass(frozen=True)
+class LoadedBundle:
+    """A bundle loaded for predicting: the live model and what describes it."""
+
+    name: str
+    version: int
+    flavor: str
+    model: Any  # has .predict(X); .predict_proba(X) when signature.output.has_proba
+    signature: Signature | None
+    input_example: list[Any]
+    manifest: dict[str, Any]
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
+# -- writing ------------------------------------------------------------------------
+
+
+def write_bundle(
+    model: Any,
+    folder: Path,
+    *,
+    name: str,
+    version: int,
+    signature: Signature | None,
+    input_example: list[Any],
+    lineage: dict[str, Any],
+    metrics: dict[str, float],
+    flavor: str | None = None,
+    mlflow_pickle: bool = False,
+) -> dict[str, Any]:
+    """Save `model` with its flavor (chosen by type unless named) into the empty `folder`,
+    write the manifest, MLmodel, requirements and example; returns the manifest.
+
+    A scikit-learn model that skops cannot store is pickled (the python flavor) instead,
+    and the manifest's `note` says why. `mlflow_pickle` (exports) also writes
+    `mlflow/model.pkl` for flavors MLflow can read no other way, so that
+    `mlflow.pyfunc.load_model(folder)` works.
+
+    Raises:
+        InvalidArgumentError: `folder` is not empty, the named flavor does not take this
+            model, or the model cannot be stored at all.
+        StorageError: the folder could not be written (disk full, permissions).
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    if any(folder.iterdir()):
+        raise InvalidArgumentError(
+            f"{folder} is not empty; a bundle is written into an empty folder. Pick a new folder.",
+            folder=str(folder),
+        )
+    chosen = flavor_named(flavor) if flavor else flavor_for(model)
+    if not chosen.accepts(model):
+        raise InvalidArgumentError(
+            f"The {chosen.name} flavor cannot store a {_qualname(model)}. Leave the flavor "
+            "out to have Assay pick one by the model's type.",
+            flavor=chosen.name,
+        )
+    chosen, meta, note = _save(chosen, model, folder / MODEL_DIR)
+
+    mlflow_meta = dict(meta)
+    if mlflow_pickle and getattr(chosen, "mlflow_needs_pickle", False):
+        problem = _write_mlflow_pickle(model, folder / MLFLOW_PICKLE)
+        if problem is None:
+            mlflow_meta["mlflow_pickle"] = MLFLOW_PICKLE
+        else:
+            note = " ".join(filter(None, [note, problem]))
+
+    pins = {**_class_distributions(model), **chosen.frameworks()}
+    frameworks = {"python": platform.python_version(), **dict(sorted(pins.items()))}
+    requirements = sorted(
+        {*chosen.requirements(), *(f"{d}=={v}" for d, v in pins.items())},
+        key=str.lower,
+    )
+    example = _json_safe(input_example)
+    created = datetime.now(UTC)
+
+    (folder / REQUIREMENTS).write_text("".join(f"{line}\n" for line in requirements))
+    (folder / INPUT_EXAMPLE).write_text(json.dumps(example))
+    _write_mlmodel(folder, chosen, mlflow_meta, signature, name, created, requirements)
+
+    manifest: dict[str, Any] = {
+        "format": FORMAT,
+        "name": name,
+        "version": version,
+        "flavor": chosen.name,
+        "flavor_meta": meta,
+        "signature": signature.to_dict() if signature else None,
+        "input_example": example,
+        "lineage": _json_safe(lineage),
+        "metrics": {str(k): json_value(v) for k, v in metrics.items()},
+        "frameworks": frameworks,
+        "created_at": created.isoformat(),
+        "note": note,
+        "files": _hash_files(folder),
+    }
+    # Written last, under a temporary name first: a folder with an assay.json is a
+    # finished bundle.
+    tmp = folder / f".{MANIFEST}.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2, allow_nan=False))
+    os.replace(tmp, folder / MANIFEST)
+    return manifest
+
+
+def _save(chosen: Flavor, model: Any, target: Path) -> tuple[Flavor, dict[str, Any], str | None]:
+    """Save with `chosen`; a scikit-learn model skops cannot store is pickled instead."""
+    try:
+        return chosen, chosen.save(model, target), None
+    except OSError as exc:  # the disk, not the model: no other format would help
+        raise _storage_failed(target, exc) from exc
+    except Exception as exc:  # whatever the framework raises, wrapped where it enters
+        if chosen.name != "sklearn":
+            raise _save_failed(chosen.name, model, exc) from exc
+        reason = f"{type(exc).__name__}: {exc}"
+    shutil.rmtree(target, ignore_errors=True)
+    python = flavor_named("python")
+    try:
+        meta = python.save(model, target)
+    except OSError as exc:
+        raise _storage_failed(target, exc) from exc
+    except Exception as exc:
+        raise _save_failed("python", model, exc, also=f"skops failed too ({reason})") from exc
+    note = (
+        f"skops could not store this {_qualname(model)} ({reason}); it is stored with "
+        "pickle (the python flavor) instead, and its hash is verified before it is loaded."
+    )
+    return python, meta, note
+
+
+def _save_failed(flavor: str, model: Any, exc: Exception, also: str = "") -> AssayError:
+    detail = f"{type(exc).__name__}: {exc}" + (f"; {also}" if also else "")
+    if flavor == "python":
+        return InvalidArgumentError(
+            f"Cannot store the {_qualname(model)}: it cannot be pickled ({detail}). Define "
+            "its class (and any function it holds) at module level, not in a function or "
+            "as a lambda.",
+            flavor=flavor,
+        )
+    return AssayError(
+        f"The {flavor} flavor could not save the {_qualname(model)} ({detail}). Check that "
+        "the model is fitted; if it is, report this with the model's type.",
+        flavor=flavor,
+    )
+
+
+def _storage_failed(target: Path, exc: OSError) -> StorageError:
+    return StorageError(
+        f"Could not write the model into {target}: {exc.strerror or exc}. Free some space "
+        "(or fix the folder's permissions) and retry.",
+        errno=exc.errno,
+    )
+
+
+def _write_mlflow_pickle(model: Any, target: Path) -> str | None:
+    """Pickle the model for MLflow; returns why not when it cannot be pickled."""
+    import pickle
+
+    target.parent.mkdir(exist_ok=True)
+    try:
+        with open(target, "wb") as fh:
+            pickle.dump(model, fh, protocol=PICKLE_PROTOCOL)
+    except OSError as exc:
+        raise _storage_failed(target, exc) from exc
+    except Exception as exc:  # pickle raises PicklingError, TypeError, AttributeError
+        shutil.rmtree(target.parent)
+        return (
+            f"MLflow cannot load this export: the model cannot be pickled "
+            f"({type(exc).__name__}: {exc})."
+        )
+    return None
+
+
+def _qualname(model: Any) -> str:
+    cls = type(model)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _class_distributions(model: Any) -> dict[str, str]:
+    """{distribution: version} of the installed packages the model's classes come from
+    (e.g. scikit-learn for an XGBClassifier, or for a pipeline pickled as a fallback)."""
+    import importlib.metadata
+
+    tops = {c.__module__.partition(".")[0] for c in type(model).__mro__}
+    owners = importlib.metadata.packages_distributions()
+    out: dict[str, str] = {}
+    for top in sorted(tops - {"builtins", "assay"}):
+        for dist in owners.get(top, []):
+            found = installed(dist)
+            if found and found[0].lower() != "assay":
+                out[found[0]] = found[1]
+    return out
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return json_value(value)
+
+
+def _hash_files(folder: Path) -> dict[str, str]:
+    """{relative posix path: BLAKE3} of every file in the bundle but the manifest."""
+    files: dict[str, str] = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            rel = path.relative_to(folder).as_posix()
+            if rel != MANIFEST:
+                files[rel] = hash_file(path)
+    return files
+
+
+# -- MLflow's view of the bundle ------------------------------------------------------
+
+
+def _write_mlmodel(
+    folder: Path,
+    flavor: Flavor,
+    meta: dict[str, Any],
+    signature: Signature | None,
+    name: str,
+    created: datetime,
+    requirements: list[str],
+) -> None:
+    """An `MLmodel` file, and the environment files its python_function entry names."""
+    import yaml
+
+    entries = dict(flavor.mlflow_flavor(meta))
+    if "python_function" in entries:
+        python = platform.python_version()
+        entries["python_function"] = {
+            **entries["python_function"],
+            "python_version": python,
+            "env": {"conda": CONDA_ENV, "virtualenv": PYTHON_ENV},
+        }
+        python_env = {
+            "python": python,
+            "build_dependencies": ["pip"],
+            "dependencies": [f"-r {REQUIREMENTS}"],
+        }
+        conda = {
+            "name": "mlflow-env",
+            "channels": ["conda-forge"],
+            "dependencies": [f"python={python}", "pip", {"pip": ["mlflow", *requirements]}],
+        }
+        (folder / PYTHON_ENV).write_text(yaml.safe_dump(python_env, sort_keys=False))
+        (folder / CONDA_ENV).write_text(yaml.safe_dump(conda, sort_keys=False))
+    doc: dict[str, Any] = {
+        "artifact_path": name,
+        "flavors": entries,
+        "model_uuid": uuid.uuid4().hex,
+        "utc_time_created": created.strftime("%Y-%m-%d %H:%M:%S.%f"),
+    }
+    if signature is not None:
+        doc["signature"] = mlflow_signature(signature)
+    (folder / MLMODEL).write_text(yaml.safe_dump(doc, sort_keys=False))
+
+
+def mlflow_signature(signature: Signature) -> dict[str, Any]:
+    """The signature in MLflow's format: inputs and outputs as JSON text of a column
+    list (or a tensor spec for arrays), with MLflow's type names."""
+    numeric = all(c.kind != "str" for c in signature.inputs)
+    inputs: list[dict[str, Any]]
+    if not signature.tabular and numeric and signature.inputs:
+        dtype = signature.inputs[0].dtype
+        inputs = [
+            {
+                "type": "tensor",
+                "tensor-spec": {"dtype": dtype, "shape": [-1, len(signature.inputs)]},
+            }
+        ]
+    else:
+        inputs = [
+            {"type": _mlflow_type(c.kind, c.dtype), "name": c.name, "required": True}
+            for c in signature.inputs
+        ]
+    outputs: list[dict[str, Any]] | None = None
+    out = signature.output
+    if out is not None and len(out.shape) > 1 and out.kind != "str":
+        outputs = [
+            {"type": "tensor", "tensor-spec": {"dtype": out.dtype, "shape": list(out.shape)}}
+        ]
+    elif out is not None:
+        outputs = [{"type": _mlflow_type(out.kind, out.dtype), "required": True}]
+    return {
+        "inputs": json.dumps(inputs),
+        "outputs": json.dumps(outputs) if outputs is not None else None,
+        "params": None,
+    }
+
+
+def _mlflow_type(kind: str, dtype: str) -> str:
+    if kind in ("float", "int") and dtype in _MLFLOW_NARROW:
+        return _MLFLOW_NARROW[dtype]
+    return _MLFLOW_TYPES.get(kind, "string")
+
+
+# -- reading ------------------------------------------------------------------------
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    """The bundle's manifest. Raises InvalidArgumentError when it is missing or malformed."""
+    path = folder / MANIFEST
+    try:
+        raw = path.read_bytes()
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        raise InvalidArgumentError(
+            f"{folder} is not a model bundle: it has no {MANIFEST}. Point at a folder "
+            "written by Assay (`assay models export MODEL@V DEST` writes one).",
+            folder=str(folder),
+        ) from exc
+    try:
+        doc: dict[str, Any] = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidArgumentError(
+            f"{path} is not valid JSON ({exc}); the bundle is damaged. Export the model again.",
+            folder=str(folder),
+        ) from exc
+    missing = [k for k in _REQUIRED_KEYS if not isinstance(doc, dict) or k not in doc]
+    if missing:
+        raise InvalidArgumentError(
+            f"{path} is not a bundle manifest: it lacks {', '.join(missing)}. Export the "
+            "model again.",
+            folder=str(folder),
+        )
+    if doc["format"] != FORMAT:
+        newer = isinstance(doc["format"], int) and doc["format"] > FORMAT
+        raise InvalidArgumentError(
+            f"{path} is bundle format {doc['format']!r}; this Assay reads format {FORMAT}. "
+            + ("Upgrade Assay to load it." if newer else "Export the model again."),
+            folder=str(folder),
+        )
+    if not isinstance(doc["files"], dict) or not isinstance(doc["flavor_meta"], dict):
+        raise InvalidArgumentError(
+            f"{path} is malformed: `files` and `flavor_meta` must be objects. Export the "
+            "model again.",
+            folder=str(folder),
+        )
+    return doc
+
+
+def verify_bundle(folder: Path) -> dict[str, Any]:
+    """Check every file of the bundle against the manifest's hashes; returns the manifest.
+
+    The manifest itself is trusted: in the store its hash is the version's `bundle`,
+    checked whenever the store hands it out. A file under `model/` that the manifest
+    does not list is an error too, since a flavor could read it.
+
+    Raises:
+        CorruptObjectError: a file is missing, differs from its hash, or is not listed.
+        InvalidArgumentError: the folder is not a bundle.
+    """
+    manifest = read_manifest(folder)
+    files: dict[str, Any] = manifest["files"]
+    for rel, digest in files.items():
+        path = _member(folder, rel)
+        try:
+            actual = hash_file(path)
+        except (FileNotFoundError, IsADirectoryError) as exc:
+            raise CorruptObjectError(
+                f"Bundle {folder} is missing {rel}, which its manifest lists. Nothing was "
+                "loaded; materialize the model again from the store.",
+                file=rel,
+            ) from exc
+        if actual != digest:
+            raise CorruptObjectError(
+                f"Bundle file {rel} in {folder} does not match its hash in the manifest: it "
+                "changed after the bundle was written. Nothing was loaded; materialize the "
+                "model again from the store.",
+                file=rel,
+                expected=digest,
+                actual=actual,
+            )
+    model_dir = folder / MODEL_DIR
+    extra = sorted(
+        p.relative_to(folder).as_posix()
+        for p in (model_dir.rglob("*") if model_dir.is_dir() else ())
+        if p.is_file() and p.relative_to(folder).as_posix() not in files
+    )
+    if extra:
+        raise CorruptObjectError(
+            f"Bundle {folder} holds {', '.join(extra)}, which its manifest does not list. "
+            "Nothing was loaded; materialize the model again from the store.",
+            files=extra,
+        )
+    return manifest
+
+
+def _member(folder: Path, rel: str) -> Path:
+    """`rel` inside `folder`, refusing absolute paths and `..` (a manifest is data)."""
+    parts = PurePosixPath(rel).parts
+    if not parts or PurePosixPath(rel).is_absolute() or ".." in parts or "\\" in rel:
+        raise InvalidArgumentError(
+            f"Bundle manifest in {folder} names the file {rel!r}, outside the bundle. "
+            "Export the model again.",
+            file=rel,
+        )
+    return folder.joinpath(*parts)
+
+
+def load_bundle(folder: Path) -> LoadedBundle:
+    """Verify every file against the manifest, then load the model with its flavor.
+
+    Raises CorruptObjectError when a file's hash differs, InvalidArgumentError when the
+    folder is not a bundle.
+    """
+    manifest = verify_bundle(folder)
+    flavor = flavor_named(manifest["flavor"])
+    ref = f"{manifest['name']}@{manifest['version']}"
+    try:
+        model = flavor.load(folder / MODEL_DIR, manifest["flavor_meta"])
+    except AssayError:
+        raise
+    except Exception as exc:  # the framework's error, wrapped where it enters
+        saved_with = ", ".join(f"{k} {v}" for k, v in manifest.get("frameworks", {}).items())
+        raise AssayError(
+            f"Model {ref} could not be loaded with the {flavor.name} flavor "
+            f"({type(exc).__name__}: {exc}). It was saved with {saved_with or 'unknown versions'}; "
+            f"install those (see {REQUIREMENTS} in the bundle) and retry.",
+            model=ref,
+            flavor=flavor.name,
+        ) from exc
+    sig = manifest.get("signature")
+    return LoadedBundle(
+        name=manifest["name"],
+        version=manifest["version"],
+        flavor=flavor.name,
+        model=model,
+        signature=Signature.from_dict(sig) if sig else None,
+        input_example=list(manifest.get("input_example") or []),
+        manifest=manifest,
+    )

@@ -1,0 +1,469 @@
+"""The model repository's use cases: register, list, show, resolve, alias, lineage, export.
+
+A model version is a bundle (see `bundle.py`) stored in the object store: every file
+an object named by its hash, and the manifest listing them an object too, whose hash
+is the version's `bundle`. A succeeded run registers its model as the next version
+of the model named after its pipeline, converted to a format that runs no code on
+load wherever the framework allows it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import IntegrityError
+
+from assay.data.entities import LATEST, Ref, check_name, check_tag
+from assay.errors import ConflictError, InvalidArgumentError, NotFoundError
+from assay.registry import bundle as bundles
+from assay.registry.entities import Lineage, Model, ModelVersion, Signature
+from assay.registry.external import load_model_file
+from assay.registry.repository import RegistryRepository, to_version
+from assay.store.db import Database, utcnow
+from assay.store.objects import ObjectStore, hash_file
+
+if TYPE_CHECKING:
+    from sqlalchemy import Row
+
+    from assay.runs.entities import Run
+    from assay.runs.service import RunService
+
+
+class NotAModelError(ConflictError):
+    """A run's model step returned something without `predict` (a dict of weights, say)."""
+
+
+class RegistryService:
+    """Versioned models over the metadata database and the content-addressed store."""
+
+    def __init__(self, db: Database, store: ObjectStore, runs: RunService, *, author: str) -> None:
+        self.db = db
+        self.store = store
+        self.runs = runs
+        self.author = author
+
+    # ---- registering ----------------------------------------------------------------------
+
+    def register_run(self, run_ref: str, name: str | None = None) -> ModelVersion:
+        """Store a succeeded run's model as the next version of `name` (default: its pipeline).
+
+        Registering a run twice returns the version it already made.
+
+        Raises:
+            NotFoundError: no such run.
+            ConflictError: the run did not succeed, or has no model.
+        """
+        run = self.runs.get(run_ref)
+        with self.db.read() as s:
+            found = RegistryRepository(s).version_for_run(run.id)
+        if found is not None:
+            model_name, row = found
+            return self._entity(model_name, row)
+        if run.status != "succeeded":
+            raise ConflictError(
+                f"Run {run.short_id} is {run.status}; only a succeeded run's model is registered.",
+                run=run.id,
+            )
+        if not run.model:
+            raise ConflictError(
+                f"Run {run.short_id} has no model: its pipeline has no model step "
+                "(name one with `Pipeline(..., model='train')`).",
+                run=run.id,
+            )
+        name = check_name(name or run.pipeline or run.experiment, "Model")
+        from assay.runs import serialize
+
+        model_step = next((s for s in run.steps if s.output == run.model), None)
+        # The run's own output, read back by content hash (a mismatch raises before
+        # the bytes are unpickled), so this loads only what the run itself wrote.
+        model = serialize.load(
+            self.store.get_bytes(run.model),
+            (model_step.output_format if model_step else None) or "pickle",
+        )
+        if not callable(getattr(model, "predict", None)):
+            raise NotAModelError(
+                f"Run {run.short_id}'s model step returned a {type(model).__name__}, which has "
+                "no predict(); there is no model to register.",
+                run=run.id,
+            )
+        signature, example = self._training_signature(run, model)
+        lineage = self._lineage_of(run)
+        metrics = {k: float(v) for k, v in run.metrics.items() if isinstance(v, int | float)}
+        return self._store(
+            name,
+            model,
+            signature=signature,
+            example=example,
+            lineage=lineage,
+            metrics=metrics,
+            run_id=run.id,
+            description=f"From run {run.name} ({run.short_id}).",
+        )
+
+    def register_file(
+        self,
+        path: Path,
+        name: str,
+        *,
+        trust: bool = False,
+        description: str = "",
+        metrics: dict[str, float] | None = None,
+    ) -> ModelVersion:
+        """Register a model trained elsewhere: a `.skops` file, an XGBoost or LightGBM
+        native model, or (with `trust`) a pickle.
+
+        Raises:
+            InvalidArgumentError: an unknown format, or an untrusted pickle without `trust`.
+            NotFoundError: no such file.
+        """
+        check_name(name, "Model")
+        if not path.is_file():
+            raise NotFoundError(f"No model file at {path}.", path=str(path))
+        model, flavor = load_model_file(path, trust=trust)
+        from assay.registry.signature import signature_from_model
+
+        signature = signature_from_model(model)
+        lineage = Lineage(source=f"{path.resolve()} (blake3 {hash_file(path)})")
+        return self._store(
+            name,
+            model,
+            signature=signature,
+            example=[],
+            lineage=lineage,
+            metrics=metrics or {},
+            run_id=None,
+            description=description or f"Registered from {path.name}.",
+            flavor=flavor,
+        )
+
+    def _store(
+        self,
+        name: str,
+        model: Any,
+        *,
+        signature: Signature | None,
+        example: list[Any],
+        lineage: Lineage,
+        metrics: dict[str, float],
+        run_id: str | None,
+        description: str,
+        flavor: str | None = None,
+    ) -> ModelVersion:
+        for _attempt in range(5):
+            with self.db.read() as s:
+                repo = RegistryRepository(s)
+                row = repo.model_row(name)
+                latest = repo.latest_number(row.id) if row is not None else None
+            number = (latest or 0) + 1
+            with tempfile.TemporaryDirectory(prefix="assay-model-") as tmp:
+                folder = Path(tmp) / "bundle"
+                folder.mkdir()
+                manifest = bundles.write_bundle(
+                    model,
+                    folder,
+                    name=name,
+                    version=number,
+                    signature=signature,
+                    input_example=example,
+                    lineage=lineage.to_dict(),
+                    metrics=metrics,
+                    flavor=flavor,
+                )
+                digest = self._put_bundle(folder, manifest)
+            try:
+                with self.db.session() as s:
+                    repo = RegistryRepository(s)
+                    model_row = repo.get_or_create_model(name)
+                    if repo.latest_number(model_row.id) != latest:
+                        continue  # someone registered meanwhile: renumber and rewrite
+                    row = repo.insert_version(
+                        model_id=model_row.id,
+                        number=number,
+                        bundle=digest,
+                        flavor=manifest["flavor"],
+                        signature=signature.to_dict() if signature else None,
+                        metrics=metrics,
+                        frameworks=manifest.get("frameworks", {}),
+                        lineage=lineage.to_dict(),
+                        run_id=run_id,
+                        description=description,
+                        author=self.author,
+                        created_at=utcnow(),
+                        extra={"note": manifest["note"]} if manifest.get("note") else {},
+                    )
+                    return to_version(name, row, repo.aliases(model_row.id))
+            except IntegrityError:
+                if run_id is not None:
+                    with self.db.read() as s:
+                        found = RegistryRepository(s).version_for_run(run_id)
+                    if found is not None:
+                        return self._entity(*found)
+                continue
+        raise ConflictError(f"Too many concurrent registrations of {name!r}; retry.")
+
+    def _put_bundle(self, folder: Path, manifest: dict[str, Any]) -> str:
+        """Every file of the bundle into the store, then the manifest; returns its hash."""
+        for rel, digest in manifest["files"].items():
+            stored, _size = self.store.ingest_file(folder / rel)
+            if stored != digest:
+                raise ConflictError(f"Bundle file {rel} changed while it was being stored; retry.")
+        return self.store.put_bytes((folder / bundles.MANIFEST).read_bytes())
+
+    def _training_signature(self, run: Run, model: Any) -> tuple[Signature | None, list[Any]]:
+        """The signature of the features the model step was fitted on.
+
+        The model step's inputs are earlier steps' stored outputs: a `Split` gives its
+        training features; a frame gives the model's own `feature_names_in_` columns.
+        """
+        from assay.registry.signature import infer_signature, signature_from_model
+        from assay.runs import serialize
+        from assay.runs.split import Split
+
+        pv = self.runs.pipelines.resolve(run.pipeline_ref) if run.pipeline_ref else None
+        step = pv.step(pv.model_step) if pv and pv.model_step else None
+        outputs = {s.name: s for s in run.steps}
+        names = getattr(model, "feature_names_in_", None)
+        for input_name in step.inputs if step else ():
+            out = outputs.get(input_name)
+            if out is None or not out.output:
+                continue
+            value = serialize.load(self.store.get_bytes(out.output), out.output_format or "pickle")
+            if isinstance(value, Split):
+                return infer_signature(value.X("train"), model)
+            columns = list(getattr(value, "columns", []))
+            if names is not None and set(names) <= set(columns):
+                return infer_signature(value[list(names)], model)
+        return signature_from_model(model), []
+
+    def _lineage_of(self, run: Run) -> Lineage:
+        data = self.runs.data.resolve(run.data_ref) if run.data_ref else None
+        params = self.runs.data.resolve(run.params_ref) if run.params_ref else None
+        pv = self.runs.pipelines.resolve(run.pipeline_ref) if run.pipeline_ref else None
+        return Lineage(
+            run_id=run.id,
+            data=run.data_ref,
+            data_manifest=data.manifest if data else None,
+            pipeline=run.pipeline_ref,
+            pipeline_manifest=pv.manifest if pv else None,
+            params=run.params_ref,
+            params_manifest=params.manifest if params else None,
+        )
+
+    # ---- reading ----------------------------------------------------------------------------
+
+    def models(self) -> list[Model]:
+        """Every registered model, by name, with its version count and aliases."""
+        with self.db.read() as s:
+            return RegistryRepository(s).models()
+
+    def versions(self, name: str) -> list[ModelVersion]:
+        """Every version of model `name`, newest first.
+
+        Raises:
+            NotFoundError: no such model.
+        """
+        with self.db.read() as s:
+            repo = RegistryRepository(s)
+            row = self._model(repo, name)
+            aliases = repo.aliases(row.id)
+            return [to_version(name, r, aliases) for r in repo.version_rows(row.id)]
+
+    def resolve(self, ref: str) -> ModelVersion:
+        """`name@3`, `name@champion`, `name@latest` or `name` to a version.
+
+        Raises:
+            InvalidArgumentError: a malformed reference.
+            NotFoundError: no such model, version or alias.
+        """
+        parsed = _parse(ref)
+        with self.db.read() as s:
+            repo = RegistryRepository(s)
+            row = self._model(repo, parsed.name)
+            aliases = repo.aliases(row.id)
+            if parsed.selector == LATEST:
+                number = repo.latest_number(row.id)
+            elif parsed.number is not None:
+                number = parsed.number
+            elif parsed.selector in aliases:
+                number = aliases[parsed.selector]
+            else:
+                known = ", ".join(aliases) or "none yet"
+                raise NotFoundError(
+                    f"Model {parsed.name!r} has no alias {parsed.selector!r} (aliases: {known}). "
+                    f"Set one with `assay models alias {parsed.name}@VERSION {parsed.selector}`.",
+                    model=parsed.name,
+                    alias=parsed.selector,
+                )
+            found = repo.version_row(row.id, number) if number is not None else None
+            if found is None:
+                raise NotFoundError(
+                    f"Model {parsed.name!r} has no version {parsed.selector}. "
+                    f"List them with `assay models show {parsed.name}`.",
+                    model=parsed.name,
+                    version=parsed.selector,
+                )
+            return to_version(parsed.name, found, aliases)
+
+    def _model(self, repo: RegistryRepository, name: str) -> Row[Any]:
+        row = repo.model_row(name)
+        if row is None:
+            raise NotFoundError(
+                f"No model named {name!r}. List models with `assay models list`.", model=name
+            )
+        return row
+
+    def _entity(self, name: str, row: Row[Any]) -> ModelVersion:
+        with self.db.read() as s:
+            repo = RegistryRepository(s)
+            model = repo.model_row(name)
+            assert model is not None
+            return to_version(name, row, repo.aliases(model.id))
+
+    # ---- aliases --------------------------------------------------------------------------
+
+    def alias(self, ref: str, alias: str) -> ModelVersion:
+        """Point `alias` at the version `ref` names, moving it from wherever it was.
+
+        Raises:
+            NotFoundError: no such model version.
+            InvalidArgumentError: the alias is a number or `latest`, or malformed.
+        """
+        _check_alias(alias)
+        mv = self.resolve(ref)
+        with self.db.session() as s:
+            repo = RegistryRepository(s)
+            row = self._model(repo, mv.name)
+            repo.set_alias(row.id, alias, mv.version)
+        return self.resolve(f"{mv.name}@{mv.version}")
+
+    def unalias(self, name: str, alias: str) -> None:
+        """Remove `alias` from model `name`.
+
+        Raises:
+            NotFoundError: no such model or alias.
+        """
+        with self.db.session() as s:
+            repo = RegistryRepository(s)
+            row = self._model(repo, name)
+            if not repo.remove_alias(row.id, alias):
+                raise NotFoundError(f"Model {name!r} has no alias {alias!r}.", model=name)
+
+    # ---- lineage and bytes ------------------------------------------------------------------
+
+    def lineage(self, ref: str) -> dict[str, Any]:
+        """The tree from a model version back to its run, data, pipeline and params."""
+        mv = self.resolve(ref)
+        tree: dict[str, Any] = {
+            "model": mv.ref,
+            "bundle": mv.bundle,
+            "flavor": mv.flavor,
+            "source": mv.lineage.source,
+            "run": None,
+        }
+        lin = mv.lineage
+        if lin.run_id:
+            run = self.runs.get(lin.run_id)
+            pv = self.runs.pipelines.resolve(lin.pipeline) if lin.pipeline else None
+            params: dict[str, Any] = {}
+            if lin.params:
+                params = json.loads(
+                    self.runs.data.read_file(self.runs.data.resolve(lin.params), "params.json")
+                )
+            tree["run"] = {
+                "id": run.id,
+                "name": run.name,
+                "experiment": run.experiment,
+                "status": run.status,
+                "started_at": run.started_at.isoformat() if run.started_at else None,
+                "metrics": mv.metrics,
+                "data": {"ref": lin.data, "manifest": lin.data_manifest},
+                "pipeline": {
+                    "ref": lin.pipeline,
+                    "manifest": lin.pipeline_manifest,
+                    "steps": [s.to_dict() for s in pv.steps] if pv else [],
+                },
+                "params": {"ref": lin.params, "manifest": lin.params_manifest, "values": params},
+            }
+        return tree
+
+    def manifest(self, mv: ModelVersion) -> dict[str, Any]:
+        """The version's bundle manifest, read back (and verified) from the store."""
+        doc: dict[str, Any] = json.loads(self.store.get_bytes(mv.bundle))
+        return doc
+
+    def materialize(self, mv: ModelVersion, dest: Path) -> Path:
+        """Write the version's bundle, exactly as stored, into the new folder `dest`."""
+        raw = self.store.get_bytes(mv.bundle)
+        manifest = json.loads(raw)
+        dest.mkdir(parents=True, exist_ok=False)
+        for rel, digest in manifest["files"].items():
+            target = dest / _safe_relative(rel)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self.store.copy_to(digest, target)
+        (dest / bundles.MANIFEST).write_bytes(raw)
+        return dest
+
+    def export(self, ref: str, dest: Path) -> tuple[ModelVersion, Path]:
+        """A self-contained folder at `dest`: the model, signature, requirements, an
+        input example, and an `MLmodel` file (with a pickle MLflow can read).
+
+        Raises:
+            ConflictError: `dest` exists and is not an empty folder.
+        """
+        mv = self.resolve(ref)
+        if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+            raise ConflictError(f"{dest} exists and is not empty; pick a new folder.")
+        with tempfile.TemporaryDirectory(prefix="assay-export-") as tmp:
+            loaded = bundles.load_bundle(self.materialize(mv, Path(tmp) / "stored"))
+            staging = Path(tmp) / "export"
+            staging.mkdir()
+            manifest = loaded.manifest
+            bundles.write_bundle(
+                loaded.model,
+                staging,
+                name=mv.name,
+                version=mv.version,
+                signature=mv.signature,
+                input_example=list(manifest.get("input_example") or []),
+                lineage=mv.lineage.to_dict(),
+                metrics=mv.metrics,
+                flavor=mv.flavor,
+                mlflow_pickle=True,
+            )
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if dest.exists():
+                dest.rmdir()
+            shutil.move(str(staging), str(dest))
+        return mv, dest
+
+
+def _parse(ref: str) -> Ref:
+    name, sep, selector = ref.partition("@")
+    check_name(name, "Model")
+    if sep and not selector:
+        raise InvalidArgumentError(
+            f"Reference {ref!r} has nothing after '@': write MODEL@VERSION or MODEL@ALIAS."
+        )
+    if selector and not selector.isdigit() and selector != LATEST:
+        _check_alias(selector)
+    return Ref(name, selector or LATEST)
+
+
+def _check_alias(alias: str) -> str:
+    if alias.isdigit() or alias == LATEST:
+        raise InvalidArgumentError(
+            f"Alias {alias!r} would shadow a version; use a word such as 'champion'."
+        )
+    check_tag(alias)
+    return alias
+
+
+def _safe_relative(rel: str) -> Path:
+    path = PurePosixPath(rel)
+    if path.is_absolute() or ".." in path.parts or not path.parts:
+        raise InvalidArgumentError(f"Bundle file path {rel!r} escapes its folder.")
+    return Path(*path.parts)

@@ -1,0 +1,456 @@
+"""The inference app: one model version behind KServe V1 and the Open Inference Protocol V2.
+
+Routes (every error is `{"error": {"type", "message", "details"}}`, never a traceback):
+
+    POST /v1/models/{name}:predict           {"instances": [...]} -> {"predictions", "model",
+                                             "version"}
+    POST /v1/models/{name}:predict_proba     the same with class probabilities (and "classes")
+    GET  /v1/models  /v1/models/{name}       what is served; {"name", "ready"}
+    POST /v2/models/{name}[/versions/{v}]/infer
+    GET  /v2  /v2/health/live  /v2/health/ready  /v2/models/{name}[/versions/{v}][/ready]
+    GET  /health/live  /health/ready  /metrics
+
+It is small on purpose and imports no control-plane code (no SQLAlchemy, Typer, Rich,
+pandas), so a service process starts fast. The hot path does no per-request logging,
+no validation layer beyond the signature check, O(1) metric updates, and reuses
+response headers built once per model version.
+
+Which model is served lives in a `ServingState`; a worker swaps it whole (`install`),
+and each request reads it once, so a request in flight finishes on the model it began
+with while the next one gets the new model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+import assay
+from assay.errors import (
+    AssayError,
+    InvalidArgumentError,
+    ModelError,
+    ModelNotReadyError,
+    NotFoundError,
+    PayloadTooLargeError,
+    PredictTimeoutError,
+    UnsupportedMediaTypeError,
+)
+from assay.serving.metrics import CONTENT_TYPE, Metrics
+from assay.serving.served import ServedModel, dumps, prepare
+
+if TYPE_CHECKING:
+    from assay.registry.bundle import LoadedBundle
+
+__all__ = ["ServingState", "create_app"]
+
+log = logging.getLogger("assay.serving")
+
+DEFAULT_TIMEOUT_S = 30.0
+DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+# Threads that run `predict`. A prediction past its timeout is answered 504 but its
+# thread runs on until the model returns; a few spare threads keep the service answering.
+DEFAULT_PREDICT_THREADS = 4
+PREDICT_THREAD_PREFIX = "assay-predict"
+
+Lifespan = Callable[[Starlette], AbstractAsyncContextManager[None]]
+
+
+# The `kind` label of `assay_request_errors_total`.
+_ERROR_KINDS: dict[type[AssayError], str] = {
+    InvalidArgumentError: "invalid_input",
+    NotFoundError: "not_found",
+    PayloadTooLargeError: "too_large",
+    UnsupportedMediaTypeError: "media_type",
+    ModelNotReadyError: "not_ready",
+    ModelError: "model",
+    PredictTimeoutError: "timeout",
+}
+
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+class _Json(Response):
+    """A JSON response whose headers were built once; only the length is new."""
+
+    media_type = "application/json"
+
+    def __init__(
+        self,
+        body: bytes,
+        status_code: int = 200,
+        headers: list[tuple[bytes, bytes]] = _JSON_HEADERS,
+    ) -> None:
+        self.status_code = status_code
+        self.background = None
+        self.body = body
+        self.raw_headers = [(b"content-length", str(len(body)).encode()), *headers]
+
+
+def _json(doc: Any, status_code: int = 200) -> _Json:
+    return _Json(dumps(doc), status_code)
+
+
+# ---- a model, ready to answer -----------------------------------------------------------------
+
+
+# ---- what is served now ---------------------------------------------------------------------
+
+
+class ServingState:
+    """What a worker serves now. `install` swaps the model whole; a request reads
+    `current` once and uses that model to the end."""
+
+    def __init__(self, metrics: Metrics | None = None) -> None:
+        self.metrics = metrics if metrics is not None else Metrics()
+        self.current: ServedModel | None = None
+        self.draining = False
+
+    @property
+    def ready(self) -> bool:
+        """Loaded, warmed up, and not shutting down."""
+        return self.current is not None and not self.draining
+
+    def install(self, served: ServedModel) -> ServedModel | None:
+        """Serve `served` from the next request on; returns the model it replaces."""
+        old = self.current
+        served.metrics.serving(True)
+        self.current = served  # one reference assignment: atomic for every reader
+        if old is not None and (old.name, old.version) != (served.name, served.version):
+            old.metrics.serving(False)
+        return old
+
+    @classmethod
+    def of(cls, bundle: LoadedBundle, metrics: Metrics | None = None) -> ServingState:
+        """A state that serves `bundle`, prepared and warmed up."""
+        state = cls(metrics)
+        state.install(prepare(bundle, state.metrics))
+        return state
+
+
+# ---- routes -----------------------------------------------------------------------------------
+
+
+def _error_kind(exc: AssayError) -> str:
+    for cls in type(exc).__mro__:
+        kind = _ERROR_KINDS.get(cls)
+        if kind is not None:
+            return kind
+    return "other"
+
+
+def _error_body(exc: AssayError) -> bytes:
+    return dumps(
+        {"error": {"type": type(exc).__name__, "message": exc.message, "details": exc.details}}
+    )
+
+
+class _Endpoints:
+    def __init__(
+        self, state: ServingState, timeout_s: float, max_body_bytes: int, threads: int
+    ) -> None:
+        self.state = state
+        self.timeout_s = timeout_s
+        self.max_body_bytes = max_body_bytes
+        self.pool = ThreadPoolExecutor(threads, thread_name_prefix=PREDICT_THREAD_PREFIX)
+
+    # -- predictions
+
+    async def v1_predict(self, request: Request) -> Response:
+        return await self._answer(request, "v1", _v1_predict)
+
+    async def v1_predict_proba(self, request: Request) -> Response:
+        return await self._answer(request, "v1", _v1_proba)
+
+    async def v2_infer(self, request: Request) -> Response:
+        return await self._answer(request, "v2", _v2_infer)
+
+    async def _answer(
+        self, request: Request, protocol: str, op: Callable[[ServedModel, bytes], bytes]
+    ) -> Response:
+        started = time.perf_counter()
+        served = self.state.current
+        if served is None:
+            return self._not_ready()
+        kind: str | None = None
+        try:
+            self._check_path(served, request.path_params)
+            body = await self._body(request)
+            loop = asyncio.get_running_loop()
+            future = loop.run_in_executor(self.pool, op, served, body)
+            try:
+                payload = await asyncio.wait_for(future, self.timeout_s)
+            except TimeoutError:
+                log.warning(
+                    "model %s took longer than %g s to predict; answered 504",
+                    served.ref,
+                    self.timeout_s,
+                )
+                raise PredictTimeoutError(
+                    f"Model {served.ref} took longer than {self.timeout_s:g} s to predict; the "
+                    "request was abandoned. Send fewer rows, or ask the service's operator "
+                    "for a longer timeout.",
+                    timeout_s=self.timeout_s,
+                ) from None
+            response = _Json(payload, 200, served.headers)
+        except AssayError as exc:
+            kind = _error_kind(exc)
+            response = _Json(_error_body(exc), exc.status, served.headers)
+        except ClientDisconnect:
+            return Response(status_code=400)  # nobody is left to read it
+        served.metrics.record(protocol, response.status_code, time.perf_counter() - started, kind)
+        return response
+
+    def _check_path(self, served: ServedModel, params: dict[str, Any]) -> None:
+        name = params["name"]
+        if name != served.name:
+            raise NotFoundError(
+                f"Model {name!r} is not served here: this service serves {served.name!r} "
+                f"(version {served.version}). Send requests to "
+                f"/v1/models/{served.name}:predict or /v2/models/{served.name}/infer.",
+                model=name,
+                served=served.name,
+                version=served.version,
+            )
+        version = params.get("version")
+        if version is not None and version != str(served.version):
+            raise NotFoundError(
+                f"Model {served.name!r} version {version} is not served here: this service "
+                f"serves version {served.version}. Send requests to "
+                f"/v2/models/{served.name}/infer.",
+                model=name,
+                version=version,
+                served_version=served.version,
+            )
+
+    async def _body(self, request: Request) -> bytes:
+        content_type = content_length = None
+        for key, value in request.scope["headers"]:
+            if key == b"content-type":
+                content_type = value
+            elif key == b"content-length":
+                content_length = value
+        # No Content-Type at all is taken as JSON: only a wrong one is refused.
+        if content_type is not None:
+            media = content_type.split(b";", 1)[0].strip().lower()
+            if media != b"application/json" and not media.endswith(b"+json"):
+                raise UnsupportedMediaTypeError(
+                    f"The body is {media.decode('latin-1') or 'untyped'}; send JSON with "
+                    "Content-Type: application/json.",
+                    content_type=media.decode("latin-1"),
+                )
+        limit = self.max_body_bytes
+        if content_length is not None and content_length.isdigit() and int(content_length) > limit:
+            raise self._too_large(int(content_length))
+        # Chunked bodies carry no length: count while reading, and stop at the limit.
+        chunks: list[bytes] = []
+        size = 0
+        receive = request.receive
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnect()
+            chunk: bytes = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > limit:
+                    raise self._too_large(size)
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def _too_large(self, size: int) -> PayloadTooLargeError:
+        return PayloadTooLargeError(
+            f"The body is over the service's limit of {self.max_body_bytes} bytes "
+            f"({'at least ' if size else ''}{size} bytes); send fewer rows per request.",
+            limit=self.max_body_bytes,
+        )
+
+    def _not_ready(self) -> Response:
+        exc = ModelNotReadyError(
+            "The model is still loading (or the service is stopping); retry shortly. "
+            "GET /health/ready answers 200 once it is ready."
+        )
+        return _Json(_error_body(exc), exc.status)
+
+    def _served(self, request: Request) -> ServedModel | Response:
+        served = self.state.current
+        if served is None:
+            return self._not_ready()
+        try:
+            self._check_path(served, request.path_params)
+        except NotFoundError as exc:
+            return _Json(_error_body(exc), exc.status, served.headers)
+        return served
+
+    # -- descriptions and health
+
+    async def v1_models(self, request: Request) -> Response:
+        served = self.state.current
+        return _json({"models": [served.name] if served else []})
+
+    async def v1_model(self, request: Request) -> Response:
+        if request.path_params["name"].endswith((":predict", ":predict_proba")):
+            return _method_not_allowed(request, "POST")
+        found = self._served(request)
+        if isinstance(found, Response):
+            return found
+        ready = self.state.ready
+        return _json({"name": found.name, "ready": ready}, 200 if ready else 503)
+
+    async def v2_server(self, request: Request) -> Response:
+        return _json({"name": "assay", "version": assay.__version__, "extensions": []})
+
+    async def v2_live(self, request: Request) -> Response:
+        return _json({"live": True})
+
+    async def v2_ready(self, request: Request) -> Response:
+        ready = self.state.ready
+        return _json({"ready": ready}, 200 if ready else 503)
+
+    async def v2_model(self, request: Request) -> Response:
+        found = self._served(request)
+        if isinstance(found, Response):
+            return found
+        return _json(found.metadata())
+
+    async def v2_model_ready(self, request: Request) -> Response:
+        found = self._served(request)
+        if isinstance(found, Response):
+            return found
+        ready = self.state.ready
+        return _json({"name": found.name, "ready": ready}, 200 if ready else 503)
+
+    async def live(self, request: Request) -> Response:
+        return _json({"live": True})
+
+    async def ready(self, request: Request) -> Response:
+        served, state = self.state.current, self.state
+        if state.ready and served is not None:
+            return _json({"ready": True, "model": served.name, "version": served.version})
+        reason = "draining" if state.draining else "loading"
+        return _json({"ready": False, "reason": reason}, 503)
+
+    async def metrics(self, request: Request) -> Response:
+        return Response(self.state.metrics.render(), media_type=CONTENT_TYPE)
+
+
+def _v1_predict(served: ServedModel, body: bytes) -> bytes:
+    return served.v1(body)
+
+
+def _v1_proba(served: ServedModel, body: bytes) -> bytes:
+    return served.v1(body, proba=True)
+
+
+def _v2_infer(served: ServedModel, body: bytes) -> bytes:
+    return served.v2(body)
+
+
+def _method_not_allowed(request: Request, allowed: str) -> Response:
+    body = dumps(
+        {
+            "error": {
+                "type": "MethodNotAllowedError",
+                "message": f"{request.method} is not allowed on {request.url.path}; use {allowed}.",
+                "details": {"allowed": allowed.split(", ") if allowed else []},
+            }
+        }
+    )
+    return _Json(body, 405, [*_JSON_HEADERS, (b"allow", allowed.encode())])
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        return _method_not_allowed(request, (exc.headers or {}).get("Allow", ""))
+    if exc.status_code == 404:
+        error = NotFoundError(
+            f"No route {request.method} {request.url.path}. Predict with "
+            "POST /v1/models/NAME:predict or POST /v2/models/NAME/infer; "
+            "GET /v2/models/NAME describes the model.",
+            path=request.url.path,
+        )
+        return _Json(_error_body(error), 404)
+    return _Json(
+        dumps({"error": {"type": "HTTPError", "message": str(exc.detail), "details": {}}}),
+        exc.status_code,
+    )
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    error_id = uuid.uuid4().hex[:12]
+    log.error("error_id=%s %s %s failed", error_id, request.method, request.url.path, exc_info=exc)
+    error = AssayError(
+        f"The service failed on this request. Quote error_id {error_id} to its operator; "
+        "its log has the details.",
+        error_id=error_id,
+    )
+    return _Json(_error_body(error), 500)
+
+
+def create_app(
+    state: ServingState,
+    *,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    predict_threads: int = DEFAULT_PREDICT_THREADS,
+    lifespan: Lifespan | None = None,
+) -> Starlette:
+    """The inference app over `state` (which the caller loads and swaps).
+
+    `timeout_s` bounds each prediction (504 past it), `max_body_bytes` each request
+    body (413), `lifespan` runs the caller's start-up and shut-down around the app's.
+    """
+    e = _Endpoints(state, timeout_s, max_body_bytes, predict_threads)
+    post = ["POST"]
+    routes = [
+        # The hot routes first: the router tries routes in order.
+        Route("/v1/models/{name}:predict", e.v1_predict, methods=post),
+        Route("/v2/models/{name}/infer", e.v2_infer, methods=post),
+        Route("/v1/models/{name}:predict_proba", e.v1_predict_proba, methods=post),
+        Route("/v2/models/{name}/versions/{version}/infer", e.v2_infer, methods=post),
+        Route("/health/ready", e.ready),
+        Route("/health/live", e.live),
+        Route("/metrics", e.metrics),
+        Route("/v1/models", e.v1_models),
+        Route("/v1/models/{name}", e.v1_model),
+        Route("/v2", e.v2_server),
+        Route("/v2/health/live", e.v2_live),
+        Route("/v2/health/ready", e.v2_ready),
+        Route("/v2/models/{name}", e.v2_model),
+        Route("/v2/models/{name}/ready", e.v2_model_ready),
+        Route("/v2/models/{name}/versions/{version}", e.v2_model),
+        Route("/v2/models/{name}/versions/{version}/ready", e.v2_model_ready),
+    ]
+
+    @asynccontextmanager
+    async def app_lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            if lifespan is None:
+                yield
+            else:
+                async with lifespan(app):
+                    yield
+        finally:
+            # Threads stuck in a model past its timeout must not hold up the exit.
+            e.pool.shutdown(wait=False, cancel_futures=True)
+
+    return Starlette(
+        routes=routes,
+        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+        lifespan=app_lifespan,
+    )

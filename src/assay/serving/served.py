@@ -1,0 +1,341 @@
+"""A model version made ready to answer: input checks, the predict call, JSON out.
+
+`prepare` turns a loaded bundle into a `ServedModel` and warms it up; the app's routes
+hand it request bodies and get response bodies back. Nothing here knows about HTTP
+beyond status codes carried by the errors it raises.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from assay.errors import (
+    InvalidArgumentError,
+    ModelError,
+)
+from assay.serving.inputs import (
+    InputSchema,
+    json_type,
+    twin_agrees,
+    v2_rows,
+    without_feature_names,
+)
+from assay.serving.metrics import Metrics, ModelMetrics
+
+if TYPE_CHECKING:
+    from assay.registry.bundle import LoadedBundle
+
+log = logging.getLogger("assay.serving")
+
+_V2_DATATYPES = {"float": "FP64", "int": "INT64", "bool": "BOOL", "str": "BYTES"}
+
+
+# ---- JSON out ---------------------------------------------------------------------------------
+
+
+def _clean(value: Any) -> Any:
+    """`value` with every non-finite float as None and numpy scalars as Python ones."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, np.generic):
+        return _clean(value.item())
+    return value
+
+
+def _plain(out: Any) -> Any:
+    """A model's output as JSON-ready Python values: NaN and infinities become None."""
+    arr = np.asarray(out)
+    kind = arr.dtype.kind
+    if kind == "f":
+        finite = np.isfinite(arr)
+        if finite.all():
+            return arr.tolist()
+        held = arr.astype(object)
+        held[~finite] = None
+        return held.tolist()
+    if kind in "iubU":
+        return arr.tolist()
+    return _clean(arr.tolist())
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return _clean(value.item())
+    return str(value)
+
+
+def dumps(value: Any) -> bytes:
+    # allow_nan=False: a NaN that slipped through must fail here, never make invalid JSON.
+    return json.dumps(value, allow_nan=False, separators=(",", ":"), default=_default).encode()
+
+
+def _datatype(arr: np.ndarray[Any, Any]) -> str:
+    kind, size = arr.dtype.kind, arr.dtype.itemsize
+    if kind == "f":
+        return {2: "FP16", 4: "FP32"}.get(size, "FP64")
+    if kind == "i":
+        return f"INT{size * 8}"
+    if kind == "u":
+        return f"UINT{size * 8}"
+    if kind == "b":
+        return "BOOL"
+    return "BYTES"
+
+
+def parse_body(body: bytes) -> dict[str, Any]:
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise InvalidArgumentError(
+            f"The request body is not valid JSON ({exc}); send a JSON object.",
+            field="body",
+        ) from None
+    if not isinstance(payload, dict):
+        raise InvalidArgumentError(
+            f"The request body must be a JSON object, not {json_type(payload)}.",
+            field="body",
+        )
+    return payload
+
+
+class ServedModel:
+    """One loaded model version made ready to answer: its input schema, the callables
+    that predict, and its response headers and metric children, built once.
+
+    `v1` and `v2` run in a predict thread: parse, check, convert, predict, encode.
+    """
+
+    def __init__(
+        self,
+        bundle: LoadedBundle,
+        schema: InputSchema,
+        predict: Callable[[Any], Any],
+        predict_proba: Callable[[Any], Any] | None,
+        metrics: ModelMetrics,
+    ) -> None:
+        self.bundle = bundle
+        self.name = bundle.name
+        self.version = bundle.version
+        self.ref = bundle.ref
+        self.schema = schema
+        self.metrics = metrics
+        self._predict = predict
+        self._proba = predict_proba
+        self.output_datatype = _output_datatype(bundle)
+        self.classes = _classes(bundle)
+        self.headers = [
+            (b"content-type", b"application/json"),
+            (b"x-assay-model", self.name.encode()),
+            (b"x-assay-model-version", str(self.version).encode()),
+        ]
+        # The end of every V1 answer, encoded once: only the predictions are new.
+        self._v1_tail = f',"model":{json.dumps(self.name)},"version":{self.version}}}'.encode()
+        classes = f',"classes":{dumps(self.classes).decode()}' if self.classes else ""
+        self._v1_proba_tail = f"{classes}{self._v1_tail.decode()}".encode()
+        self._v2_head = {"model_name": self.name, "model_version": str(self.version)}
+
+    @property
+    def has_proba(self) -> bool:
+        return self._proba is not None
+
+    def v1(self, body: bytes, proba: bool = False) -> bytes:
+        """Answer a KServe V1 body: `{"instances": [...]}` -> the response body."""
+        payload = parse_body(body)
+        if "instances" not in payload:
+            raise InvalidArgumentError(
+                "The body has no 'instances': send {\"instances\": [row, ...]}, each row an "
+                "object of column values or an array in column order.",
+                field="instances",
+            )
+        X = self.schema.convert(payload["instances"])
+        if proba:
+            out = _plain(self._call(self._proba_fn(), X))
+            return b'{"predictions":' + dumps(out) + self._v1_proba_tail
+        return b'{"predictions":' + dumps(_plain(self._call(self._predict, X))) + self._v1_tail
+
+    def v2(self, body: bytes) -> bytes:
+        """Answer an Open Inference Protocol V2 inference request body."""
+        payload = parse_body(body)
+        request_id = payload.get("id")
+        if request_id is not None and not isinstance(request_id, str):
+            raise InvalidArgumentError("'id' must be a string.", field="id")
+        X = self.schema.convert(v2_rows(self.schema, payload.get("inputs")), noun="row")
+        outputs = []
+        for name in self._requested_outputs(payload.get("outputs")):
+            fn = self._predict if name == "predict" else self._proba_fn()
+            arr = np.asarray(self._call(fn, X))
+            outputs.append(
+                {
+                    "name": name,
+                    "shape": list(arr.shape),
+                    "datatype": _datatype(arr),
+                    "data": _plain(arr.reshape(-1)),
+                }
+            )
+        doc: dict[str, Any] = dict(self._v2_head)
+        if request_id is not None:
+            doc["id"] = request_id
+        doc["outputs"] = outputs
+        return dumps(doc)
+
+    def _requested_outputs(self, outputs: Any) -> list[str]:
+        if outputs is None:
+            return ["predict"]
+        if (
+            not isinstance(outputs, list)
+            or not outputs
+            or not all(isinstance(o, dict) for o in outputs)
+        ):
+            raise InvalidArgumentError(
+                "'outputs' must be a list of {\"name\": ...}; the outputs are predict and "
+                "predict_proba.",
+                field="outputs",
+            )
+        names = [o.get("name") for o in outputs]
+        for name in names:
+            if name not in ("predict", "predict_proba"):
+                raise InvalidArgumentError(
+                    f"Unknown output {name!r}; this model's outputs are predict"
+                    + (" and predict_proba." if self.has_proba else "."),
+                    field="outputs",
+                    output=name,
+                )
+        return [str(n) for n in names]
+
+    def _proba_fn(self) -> Callable[[Any], Any]:
+        if self._proba is None:
+            raise InvalidArgumentError(
+                f"Model {self.ref} has no probabilities (it has no predict_proba); "
+                f"use POST /v1/models/{self.name}:predict.",
+                model=self.name,
+                version=self.version,
+            )
+        return self._proba
+
+    def _call(self, fn: Callable[[Any], Any], X: Any) -> Any:
+        try:
+            return fn(X)
+        except Exception as exc:  # the model's own failure, whatever its type
+            error_id = uuid.uuid4().hex[:12]
+            log.exception("error_id=%s model %s raised while predicting", error_id, self.ref)
+            text = f"{type(exc).__name__}: {exc}"
+            raise ModelError(
+                f"Model {self.ref} failed on this request ({text[:200]}). Quote error_id "
+                f"{error_id} to the service's operator; its log has the details.",
+                error_id=error_id,
+                model=self.name,
+                version=self.version,
+            ) from None
+
+    def warm_up(self) -> None:
+        """Answer the bundle's input example once (and its probabilities, if any), so
+        the first real request finds everything loaded and the model known to work."""
+        example = self.bundle.input_example
+        if not example:
+            return
+        body = dumps({"instances": example})
+        self.v1(body)
+        if self.has_proba:
+            self.v1(body, proba=True)
+
+    def metadata(self) -> dict[str, Any]:
+        """The Open Inference Protocol's model metadata."""
+        inputs = [
+            {"name": c.name, "datatype": _V2_DATATYPES.get(c.kind, "BYTES"), "shape": [-1]}
+            for c in self.schema.specs
+        ]
+        outputs: list[dict[str, Any]] = [
+            {"name": "predict", "datatype": self.output_datatype, "shape": [-1]}
+        ]
+        if self.has_proba:
+            width = len(self.classes) if self.classes else -1
+            outputs.append({"name": "predict_proba", "datatype": "FP64", "shape": [-1, width]})
+        return {
+            "name": self.name,
+            "versions": [str(self.version)],
+            "platform": self.bundle.flavor,
+            "inputs": inputs,
+            "outputs": outputs,
+        }
+
+
+def _output_datatype(bundle: LoadedBundle) -> str:
+    out = bundle.signature.output if bundle.signature is not None else None
+    if out is None:
+        return "FP64"
+    try:
+        return _datatype(np.empty(0, dtype=out.dtype))
+    except TypeError:
+        return _V2_DATATYPES.get(out.kind, "BYTES")
+
+
+def _classes(bundle: LoadedBundle) -> list[Any] | None:
+    classes = getattr(bundle.model, "classes_", None)
+    if classes is not None:
+        plain = _plain(classes)
+        return plain if isinstance(plain, list) else None
+    out = bundle.signature.output if bundle.signature is not None else None
+    return list(out.classes) if out is not None and out.classes is not None else None
+
+
+def prepare(bundle: LoadedBundle, metrics: Metrics) -> ServedModel:
+    """Make `bundle` ready to serve, and answer its input example once.
+
+    An sklearn model fitted on a DataFrame gets numpy arrays anyway when a names-free
+    twin of it answers the example exactly as it does (see `without_feature_names`);
+    otherwise it gets a DataFrame, as does a non-sklearn model trained on one.
+
+    Raises whatever loading or the warm-up raises (`ModelError` when the model fails on
+    its own example).
+    """
+    model, signature, name = bundle.model, bundle.signature, bundle.name
+    predict: Callable[[Any], Any] = model.predict
+    proba: Callable[[Any], Any] | None = getattr(model, "predict_proba", None)
+    order: list[str] | None = None
+    frame = False
+    names_in = getattr(model, "feature_names_in_", None)
+    if signature is not None:
+        if names_in is not None:
+            frame = True
+            fitted = [str(n) for n in names_in]
+            # The twin takes columns by position, so only when the model's names are
+            # the signature's (in the model's order) can the twin stand in.
+            same_columns = sorted(fitted) == sorted(signature.names)
+            order = fitted if same_columns else None
+            twin = without_feature_names(model) if same_columns else None
+            if twin is not None and bundle.input_example:
+                try:
+                    example = bundle.input_example
+                    matrix = InputSchema(signature, name, order=order).convert(example)
+                    df = InputSchema(signature, name, order=order, frame=True).convert(example)
+                except InvalidArgumentError:
+                    pass  # the warm-up below says what is wrong with the example
+                else:
+                    if twin_agrees(model, twin, df, matrix):
+                        frame = False
+                        predict = twin.predict
+                        proba = getattr(twin, "predict_proba", None)
+        elif getattr(model, "n_features_in_", None) is None:
+            # Not an sklearn model fitted on arrays: give it what it was trained on.
+            frame = signature.tabular
+    schema = InputSchema(signature, name, order=order, frame=frame)
+    served = ServedModel(
+        bundle,
+        schema,
+        predict,
+        proba if callable(proba) else None,
+        metrics.for_model(name, bundle.version),
+    )
+    served.warm_up()
+    return served

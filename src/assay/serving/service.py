@@ -1,0 +1,543 @@
+"""The serving control plane: deploy, list, inspect, update and stop inference services.
+
+A service is a process (`python -m assay.serving SERVICE_DIR`) started detached, so it
+outlives the command that deployed it. What the process needs lives in its folder:
+`service.json` (port, workers, limits), `target.json` (the model bundle to serve, a
+copy materialized from the store), and what it writes back: `workers/<pid>.json` (the
+version each worker serves, or why a load failed), `service.log`, and Prometheus
+metrics. The service's definition is also a row in the metadata store, so
+`assay services start --all` brings services back after a reboot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from assay.data.entities import check_name
+from assay.errors import AssayError, ConflictError, InvalidArgumentError, NotFoundError
+from assay.serving.entities import Service
+from assay.serving.repository import ServiceRepository, to_service
+from assay.store.db import Database, utcnow
+
+if TYPE_CHECKING:
+    from sqlalchemy import Row
+
+    from assay.registry.entities import ModelVersion
+    from assay.registry.service import RegistryService
+
+Progress = Callable[[str], None]
+
+DEFAULTS: dict[str, Any] = {"timeout_s": 30.0, "max_body_bytes": 10 * 1024 * 1024, "drain_s": 1.0}
+
+
+class ServiceFailedError(AssayError):
+    """A service process did not come up, or a model did not load in it."""
+
+    status = 502
+
+
+def _quiet(_message: str) -> None:
+    pass
+
+
+class ServingService:
+    """Inference services on this machine, defined in the metadata store."""
+
+    def __init__(
+        self,
+        db: Database,
+        registry: RegistryService,
+        services_dir: Path,
+        *,
+        python: str = sys.executable,
+    ) -> None:
+        self.db = db
+        self.registry = registry
+        self.dir = services_dir
+        self.python = python
+
+    # ---- deploy / start / update / stop -------------------------------------------------
+
+    def deploy(
+        self,
+        name: str,
+        model_ref: str,
+        *,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        workers: int = 1,
+        timeout_s: float = DEFAULTS["timeout_s"],
+        max_body_bytes: int = DEFAULTS["max_body_bytes"],
+        drain_s: float = DEFAULTS["drain_s"],
+        ready_timeout_s: float = 120.0,
+        progress: Progress = _quiet,
+    ) -> Service:
+        """Start `model_ref` as service `name` and return once it answers as ready.
+
+        Raises:
+            ConflictError: the service is already running, or the port is taken.
+            NotFoundError: no such model version.
+            ServiceFailedError: the process exited or never became ready (the log's tail
+                says why).
+        """
+        check_name(name, "Service")
+        if workers < 1:
+            raise InvalidArgumentError(f"--workers must be at least 1, not {workers}.")
+        if port is not None and not 0 < port < 65536:
+            raise InvalidArgumentError(f"--port must be between 1 and 65535, not {port}.")
+        for key, value in (("timeout_s", timeout_s), ("max_body_bytes", max_body_bytes)):
+            if value <= 0:
+                raise InvalidArgumentError(f"{key} must be positive, not {value}.")
+        existing = self._row(name)
+        if existing is not None and self._state(existing) in ("running", "starting"):
+            raise ConflictError(
+                f"Service {name!r} is already running ({existing.model}@{existing.version} on "
+                f"port {existing.port}). Change its model with "
+                f"`assay services update {name} --model MODEL@V`, or stop it first.",
+                service=name,
+            )
+        mv = self.registry.resolve(model_ref)
+        port = _free_port(host) if port is None else _check_port(host, port)
+        settings = {
+            "timeout_s": float(timeout_s),
+            "max_body_bytes": int(max_body_bytes),
+            "drain_s": float(drain_s),
+        }
+        folder = self._folder(name)
+        if folder.exists():
+            # A stopped service's leftovers: its model copies and old worker files.
+            shutil.rmtree(folder / "workers", ignore_errors=True)
+        folder.mkdir(parents=True, exist_ok=True)
+        progress(f"copying {mv.ref} into the service")
+        bundle = self._bundle(folder, mv)
+        _write_json(
+            folder / "service.json",
+            {"name": name, "host": host, "port": port, "workers": workers, **settings},
+        )
+        _write_json(folder / "target.json", _target(mv, bundle))
+        with self.db.session() as s:
+            ServiceRepository(s).upsert(
+                name,
+                model=mv.name,
+                version=mv.version,
+                host=host,
+                port=port,
+                workers=workers,
+                desired="running",
+                pid=None,
+                started_at=None,
+                settings=settings,
+                last_error=None,
+            )
+        return self._launch(name, ready_timeout_s, progress)
+
+    def start(
+        self, name: str, *, ready_timeout_s: float = 120.0, progress: Progress = _quiet
+    ) -> Service:
+        """Start a stored service again with the model it last served.
+
+        Raises:
+            NotFoundError: no such service.
+            ConflictError: it is already running.
+        """
+        row = self._get_row(name)
+        if self._state(row) in ("running", "starting"):
+            raise ConflictError(f"Service {name!r} is already running on port {row.port}.")
+        mv = self.registry.resolve(f"{row.model}@{row.version}")
+        if row.pid:
+            _wait_gone(row.pid, timeout_s=5.0)  # a process still exiting holds its port
+        folder = self._folder(name)
+        shutil.rmtree(folder / "workers", ignore_errors=True)
+        folder.mkdir(parents=True, exist_ok=True)
+        bundle = self._bundle(folder, mv)
+        _write_json(
+            folder / "service.json",
+            {
+                "name": name,
+                "host": row.host,
+                "port": _check_port(row.host, row.port),
+                "workers": row.workers,
+                **{**DEFAULTS, **row.settings},
+            },
+        )
+        _write_json(folder / "target.json", _target(mv, bundle))
+        with self.db.session() as s:
+            ServiceRepository(s).upsert(name, desired="running", last_error=None)
+        return self._launch(name, ready_timeout_s, progress)
+
+    def start_all(self, progress: Progress = _quiet) -> list[tuple[str, Service | AssayError]]:
+        """Start every service whose definition says running but whose process is gone."""
+        out: list[tuple[str, Service | AssayError]] = []
+        for row in self._rows():
+            if row.desired != "running" or self._state(row) in ("running", "starting"):
+                continue
+            try:
+                out.append((row.name, self.start(row.name, progress=progress)))
+            except AssayError as exc:
+                out.append((row.name, exc))
+        return out
+
+    def _launch(self, name: str, ready_timeout_s: float, progress: Progress) -> Service:
+        folder = self._folder(name)
+        config = json.loads((folder / "service.json").read_text())
+        progress(f"starting {name} on {config['host']}:{config['port']}")
+        with open(folder / "service.log", "ab") as log:
+            log.write(f"--- {utcnow().isoformat()} starting\n".encode())
+            log.flush()
+            # posix_spawn rather than Popen: the service is meant to outlive this command
+            # (its own session, so not our Ctrl-C), and a Popen object would complain
+            # when collected with its child still running.
+            pid = os.posix_spawn(
+                self.python,
+                [self.python, "-m", "assay.serving", str(folder)],
+                dict(os.environ),
+                file_actions=[
+                    (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                    (os.POSIX_SPAWN_DUP2, log.fileno(), 1),
+                    (os.POSIX_SPAWN_DUP2, log.fileno(), 2),
+                ],
+                setsid=True,
+            )
+        with self.db.session() as s:
+            ServiceRepository(s).upsert(name, pid=pid, started_at=utcnow())
+        progress("waiting for the model to load and answer a warm-up request")
+        deadline = time.monotonic() + ready_timeout_s
+        url = _probe_url(config["host"], config["port"])
+        while time.monotonic() < deadline:
+            code = _exit_code(pid)
+            if code is not None:
+                return self._failed(name, f"its process exited with code {code}")
+            workers = self._workers(folder)
+            failed = next((w for w in workers if w.get("failed_target_id")), None)
+            if failed is not None:
+                _terminate(pid, timeout_s=10.0)
+                return self._failed(name, f"the model did not load: {failed.get('error')}")
+            # Ready when every worker has loaded and warmed up, not just the first to answer.
+            ready = [w for w in workers if w.get("ready")]
+            if len(ready) >= int(config["workers"]) and _ready(url):
+                return self.get(name)
+            time.sleep(0.05)
+        _terminate(pid, timeout_s=5.0)
+        return self._failed(name, f"it was not ready after {ready_timeout_s:g} s")
+
+    def _failed(self, name: str, why: str) -> Service:
+        tail = self.logs(name, lines=15).strip()
+        with self.db.session() as s:
+            ServiceRepository(s).upsert(name, desired="stopped", pid=None, last_error=why)
+        raise ServiceFailedError(
+            f"Service {name!r} did not start: {why}. The end of its log:\n{tail}",
+            service=name,
+        )
+
+    def update(
+        self,
+        name: str,
+        model_ref: str,
+        *,
+        ready_timeout_s: float = 120.0,
+        progress: Progress = _quiet,
+    ) -> Service:
+        """Swap the running service's model for `model_ref` without dropping a request.
+
+        Every worker loads and warms up the new version beside the old one, then
+        switches. If the new version fails to load anywhere, the service goes on
+        serving the old one and the failure is raised.
+
+        Raises:
+            NotFoundError: no such service or model version.
+            ConflictError: the service is not running.
+            ServiceFailedError: the new version did not load (the old one still serves).
+        """
+        row = self._get_row(name)
+        if self._state(row) != "running":
+            raise ConflictError(
+                f"Service {name!r} is not running; deploy it with "
+                f"`assay services deploy {name} --model {model_ref}`.",
+                service=name,
+            )
+        mv = self.registry.resolve(model_ref)
+        folder = self._folder(name)
+        old_target = (folder / "target.json").read_bytes()
+        progress(f"copying {mv.ref} into the service")
+        target = _target(mv, self._bundle(folder, mv))
+        _write_json(folder / "target.json", target)
+        progress(f"waiting for every worker to load {mv.ref}")
+        deadline = time.monotonic() + ready_timeout_s
+        error: str | None = None
+        while time.monotonic() < deadline:
+            states = self._workers(folder)
+            failed = [w for w in states if w.get("failed_target_id") == target["target_id"]]
+            if failed:
+                error = str(failed[0].get("error") or "the model did not load")
+                break
+            if (
+                states
+                and all(w.get("target_id") == target["target_id"] for w in states)
+                and len(states) >= int(row.workers)
+            ):
+                with self.db.session() as s:
+                    ServiceRepository(s).upsert(
+                        name, model=mv.name, version=mv.version, last_error=None
+                    )
+                self._prune_bundles(folder, keep=target["bundle"])
+                return self.get(name)
+            time.sleep(0.05)
+        else:
+            error = f"the workers did not switch within {ready_timeout_s:g} s"
+        # Point the service back at what it was serving, so a restart serves it too.
+        tmp = folder / "target.json.tmp"
+        tmp.write_bytes(old_target)
+        os.replace(tmp, folder / "target.json")
+        with self.db.session() as s:
+            ServiceRepository(s).upsert(name, last_error=f"update to {mv.ref} failed: {error}")
+        raise ServiceFailedError(
+            f"Service {name!r} could not switch to {mv.ref}: {error}. "
+            f"It still serves {row.model}@{row.version}.",
+            service=name,
+            model=mv.ref,
+        )
+
+    def stop(self, name: str, *, timeout_s: float = 60.0) -> Service:
+        """Stop the service gracefully: readiness turns false, in-flight requests finish,
+        then the process exits (killed if it has not after `timeout_s`).
+
+        Raises:
+            NotFoundError: no such service.
+        """
+        row = self._get_row(name)
+        if row.pid and _is_service_process(row.pid, self._folder(name)):
+            _terminate(row.pid, timeout_s=timeout_s)
+        with self.db.session() as s:
+            ServiceRepository(s).upsert(name, desired="stopped", pid=None)
+        return self.get(name)
+
+    # ---- reading ---------------------------------------------------------------------------
+
+    def services(self) -> list[Service]:
+        """Every stored service, with the state its process is in now."""
+        return [to_service(r, self._state(r)) for r in self._rows()]
+
+    def get(self, name: str) -> Service:
+        """One service and its current state.
+
+        Raises:
+            NotFoundError: no such service.
+        """
+        row = self._get_row(name)
+        return to_service(row, self._state(row))
+
+    def status(self, name: str) -> dict[str, Any]:
+        """The service, its uptime, its workers, and its traffic (requests, errors, latency
+        p50/p99) read from the service's own metrics."""
+        svc = self.get(name)
+        out: dict[str, Any] = {
+            **svc.to_dict(),
+            "uptime_s": None,
+            "traffic": None,
+            "workers_now": [],
+        }
+        if svc.state == "running" and svc.started_at:
+            out["uptime_s"] = round((utcnow() - svc.started_at).total_seconds(), 1)
+            out["workers_now"] = self._workers(self._folder(name))
+            from assay.serving.metrics import summarize
+
+            with contextlib.suppress(OSError, ValueError):
+                out["traffic"] = summarize(_get_text(_probe_url(svc.host, svc.port) + "/metrics"))
+        return out
+
+    def logs(self, name: str, *, lines: int = 200) -> str:
+        """The last `lines` lines of the service's log.
+
+        Raises:
+            NotFoundError: no such service.
+        """
+        self._get_row(name)
+        path = self._folder(name) / "service.log"
+        if not path.exists():
+            return ""
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 256 * 1024))
+            text = f.read().decode("utf-8", "replace")
+        return "\n".join(text.splitlines()[-lines:]) + "\n"
+
+    # ---- helpers -----------------------------------------------------------------------------
+
+    def _folder(self, name: str) -> Path:
+        return self.dir / name
+
+    def _rows(self) -> list[Row[Any]]:
+        with self.db.read() as s:
+            return ServiceRepository(s).rows()
+
+    def _row(self, name: str) -> Row[Any] | None:
+        with self.db.read() as s:
+            return ServiceRepository(s).row(name)
+
+    def _get_row(self, name: str) -> Row[Any]:
+        row = self._row(name)
+        if row is None:
+            raise NotFoundError(
+                f"No service named {name!r}. List services with `assay services list`.",
+                service=name,
+            )
+        return row
+
+    def _state(self, row: Row[Any]) -> str:
+        alive = bool(row.pid) and _is_service_process(row.pid, self._folder(row.name))
+        if not alive:
+            return "failed" if row.desired == "running" and row.pid else "stopped"
+        return "running" if _ready(_probe_url(row.host, row.port)) else "starting"
+
+    def _bundle(self, folder: Path, mv: ModelVersion) -> Path:
+        """The version's bundle, materialized once into the service's folder."""
+        dest = folder / "bundles" / f"{mv.name.replace('/', '_')}@{mv.version}-{mv.bundle[:12]}"
+        if not (dest / "assay.json").exists():
+            staging = dest.with_name(dest.name + f".tmp-{uuid.uuid4().hex[:8]}")
+            self.registry.materialize(mv, staging)
+            shutil.rmtree(dest, ignore_errors=True)
+            os.replace(staging, dest)
+        return dest
+
+    def _prune_bundles(self, folder: Path, keep: str) -> None:
+        for path in (folder / "bundles").iterdir():
+            if str(path) != keep:
+                shutil.rmtree(path, ignore_errors=True)
+
+    def _workers(self, folder: Path) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        for path in sorted((folder / "workers").glob("*.json")):
+            with contextlib.suppress(OSError, ValueError):
+                state = json.loads(path.read_text())
+                if _alive(int(state.get("pid", 0))):
+                    found.append(state)
+        return found
+
+
+def _target(mv: ModelVersion, bundle: Path) -> dict[str, Any]:
+    return {
+        "bundle": str(bundle),
+        "name": mv.name,
+        "version": mv.version,
+        "target_id": uuid.uuid4().hex,
+    }
+
+
+def _write_json(path: Path, doc: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=2))
+    os.replace(tmp, path)
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _check_port(host: str, port: int) -> int:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise ConflictError(
+                f"Port {port} on {host} is in use ({exc.strerror}); pick another with --port.",
+                port=port,
+            ) from exc
+    return port
+
+
+def _probe_url(host: str, port: int) -> str:
+    return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"
+
+
+def _ready(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(url + "/health/ready", timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _get_text(url: str) -> str:
+    import httpx
+
+    try:
+        resp = httpx.get(url, timeout=5.0)
+    except httpx.HTTPError as exc:
+        raise OSError(str(exc)) from exc
+    return resp.text
+
+
+def _exit_code(pid: int) -> int | None:
+    """The exit code of our child `pid` once it has exited (reaping it), else None."""
+    try:
+        done, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return None if _alive(pid) else -1
+    return os.waitstatus_to_exitcode(status) if done == pid else None
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    with contextlib.suppress(ChildProcessError):
+        done, _status = os.waitpid(pid, os.WNOHANG)  # reap it if it is our own exited child
+        if done == pid:
+            return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _is_service_process(pid: int, folder: Path) -> bool:
+    """Whether `pid` is alive and is this service's process (not a recycled pid)."""
+    if not _alive(pid):
+        return False
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if not cmdline.exists():
+        return sys.platform != "linux"
+    try:
+        args = cmdline.read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"assay.serving" in args and str(folder).encode() in args
+
+
+def _wait_gone(pid: int, *, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def _terminate(pid: int, *, timeout_s: float) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)

@@ -1,0 +1,206 @@
+"""Inference services through the control plane: real processes on loopback.
+
+Each test deploys real service processes, so they run on SQLite only (the metadata
+backend plays no part in serving; the registry's own tests cover PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from assay.config import Settings
+from assay.errors import ConflictError, NotFoundError
+from assay.serving.service import ServiceFailedError
+from assay.workspace import Workspace, init_workspace
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Workspace]:
+    """A workspace holding iris@1 (a tree) and iris@2 (a logistic regression)."""
+    import skops.io as sio
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.tree import DecisionTreeClassifier
+
+    settings, _ = init_workspace(Settings.at(tmp_path, {"ASSAY_AUTHOR": "tester"}))
+    ws = Workspace(settings)
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    sio.dump(DecisionTreeClassifier(random_state=0).fit(X, y), tmp_path / "tree.skops")
+    sio.dump(LogisticRegression(max_iter=500).fit(X, y), tmp_path / "logreg.skops")
+    ws.registry.register_file(tmp_path / "tree.skops", "iris")
+    ws.registry.register_file(tmp_path / "logreg.skops", "iris")
+    try:
+        yield ws
+    finally:
+        for svc in ws.services.services():
+            if svc.state in ("running", "starting"):
+                ws.services.stop(svc.name, timeout_s=10)
+        ws.close()
+
+
+ROW = {
+    "sepal length (cm)": 5.1,
+    "sepal width (cm)": 3.5,
+    "petal length (cm)": 1.4,
+    "petal width (cm)": 0.2,
+}
+
+
+def test_deploy_predict_status_and_stop(served: Workspace) -> None:
+    svc = served.services.deploy("flowers", "iris@1", drain_s=0.1)
+    assert svc.state == "running" and svc.model_ref == "iris@1"
+    resp = httpx.post(f"{svc.url}/v1/models/iris:predict", json={"instances": [ROW, ROW]})
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["predictions"] == [0, 0]
+    assert (body["model"], body["version"]) == ("iris", 1)
+    assert resp.headers["X-Assay-Model-Version"] == "1"
+    v2 = httpx.post(
+        f"{svc.url}/v2/models/iris/infer",
+        json={
+            "inputs": [
+                {"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}
+            ]
+        },
+    )
+    assert v2.status_code == 200, v2.text
+    assert v2.json()["outputs"][0]["data"] == [0]
+
+    status = served.services.status("flowers")
+    assert status["state"] == "running" and status["uptime_s"] >= 0
+    assert status["traffic"]["requests"] >= 2
+    assert status["traffic"]["p50_ms"] is not None
+    assert [s.name for s in served.services.services()] == ["flowers"]
+    assert "flowers" in served.services.logs("flowers") or served.services.logs("flowers")
+
+    with pytest.raises(ConflictError, match="already running"):
+        served.services.deploy("flowers", "iris@2")
+    stopped = served.services.stop("flowers", timeout_s=10)
+    assert stopped.state == "stopped"
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{svc.url}/health/live", timeout=1)
+
+
+def test_update_swaps_the_model_under_load_without_a_failed_request(served: Workspace) -> None:
+    svc = served.services.deploy("flowers", "iris@1", workers=2, drain_s=0.1)
+    versions: list[int] = []
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        with httpx.Client(base_url=svc.url, timeout=10) as client:
+            for _ in range(3000):  # bounded, even if the update hangs
+                if stop.is_set():
+                    return
+                try:
+                    r = client.post("/v1/models/iris:predict", json={"instances": [ROW]})
+                except httpx.HTTPError as exc:
+                    failures.append(repr(exc))
+                    continue
+                if r.status_code != 200:
+                    failures.append(f"{r.status_code} {r.text}")
+                else:
+                    versions.append(r.json()["version"])
+
+    threads = [threading.Thread(target=load) for _ in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        updated = served.services.update("flowers", "iris@2")
+        assert updated.model_ref == "iris@2"
+        # Keep the load going a little after the switch.
+        seen = len(versions)
+        while len(versions) < seen + 100 and any(t.is_alive() for t in threads):
+            threads[0].join(0.05)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    assert failures == []
+    assert versions[0] == 1 and versions[-1] == 2
+    # Once switched, it stays switched: no request goes back to the old version.
+    first_new = versions.index(2)
+    assert set(versions[first_new:]) == {2} or versions[-50:] == [2] * 50
+    assert served.services.get("flowers").model_ref == "iris@2"
+
+
+def test_an_update_that_fails_to_load_leaves_the_old_version_serving(
+    served: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A model whose class lives in a module only this test process can import: the
+    # service's workers fail to load it.
+    (tmp_path / "only_here.py").write_text(
+        "class Constant:\n    def predict(self, X):\n        return [7] * len(X)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import pickle
+
+    from only_here import Constant  # type: ignore[import-not-found]
+
+    (tmp_path / "constant.pkl").write_bytes(pickle.dumps(Constant()))
+    bad = served.registry.register_file(tmp_path / "constant.pkl", "iris", trust=True)
+    assert bad.flavor == "python"
+    svc = served.services.deploy("flowers", "iris@1", workers=2, drain_s=0.1)
+    with pytest.raises(
+        ServiceFailedError, match=r"could not switch to iris@3.*still serves iris@1"
+    ):
+        served.services.update("flowers", "iris@3")
+    for _ in range(20):
+        r = httpx.post(f"{svc.url}/v1/models/iris:predict", json={"instances": [ROW]})
+        assert r.status_code == 200 and r.json()["version"] == 1
+    current = served.services.get("flowers")
+    assert current.model_ref == "iris@1" and "iris@3" in (current.last_error or "")
+
+
+def test_a_corrupt_stored_model_is_refused_before_anything_is_served(served: Workspace) -> None:
+    from assay.errors import CorruptObjectError
+
+    manifest = served.registry.manifest(served.registry.resolve("iris@1"))
+    path = served.store.path(manifest["files"]["model/model.skops"])  # type: ignore[attr-defined]
+    path.chmod(0o644)
+    path.write_bytes(b"not a model")
+    with pytest.raises(CorruptObjectError):
+        served.services.deploy("flowers", "iris@1")
+    assert served.services.services() == []
+
+
+def test_stopped_services_come_back_with_start_all(served: Workspace) -> None:
+    served.services.deploy("flowers", "iris@2", drain_s=0.1)
+    row = served.services.get("flowers")
+    # A reboot: the process is gone but the definition says running.
+    import os
+    import signal
+
+    assert row.pid
+    os.kill(row.pid, signal.SIGKILL)
+    for _ in range(200):
+        if served.services.get("flowers").state == "failed":
+            break
+        threading.Event().wait(0.05)
+    assert served.services.get("flowers").state == "failed"
+    [(name, started)] = served.services.start_all()
+    assert name == "flowers" and not isinstance(started, Exception)
+    assert started.state == "running" and started.model_ref == "iris@2"
+    r = httpx.post(f"{started.url}/v1/models/iris:predict", json={"instances": [ROW]})
+    assert r.json()["version"] == 2
+
+
+def test_bad_deploys_are_clear_errors(served: Workspace) -> None:
+    with pytest.raises(NotFoundError, match="no version 7"):
+        served.services.deploy("flowers", "iris@7")
+    with pytest.raises(NotFoundError, match="No service named"):
+        served.services.status("nope")
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ConflictError, match=f"Port {port}"):
+            served.services.deploy("flowers", "iris@1", port=port)
+    assert served.services.services() == []
