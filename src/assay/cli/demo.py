@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -132,4 +133,73 @@ def demo(
     _run(["runs", "list"], folder)
     _run(["runs", "compare", "--experiment", "cancer", "--last", "3"], folder)
     _run(["runs", "leaderboard", "--experiment", "cancer", "--metric", "val_f1"], folder)
+    _serve(folder)
     console.print(f"\n[bold green]Done.[/bold green] The demo workspace is in {folder}.")
+
+
+def _json(args: list[str], cwd: Path) -> Any:
+    proc = subprocess.run([*_assay(), *args, "--json"], cwd=cwd, capture_output=True, check=False)
+    if proc.returncode != 0:
+        raise AssayError(f"The demo step `assay {shlex.join(args)}` failed: {proc.stderr.decode()}")
+    return json.loads(proc.stdout)
+
+
+def _serve(folder: Path) -> None:
+    """Models: every run registered one; the best becomes champion, serves, answers, stops."""
+    _run(["models", "list"], folder)
+    versions = _json(["models", "show", "cancer"], folder)
+    best = max(versions, key=lambda v: v["metrics"].get("val_f1", 0.0))
+    ref = f"cancer@{best['version']}"
+    _run(["models", "show", ref], folder)
+    _run(["models", "lineage", ref], folder)
+    _run(["models", "alias", ref, "champion"], folder)
+    _run(["services", "deploy", "cancer-api", "--model", "cancer@champion"], folder)
+    try:
+        svc = _json(["services", "status", "cancer-api"], folder)
+        import httpx
+
+        sample = pd_rows(folder)
+        calls = [
+            ("/v1/models/cancer:predict", {"instances": sample[:2]}),
+            (
+                "/v2/models/cancer/infer",
+                {
+                    "inputs": [
+                        {"name": k, "shape": [1], "datatype": "FP64", "data": [v]}
+                        for k, v in sample[2].items()
+                    ]
+                },
+            ),
+            # A bad request: a number sent as text is refused before the model sees it.
+            ("/v1/models/cancer:predict", {"instances": [{**sample[0], "mean_radius": "big"}]}),
+        ]
+        for path, body in calls:
+            console.print(
+                f"\n[bold cyan]$ curl -s -X POST {svc['url']}{path} "
+                f"-H 'Content-Type: application/json' -d '{json.dumps(body)[:90]}…'[/bold cyan]"
+            )
+            resp = httpx.post(svc["url"] + path, json=body, timeout=10)
+            console.print(
+                f"HTTP {resp.status_code}  X-Assay-Model: "
+                f"{resp.headers.get('x-assay-model', '-')}@"
+                f"{resp.headers.get('x-assay-model-version', '-')}"
+            )
+            console.print_json(resp.text)
+        _run(["services", "status", "cancer-api"], folder)
+    finally:
+        _run(["services", "stop", "cancer-api"], folder, check=False)
+
+
+def pd_rows(folder: Path) -> list[dict[str, Any]]:
+    """Three rows of the clean data as a client sends them: the features the model was
+    trained on (the pipeline's `features` step adds `area_per_radius`), no label."""
+    import csv
+
+    with open(folder / "raw" / "v2" / "cancer.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if all(r.values())][:3]
+    out = []
+    for r in rows:
+        row = {k: float(v) for k, v in r.items() if k != "diagnosis"}
+        row["area_per_radius"] = row["mean_area"] / row["mean_radius"]
+        out.append(row)
+    return out
