@@ -1,0 +1,40 @@
+"""`assay demo` (what `make demo` runs) goes through the whole workflow without a failure."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_demo_runs_the_workflow_end_to_end(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSAY_")}
+    env["COLUMNS"] = "160"
+    assay = str(Path(sys.executable).with_name("assay"))
+    done = subprocess.run(
+        [assay, "demo", str(tmp_path / "demo")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "Traceback" not in output
+    for text in (
+        "Committed cancer@2",
+        "→ model cancer@3 (sklearn)",
+        "cancer@champion -> version",
+        "Deployed cancer@",
+        "HTTP 200",
+        "HTTP 400",
+        "expected a number",
+        "Stopped cancer-api",
+        "Done.",
+    ):
+        assert text in output, f"{text!r} not in the demo's output:\n{output}"
+    # The demo stops what it started.
+    procs = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True)
+    assert str(tmp_path) not in procs.stdout
