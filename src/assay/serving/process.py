@@ -417,9 +417,13 @@ def _exit_past_stuck_predictions() -> None:
         os._exit(0)
 
 
-def _spawned(service_dir: str, sock: socket.socket) -> None:
-    """A supervised worker process's entry point."""
+def _spawned(service_dir: str, sock: socket.socket | None, port: int) -> None:
+    """A supervised worker process's entry point. Without a socket from the supervisor,
+    the worker listens on a socket of its own (SO_REUSEPORT, see `serve`)."""
     _configure_logging()
+    if sock is None:
+        config = ServiceConfig.read(Path(service_dir))
+        sock = _bind(config.host, port, reuse_port=True)
     # SIGINT is ignored by supervised workers; should one slip through, exit quietly.
     with contextlib.suppress(KeyboardInterrupt):
         run_worker(Path(service_dir), sock, supervised=True)
@@ -431,10 +435,14 @@ def _spawned(service_dir: str, sock: socket.socket) -> None:
 class Supervisor:
     """Keeps `workers` processes serving on one socket until SIGTERM or SIGINT."""
 
-    def __init__(self, service_dir: Path, config: ServiceConfig, sock: socket.socket) -> None:
+    def __init__(
+        self, service_dir: Path, config: ServiceConfig, sock: socket.socket, *, shared: bool
+    ) -> None:
         self.dir = service_dir
         self.config = config
         self.sock = sock
+        # Whether workers accept on `sock` itself, or each on its own SO_REUSEPORT socket.
+        self.shared = shared
         self.context = multiprocessing.get_context("spawn")
         self.procs: list[BaseProcess | None] = [None] * config.workers
         self.started: list[float] = [0.0] * config.workers
@@ -461,7 +469,9 @@ class Supervisor:
 
     def _start(self, slot: int) -> None:
         proc = self.context.Process(
-            target=_spawned, args=(str(self.dir), self.sock), name=f"assay-worker-{slot}"
+            target=_spawned,
+            args=(str(self.dir), self.sock if self.shared else None, self.sock.getsockname()[1]),
+            name=f"assay-worker-{slot}",
         )
         proc.start()
         self.procs[slot] = proc
@@ -543,10 +553,12 @@ def _fresh_dir(path: Path) -> None:
     path.mkdir(parents=True, exist_ok=True)
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def _bind(host: str, port: int, *, reuse_port: bool = False, listen: bool = True) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
     except OSError as exc:
@@ -557,9 +569,10 @@ def _bind(host: str, port: int) -> socket.socket:
             host=host,
             port=port,
         ) from exc
-    # Listening now, before the workers start, queues early connections instead of
-    # refusing them.
-    sock.listen(LISTEN_BACKLOG)
+    if listen:
+        # Listening now, before the workers start, queues early connections instead of
+        # refusing them.
+        sock.listen(LISTEN_BACKLOG)
     sock.set_inheritable(True)
     return sock
 
@@ -577,7 +590,13 @@ def serve(service_dir: Path) -> int:
     # prometheus_client picks its multiprocess mode from this variable when first
     # imported, so it is set before anything imports it (the app is imported later).
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-    sock = _bind(config.host, config.port)
+    # Several workers accepting on one shared socket balance badly: under a burst one
+    # worker can take every connection while the others idle. Where the kernel offers
+    # SO_REUSEPORT, each worker listens on a socket of its own and the kernel spreads
+    # connections across them; the supervisor's socket only holds the port (bound, never
+    # listening, so no connection is queued on it).
+    reuse_port = config.workers > 1 and hasattr(socket, "SO_REUSEPORT")
+    sock = _bind(config.host, config.port, reuse_port=reuse_port, listen=not reuse_port)
     port = sock.getsockname()[1]
     log.info(
         "service %s listening on %s:%d with %d worker(s)",
@@ -589,7 +608,7 @@ def serve(service_dir: Path) -> int:
     if config.workers == 1:
         run_worker(service_dir, sock, supervised=False)
         return 0
-    return Supervisor(service_dir, config, sock).run()
+    return Supervisor(service_dir, config, sock, shared=not reuse_port).run()
 
 
 def main(argv: list[str] | None = None) -> int:

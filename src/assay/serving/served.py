@@ -31,6 +31,7 @@ from assay.serving.metrics import Metrics, ModelMetrics
 
 if TYPE_CHECKING:
     from assay.registry.bundle import LoadedBundle
+    from assay.registry.entities import Signature
 
 log = logging.getLogger("assay.serving")
 
@@ -241,7 +242,7 @@ class ServedModel:
     def warm_up(self) -> None:
         """Answer the bundle's input example once (and its probabilities, if any), so
         the first real request finds everything loaded and the model known to work."""
-        example = self.bundle.input_example
+        example = self.bundle.input_example or probe_rows(self.bundle.signature)
         if not example:
             return
         body = dumps({"instances": example})
@@ -289,6 +290,26 @@ def _classes(bundle: LoadedBundle) -> list[Any] | None:
     return list(out.classes) if out is not None and out.classes is not None else None
 
 
+def probe_rows(signature: Signature | None, n: int = 16) -> list[dict[str, Any]]:
+    """Made-up rows that fit the signature, for a model registered without an example
+    (a file trained elsewhere): enough to warm it up and to check that its names-free
+    twin computes what it does. Empty when a column is text (no sensible value to make)."""
+    if signature is None or not signature.tabular or not signature.inputs:
+        return []
+    if any(c.kind == "str" for c in signature.inputs):
+        return []
+    rng = np.random.default_rng(0)
+    columns: dict[str, list[Any]] = {}
+    for c in signature.inputs:
+        if c.kind == "float":
+            columns[c.name] = [float(x) for x in rng.normal(0.0, 1.0, n)]
+        elif c.kind == "int":
+            columns[c.name] = [int(x) for x in rng.integers(0, 10, n)]
+        else:
+            columns[c.name] = [bool(x) for x in rng.integers(0, 2, n)]
+    return [{name: values[i] for name, values in columns.items()} for i in range(n)]
+
+
 def prepare(bundle: LoadedBundle, metrics: Metrics) -> ServedModel:
     """Make `bundle` ready to serve, and answer its input example once.
 
@@ -314,9 +335,9 @@ def prepare(bundle: LoadedBundle, metrics: Metrics) -> ServedModel:
             same_columns = sorted(fitted) == sorted(signature.names)
             order = fitted if same_columns else None
             twin = without_feature_names(model) if same_columns else None
-            if twin is not None and bundle.input_example:
+            example = bundle.input_example or probe_rows(signature)
+            if twin is not None and example:
                 try:
-                    example = bundle.input_example
                     matrix = InputSchema(signature, name, order=order).convert(example)
                     df = InputSchema(signature, name, order=order, frame=True).convert(example)
                 except InvalidArgumentError:
