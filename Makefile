@@ -41,6 +41,7 @@ test: lint unit
 
 bench-deps: $(VENV)/.dev
 	$(PIP) install 'dvc>=3' 'mlflow>=3'
+	command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 
 bench: bench-deps
 	@set -e; for f in bench/*.py; do \
