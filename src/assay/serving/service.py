@@ -15,8 +15,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
-import socket
 import sys
 import time
 import uuid
@@ -26,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from assay.data.entities import check_name
 from assay.errors import AssayError, ConflictError, InvalidArgumentError, NotFoundError
+from assay.serving import processes
 from assay.serving.entities import Service
 from assay.serving.repository import ServiceRepository, to_service
 from assay.store.db import Database, utcnow
@@ -108,7 +107,7 @@ class ServingService:
                 service=name,
             )
         mv = self.registry.resolve(model_ref)
-        port = _free_port(host) if port is None else _check_port(host, port)
+        port = processes.free_port(host) if port is None else processes.check_port(host, port)
         settings = {
             "timeout_s": float(timeout_s),
             "max_body_bytes": int(max_body_bytes),
@@ -120,12 +119,12 @@ class ServingService:
             shutil.rmtree(folder / "workers", ignore_errors=True)
         folder.mkdir(parents=True, exist_ok=True)
         progress(f"copying {mv.ref} into the service")
-        bundle = self._bundle(folder, mv)
-        _write_json(
+        bundle = self.bundle_copy(folder, mv)
+        processes.write_json(
             folder / "service.json",
             {"name": name, "host": host, "port": port, "workers": workers, **settings},
         )
-        _write_json(folder / "target.json", _target(mv, bundle))
+        processes.write_json(folder / "target.json", _target(mv, bundle))
         with self.db.session() as s:
             ServiceRepository(s).upsert(
                 name,
@@ -156,22 +155,22 @@ class ServingService:
             raise ConflictError(f"Service {name!r} is already running on port {row.port}.")
         mv = self.registry.resolve(f"{row.model}@{row.version}")
         if row.pid:
-            _wait_gone(row.pid, timeout_s=5.0)  # a process still exiting holds its port
+            processes.wait_gone(row.pid, timeout_s=5.0)  # a process still exiting holds its port
         folder = self._folder(name)
         shutil.rmtree(folder / "workers", ignore_errors=True)
         folder.mkdir(parents=True, exist_ok=True)
-        bundle = self._bundle(folder, mv)
-        _write_json(
+        bundle = self.bundle_copy(folder, mv)
+        processes.write_json(
             folder / "service.json",
             {
                 "name": name,
                 "host": row.host,
-                "port": _check_port(row.host, row.port),
+                "port": processes.check_port(row.host, row.port),
                 "workers": row.workers,
                 **{**DEFAULTS, **row.settings},
             },
         )
-        _write_json(folder / "target.json", _target(mv, bundle))
+        processes.write_json(folder / "target.json", _target(mv, bundle))
         with self.db.session() as s:
             ServiceRepository(s).upsert(name, desired="running", last_error=None)
         return self._launch(name, ready_timeout_s, progress)
@@ -192,44 +191,21 @@ class ServingService:
         folder = self._folder(name)
         config = json.loads((folder / "service.json").read_text())
         progress(f"starting {name} on {config['host']}:{config['port']}")
-        with open(folder / "service.log", "ab") as log:
-            log.write(f"--- {utcnow().isoformat()} starting\n".encode())
-            log.flush()
-            # posix_spawn rather than Popen: the service is meant to outlive this command
-            # (its own session, so not our Ctrl-C), and a Popen object would complain
-            # when collected with its child still running.
-            pid = os.posix_spawn(
-                self.python,
-                [self.python, "-m", "assay.serving", str(folder)],
-                dict(os.environ),
-                file_actions=[
-                    (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-                    (os.POSIX_SPAWN_DUP2, log.fileno(), 1),
-                    (os.POSIX_SPAWN_DUP2, log.fileno(), 2),
-                ],
-                setsid=True,
-            )
+        pid = processes.spawn(self.python, "assay.serving", folder)
         with self.db.session() as s:
             ServiceRepository(s).upsert(name, pid=pid, started_at=utcnow())
         progress("waiting for the model to load and answer a warm-up request")
-        deadline = time.monotonic() + ready_timeout_s
-        url = _probe_url(config["host"], config["port"])
-        while time.monotonic() < deadline:
-            code = _exit_code(pid)
-            if code is not None:
-                return self._failed(name, f"its process exited with code {code}")
-            workers = self._workers(folder)
-            failed = next((w for w in workers if w.get("failed_target_id")), None)
-            if failed is not None:
-                _terminate(pid, timeout_s=10.0)
-                return self._failed(name, f"the model did not load: {failed.get('error')}")
-            # Ready when every worker has loaded and warmed up, not just the first to answer.
-            ready = [w for w in workers if w.get("ready")]
-            if len(ready) >= int(config["workers"]) and _ready(url):
-                return self.get(name)
-            time.sleep(0.05)
-        _terminate(pid, timeout_s=5.0)
-        return self._failed(name, f"it was not ready after {ready_timeout_s:g} s")
+        why = processes.wait_ready(
+            folder,
+            pid,
+            config["host"],
+            int(config["port"]),
+            int(config["workers"]),
+            ready_timeout_s,
+        )
+        if why is not None:
+            return self._failed(name, why)
+        return self.get(name)
 
     def _failed(self, name: str, why: str) -> Service:
         tail = self.logs(name, lines=15).strip()
@@ -270,8 +246,8 @@ class ServingService:
         folder = self._folder(name)
         old_target = (folder / "target.json").read_bytes()
         progress(f"copying {mv.ref} into the service")
-        target = _target(mv, self._bundle(folder, mv))
-        _write_json(folder / "target.json", target)
+        target = _target(mv, self.bundle_copy(folder, mv))
+        processes.write_json(folder / "target.json", target)
         progress(f"waiting for every worker to load {mv.ref}")
         deadline = time.monotonic() + ready_timeout_s
         error: str | None = None
@@ -316,8 +292,8 @@ class ServingService:
             NotFoundError: no such service.
         """
         row = self._get_row(name)
-        if row.pid and _is_service_process(row.pid, self._folder(name)):
-            _terminate(row.pid, timeout_s=timeout_s)
+        if row.pid and processes.is_service_process(row.pid, self._folder(name)):
+            processes.terminate(row.pid, timeout_s=timeout_s)
         with self.db.session() as s:
             ServiceRepository(s).upsert(name, desired="stopped", pid=None)
         return self.get(name)
@@ -353,7 +329,9 @@ class ServingService:
             from assay.serving.metrics import summarize
 
             with contextlib.suppress(OSError, ValueError):
-                out["traffic"] = summarize(_get_text(_probe_url(svc.host, svc.port) + "/metrics"))
+                out["traffic"] = summarize(
+                    processes.get_text(processes.probe_url(svc.host, svc.port) + "/metrics")
+                )
         return out
 
     def logs(self, name: str, *, lines: int = 200) -> str:
@@ -363,15 +341,7 @@ class ServingService:
             NotFoundError: no such service.
         """
         self._get_row(name)
-        path = self._folder(name) / "service.log"
-        if not path.exists():
-            return ""
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - 256 * 1024))
-            text = f.read().decode("utf-8", "replace")
-        return "\n".join(text.splitlines()[-lines:]) + "\n"
+        return processes.tail(self._folder(name) / "service.log", lines)
 
     # ---- helpers -----------------------------------------------------------------------------
 
@@ -396,12 +366,12 @@ class ServingService:
         return row
 
     def _state(self, row: Row[Any]) -> str:
-        alive = bool(row.pid) and _is_service_process(row.pid, self._folder(row.name))
+        alive = bool(row.pid) and processes.is_service_process(row.pid, self._folder(row.name))
         if not alive:
             return "failed" if row.desired == "running" and row.pid else "stopped"
-        return "running" if _ready(_probe_url(row.host, row.port)) else "starting"
+        return "running" if processes.ready(processes.probe_url(row.host, row.port)) else "starting"
 
-    def _bundle(self, folder: Path, mv: ModelVersion) -> Path:
+    def bundle_copy(self, folder: Path, mv: ModelVersion) -> Path:
         """The version's bundle, materialized once into the service's folder."""
         dest = folder / "bundles" / f"{mv.name.replace('/', '_')}@{mv.version}-{mv.bundle[:12]}"
         if not (dest / "assay.json").exists():
@@ -417,13 +387,7 @@ class ServingService:
                 shutil.rmtree(path, ignore_errors=True)
 
     def _workers(self, folder: Path) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        for path in sorted((folder / "workers").glob("*.json")):
-            with contextlib.suppress(OSError, ValueError):
-                state = json.loads(path.read_text())
-                if _alive(int(state.get("pid", 0))):
-                    found.append(state)
-        return found
+        return processes.workers_of(folder)
 
 
 def _target(mv: ModelVersion, bundle: Path) -> dict[str, Any]:
@@ -433,111 +397,3 @@ def _target(mv: ModelVersion, bundle: Path) -> dict[str, Any]:
         "version": mv.version,
         "target_id": uuid.uuid4().hex,
     }
-
-
-def _write_json(path: Path, doc: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2))
-    os.replace(tmp, path)
-
-
-def _free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _check_port(host: str, port: int) -> int:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError as exc:
-            raise ConflictError(
-                f"Port {port} on {host} is in use ({exc.strerror}); pick another with --port.",
-                port=port,
-            ) from exc
-    return port
-
-
-def _probe_url(host: str, port: int) -> str:
-    return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"
-
-
-def _ready(url: str) -> bool:
-    import httpx
-
-    try:
-        return httpx.get(url + "/health/ready", timeout=2.0).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def _get_text(url: str) -> str:
-    import httpx
-
-    try:
-        resp = httpx.get(url, timeout=5.0)
-    except httpx.HTTPError as exc:
-        raise OSError(str(exc)) from exc
-    return resp.text
-
-
-def _exit_code(pid: int) -> int | None:
-    """The exit code of our child `pid` once it has exited (reaping it), else None."""
-    try:
-        done, status = os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        return None if _alive(pid) else -1
-    return os.waitstatus_to_exitcode(status) if done == pid else None
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    with contextlib.suppress(ChildProcessError):
-        done, _status = os.waitpid(pid, os.WNOHANG)  # reap it if it is our own exited child
-        if done == pid:
-            return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _is_service_process(pid: int, folder: Path) -> bool:
-    """Whether `pid` is alive and is this service's process (not a recycled pid)."""
-    if not _alive(pid):
-        return False
-    cmdline = Path(f"/proc/{pid}/cmdline")
-    if not cmdline.exists():
-        return sys.platform != "linux"
-    try:
-        args = cmdline.read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return b"assay.serving" in args and str(folder).encode() in args
-
-
-def _wait_gone(pid: int, *, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.02)
-
-
-def _terminate(pid: int, *, timeout_s: float) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if not _alive(pid):
-            return
-        time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)

@@ -1,0 +1,196 @@
+"""Service processes seen from the control plane: start one detached, wait until every
+worker is ready, find out whether it still runs, stop it. Shared by inference services
+and A/B tests, whose processes keep the same folder layout (service.json, target.json,
+workers/<pid>.json, service.log).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from assay.errors import ConflictError
+from assay.store.db import utcnow
+
+
+def spawn(python: str, module: str, folder: Path) -> int:
+    """Start `python -m MODULE FOLDER` detached, its output appended to service.log."""
+    with open(folder / "service.log", "ab") as log:
+        log.write(f"--- {utcnow().isoformat()} starting\n".encode())
+        log.flush()
+        # posix_spawn rather than Popen: the process is meant to outlive this command
+        # (its own session, so not our Ctrl-C), and a Popen object would complain when
+        # collected with its child still running.
+        return os.posix_spawn(
+            python,
+            [python, "-m", module, str(folder)],
+            dict(os.environ),
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_DUP2, log.fileno(), 1),
+                (os.POSIX_SPAWN_DUP2, log.fileno(), 2),
+            ],
+            setsid=True,
+        )
+
+
+def wait_ready(
+    folder: Path, pid: int, host: str, port: int, workers: int, timeout_s: float
+) -> str | None:
+    """Wait until every worker has loaded and warmed up; None then, else why not (the
+    process is stopped first)."""
+    deadline = time.monotonic() + timeout_s
+    url = probe_url(host, port)
+    while time.monotonic() < deadline:
+        code = exit_code(pid)
+        if code is not None:
+            return f"its process exited with code {code}"
+        states = workers_of(folder)
+        failed = next((w for w in states if w.get("failed_target_id")), None)
+        if failed is not None:
+            terminate(pid, timeout_s=10.0)
+            return f"the model did not load: {failed.get('error')}"
+        # Ready when every worker is, not just the first to answer.
+        if sum(bool(w.get("ready")) for w in states) >= workers and ready(url):
+            return None
+        time.sleep(0.05)
+    terminate(pid, timeout_s=5.0)
+    return f"it was not ready after {timeout_s:g} s"
+
+
+def workers_of(folder: Path) -> list[dict[str, Any]]:
+    """The state files of the folder's live workers."""
+    found: list[dict[str, Any]] = []
+    for path in sorted((folder / "workers").glob("*.json")):
+        with contextlib.suppress(OSError, ValueError):
+            state = json.loads(path.read_text())
+            if alive(int(state.get("pid", 0))):
+                found.append(state)
+    return found
+
+
+def tail(path: Path, lines: int) -> str:
+    """The last `lines` lines of a log file ("" when there is none)."""
+    if not path.exists():
+        return ""
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.seek(max(0, size - 256 * 1024))
+        text = f.read().decode("utf-8", "replace")
+    return "\n".join(text.splitlines()[-lines:]) + "\n"
+
+
+def write_json(path: Path, doc: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=2))
+    os.replace(tmp, path)
+
+
+def free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def check_port(host: str, port: int) -> int:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise ConflictError(
+                f"Port {port} on {host} is in use ({exc.strerror}); pick another with --port.",
+                port=port,
+            ) from exc
+    return port
+
+
+def probe_url(host: str, port: int) -> str:
+    return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"
+
+
+def ready(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(url + "/health/ready", timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def get_text(url: str) -> str:
+    import httpx
+
+    try:
+        resp = httpx.get(url, timeout=5.0)
+    except httpx.HTTPError as exc:
+        raise OSError(str(exc)) from exc
+    return resp.text
+
+
+def exit_code(pid: int) -> int | None:
+    """The exit code of our child `pid` once it has exited (reaping it), else None."""
+    try:
+        done, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return None if alive(pid) else -1
+    return os.waitstatus_to_exitcode(status) if done == pid else None
+
+
+def alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    with contextlib.suppress(ChildProcessError):
+        done, _status = os.waitpid(pid, os.WNOHANG)  # reap it if it is our own exited child
+        if done == pid:
+            return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def is_service_process(pid: int, folder: Path) -> bool:
+    """Whether `pid` is alive and is this service's process (not a recycled pid)."""
+    if not alive(pid):
+        return False
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if not cmdline.exists():
+        return sys.platform != "linux"
+    try:
+        args = cmdline.read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"assay.serving" in args and str(folder).encode() in args
+
+
+def wait_gone(pid: int, *, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def terminate(pid: int, *, timeout_s: float) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not alive(pid):
+            return
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
