@@ -18,6 +18,7 @@ from assay.store.objects import LocalObjectStore, ObjectStore
 from assay.store.packs import Blobs
 
 if TYPE_CHECKING:
+    from assay.abtests.service import ABTestService
     from assay.pipelines.service import PipelineService
     from assay.registry.service import RegistryService
     from assay.runs.service import RunService
@@ -81,6 +82,18 @@ class Workspace:
         from assay.serving.service import ServingService
 
         return ServingService(self.db, self.registry, self.settings.services_dir)
+
+    @cached_property
+    def abtests(self) -> ABTestService:
+        from assay.abtests.service import ABTestService
+
+        return ABTestService(
+            self.db,
+            self.registry,
+            self.services,
+            self.settings.services_dir / "abtests",
+            cost_per_hour=self.settings.cost_per_hour,
+        )
 
     def close(self) -> None:
         if "data" in self.__dict__:

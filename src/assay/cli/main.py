@@ -81,7 +81,7 @@ def _safe(url: str) -> str:
 
 
 def _register() -> None:
-    from assay.cli import data, demo, models, pipelines, runs, services
+    from assay.cli import abtests, data, demo, models, pipelines, runs, services
 
     app.add_typer(data.app, name="data")
     app.add_typer(pipelines.app, name="pipelines")
@@ -89,6 +89,7 @@ def _register() -> None:
     app.add_typer(runs.app, name="runs")
     app.add_typer(models.app, name="models")
     app.add_typer(services.app, name="services")
+    app.add_typer(abtests.app, name="abtests")
     app.command(name="demo")(demo.demo)
 
 

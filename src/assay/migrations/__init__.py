@@ -13,6 +13,7 @@ TABLE_MODULES = (
     "assay.runs.repository",
     "assay.registry.repository",
     "assay.serving.repository",
+    "assay.abtests.repository",
 )
 
 

@@ -54,7 +54,7 @@ from assay.serving.served import ServedModel, dumps, prepare
 if TYPE_CHECKING:
     from assay.registry.bundle import LoadedBundle
 
-__all__ = ["ServingState", "create_app"]
+__all__ = ["JsonBody", "ServingState", "create_app", "error_body", "error_kind", "read_body"]
 
 log = logging.getLogger("assay.serving")
 
@@ -82,7 +82,7 @@ _ERROR_KINDS: dict[type[AssayError], str] = {
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
-class _Json(Response):
+class JsonBody(Response):
     """A JSON response whose headers were built once; only the length is new."""
 
     media_type = "application/json"
@@ -99,8 +99,8 @@ class _Json(Response):
         self.raw_headers = [(b"content-length", str(len(body)).encode()), *headers]
 
 
-def _json(doc: Any, status_code: int = 200) -> _Json:
-    return _Json(dumps(doc), status_code)
+def _json(doc: Any, status_code: int = 200) -> JsonBody:
+    return JsonBody(dumps(doc), status_code)
 
 
 # ---- a model, ready to answer -----------------------------------------------------------------
@@ -143,7 +143,7 @@ class ServingState:
 # ---- routes -----------------------------------------------------------------------------------
 
 
-def _error_kind(exc: AssayError) -> str:
+def error_kind(exc: AssayError) -> str:
     for cls in type(exc).__mro__:
         kind = _ERROR_KINDS.get(cls)
         if kind is not None:
@@ -151,7 +151,7 @@ def _error_kind(exc: AssayError) -> str:
     return "other"
 
 
-def _error_body(exc: AssayError) -> bytes:
+def error_body(exc: AssayError) -> bytes:
     return dumps(
         {"error": {"type": type(exc).__name__, "message": exc.message, "details": exc.details}}
     )
@@ -204,10 +204,10 @@ class _Endpoints:
                     "for a longer timeout.",
                     timeout_s=self.timeout_s,
                 ) from None
-            response = _Json(payload, 200, served.headers)
+            response = JsonBody(payload, 200, served.headers)
         except AssayError as exc:
-            kind = _error_kind(exc)
-            response = _Json(_error_body(exc), exc.status, served.headers)
+            kind = error_kind(exc)
+            response = JsonBody(error_body(exc), exc.status, served.headers)
         except ClientDisconnect:
             return Response(status_code=400)  # nobody is left to read it
         served.metrics.record(protocol, response.status_code, time.perf_counter() - started, kind)
@@ -236,55 +236,14 @@ class _Endpoints:
             )
 
     async def _body(self, request: Request) -> bytes:
-        content_type = content_length = None
-        for key, value in request.scope["headers"]:
-            if key == b"content-type":
-                content_type = value
-            elif key == b"content-length":
-                content_length = value
-        # No Content-Type at all is taken as JSON: only a wrong one is refused.
-        if content_type is not None:
-            media = content_type.split(b";", 1)[0].strip().lower()
-            if media != b"application/json" and not media.endswith(b"+json"):
-                raise UnsupportedMediaTypeError(
-                    f"The body is {media.decode('latin-1') or 'untyped'}; send JSON with "
-                    "Content-Type: application/json.",
-                    content_type=media.decode("latin-1"),
-                )
-        limit = self.max_body_bytes
-        if content_length is not None and content_length.isdigit() and int(content_length) > limit:
-            raise self._too_large(int(content_length))
-        # Chunked bodies carry no length: count while reading, and stop at the limit.
-        chunks: list[bytes] = []
-        size = 0
-        receive = request.receive
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise ClientDisconnect()
-            chunk: bytes = message.get("body", b"")
-            if chunk:
-                size += len(chunk)
-                if size > limit:
-                    raise self._too_large(size)
-                chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-    def _too_large(self, size: int) -> PayloadTooLargeError:
-        return PayloadTooLargeError(
-            f"The body is over the service's limit of {self.max_body_bytes} bytes "
-            f"({'at least ' if size else ''}{size} bytes); send fewer rows per request.",
-            limit=self.max_body_bytes,
-        )
+        return await read_body(request, self.max_body_bytes)
 
     def _not_ready(self) -> Response:
         exc = ModelNotReadyError(
             "The model is still loading (or the service is stopping); retry shortly. "
             "GET /health/ready answers 200 once it is ready."
         )
-        return _Json(_error_body(exc), exc.status)
+        return JsonBody(error_body(exc), exc.status)
 
     def _served(self, request: Request) -> ServedModel | Response:
         served = self.state.current
@@ -293,7 +252,7 @@ class _Endpoints:
         try:
             self._check_path(served, request.path_params)
         except NotFoundError as exc:
-            return _Json(_error_body(exc), exc.status, served.headers)
+            return JsonBody(error_body(exc), exc.status, served.headers)
         return served
 
     # -- descriptions and health
@@ -348,6 +307,58 @@ class _Endpoints:
         return Response(self.state.metrics.render(), media_type=CONTENT_TYPE)
 
 
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request's JSON body, at most `limit` bytes.
+
+    Raises:
+        UnsupportedMediaTypeError: a Content-Type other than JSON (none is taken as JSON).
+        PayloadTooLargeError: over the limit, by Content-Length or counted while reading.
+        ClientDisconnect: the client went away.
+    """
+    content_type = content_length = None
+    for key, value in request.scope["headers"]:
+        if key == b"content-type":
+            content_type = value
+        elif key == b"content-length":
+            content_length = value
+    # No Content-Type at all is taken as JSON: only a wrong one is refused.
+    if content_type is not None:
+        media = content_type.split(b";", 1)[0].strip().lower()
+        if media != b"application/json" and not media.endswith(b"+json"):
+            raise UnsupportedMediaTypeError(
+                f"The body is {media.decode('latin-1') or 'untyped'}; send JSON with "
+                "Content-Type: application/json.",
+                content_type=media.decode("latin-1"),
+            )
+    if content_length is not None and content_length.isdigit() and int(content_length) > limit:
+        raise _too_large(limit, int(content_length))
+    # Chunked bodies carry no length: count while reading, and stop at the limit.
+    chunks: list[bytes] = []
+    size = 0
+    receive = request.receive
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk: bytes = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit, size)
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _too_large(limit: int, size: int) -> PayloadTooLargeError:
+    return PayloadTooLargeError(
+        f"The body is over the service's limit of {limit} bytes "
+        f"({'at least ' if size else ''}{size} bytes); send fewer rows per request.",
+        limit=limit,
+    )
+
+
 def _v1_predict(served: ServedModel, body: bytes) -> bytes:
     return served.v1(body)
 
@@ -370,7 +381,7 @@ def _method_not_allowed(request: Request, allowed: str) -> Response:
             }
         }
     )
-    return _Json(body, 405, [*_JSON_HEADERS, (b"allow", allowed.encode())])
+    return JsonBody(body, 405, [*_JSON_HEADERS, (b"allow", allowed.encode())])
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -384,8 +395,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
             "GET /v2/models/NAME describes the model.",
             path=request.url.path,
         )
-        return _Json(_error_body(error), 404)
-    return _Json(
+        return JsonBody(error_body(error), 404)
+    return JsonBody(
         dumps({"error": {"type": "HTTPError", "message": str(exc.detail), "details": {}}}),
         exc.status_code,
     )
@@ -399,7 +410,7 @@ async def _server_error(request: Request, exc: Exception) -> Response:
         "its log has the details.",
         error_id=error_id,
     )
-    return _Json(_error_body(error), 500)
+    return JsonBody(error_body(error), 500)
 
 
 def create_app(

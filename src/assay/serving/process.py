@@ -214,6 +214,10 @@ class Worker:
         self._missing_logged = False
         self.file = service_dir / "workers" / f"{self.pid}.json"
 
+    def read_target(self, path: Path) -> Any:
+        """Read target.json; a worker serving something else (an A/B test) reads its own."""
+        return Target.read(path)
+
     def app(self) -> Starlette:
         """The inference app of this worker, with its target-following lifespan."""
         from assay.serving.app import create_app
@@ -288,7 +292,7 @@ class Worker:
             return
         self._seen = seen
         try:
-            target = Target.read(path)
+            target = self.read_target(path)
         except AssayError as exc:
             self._failed(None, exc.message)
             return
@@ -380,10 +384,16 @@ class _Server(uvicorn.Server):
         return await super().on_tick(counter)
 
 
-def run_worker(service_dir: Path, sock: socket.socket, *, supervised: bool) -> None:
+def run_worker(
+    service_dir: Path,
+    sock: socket.socket,
+    *,
+    supervised: bool,
+    worker_cls: type[Worker] = Worker,
+) -> None:
     """Serve on `sock` until told to stop: the body of every worker."""
     config = ServiceConfig.read(service_dir)
-    worker = Worker(service_dir, config, sock.getsockname()[1], supervised=supervised)
+    worker = worker_cls(service_dir, config, sock.getsockname()[1], supervised=supervised)
     uv_config = uvicorn.Config(
         worker.app(),
         loop="uvloop",
@@ -417,7 +427,9 @@ def _exit_past_stuck_predictions() -> None:
         os._exit(0)
 
 
-def _spawned(service_dir: str, sock: socket.socket | None, port: int) -> None:
+def _spawned(
+    service_dir: str, sock: socket.socket | None, port: int, worker_cls: type[Worker]
+) -> None:
     """A supervised worker process's entry point. Without a socket from the supervisor,
     the worker listens on a socket of its own (SO_REUSEPORT, see `serve`)."""
     _configure_logging()
@@ -426,7 +438,7 @@ def _spawned(service_dir: str, sock: socket.socket | None, port: int) -> None:
         sock = _bind(config.host, port, reuse_port=True)
     # SIGINT is ignored by supervised workers; should one slip through, exit quietly.
     with contextlib.suppress(KeyboardInterrupt):
-        run_worker(Path(service_dir), sock, supervised=True)
+        run_worker(Path(service_dir), sock, supervised=True, worker_cls=worker_cls)
 
 
 # ---- the supervisor ----------------------------------------------------------------------------
@@ -436,13 +448,20 @@ class Supervisor:
     """Keeps `workers` processes serving on one socket until SIGTERM or SIGINT."""
 
     def __init__(
-        self, service_dir: Path, config: ServiceConfig, sock: socket.socket, *, shared: bool
+        self,
+        service_dir: Path,
+        config: ServiceConfig,
+        sock: socket.socket,
+        *,
+        shared: bool,
+        worker_cls: type[Worker] = Worker,
     ) -> None:
         self.dir = service_dir
         self.config = config
         self.sock = sock
         # Whether workers accept on `sock` itself, or each on its own SO_REUSEPORT socket.
         self.shared = shared
+        self.worker_cls = worker_cls
         self.context = multiprocessing.get_context("spawn")
         self.procs: list[BaseProcess | None] = [None] * config.workers
         self.started: list[float] = [0.0] * config.workers
@@ -470,7 +489,12 @@ class Supervisor:
     def _start(self, slot: int) -> None:
         proc = self.context.Process(
             target=_spawned,
-            args=(str(self.dir), self.sock if self.shared else None, self.sock.getsockname()[1]),
+            args=(
+                str(self.dir),
+                self.sock if self.shared else None,
+                self.sock.getsockname()[1],
+                self.worker_cls,
+            ),
             name=f"assay-worker-{slot}",
         )
         proc.start()
@@ -577,7 +601,7 @@ def _bind(host: str, port: int, *, reuse_port: bool = False, listen: bool = True
     return sock
 
 
-def serve(service_dir: Path) -> int:
+def serve(service_dir: Path, worker_cls: type[Worker] = Worker) -> int:
     """Run the service in SERVICE_DIR until SIGTERM or SIGINT; returns the exit code.
 
     Raises:
@@ -606,25 +630,28 @@ def serve(service_dir: Path) -> int:
         config.workers,
     )
     if config.workers == 1:
-        run_worker(service_dir, sock, supervised=False)
+        run_worker(service_dir, sock, supervised=False, worker_cls=worker_cls)
         return 0
-    return Supervisor(service_dir, config, sock, shared=not reuse_port).run()
+    return Supervisor(service_dir, config, sock, shared=not reuse_port, worker_cls=worker_cls).run()
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(
+    argv: list[str] | None = None,
+    worker_cls: type[Worker] = Worker,
+    usage: str = (
+        "usage: python -m assay.serving SERVICE_DIR\n\n"
+        "Serve the model that SERVICE_DIR/target.json names, as SERVICE_DIR/service.json "
+        "says. `assay services deploy` writes the folder and starts this."
+    ),
+) -> int:
     """`python -m assay.serving SERVICE_DIR`; returns the exit code."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1 or args[0].startswith("-"):
-        print(
-            "usage: python -m assay.serving SERVICE_DIR\n\n"
-            "Serve the model that SERVICE_DIR/target.json names, as SERVICE_DIR/service.json "
-            "says. `assay services deploy` writes the folder and starts this.",
-            file=sys.stderr,
-        )
+        print(usage, file=sys.stderr)
         return 2
     _configure_logging()
     try:
-        return serve(Path(args[0]).resolve())
+        return serve(Path(args[0]).resolve(), worker_cls)
     except AssayError as exc:
         log.error("%s", exc.message)
         return 1

@@ -173,7 +173,8 @@ def is_service_process(pid: int, folder: Path) -> bool:
         args = cmdline.read_bytes().split(b"\0")
     except OSError:
         return False
-    return b"assay.serving" in args and str(folder).encode() in args
+    modules = (b"assay.serving", b"assay.abtests")
+    return any(m in args for m in modules) and str(folder).encode() in args
 
 
 def wait_gone(pid: int, *, timeout_s: float) -> None:

@@ -1,0 +1,77 @@
+"""An A/B test's durable log: every assignment, prediction, latency, error and feedback.
+
+Each router process appends JSON lines to a file of its own under the test's
+`events/` folder (`O_APPEND`, one `write` per event, so a killed process loses at
+most the line it was writing, and a torn last line is skipped on reading). Nothing
+is ever rewritten: the analysis can be re-run from the files at any time.
+
+Event kinds (`"t"`):
+- `a` an answered request: `id`, `ts`, `v` (variant), `ms` (latency), `ok`, `err`
+  (error kind or null), `pred` (the predictions), `n` (rows), `live` (false while
+  the test is paused or concluded: kept out of the analysis);
+- `s` a shadow's answer to a copy of request `id`: `v`, `ms`, `ok`, `pred`;
+- `f` feedback for request `id`: `reward` (a number), `label` (the ground truth, when
+  that is what was sent), `ts`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+class EventLog:
+    """This process's append-only file of events."""
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        # The pid alone could repeat after a reboot; the start time makes the name unique.
+        self.path = folder / f"{os.getpid()}-{time.time_ns()}.jsonl"
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+
+    def append(self, event: dict[str, Any]) -> None:
+        os.write(self._fd, json.dumps(event, separators=(",", ":")).encode() + b"\n")
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+class Tail:
+    """Reads the events every process of a test has written, each line once."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._offsets: dict[Path, int] = {}
+
+    def read(self) -> Iterator[dict[str, Any]]:
+        """The events written since the last call (all of them, the first time)."""
+        if not self.folder.is_dir():
+            return
+        for path in sorted(self.folder.glob("*.jsonl")):
+            start = self._offsets.get(path, 0)
+            try:
+                with open(path, "rb") as f:
+                    f.seek(start)
+                    data = f.read()
+            except OSError:
+                continue
+            end = data.rfind(b"\n") + 1  # a line still being written is read next time
+            self._offsets[path] = start + end
+            for line in data[:end].splitlines():
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue  # a line torn by a crash
+                if isinstance(event, dict):
+                    yield event
+
+
+def read_all(folder: Path) -> list[dict[str, Any]]:
+    """Every event of the test, from every process's file."""
+    return list(Tail(folder).read())

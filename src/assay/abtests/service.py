@@ -1,0 +1,472 @@
+"""The A/B test control plane: create, read, report, pause, resume, re-weight, conclude.
+
+An A/B test runs as a router process (`python -m assay.abtests TEST_DIR`) that loads
+every variant's model and routes among them in-process. Its folder has a service's
+layout plus `events/`, the durable log every report is computed from. The test's
+definition, status and verdict are a row in the metadata store.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from assay.abtests.entities import ABTest, VariantSpec
+from assay.abtests.repository import ABTestRepository, to_abtest
+from assay.data.entities import check_name
+from assay.errors import AssayError, ConflictError, InvalidArgumentError, NotFoundError
+from assay.serving import processes
+from assay.store.db import Database, utcnow
+
+if TYPE_CHECKING:
+    from sqlalchemy import Row
+
+    from assay.registry.entities import ModelVersion
+    from assay.registry.service import RegistryService
+    from assay.serving.service import ServingService
+
+Progress = Callable[[str], None]
+MODULE = "assay.abtests"
+
+
+class ABTestFailedError(AssayError):
+    """The router did not start, or did not take a change."""
+
+    status = 502
+
+
+def _quiet(_message: str) -> None:
+    pass
+
+
+class ABTestService:
+    """A/B tests on this machine, defined in the metadata store."""
+
+    def __init__(
+        self,
+        db: Database,
+        registry: RegistryService,
+        services: ServingService,
+        folder: Path,
+        *,
+        cost_per_hour: float = 0.10,
+    ) -> None:
+        self.db = db
+        self.registry = registry
+        self.services = services
+        self.dir = folder
+        self.cost_per_hour = cost_per_hour
+
+    # ---- create -----------------------------------------------------------------------------
+
+    def create(
+        self,
+        name: str,
+        variants: Sequence[str],
+        strategy: str,
+        *,
+        key: str | None = None,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        workers: int = 1,
+        plan: dict[str, Any] | None = None,
+        auto_promote: bool = False,
+        alias: str = "champion",
+        timeout_s: float = 30.0,
+        ready_timeout_s: float = 120.0,
+        progress: Progress = _quiet,
+    ) -> ABTest:
+        """Start an A/B test of `variants` (`LABEL=MODEL@V` or `LABEL=SERVICE`), routed
+        by `strategy`; returns once its router answers.
+
+        Raises:
+            InvalidArgumentError: fewer than two variants, a malformed or repeated label,
+                a strategy that does not parse or does not fit the variants.
+            NotFoundError: an unknown model version or service.
+            ConflictError: a test of that name exists, or the port is taken.
+        """
+        from assay.abtests.routing import parse_strategy
+
+        check_name(name, "A/B test")
+        if workers < 1:
+            raise InvalidArgumentError(f"--workers must be at least 1, not {workers}.")
+        if self._row(name) is not None:
+            raise ConflictError(
+                f"An A/B test named {name!r} exists; pick another name or look at it with "
+                f"`assay abtests report {name}`.",
+                abtest=name,
+            )
+        specs, versions = self._variants(variants)
+        labels = [s.label for s in specs]
+        parsed = parse_strategy(strategy, labels)
+        port = processes.free_port(host) if port is None else processes.check_port(host, port)
+        folder = self.dir / name
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        progress("copying the variants' models")
+        bundles = [self.services.bundle_copy(folder, mv) for mv in versions]
+        _write_json(
+            folder / "service.json",
+            {
+                "name": name,
+                "host": host,
+                "port": port,
+                "workers": workers,
+                "timeout_s": timeout_s,
+                "max_body_bytes": 10 * 1024 * 1024,
+                "drain_s": 0.5,
+            },
+        )
+        self._write_target(
+            folder,
+            name=name,
+            strategy=parsed.spec,
+            key=key,
+            status="running",
+            winner=None,
+            specs=specs,
+            versions=versions,
+            bundles=bundles,
+        )
+        with self.db.session() as s:
+            ABTestRepository(s).insert(
+                name,
+                variants=[v.to_dict() for v in specs],
+                strategy=parsed.spec,
+                key=key,
+                status="running",
+                host=host,
+                port=port,
+                workers=workers,
+                pid=None,
+                alias=alias,
+                auto_promote=auto_promote,
+                plan=plan,
+            )
+        progress(f"starting the router on {host}:{port}")
+        pid = processes.spawn(self.services.python, MODULE, folder)
+        with self.db.session() as s:
+            ABTestRepository(s).update(name, pid=pid)
+        progress("waiting for every variant to load and answer a warm-up request")
+        why = processes.wait_ready(folder, pid, host, port, workers, ready_timeout_s)
+        if why is not None:
+            tail = processes.tail(folder / "service.log", 15).strip()
+            with self.db.session() as s:
+                ABTestRepository(s).update(name, status="stopped", pid=None)
+            raise ABTestFailedError(
+                f"A/B test {name!r} did not start: {why}. The end of its log:\n{tail}",
+                abtest=name,
+            )
+        return self.get(name)
+
+    def _variants(self, variants: Sequence[str]) -> tuple[list[VariantSpec], list[ModelVersion]]:
+        if len(variants) < 2:
+            raise InvalidArgumentError(
+                "An A/B test needs at least two variants: --variant A=MODEL@V --variant B=MODEL@V."
+            )
+        specs: list[VariantSpec] = []
+        versions: list[ModelVersion] = []
+        for text in variants:
+            label, sep, ref = text.partition("=")
+            label, ref = label.strip(), ref.strip()
+            if not sep or not label or not ref:
+                raise InvalidArgumentError(
+                    f"Variant {text!r} is not LABEL=MODEL@VERSION (or LABEL=SERVICE).",
+                    variant=text,
+                )
+            check_name(label, "Variant label")
+            if any(s.label == label for s in specs):
+                raise InvalidArgumentError(f"Variant label {label!r} is used twice.", label=label)
+            service = None
+            if "@" not in ref and self._service(ref) is not None:
+                svc = self.services.get(ref)
+                service, ref = svc.name, svc.model_ref
+            mv = self.registry.resolve(ref)
+            specs.append(VariantSpec(label, mv.name, mv.version, service))
+            versions.append(mv)
+        return specs, versions
+
+    def _service(self, name: str) -> Any:
+        try:
+            return self.services.get(name)
+        except (NotFoundError, InvalidArgumentError):
+            return None
+
+    def _write_target(
+        self,
+        folder: Path,
+        *,
+        name: str,
+        strategy: str,
+        key: str | None,
+        status: str,
+        winner: str | None,
+        specs: Sequence[VariantSpec],
+        versions: Sequence[ModelVersion],
+        bundles: Sequence[Path],
+    ) -> str:
+        target_id = uuid.uuid4().hex
+        _write_json(
+            folder / "target.json",
+            {
+                "name": name,
+                "strategy": strategy,
+                "key": key,
+                "status": status,
+                "winner": winner,
+                "target_id": target_id,
+                "variants": [
+                    {
+                        "label": spec.label,
+                        "bundle": str(bundle),
+                        "name": mv.name,
+                        "version": mv.version,
+                        "provenance": {
+                            "model": mv.name,
+                            "version": mv.version,
+                            "run": mv.lineage.run_id,
+                            "data": mv.lineage.data,
+                            "pipeline": mv.lineage.pipeline,
+                            "params": mv.lineage.params,
+                        },
+                    }
+                    for spec, mv, bundle in zip(specs, versions, bundles, strict=True)
+                ],
+            },
+        )
+        return target_id
+
+    # ---- changes while live -----------------------------------------------------------------
+
+    def pause(self, name: str) -> ABTest:
+        """Send all traffic to the control; nothing is analysed until `resume`."""
+        return self._change(name, status="paused")
+
+    def resume(self, name: str) -> ABTest:
+        """Route by the strategy again after `pause`."""
+        return self._change(name, status="running")
+
+    def set_weights(self, name: str, weights: Sequence[float]) -> ABTest:
+        """New weights for a weighted or sticky test (sticky moves only the keys it must).
+
+        Raises:
+            InvalidArgumentError: the strategy has no weights, or the weights do not fit.
+        """
+        from assay.abtests.routing import parse_strategy
+
+        test = self.get(name)
+        kind = test.strategy.split(":")[0]
+        if kind not in ("weighted", "sticky"):
+            raise InvalidArgumentError(
+                f"A/B test {name!r} routes by {test.strategy}, which has no weights.",
+                abtest=name,
+            )
+        labels = [v.label for v in test.variants]
+        spec = f"{kind}:{','.join(f'{w:g}' for w in weights)}"
+        return self._change(name, strategy=parse_strategy(spec, labels).spec)
+
+    def _change(
+        self,
+        name: str,
+        *,
+        status: str | None = None,
+        strategy: str | None = None,
+        winner: str | None = None,
+        wait: bool = True,
+    ) -> ABTest:
+        test = self.get(name)
+        if test.status in ("concluded", "stopped"):
+            raise ConflictError(f"A/B test {name!r} is {test.status}; it takes no changes.")
+        if test.state != "running":
+            raise ConflictError(
+                f"A/B test {name!r}'s router is {test.state}; start it again with "
+                f"`assay abtests start {name}`.",
+                abtest=name,
+            )
+        folder = self.dir / name
+        target = json.loads((folder / "target.json").read_text())
+        target.update(
+            status=status or target["status"],
+            strategy=strategy or target["strategy"],
+            winner=winner if winner is not None else target.get("winner"),
+            target_id=uuid.uuid4().hex,
+        )
+        _write_json(folder / "target.json", target)
+        if wait:
+            self._await_target(folder, target["target_id"], test.workers)
+        with self.db.session() as s:
+            ABTestRepository(s).update(
+                name,
+                status=target["status"],
+                strategy=target["strategy"],
+                winner=target.get("winner"),
+            )
+        return self.get(name)
+
+    def _await_target(self, folder: Path, target_id: str, workers: int) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            states = processes.workers_of(folder)
+            failed = [w for w in states if w.get("failed_target_id") == target_id]
+            if failed:
+                raise ABTestFailedError(f"The router did not take the change: {failed[0]['error']}")
+            if len(states) >= workers and all(w.get("target_id") == target_id for w in states):
+                return
+            time.sleep(0.02)
+        raise ABTestFailedError("The router did not take the change within 60 s.")
+
+    def conclude(self, name: str, winner: str, *, promote: bool = True) -> ABTest:
+        """Stop the test, record the verdict, and point the test's alias (`champion`) at
+        the winner's model version.
+
+        Raises:
+            InvalidArgumentError: `winner` is not one of the test's variants.
+            ConflictError: the test is already concluded or stopped.
+        """
+        test = self.get(name)
+        if test.status in ("concluded", "stopped"):
+            raise ConflictError(f"A/B test {name!r} is already {test.status}.", abtest=name)
+        variant = test.variant(winner)
+        if variant is None:
+            labels = ", ".join(v.label for v in test.variants)
+            raise InvalidArgumentError(
+                f"A/B test {name!r} has no variant {winner!r} (variants: {labels}).",
+                abtest=name,
+                winner=winner,
+            )
+        report = self.report(name, auto=False)
+        if test.state == "running":
+            self._change(name, status="concluded", winner=winner)
+            processes.terminate(test.pid or 0, timeout_s=30.0)
+        if promote:
+            self.registry.alias(variant.model_ref, test.alias)
+        with self.db.session() as s:
+            ABTestRepository(s).update(
+                name,
+                status="concluded",
+                winner=winner,
+                pid=None,
+                concluded_at=utcnow(),
+                verdict={
+                    "winner": winner,
+                    "model": variant.model_ref,
+                    "alias": test.alias if promote else None,
+                    "analysis": report.get("verdict"),
+                    "variants": report.get("variants"),
+                },
+            )
+        return self.get(name)
+
+    def start(self, name: str, *, ready_timeout_s: float = 120.0) -> ABTest:
+        """Start a stopped router again on its folder: the log, and so the analysis, the
+        bandits' learning and sticky assignments, carry on where they were.
+
+        Raises:
+            ConflictError: the router runs, or the test is concluded.
+        """
+        test = self.get(name)
+        if test.state != "stopped":
+            raise ConflictError(f"A/B test {name!r}'s router is already {test.state}.")
+        if test.status == "concluded":
+            raise ConflictError(f"A/B test {name!r} is concluded; start a new one.")
+        folder = self.dir / name
+        if test.pid:
+            processes.wait_gone(test.pid, timeout_s=5.0)
+        processes.check_port(test.host, test.port)
+        status = "running" if test.status == "stopped" else test.status
+        target = json.loads((folder / "target.json").read_text())
+        target.update(status=status, target_id=uuid.uuid4().hex)
+        _write_json(folder / "target.json", target)
+        pid = processes.spawn(self.services.python, MODULE, folder)
+        with self.db.session() as s:
+            ABTestRepository(s).update(name, pid=pid, status=status)
+        why = processes.wait_ready(folder, pid, test.host, test.port, test.workers, ready_timeout_s)
+        if why is not None:
+            raise ABTestFailedError(f"A/B test {name!r} did not start: {why}.", abtest=name)
+        return self.get(name)
+
+    def stop(self, name: str) -> ABTest:
+        """Stop the router without a verdict."""
+        test = self.get(name)
+        if test.pid and processes.is_service_process(test.pid, self.dir / name):
+            processes.terminate(test.pid, timeout_s=30.0)
+        with self.db.session() as s:
+            ABTestRepository(s).update(
+                name, pid=None, status="stopped" if test.status != "concluded" else "concluded"
+            )
+        return self.get(name)
+
+    # ---- reading ------------------------------------------------------------------------------
+
+    def tests(self) -> list[ABTest]:
+        """Every A/B test, with the state its router is in."""
+        with self.db.read() as s:
+            rows = ABTestRepository(s).rows()
+        return [to_abtest(r, self._state(r)) for r in rows]
+
+    def get(self, name: str) -> ABTest:
+        """One A/B test.
+
+        Raises:
+            NotFoundError: no such test.
+        """
+        row = self._row(name)
+        if row is None:
+            raise NotFoundError(
+                f"No A/B test named {name!r}. List them with `assay abtests list`.", abtest=name
+            )
+        return to_abtest(row, self._state(row))
+
+    def report(self, name: str, *, auto: bool = True) -> dict[str, Any]:
+        """The analysis of everything the test logged. With `auto`, a test created with
+        auto-promotion whose sequential test has decided is concluded now."""
+        from assay.abtests.eventlog import read_all
+        from assay.abtests.report import build_report
+
+        test = self.get(name)
+        events = read_all(self.dir / name / "events")
+        doc = build_report(
+            events,
+            labels=[v.label for v in test.variants],
+            strategy=test.strategy,
+            cost_per_hour=self.cost_per_hour,
+            planned_per_variant=(test.plan or {}).get("per_variant"),
+        )
+        doc["abtest"] = test.to_dict()
+        verdict = doc["verdict"]
+        if auto and test.auto_promote and test.status == "running" and verdict.get("decided"):
+            concluded = self.conclude(name, verdict["winner"])
+            doc["abtest"] = concluded.to_dict()
+            doc["auto_concluded"] = True
+        return doc
+
+    def logs(self, name: str, *, lines: int = 200) -> str:
+        self.get(name)
+        return processes.tail(self.dir / name / "service.log", lines)
+
+    def _row(self, name: str) -> Row[Any] | None:
+        with self.db.read() as s:
+            return ABTestRepository(s).row(name)
+
+    def _state(self, row: Row[Any]) -> str:
+        if not row.pid or not processes.is_service_process(row.pid, self.dir / row.name):
+            return "stopped"
+        url = processes.probe_url(row.host, row.port)
+        return "running" if processes.ready(url) else "starting"
+
+
+def plan(baseline: float, mde: float, alpha: float = 0.05, power: float = 0.8) -> dict[str, Any]:
+    """How many samples each variant needs to detect `mde` over `baseline`."""
+    from assay.abtests.stats import sample_size
+
+    n = sample_size(baseline, mde, alpha=alpha, power=power)
+    return {"baseline": baseline, "mde": mde, "alpha": alpha, "power": power, "per_variant": n}
+
+
+def _write_json(path: Path, doc: dict[str, Any]) -> None:
+    processes.write_json(path, doc)

@@ -1,0 +1,730 @@
+"""The statistics of an A/B test: pure functions over per-variant summaries, no I/O.
+
+A variant's feedback is summarised as a `Sample` (count, mean, variance). Outcomes are
+either binary (correct/incorrect, so the mean is an accuracy) or numeric rewards; higher
+is better in both. The first variant of a test is its control.
+
+- `ci`: a confidence interval for one variant's mean (Wilson for binary, t otherwise).
+- `compare`: one variant against the control (two-proportion z-test or Welch's t-test),
+  with the always-valid p-value of the mixture sequential probability ratio test.
+- `prob_best`: the Bayesian probability that each variant is the best.
+- `srm`: the sample-ratio-mismatch check that flags a broken traffic split.
+- `sample_size`: planning, samples per variant for a two-sided two-proportion test.
+- `msprt_p_value`, `sequential_p_values`: inference that stays valid however often and
+  whenever the results are read (Johari, Koomen, Pekelis and Walsh, "Always Valid
+  Inference: Continuous Monitoring of A/B Tests", Operations Research 70(3), 2022).
+- `verdict`: who wins, or how many more samples it would take to know.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+from scipy import special
+
+from assay.errors import InvalidArgumentError
+
+#: The mixing variance of the mSPRT as a fraction of the outcome's variance; see
+#: `msprt_p_value` for why one tenth of a standard deviation.
+MSPRT_TAU2_FRACTION = 0.01
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One variant's outcomes so far, summarised.
+
+    `mean` is the accuracy of a binary variant (the fraction of 1s) or the mean reward.
+    `var` is the variance of one outcome: p(1 - p) for binary outcomes, the unbiased
+    sample variance (ddof=1) for numeric ones. Both are nan when there are too few
+    outcomes to define them (none for the mean; fewer than two for a numeric variance).
+    """
+
+    label: str
+    n: int
+    mean: float
+    var: float
+    binary: bool
+
+    def __post_init__(self) -> None:
+        if self.n < 0:
+            raise InvalidArgumentError(
+                f"Variant {self.label!r}: n must be 0 or more, got {self.n}.", n=self.n
+            )
+        if self.binary and self.n > 0 and not 0.0 <= self.mean <= 1.0:
+            raise InvalidArgumentError(
+                f"Variant {self.label!r} is binary, so its mean is a rate in [0, 1]; "
+                f"got {self.mean}.",
+                mean=self.mean,
+            )
+
+    @classmethod
+    def from_values(cls, label: str, values: Sequence[float], binary: bool | None = None) -> Sample:
+        """Summarise raw outcomes; `binary` defaults to "every value is 0 or 1"."""
+        xs = [float(v) for v in values]
+        if not all(math.isfinite(x) for x in xs):
+            raise InvalidArgumentError(
+                f"Variant {label!r} has a non-finite outcome (nan or inf); "
+                "drop or fix those records first.",
+                label=label,
+            )
+        zero_one = all(x in (0.0, 1.0) for x in xs)
+        if binary is None:
+            binary = zero_one and len(xs) > 0
+        if binary:
+            if not zero_one:
+                raise InvalidArgumentError(
+                    f"Variant {label!r} was declared binary but has outcomes other than "
+                    "0 and 1; pass binary=False for numeric rewards.",
+                    label=label,
+                )
+            return cls.from_counts(label, int(sum(xs)), len(xs))
+        n = len(xs)
+        mean = math.fsum(xs) / n if n else math.nan
+        var = math.fsum((x - mean) ** 2 for x in xs) / (n - 1) if n > 1 else math.nan
+        return cls(label=label, n=n, mean=mean, var=var, binary=False)
+
+    @classmethod
+    def from_counts(cls, label: str, successes: int, n: int) -> Sample:
+        """A binary variant from its number of successes (1s) out of `n`."""
+        if not 0 <= successes <= n:
+            raise InvalidArgumentError(
+                f"Variant {label!r}: successes must be between 0 and n={n}, got {successes}.",
+                successes=successes,
+                n=n,
+            )
+        if n == 0:
+            return cls(label=label, n=0, mean=math.nan, var=math.nan, binary=True)
+        p = successes / n
+        return cls(label=label, n=n, mean=p, var=p * (1.0 - p), binary=True)
+
+    @property
+    def successes(self) -> int:
+        """The number of 1s of a binary variant (mean * n, rounded)."""
+        return round(self.mean * self.n) if self.n else 0
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One variant against the control.
+
+    `diff` is treatment minus control and `diff_ci` its normal-approximation interval
+    (unpooled standard error). `statistic` and `p_value` are the fixed-horizon test's
+    (`test` names it), valid only when the sample size was fixed in advance and the
+    results are read once. `always_valid_p` is the mSPRT's at this look alone; the
+    running minimum over looks (`sequential_p_values`) is the one to act on.
+    """
+
+    label: str
+    control: str
+    diff: float
+    diff_ci: tuple[float, float]
+    statistic: float
+    p_value: float
+    test: str
+    always_valid_p: float
+
+
+@dataclass(frozen=True)
+class SRMCheck:
+    """The sample-ratio-mismatch check: do assignment counts fit the configured split?"""
+
+    chi2: float
+    p_value: float
+    expected: tuple[float, ...]
+    mismatch: bool
+    message: str
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The answer a report leads with.
+
+    `winner` is a label once `decided`; `p_best` follows the order of the samples and
+    `comparisons` holds every variant after the control against the control.
+    `more_samples_needed` estimates how many more samples per variant it would take to
+    decide at the observed effect (None once decided, or when it cannot be estimated).
+    """
+
+    winner: str | None
+    decided: bool
+    message: str
+    comparisons: list[Comparison]
+    p_best: list[float]
+    more_samples_needed: int | None
+
+
+# ---- one variant -------------------------------------------------------------------------
+
+
+def ci(sample: Sample, confidence: float = 0.95) -> tuple[float, float]:
+    """A confidence interval for the mean of one variant.
+
+    Wilson score interval for binary outcomes (it stays inside [0, 1] and keeps its
+    coverage near 0 and 1, where the Wald interval does not); Student t interval for
+    numeric ones. (nan, nan) when n == 0, or n < 2 for numeric outcomes.
+    """
+    _check_unit("confidence", confidence)
+    z = _z(1.0 - (1.0 - confidence) / 2.0)
+    if sample.binary:
+        n = sample.n
+        if n == 0:
+            return (math.nan, math.nan)
+        p = sample.mean
+        denom = 1.0 + z * z / n
+        centre = (p + z * z / (2 * n)) / denom
+        half = z / denom * math.sqrt(p * (1.0 - p) / n + z * z / (4 * n * n))
+        return (centre - half, centre + half)
+    if sample.n < 2:
+        return (math.nan, math.nan)
+    t = float(special.stdtrit(sample.n - 1, 1.0 - (1.0 - confidence) / 2.0))
+    half = t * math.sqrt(sample.var / sample.n)
+    return (sample.mean - half, sample.mean + half)
+
+
+# ---- two variants ------------------------------------------------------------------------
+
+
+def two_proportion_ztest(a: Sample, b: Sample) -> tuple[float, float]:
+    """Two-proportion z-test of b against a: (z, two-sided p).
+
+    z = (p_b - p_a) / SE with the pooled standard error
+    sqrt(p(1 - p)(1/n_a + 1/n_b)), p the pooled rate: the standard error under the null
+    hypothesis of equal rates. Equivalent to the chi-square test of the 2x2 table
+    without continuity correction (z^2 = chi2). (nan, nan) when either n is 0.
+    """
+    if a.n == 0 or b.n == 0:
+        return (math.nan, math.nan)
+    pooled = (a.successes + b.successes) / (a.n + b.n)
+    se = math.sqrt(pooled * (1.0 - pooled) * (1.0 / a.n + 1.0 / b.n))
+    z = _ratio(b.mean - a.mean, se)
+    return (z, _two_sided_normal_p(z))
+
+
+def welch_ttest(a: Sample, b: Sample) -> tuple[float, float, float]:
+    """Welch's unequal-variances t-test of b against a: (t, df, two-sided p).
+
+    t = (mean_b - mean_a) / sqrt(var_a/n_a + var_b/n_b), with Welch-Satterthwaite
+    degrees of freedom. The same as `scipy.stats.ttest_ind(b, a, equal_var=False)`.
+    (nan, nan, nan) when either variant has fewer than two outcomes.
+    """
+    if a.n < 2 or b.n < 2:
+        return (math.nan, math.nan, math.nan)
+    va, vb = a.var / a.n, b.var / b.n
+    se2 = va + vb
+    t = _ratio(b.mean - a.mean, math.sqrt(se2))
+    df = se2 * se2 / (va * va / (a.n - 1) + vb * vb / (b.n - 1)) if se2 > 0 else math.nan
+    if math.isinf(t):
+        return (t, df, 0.0)
+    if se2 == 0:
+        return (t, df, 1.0)
+    return (t, df, 2.0 * float(special.stdtr(df, -abs(t))))
+
+
+def compare(control: Sample, treatment: Sample, confidence: float = 0.95) -> Comparison:
+    """`treatment` against `control`: the two-proportion z-test when both are binary,
+    Welch's t-test otherwise, the difference with its confidence interval, and the
+    always-valid p-value at this look (`msprt_p_value`)."""
+    _check_unit("confidence", confidence)
+    diff = treatment.mean - control.mean
+    se = math.nan
+    if _ok(control, treatment):
+        se = math.sqrt(control.var / control.n + treatment.var / treatment.n)
+    z = _z(1.0 - (1.0 - confidence) / 2.0)
+    diff_ci = (diff - z * se, diff + z * se)
+    if control.binary and treatment.binary:
+        statistic, p_value = two_proportion_ztest(control, treatment)
+        test = "two-proportion z"
+    else:
+        statistic, _, p_value = welch_ttest(control, treatment)
+        test = "Welch t"
+    return Comparison(
+        label=treatment.label,
+        control=control.label,
+        diff=diff,
+        diff_ci=diff_ci,
+        statistic=statistic,
+        p_value=p_value,
+        test=test,
+        always_valid_p=msprt_p_value(control, treatment),
+    )
+
+
+# ---- sequential testing ------------------------------------------------------------------
+
+
+def msprt_p_value(a: Sample, b: Sample, tau2: float | None = None) -> float:
+    """The mSPRT's p-value for H0: equal means, at the current sample sizes: min(1, 1/Λ).
+
+    The normal-mixture sequential probability ratio test of Johari et al. (2022). With
+    θ̂ = mean_b - mean_a, its variance V = σ_a²/n_a + σ_b²/n_b, and the effect θ mixed
+    over N(0, τ²), the likelihood ratio of "some effect" against "no effect" is
+
+        Λ = sqrt(V / (V + τ²)) * exp(θ̂² τ² / (2 V (V + τ²)))
+
+    (for equal n per arm this is their Λ_n with V = 2σ²/n). Under H0 it is a martingale
+    with mean 1, so by Ville's inequality P(Λ ever reaches 1/α) <= α: rejecting as soon
+    as the running minimum of 1/Λ falls below α keeps the false-positive rate at α no
+    matter how often or when the test is read. The variances are plugged in: the
+    pooled rate's p(1 - p) for binary outcomes (the variance under H0, as in the
+    z-test), each variant's sample variance otherwise (as in Welch's test); Johari et
+    al. show the plug-in keeps validity asymptotically. The guarantee is exact for
+    outcomes arriving in pairs, one per arm; it holds closely for splits that stay near
+    their configured shares (which `srm` checks).
+
+    One look's value is not always valid by itself: use `sequential_p_values` over the
+    history of looks, which takes the running minimum.
+
+    `tau2` defaults to 0.01 σ² (`MSPRT_TAU2_FRACTION`), σ² the pooled variance of one
+    outcome: a mixture with a standard deviation of a tenth of the outcome's, centred
+    on the standardised effects A/B tests of models chase (0.02 to 0.2 σ: two points
+    of accuracy at 80% is 0.05 σ, six points at 50% is 0.12 σ). Being a fraction of the
+    variance makes the test scale-free (rewards in cents or dollars give the same p) and
+    turns Λ into a function of the z statistic and the sample sizes alone. Power is
+    flat around this choice: in simulations of 0.50 vs 0.56 read every 100 samples up to
+    2,000 per variant, τ² from 0.005 σ² to 0.05 σ² all decide 80-83% of the time; for
+    effects much smaller than 0.1 σ and horizons far beyond 10,000 per variant a smaller
+    fraction (0.001) gains up to ten points of power.
+
+    Returns 1.0 when either variant has fewer than two outcomes.
+    """
+    if not _ok(a, b):
+        return 1.0
+    diff = b.mean - a.mean
+    if a.binary and b.binary:
+        pooled = (a.successes + b.successes) / (a.n + b.n)
+        sigma2 = pooled * (1.0 - pooled)
+        v = sigma2 * (1.0 / a.n + 1.0 / b.n)
+    else:
+        sigma2 = ((a.n - 1) * a.var + (b.n - 1) * b.var) / (a.n + b.n - 2)
+        v = a.var / a.n + b.var / b.n
+    if tau2 is None:
+        tau2 = MSPRT_TAU2_FRACTION * sigma2
+    elif not (tau2 > 0 and math.isfinite(tau2)):
+        raise InvalidArgumentError(
+            f"tau2 (the mSPRT's mixing variance) must be a positive number, got {tau2}.",
+            tau2=tau2,
+        )
+    if v == 0 or tau2 == 0:
+        # Every outcome so far is the same value: no evidence either way, unless the
+        # two arms are constant at different values.
+        return 1.0 if diff == 0 else 0.0
+    log_lambda = 0.5 * math.log(v / (v + tau2)) + diff * diff * tau2 / (2 * v * (v + tau2))
+    return min(1.0, math.exp(-log_lambda))
+
+
+def sequential_p_values(
+    pairs: Iterable[tuple[Sample, Sample]], tau2: float | None = None
+) -> list[float]:
+    """The always-valid p-values over successive looks at one comparison.
+
+    `pairs` holds (control, treatment) as cumulative summaries at each look, oldest
+    first. p_n = min(p_{n-1}, 1/Λ_n): once evidence has been seen it is not forgotten,
+    and P(p_n ever < α | H0) <= α however many looks there are. This is the sequence a
+    report acts on when it has the history of looks.
+    """
+    out: list[float] = []
+    p = 1.0
+    for a, b in pairs:
+        p = min(p, msprt_p_value(a, b, tau2))
+        out.append(p)
+    return out
+
+
+# ---- many variants -----------------------------------------------------------------------
+
+
+def prob_best(samples: Sequence[Sample], draws: int = 20000, seed: int = 0) -> list[float]:
+    """The posterior probability that each variant has the highest mean.
+
+    Binary variants draw from Beta(1 + successes, 1 + failures) (a uniform prior),
+    numeric ones from N(mean, var / n). Monte Carlo over `draws` joint draws with
+    `numpy.random.default_rng(seed)`, so a report is reproducible; a tie in a draw
+    splits its credit. A variant with no posterior yet (no outcomes; fewer than two
+    for numeric rewards) gets 1/k, the others share the rest. Sums to 1.
+    """
+    k = len(samples)
+    if k == 0:
+        return []
+    if draws < 1:
+        raise InvalidArgumentError(f"draws must be 1 or more, got {draws}.", draws=draws)
+    live = [i for i, s in enumerate(samples) if s.n > (0 if s.binary else 1)]
+    out = [1.0 / k] * k
+    if not live:
+        return out
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in live:
+        s = samples[i]
+        if s.binary:
+            rows.append(rng.beta(1 + s.successes, 1 + s.n - s.successes, size=draws))
+        else:
+            rows.append(rng.normal(s.mean, math.sqrt(s.var / s.n), size=draws))
+    mat = np.vstack(rows)
+    is_max = mat == mat.max(axis=0)
+    share = (is_max / is_max.sum(axis=0)).mean(axis=1)
+    remaining = len(live) / k
+    for i, p in zip(live, share, strict=True):
+        out[i] = float(p) * remaining
+    return out
+
+
+def srm(
+    observed: Sequence[int],
+    weights: Sequence[float],
+    threshold: float = 0.001,
+    labels: Sequence[str] | None = None,
+) -> SRMCheck:
+    """The sample-ratio-mismatch check: chi-square of assignment counts against shares.
+
+    `weights` are the configured traffic shares (any positive scale; zero for a variant
+    taking no traffic). A mismatch (p < `threshold`) means the split itself is broken
+    (a redirect drops some users, a crash loses assignments, a bot skews one arm), and
+    then no comparison of the variants can be trusted. 0.001 is the industry's usual
+    threshold: the check runs on every report, so it must rarely cry wolf. A variant
+    with zero weight and any assignments is a mismatch outright. `labels` name the
+    variants in the message (default "variant 1", "variant 2", ...).
+    """
+    k = len(observed)
+    if len(weights) != k:
+        raise InvalidArgumentError(
+            f"srm needs one weight per variant: {k} counts but {len(weights)} weights.",
+        )
+    if labels is None:
+        labels = [f"variant {i + 1}" for i in range(k)]
+    elif len(labels) != k:
+        raise InvalidArgumentError(
+            f"srm needs one label per variant: {k} counts but {len(labels)} labels."
+        )
+    if any(o < 0 for o in observed):
+        raise InvalidArgumentError(f"observed counts must be 0 or more, got {list(observed)}.")
+    if any(not (w >= 0 and math.isfinite(w)) for w in weights) or not any(w > 0 for w in weights):
+        raise InvalidArgumentError(
+            f"weights must be non-negative and not all zero, got {list(weights)}."
+        )
+    _check_unit("threshold", threshold)
+    total = sum(observed)
+    wsum = math.fsum(weights)
+    expected = tuple(total * w / wsum for w in weights)
+
+    stray = [i for i in range(k) if weights[i] == 0 and observed[i] > 0]
+    if stray:
+        i = stray[0]
+        return SRMCheck(
+            chi2=math.inf,
+            p_value=0.0,
+            expected=expected,
+            mismatch=True,
+            message=(
+                f"Sample ratio mismatch: {labels[i]} got {observed[i]:,} assignments but is "
+                "configured for none. The traffic split is broken; fix the routing before "
+                "trusting any comparison."
+            ),
+        )
+    cells = [i for i in range(k) if weights[i] > 0]
+    df = len(cells) - 1
+    if total == 0 or df == 0:
+        return SRMCheck(
+            0.0,
+            1.0,
+            expected,
+            False,
+            "Nothing to check: "
+            + ("no assignments yet." if total == 0 else "only one variant takes traffic."),
+        )
+    chi2 = math.fsum((observed[i] - expected[i]) ** 2 / expected[i] for i in cells)
+    p = float(special.chdtrc(df, chi2))
+    if p >= threshold:
+        return SRMCheck(
+            chi2,
+            p,
+            expected,
+            False,
+            f"Assignment counts match the configured split (p {_fmt_p(p)}).",
+        )
+    worst = max(cells, key=lambda i: abs(observed[i] - expected[i]) / expected[i])
+    served = "over-served" if observed[worst] > expected[worst] else "under-served"
+    return SRMCheck(
+        chi2,
+        p,
+        expected,
+        True,
+        (
+            f"Sample ratio mismatch (p {_fmt_p(p)}): {labels[worst]} is {served}, "
+            f"{observed[worst] / total:.1%} of {total:,} assignments against "
+            f"{weights[worst] / wsum:.1%} configured. The traffic split is broken; fix the "
+            "routing before trusting any comparison."
+        ),
+    )
+
+
+# ---- planning ----------------------------------------------------------------------------
+
+
+def sample_size(baseline: float, mde: float, alpha: float = 0.05, power: float = 0.8) -> int:
+    """Samples needed per variant to detect an absolute change `mde` from `baseline`.
+
+    For the two-sided two-proportion z-test (pooled standard error under H0):
+
+        n = (z_{1-α/2} sqrt(2 p̄ (1 - p̄)) + z_{power} sqrt(p1 q1 + p2 q2))² / mde²
+
+    with p1 = baseline, p2 = baseline + mde, p̄ their mean, rounded up: Fleiss's formula
+    without continuity correction, the one R's `power.prop.test` solves (its example
+    0.50 vs 0.75 at power 0.9 needs 76.7, so 77). Baseline 0.80 needs 6,039 per variant
+    to detect +0.02 and 6,510 to detect -0.02 (p(1 - p) grows towards 0.5).
+
+    Raises:
+        InvalidArgumentError: baseline or baseline + mde outside (0, 1), mde == 0,
+            alpha or power outside (0, 1).
+    """
+    if not 0.0 < baseline < 1.0:
+        raise InvalidArgumentError(
+            f"baseline must be a rate strictly between 0 and 1, got {baseline}.",
+            baseline=baseline,
+        )
+    if mde == 0 or not math.isfinite(mde):
+        raise InvalidArgumentError(
+            f"mde must be non-zero (it is the minimum detectable effect, an absolute "
+            f"change in the rate), got {mde}.",
+            mde=mde,
+        )
+    p2 = baseline + mde
+    if not 0.0 < p2 < 1.0:
+        raise InvalidArgumentError(
+            f"baseline + mde must stay strictly between 0 and 1, got {baseline} + {mde} = "
+            f"{p2:g}; mde is an absolute change in the rate.",
+            mde=mde,
+        )
+    _check_unit("alpha", alpha)
+    _check_unit("power", power)
+    p_bar = (baseline + p2) / 2.0
+    root = _z(1.0 - alpha / 2.0) * math.sqrt(2.0 * p_bar * (1.0 - p_bar)) + _z(power) * math.sqrt(
+        baseline * (1.0 - baseline) + p2 * (1.0 - p2)
+    )
+    # Shave float noise so an exact integer answer is not rounded up to the next one.
+    return math.ceil(root * root / (mde * mde) - 1e-9)
+
+
+# ---- the verdict -------------------------------------------------------------------------
+
+
+def verdict(
+    samples: Sequence[Sample],
+    alpha: float = 0.05,
+    sequential: bool = True,
+    power: float = 0.8,
+    mde: float | None = None,
+    always_valid_p: Sequence[float] | None = None,
+) -> Verdict:
+    """Which variant wins, or what it would take to know.
+
+    The first sample is the control; higher means are better. The best variant by mean
+    wins when its p-value against the control is below `alpha`; when the control is
+    best it wins when its p-value against every other variant is. The p-values are the
+    always-valid ones when `sequential` (safe to read at every refresh of a report) and
+    the fixed-horizon tests' otherwise (valid only when read once, at a sample size
+    fixed in advance). Where the history of looks exists, pass `always_valid_p`: the
+    last value of `sequential_p_values` for each variant after the control, in order;
+    the verdict then uses the running minimum rather than this look's value alone.
+
+    With more than two variants the k - 1 comparisons against the control are Holm-
+    adjusted (Holm's step-down procedure: controls the family-wise error rate at
+    `alpha` under any dependence, as Bonferroni does, and rejects at least as often).
+
+    Undecided, `more_samples_needed` estimates the samples per variant still needed
+    to decide with probability `power` if the observed difference (best variant against
+    the control, or the control against its closest rival) and variances are the true
+    ones: the fixed-sample formula n = (z_{1-α'/2} + z_{power})² (σ_a² + σ_b²) / δ², α'
+    the Bonferroni share of `alpha`; when `sequential`, z_{1-α'/2} is replaced by the
+    mSPRT's boundary at n (its z for Λ = 1/α'), since an always-valid test needs more.
+
+    `mde`, when given, is the smallest absolute difference that matters: once the
+    difference's confidence interval lies within ±mde the verdict says so.
+
+    Raises:
+        InvalidArgumentError: fewer than two samples; alpha or power outside (0, 1);
+            `always_valid_p` not one value per variant after the control.
+    """
+    if len(samples) < 2:
+        raise InvalidArgumentError(
+            f"A verdict needs a control and at least one other variant, got {len(samples)}."
+        )
+    _check_unit("alpha", alpha)
+    _check_unit("power", power)
+    control, others = samples[0], list(samples[1:])
+    comparisons = [compare(control, s, confidence=1.0 - alpha) for s in others]
+    p_best = prob_best(samples)
+    if not all(_ok(control, s) for s in others):
+        short = ", ".join(f"{s.label} has {s.n}" for s in samples if s.n < 2)
+        return Verdict(
+            None, False,
+            f"Not enough data yet: every variant needs at least 2 outcomes; {short}.",
+            comparisons, p_best, None,
+        )  # fmt: skip
+
+    if always_valid_p is not None:
+        if len(always_valid_p) != len(comparisons):
+            raise InvalidArgumentError(
+                f"always_valid_p needs one value per variant after the control "
+                f"({len(comparisons)}), got {len(always_valid_p)}."
+            )
+        comparisons = [
+            replace(c, always_valid_p=min(c.always_valid_p, p))
+            for c, p in zip(comparisons, always_valid_p, strict=True)
+        ]
+    raw = [c.always_valid_p if sequential else c.p_value for c in comparisons]
+    adjusted = _holm(raw)
+    m = len(comparisons)
+    metric = "accuracy" if all(s.binary for s in samples) else "mean reward"
+    p_name = "always-valid p" if sequential else "p"
+    note = f" (Holm-adjusted over {m} comparisons)" if m > 1 else ""
+    pct = all(s.binary for s in samples)
+
+    best = max(range(len(samples)), key=lambda i: samples[i].mean)
+    if best > 0:
+        target = comparisons[best - 1]
+        rival = samples[best]
+        if adjusted[best - 1] < alpha:
+            lo, hi = target.diff_ci
+            msg = (
+                f"{rival.label} beats {control.label}: {metric} {_fmt_v(rival.mean)} vs "
+                f"{_fmt_v(control.mean)} ({_fmt_d(target.diff, pct)}, "
+                f"{1 - alpha:.0%} CI {_fmt_d(lo, pct)} to {_fmt_d(hi, pct)}), "
+                f"{p_name} {_fmt_p(adjusted[best - 1])}{note}."
+            )
+            return Verdict(rival.label, True, msg, comparisons, p_best, None)
+    else:
+        # The control wins only if it beats everyone; its closest rival is the hard case.
+        j = max(range(m), key=lambda i: comparisons[i].diff)
+        target, rival = comparisons[j], others[j]
+        if max(adjusted) < alpha:
+            lo, hi = (-target.diff_ci[1], -target.diff_ci[0])
+            vs = f"{others[0].label}" if m == 1 else f"every other variant (closest: {rival.label})"
+            msg = (
+                f"{control.label} beats {vs}: {metric} {_fmt_v(control.mean)} vs "
+                f"{_fmt_v(rival.mean)} ({_fmt_d(-target.diff, pct)}, "
+                f"{1 - alpha:.0%} CI {_fmt_d(lo, pct)} to {_fmt_d(hi, pct)}), "
+                f"{p_name} {_fmt_p(max(adjusted))}{note}."
+            )
+            return Verdict(control.label, True, msg, comparisons, p_best, None)
+
+    diff = rival.mean - control.mean
+    lo, hi = target.diff_ci
+    if mde is not None and -abs(mde) < lo and hi < abs(mde):
+        msg = (
+            f"No difference large enough to matter: {rival.label} - {control.label} = "
+            f"{_fmt_d(diff, pct)} ({1 - alpha:.0%} CI {_fmt_d(lo, pct)} to {_fmt_d(hi, pct)}) "
+            f"lies within ±{_fmt_v(abs(mde))}. Stop the test and keep either variant."
+        )
+        return Verdict(None, False, msg, comparisons, p_best, None)
+    if diff == 0:
+        msg = (
+            f"No difference so far: {rival.label} and {control.label} both have {metric} "
+            f"{_fmt_v(control.mean)}; keep collecting, or stop if that is the answer."
+        )
+        return Verdict(None, False, msg, comparisons, p_best, None)
+    needed = _samples_to_decide(diff, control.var + rival.var, alpha / m, power, sequential)
+    more = max(1, needed - min(control.n, rival.n))
+    msg = (
+        f"Not enough evidence yet: about {_round2(more):,} more samples per variant needed "
+        f"to detect the observed difference of {_fmt_d(diff, pct, short=True)} "
+        f"({rival.label} vs {control.label})."
+    )
+    return Verdict(None, False, msg, comparisons, p_best, more)
+
+
+# ---- helpers -----------------------------------------------------------------------------
+
+
+def _samples_to_decide(
+    diff: float, var_sum: float, alpha: float, power: float, sequential: bool
+) -> int:
+    """Samples per variant at which the test decides with probability `power`, if `diff`
+    and the variances are the truth (equal arms)."""
+    z_power = _z(power)
+    if var_sum == 0:
+        return 2
+    fixed = math.ceil((_z(1.0 - alpha / 2.0) + z_power) ** 2 * var_sum / (diff * diff))
+    if not sequential:
+        return fixed
+
+    def enough(n: int) -> bool:
+        # z the effect would show at n, against the mSPRT's boundary at n (equal arms,
+        # τ² = MSPRT_TAU2_FRACTION σ², so τ²/V = fraction * n / 2).
+        r = MSPRT_TAU2_FRACTION * n / 2.0
+        z_bound = math.sqrt(2.0 * (1.0 + r) / r * (math.log(1.0 / alpha) + 0.5 * math.log1p(r)))
+        return abs(diff) * math.sqrt(n / var_sum) >= z_bound + z_power
+
+    lo, hi = 1, max(fixed, 2)
+    while not enough(hi):
+        lo, hi = hi, hi * 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if enough(mid) else (mid, hi)
+    return hi
+
+
+def _holm(p: Sequence[float]) -> list[float]:
+    """Holm step-down adjusted p-values (nan counts as 1)."""
+    m = len(p)
+    vals = [1.0 if math.isnan(x) else x for x in p]
+    order = sorted(range(m), key=lambda i: vals[i])
+    out = [1.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * vals[i]))
+        out[i] = running
+    return out
+
+
+def _ok(a: Sample, b: Sample) -> bool:
+    """Both variants have a mean and a variance."""
+    return a.n >= 2 and b.n >= 2
+
+
+def _z(q: float) -> float:
+    return float(special.ndtri(q))
+
+
+def _two_sided_normal_p(z: float) -> float:
+    if math.isnan(z):
+        return math.nan
+    return 2.0 * float(special.ndtr(-abs(z)))
+
+
+def _ratio(num: float, den: float) -> float:
+    if den > 0:
+        return num / den
+    return 0.0 if num == 0 else math.copysign(math.inf, num)
+
+
+def _check_unit(name: str, value: float) -> None:
+    if not 0.0 < value < 1.0:
+        raise InvalidArgumentError(
+            f"{name} must be strictly between 0 and 1, got {value}.", **{name: value}
+        )
+
+
+def _fmt_p(p: float) -> str:
+    """'= 0.003' or '< 0.001', to follow 'p '."""
+    return "< 0.001" if p < 0.001 else f"= {p:.3f}"
+
+
+def _fmt_v(x: float) -> str:
+    return f"{x:.3f}" if abs(x) < 1000 else f"{x:,.0f}"
+
+
+def _fmt_d(d: float, pct: bool, short: bool = False) -> str:
+    if short and pct:
+        return f"{d:+.1%}"
+    return f"{d:+.3f}" if abs(d) < 1000 else f"{d:+,.0f}"
+
+
+def _round2(n: int) -> int:
+    """Round to two significant figures: an estimate should not look precise."""
+    if n < 100:
+        return n
+    digits = len(str(n)) - 2
+    return round(n, -digits)

@@ -1,0 +1,329 @@
+"""`assay abtests …`: route live traffic among models and tell which is better."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from assay.cli.context import workspace
+from assay.cli.output import JsonOpt, console, emit_json, err, fmt_num, sparkline, status, when
+from assay.errors import InvalidArgumentError
+
+app = typer.Typer(
+    help="A/B tests: create, list, report, plan, pause, resume, set-weights, conclude, stop.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+
+_STATUS = {
+    "running": "[green]running[/green]",
+    "paused": "[yellow]paused[/yellow]",
+    "concluded": "[cyan]concluded[/cyan]",
+    "stopped": "[dim]stopped[/dim]",
+}
+
+
+@app.command()
+def create(
+    name: Annotated[str, typer.Argument(help="The test's name.")],
+    variant: Annotated[
+        list[str],
+        typer.Option(
+            "--variant", help="LABEL=MODEL@VERSION or LABEL=SERVICE; the first is the control."
+        ),
+    ],
+    strategy: Annotated[
+        str,
+        typer.Option(
+            "--strategy",
+            help="weighted:70,30 · sticky[:W,W] · round-robin · shadow:LABEL · "
+            "epsilon-greedy:0.1 · ucb · thompson",
+        ),
+    ] = "weighted",
+    key: Annotated[
+        str | None,
+        typer.Option("--key", help="Request field that keys sticky routing (or X-Assay-Key)."),
+    ] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Port (default: a free one).")] = None,
+    host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
+    workers: Annotated[int, typer.Option("--workers", help="Router processes.")] = 1,
+    baseline: Annotated[
+        float | None, typer.Option("--baseline", help="Plan: the control's expected rate.")
+    ] = None,
+    mde: Annotated[
+        float | None, typer.Option("--mde", help="Plan: the smallest difference worth finding.")
+    ] = None,
+    auto_promote: Annotated[
+        bool,
+        typer.Option(
+            "--auto-promote",
+            help="Conclude when the sequential test decides, and move the alias to the winner.",
+        ),
+    ] = False,
+    alias: Annotated[str, typer.Option("--alias", help="The alias the winner gets.")] = "champion",
+    as_json: JsonOpt = False,
+) -> None:
+    """Start an A/B test: one endpoint routes among the variants' models."""
+    from assay.abtests.service import plan as make_plan
+
+    if (baseline is None) != (mde is None):
+        raise InvalidArgumentError("A plan needs both --baseline and --mde.")
+    planned = make_plan(baseline, mde) if baseline is not None and mde is not None else None
+    with status(f"Creating {name}") as progress:
+        test = workspace().abtests.create(
+            name,
+            variant,
+            strategy,
+            key=key,
+            port=port,
+            host=host,
+            workers=workers,
+            plan=planned,
+            auto_promote=auto_promote,
+            alias=alias,
+            progress=progress,
+        )
+    if as_json:
+        emit_json(test.to_dict())
+        return
+    arms = ", ".join(f"{v.label}={v.model_ref}" for v in test.variants)
+    console.print(f"A/B test [bold]{name}[/bold] routes {arms} by {test.strategy}")
+    console.print(f"  predict   POST {test.url}/predict")
+    console.print(f"  feedback  POST {test.url}/feedback")
+    if planned:
+        console.print(f"  plan      {planned['per_variant']:,} samples per variant")
+
+
+@app.command("list")
+def list_(as_json: JsonOpt = False) -> None:
+    """List A/B tests."""
+    tests = workspace().abtests.tests()
+    if as_json:
+        emit_json([t.to_dict() for t in tests])
+        return
+    if not tests:
+        console.print("No A/B tests yet. Start one with `assay abtests create`.")
+        return
+    table = Table(
+        "test", "status", "router", "variants", "strategy", "winner", "created",
+        box=None, header_style="bold",
+    )  # fmt: skip
+    for t in tests:
+        table.add_row(
+            t.name,
+            _STATUS.get(t.status, t.status),
+            t.state,
+            ", ".join(f"{v.label}={v.model_ref}" for v in t.variants),
+            t.strategy,
+            t.winner or "-",
+            when(t.created_at),
+        )
+    console.print(table)
+
+
+@app.command()
+def report(name: str, as_json: JsonOpt = False) -> None:
+    """Per variant: traffic, latency, cost, reward with intervals; the tests; the verdict."""
+    doc = workspace().abtests.report(name)
+    if as_json:
+        emit_json(doc)
+        return
+    print_report(doc)
+
+
+def print_report(doc: dict[str, Any]) -> None:
+    test = doc["abtest"]
+    metric = doc["metric"]
+    console.print(
+        f"[bold]{test['name']}[/bold]  {_STATUS.get(test['status'], test['status'])}  "
+        f"strategy {test['strategy']}"
+    )
+    models = {v["label"]: v["model_ref"] for v in test["variants"]}
+    table = Table(
+        "variant", "model", "requests", "errors", "p50 ms", "p99 ms", "cost/1k", "outcomes",
+        metric, "95% CI", "P(best)", box=None, header_style="bold",
+    )  # fmt: skip
+    for label in doc["labels"]:
+        v = doc["variants"][label]
+        lo, hi = v["ci"]
+        table.add_row(
+            label,
+            models.get(label, "-"),
+            fmt_num(v["requests"]),
+            fmt_num(v["errors"]),
+            fmt_num(v["p50_ms"], 3),
+            fmt_num(v["p99_ms"], 3),
+            f"${v['cost_per_1k']:.6f}" if v["cost_per_1k"] is not None else "-",
+            fmt_num(v["outcomes"]),
+            fmt_num(v["mean"], 4),
+            f"{lo:.4f} – {hi:.4f}" if lo is not None and hi is not None else "-",
+            f"{doc['p_best'][label]:.1%}" if label in doc["p_best"] else "-",
+        )
+    console.print(table)
+    if doc["comparisons"]:
+        console.print()
+        comp = Table(
+            "vs control", "diff", "95% CI", "test", "p", "always-valid p", box=None,
+            header_style="bold",
+        )  # fmt: skip
+        for c in doc["comparisons"]:
+            lo, hi = c["diff_ci"]
+            comp.add_row(
+                f"{c['label']} vs {c['control']}",
+                f"{c['diff']:+.4f}" if c["diff"] is not None else "-",
+                f"{lo:+.4f} – {hi:+.4f}" if lo is not None and hi is not None else "-",
+                c["test"],
+                _p(c["p_value"]),
+                _p(c["sequential_p"] if c["sequential_p"] is not None else c["always_valid_p"]),
+            )
+        console.print(comp)
+    series = doc["series"]
+    if series["times"]:
+        console.print()
+        console.print(f"[dim]{metric} over time (cumulative)[/dim]")
+        every = [x for label in doc["labels"] for x in series["values"][label] if x is not None]
+        top, bottom = max(every), min(every)  # one scale for all, so the lines compare
+        span = (top - bottom) or 1.0
+        for label in doc["labels"]:
+            values = [x for x in series["values"][label] if x is not None]
+            if values:
+                bars = sparkline([round((x - bottom) / span * 7) + 1 for x in values])
+                console.print(f"  {label:<10} {bars}  {values[0]:.3f} → {values[-1]:.3f}")
+    srm = doc.get("srm")
+    if srm is not None:
+        console.print()
+        if srm["mismatch"]:
+            console.print(f"[bold red]Sample-ratio mismatch:[/bold red] {escape(srm['message'])}")
+        else:
+            console.print(f"[dim]split check: {escape(srm['message'])}[/dim]")
+    for label, s in (doc.get("shadows") or {}).items():
+        agree = f"{s['agreement']:.1%}" if s["agreement"] is not None else "-"
+        console.print(
+            f"[dim]shadow {label}: {s['copies']:,} copies, {s['errors']} errors, agrees with "
+            f"the primary on {agree}, p50 {fmt_num(s['p50_ms'], 3)} ms[/dim]"
+        )
+    planned = doc.get("planned_per_variant")
+    if planned:
+        least = min(doc["variants"][label]["outcomes"] for label in doc["labels"])
+        console.print(f"[dim]plan: {least:,} of {planned:,} outcomes per variant[/dim]")
+    console.print()
+    verdict = doc["verdict"]
+    style = "bold green" if verdict["decided"] else "bold yellow"
+    console.print(f"[{style}]{escape(verdict['message'])}[/{style}]")
+    if doc.get("auto_concluded"):
+        console.print(
+            f"Concluded automatically: {test['alias']} now points at "
+            f"{models.get(verdict['winner'], '?')}."
+        )
+
+
+def _p(p: float | None) -> str:
+    if p is None:
+        return "-"
+    return "<0.0001" if p < 1e-4 else f"{p:.4f}"
+
+
+@app.command("plan")
+def plan_(
+    baseline: Annotated[float, typer.Option("--baseline", help="The control's expected rate.")],
+    mde: Annotated[float, typer.Option("--mde", help="Smallest absolute difference to find.")],
+    alpha: Annotated[float, typer.Option("--alpha", help="False-positive rate.")] = 0.05,
+    power: Annotated[float, typer.Option("--power", help="Chance to find a real effect.")] = 0.8,
+    as_json: JsonOpt = False,
+) -> None:
+    """How many samples per variant a test needs (two-sided, two proportions)."""
+    from assay.abtests.service import plan
+
+    doc = plan(baseline, mde, alpha=alpha, power=power)
+    if as_json:
+        emit_json(doc)
+        return
+    console.print(
+        f"{doc['per_variant']:,} samples per variant to detect {baseline:g} → "
+        f"{baseline + mde:g} (alpha {alpha:g}, power {power:g})"
+    )
+
+
+@app.command()
+def pause(name: str) -> None:
+    """Send all traffic to the control; nothing is analysed until resume."""
+    workspace().abtests.pause(name)
+    console.print(f"Paused {name}: all traffic goes to the control")
+
+
+@app.command()
+def resume(name: str) -> None:
+    """Route by the strategy again."""
+    workspace().abtests.resume(name)
+    console.print(f"Resumed {name}")
+
+
+@app.command("set-weights")
+def set_weights(
+    name: str,
+    weights: Annotated[str, typer.Argument(help="One weight per variant, e.g. 80,20.")],
+) -> None:
+    """Change the split of a weighted or sticky test while it runs."""
+    try:
+        values = [float(w) for w in weights.split(",")]
+    except ValueError:
+        raise InvalidArgumentError(
+            f"Weights {weights!r} are not numbers: write them like 80,20."
+        ) from None
+    test = workspace().abtests.set_weights(name, values)
+    console.print(f"{name} now routes by {test.strategy}")
+
+
+@app.command()
+def conclude(
+    name: str,
+    winner: Annotated[str, typer.Option("--winner", help="The winning variant's label.")],
+    no_promote: Annotated[
+        bool, typer.Option("--no-promote", help="Record the verdict without moving the alias.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Stop the test, record the verdict, and move the alias (champion) to the winner."""
+    with status(f"Concluding {name}") as progress:
+        progress("recording the verdict")
+        test = workspace().abtests.conclude(name, winner, promote=not no_promote)
+    if as_json:
+        emit_json(test.to_dict())
+        return
+    variant = test.variant(winner)
+    assert variant is not None
+    console.print(f"Concluded {name}: {winner} ({variant.model_ref}) wins")
+    if not no_promote:
+        console.print(f"{variant.model}@{test.alias} -> version {variant.version}")
+
+
+@app.command()
+def start(name: str) -> None:
+    """Start a stopped test's router again; its log and learning carry on."""
+    with status(f"Starting {name}") as progress:
+        progress("loading the variants")
+        test = workspace().abtests.start(name)
+    console.print(f"Started {name} at {test.url}")
+
+
+@app.command()
+def stop(name: str) -> None:
+    """Stop the router without a verdict."""
+    workspace().abtests.stop(name)
+    console.print(f"Stopped {name}")
+
+
+@app.command()
+def logs(
+    name: str,
+    lines: Annotated[int, typer.Option("-n", "--lines", help="How many lines from the end.")] = 100,
+) -> None:
+    """Print the end of the router's log."""
+    text = workspace().abtests.logs(name, lines=lines)
+    console.print(escape(text.rstrip("\n")) if text else "(the log is empty)")
+
+
+__all__ = ["app", "err", "print_report"]

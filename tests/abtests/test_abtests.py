@@ -1,0 +1,262 @@
+"""A/B tests end to end: real router processes on loopback, real models, real feedback.
+
+Most tests run on SQLite only (the backend plays no part in routing); one runs the
+control plane on both backends.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from assay.abtests.router import ABTarget
+from assay.config import Settings
+from assay.errors import ConflictError, InvalidArgumentError, NotFoundError
+from assay.workspace import Workspace, init_workspace
+
+ROW = [5.1, 3.5, 1.4, 0.2]
+
+
+def _register_models(ws: Workspace, folder: Path) -> None:
+    """iris@1, a one-split tree (about 67% right), and iris@2, a logistic regression."""
+    import skops.io as sio
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.tree import DecisionTreeClassifier
+
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    sio.dump(DecisionTreeClassifier(max_depth=1, random_state=0).fit(X, y), folder / "t.skops")
+    sio.dump(LogisticRegression(max_iter=500).fit(X, y), folder / "l.skops")
+    ws.registry.register_file(folder / "t.skops", "iris")
+    ws.registry.register_file(folder / "l.skops", "iris")
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Workspace]:
+    settings, _ = init_workspace(Settings.at(tmp_path, {"ASSAY_AUTHOR": "tester"}))
+    ws = Workspace(settings)
+    _register_models(ws, tmp_path)
+    try:
+        yield ws
+    finally:
+        for test in ws.abtests.tests():
+            if test.state != "stopped":
+                ws.abtests.stop(test.name)
+        for svc in ws.services.services():
+            if svc.state in ("running", "starting"):
+                ws.services.stop(svc.name, timeout_s=10)
+        ws.close()
+
+
+def _iris() -> tuple[list[list[float]], list[int]]:
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    return X.tolist(), y.tolist()
+
+
+def _traffic(url: str, n: int, *, seed: int = 0, feedback: bool = True) -> Counter[str]:
+    X, y = _iris()
+    rng = random.Random(seed)
+    seen: Counter[str] = Counter()
+    with httpx.Client(timeout=10) as client:
+        for _ in range(n):
+            j = rng.randrange(len(X))
+            r = client.post(f"{url}/predict", json={"instances": [X[j]]})
+            assert r.status_code == 200, r.text
+            body = r.json()
+            seen[body["variant"]] += 1
+            if feedback:
+                f = client.post(
+                    f"{url}/feedback", json={"request_id": body["request_id"], "label": y[j]}
+                )
+                assert f.status_code == 200, f.text
+    return seen
+
+
+def test_every_prediction_says_which_model_made_it_and_where_it_came_from(
+    lab: Workspace,
+) -> None:
+    test = lab.abtests.create("iris-ab", ["A=iris@1", "B=iris@2"], "round-robin")
+    assert test.state == "running" and test.strategy == "round-robin"
+    answers = []
+    with httpx.Client(timeout=10) as client:
+        for body in (
+            {"instances": [ROW]},
+            {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": ROW}]},
+        ):
+            r = client.post(f"{test.url}/predict", json=body)
+            assert r.status_code == 200, r.text
+            answers.append(r)
+    v1, v2 = (a.json() for a in answers)
+    assert (v1["variant"], v1["model"], v1["version"]) == ("A", "iris", 1)
+    assert v1["predictions"] == [0] and len(v1["request_id"]) == 32
+    assert v1["provenance"]["model"] == "iris" and v1["provenance"]["version"] == 1
+    assert (v2["variant"], v2["model_version"]) == ("B", "2")  # the V2 shape, answered by B
+    assert answers[0].headers["X-Assay-Variant"] == "A"
+    assert answers[0].headers["X-Assay-Request-Id"] == v1["request_id"]
+    assert answers[1].headers["X-Assay-Model-Version"] == "2"
+
+
+def test_feedback_joins_by_request_id_and_the_report_finds_the_better_model(
+    lab: Workspace,
+) -> None:
+    test = lab.abtests.create("iris-ab", ["A=iris@1", "B=iris@2"], "weighted:50,50")
+    seen = _traffic(test.url, 600)
+    with httpx.Client(timeout=10) as client:
+        r = client.post(f"{test.url}/predict", json={"instances": [ROW]}).json()
+        first = client.post(
+            f"{test.url}/feedback", json={"request_id": r["request_id"], "reward": 1}
+        )
+        again = client.post(
+            f"{test.url}/feedback", json={"request_id": r["request_id"], "reward": 0}
+        )
+        assert first.json()["duplicate"] is False and again.json()["duplicate"] is True
+        unknown = client.post(f"{test.url}/feedback", json={"request_id": "nope", "reward": 1})
+        assert unknown.status_code == 404 and "nope" in unknown.json()["error"]["message"]
+        for bad, field in (
+            ({"request_id": r["request_id"], "reward": "high"}, "reward"),
+            ({"request_id": r["request_id"], "reward": True}, "reward"),
+            ({"request_id": r["request_id"]}, "reward"),
+            ({"reward": 1}, "request_id"),
+        ):
+            resp = client.post(f"{test.url}/feedback", json=bad)
+            assert resp.status_code == 400, bad
+            assert resp.json()["error"]["details"]["field"] == field
+        assert client.post(f"{test.url}/feedback", content=b"{oops").status_code == 400
+
+    report = lab.abtests.report("iris-ab")
+    variants = report["variants"]
+    assert variants["A"]["requests"] + variants["B"]["requests"] == 601
+    assert variants["A"]["requests"] == seen["A"] + (r["variant"] == "A")
+    assert report["metric"] == "accuracy"
+    assert variants["B"]["mean"] > 0.9 > 0.75 > variants["A"]["mean"]
+    assert variants["A"]["ci"][0] < variants["A"]["mean"] < variants["A"]["ci"][1]
+    assert report["verdict"]["decided"] and report["verdict"]["winner"] == "B"
+    assert report["p_best"]["B"] > 0.99
+    assert report["srm"] is not None and not report["srm"]["mismatch"]
+    [comparison] = report["comparisons"]
+    assert comparison["test"] == "two-proportion z" and comparison["p_value"] < 0.001
+    assert report["series"]["values"]["B"][-1] == pytest.approx(variants["B"]["mean"])
+
+
+def test_sticky_keys_stay_put_across_requests_and_a_restart(lab: Workspace) -> None:
+    test = lab.abtests.create("iris-ab", ["A=iris@1", "B=iris@2"], "sticky:50,50", key="user")
+
+    def assignments() -> dict[str, str]:
+        out = {}
+        with httpx.Client(timeout=10) as client:
+            for i in range(40):
+                body = {"instances": [ROW], "user": f"u{i}"}
+                out[f"u{i}"] = client.post(f"{test.url}/predict", json=body).json()["variant"]
+                by_header = client.post(
+                    f"{test.url}/predict",
+                    json={"instances": [ROW]},
+                    headers={"X-Assay-Key": f"u{i}"},
+                )
+                assert by_header.json()["variant"] == out[f"u{i}"]
+        return out
+
+    before = assignments()
+    assert set(before.values()) == {"A", "B"}
+    assert assignments() == before
+    lab.abtests.stop("iris-ab")
+    lab.abtests.start("iris-ab")
+    assert assignments() == before  # stable when the test restarts
+    keyless = httpx.post(f"{test.url}/predict", json={"instances": [ROW]})
+    assert keyless.status_code == 400 and "key" in keyless.json()["error"]["message"]
+
+
+def test_shadow_answers_with_the_primary_and_logs_the_copies(lab: Workspace) -> None:
+    test = lab.abtests.create("iris-ab", ["A=iris@1", "B=iris@2"], "shadow:A")
+    seen = _traffic(test.url, 80, feedback=False)
+    assert seen == Counter({"A": 80})  # the shadow never answers
+    report = lab.abtests.report("iris-ab")
+    shadow = report["shadows"]["B"]
+    assert shadow["copies"] >= 70 and shadow["errors"] == 0
+    assert 0 < shadow["agreement"] < 1  # the two models disagree on some flowers
+    assert report["variants"]["B"]["requests"] == 0
+
+
+def test_a_bandit_shifts_traffic_toward_the_better_model(lab: Workspace) -> None:
+    test = lab.abtests.create("iris-ab", ["A=iris@1", "B=iris@2"], "thompson")
+    early = _traffic(test.url, 60, seed=1)
+    late = _traffic(test.url, 200, seed=2)
+    assert late["B"] / 200 > 0.8 > early["B"] / 60 - 0.2
+    arms = httpx.get(test.url).json()["arms"]
+    assert arms["B"]["mean"] > arms["A"]["mean"]
+
+
+def test_pause_resume_weights_and_conclude_move_the_alias(lab: Workspace) -> None:
+    test = lab.abtests.create("iris-ab", ["A=iris@1", "B=iris@2"], "weighted:50,50")
+    lab.abtests.pause("iris-ab")
+    assert _traffic(test.url, 30, feedback=False) == Counter({"A": 30})
+    report = lab.abtests.report("iris-ab")
+    assert report["variants"]["A"]["requests"] == 0  # paused traffic is not analysed
+    lab.abtests.resume("iris-ab")
+    assert lab.abtests.set_weights("iris-ab", [0, 1]).strategy == "weighted:0,1"
+    assert _traffic(test.url, 30, feedback=False) == Counter({"B": 30})
+    with pytest.raises(InvalidArgumentError, match="variant 'C'"):
+        lab.abtests.conclude("iris-ab", "C")
+    done = lab.abtests.conclude("iris-ab", "B")
+    assert (done.status, done.winner, done.state) == ("concluded", "B", "stopped")
+    assert done.verdict is not None and done.verdict["model"] == "iris@2"
+    assert lab.registry.resolve("iris@champion").version == 2
+    with pytest.raises(ConflictError, match="already concluded"):
+        lab.abtests.conclude("iris-ab", "A")
+
+
+def test_auto_promote_concludes_when_the_sequential_test_decides(lab: Workspace) -> None:
+    test = lab.abtests.create(
+        "iris-ab", ["A=iris@1", "B=iris@2"], "weighted:50,50", auto_promote=True
+    )
+    _traffic(test.url, 500)
+    report = lab.abtests.report("iris-ab")
+    assert report["auto_concluded"] is True and report["verdict"]["winner"] == "B"
+    assert lab.abtests.get("iris-ab").status == "concluded"
+    assert lab.registry.resolve("iris@champion").version == 2
+
+
+def test_variants_may_name_deployed_services(lab: Workspace) -> None:
+    lab.services.deploy("live", "iris@2", drain_s=0.1)
+    test = lab.abtests.create("iris-ab", ["A=iris@1", "B=live"], "round-robin")
+    assert [v.model_ref for v in test.variants] == ["iris@1", "iris@2"]
+    assert test.variants[1].service == "live"
+
+
+def test_bad_tests_are_clear_errors(lab: Workspace) -> None:
+    for variants, strategy, error, text in (
+        (["A=iris@1"], "weighted", InvalidArgumentError, "at least two variants"),
+        (["A=iris@1", "A=iris@2"], "weighted", InvalidArgumentError, "used twice"),
+        (["A=iris@1", "B=iris@9"], "weighted", NotFoundError, "no version 9"),
+        (["A=iris@1", "B"], "weighted", InvalidArgumentError, "LABEL=MODEL@VERSION"),
+        (["A=iris@1", "B=iris@2"], "weighted:1,2,3", InvalidArgumentError, "3 weights"),
+        (["A=iris@1", "B=iris@2"], "weighted:0,0", InvalidArgumentError, "sum"),
+        (["A=iris@1", "B=iris@2"], "coinflip", InvalidArgumentError, "Unknown routing"),
+        (["A=iris@1", "B=iris@2"], "shadow:C", InvalidArgumentError, "'C'"),
+    ):
+        with pytest.raises(error, match=text):
+            lab.abtests.create("bad", variants, strategy)
+    assert lab.abtests.tests() == []
+    with pytest.raises(NotFoundError, match="No A/B test named"):
+        lab.abtests.report("nope")
+
+
+def test_the_control_plane_records_tests_on_both_backends(ws: Workspace, tmp_path: Path) -> None:
+    _register_models(ws, tmp_path)
+    try:
+        test = ws.abtests.create("iris-ab", ["A=iris@1", "B=iris@2"], "weighted:70,30")
+        assert [t.name for t in ws.abtests.tests()] == ["iris-ab"]
+        target = ABTarget.read(ws.settings.services_dir / "abtests" / "iris-ab" / "target.json")
+        assert [v.label for v in target.variants] == ["A", "B"]
+        done = ws.abtests.conclude(test.name, "A", promote=False)
+        assert done.status == "concluded" and done.winner == "A"
+    finally:
+        for t in ws.abtests.tests():
+            if t.state != "stopped":
+                ws.abtests.stop(t.name)
