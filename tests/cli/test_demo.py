@@ -31,6 +31,10 @@ def test_demo_runs_the_workflow_end_to_end(tmp_path: Path) -> None:
         "HTTP 200",
         "HTTP 400",
         "expected a number",
+        "A/B test cancer-ab routes champion=cancer@",
+        "challenger vs champion",
+        "split check",
+        "Stopped cancer-ab",
         "Stopped cancer-api",
         "Done.",
     ):

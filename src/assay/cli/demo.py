@@ -186,8 +186,71 @@ def _serve(folder: Path) -> None:
             )
             console.print_json(resp.text)
         _run(["services", "status", "cancer-api"], folder)
+        _abtest(folder, versions, best["version"])
     finally:
         _run(["services", "stop", "cancer-api"], folder, check=False)
+
+
+def _abtest(folder: Path, versions: list[dict[str, Any]], champion: int) -> None:
+    """The champion against the runner-up on live traffic, with feedback from labels."""
+    import random
+
+    import httpx
+
+    challenger = max(
+        (v for v in versions if v["version"] != champion),
+        key=lambda v: v["metrics"].get("val_f1", 0.0),
+    )["version"]
+    _run(["services", "deploy", "cancer-challenger", "--model", f"cancer@{challenger}"], folder)
+    try:
+        _run(
+            [
+                "abtests", "create", "cancer-ab",
+                "--variant", "champion=cancer-api",
+                "--variant", "challenger=cancer-challenger",
+                "--strategy", "weighted:50,50",
+            ],
+            folder,
+        )  # fmt: skip
+        test = _json(["abtests", "list"], folder)[0]
+        rows, labels = labelled_rows(folder)
+        rng = random.Random(7)
+        n = 1500
+        console.print(
+            f"\n[bold cyan]# {n:,} requests to {test['url']}/predict, each followed by the "
+            "true diagnosis to /feedback[/bold cyan]"
+        )
+        shares: dict[str, int] = {}
+        with httpx.Client(timeout=10) as client:
+            for _ in range(n):
+                j = rng.randrange(len(rows))
+                answer = client.post(f"{test['url']}/predict", json={"instances": [rows[j]]})
+                body = answer.json()
+                shares[body["variant"]] = shares.get(body["variant"], 0) + 1
+                client.post(
+                    f"{test['url']}/feedback",
+                    json={"request_id": body["request_id"], "label": labels[j]},
+                )
+        console.print("  " + ", ".join(f"{k}: {v:,}" for k, v in sorted(shares.items())))
+        _run(["abtests", "report", "cancer-ab"], folder)
+    finally:
+        _run(["abtests", "stop", "cancer-ab"], folder, check=False)
+        _run(["services", "stop", "cancer-challenger"], folder, check=False)
+
+
+def labelled_rows(folder: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every complete row of the clean data as a client sends it, and its diagnosis."""
+    import csv
+
+    with open(folder / "raw" / "v2" / "cancer.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if all(r.values())]
+    out, labels = [], []
+    for r in rows:
+        row = {k: float(v) for k, v in r.items() if k != "diagnosis"}
+        row["area_per_radius"] = row["mean_area"] / row["mean_radius"]
+        out.append(row)
+        labels.append(r["diagnosis"])
+    return out, labels
 
 
 def pd_rows(folder: Path) -> list[dict[str, Any]]:
