@@ -60,7 +60,11 @@ def _iris() -> tuple[list[list[float]], list[int]]:
     return X.tolist(), y.tolist()
 
 
-def _traffic(url: str, n: int, *, seed: int = 0, feedback: bool = True) -> Counter[str]:
+def _traffic(
+    url: str, n: int, *, seed: int = 0, feedback: bool = True, concluding: bool = False
+) -> Counter[str]:
+    """Send `n` iris rows, each followed by its true label; with `concluding`, feedback
+    may be refused once the test has concluded (its predictions take none)."""
     X, y = _iris()
     rng = random.Random(seed)
     seen: Counter[str] = Counter()
@@ -75,7 +79,7 @@ def _traffic(url: str, n: int, *, seed: int = 0, feedback: bool = True) -> Count
                 f = client.post(
                     f"{url}/feedback", json={"request_id": body["request_id"], "label": y[j]}
                 )
-                assert f.status_code == 200, f.text
+                assert f.status_code == 200 or (concluding and f.status_code == 404), f.text
     return seen
 
 
@@ -204,7 +208,9 @@ def test_pause_resume_weights_and_conclude_move_the_alias(lab: Workspace) -> Non
     with pytest.raises(InvalidArgumentError, match="variant 'C'"):
         lab.abtests.conclude("iris-ab", "C")
     done = lab.abtests.conclude("iris-ab", "B")
-    assert (done.status, done.winner, done.state) == ("concluded", "B", "stopped")
+    assert (done.status, done.winner) == ("concluded", "B")
+    # The router goes on answering, all of it with the winner, until it is stopped.
+    assert _traffic(test.url, 20, feedback=False) == Counter({"B": 20})
     assert done.verdict is not None and done.verdict["model"] == "iris@2"
     assert lab.registry.resolve("iris@champion").version == 2
     with pytest.raises(ConflictError, match="already concluded"):
@@ -215,10 +221,13 @@ def test_auto_promote_concludes_when_the_sequential_test_decides(lab: Workspace)
     test = lab.abtests.create(
         "iris-ab", ["A=iris@1", "B=iris@2"], "weighted:50,50", auto_promote=True
     )
-    _traffic(test.url, 500)
-    report = lab.abtests.report("iris-ab")
-    assert report["auto_concluded"] is True and report["verdict"]["winner"] == "B"
-    assert lab.abtests.get("iris-ab").status == "concluded"
+    _traffic(test.url, 500, concluding=True)
+    # The router looked at the sequential test as feedback came in, and decided on its
+    # own: all traffic now goes to the winner.
+    assert _traffic(test.url, 20, feedback=False) == Counter({"B": 20})
+    concluded = lab.abtests.get("iris-ab")  # the control plane records it when it looks
+    assert (concluded.status, concluded.winner) == ("concluded", "B")
+    assert concluded.verdict is not None and concluded.verdict["alias"] == "champion"
     assert lab.registry.resolve("iris@champion").version == 2
 
 

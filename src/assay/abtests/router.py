@@ -24,6 +24,7 @@ import contextlib
 import json
 import logging
 import math
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -56,6 +57,7 @@ _log = logging.getLogger("assay.abtests")
 PREDICT_THREADS = 4
 SHADOW_BACKLOG = 64  # copies waiting for a shadow beyond this are dropped, not queued
 REFRESH_S = 1.0  # how often other workers' feedback is read (for the bandits)
+CHECK_EVERY = 50  # feedbacks between two looks of the auto-promote check
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,8 @@ class ABTarget:
     winner: str | None
     variants: tuple[Variant, ...]
     target_id: str
+    auto_promote: bool = False
+    alpha: float = 0.05
     version: int | None = None  # what a worker file reports as the served version
 
     @property
@@ -113,6 +117,8 @@ class ABTarget:
                 doc.get("winner"),
                 variants,
                 str(doc["target_id"]),
+                bool(doc.get("auto_promote", False)),
+                float(doc.get("alpha", 0.05)),
             )
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise InvalidArgumentError(f"{path} is not an A/B test target ({exc}).") from exc
@@ -188,6 +194,8 @@ class ABWorker(Worker):
         self.rewarded: set[str] = set()
         self.rewards: dict[str, float] = {}
         self._salt = ""
+        self._feedbacks = 0
+        self._checking = False
 
     def read_target(self, path: Path) -> Any:
         return ABTarget.read(path)
@@ -292,6 +300,59 @@ class ABWorker(Worker):
             if rid in self.answered and self.answered[rid][0] in labels
         )
         return router
+
+    def after_feedback(self) -> None:
+        """With auto-promote, look at the sequential test every `CHECK_EVERY` feedbacks;
+        once it decides, route everything to the winner and leave `decided.json` for the
+        control plane to record the verdict and move the alias."""
+        self._feedbacks += 1
+        current = self.ab.current
+        if (
+            current is None
+            or not current.target.auto_promote
+            or current.target.status != "running"
+            or self._checking
+            or self._feedbacks % CHECK_EVERY
+        ):
+            return
+        self._checking = True
+        task = asyncio.get_running_loop().create_task(self._check_decision(current))
+        task.add_done_callback(lambda _t: setattr(self, "_checking", False))
+
+    async def _check_decision(self, current: ABServed) -> None:
+        from assay.abtests.eventlog import read_all
+        from assay.abtests.report import build_report
+
+        target = current.target
+        try:
+            events = await asyncio.to_thread(read_all, self.dir / "events")
+            doc = await asyncio.to_thread(
+                build_report,
+                events,
+                labels=[v.label for v in target.variants],
+                strategy=target.strategy,
+                alpha=target.alpha,
+            )
+        except Exception:  # the check must never take the serving down
+            log.exception("could not evaluate the sequential test")
+            return
+        verdict = doc["verdict"]
+        if not verdict["decided"] or self.ab.current is not current:
+            return
+        winner = str(verdict["winner"])
+        _write_decided(self.dir / "decided.json", winner, verdict["message"])
+        self.ab.current = ABServed(
+            replace(target, status="concluded", winner=winner), current.served, current.router
+        )
+        log.info(
+            "the sequential test decided: %s; all traffic goes to %s", verdict["message"], winner
+        )
+
+
+def _write_decided(path: Path, winner: str, message: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"winner": winner, "message": message, "at": time.time()}))
+    os.replace(tmp, path)
 
 
 def create_ab_app(worker: ABWorker, *, lifespan: Any = None) -> Starlette:
@@ -473,6 +534,7 @@ class _ABEndpoints:
                 }
             )
             ab.router.reward(label, reward)
+            self.w.after_feedback()
             return JsonBody(
                 dumps(
                     {

@@ -9,6 +9,7 @@ definition, status and verdict are a row in the metadata store.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 import uuid
@@ -129,6 +130,8 @@ class ABTestService:
             key=key,
             status="running",
             winner=None,
+            auto_promote=auto_promote,
+            alpha=0.05,
             specs=specs,
             versions=versions,
             bundles=bundles,
@@ -206,6 +209,8 @@ class ABTestService:
         key: str | None,
         status: str,
         winner: str | None,
+        auto_promote: bool,
+        alpha: float,
         specs: Sequence[VariantSpec],
         versions: Sequence[ModelVersion],
         bundles: Sequence[Path],
@@ -219,6 +224,8 @@ class ABTestService:
                 "key": key,
                 "status": status,
                 "winner": winner,
+                "auto_promote": auto_promote,
+                "alpha": alpha,
                 "target_id": target_id,
                 "variants": [
                     {
@@ -280,7 +287,7 @@ class ABTestService:
         wait: bool = True,
     ) -> ABTest:
         test = self.get(name)
-        if test.status in ("concluded", "stopped"):
+        if test.status in ("concluded", "stopped") and status != "concluded":
             raise ConflictError(f"A/B test {name!r} is {test.status}; it takes no changes.")
         if test.state != "running":
             raise ConflictError(
@@ -341,8 +348,9 @@ class ABTestService:
             )
         report = self.report(name, auto=False)
         if test.state == "running":
+            # The router keeps answering, all of it with the winner, so no client breaks;
+            # `stop` ends it.
             self._change(name, status="concluded", winner=winner)
-            processes.terminate(test.pid or 0, timeout_s=30.0)
         if promote:
             self.registry.alias(variant.model_ref, test.alias)
         with self.db.session() as s:
@@ -350,7 +358,6 @@ class ABTestService:
                 name,
                 status="concluded",
                 winner=winner,
-                pid=None,
                 concluded_at=utcnow(),
                 verdict={
                     "winner": winner,
@@ -407,7 +414,25 @@ class ABTestService:
         """Every A/B test, with the state its router is in."""
         with self.db.read() as s:
             rows = ABTestRepository(s).rows()
+        for row in rows:
+            if self._decided(row):
+                return self.tests()  # one was concluded by its router: read them again
         return [to_abtest(r, self._state(r)) for r in rows]
+
+    def _decided(self, row: Row[Any]) -> bool:
+        """Record a decision the router took on its own (auto-promote): conclude the test
+        and move the alias. Returns whether there was one to record."""
+        path = self.dir / row.name / "decided.json"
+        if row.status != "running" or not row.auto_promote or not path.exists():
+            return False
+        try:
+            decided = json.loads(path.read_text())
+            # Recorded once: concluding reads the test again, and must not come back here.
+            os.replace(path, path.with_name("decided.recorded.json"))
+        except (OSError, ValueError):
+            return False
+        self.conclude(row.name, str(decided["winner"]))
+        return True
 
     def get(self, name: str) -> ABTest:
         """One A/B test.
@@ -420,6 +445,8 @@ class ABTestService:
             raise NotFoundError(
                 f"No A/B test named {name!r}. List them with `assay abtests list`.", abtest=name
             )
+        if self._decided(row):
+            return self.get(name)
         return to_abtest(row, self._state(row))
 
     def report(self, name: str, *, auto: bool = True) -> dict[str, Any]:
