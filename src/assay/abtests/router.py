@@ -23,39 +23,26 @@ import asyncio
 import contextlib
 import json
 import logging
-import math
 import os
 import time
-import uuid
-from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from assay.abtests.eventlog import EventLog, Tail
 from assay.abtests.routing import Router, parse_strategy
 from assay.errors import (
-    AssayError,
     InvalidArgumentError,
-    ModelNotReadyError,
-    NotFoundError,
-    PredictTimeoutError,
 )
-from assay.serving.app import JsonBody, error_body, error_kind, read_body
-from assay.serving.metrics import CONTENT_TYPE, Metrics
+from assay.serving.metrics import Metrics
 from assay.serving.process import ServiceConfig, Worker, log
-from assay.serving.served import ServedModel, dumps
+from assay.serving.served import ServedModel
 
 _log = logging.getLogger("assay.abtests")
 
-PREDICT_THREADS = 4
-SHADOW_BACKLOG = 64  # copies waiting for a shadow beyond this are dropped, not queued
 REFRESH_S = 1.0  # how often other workers' feedback is read (for the bandits)
 CHECK_EVERY = 50  # feedbacks between two looks of the auto-promote check
 
@@ -201,6 +188,8 @@ class ABWorker(Worker):
         return ABTarget.read(path)
 
     def app(self) -> Starlette:
+        from assay.abtests.app import create_ab_app
+
         return create_ab_app(self, lifespan=self.lifespan)
 
     @contextlib.asynccontextmanager
@@ -353,334 +342,3 @@ def _write_decided(path: Path, winner: str, message: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps({"winner": winner, "message": message, "at": time.time()}))
     os.replace(tmp, path)
-
-
-def create_ab_app(worker: ABWorker, *, lifespan: Any = None) -> Starlette:
-    """The A/B test's app over `worker`'s state."""
-    ep = _ABEndpoints(worker)
-    routes = [
-        Route("/abtests/{name}/predict", ep.predict, methods=["POST"]),
-        Route("/abtests/{name}/feedback", ep.feedback, methods=["POST"]),
-        Route("/abtests/{name}/report", ep.report, methods=["GET"]),
-        Route("/abtests/{name}", ep.describe, methods=["GET"]),
-        Route("/health/live", ep.live, methods=["GET"]),
-        Route("/health/ready", ep.ready, methods=["GET"]),
-        Route("/metrics", ep.metrics, methods=["GET"]),
-    ]
-    return Starlette(routes=routes, lifespan=lifespan)
-
-
-class _ABEndpoints:
-    def __init__(self, worker: ABWorker) -> None:
-        self.w = worker
-        self.timeout_s = worker.config.timeout_s
-        self.limit = worker.config.max_body_bytes
-        self.pool = ThreadPoolExecutor(PREDICT_THREADS, thread_name_prefix="assay-predict")
-        self.shadow_pool = ThreadPoolExecutor(1, thread_name_prefix="assay-shadow")
-        self.shadow_pending = 0
-        self.shadow_dropped = 0
-        self._background: set[asyncio.Task[None]] = set()
-
-    def _current(self, request: Request) -> ABServed:
-        ab = self.w.ab.current
-        if ab is None or self.w.ab.draining:
-            raise ModelNotReadyError(
-                "The A/B test is still loading its models (or stopping); retry shortly."
-            )
-        name = request.path_params["name"]
-        if name != ab.name:
-            raise NotFoundError(
-                f"No A/B test {name!r} here: this router serves {ab.name!r}.",
-                abtest=name,
-            )
-        return ab
-
-    async def predict(self, request: Request) -> Response:
-        started = time.perf_counter()
-        label: str | None = None
-        ab: ABServed | None = None
-        request_id = uuid.uuid4().hex
-        try:
-            ab = self._current(request)
-            body = await read_body(request, self.limit)
-            key = _key(request, body, ab.target.key)
-            label = ab.choose(key)
-            served = ab.served[label]
-            op: Callable[[bytes], bytes] = served.v1 if b'"instances"' in body else served.v2
-            loop = asyncio.get_running_loop()
-            try:
-                payload = await asyncio.wait_for(
-                    loop.run_in_executor(self.pool, op, body), self.timeout_s
-                )
-            except TimeoutError:
-                raise PredictTimeoutError(
-                    f"Variant {label} ({served.ref}) took longer than {self.timeout_s:g} s; "
-                    "the request was abandoned.",
-                    timeout_s=self.timeout_s,
-                ) from None
-            elapsed = time.perf_counter() - started
-            self.w.events.append(
-                {
-                    "t": "a",
-                    "id": request_id,
-                    "ts": time.time(),
-                    "v": label,
-                    "ms": round(elapsed * 1000, 3),
-                    "ok": True,
-                    "err": None,
-                    "pred": _predictions(payload),
-                    "live": ab.live,
-                }
-            )
-            if ab.live:
-                self.w.answered[request_id] = (label, _predictions(payload))
-            served.metrics.record("ab", 200, elapsed, None)
-            for shadow in ab.shadows(label):
-                self._shadow(ab, shadow, body, request_id)
-            return JsonBody(
-                ab.answer(label, payload, request_id), 200, ab.headers(label, request_id)
-            )
-        except AssayError as exc:
-            elapsed = time.perf_counter() - started
-            if ab is not None and label is not None:
-                self.w.events.append(
-                    {
-                        "t": "a",
-                        "id": request_id,
-                        "ts": time.time(),
-                        "v": label,
-                        "ms": round(elapsed * 1000, 3),
-                        "ok": False,
-                        "err": error_kind(exc),
-                        "pred": None,
-                        "live": ab.live,
-                    }
-                )
-                ab.served[label].metrics.record("ab", exc.status, elapsed, error_kind(exc))
-                return JsonBody(error_body(exc), exc.status, ab.headers(label, request_id))
-            return JsonBody(error_body(exc), exc.status)
-        except ClientDisconnect:
-            return Response(status_code=400)
-
-    def _shadow(self, ab: ABServed, label: str, body: bytes, request_id: str) -> None:
-        if self.shadow_pending >= SHADOW_BACKLOG:
-            self.shadow_dropped += 1
-            if self.shadow_dropped in (1, 10, 100, 1000) or self.shadow_dropped % 10000 == 0:
-                log.warning("shadow %s is behind: %d copies dropped", label, self.shadow_dropped)
-            return
-        self.shadow_pending += 1
-        task = asyncio.get_running_loop().create_task(self._run_shadow(ab, label, body, request_id))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def _run_shadow(self, ab: ABServed, label: str, body: bytes, request_id: str) -> None:
-        served = ab.served[label]
-        op = served.v1 if b'"instances"' in body else served.v2
-        started = time.perf_counter()
-        ok, pred = True, None
-        try:
-            payload = await asyncio.wait_for(
-                asyncio.get_running_loop().run_in_executor(self.shadow_pool, op, body),
-                self.timeout_s,
-            )
-            pred = _predictions(payload)
-        except (AssayError, TimeoutError):
-            ok = False
-        finally:
-            self.shadow_pending -= 1
-        self.w.events.append(
-            {
-                "t": "s",
-                "id": request_id,
-                "ts": time.time(),
-                "v": label,
-                "ms": round((time.perf_counter() - started) * 1000, 3),
-                "ok": ok,
-                "pred": pred,
-            }
-        )
-
-    async def feedback(self, request: Request) -> Response:
-        try:
-            ab = self._current(request)
-            doc = _parse_object(await read_body(request, self.limit))
-            request_id, reward, truth = _feedback_fields(doc)
-            found = self.w.answered.get(request_id)
-            if found is None:
-                self.w.refresh()  # another worker may have answered it
-                found = self.w.answered.get(request_id)
-            if found is None:
-                raise NotFoundError(
-                    f"No prediction with request_id {request_id!r} in A/B test {ab.name!r} "
-                    "(while paused or concluded, predictions take no feedback).",
-                    request_id=request_id,
-                )
-            label, predictions = found
-            if request_id in self.w.rewarded:
-                return JsonBody(
-                    dumps({"request_id": request_id, "variant": label, "duplicate": True})
-                )
-            if reward is None:
-                reward = _label_reward(truth, predictions)
-            self.w.rewarded.add(request_id)
-            self.w.rewards[request_id] = reward
-            self.w.events.append(
-                {
-                    "t": "f",
-                    "id": request_id,
-                    "ts": time.time(),
-                    "reward": reward,
-                    "label": truth,
-                }
-            )
-            ab.router.reward(label, reward)
-            self.w.after_feedback()
-            return JsonBody(
-                dumps(
-                    {
-                        "request_id": request_id,
-                        "variant": label,
-                        "reward": reward,
-                        "duplicate": False,
-                    }
-                )
-            )
-        except AssayError as exc:
-            return JsonBody(error_body(exc), exc.status)
-        except ClientDisconnect:
-            return Response(status_code=400)
-
-    async def describe(self, request: Request) -> Response:
-        try:
-            ab = self._current(request)
-        except AssayError as exc:
-            return JsonBody(error_body(exc), exc.status)
-        return JsonBody(
-            dumps(
-                {
-                    "name": ab.name,
-                    "strategy": ab.target.strategy,
-                    "status": ab.target.status,
-                    "winner": ab.target.winner,
-                    "variants": {
-                        v.label: {"model": v.name, "version": v.version, **v.provenance}
-                        for v in ab.target.variants
-                    },
-                    "arms": ab.router.arms,
-                    "shadow_dropped": self.shadow_dropped,
-                }
-            )
-        )
-
-    async def report(self, request: Request) -> Response:
-        try:
-            ab = self._current(request)
-        except AssayError as exc:
-            return JsonBody(error_body(exc), exc.status)
-        from assay.abtests.eventlog import read_all
-        from assay.abtests.report import build_report
-
-        events = await asyncio.to_thread(read_all, self.w.dir / "events")
-        doc = await asyncio.to_thread(
-            build_report,
-            events,
-            labels=[v.label for v in ab.target.variants],
-            strategy=ab.target.strategy,
-        )
-        return JsonBody(dumps(doc))
-
-    async def live(self, request: Request) -> Response:
-        return JsonBody(b'{"live":true}')
-
-    async def ready(self, request: Request) -> Response:
-        ok = self.w.ab.ready
-        return JsonBody(dumps({"ready": ok}), 200 if ok else 503)
-
-    async def metrics(self, request: Request) -> Response:
-        metrics = self.w.ab.metrics
-        return Response(metrics.render(), media_type=CONTENT_TYPE)
-
-
-def _key(request: Request, body: bytes, field: str | None) -> str | None:
-    """The request's routing key: the X-Assay-Key header, else the test's key field
-    (top level of the body, or the first instance's)."""
-    for name, value in request.scope["headers"]:
-        if name == b"x-assay-key":
-            return str(value.decode("latin-1"))
-    if field is None:
-        return None
-    try:
-        doc = json.loads(body)
-    except ValueError:
-        return None  # the model's own parsing says what is wrong with the body
-    if isinstance(doc, dict):
-        if field in doc:
-            return str(doc[field])
-        rows = doc.get("instances")
-        if isinstance(rows, list) and rows and isinstance(rows[0], dict) and field in rows[0]:
-            return str(rows[0][field])
-    return None
-
-
-def _predictions(payload: bytes) -> Any:
-    doc = json.loads(payload)
-    if "predictions" in doc:
-        return doc["predictions"]
-    outputs = doc.get("outputs") or []
-    return outputs[0].get("data") if outputs else None
-
-
-def _parse_object(body: bytes) -> dict[str, Any]:
-    try:
-        doc = json.loads(body)
-    except ValueError as exc:
-        raise InvalidArgumentError(f"The body is not valid JSON: {exc}.") from None
-    if not isinstance(doc, dict):
-        raise InvalidArgumentError('Send a JSON object: {"request_id": ..., "reward": ...}.')
-    return doc
-
-
-def _feedback_fields(doc: dict[str, Any]) -> tuple[str, float | None, Any]:
-    request_id = doc.get("request_id")
-    if not isinstance(request_id, str) or not request_id:
-        raise InvalidArgumentError(
-            "Feedback needs 'request_id', the id a prediction answered with.", field="request_id"
-        )
-    has_reward, has_label = "reward" in doc, "label" in doc
-    if has_reward == has_label:
-        raise InvalidArgumentError(
-            "Send exactly one of 'reward' (a number) or 'label' (the ground truth).",
-            field="reward",
-        )
-    if has_reward:
-        reward = doc["reward"]
-        if (
-            isinstance(reward, bool)
-            or not isinstance(reward, int | float)
-            or not math.isfinite(reward)
-        ):
-            raise InvalidArgumentError(
-                f"'reward' must be a finite number, not {json.dumps(reward)}.", field="reward"
-            )
-        return request_id, float(reward), None
-    return request_id, None, doc["label"]
-
-
-def _label_reward(truth: Any, predictions: Any) -> float:
-    """1 for a correct prediction, 0 for a wrong one; the share correct for several rows."""
-    if not isinstance(predictions, list) or not predictions:
-        raise InvalidArgumentError("This prediction has no labels to compare the truth with.")
-    truths = truth if isinstance(truth, list) else [truth]
-    if len(truths) != len(predictions):
-        raise InvalidArgumentError(
-            f"'label' has {len(truths)} value(s) but the prediction had {len(predictions)} "
-            "row(s); send one label per row.",
-            field="label",
-        )
-    return sum(_same(t, p) for t, p in zip(truths, predictions, strict=True)) / len(truths)
-
-
-def _same(truth: Any, predicted: Any) -> bool:
-    if isinstance(truth, int | float) and isinstance(predicted, int | float):
-        return float(truth) == float(predicted)
-    return str(truth) == str(predicted)
