@@ -18,9 +18,9 @@ from assay.abtests.stats import (
     sequential_p_values,
     srm,
     two_proportion_ztest,
-    verdict,
     welch_ttest,
 )
+from assay.abtests.verdict import verdict
 from assay.errors import InvalidArgumentError
 
 # ---- samples -----------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from typing import Any
 
 from assay.abtests import stats
 from assay.abtests.routing import parse_strategy
+from assay.abtests.verdict import verdict
 
 LOOK_EVERY = 100  # outcomes per variant between the looks of the sequential test
 SERIES_POINTS = 24
@@ -91,7 +92,7 @@ def build_report(
     }
     if sum(s.n for s in samples) and all(s.n >= 2 for s in samples):
         sequential = [_sequential_p(outcomes, labels[0], label, binary) for label in labels[1:]]
-        v = stats.verdict(
+        v = verdict(
             samples,
             alpha=alpha,
             sequential=True,
