@@ -7,6 +7,7 @@ control plane on both backends.
 from __future__ import annotations
 
 import random
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,7 +62,13 @@ def _iris() -> tuple[list[list[float]], list[int]]:
 
 
 def _traffic(
-    url: str, n: int, *, seed: int = 0, feedback: bool = True, concluding: bool = False
+    url: str,
+    n: int,
+    *,
+    seed: int = 0,
+    feedback: bool = True,
+    concluding: bool = False,
+    pause_s: float = 0.0,
 ) -> Counter[str]:
     """Send `n` iris rows, each followed by its true label; with `concluding`, feedback
     may be refused once the test has concluded (its predictions take none)."""
@@ -75,6 +82,8 @@ def _traffic(
             assert r.status_code == 200, r.text
             body = r.json()
             seen[body["variant"]] += 1
+            if pause_s:
+                time.sleep(pause_s)
             if feedback:
                 f = client.post(
                     f"{url}/feedback", json={"request_id": body["request_id"], "label": y[j]}
@@ -178,7 +187,8 @@ def test_sticky_keys_stay_put_across_requests_and_a_restart(lab: Workspace) -> N
 
 def test_shadow_answers_with_the_primary_and_logs_the_copies(lab: Workspace) -> None:
     test = lab.abtests.create("iris-ab", ["A=iris@1", "B=iris@2"], "shadow:A")
-    seen = _traffic(test.url, 80, feedback=False)
+    # Copies run while the router is idle, so traffic with gaps between requests.
+    seen = _traffic(test.url, 80, feedback=False, pause_s=0.005)
     assert seen == Counter({"A": 80})  # the shadow never answers
     report = lab.abtests.report("iris-ab")
     shadow = report["shadows"]["B"]

@@ -13,6 +13,7 @@ import json
 import math
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
 
 PREDICT_THREADS = 4
 SHADOW_BACKLOG = 64  # copies waiting for a shadow beyond this are dropped, not queued
+SHADOW_MAX_WAIT_S = 1.0  # a copy that found no idle moment within this is dropped
+SHADOW_GRACE_S = 0.0005  # how long the router must be idle before a copy runs
 
 
 def create_ab_app(worker: ABWorker, *, lifespan: Any = None) -> Starlette:
@@ -63,9 +66,16 @@ class _ABEndpoints:
         self.limit = worker.config.max_body_bytes
         self.pool = ThreadPoolExecutor(PREDICT_THREADS, thread_name_prefix="assay-predict")
         self.shadow_pool = ThreadPoolExecutor(1, thread_name_prefix="assay-shadow")
-        self.shadow_pending = 0
         self.shadow_dropped = 0
-        self._background: set[asyncio.Task[None]] = set()
+        # Shadow copies wait in `shadow_queue` and run one at a time, only while no
+        # primary request is being answered (`idle`): on a busy router they expire and
+        # are dropped, so a shadow never takes the primary's CPU or slows its answers.
+        self.shadow_queue: deque[tuple[float, ABServed, str, bytes, str]] = deque()
+        self.active = 0  # primary requests being answered now
+        self.last_start = 0.0  # when the latest one came in (the loop's clock)
+        self.idle = asyncio.Event()
+        self.idle.set()
+        self._runner: asyncio.Task[None] | None = None
 
     def _current(self, request: Request) -> ABServed:
         ab = self.w.ab.current
@@ -82,6 +92,17 @@ class _ABEndpoints:
         return ab
 
     async def predict(self, request: Request) -> Response:
+        self.active += 1
+        self.last_start = asyncio.get_running_loop().time()
+        self.idle.clear()
+        try:
+            return await self._predict(request)
+        finally:
+            self.active -= 1
+            if not self.active:
+                self.idle.set()
+
+    async def _predict(self, request: Request) -> Response:
         started = time.perf_counter()
         label: str | None = None
         ab: ABServed | None = None
@@ -105,6 +126,7 @@ class _ABEndpoints:
                     timeout_s=self.timeout_s,
                 ) from None
             elapsed = time.perf_counter() - started
+            predictions = _predictions(payload)
             self.w.events.append(
                 {
                     "t": "a",
@@ -114,12 +136,12 @@ class _ABEndpoints:
                     "ms": round(elapsed * 1000, 3),
                     "ok": True,
                     "err": None,
-                    "pred": _predictions(payload),
+                    "pred": predictions,
                     "live": ab.live,
                 }
             )
             if ab.live:
-                self.w.answered[request_id] = (label, _predictions(payload))
+                self.w.remember(request_id, label, json.dumps(predictions))
             served.metrics.record("ab", 200, elapsed, None)
             for shadow in ab.shadows(label):
                 self._shadow(ab, shadow, body, request_id)
@@ -149,15 +171,39 @@ class _ABEndpoints:
             return Response(status_code=400)
 
     def _shadow(self, ab: ABServed, label: str, body: bytes, request_id: str) -> None:
-        if self.shadow_pending >= SHADOW_BACKLOG:
-            self.shadow_dropped += 1
-            if self.shadow_dropped in (1, 10, 100, 1000) or self.shadow_dropped % 10000 == 0:
-                log.warning("shadow %s is behind: %d copies dropped", label, self.shadow_dropped)
+        if len(self.shadow_queue) >= SHADOW_BACKLOG:
+            self._dropped(label)
             return
-        self.shadow_pending += 1
-        task = asyncio.get_running_loop().create_task(self._run_shadow(ab, label, body, request_id))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        loop = asyncio.get_running_loop()
+        self.shadow_queue.append((loop.time() + SHADOW_MAX_WAIT_S, ab, label, body, request_id))
+        if self._runner is None:
+            self._runner = loop.create_task(self._shadows())
+
+    async def _shadows(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self.shadow_queue:
+                await self.idle.wait()
+                # Idle for a moment, not just between a client's back-to-back requests.
+                await asyncio.sleep(SHADOW_GRACE_S)
+                if self.active or loop.time() - self.last_start < SHADOW_GRACE_S:
+                    expires, _ab, label, _body, _id = self.shadow_queue[0]
+                    if loop.time() > expires:
+                        self.shadow_queue.popleft()
+                        self._dropped(label)
+                    continue
+                expires, ab, label, body, request_id = self.shadow_queue.popleft()
+                if loop.time() > expires:
+                    self._dropped(label)
+                    continue
+                await self._run_shadow(ab, label, body, request_id)
+        finally:
+            self._runner = None
+
+    def _dropped(self, label: str) -> None:
+        self.shadow_dropped += 1
+        if self.shadow_dropped in (1, 10, 100, 1000) or self.shadow_dropped % 10000 == 0:
+            log.warning("shadow %s is behind: %d copies dropped", label, self.shadow_dropped)
 
     async def _run_shadow(self, ab: ABServed, label: str, body: bytes, request_id: str) -> None:
         served = ab.served[label]
@@ -172,8 +218,6 @@ class _ABEndpoints:
             pred = _predictions(payload)
         except (AssayError, TimeoutError):
             ok = False
-        finally:
-            self.shadow_pending -= 1
         self.w.events.append(
             {
                 "t": "s",
@@ -207,7 +251,7 @@ class _ABEndpoints:
                     dumps({"request_id": request_id, "variant": label, "duplicate": True})
                 )
             if reward is None:
-                reward = _label_reward(truth, predictions)
+                reward = _label_reward(truth, json.loads(predictions))
             self.w.rewarded.add(request_id)
             self.w.rewards[request_id] = reward
             self.w.events.append(

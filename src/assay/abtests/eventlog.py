@@ -45,8 +45,9 @@ class EventLog:
 class Tail:
     """Reads the events every process of a test has written, each line once."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, skip: Path | None = None) -> None:
         self.folder = folder
+        self.skip = skip  # this process's own file: what it wrote, it already knows
         self._offsets: dict[Path, int] = {}
 
     def read(self) -> Iterator[dict[str, Any]]:
@@ -54,6 +55,8 @@ class Tail:
         if not self.folder.is_dir():
             return
         for path in sorted(self.folder.glob("*.jsonl")):
+            if path == self.skip:
+                continue
             start = self._offsets.get(path, 0)
             try:
                 with open(path, "rb") as f:

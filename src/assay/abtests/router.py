@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -45,6 +46,9 @@ _log = logging.getLogger("assay.abtests")
 
 REFRESH_S = 1.0  # how often other workers' feedback is read (for the bandits)
 CHECK_EVERY = 50  # feedbacks between two looks of the auto-promote check
+# Feedback for an answer older than the last million is refused (404): the answer is
+# still in the log and the analysis, but this process no longer holds it.
+MAX_ANSWERED = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -174,10 +178,11 @@ class ABWorker(Worker):
         self.ab = ABState(self.state.metrics)
         self.state = self.ab  # type: ignore[assignment]  # duck-typed: ready, draining, metrics
         self.events = EventLog(service_dir / "events")
-        self.tail = Tail(service_dir / "events")
-        # request id -> (variant, predictions) of every live answered request, and the
+        self.tail = Tail(service_dir / "events", skip=self.events.path)
+        # request id -> (variant, predictions as JSON) of the latest `MAX_ANSWERED` live
+        # answers (strings in tuples: nothing the garbage collector keeps scanning), and the
         # ids whose feedback is in: feedback is joined by id, duplicates ignored.
-        self.answered: dict[str, tuple[str, Any]] = {}
+        self.answered: dict[str, tuple[str, str]] = {}
         self.rewarded: set[str] = set()
         self.rewards: dict[str, float] = {}
         self._salt = ""
@@ -218,7 +223,9 @@ class ABWorker(Worker):
         for event in self.tail.read():
             kind = event.get("t")
             if kind == "a" and event.get("live", True) and event.get("ok"):
-                self.answered.setdefault(str(event["id"]), (str(event["v"]), event.get("pred")))
+                rid = str(event["id"])
+                if rid not in self.answered:
+                    self.remember(rid, str(event["v"]), json.dumps(event.get("pred")))
             elif kind == "f":
                 rid, reward = str(event.get("id")), event.get("reward")
                 if rid in self.rewarded or not isinstance(reward, int | float):
@@ -228,6 +235,13 @@ class ABWorker(Worker):
                 found, current = self.answered.get(rid), self.ab.current
                 if found is not None and current is not None and found[0] in current.served:
                     current.router.reward(found[0], float(reward))
+
+    def remember(self, request_id: str, label: str, predictions: str) -> None:
+        """Keep a live answer for its feedback; the oldest goes past `MAX_ANSWERED`."""
+        answered = self.answered
+        if len(answered) >= MAX_ANSWERED:
+            del answered[next(iter(answered))]
+        answered[request_id] = (label, predictions)
 
     async def _load(self, target: Any) -> None:
         log.info("loading %s (target %s)", target.ref, target.target_id)
@@ -239,6 +253,9 @@ class ABWorker(Worker):
             return
         old = self.ab.current
         self.ab.current = ab
+        # What loading allocated lives as long as the models: out of the collector's scans
+        # (full collections over it were 100 ms pauses in the middle of serving).
+        gc.freeze()
         self.target, self.error, self.failed_target_id = target, None, None
         log.info(
             "serving %s, %s, strategy %s: ready in %.2f s%s",

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import math
@@ -309,6 +310,9 @@ class Worker:
             self._failed(target, f"{type(exc).__name__}: {exc}", exc)
             return
         old = self.state.install(served)
+        # What loading allocated lives as long as the model: out of the collector's scans,
+        # whose full passes over it would otherwise pause the serving.
+        gc.freeze()
         self.target, self.error, self.failed_target_id = target, None, None
         log.info(
             "serving %s (target %s): loaded and warmed up in %.2f s, takes %s%s",
