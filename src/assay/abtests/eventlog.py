@@ -34,7 +34,11 @@ class EventLog:
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
 
     def append(self, event: dict[str, Any]) -> None:
-        os.write(self._fd, json.dumps(event, separators=(",", ":")).encode() + b"\n")
+        self.write(json.dumps(event, separators=(",", ":")).encode() + b"\n")
+
+    def write(self, line: bytes) -> None:
+        """Append one event already encoded as a JSON line."""
+        os.write(self._fd, line)
 
     def close(self) -> None:
         if self._fd >= 0:

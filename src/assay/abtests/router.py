@@ -133,6 +133,7 @@ class ABServed:
             ).encode()
             for v in target.variants
         }
+        self.label_json = {v.label: json.dumps(v.label).encode() for v in target.variants}
         self._headers = {
             label: [*s.headers, (b"x-assay-variant", label.encode())] for label, s in served.items()
         }

@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from assay.cli.context import workspace
-from assay.cli.output import JsonOpt, console, emit_json, err, fmt_num, sparkline, status, when
+from assay.cli.output import JsonOpt, console, emit_json, fmt_num, sparkline, status, when
 from assay.errors import InvalidArgumentError
 
 app = typer.Typer(
@@ -326,4 +326,4 @@ def logs(
     console.print(escape(text.rstrip("\n")) if text else "(the log is empty)")
 
 
-__all__ = ["app", "err", "print_report"]
+__all__ = ["app", "print_report"]
