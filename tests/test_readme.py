@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,7 +37,31 @@ def _norm(s: str) -> str:
     return " ".join(s.split())
 
 
-def test_readme_tour_runs_and_prints_what_it_shows(tmp_path: Path) -> None:
+def _stop_leftovers(folder: Path) -> None:
+    """Kill any service or router the tour started in `folder` and did not stop (a tour
+    that fails half-way must not leave a process holding its port for the next run)."""
+    import signal
+
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(str(folder).encode() in a for a in args) and any(
+            m in args for m in (b"assay.serving", b"assay.abtests")
+        ):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(proc.name), signal.SIGKILL)
+
+
+@pytest.fixture
+def tour_dir(tmp_path: Path) -> Iterator[Path]:
+    yield tmp_path
+    _stop_leftovers(tmp_path)
+
+
+def test_readme_tour_runs_and_prints_what_it_shows(tour_dir: Path) -> None:
+    tmp_path = tour_dir
     steps = tour_steps()
     assert len(steps) >= 10
     bindir = str(Path(sys.executable).parent)

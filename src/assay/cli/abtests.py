@@ -9,7 +9,16 @@ from rich.markup import escape
 from rich.table import Table
 
 from assay.cli.context import workspace
-from assay.cli.output import JsonOpt, console, emit_json, fmt_num, sparkline, status, when
+from assay.cli.output import (
+    JsonOpt,
+    console,
+    emit_json,
+    err,
+    fmt_num,
+    sparkline,
+    status,
+    when,
+)
 from assay.errors import InvalidArgumentError
 
 app = typer.Typer(
@@ -85,6 +94,11 @@ def create(
             auto_promote=auto_promote,
             alias=alias,
             progress=progress,
+        )
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        err.print(
+            f"[yellow]warning:[/yellow] {name} listens on {host}: anyone who can reach this "
+            "machine can call it and send feedback (the router has no authentication)."
         )
     if as_json:
         emit_json(test.to_dict())
