@@ -53,21 +53,16 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import statistics
-import subprocess
 import sys
 import time
-import warnings
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import harness  # bench/harness.py: shared by every benchmark
-from harness import BenchFailed, Figures, log, out
+from harness import BenchFailed, Figures, log, no_feature_name_warning, out
 from rich import box
 from rich.table import Table
 
@@ -116,24 +111,6 @@ TARGET_THROUGHPUT = 0.9  # throughput_vs_direct at least
 ISTIO_P90_MS = 2.65
 KNATIVE_HOP_MS = (0.5, 1.0)
 
-# wrk sends this request again and again, read from a file once; `request()` builds each
-# request (for every target alike), with a routing key that counts up when asked to.
-WRK_SCRIPT = """\
-local f = assert(io.open([[{body}]], "rb"))
-wrk.method = "POST"
-wrk.body = f:read("*a")
-wrk.headers["Content-Type"] = "application/json"
-f:close()
-local keyed = {keyed}
-local n = 0
-request = function()
-  if keyed then
-    n = n + 1
-    wrk.headers["X-Assay-Key"] = "user-" .. n
-  end
-  return wrk.format()
-end
-"""
 
 # Row labels short enough for an 80-column table.
 SHORT = {"weighted:50,50": "weighted", "epsilon-greedy:0.1": "eps-greedy"}
@@ -184,14 +161,6 @@ class Load:
 
 
 # ---- the models -------------------------------------------------------------------------------
-
-
-@contextmanager
-def no_feature_name_warning() -> Iterator[None]:
-    """Fitted on a DataFrame, given numpy: scikit-learn warns on every call otherwise."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="X does not have valid feature names")
-        yield
 
 
 def train(work: Path) -> Models:
@@ -334,50 +303,22 @@ def event_counts(folder: Path) -> tuple[Counter[str], Counter[str]]:
 
 # ---- load -------------------------------------------------------------------------------------
 
-_UNIT_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
-_PERCENTILE = re.compile(r"^\s*(50|99)(?:\.0+)?%\s+([\d.]+)(us|ms|s|m|h)\s*$", re.M)
-_RPS = re.compile(r"^Requests/sec:\s+([\d.]+)", re.M)
-_NON_2XX = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
-_SOCKET_ERRORS = re.compile(r"Socket errors:.*")
-
 
 def wrk(
     target: Target, work: Path, *, connections: int, threads: int, seconds: int
 ) -> tuple[float, float, float]:
-    """Load `target` with the one-row request for `seconds`: (p50 ms, p99 ms, req/s).
-
-    Raises:
-        BenchFailed: wrk failed, saw socket errors or non-2xx answers, or printed
-            nothing to read.
-    """
-    script = work / f"wrk-{'keyed' if target.keyed else 'plain'}.lua"
-    script.write_text(
-        WRK_SCRIPT.format(body=work / "wrk-body.json", keyed="true" if target.keyed else "false")
+    """Load `target` with the one-row request for `seconds`: (p50 ms, p99 ms, req/s)."""
+    got = harness.wrk(
+        target.url,
+        work / "wrk-body.json",
+        work,
+        name=target.name,
+        connections=connections,
+        threads=threads,
+        seconds=seconds,
+        keyed=target.keyed,
     )
-    args = [
-        *("wrk", "--latency", "--timeout", "30s", "-s", str(script)),
-        *(f"-t{threads}", f"-c{connections}", f"-d{seconds}s", target.url),
-    ]
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 60, check=False)
-    text = proc.stdout + proc.stderr
-    problems = []
-    if proc.returncode != 0:
-        problems.append(f"it exited {proc.returncode}")
-    if m := _NON_2XX.search(text):
-        problems.append(f"{m.group(1)} answers were not 2xx")
-    if m := _SOCKET_ERRORS.search(text):
-        problems.append(m.group(0).strip())
-    percentiles = {p: float(v) * _UNIT_MS[u] for p, v, u in _PERCENTILE.findall(text)}
-    rps = _RPS.search(text)
-    if rps is None or set(percentiles) != {"50", "99"}:
-        problems.append("its output has no latency distribution or rate")
-    if problems:
-        raise BenchFailed(
-            f"wrk against {target.name} ({connections} connections): "
-            f"{'; '.join(problems)}.\n`{' '.join(args)}` printed:\n{text}"
-        )
-    assert rps is not None
-    return percentiles["50"], percentiles["99"], float(rps.group(1))
+    return got.p50_ms, got.p99_ms, got.rps
 
 
 def load(target: Target, work: Path, n: Durations) -> Load:
@@ -655,9 +596,7 @@ def report(fig: Figures, scale: float) -> None:
 
 
 def missing() -> str | None:
-    if shutil.which("wrk") is None:
-        return "wrk (the load generator) is missing"
-    return None
+    return harness.wrk_missing()
 
 
 if __name__ == "__main__":

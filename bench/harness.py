@@ -6,10 +6,15 @@ failure reporting and the speedup rule. Each `bench/NAME.py` imports it and call
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
@@ -61,3 +66,103 @@ def main(
         shutil.rmtree(work, ignore_errors=True)
     report(figures, scale)
     return 0
+
+
+# ---- wrk, the load generator of the serving benchmarks ------------------------------------
+
+# Sends the body read from a file, again and again; with `keyed`, each request carries an
+# `X-Assay-Key: user-N` header, N counting up (for sticky routing).
+_WRK_SCRIPT = """\
+local f = assert(io.open([[{body}]], "rb"))
+wrk.method = "POST"
+wrk.body = f:read("*a")
+wrk.headers["Content-Type"] = "application/json"
+f:close()
+local keyed = {keyed}
+local n = 0
+request = function()
+  if keyed then
+    n = n + 1
+    wrk.headers["X-Assay-Key"] = "user-" .. n
+  end
+  return wrk.format()
+end
+"""
+_UNIT_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
+_PERCENTILE = re.compile(r"^\s*(50|99)(?:\.0+)?%\s+([\d.]+)(us|ms|s|m|h)\s*$", re.M)
+_RPS = re.compile(r"^Requests/sec:\s+([\d.]+)", re.M)
+_NON_2XX = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
+_SOCKET_ERRORS = re.compile(r"Socket errors:.*")
+
+
+@dataclass(frozen=True)
+class WrkResult:
+    p50_ms: float
+    p99_ms: float
+    rps: float
+
+
+def wrk(
+    url: str,
+    body: Path,
+    work: Path,
+    *,
+    name: str,
+    connections: int,
+    threads: int,
+    seconds: int,
+    keyed: bool = False,
+) -> WrkResult:
+    """POST the JSON in `body` to `url` for `seconds` with `wrk --latency`.
+
+    Raises:
+        BenchFailed: wrk failed, saw socket errors or non-2xx answers, or printed
+            nothing to read.
+    """
+    script = work / f"wrk-{'keyed' if keyed else 'plain'}.lua"
+    script.write_text(_WRK_SCRIPT.format(body=body, keyed="true" if keyed else "false"))
+    args = [
+        *("wrk", "--latency", "--timeout", "30s", "-s", str(script)),
+        *(f"-t{threads}", f"-c{connections}", f"-d{seconds}s", url),
+    ]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 60, check=False)
+    text = proc.stdout + proc.stderr
+    problems = []
+    if proc.returncode != 0:
+        problems.append(f"it exited {proc.returncode}")
+    if m := _NON_2XX.search(text):
+        problems.append(f"{m.group(1)} answers were not 2xx")
+    if m := _SOCKET_ERRORS.search(text):
+        problems.append(m.group(0).strip())
+    percentiles = {p: float(v) * _UNIT_MS[u] for p, v, u in _PERCENTILE.findall(text)}
+    rps = _RPS.search(text)
+    if rps is None or set(percentiles) != {"50", "99"}:
+        problems.append("its output has no latency distribution or rate")
+    if problems:
+        raise BenchFailed(
+            f"wrk against {name} ({connections} connections): "
+            f"{'; '.join(problems)}.\n`{' '.join(args)}` printed:\n{text}"
+        )
+    assert rps is not None
+    return WrkResult(percentiles["50"], percentiles["99"], float(rps.group(1)))
+
+
+def wrk_version() -> str:
+    """wrk's version as it prints it (`wrk -v` exits 1)."""
+    if shutil.which("wrk") is None:
+        return "?"
+    proc = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)
+    m = re.search(r"wrk (\S+)", proc.stdout + proc.stderr)
+    return m.group(1) if m else "?"
+
+
+def wrk_missing() -> str | None:
+    return "wrk (the load generator) is missing" if shutil.which("wrk") is None else None
+
+
+@contextmanager
+def no_feature_name_warning() -> Iterator[None]:
+    """Fitted on a DataFrame, given numpy: scikit-learn warns on every call otherwise."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="X does not have valid feature names")
+        yield

@@ -44,15 +44,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
-import shutil
 import signal
 import socket
 import statistics
 import subprocess
 import sys
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -61,7 +58,18 @@ from pathlib import Path
 from typing import Any
 
 import harness  # bench/harness.py: shared by every benchmark
-from harness import BIN, BenchFailed, log, out, speedup
+from harness import (
+    BIN,
+    BenchFailed,
+    WrkResult,
+    log,
+    no_feature_name_warning,
+    out,
+    speedup,
+    wrk_missing,
+    wrk_version,
+)
+from harness import wrk as harness_wrk
 from rich.table import Table
 
 MODEL = "cancer"
@@ -121,13 +129,7 @@ uvicorn.run(
 """
 
 # wrk sends the same request again and again: this one, read from a file once.
-WRK_SCRIPT = """\
-local f = assert(io.open([[{body}]], "rb"))
-wrk.method = "POST"
-wrk.body = f:read("*a")
-wrk.headers["Content-Type"] = "application/json"
-f:close()
-"""
+
 
 FIGURES = (
     "p50_ms_1row",
@@ -271,14 +273,6 @@ def train(work: Path) -> tuple[Any, Path, Rows]:
         batch_expected=batch_expected,
     )
     return model, path, rows
-
-
-@contextlib.contextmanager
-def no_feature_name_warning() -> Iterator[None]:
-    """Fitted on a DataFrame, given numpy: scikit-learn warns on every call otherwise."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="X does not have valid feature names")
-        yield
 
 
 def predict_us(model: Any, rows: list[list[float]]) -> float:
@@ -430,57 +424,21 @@ class AssaySide:
 # ---- load -------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class WrkResult:
-    p50_ms: float
-    p99_ms: float
-    rps: float
-
-
-_UNIT_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
-_PERCENTILE = re.compile(r"^\s*(50|99)(?:\.0+)?%\s+([\d.]+)(us|ms|s|m|h)\s*$", re.M)
-_RPS = re.compile(r"^Requests/sec:\s+([\d.]+)", re.M)
-_NON_2XX = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
-_SOCKET_ERRORS = re.compile(r"Socket errors:.*")
-
-
 def wrk(
     endpoint: Endpoint, work: Path, *, connections: int, threads: int, seconds: int
 ) -> WrkResult:
-    """Load `endpoint` with its one-row request for `seconds`.
-
-    Raises:
-        BenchFailed: wrk failed, saw socket errors or non-2xx answers, or printed
-            nothing to read.
-    """
+    """Load `endpoint` with its one-row request for `seconds`."""
     body = work / "wrk-body.json"
     body.write_bytes(endpoint.one_body)
-    script = work / "wrk.lua"
-    script.write_text(WRK_SCRIPT.format(body=body))
-    args = [
-        *("wrk", "--latency", "--timeout", "30s", "-s", str(script)),
-        *(f"-t{threads}", f"-c{connections}", f"-d{seconds}s", endpoint.url),
-    ]
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 60, check=False)
-    text = proc.stdout + proc.stderr
-    problems = []
-    if proc.returncode != 0:
-        problems.append(f"it exited {proc.returncode}")
-    if m := _NON_2XX.search(text):
-        problems.append(f"{m.group(1)} answers were not 2xx")
-    if m := _SOCKET_ERRORS.search(text):
-        problems.append(m.group(0).strip())
-    percentiles = {p: float(v) * _UNIT_MS[u] for p, v, u in _PERCENTILE.findall(text)}
-    rps = _RPS.search(text)
-    if rps is None or set(percentiles) != {"50", "99"}:
-        problems.append("its output has no latency distribution or rate")
-    if problems:
-        raise BenchFailed(
-            f"wrk against {endpoint.tool} ({connections} connections): "
-            f"{'; '.join(problems)}.\n`{' '.join(args)}` printed:\n{text}"
-        )
-    assert rps is not None
-    return WrkResult(percentiles["50"], percentiles["99"], float(rps.group(1)))
+    return harness_wrk(
+        endpoint.url,
+        body,
+        work,
+        name=endpoint.tool,
+        connections=connections,
+        threads=threads,
+        seconds=seconds,
+    )
 
 
 def batch_p50_ms(endpoint: Endpoint, requests: int) -> float:
@@ -670,18 +628,9 @@ def report(fig: dict[str, float], scale: float) -> None:
 PREFIXES = ("", "mlflow_", "floor_")
 
 
-def wrk_version() -> str:
-    """wrk's version as it prints it (`wrk -v` exits 1)."""
-    if shutil.which("wrk") is None:
-        return "?"
-    proc = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)
-    m = re.search(r"wrk (\S+)", proc.stdout + proc.stderr)
-    return m.group(1) if m else "?"
-
-
 def missing() -> str | None:
-    if shutil.which("wrk") is None:
-        return "wrk (the load generator) is missing"
+    if problem := wrk_missing():
+        return problem
     if not (BIN / "mlflow").exists():
         return "MLflow is missing"
     return None
