@@ -186,7 +186,6 @@ class ABWorker(Worker):
         self.answered: dict[str, tuple[str, str]] = {}
         self.rewarded: set[str] = set()
         self.rewards: dict[str, float] = {}
-        self._salt = ""
         self._feedbacks = 0
         self._checking = False
 
@@ -274,7 +273,6 @@ class ABWorker(Worker):
 
         labels = [v.label for v in target.variants]
         strategy = parse_strategy(target.strategy, labels)
-        self._salt = target.name
         old = self.ab.current
         if old is not None and old.target.models == target.models:
             # Only the strategy, weights or status changed: keep the models, and the
@@ -289,18 +287,18 @@ class ABWorker(Worker):
                 if strategy.kind in ("weighted", "sticky"):
                     router.set_weights(strategy.weights or [1.0] * len(labels))
             else:
-                router = self._router(strategy, labels)
+                router = self._router(strategy, labels, target.name)
             return ABServed(target, old.served, router)
         served: dict[str, ServedModel] = {}
         for v in target.variants:
             bundle = replace(load_bundle(v.bundle), name=v.name, version=v.version)
             served[v.label] = prepare(bundle, self.ab.metrics)
-        return ABServed(target, served, self._router(strategy, labels))
+        return ABServed(target, served, self._router(strategy, labels, target.name))
 
-    def _router(self, strategy: Any, labels: list[str]) -> Router:
+    def _router(self, strategy: Any, labels: list[str], salt: str) -> Router:
         """A fresh router, its bandits taught every reward logged so far. Sticky keys
         hash with the test's name, so two tests do not put the same users in "B"."""
-        router = Router(strategy, labels, salt=self._salt)
+        router = Router(strategy, labels, salt=salt)
         router.restore(
             (self.answered[rid][0], reward)
             for rid, reward in self.rewards.items()

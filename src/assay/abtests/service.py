@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -111,7 +110,7 @@ class ABTestService:
         folder.mkdir(parents=True)
         progress("copying the variants' models")
         bundles = [self.services.bundle_copy(folder, mv) for mv in versions]
-        _write_json(
+        processes.write_json(
             folder / "service.json",
             {
                 "name": name,
@@ -216,7 +215,7 @@ class ABTestService:
         bundles: Sequence[Path],
     ) -> str:
         target_id = uuid.uuid4().hex
-        _write_json(
+        processes.write_json(
             folder / "target.json",
             {
                 "name": name,
@@ -303,9 +302,11 @@ class ABTestService:
             winner=winner if winner is not None else target.get("winner"),
             target_id=uuid.uuid4().hex,
         )
-        _write_json(folder / "target.json", target)
+        processes.write_json(folder / "target.json", target)
         if wait:
-            self._await_target(folder, target["target_id"], test.workers)
+            why = processes.await_target(folder, target["target_id"], test.workers, 60.0)
+            if why is not None:
+                raise ABTestFailedError(f"The router did not take the change: {why}.")
         with self.db.session() as s:
             ABTestRepository(s).update(
                 name,
@@ -314,18 +315,6 @@ class ABTestService:
                 winner=target.get("winner"),
             )
         return self.get(name)
-
-    def _await_target(self, folder: Path, target_id: str, workers: int) -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            states = processes.workers_of(folder)
-            failed = [w for w in states if w.get("failed_target_id") == target_id]
-            if failed:
-                raise ABTestFailedError(f"The router did not take the change: {failed[0]['error']}")
-            if len(states) >= workers and all(w.get("target_id") == target_id for w in states):
-                return
-            time.sleep(0.02)
-        raise ABTestFailedError("The router did not take the change within 60 s.")
 
     def conclude(self, name: str, winner: str, *, promote: bool = True) -> ABTest:
         """Stop the test, record the verdict, and point the test's alias (`champion`) at
@@ -388,7 +377,7 @@ class ABTestService:
         status = "running" if test.status == "stopped" else test.status
         target = json.loads((folder / "target.json").read_text())
         target.update(status=status, target_id=uuid.uuid4().hex)
-        _write_json(folder / "target.json", target)
+        processes.write_json(folder / "target.json", target)
         pid = processes.spawn(self.services.python, MODULE, folder)
         with self.db.session() as s:
             ABTestRepository(s).update(name, pid=pid, status=status)
@@ -493,7 +482,3 @@ def plan(baseline: float, mde: float, alpha: float = 0.05, power: float = 0.8) -
 
     n = sample_size(baseline, mde, alpha=alpha, power=power)
     return {"baseline": baseline, "mde": mde, "alpha": alpha, "power": power, "per_variant": n}
-
-
-def _write_json(path: Path, doc: dict[str, Any]) -> None:
-    processes.write_json(path, doc)

@@ -13,10 +13,10 @@ from assay.cli.output import (
     JsonOpt,
     console,
     emit_json,
-    err,
     fmt_num,
     sparkline,
     status,
+    warn_if_exposed,
     when,
 )
 from assay.errors import InvalidArgumentError
@@ -95,11 +95,7 @@ def create(
             alias=alias,
             progress=progress,
         )
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        err.print(
-            f"[yellow]warning:[/yellow] {name} listens on {host}: anyone who can reach this "
-            "machine can call it and send feedback (the router has no authentication)."
-        )
+    warn_if_exposed(name, host)
     if as_json:
         emit_json(test.to_dict())
         return

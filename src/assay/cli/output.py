@@ -139,3 +139,12 @@ def status(label: str) -> Iterator[Callable[[str], None]]:
             err.print(f"{label}: {message}")
 
         yield update
+
+
+def warn_if_exposed(name: str, host: str) -> None:
+    """Say loudly that an endpoint without authentication listens beyond loopback."""
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        err.print(
+            f"[yellow]warning:[/yellow] {name} listens on {host}: anyone who can reach this "
+            "machine can call it (it has no authentication)."
+        )

@@ -9,7 +9,16 @@ from rich.markup import escape
 from rich.table import Table
 
 from assay.cli.context import workspace
-from assay.cli.output import JsonOpt, console, emit_json, err, fmt_num, status, when
+from assay.cli.output import (
+    JsonOpt,
+    console,
+    emit_json,
+    err,
+    fmt_num,
+    status,
+    warn_if_exposed,
+    when,
+)
 from assay.errors import InvalidArgumentError
 
 app = typer.Typer(
@@ -56,11 +65,7 @@ def deploy(
             max_body_bytes=int(max_body_mb * 1024 * 1024),
             progress=progress,
         )
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        err.print(
-            f"[yellow]warning:[/yellow] {name} listens on {host}: anyone who can reach this "
-            "machine can call it (the inference endpoint has no authentication)."
-        )
+    warn_if_exposed(name, host)
     if as_json:
         emit_json(svc.to_dict())
         return

@@ -65,6 +65,21 @@ def wait_ready(
     return f"it was not ready after {timeout_s:g} s"
 
 
+def await_target(folder: Path, target_id: str, workers: int, timeout_s: float) -> str | None:
+    """Wait until every live worker serves `target_id`; None then, else why not (a
+    worker's load error, or the timeout)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        states = workers_of(folder)
+        failed = [w for w in states if w.get("failed_target_id") == target_id]
+        if failed:
+            return str(failed[0].get("error") or "the model did not load")
+        if len(states) >= workers and all(w.get("target_id") == target_id for w in states):
+            return None
+        time.sleep(0.02)
+    return f"the workers did not switch within {timeout_s:g} s"
+
+
 def workers_of(folder: Path) -> list[dict[str, Any]]:
     """The state files of the folder's live workers."""
     found: list[dict[str, Any]] = []

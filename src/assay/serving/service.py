@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import sys
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -249,28 +248,16 @@ class ServingService:
         target = _target(mv, self.bundle_copy(folder, mv))
         processes.write_json(folder / "target.json", target)
         progress(f"waiting for every worker to load {mv.ref}")
-        deadline = time.monotonic() + ready_timeout_s
-        error: str | None = None
-        while time.monotonic() < deadline:
-            states = self._workers(folder)
-            failed = [w for w in states if w.get("failed_target_id") == target["target_id"]]
-            if failed:
-                error = str(failed[0].get("error") or "the model did not load")
-                break
-            if (
-                states
-                and all(w.get("target_id") == target["target_id"] for w in states)
-                and len(states) >= int(row.workers)
-            ):
-                with self.db.session() as s:
-                    ServiceRepository(s).upsert(
-                        name, model=mv.name, version=mv.version, last_error=None
-                    )
-                self._prune_bundles(folder, keep=target["bundle"])
-                return self.get(name)
-            time.sleep(0.05)
-        else:
-            error = f"the workers did not switch within {ready_timeout_s:g} s"
+        error = processes.await_target(
+            folder, target["target_id"], int(row.workers), ready_timeout_s
+        )
+        if error is None:
+            with self.db.session() as s:
+                ServiceRepository(s).upsert(
+                    name, model=mv.name, version=mv.version, last_error=None
+                )
+            self._prune_bundles(folder, keep=target["bundle"])
+            return self.get(name)
         # Point the service back at what it was serving, so a restart serves it too.
         tmp = folder / "target.json.tmp"
         tmp.write_bytes(old_target)
