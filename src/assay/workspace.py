@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from assay.registry.service import RegistryService
     from assay.runs.service import RunService
     from assay.serving.service import ServingService
+    from assay.sweeps.service import SweepService
 
 
 @dataclass
@@ -76,6 +77,12 @@ class Workspace:
         from assay.registry.service import RegistryService
 
         return RegistryService(self.db, self.store, self.runs, author=self.settings.author)
+
+    @cached_property
+    def sweeps(self) -> SweepService:
+        from assay.sweeps.service import SweepService
+
+        return SweepService(self.db, self.runs, self.pipelines, self.data, self.registry)
 
     @cached_property
     def services(self) -> ServingService:

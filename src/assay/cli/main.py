@@ -81,12 +81,14 @@ def _safe(url: str) -> str:
 
 
 def _register() -> None:
-    from assay.cli import abtests, data, demo, models, pipelines, runs, services
+    from assay.cli import abtests, data, demo, models, pipelines, runs, services, sweeps
 
     app.add_typer(data.app, name="data")
     app.add_typer(pipelines.app, name="pipelines")
     app.command(name="run")(runs.run_command)
     app.add_typer(runs.app, name="runs")
+    app.command(name="sweep")(sweeps.sweep_command)
+    app.add_typer(sweeps.app, name="sweeps")
     app.add_typer(models.app, name="models")
     app.add_typer(services.app, name="services")
     app.add_typer(abtests.app, name="abtests")

@@ -1,8 +1,14 @@
-"""The runner process: `python -m assay.executors.worker RUN_ID` executes one queued run.
+"""The runner process.
 
-Its stdout and stderr (the user's prints, warnings, C-level output) go to a log
-file that is stored with the run; progress events go to the parent over a pipe
-(`ASSAY_EVENTS_FD`) as JSON lines.
+`python -m assay.executors.worker RUN_ID [--no-cache]` executes one queued run.
+`python -m assay.executors.worker --serve` stays up and executes the runs named
+on its stdin, one JSON job per line (`{"run": ID, "use_cache": true,
+"register": true}`), until stdin closes: a sweep's trials then pay for Python,
+Assay and the pipeline's imports once per runner instead of once per trial.
+
+Each run's stdout and stderr (the user's prints, warnings, C-level output) go to
+a log file stored with the run; progress events go to the parent over a pipe
+(`ASSAY_EVENTS_FD`) as JSON lines, each naming its run.
 """
 
 from __future__ import annotations
@@ -11,15 +17,20 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from assay.workspace import Workspace
+
+Emit = Callable[[dict[str, Any]], None]
 
 
 def main(argv: list[str]) -> int:
     if len(argv) < 2:
-        sys.stderr.write("usage: python -m assay.executors.worker RUN_ID [--no-cache]\n")
+        sys.stderr.write("usage: python -m assay.executors.worker RUN_ID [--no-cache] | --serve\n")
         return 2
-    run_id, use_cache = argv[1], "--no-cache" not in argv[2:]
     events = _events()
 
     def emit(event: dict[str, Any]) -> None:
@@ -34,6 +45,52 @@ def main(argv: list[str]) -> int:
     from assay.workspace import Workspace
 
     ws = Workspace(Settings.load(Path.cwd(), os.environ))
+    try:
+        if argv[1] == "--serve":
+            return serve(ws, emit)
+        run_one(ws, argv[1], use_cache="--no-cache" not in argv[2:], register=True, emit=emit)
+    finally:
+        ws.close()
+    return 0
+
+
+def serve(ws: Workspace, emit: Emit) -> int:
+    """Execute the jobs read from stdin, one after another, until it closes."""
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        try:
+            job = json.loads(line)
+            run_id = str(job["run"])
+        except (ValueError, KeyError, TypeError):
+            sys.stderr.write(f"assay: ignoring a malformed job: {line[:200]!r}\n")
+            continue
+
+        def tagged(event: dict[str, Any], run_id: str = run_id) -> None:
+            emit({**event, "run": run_id})
+
+        try:
+            run_one(
+                ws,
+                run_id,
+                use_cache=bool(job.get("use_cache", True)),
+                register=bool(job.get("register", True)),
+                emit=tagged,
+            )
+        except KeyboardInterrupt:
+            # Ctrl-C reached this runner between runs, or in the run's epilogue: the
+            # run was recorded as far as it got; the parent marks what is left.
+            emit({"event": "done", "run": run_id, "interrupted": True})
+            return 130
+        except Exception as exc:  # a store failure around the run: say so, serve on
+            emit({"event": "done", "run": run_id, "problem": f"{type(exc).__name__}: {exc}"})
+            continue
+        emit({"event": "done", "run": run_id})
+    return 0
+
+
+def run_one(ws: Workspace, run_id: str, *, use_cache: bool, register: bool, emit: Emit) -> None:
+    """Execute one queued run here, its output captured into the run's log."""
     with tempfile.NamedTemporaryFile(prefix="assay-log-", suffix=".txt", delete=False) as log:
         log_path = Path(log.name)
     saved = os.dup(1), os.dup(2)
@@ -45,20 +102,20 @@ def main(argv: list[str]) -> int:
     os.close(fd)
     try:
         finished = ws.runs.execute(run_id, use_cache=use_cache, emit=emit)
-        if finished.status == "succeeded" and finished.model:
+        if register and finished.status == "succeeded" and finished.model:
             _register(ws, finished.id, emit)
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
         os.dup2(saved[0], 1)
         os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])
         ws.runs.attach_logs(run_id, log_path.read_bytes())
         log_path.unlink(missing_ok=True)
-        ws.close()
-    return 0
 
 
-def _register(ws: Any, run_id: str, emit: Any) -> None:
+def _register(ws: Any, run_id: str, emit: Emit) -> None:
     """The run's model becomes the next version of its model in the repository.
 
     A model that cannot be stored does not fail the run that trained it: the reason

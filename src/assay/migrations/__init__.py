@@ -14,6 +14,7 @@ TABLE_MODULES = (
     "assay.registry.repository",
     "assay.serving.repository",
     "assay.abtests.repository",
+    "assay.sweeps.repository",
 )
 
 

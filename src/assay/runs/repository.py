@@ -74,6 +74,9 @@ runs = Table(
     Column("resources", JSON, nullable=True),
     Column("environment", JSON, nullable=True),
     Column("extra", JSON, nullable=True),
+    # Set by whoever wants a running run stopped (a sweep's pruner); the runner's
+    # heartbeat sees it and ends the run with this status.
+    Column("stop_reason", String(32), nullable=True),
     Index("ix_runs_experiment_created", "experiment_id", "created_at"),
     Index("ix_runs_inputs_key", "inputs_key"),
 )
@@ -213,6 +216,10 @@ class RunRepository:
 
     def update(self, run_id: str, **values: Any) -> None:
         self.c.execute(update(runs).where(runs.c.id == run_id).values(**values))
+
+    def stop_reason(self, run_id: str) -> str | None:
+        found: str | None = self.c.scalar(select(runs.c.stop_reason).where(runs.c.id == run_id))
+        return found
 
     def resolve_id(self, ref: str) -> str:
         """A full run id from an id or a unique prefix of one."""

@@ -76,23 +76,28 @@ class RunService:
         *,
         data: str,
         params_file: Path | None = None,
+        params: dict[str, Any] | None = None,
         overrides: Sequence[str] = (),
         experiment: str | None = None,
         name: str | None = None,
         force: bool = False,
         rerun_of: str | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> Run:
         """Resolve the three inputs, version the params, and queue a run.
 
         `pipeline` is `NAME[@V]` or a path to a pipeline file (registered first).
+        The params come from `params_file` or, already read, from `params`;
+        `overrides` apply on top. `extra` is stored with the run as it is.
 
         Raises:
             InvalidArgumentError: malformed params JSON or an override of the wrong type.
             NotFoundError: unknown pipeline or data version.
             ConflictError: these exact inputs already succeeded and `force` is not set.
         """
-        params = load_params(params_file) if params_file else {}
-        params = apply_overrides(params, overrides)
+        if params_file is not None:
+            params = load_params(params_file)
+        params = apply_overrides(dict(params or {}), overrides)
         if _looks_like_path(pipeline):
             pv, _ = self.pipelines.register(Path(pipeline))
         else:
@@ -122,6 +127,7 @@ class RunService:
                 "data_version": dv.number,
                 "inputs_key": inputs_key,
                 "rerun_of": rerun_of,
+                "extra": extra,
             }
 
         run_id = self._open_run(experiment, pv.pipeline, name, params, queued)[0]
@@ -300,7 +306,7 @@ class RunService:
         run = self.get(run_id)
         if run.status != "queued":
             raise ConflictError(f"Run {run.short_id} is {run.status}, not queued.")
-        recorder = tracking.RunRecorder(run.id, self.db, self.store)
+        recorder = tracking.RunRecorder(run.id, self.db, self.store, stoppable=True)
         cpu0, _ = tracking.usage()
         wall0 = time.perf_counter()
         with self.db.session() as conn:
@@ -362,6 +368,8 @@ class RunService:
             status = "succeeded"
         except KeyboardInterrupt:
             status, error = "killed", "Interrupted (Ctrl-C)."
+        except tracking.RunStopped as exc:
+            status, error = exc.reason, f"Stopped early ({exc.reason}) at the request of a sweep."
         except BaseException as exc:  # the run records any failure of user code
             status, error = "failed", "".join(traceback.format_exception(exc))
         finally:
@@ -445,6 +453,15 @@ class RunService:
                 import shutil
 
                 shutil.rmtree(building, ignore_errors=True)
+
+    def request_stop(self, run_id: str, reason: str) -> None:
+        """Ask a running run to end with status `reason` (e.g. "pruned").
+
+        Its runner sees the request within a heartbeat and ends the run at the
+        run's next `log_metric`; a run that logs nothing more finishes normally.
+        """
+        with self.db.session() as conn:
+            RunRepository(conn).update(run_id, stop_reason=reason)
 
     def attach_logs(self, run_id: str, text: bytes) -> None:
         digest = self.store.put_bytes(text)
@@ -543,6 +560,15 @@ class RunService:
         run = self.get(ref)
         with self.db.read() as conn:
             return RunRepository(conn).series(run.id, key)
+
+    def steps_of(self, run_id: str, key: str) -> list[tuple[int, float | None]]:
+        """The stepped points of one metric of a run, by full id: (step, value), in order.
+
+        Lean on purpose (no run lookup): a sweep polls it for every running trial.
+        """
+        with self.db.read() as conn:
+            points = RunRepository(conn).series(run_id, key)
+        return [(step, value) for _, value, step, _ in points if step is not None]
 
     def artifacts(self, ref: str) -> list[tuple[str, str, int]]:
         """The files stored with a run: (path, hash, size)."""

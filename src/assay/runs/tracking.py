@@ -31,11 +31,29 @@ FLUSH_AT_POINTS = 20_000
 HEARTBEAT_EVERY_S = 2.0
 
 
+class RunStopped(BaseException):
+    """Raised in a run's own code when it was asked to stop (pruned by a sweep).
+
+    A BaseException, so that a step's `except Exception` does not swallow it.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class RunRecorder:
     """Everything one live run writes; thread-safe."""
 
-    def __init__(self, run_id: str, db: Database, store: ObjectStore) -> None:
+    def __init__(
+        self, run_id: str, db: Database, store: ObjectStore, *, stoppable: bool = False
+    ) -> None:
         self.run_id = run_id
+        # A stoppable run (one a runner executes) ends when someone asks it to stop
+        # (`RunService.request_stop`): its next `log_metric` raises `RunStopped`, as
+        # Optuna's `TrialPruned` is raised from the objective's own report.
+        self.stoppable = stoppable
+        self.stop_reason: str | None = None
         self.db = db
         self.store = store
         self._points: list[Point] = []
@@ -59,6 +77,8 @@ class RunRecorder:
         while not self._stop.wait(FLUSH_EVERY_S):
             try:
                 self.flush()
+                if self.stoppable and self.stop_reason is None:
+                    self._check_stop()
                 now = time.monotonic()
                 if now - last_beat >= HEARTBEAT_EVERY_S:
                     with self.db.session() as conn:
@@ -66,6 +86,13 @@ class RunRecorder:
                     last_beat = now
             except Exception:  # the run itself must not die of a failed background write
                 continue
+
+    def _check_stop(self) -> None:
+        with self.db.read() as conn:
+            reason = RunRepository(conn).stop_reason(self.run_id)
+        if reason is None:
+            return
+        self.stop_reason = reason  # the run's next `log_metric` raises RunStopped
 
     def close(self) -> None:
         """Stop the background writer and write what is left."""
@@ -85,6 +112,8 @@ class RunRecorder:
     # ---- logging ---------------------------------------------------------------------------
 
     def log_metric(self, key: str, value: float, step: int | None = None) -> None:
+        if self.stop_reason is not None:
+            raise RunStopped(self.stop_reason)
         point = (_check_key(key), _number(key, value), step, time.time())
         with self._lock:
             self._points.append(point)
@@ -95,6 +124,8 @@ class RunRecorder:
             self.flush()
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        if self.stop_reason is not None:
+            raise RunStopped(self.stop_reason)
         now = time.time()
         points = [(_check_key(k), _number(k, v), step, now) for k, v in metrics.items()]
         with self._lock:

@@ -1,0 +1,1 @@
+"""Sweeps: many runs of one pipeline over a search space, driven by Optuna."""
