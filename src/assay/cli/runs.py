@@ -42,10 +42,21 @@ def run_command(
     force: Annotated[
         bool, typer.Option("--force", help="Run even if these inputs already succeeded.")
     ] = False,
+    executor: Annotated[
+        str, typer.Option("--executor", help="local, or ray (ASSAY_RAY_ADDRESS or a local Ray).")
+    ] = "local",
     as_json: JsonOpt = False,
 ) -> None:
     """Run PIPELINE on a data version with a params file; record everything."""
+    from assay.errors import InvalidArgumentError
+
+    if executor not in ("local", "ray"):
+        raise InvalidArgumentError(f"--executor takes local or ray, not {executor!r}.")
     ws = workspace()
+    if executor == "ray":
+        from assay.executors.ray_cluster import check_ready
+
+        check_ready(ws.settings, os.environ)
     run = ws.runs.prepare(
         pipeline,
         data=data,
@@ -55,7 +66,10 @@ def run_command(
         name=name,
         force=force,
     )
-    finished = execute(run, use_cache=not no_cache, quiet=as_json)
+    if executor == "ray":
+        finished = execute_on_ray(run, use_cache=not no_cache, quiet=as_json)
+    else:
+        finished = execute(run, use_cache=not no_cache, quiet=as_json)
     if as_json:
         emit_json(finished.to_dict())
     else:
@@ -86,6 +100,43 @@ def execute(run: Run, *, use_cache: bool, quiet: bool = False) -> Run:
         raise typer.Exit(130) from None
     handle.settle(ws.runs, run.id, code)
     return ws.runs.get(run.id)
+
+
+def execute_on_ray(run: Run, *, use_cache: bool, quiet: bool = False) -> Run:
+    """Send a queued run to Ray as one task; wait for it, then show its steps."""
+    from assay.cli.output import status
+    from assay.executors.ray_cluster import RayExecutor
+    from assay.runs.executor import Job
+
+    ws = workspace()
+    if not quiet:
+        console.print(
+            f"Run [bold]{run.short_id}[/bold] ({run.name}): pipeline {run.pipeline_ref}, "
+            f"data {run.data_ref}, params {run.params_ref}, on Ray"
+        )
+    with status("Starting Ray…") as say:
+        executor = RayExecutor(ws.settings, os.environ, slots=1)
+        say("Running on Ray…")
+        try:
+            executor.submit(Job(run.id, use_cache=use_cache))
+            done: list[Any] = []
+            while not done:
+                done = executor.wait(1.0)
+        except KeyboardInterrupt:
+            executor.close(cancel=True)
+            ws.runs.mark(run.id, "killed", "Interrupted (Ctrl-C).")
+            err.print(f"[yellow]Run {run.short_id} killed.[/yellow]")
+            raise typer.Exit(130) from None
+        executor.close()
+    if done[0].problem:
+        ws.runs.mark(run.id, "failed", done[0].problem)
+    finished = ws.runs.get(run.id)
+    if not quiet:
+        for step in finished.steps:
+            tag = "[cyan]cached[/cyan]" if step.cached else f"{step.seconds or 0:.2f} s"
+            mark = "[green]✓[/green]" if step.status == "succeeded" else "[red]✗[/red]"
+            console.print(f"  {mark} {step.name:<16} {tag}")
+    return finished
 
 
 def _show(event: dict[str, Any]) -> None:

@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from assay.cli.context import workspace
-from assay.cli.output import JsonOpt, console, emit_json, err, fmt_num, sparkline, when
+from assay.cli.output import JsonOpt, console, emit_json, err, fmt_num, sparkline, status, when
 from assay.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ def sweep_command(
             ("--trials", trials),
             ("--objective", objective),
         )
-        if not value
+        if value is None or value == []
     ]
     if missing:
         raise InvalidArgumentError(f"assay sweep needs {', '.join(missing)}.")
@@ -104,6 +104,10 @@ def sweep_command(
         raise InvalidArgumentError(f"--executor takes local or ray, not {executor!r}.")
     assert data is not None and space is not None and trials is not None and objective
     ws = workspace()
+    if executor == "ray":
+        from assay.executors.ray_cluster import check_ready
+
+        check_ready(ws.settings, os.environ)
     sweep = ws.sweeps.create(
         pipeline,
         data=data,
@@ -135,6 +139,7 @@ def resume(name: str, as_json: JsonOpt = False) -> None:
 def _drive(name: str, *, executor: str | None, parallel: int | None, as_json: bool) -> None:
     ws = workspace()
     sweep = ws.sweeps.get(name)
+    ws.sweeps.check_runnable(sweep)  # before starting runners for nothing
     kind = executor or sweep.executor
     slots = parallel or sweep.parallel
     if not as_json:
@@ -169,14 +174,9 @@ def _executor(kind: str, slots: int) -> Executor:
     if kind == "ray":
         from assay.executors.ray_cluster import RayExecutor
 
-        with_status = console.status("Connecting to Ray…") if console.is_terminal else None
-        if with_status:
-            with_status.start()
-        try:
+        with status("Ray") as say:
+            say("starting or connecting")
             return RayExecutor(ws.settings, os.environ, slots=slots)
-        finally:
-            if with_status:
-                with_status.stop()
     from assay.executors.pool import LocalPool
 
     return LocalPool(Path.cwd(), os.environ, slots)
@@ -276,7 +276,8 @@ def _print_best(sweep: Sweep) -> None:
         t = by_run[sweep.best_runs[0]]
         goal = sweep.objectives[0]
         console.print(
-            f"Best: trial {t.number}, {goal.metric} = [bold]{fmt_num(t.values[0] if t.values else None)}"
+            f"Best: trial {t.number}, {goal.metric} = "
+            f"[bold]{fmt_num(t.values[0] if t.values else None)}"
             f"[/bold] (run {sweep.best_runs[0][:8]})"
         )
         console.print(f"  params: {escape(_params(t.params))}")

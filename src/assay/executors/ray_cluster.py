@@ -24,22 +24,32 @@ from assay.runs.executor import Done, Job
 _PASSED = ("ASSAY_", "AWS_", "FSSPEC_", "GOOGLE_", "AZURE_")
 
 
+def check_ready(settings: Settings, environ: Mapping[str, str]) -> None:
+    """What can be checked before starting anything: Ray is installed, and a remote
+    cluster's workspace is shared.
+
+    Raises:
+        InvalidArgumentError: either is not the case (the message says what to do).
+    """
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise InvalidArgumentError("--executor ray needs Ray: pip install 'assay[ray]'.") from None
+    if environ.get("ASSAY_RAY_ADDRESS"):
+        _check_shared(settings)
+
+
 class RayExecutor:
     name = "ray"
 
     def __init__(
         self, settings: Settings, environ: Mapping[str, str], *, slots: int | None = None
     ) -> None:
-        try:
-            import ray
-        except ImportError:
-            raise InvalidArgumentError(
-                "--executor ray needs Ray: pip install 'assay[ray]'."
-            ) from None
+        check_ready(settings, environ)
+        import ray
+
         self._ray = ray
         address = environ.get("ASSAY_RAY_ADDRESS") or None
-        if address:
-            _check_shared(settings)
         env = {k: v for k, v in environ.items() if k.startswith(_PASSED)}
         env.update(
             ASSAY_DB_URL=settings.db_url,

@@ -194,7 +194,11 @@ class SweepService:
         Raises:
             ConflictError: the sweep is already running in another live process.
         """
-        sweep = self._claim(name)
+        try:
+            sweep = self._claim(name)
+        except BaseException:
+            executor.close()
+            raise
         space = parse_space(sweep.space)
         retry = [t for t in sweep.trial_list if t.state == "interrupted"]
         optuna = studies.optuna_module()
@@ -225,13 +229,15 @@ class SweepService:
                     costs[t.number] = cost
 
         def estimate(what: str) -> float | None:
+            # The dearest of the recent trials, with a margin: a limit is a promise
+            # not to overrun, so the estimate errs high.
             recent = finished[-20:]
             seen = [
                 v
                 for v in (t.seconds if what == "seconds" else costs.get(t.number) for t in recent)
                 if v
             ]
-            return sum(seen) / len(seen) if seen else None
+            return max(seen) * 1.1 if seen else None
 
         def may_launch() -> bool:
             nonlocal stop_cause
@@ -391,21 +397,25 @@ class SweepService:
         executor.close()
         return self._conclude(sweep, study, stop_cause, failure)
 
+    def check_runnable(self, sweep: Sweep) -> None:
+        """Raises ConflictError when the sweep is running elsewhere or has nothing left to do."""
+        if sweep.status == "running" and sweep.host == _HOST and _alive(sweep.pid):
+            raise ConflictError(
+                f"Sweep {sweep.name!r} is running (process {sweep.pid}); wait for it, or stop it "
+                "with Ctrl-C there."
+            )
+        if sweep.status in ("finished", "stopped") and sweep.counted() >= sweep.trials:
+            raise ConflictError(
+                f"Sweep {sweep.name!r} has finished all its {sweep.trials} trials; see it with "
+                f"`assay sweeps show {sweep.name}`."
+            )
+
     def _claim(self, name: str) -> Sweep:
         """Mark the sweep running in this process; settle what a dead driver left."""
         with self.db.session() as conn:
             repo = SweepRepository(conn)
             sweep = repo.load(name)
-            if sweep.status == "running" and sweep.host == _HOST and _alive(sweep.pid):
-                raise ConflictError(
-                    f"Sweep {name!r} is running (process {sweep.pid}); wait for it, or stop it "
-                    "with Ctrl-C there."
-                )
-            if sweep.status in ("finished", "stopped") and sweep.counted() >= sweep.trials:
-                raise ConflictError(
-                    f"Sweep {name!r} has finished all its {sweep.trials} trials; see it with "
-                    f"`assay sweeps show {name}`."
-                )
+            self.check_runnable(sweep)
             repo.update(
                 sweep.id,
                 status="running",
@@ -462,6 +472,8 @@ class SweepService:
             from assay.registry.service import NotAModelError
 
             for run_id in best_runs:
+                if not self.runs.get(run_id).model:
+                    continue  # the pipeline trains nothing to register
                 try:
                     models.append(self.registry.register_run(run_id).ref)
                 except NotAModelError:
