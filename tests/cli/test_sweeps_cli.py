@@ -353,3 +353,48 @@ def test_an_interrupted_sweep_resumes_without_repeating_finished_trials(
         )
     runs = json.loads(project("runs", "list", "-e", "long", "--json").output)
     assert sum(r["status"] == "succeeded" for r in runs) == 6
+
+
+def test_a_sweep_whose_driver_was_killed_resumes_and_keeps_what_finished_meanwhile(
+    project: CLI, tmp_path: Path, env: dict[str, str]
+) -> None:
+    (tmp_path / "params.json").write_text('{"steps": 1, "pause": 1.5}')
+    (tmp_path / "x.yaml").write_text("x: {float: [0, 4]}\n")
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("ASSAY_")}
+    environ.update(env)
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "assay", "sweep", "pipeline.py", "--data", "toy",
+         "--params", "params.json", "--space", "x.yaml", "--trials", "3",
+         "--objective", "loss", "--name", "orphan"],
+        cwd=tmp_path, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    ws = Workspace(Settings.at(tmp_path, environ))
+    try:
+        deadline = time.monotonic() + 60
+        running = None
+        while time.monotonic() < deadline and running is None:
+            try:
+                trials = ws.sweeps.get("orphan").trial_list
+            except Exception:
+                trials = ()
+            running = next((t for t in trials if t.state == "running"), None)
+            time.sleep(0.05)
+        assert running is not None
+        driver.kill()  # kill -9: no chance to record anything
+        driver.wait()
+        assert ws.sweeps.get("orphan").status == "running"
+        # Its runner finishes the trial it had (and then exits: its job pipe closed).
+        deadline = time.monotonic() + 30
+        while ws.runs.get(running.run_id or "").status in ("queued", "running"):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    resumed = project("sweep", "resume", "orphan")
+    assert resumed.exit_code == 0, resumed.output
+    after = ws.sweeps.get("orphan")
+    ws.close()
+    kept = next(t for t in after.trial_list if t.number == running.number)
+    assert kept.state == "complete" and kept.run_id == running.run_id  # not run again
+    assert after.status == "finished" and after.counted() == 3

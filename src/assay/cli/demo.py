@@ -73,6 +73,17 @@ columns:
 """
 
 
+SPACE = """\
+# Algorithm selection is a choice whose options carry their own parameters.
+model:
+  choice:
+    logreg: {C: {log-float: [0.01, 100]}}
+    random_forest:
+      n_estimators: {int: [20, 200], step: 20}
+      max_depth: {int: [2, 10]}
+"""
+
+
 def demo(
     folder: Annotated[Path, typer.Argument(help="Scratch folder for the demo workspace.")] = Path(
         "assay-demo"
@@ -133,6 +144,17 @@ def demo(
     _run(["runs", "list"], folder)
     _run(["runs", "compare", "--experiment", "cancer", "--last", "3"], folder)
     _run(["runs", "leaderboard", "--experiment", "cancer", "--metric", "val_f1"], folder)
+    # A sweep: logistic regression against a random forest, each with its own params.
+    (folder / "pipeline" / "space.yaml").write_text(SPACE)
+    _run(
+        [
+            "sweep", "cancer", *params, "--space", "pipeline/space.yaml", "--trials", "12",
+            "--parallel", "2", "--objective", "val_f1:max", "--prune-on", "curve_val_f1",
+            "--name", "cancer-tuning",
+        ],
+        folder,
+    )  # fmt: skip
+    _run(["sweeps", "show", "cancer-tuning", "--limit", "5"], folder)
     _serve(folder)
     console.print(f"\n[bold green]Done.[/bold green] The demo workspace is in {folder}.")
 

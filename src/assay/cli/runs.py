@@ -136,6 +136,14 @@ def execute_on_ray(run: Run, *, use_cache: bool, quiet: bool = False) -> Run:
             tag = "[cyan]cached[/cyan]" if step.cached else f"{step.seconds or 0:.2f} s"
             mark = "[green]✓[/green]" if step.status == "succeeded" else "[red]✗[/red]"
             console.print(f"  {mark} {step.name:<16} {tag}")
+        if finished.status == "succeeded" and finished.model:
+            from assay.errors import AssayError
+
+            try:  # the task registered it; this finds that version
+                mv = ws.registry.register_run(finished.id)
+                _show({"event": "model", "ref": mv.ref, "flavor": mv.flavor})
+            except AssayError:
+                pass  # not a model that predicts: nothing was registered
     return finished
 
 
