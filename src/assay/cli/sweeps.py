@@ -17,6 +17,7 @@ from assay.cli.output import JsonOpt, console, emit_json, err, fmt_num, sparklin
 from assay.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
+    from assay.executors.pool import LocalPool
     from assay.runs.executor import Executor
     from assay.sweeps.entities import Sweep, Trial
     from assay.sweeps.service import Update
@@ -104,11 +105,52 @@ def sweep_command(
         raise InvalidArgumentError(f"--executor takes local or ray, not {executor!r}.")
     assert data is not None and space is not None and trials is not None and objective
     ws = workspace()
+    runners: LocalPool | None = None
     if executor == "ray":
         from assay.executors.ray_cluster import check_ready
 
         check_ready(ws.settings, os.environ)
-    sweep = ws.sweeps.create(
+    else:
+        # Start the runners now: their start-up overlaps the checks and the
+        # pipeline's registration below.
+        from assay.executors.pool import LocalPool
+
+        runners = LocalPool(Path.cwd(), os.environ, parallel)
+    try:
+        sweep = _create(
+            ws, pipeline, data, params, space, trials, objective, direction, parallel, sampler,
+            pruner, prune_on, seed, timeout, budget, name, executor, register,
+        )  # fmt: skip
+    except BaseException:
+        if runners is not None:
+            runners.close()
+        raise
+    if runners is not None:
+        runners.preload(sweep.pipeline_ref)
+    _drive(sweep.name, executor=executor, parallel=parallel, as_json=as_json, runners=runners)
+
+
+def _create(
+    ws: Any,
+    pipeline: str,
+    data: str,
+    params: Path | None,
+    space: Path,
+    trials: int,
+    objective: list[str],
+    direction: str | None,
+    parallel: int,
+    sampler: str,
+    pruner: str,
+    prune_on: str | None,
+    seed: int,
+    timeout: float | None,
+    budget: float | None,
+    name: str | None,
+    executor: str,
+    register: str,
+) -> Sweep:
+    sweep: Sweep = ws.sweeps.create(
         pipeline,
         data=data,
         params_file=params,
@@ -127,7 +169,7 @@ def sweep_command(
         executor=executor,
         register=register,
     )
-    _drive(sweep.name, executor=executor, parallel=parallel, as_json=as_json)
+    return sweep
 
 
 @app.command()
@@ -136,10 +178,22 @@ def resume(name: str, as_json: JsonOpt = False) -> None:
     _drive(name, executor=None, parallel=None, as_json=as_json)
 
 
-def _drive(name: str, *, executor: str | None, parallel: int | None, as_json: bool) -> None:
+def _drive(
+    name: str,
+    *,
+    executor: str | None,
+    parallel: int | None,
+    as_json: bool,
+    runners: Executor | None = None,
+) -> None:
     ws = workspace()
     sweep = ws.sweeps.get(name)
-    ws.sweeps.check_runnable(sweep)  # before starting runners for nothing
+    try:
+        ws.sweeps.check_runnable(sweep)  # before starting runners for nothing
+    except BaseException:
+        if runners is not None:
+            runners.close()
+        raise
     kind = executor or sweep.executor
     slots = parallel or sweep.parallel
     if not as_json:
@@ -151,7 +205,7 @@ def _drive(name: str, *, executor: str | None, parallel: int | None, as_json: bo
             f"{slots} at a time on {kind}"
         )
     view = _View(sweep, quiet=as_json)
-    runner = _executor(kind, slots)
+    runner = runners or _executor(kind, slots)
     try:
         with view:
             finished = ws.sweeps.run(name, runner, watch=view.update)

@@ -22,6 +22,8 @@ from typing import Any
 
 from assay.runs.executor import Done, Job
 
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
 
 @dataclass
 class _Runner:
@@ -56,6 +58,12 @@ class LocalPool:
     def _spawn(self) -> _Runner:
         read_fd, write_fd = os.pipe()
         env = {**self.environ, "ASSAY_EVENTS_FD": str(write_fd), "PYTHONUNBUFFERED": "1"}
+        # Each runner's share of the cores for the math libraries' thread pools
+        # (OpenMP, BLAS), unless the user chose: two runners each starting a thread
+        # per core on two cores halve each other's speed.
+        share = str(max(1, (os.cpu_count() or 1) // self.slots))
+        for var in _THREAD_VARS:
+            env.setdefault(var, share)
         process = subprocess.Popen(
             [sys.executable, "-m", "assay.executors.worker", "--serve"],
             cwd=self.cwd,
@@ -72,20 +80,30 @@ class LocalPool:
         self._selector.register(runner.events, selectors.EVENT_READ, runner)
         return runner
 
+    def preload(self, pipeline_ref: str) -> None:
+        """Have every idle runner import the pipeline's code now, before its first job."""
+        for runner in self._runners:
+            if runner.run_id is None:
+                self._send(runner, {"preload": pipeline_ref})
+
+    def _send(self, runner: _Runner, message: dict[str, Any]) -> None:
+        try:
+            assert runner.process.stdin is not None
+            runner.process.stdin.write((json.dumps(message) + "\n").encode())
+            runner.process.stdin.flush()
+        except (BrokenPipeError, OSError):
+            pass  # it died: its events pipe closes, and `wait` reports its job
+
     # ---- Executor ------------------------------------------------------------------------
 
     def submit(self, job: Job) -> None:
         runner = next((r for r in self._runners if r.run_id is None), None)
         if runner is None:
             raise RuntimeError("LocalPool.submit: every runner is busy")  # the caller's bug
-        line = {"run": job.run_id, "use_cache": job.use_cache, "register": job.register}
         runner.run_id = job.run_id
-        try:
-            assert runner.process.stdin is not None
-            runner.process.stdin.write((json.dumps(line) + "\n").encode())
-            runner.process.stdin.flush()
-        except (BrokenPipeError, OSError):
-            pass  # it died: its events pipe closes, and `wait` reports the job
+        self._send(
+            runner, {"run": job.run_id, "use_cache": job.use_cache, "register": job.register}
+        )
 
     def wait(self, timeout: float) -> list[Done]:
         done: list[Done] = []

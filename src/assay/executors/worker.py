@@ -61,6 +61,9 @@ def serve(ws: Workspace, emit: Emit) -> int:
             continue
         try:
             job = json.loads(line)
+            if "preload" in job:
+                _warm(ws, str(job["preload"]))
+                continue
             run_id = str(job["run"])
         except (ValueError, KeyError, TypeError):
             sys.stderr.write(f"assay: ignoring a malformed job: {line[:200]!r}\n")
@@ -87,6 +90,13 @@ def serve(ws: Workspace, emit: Emit) -> int:
             continue
         emit({"event": "done", "run": run_id})
     return 0
+
+
+def _warm(ws: Workspace, pipeline_ref: str) -> None:
+    try:
+        ws.runs.warm(pipeline_ref)
+    except Exception as exc:  # the runs will fail with the reason; nothing to do here
+        sys.stderr.write(f"assay: could not preload {pipeline_ref}: {exc}\n")
 
 
 def run_one(ws: Workspace, run_id: str, *, use_cache: bool, register: bool, emit: Emit) -> None:

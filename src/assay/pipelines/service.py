@@ -49,6 +49,7 @@ class PipelineService:
         self.store = store
         self.blobs = blobs
         self.author = author
+        self._versions: dict[tuple[str, int], PipelineVersion] = {}
 
     # ---- register -----------------------------------------------------------------------
 
@@ -220,6 +221,8 @@ class PipelineService:
             NotFoundError: no such pipeline or version.
         """
         name, selector = parse_ref(ref)
+        if selector != LATEST and (name, int(selector)) in self._versions:
+            return self._versions[(name, int(selector))]  # a numbered version never changes
         with self.db.read() as s:
             repo = PipelineRepository(s)
             row = self._pipeline(repo, name)
@@ -232,7 +235,9 @@ class PipelineService:
                     pipeline=name,
                     version=selector,
                 )
-            return to_version(name, found)
+            version = to_version(name, found)
+        self._versions[(name, version.number)] = version
+        return version
 
     def files(self, version: PipelineVersion) -> tuple[FileEntry, ...]:
         """The snapshot's files: path, content hash and size."""

@@ -8,6 +8,7 @@ param re-runs exactly the steps that read it (and what depends on them).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -70,8 +71,6 @@ class Outcome:
 
 
 def _params_digest(read: Mapping[str, Any]) -> str:
-    import json
-
     return hash_bytes(json.dumps(read, sort_keys=True, default=str).encode())
 
 
@@ -106,6 +105,7 @@ def execute(
         started = time.perf_counter()
         hit = _lookup(db, key, params) if use_cache else None
         recorder = tracking.current()
+        cache_row: dict[str, Any] | None = None
         if hit is not None:
             output, fmt, logged = hit
             value = serialize.load(store.get_bytes(output), fmt)
@@ -139,18 +139,20 @@ def execute(
             logged = recorder.end_capture() if recorder else {}
             data, fmt = serialize.dump(value)
             output = store.put_bytes(data)
-            with db.session() as conn:
-                RunRepository(conn).add_cached(
-                    key=key,
-                    params_read=view.read,
-                    params_digest=_params_digest(view.read),
-                    output=output,
-                    output_format=fmt,
-                    logged=logged if logged.get("points") or logged.get("split") else None,
-                )
+            cache_row = {
+                "key": key,
+                "params_read": view.read,
+                "params_digest": _params_digest(view.read),
+                "params_keys": json.dumps(sorted(view.read)),
+                "output": output,
+                "output_format": fmt,
+                "logged": logged if logged.get("points") or logged.get("split") else None,
+            }
             cached = False
         seconds = time.perf_counter() - started
-        with db.session() as conn:
+        with db.session() as conn:  # the cache entry and the step's end, in one transaction
+            if not cached and cache_row is not None:
+                RunRepository(conn).add_cached(**cache_row)
             RunRepository(conn).set_step(
                 run_id,
                 pos,
@@ -179,11 +181,15 @@ def _lookup(
     db: Database, key: str, params: Mapping[str, Any]
 ) -> tuple[str, str, dict[str, Any]] | None:
     with db.read() as conn:
-        rows = RunRepository(conn).cached_outputs(key)
-    for row in rows:
-        read: dict[str, Any] = row.params_read
-        if all(params.get(k, _ABSENT) == v for k, v in read.items()):
-            return row.output, row.output_format, row.logged or {}
+        repo = RunRepository(conn)
+        for names in repo.cached_key_sets(key):
+            read = {k: params.get(k, _ABSENT) for k in json.loads(names)}
+            row = repo.cached_output(key, _params_digest(read))
+            if row is not None:
+                return row.output, row.output_format, row.logged or {}
+        for row in repo.legacy_cached_outputs(key):
+            if all(params.get(k, _ABSENT) == v for k, v in row.params_read.items()):
+                return row.output, row.output_format, row.logged or {}
     return None
 
 

@@ -147,12 +147,17 @@ step_cache = Table(
     Column("key", String(64), nullable=False),  # hash(code, input hashes)
     Column("params_read", JSON, nullable=False),  # {name: value} the step read
     Column("params_digest", String(64), nullable=False),
+    # The names the step read, sorted, as JSON: a lookup hashes the current params
+    # over each distinct set of names and asks for that digest (an index seek), so
+    # it stays fast however many param sets a step has seen.
+    Column("params_keys", Text, nullable=True),
     Column("output", String(64), nullable=False),
     Column("output_format", String(32), nullable=False),
     # Metric points the step logged, replayed into a run that reuses the output.
     Column("logged", JSON, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Index("ix_step_cache_key", "key"),
+    Index("ix_step_cache_key_digest", "key", "params_digest"),
 )
 
 
@@ -431,10 +436,31 @@ class RunRepository:
             )
         ]
 
-    def cached_outputs(self, key: str) -> list[Any]:
+    def cached_key_sets(self, key: str) -> list[str]:
+        """The distinct sets of param names (JSON) that cached outputs of `key` read."""
+        return list(
+            self.c.scalars(
+                select(step_cache.c.params_keys)
+                .where(step_cache.c.key == key, step_cache.c.params_keys.is_not(None))
+                .distinct()
+            )
+        )
+
+    def cached_output(self, key: str, params_digest: str) -> Any:
+        return self.c.execute(
+            select(step_cache.c.output, step_cache.c.output_format, step_cache.c.logged)
+            .where(step_cache.c.key == key, step_cache.c.params_digest == params_digest)
+            .order_by(step_cache.c.id.desc())
+            .limit(1)
+        ).first()
+
+    def legacy_cached_outputs(self, key: str) -> list[Any]:
+        """Rows written before `params_keys` existed (checked one by one)."""
         return list(
             self.c.execute(
-                select(step_cache).where(step_cache.c.key == key).order_by(step_cache.c.id.desc())
+                select(step_cache)
+                .where(step_cache.c.key == key, step_cache.c.params_keys.is_(None))
+                .order_by(step_cache.c.id.desc())
             )
         )
 

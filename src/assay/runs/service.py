@@ -32,6 +32,7 @@ from assay.store.objects import ObjectStore, hash_bytes
 from assay.store.packs import Blobs
 
 if TYPE_CHECKING:
+    from assay.pipelines.entities import PipelineVersion
     from assay.pipelines.service import PipelineService
 
 Emit = Callable[[dict[str, Any]], None]
@@ -70,7 +71,11 @@ class RunService:
 
     # ---- starting ------------------------------------------------------------------------
 
-    def prepare(
+    def prepare(self, pipeline: str, **options: Any) -> Run:
+        """`queue` a run (see there for the options and errors) and return it."""
+        return self.by_id(self.queue(pipeline, **options))
+
+    def queue(
         self,
         pipeline: str,
         *,
@@ -83,8 +88,8 @@ class RunService:
         force: bool = False,
         rerun_of: str | None = None,
         extra: dict[str, Any] | None = None,
-    ) -> Run:
-        """Resolve the three inputs, version the params, and queue a run.
+    ) -> str:
+        """Resolve the three inputs, version the params, and queue a run; returns its id.
 
         `pipeline` is `NAME[@V]` or a path to a pipeline file (registered first).
         The params come from `params_file` or, already read, from `params`;
@@ -130,9 +135,7 @@ class RunService:
                 "extra": extra,
             }
 
-        run_id = self._open_run(experiment, pv.pipeline, name, params, queued)[0]
-        with self.db.read() as conn:
-            return RunRepository(conn).load(run_id)
+        return self._open_run(experiment, pv.pipeline, name, params, queued)[0]
 
     def rerun(self, ref: str) -> Run:
         """Queue a run with exactly the inputs of run `ref` (always runs: --force implied)."""
@@ -303,7 +306,7 @@ class RunService:
 
         A step that raises marks the run failed (traceback stored); Ctrl-C marks it killed.
         """
-        run = self.get(run_id)
+        run = self.by_id(run_id)
         if run.status != "queued":
             raise ConflictError(f"Run {run.short_id} is {run.status}, not queued.")
         recorder = tracking.RunRecorder(run.id, self.db, self.store, stoppable=True)
@@ -326,8 +329,9 @@ class RunService:
         try:
             with tempfile.TemporaryDirectory(prefix="assay-run-") as tmp:
                 pv = self.pipelines.resolve(f"{run.pipeline}@{run.pipeline_version}")
-                entry = self.pipelines.materialize(pv, Path(tmp) / "pipeline")
-                data_dir = self._data_dir(run, Path(tmp) / "data")
+                entry = self._pipeline_dir(pv, Path(tmp) / "pipeline") / pv.entry
+                dv = self.data.resolve(run.data_ref or "")
+                data_dir = self._data_dir(dv, Path(tmp) / "data")
                 params = json.loads(
                     self.data.read_file(self.data.resolve(run.params_ref or ""), "params.json")
                 )
@@ -341,7 +345,6 @@ class RunService:
                     StepSpec(s.name, s.func, s.inputs, hashes.get(s.name, ""))
                     for s in pipeline.steps
                 ]
-                dv = self.data.resolve(run.data_ref or "")
                 try:
                     outcome = execute(
                         specs,
@@ -403,9 +406,14 @@ class RunService:
                     extra=extra,
                     environment=self._environment(),
                 )
-        finished = self.get(run.id)
+        finished = self.by_id(run.id)
         emit({"event": "end", "status": finished.status})
         return finished
+
+    def by_id(self, run_id: str) -> Run:
+        """A run by full id, without looking for dead runners first (`get` does)."""
+        with self.db.read() as conn:
+            return RunRepository(conn).load(run_id)
 
     def _environment(self) -> dict[str, Any]:
         """The environment, its package list stored once as an object (it is the same for
@@ -428,17 +436,32 @@ class RunService:
         found: dict[str, str] = json.loads(self.store.get_bytes(ref))
         return found
 
-    def _data_dir(self, run: Run, dest: Path) -> Path:
-        # Checkouts are immutable: keep one per version in the local cache and reuse it.
-        # Runners starting together each build their own and publish it with one
-        # rename; whoever renames second simply uses the first one's.
-        dv = self.data.resolve(run.data_ref or "")
-        cached = self.settings.cache_dir / "checkouts" / dv.manifest
+    def _data_dir(self, dv: DataVersion, dest: Path) -> Path:
+        return self._cached_tree(
+            "checkouts", dv.manifest, lambda where: self.data.checkout(dv.ref, where), dest
+        )
+
+    def _pipeline_dir(self, pv: PipelineVersion, dest: Path) -> Path:
+        return self._cached_tree(
+            "pipelines", pv.manifest, lambda where: self.pipelines.materialize(pv, where), dest
+        )
+
+    def _cached_tree(
+        self, kind: str, digest: str, build: Callable[[Path], object], dest: Path
+    ) -> Path:
+        """A snapshot's files (a data version, a pipeline version), built once per machine.
+
+        Snapshots are immutable, so one copy per content hash is kept in the local
+        cache and reused by every later run. Runners starting together each build
+        their own and publish it with one rename; whoever renames second simply uses
+        the first one's. Where the cache cannot be written, `dest` is used instead.
+        """
+        cached = self.settings.cache_dir / kind / digest
         if cached.is_dir():
             return cached
         building = cached.with_name(f".{cached.name}.{uuid.uuid4().hex[:8]}")
         try:
-            self.data.checkout(dv.ref, building)
+            build(building)
             try:
                 os.replace(building, cached)
             except OSError:
@@ -446,13 +469,26 @@ class RunService:
                     raise
             return cached
         except OSError:
-            self.data.checkout(dv.ref, dest)
+            build(dest)
             return dest
         finally:
             if building.exists():
                 import shutil
 
                 shutil.rmtree(building, ignore_errors=True)
+
+    def warm(self, pipeline_ref: str) -> None:
+        """Import a pipeline version's code here once, ahead of its runs.
+
+        A runner that will execute many runs of it (a sweep's trials) pays for the
+        libraries the pipeline imports (scikit-learn, pandas…) while it waits for its
+        first job. Best effort: a pipeline that fails to load fails its runs instead.
+        """
+        from assay.pipelines.dsl import load_pipeline
+
+        with tempfile.TemporaryDirectory(prefix="assay-warm-") as tmp:
+            pv = self.pipelines.resolve(pipeline_ref)
+            load_pipeline(self._pipeline_dir(pv, Path(tmp)) / pv.entry, pv.pipeline)
 
     def request_stop(self, run_id: str, reason: str) -> None:
         """Ask a running run to end with status `reason` (e.g. "pruned").
@@ -464,6 +500,8 @@ class RunService:
             RunRepository(conn).update(run_id, stop_reason=reason)
 
     def attach_logs(self, run_id: str, text: bytes) -> None:
+        if not text:
+            return  # nothing was printed: `assay runs logs` shows the same empty text
         digest = self.store.put_bytes(text)
         with self.db.session() as conn:
             RunRepository(conn).update(run_id, logs=digest)

@@ -278,7 +278,7 @@ class SweepService:
             point = space.sample(trial)
             number = next_number
             next_number += 1
-            run = self.runs.prepare(
+            run_id = self.runs.queue(
                 sweep.pipeline_ref,
                 data=sweep.data_ref,
                 params=merge(sweep.base_params, point),
@@ -290,7 +290,7 @@ class SweepService:
             row: dict[str, Any] = {
                 "number": number,
                 "state": "running",
-                "run_id": run.id,
+                "run_id": run_id,
                 "params": dict(trial.params),
                 "distributions": {
                     k: optuna.distributions.distribution_to_json(d)
@@ -300,8 +300,8 @@ class SweepService:
             }
             with self.db.session() as conn:
                 SweepRepository(conn).add_trial(sweep.id, row)
-            live[run.id] = _Live(trial, number, run.id, row["started_at"])
-            executor.submit(Job(run.id, register=sweep.register == "all"))
+            live[run_id] = _Live(trial, number, run_id, row["started_at"])
+            executor.submit(Job(run_id, register=sweep.register == "all"))
             if watch is not None:
                 watch(Update("started", _row_trial(row), sweep, len(live), _best(study, finished)))
 
@@ -310,7 +310,7 @@ class SweepService:
             item = live.pop(done.run_id)
             if done.problem:
                 self.runs.mark(done.run_id, "failed", done.problem)
-            run = self.runs.get(done.run_id)
+            run = self.runs.by_id(done.run_id)
             intermediate = {s: v for s, v in self.runs.steps_of(run.id, prune_key) if v is not None}
             values: list[float] | None = None
             error = None
@@ -322,8 +322,19 @@ class SweepService:
                         f"The run logged no {missing!r}; it logged: "
                         f"{', '.join(sorted(run.metrics)) or 'no metrics'}."
                     )
+                    if (
+                        not run.metrics
+                        and not self.pipelines.resolve(sweep.pipeline_ref).metrics_step
+                    ):
+                        error += (
+                            f" Pipeline {sweep.pipeline_ref} has no metrics step: name the step "
+                            "returning the metrics `evaluate`, or pass "
+                            '`Pipeline(..., metrics="STEP")`.'
+                        )
                     if not any(t.state == "complete" for t in finished):
-                        failure = f"Trial {item.number}: {error} Check --objective."
+                        failure = f"Trial {item.number}: {error}"
+                        if run.metrics:
+                            failure += " Check --objective."
                 else:
                     state = "complete"
             elif run.status == "pruned":
