@@ -73,7 +73,15 @@ class RayExecutor:
                 )
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 where = f"the Ray cluster at {address}" if address else "a local Ray"
-                raise InvalidArgumentError(f"Cannot start or reach {where}: {exc}") from None
+                cause = exc.__cause__ or exc.__context__
+                why = f"{exc} ({type(cause).__name__}: {cause})" if cause else str(exc)
+                hint = ""
+                if "auth" in why.lower() or "token" in why.lower():
+                    hint = (
+                        " The cluster wants a token: set RAY_AUTH_MODE=token and "
+                        "RAY_AUTH_TOKEN to the cluster's token."
+                    )
+                raise InvalidArgumentError(f"Cannot start or reach {where}: {why}.{hint}") from None
         cpus = int(ray.cluster_resources().get("CPU", 1))  # type: ignore[no-untyped-call]
         self.slots = max(1, min(slots or cpus, cpus))
         self._task = ray.remote(num_cpus=1, max_retries=0)(_execute)
