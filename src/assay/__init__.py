@@ -11,14 +11,17 @@ from assay.errors import (
     AssayError,
     ConflictError,
     CorruptObjectError,
+    ForbiddenError,
     InvalidArgumentError,
     NotFoundError,
     StorageError,
+    UnauthorizedError,
     ValidationFailedError,
     WorkspaceNotFoundError,
 )
 
 if TYPE_CHECKING:  # what the lazy attributes below are, for type checkers and editors
+    from assay.client import Client
     from assay.pipelines.dsl import Pipeline, step
     from assay.runs.split import Split, split
     from assay.sdk import (
@@ -36,6 +39,7 @@ __version__ = "0.1.0"
 # The tracking and pipeline API loads on first use, so `import assay` stays light.
 _LAZY = {
     "ActiveRun": "assay.sdk",
+    "Client": "assay.client",
     "Pipeline": "assay.pipelines.dsl",
     "Split": "assay.runs.split",
     "log_artifact": "assay.sdk",
@@ -63,13 +67,16 @@ def __getattr__(name: str) -> object:
 __all__ = [
     "ActiveRun",
     "AssayError",
+    "Client",
     "ConflictError",
     "CorruptObjectError",
+    "ForbiddenError",
     "InvalidArgumentError",
     "NotFoundError",
     "Pipeline",
     "Split",
     "StorageError",
+    "UnauthorizedError",
     "ValidationFailedError",
     "WorkspaceNotFoundError",
     "__version__",

@@ -38,6 +38,18 @@ class InvalidArgumentError(AssayError, ValueError):
     status = 400
 
 
+class UnauthorizedError(AssayError):
+    """No token, or an unknown or revoked one (the server's 401)."""
+
+    status = 401
+
+
+class ForbiddenError(AssayError):
+    """The token's scope does not allow this (the server's 403)."""
+
+    status = 403
+
+
 class ValidationFailedError(AssayError):
     """Data did not pass its checks; `details["report"]` holds the full report."""
 

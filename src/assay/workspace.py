@@ -19,6 +19,7 @@ from assay.store.packs import Blobs
 
 if TYPE_CHECKING:
     from assay.abtests.service import ABTestService
+    from assay.auth.service import TokenService
     from assay.pipelines.service import PipelineService
     from assay.registry.service import RegistryService
     from assay.runs.service import RunService
@@ -77,6 +78,12 @@ class Workspace:
         from assay.registry.service import RegistryService
 
         return RegistryService(self.db, self.store, self.runs, author=self.settings.author)
+
+    @cached_property
+    def tokens(self) -> TokenService:
+        from assay.auth.service import TokenService
+
+        return TokenService(self.db, author=self.settings.author)
 
     @cached_property
     def sweeps(self) -> SweepService:

@@ -81,7 +81,7 @@ def _safe(url: str) -> str:
 
 
 def _register() -> None:
-    from assay.cli import abtests, data, demo, models, pipelines, runs, services, sweeps
+    from assay.cli import abtests, data, demo, models, pipelines, runs, server, services, sweeps
 
     app.add_typer(data.app, name="data")
     app.add_typer(pipelines.app, name="pipelines")
@@ -93,6 +93,8 @@ def _register() -> None:
     app.add_typer(services.app, name="services")
     app.add_typer(abtests.app, name="abtests")
     app.command(name="demo")(demo.demo)
+    app.command(name="server")(server.server_command)
+    app.add_typer(server.tokens_app, name="tokens")
 
 
 _register()
@@ -101,6 +103,17 @@ _register()
 def main() -> None:
     """Console-script entry point."""
     gc.freeze()  # what the imports allocated lives until exit: keep it out of collections
+    import sys
+
+    from assay.cli.remote import strip_remote
+
+    try:
+        sys.argv[1:], remote = strip_remote(sys.argv[1:])
+    except AssayError as exc:
+        err.print(f"[red]error:[/red] {exc.message}")
+        raise SystemExit(1) from None
+    if remote:
+        os.environ["ASSAY_REMOTE"] = remote
     try:
         app()
     finally:

@@ -52,6 +52,19 @@ def run_command(
 
     if executor not in ("local", "ray"):
         raise InvalidArgumentError(f"--executor takes local or ray, not {executor!r}.")
+    from assay.cli.context import is_remote
+
+    if is_remote():
+        finished = _run_remote(
+            pipeline, data, params, override or [], experiment, name, force, quiet=as_json
+        )
+        if as_json:
+            emit_json(finished.to_dict())
+        else:
+            print_outcome(finished)
+        if finished.status != "succeeded":
+            raise typer.Exit(1)
+        return
     ws = workspace()
     if executor == "ray":
         from assay.executors.ray_cluster import check_ready
@@ -100,6 +113,44 @@ def execute(run: Run, *, use_cache: bool, quiet: bool = False) -> Run:
         raise typer.Exit(130) from None
     handle.settle(ws.runs, run.id, code)
     return ws.runs.get(run.id)
+
+
+def _run_remote(
+    pipeline: str,
+    data: str,
+    params_file: Path | None,
+    overrides: list[str],
+    experiment: str | None,
+    name: str | None,
+    force: bool,
+    *,
+    quiet: bool,
+) -> Run:
+    """`assay run --remote`: the server versions the inputs and executes the run."""
+    from assay.cli.output import status
+    from assay.runs.params import apply_overrides, load_params
+
+    ws: Any = workspace()
+    params = apply_overrides(load_params(params_file) if params_file else {}, overrides)
+    if pipeline.endswith(".py") or Path(pipeline.split("@")[0]).is_dir():
+        pv, _ = ws.pipelines.register(Path(pipeline))
+        pipeline = pv.ref
+    with status(f"Run on {ws.remote}") as say:
+        finished: Run = ws.runs.start(
+            pipeline, data=data, params=params, experiment=experiment, name=name, force=force,
+            on_wait=lambda run: say(f"{run.short_id} {run.status}"),
+        )  # fmt: skip
+    if not quiet:
+        console.print(
+            f"Run [bold]{finished.short_id}[/bold] ({finished.name}): pipeline "
+            f"{finished.pipeline_ref}, data {finished.data_ref}, params {finished.params_ref}, "
+            f"on {ws.remote}"
+        )
+        for step in finished.steps:
+            tag = "[cyan]cached[/cyan]" if step.cached else f"{step.seconds or 0:.2f} s"
+            mark = "[green]✓[/green]" if step.status == "succeeded" else "[red]✗[/red]"
+            console.print(f"  {mark} {step.name:<16} {tag}")
+    return finished
 
 
 def execute_on_ray(run: Run, *, use_cache: bool, quiet: bool = False) -> Run:

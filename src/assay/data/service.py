@@ -6,7 +6,7 @@ import os
 import shutil
 import stat as stat_mod
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from operator import itemgetter
 from pathlib import Path
@@ -393,6 +393,23 @@ class DataService:
 
     def files(self, version: DataVersion) -> tuple[FileEntry, ...]:
         return manifest.decode(self.store.get_bytes(version.manifest))
+
+    def stream_file(
+        self, version: DataVersion, path: str, chunk: int = 1 << 20
+    ) -> tuple[FileEntry, Iterator[bytes]]:
+        """One file of a version, as chunks (large files are never held whole).
+
+        Raises:
+            NotFoundError: the version has no such file (only listed paths are reachable).
+        """
+        for entry in self.files(version):
+            if entry.path == path:
+                if entry.size <= PACKABLE:  # small files may live inside a pack
+                    return entry, iter([self.blobs.read(entry.hash)])
+                return entry, self.store.iter_bytes(entry.hash, chunk)
+        raise NotFoundError(
+            f"{version.ref} has no file {path!r}. List them with `assay data show`.", path=path
+        )
 
     def read_file(self, version: DataVersion, path: str) -> bytes:
         """The bytes of one file of a version, verified against its hash."""

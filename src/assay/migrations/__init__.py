@@ -15,6 +15,7 @@ TABLE_MODULES = (
     "assay.serving.repository",
     "assay.abtests.repository",
     "assay.sweeps.repository",
+    "assay.auth.repository",
 )
 
 

@@ -267,6 +267,46 @@ class RunService:
             params=_flatten(params),
         )
 
+    def log_points(
+        self, ref: str, points: Sequence[tuple[str, float | None, int | None, float | None]]
+    ) -> None:
+        """Append metric points to a running run (a tracked run reporting from elsewhere).
+
+        Raises:
+            NotFoundError: no such run.
+            ConflictError: the run is not running.
+            InvalidArgumentError: a malformed key or value.
+        """
+        now = time.time()
+        rows = [
+            (tracking.check_key(k), tracking.as_number(k, v), s, t if t is not None else now)
+            for k, v, s, t in points
+        ]
+        with self.db.session() as conn:
+            repo = RunRepository(conn)
+            run = repo.load(repo.resolve_id(ref))
+            if run.status != "running":
+                raise ConflictError(
+                    f"Run {run.short_id} is {run.status}; it takes no more metrics."
+                )
+            repo.add_points(run.id, rows)
+
+    def finish(self, ref: str, status: str, error: str | None = None) -> Run:
+        """Close a tracked run with `status` (succeeded, failed or killed).
+
+        Raises:
+            InvalidArgumentError: another status.
+            ConflictError: the run is not running.
+        """
+        if status not in ("succeeded", "failed", "killed"):
+            raise InvalidArgumentError(f"A run ends succeeded, failed or killed, not {status!r}.")
+        run = self.get(ref)
+        if run.status != "running":
+            raise ConflictError(f"Run {run.short_id} is {run.status}, not running.")
+        wall = (utcnow() - run.started_at).total_seconds() if run.started_at else 0.0
+        self.end(run.id, status, error, wall, 0.0)
+        return self.by_id(run.id)
+
     def end(
         self,
         run_id: str,

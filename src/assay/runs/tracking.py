@@ -114,7 +114,7 @@ class RunRecorder:
     def log_metric(self, key: str, value: float, step: int | None = None) -> None:
         if self.stop_reason is not None:
             raise RunStopped(self.stop_reason)
-        point = (_check_key(key), _number(key, value), step, time.time())
+        point = (check_key(key), as_number(key, value), step, time.time())
         with self._lock:
             self._points.append(point)
             if self._capture is not None:
@@ -127,7 +127,7 @@ class RunRecorder:
         if self.stop_reason is not None:
             raise RunStopped(self.stop_reason)
         now = time.time()
-        points = [(_check_key(k), _number(k, v), step, now) for k, v in metrics.items()]
+        points = [(check_key(k), as_number(k, v), step, now) for k, v in metrics.items()]
         with self._lock:
             self._points.extend(points)
             if self._capture is not None:
@@ -162,7 +162,7 @@ class RunRecorder:
     def log_params(self, params: Mapping[str, Any]) -> None:
         with self.db.session() as conn:
             RunRepository(conn).add_params(
-                self.run_id, {_check_key(k): v for k, v in params.items()}
+                self.run_id, {check_key(k): v for k, v in params.items()}
             )
 
     def log_artifact(self, path: str | Path, name: str | None = None) -> str:
@@ -199,13 +199,13 @@ class RunRecorder:
                 raise
 
 
-def _check_key(key: str) -> str:
+def check_key(key: str) -> str:
     if not isinstance(key, str) or not key or len(key) > 255:
         raise InvalidArgumentError(f"Metric and param names must be 1-255 characters, got {key!r}.")
     return key
 
 
-def _number(key: str, value: Any) -> float | None:
+def as_number(key: str, value: Any) -> float | None:
     try:
         number = float(value)
     except (TypeError, ValueError):

@@ -129,6 +129,17 @@ class ObjectStore(ABC):
             raise self._corrupt(digest)
         return data
 
+    def iter_bytes(self, digest: str, chunk: int = CHUNK) -> Iterator[bytes]:
+        """The object's bytes in chunks, without holding them whole; the hash is checked
+        as they pass, and a mismatch raises CorruptObjectError after the last chunk."""
+        hasher = blake3()
+        with self._open_raw(digest) as src:
+            while part := src.read(chunk):
+                hasher.update(part)
+                yield part
+        if hasher.hexdigest() != digest:
+            raise self._corrupt(digest)
+
     def copy_to(self, digest: str, dest: Path) -> None:
         """Write the object to `dest` atomically, verifying its hash on the way."""
         dest.parent.mkdir(parents=True, exist_ok=True)

@@ -527,18 +527,22 @@ class SweepService:
         return studies.importances(self.study(sweep), objective)
 
     def ranked(self, sweep: Sweep) -> list[Trial]:
-        """The trials, best first by the first objective; unfinished and failed ones last."""
-        goal = sweep.objectives[0]
-        sign = -1.0 if goal.direction == "maximize" else 1.0
+        return rank(sweep)
 
-        def key(t: Trial) -> tuple[int, float, int]:
-            if t.state == "complete" and t.values:
-                return (0, sign * t.values[0], t.number)
-            if t.state == "pruned":
-                return (1, 0.0, t.number)
-            return (2, 0.0, t.number)
 
-        return sorted(sweep.trial_list, key=key)
+def rank(sweep: Sweep) -> list[Trial]:
+    """The trials, best first by the first objective; unfinished and failed ones last."""
+    goal = sweep.objectives[0]
+    sign = -1.0 if goal.direction == "maximize" else 1.0
+
+    def key(t: Trial) -> tuple[int, float, int]:
+        if t.state == "complete" and t.values:
+            return (0, sign * t.values[0], t.number)
+        if t.state == "pruned":
+            return (1, 0.0, t.number)
+        return (2, 0.0, t.number)
+
+    return sorted(sweep.trial_list, key=key)
 
 
 # ---- objectives ------------------------------------------------------------------------------

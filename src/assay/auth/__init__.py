@@ -1,0 +1,1 @@
+"""Access control: API tokens with scopes, stored hashed."""

@@ -1,0 +1,105 @@
+"""Tokens: create (shown once), list, revoke, and check one a request presents."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import timedelta
+
+from assay.auth.entities import SCOPES, Token, allows
+from assay.auth.repository import TokenRepository
+from assay.data.entities import check_name
+from assay.errors import (
+    ConflictError,
+    ForbiddenError,
+    InvalidArgumentError,
+    NotFoundError,
+    UnauthorizedError,
+)
+from assay.store.db import Database, utcnow
+
+PREFIX = "assay_"
+
+
+class TokenService:
+    def __init__(self, db: Database, *, author: str) -> None:
+        self.db = db
+        self.author = author
+
+    def create(self, name: str, scope: str) -> tuple[Token, str]:
+        """A new token; returns it and its secret, which is not stored and never shown again.
+
+        Raises:
+            InvalidArgumentError: an unknown scope or a malformed name.
+            ConflictError: a token of that name exists.
+        """
+        if scope not in SCOPES:
+            raise InvalidArgumentError(
+                f"Unknown scope {scope!r}; choose one of {', '.join(SCOPES)}."
+            )
+        check_name(name, "Token")
+        secret = PREFIX + secrets.token_urlsafe(32)
+        with self.db.session() as conn:
+            repo = TokenRepository(conn)
+            if repo.by_name(name) is not None:
+                raise ConflictError(f"A token named {name!r} exists; pick another name.")
+            repo.insert(
+                {
+                    "name": name,
+                    "scope": scope,
+                    "prefix": secret[: len(PREFIX) + 4],
+                    "hash": _digest(secret),
+                    "created_at": utcnow(),
+                    "created_by": self.author,
+                }
+            )
+            token = repo.by_name(name)
+        assert token is not None
+        return token, secret
+
+    def tokens(self) -> list[Token]:
+        with self.db.read() as conn:
+            return TokenRepository(conn).all()
+
+    def revoke(self, name: str) -> Token:
+        """Raises NotFoundError for an unknown name; revoking twice is harmless."""
+        with self.db.session() as conn:
+            repo = TokenRepository(conn)
+            token = repo.by_name(name)
+            if token is None:
+                raise NotFoundError(f"No token named {name!r}. List them with `assay tokens list`.")
+            if token.revoked_at is None:
+                repo.update(token.id, revoked_at=utcnow())
+            found = repo.by_name(name)
+        assert found is not None
+        return found
+
+    def check(self, secret: str | None, needed: str) -> Token:
+        """The token a request presents, if it may do what `needed` names.
+
+        Raises:
+            UnauthorizedError: the token is missing, unknown or revoked (401).
+            ForbiddenError: its scope does not allow `needed` (403).
+        """
+        if not secret:
+            raise UnauthorizedError("This route needs a token: send `Authorization: Bearer TOKEN`.")
+        digest = _digest(secret)
+        with self.db.read() as conn:
+            token = TokenRepository(conn).by_hash(digest)
+        if token is None or not hmac.compare_digest(digest, _digest(secret)):
+            raise UnauthorizedError("The token is not valid.")
+        if token.revoked_at is not None:
+            raise UnauthorizedError(f"Token {token.name!r} was revoked.")
+        if not allows(token.scope, needed):
+            raise ForbiddenError(
+                f"Token {token.name!r} has scope {token.scope!r}; this needs {needed!r}."
+            )
+        if token.last_used_at is None or utcnow() - token.last_used_at > timedelta(minutes=1):
+            with self.db.session() as conn:  # at most once a minute: reads stay reads
+                TokenRepository(conn).update(token.id, last_used_at=utcnow())
+        return token
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()

@@ -1,0 +1,314 @@
+"""`--remote URL` (or ASSAY_REMOTE): the CLI's commands through the SDK, same output.
+
+A `RemoteWorkspace` stands where a `Workspace` does and offers the same service
+objects (`ws.data`, `ws.runs`, …). Each method the commands call is one SDK call;
+a method with no API behind it yet says so in one line instead of failing oddly.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from assay.client import Client
+from assay.errors import InvalidArgumentError
+
+
+class _Remote:
+    """A service whose unlisted methods are refused with a clear message."""
+
+    what = ""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+
+        def refused(*args: Any, **kwargs: Any) -> Any:
+            raise InvalidArgumentError(
+                f"This command is not available with --remote yet ({self.what}.{name}); "
+                "run it on the server's machine."
+            )
+
+        return refused
+
+
+class RemoteData(_Remote):
+    what = "data"
+
+    def datasets(self) -> list[Any]:
+        return self.client.datasets()
+
+    def log(self, name: str) -> list[Any]:
+        return self.client.log(name)
+
+    def resolve(self, ref: str) -> Any:
+        return self.client.version(str(ref))[0]
+
+    def files(self, version: Any) -> tuple[Any, ...]:
+        return tuple(self.client.version(version.ref)[1])
+
+    def commit(
+        self,
+        name: str,
+        path: Path,
+        message: str = "",
+        *,
+        checks: Any = None,
+        allow_invalid: bool = False,
+        progress: Any = None,
+        **_: Any,
+    ) -> Any:
+        if checks is not None:
+            raise InvalidArgumentError(
+                "--checks is not available with --remote yet; commit, then validate on the "
+                "server's machine."
+            )
+        return self.client.commit(name, path, message)
+
+
+class RemotePipelines(_Remote):
+    what = "pipelines"
+
+    def pipelines(self) -> list[Any]:
+        return self.client.pipelines()
+
+    def register(self, path: Path, name: str | None = None, message: str = "") -> Any:
+        return self.client.register_pipeline(path, name, message)
+
+    def resolve(self, ref: str) -> Any:
+        return self.client.pipeline(ref)
+
+
+class RemoteRuns(_Remote):
+    what = "runs"
+
+    def get(self, ref: str) -> Any:
+        return self.client.get_run(ref)
+
+    def search(
+        self,
+        *,
+        experiment: str | None = None,
+        filter: str | None = None,
+        sort: str | None = None,
+        limit: int | None = 100,
+        offset: int = 0,
+    ) -> list[Any]:
+        if offset:
+            raise InvalidArgumentError("An offset is not available with --remote.")
+        return self.client.runs(experiment=experiment, filter=filter, sort=sort, limit=limit)
+
+    def leaderboard(
+        self, experiment: str, metric: str, *, minimize: bool | None = None, limit: int = 10
+    ) -> list[Any]:
+        from assay.runs.entities import lower_is_better
+
+        low = lower_is_better(metric) if minimize is None else minimize
+        quoted = metric.replace("`", "``")
+        return self.search(
+            experiment=experiment,
+            filter=f"metrics.`{quoted}` is not null and status = 'succeeded'",
+            sort=f"metrics.`{quoted}` {'asc' if low else 'desc'}",
+            limit=limit,
+        )
+
+    def compare(self, refs: Sequence[str]) -> list[Any]:
+        if len(refs) < 2:
+            raise InvalidArgumentError("Compare needs at least two runs.")
+        return [self.get(r) for r in refs]
+
+    def logs(self, ref: str) -> str:
+        return self.client.logs(ref)
+
+    def artifacts(self, ref: str) -> list[tuple[str, str, int]]:
+        found = self.client._call("GET", f"/runs/{ref}/artifacts")
+        return [(a["path"], a["hash"], a["size"]) for a in found]
+
+    def series(self, ref: str, key: str | None = None) -> list[tuple[Any, ...]]:
+        return [(p["key"], p["value"], p["step"], p["ts"]) for p in self.client.metrics(ref, key)]
+
+    def experiments(self) -> list[tuple[str, int]]:
+        return [(e["name"], e["runs"]) for e in self.client._call("GET", "/experiments")]
+
+    def start(
+        self,
+        pipeline: str,
+        *,
+        data: str,
+        params: dict[str, Any],
+        experiment: str | None,
+        name: str | None,
+        force: bool,
+        on_wait: Any = None,
+    ) -> Any:
+        """Queue a run on the server and wait for it (the server executes it)."""
+        run = self.client.run(
+            pipeline, data=data, params=params, experiment=experiment, name=name, force=force,
+            wait=False,
+        )  # fmt: skip
+        said = None
+        while run.status in ("queued", "running"):
+            if on_wait is not None and run.status != said:
+                on_wait(run)
+                said = run.status
+            time.sleep(0.5)
+            run = self.client.get_run(run.id)
+        return run
+
+
+class RemoteRegistry(_Remote):
+    what = "models"
+
+    def models(self) -> list[Any]:
+        return self.client.models()
+
+    def versions(self, name: str) -> list[Any]:
+        return self.client.model_versions(name)
+
+    def resolve(self, ref: str) -> Any:
+        return self.client.model(ref)
+
+    def alias(self, ref: str, alias: str) -> Any:
+        return self.client.alias(ref, alias)
+
+    def lineage(self, ref: str) -> dict[str, Any]:
+        name, _, selector = ref.partition("@")
+        found: dict[str, Any] = self.client._call(
+            "GET", f"/models/{name}/versions/{selector or 'latest'}/lineage"
+        )
+        return found
+
+
+class RemoteServices(_Remote):
+    what = "services"
+
+    def services(self) -> list[Any]:
+        return self.client.services()
+
+    def get(self, name: str) -> Any:
+        from assay.client.http import parse
+        from assay.serving.entities import Service
+
+        return parse(Service, self.client._call("GET", f"/services/{name}"))
+
+    def deploy(
+        self,
+        name: str,
+        model_ref: str,
+        *,
+        port: int | None = None,
+        workers: int = 1,
+        host: str = "127.0.0.1",
+        **_: Any,
+    ) -> Any:
+        if host not in ("127.0.0.1", "localhost"):
+            raise InvalidArgumentError("--host is not available with --remote.")
+        return self.client.deploy(name, model_ref, port=port, workers=workers)
+
+    def status(self, name: str) -> dict[str, Any]:
+        return self.client.service_status(name)
+
+    def stop(self, name: str, **_: Any) -> Any:
+        return self.client.stop_service(name)
+
+
+class RemoteABTests(_Remote):
+    what = "abtests"
+
+    def tests(self) -> list[Any]:
+        return self.client.abtests()
+
+    def create(self, name: str, variants: Sequence[str], strategy: str, **options: Any) -> Any:
+        allowed = {"key", "port", "auto_promote", "alias"}
+        return self.client.create_abtest(
+            name,
+            variants,
+            strategy,
+            **{k: v for k, v in options.items() if k in allowed},
+        )
+
+    def report(self, name: str, **_: Any) -> dict[str, Any]:
+        return self.client.abtest_report(name)
+
+    def conclude(self, name: str, winner: str, **_: Any) -> Any:
+        return self.client.conclude(name, winner)
+
+    def stop(self, name: str) -> Any:
+        return self.client.stop_abtest(name)
+
+
+class RemoteSweeps(_Remote):
+    what = "sweeps"
+
+    def sweeps(self) -> list[Any]:
+        return self.client.sweeps()
+
+    def get(self, name: str) -> Any:
+        return self.client.sweep(name)
+
+    def ranked(self, sweep: Any) -> list[Any]:
+        from assay.sweeps.service import rank
+
+        return rank(sweep)
+
+    def importances(self, sweep: Any, objective: int = 0) -> dict[str, float]:
+        from assay.sweeps import study
+
+        return study.importances(self.study(sweep), objective)
+
+    def study(self, sweep: Any) -> Any:
+        from assay.sweeps import study
+
+        return study.make_study(
+            sweep.objectives, sampler="random", pruner="none", seed=sweep.seed, parallel=1,
+            trials=sweep.trial_list,
+        )  # fmt: skip
+
+
+class RemoteWorkspace:
+    """The services of the workspace a server holds, reached through the SDK."""
+
+    def __init__(self, url: str, token: str | None) -> None:
+        self.client = Client(url, token)
+        self.remote = url
+        self.data = RemoteData(self.client)
+        self.pipelines = RemotePipelines(self.client)
+        self.runs = RemoteRuns(self.client)
+        self.registry = RemoteRegistry(self.client)
+        self.services = RemoteServices(self.client)
+        self.abtests = RemoteABTests(self.client)
+        self.sweeps = RemoteSweeps(self.client)
+        self.tokens = _Remote(self.client)
+        self.tokens.what = "tokens"
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def strip_remote(argv: list[str]) -> tuple[list[str], str | None]:
+    """Take `--remote URL` (or `--remote=URL`) out of the arguments, wherever it is."""
+    out: list[str] = []
+    url: str | None = None
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--remote":
+            if i + 1 >= len(argv):
+                raise InvalidArgumentError("--remote needs a URL, e.g. --remote http://host:8000.")
+            url = argv[i + 1]
+            i += 2
+            continue
+        if arg.startswith("--remote="):
+            url = arg.split("=", 1)[1]
+        else:
+            out.append(arg)
+        i += 1
+    return out, url
+
+
+__all__ = ["RemoteWorkspace", "strip_remote"]

@@ -1,0 +1,43 @@
+"""What routes depend on: the workspace, and a token allowed to call them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from assay.workspace import Workspace
+
+_bearer = HTTPBearer(auto_error=False, description="An Assay token: `assay tokens create`.")
+
+
+def workspace(request: Request) -> Workspace:
+    ws: Workspace = request.app.state.workspace
+    return ws
+
+
+WS = Annotated[Workspace, Depends(workspace)]
+
+
+def need(scope: str) -> Callable[..., Any]:
+    """A dependency: the request's bearer token must allow `scope` (unless auth is off)."""
+
+    def check(
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> None:
+        if not request.app.state.auth:
+            return
+        secret = credentials.credentials if credentials else None
+        ws: Workspace = request.app.state.workspace
+        request.state.token = ws.tokens.check(secret, scope)  # 401 or 403
+
+    return check
+
+
+READ = [Depends(need("read"))]
+WRITE = [Depends(need("write"))]
+ADMIN = [Depends(need("admin"))]
+PREDICT = [Depends(need("predict"))]

@@ -1,0 +1,72 @@
+"""Versioned pipelines: list, read, and register from source files sent as text.
+
+Registering imports the pipeline's module on the server to find its steps, so a
+`write` token can run code here, as it can by starting a run.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from fastapi import APIRouter
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, Field
+
+from assay.pipelines.entities import PipelineInfo, PipelineVersion
+from assay.server.deps import READ, WRITE, WS
+from assay.server.routes.data import safe_join
+from assay.server.schemas import ERRORS
+
+router = APIRouter(prefix="/pipelines", tags=["pipelines"], responses=ERRORS)
+
+
+class PipelineIn(BaseModel):
+    files: dict[str, str] = Field(
+        description="The source files by relative path (`*.py`, `requirements*.txt`)",
+        min_length=1,
+        max_length=2000,
+    )
+    entry: str = Field(description="The file defining the pipeline, e.g. pipeline.py")
+    name: str | None = None
+    message: str = ""
+
+
+class Registered(BaseModel):
+    version: PipelineVersion
+    created: bool = Field(description="False when the source was unchanged")
+
+
+@router.get("", response_model=list[PipelineInfo], dependencies=READ)
+def list_pipelines(ws: WS) -> list[PipelineInfo]:
+    return ws.pipelines.pipelines()
+
+
+@router.get("/{name}/versions", response_model=list[PipelineVersion], dependencies=READ)
+def pipeline_log(name: str, ws: WS) -> list[PipelineVersion]:
+    return ws.pipelines.log(name)
+
+
+@router.get("/{name}/versions/{selector}", response_model=PipelineVersion, dependencies=READ)
+def get_pipeline(name: str, selector: str, ws: WS) -> PipelineVersion:
+    return ws.pipelines.resolve(f"{name}@{selector}")
+
+
+@router.get(
+    "/{name}/versions/{selector}/source", response_class=PlainTextResponse, dependencies=READ
+)
+def source(name: str, selector: str, ws: WS, path: str | None = None) -> str:
+    return ws.pipelines.source(ws.pipelines.resolve(f"{name}@{selector}"), path)
+
+
+@router.post("", response_model=Registered, status_code=201, dependencies=WRITE)
+def register(body: PipelineIn, ws: WS) -> Registered:
+    with tempfile.TemporaryDirectory(prefix="assay-upload-") as tmp:
+        root = Path(tmp)
+        for rel, text in body.files.items():
+            target = safe_join(root, rel)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+        entry = safe_join(root, body.entry)
+        version, created = ws.pipelines.register(entry, body.name, body.message)
+    return Registered(version=version, created=created)

@@ -1,0 +1,144 @@
+"""Experiments and runs: search, read, start a pipeline run, and track a run from outside."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, Field
+
+from assay.runs.entities import Run
+from assay.server.deps import READ, WRITE, WS
+from assay.server.schemas import ERRORS, Page, decode_token, encode_token
+
+router = APIRouter(tags=["runs"], responses=ERRORS)
+
+
+class Point(BaseModel):
+    key: str = Field(min_length=1, max_length=255)
+    value: float | None
+    step: int | None = None
+    ts: float | None = Field(default=None, description="Unix time; the server's when absent")
+
+
+class PointsIn(BaseModel):
+    metrics: list[Point] = Field(max_length=100_000)
+
+
+class RunIn(BaseModel):
+    pipeline: str = Field(description="NAME[@VERSION] of a registered pipeline")
+    data: str = Field(description="DATASET[@VERSION]")
+    params: dict[str, Any] = Field(default_factory=dict)
+    experiment: str | None = None
+    name: str | None = None
+    force: bool = False
+
+
+class TrackIn(BaseModel):
+    params: dict[str, Any] = Field(default_factory=dict)
+    data: str | None = Field(default=None, description="DATASET[@VERSION] the run used")
+    name: str | None = None
+
+
+class EndIn(BaseModel):
+    status: str = Field(default="succeeded", description="succeeded, failed or killed")
+    error: str | None = None
+
+
+class Experiment(BaseModel):
+    name: str
+    runs: int
+
+
+@router.get("/runs", response_model=Page[Run], dependencies=READ, summary="Search runs")
+def search_runs(
+    ws: WS,
+    experiment: str | None = None,
+    filter: Annotated[
+        str | None,
+        Query(description="e.g. params.C > 1 and metrics.val_f1 >= 0.9 and status = 'succeeded'"),
+    ] = None,
+    sort: Annotated[str | None, Query(description='e.g. "metrics.val_f1 desc"')] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    page_token: str | None = None,
+) -> Page[Run]:
+    offset = decode_token(page_token)
+    found = ws.runs.search(
+        experiment=experiment, filter=filter, sort=sort, limit=limit + 1, offset=offset
+    )
+    more = len(found) > limit
+    return Page[Run](
+        items=found[:limit], next_page_token=encode_token(offset + limit) if more else None
+    )
+
+
+@router.get("/experiments", response_model=list[Experiment], dependencies=READ)
+def experiments(ws: WS) -> list[Experiment]:
+    return [Experiment(name=n, runs=c) for n, c in ws.runs.experiments()]
+
+
+@router.get("/runs/{run}", response_model=Run, dependencies=READ, summary="A run by id or prefix")
+def get_run(run: str, ws: WS) -> Run:
+    return ws.runs.get(run)
+
+
+@router.get("/runs/{run}/metrics", response_model=list[Point], dependencies=READ)
+def metric_series(run: str, ws: WS, key: str | None = None) -> list[Point]:
+    return [Point(key=k, value=v, step=s, ts=t) for k, v, s, t in ws.runs.series(run, key)]
+
+
+class Artifact(BaseModel):
+    path: str
+    hash: str
+    size: int
+
+
+@router.get("/runs/{run}/artifacts", response_model=list[Artifact], dependencies=READ)
+def run_artifacts(run: str, ws: WS) -> list[Artifact]:
+    return [Artifact(path=p, hash=h, size=n) for p, h, n in ws.runs.artifacts(run)]
+
+
+@router.get("/runs/{run}/logs", response_class=PlainTextResponse, dependencies=READ)
+def run_logs(run: str, ws: WS) -> str:
+    return ws.runs.logs(run)
+
+
+@router.post(
+    "/runs", response_model=Run, status_code=202, dependencies=WRITE,
+    summary="Run a pipeline on a data version with params; executes on the server",
+)  # fmt: skip
+def start_run(body: RunIn, ws: WS) -> Run:
+    from assay.server.launch import launch
+
+    run = ws.runs.prepare(
+        body.pipeline,
+        data=body.data,
+        params=body.params,
+        experiment=body.experiment,
+        name=body.name,
+        force=body.force,
+    )
+    launch(ws, run.id)
+    return run
+
+
+@router.post(
+    "/experiments/{experiment}/runs", response_model=Run, status_code=201, dependencies=WRITE,
+    summary="Open a run that the caller fills in (a notebook or script elsewhere)",
+)  # fmt: skip
+def track_run(experiment: str, body: TrackIn, ws: WS) -> Run:
+    return ws.runs.begin(experiment, data=body.data, params=body.params, name=body.name)
+
+
+@router.post(
+    "/runs/{run}/metrics", status_code=204, dependencies=WRITE,
+    summary="Log metric points, in a batch",
+)  # fmt: skip
+def log_metrics(run: str, body: PointsIn, ws: WS) -> None:
+    ws.runs.log_points(run, [(p.key, p.value, p.step, p.ts) for p in body.metrics])
+
+
+@router.post("/runs/{run}/end", response_model=Run, dependencies=WRITE, summary="Close a run")
+def end_run(run: str, body: EndIn, ws: WS) -> Run:
+    return ws.runs.finish(run, body.status, body.error)

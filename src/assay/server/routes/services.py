@@ -1,0 +1,170 @@
+"""Inference services and A/B tests: deploy, read, change, stop; and predictions through
+the server (a `predict` token is enough for those).
+
+A prediction through the server is passed to the service's (or router's) own port
+on this machine and its answer returned as it is, so a client that can reach only
+the server, with a token, reaches every model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, Field
+
+from assay.abtests.entities import ABTest
+from assay.server.deps import PREDICT, READ, WRITE, WS
+from assay.server.schemas import ERRORS
+from assay.serving.entities import Service
+
+router = APIRouter(responses=ERRORS)
+
+_client = httpx.Client(timeout=60.0)
+
+
+class DeployIn(BaseModel):
+    name: str
+    model: str = Field(description="MODEL@VERSION, @ALIAS or @latest")
+    port: int | None = Field(default=None, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+
+
+class UpdateIn(BaseModel):
+    model: str
+
+
+class ABTestIn(BaseModel):
+    name: str
+    variants: list[str] = Field(description="LABEL=MODEL@V or LABEL=SERVICE", min_length=2)
+    strategy: str = Field(description="e.g. weighted:50,50, sticky, thompson")
+    key: str | None = None
+    port: int | None = Field(default=None, ge=1, le=65535)
+    auto_promote: bool = False
+    alias: str = "champion"
+
+
+class ConcludeIn(BaseModel):
+    winner: str
+
+
+@router.get("/services", response_model=list[Service], dependencies=READ, tags=["services"])
+def list_services(ws: WS) -> list[Service]:
+    return ws.services.services()
+
+
+@router.post(
+    "/services", response_model=Service, status_code=201, dependencies=WRITE, tags=["services"],
+    summary="Deploy a model version; returns once it answers",
+)  # fmt: skip
+def deploy(body: DeployIn, ws: WS) -> Service:
+    return ws.services.deploy(body.name, body.model, port=body.port, workers=body.workers)
+
+
+@router.get("/services/{name}", response_model=Service, dependencies=READ, tags=["services"])
+def get_service(name: str, ws: WS) -> Service:
+    return ws.services.get(name)
+
+
+@router.get("/services/{name}/status", dependencies=READ, tags=["services"])
+def service_status(name: str, ws: WS) -> dict[str, Any]:
+    return ws.services.status(name)
+
+
+@router.put("/services/{name}", response_model=Service, dependencies=WRITE, tags=["services"])
+def update_service(name: str, body: UpdateIn, ws: WS) -> Service:
+    return ws.services.update(name, body.model)
+
+
+@router.post("/services/{name}/stop", response_model=Service, dependencies=WRITE, tags=["services"])
+def stop_service(name: str, ws: WS) -> Service:
+    return ws.services.stop(name)
+
+
+@router.post(
+    "/services/{name}/predict", dependencies=PREDICT, tags=["predict"],
+    summary="KServe V1 `{instances: [...]}` to the service's model",
+)  # fmt: skip
+async def predict(name: str, request: Request, ws: WS) -> Response:
+    svc = ws.services.get(name)
+    return await _forward(request, f"{svc.url}/v1/models/{svc.model}:predict")
+
+
+@router.get("/abtests", response_model=list[ABTest], dependencies=READ, tags=["abtests"])
+def list_abtests(ws: WS) -> list[ABTest]:
+    return ws.abtests.tests()
+
+
+@router.post(
+    "/abtests", response_model=ABTest, status_code=201, dependencies=WRITE, tags=["abtests"]
+)
+def create_abtest(body: ABTestIn, ws: WS) -> ABTest:
+    return ws.abtests.create(
+        body.name,
+        body.variants,
+        body.strategy,
+        key=body.key,
+        port=body.port,
+        auto_promote=body.auto_promote,
+        alias=body.alias,
+    )
+
+
+@router.get("/abtests/{name}", response_model=ABTest, dependencies=READ, tags=["abtests"])
+def get_abtest(name: str, ws: WS) -> ABTest:
+    return ws.abtests.get(name)
+
+
+@router.get("/abtests/{name}/report", dependencies=READ, tags=["abtests"])
+def abtest_report(name: str, ws: WS) -> dict[str, Any]:
+    return ws.abtests.report(name)
+
+
+@router.post(
+    "/abtests/{name}/conclude", response_model=ABTest, dependencies=WRITE, tags=["abtests"]
+)
+def conclude(name: str, body: ConcludeIn, ws: WS) -> ABTest:
+    return ws.abtests.conclude(name, body.winner)
+
+
+@router.post("/abtests/{name}/stop", response_model=ABTest, dependencies=WRITE, tags=["abtests"])
+def stop_abtest(name: str, ws: WS) -> ABTest:
+    return ws.abtests.stop(name)
+
+
+@router.post("/abtests/{name}/predict", dependencies=PREDICT, tags=["predict"])
+async def abtest_predict(name: str, request: Request, ws: WS) -> Response:
+    test = ws.abtests.get(name)
+    return await _forward(request, f"{test.url}/predict")
+
+
+@router.post("/abtests/{name}/feedback", dependencies=PREDICT, tags=["predict"])
+async def abtest_feedback(name: str, request: Request, ws: WS) -> Response:
+    test = ws.abtests.get(name)
+    return await _forward(request, f"{test.url}/feedback")
+
+
+async def _forward(request: Request, url: str) -> Response:
+    import anyio
+
+    body = await request.body()
+    headers = {"Content-Type": request.headers.get("content-type", "application/json")}
+    key = request.headers.get("x-assay-key")
+    if key:
+        headers["X-Assay-Key"] = key
+    try:
+        answer = await anyio.to_thread.run_sync(
+            lambda: _client.post(url, content=body, headers=headers)
+        )
+    except httpx.HTTPError as exc:
+        from assay.errors import ModelNotReadyError
+
+        raise ModelNotReadyError(f"The endpoint at {url} did not answer: {exc}.") from None
+    keep = {k: v for k, v in answer.headers.items() if k.lower().startswith("x-assay-")}
+    return Response(
+        answer.content,
+        status_code=answer.status_code,
+        media_type=answer.headers.get("content-type"),
+        headers=keep,
+    )

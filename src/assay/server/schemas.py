@@ -1,0 +1,69 @@
+"""Wire models shared by the routes: the error body, pages of results.
+
+Entities (frozen dataclasses) are the response models themselves: FastAPI
+describes them in the OpenAPI document, and the SDK reads them back into the same
+classes, so a client and the server speak in the same types.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, Field
+
+from assay.errors import InvalidArgumentError
+
+T = TypeVar("T")
+
+
+class ErrorDetail(BaseModel):
+    type: str = Field(description="The error's class, e.g. NotFoundError")
+    message: str = Field(description="What went wrong and what to do about it")
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+_DOCUMENTED = {
+    400: "Malformed input (the message names the field)",
+    401: "No token, or an unknown or revoked one",
+    403: "The token's scope does not allow this",
+    404: "No such thing",
+    409: "Clashes with what is stored",
+    413: "The body is larger than the server accepts",
+    415: "The body is not JSON",
+    422: "The body does not match the route's model",
+}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody, "description": text} for code, text in _DOCUMENTED.items()
+}
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_page_token: str | None = Field(
+        default=None, description="Pass as page_token for the next page; absent on the last"
+    )
+
+
+def decode_token(token: str | None) -> int:
+    """A page token to the offset it stands for."""
+    if not token:
+        return 0
+    try:
+        offset = json.loads(base64.urlsafe_b64decode(token.encode() + b"==").decode())["o"]
+        if not isinstance(offset, int) or offset < 0:
+            raise ValueError
+        return offset
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        raise InvalidArgumentError(
+            f"page_token {token!r} is not one this server gave out."
+        ) from None
+
+
+def encode_token(offset: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"o": offset}).encode()).decode().rstrip("=")

@@ -1,0 +1,176 @@
+"""A second machine's view: the SDK and `assay … --remote` against a real `assay server`,
+from a folder with no workspace, on both metadata backends."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+import assay
+from assay.client import Client
+from assay.data.entities import DataVersion
+from assay.runs.entities import Run
+
+PIPELINE = """
+import assay
+
+@assay.step
+def load(data):
+    return [float(x) for x in (data / "n.txt").read_text().split()]
+
+@assay.step
+def train(load, params):
+    return {"w": sum(load) * params["k"]}
+
+@assay.step
+def evaluate(train):
+    return {"score": train["w"] / 10}
+
+pipeline = assay.Pipeline("tiny", [load, train, evaluate])
+"""
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _assay(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "assay", *args],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def server(tmp_path: Path, env: dict[str, str]) -> Iterator[tuple[str, dict[str, str], str]]:
+    """`assay server` on a workspace in tmp_path/server; yields its URL, env, admin token."""
+    home = tmp_path / "server"
+    home.mkdir()
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("ASSAY_")}
+    environ.update(env)
+    assert _assay("init", cwd=home, env=environ).returncode == 0
+    made = _assay("tokens", "create", "admin", "--scope", "admin", "--json", cwd=home, env=environ)
+    secret = json.loads(made.stdout)["secret"]
+    port = _port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "assay", "server", "--port", str(port)],
+        cwd=home, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        yield url, environ, secret
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stderr:
+            proc.stderr.close()
+
+
+def test_a_laptop_without_a_workspace_works_through_the_server(
+    server: tuple[str, dict[str, str], str], tmp_path: Path
+) -> None:
+    url, environ, secret = server
+    laptop = tmp_path / "laptop"
+    laptop.mkdir()
+    (laptop / "pipeline.py").write_text(PIPELINE)
+    (laptop / "params.json").write_text('{"k": 2}')
+    (laptop / "d").mkdir()
+    (laptop / "d" / "n.txt").write_text("1 2 3")
+    env = {k: v for k, v in environ.items() if not k.startswith("ASSAY_")}
+    env.update(ASSAY_TOKEN=secret, COLUMNS="200")
+
+    def remote(*args: str) -> subprocess.CompletedProcess[str]:
+        return _assay(*args, "--remote", url, cwd=laptop, env=env)
+
+    done = remote("data", "commit", "n", "d", "-m", "from the laptop")
+    assert done.returncode == 0, done.stderr
+    assert "Committed n@1" in done.stdout
+    ran = remote("run", "pipeline.py", "--data", "n@1", "--params", "params.json", "--json")
+    assert ran.returncode == 0, ran.stderr
+    run = json.loads(ran.stdout)
+    assert run["status"] == "succeeded" and run["metrics"]["score"] == pytest.approx(1.2)
+    # The run's inputs were recorded on the server: data, pipeline and params versions.
+    assert (run["data"], run["pipeline"], run["params_version"]) == (
+        "n@1",
+        "tiny@1",
+        "params/tiny@1",
+    )
+    listed = remote("runs", "list", "--filter", "metrics.score > 1", "--json")
+    assert [r["id"] for r in json.loads(listed.stdout)] == [run["id"]]
+    shown = remote("runs", "show", run["id"][:8])
+    assert shown.returncode == 0 and "tiny@1" in shown.stdout
+    assert "from the laptop" in remote("data", "log", "n").stdout
+    # The same through ASSAY_REMOTE, and the SDK.
+    env_remote = {**env, "ASSAY_REMOTE": url}
+    assert "tiny" in _assay("pipelines", "list", cwd=laptop, env=env_remote).stdout
+    with Client(url, token=secret) as client:
+        found = client.runs(filter="metrics.score > 1")
+        assert [r.id for r in found] == [run["id"]] and isinstance(found[0], Run)
+        version, files = client.version("n@1")
+        assert isinstance(version, DataVersion) and [f.path for f in files] == ["n.txt"]
+        target = client.download("n@1", "n.txt", tmp_path / "copy.txt")
+        assert target.read_text() == "1 2 3"
+        with pytest.raises(assay.NotFoundError, match="no version 9"):
+            client.version("n@9")
+        tracked = client.start_run("notebook", params={"lr": 0.1})
+        client.log_metrics(tracked.id, [("loss", 0.5, 1), ("loss", 0.25, 2)])
+        ended = client.end_run(tracked.id)
+        assert ended.status == "succeeded" and ended.metrics == {"loss": 0.25}
+    # Nothing works without a token, and the CLI says so in one line.
+    anonymous = {k: v for k, v in env.items() if k != "ASSAY_TOKEN"}
+    refused = _assay("runs", "list", "--remote", url, cwd=laptop, env=anonymous)
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines() == [
+        "error: This route needs a token: send `Authorization: Bearer TOKEN`."
+    ]
+    with Client(url) as client, pytest.raises(assay.UnauthorizedError):
+        client.datasets()
+    # A command with no API behind it yet says so instead of failing oddly.
+    verify = remote("data", "verify")
+    assert verify.returncode == 1 and "not available with --remote yet" in verify.stderr
+
+
+def test_scopes_reach_only_what_they_allow(
+    server: tuple[str, dict[str, str], str], tmp_path: Path
+) -> None:
+    url, _, secret = server
+    with Client(url, token=secret) as admin:
+        made = admin._call("POST", "/tokens", json={"name": "viewer", "scope": "read"})
+        reader = made["secret"]
+        assert reader.startswith("assay_")
+    with Client(url, token=reader) as client:
+        assert client.datasets() == []
+        with pytest.raises(assay.ForbiddenError, match="has scope 'read'; this needs 'write'"):
+            client.start_run("e")
+    with Client(url, token=secret) as admin:
+        admin._call("DELETE", "/tokens/viewer")
+    with (
+        Client(url, token=reader) as client,
+        pytest.raises(assay.UnauthorizedError, match="revoked"),
+    ):
+        client.datasets()
