@@ -70,6 +70,25 @@ class RemoteData(_Remote):
             )
         return self.client.commit(name, path, message)
 
+    def profile(self, ref: str) -> tuple[Any, dict[str, Any]]:
+        from assay.client.http import parse
+        from assay.data.entities import DataVersion
+        from assay.data.tabular import TableProfile
+
+        doc = self.client._call("GET", f"/profiles/{ref}")
+        return parse(DataVersion, doc["version"]), parse(dict[str, TableProfile], doc["tables"])
+
+    def diff(self, old_ref: str, new_ref: str) -> Any:
+        from dataclasses import replace
+
+        from assay.client.http import parse
+        from assay.data.entities import DataDiff
+        from assay.data.tabular import TableDiff
+
+        doc = self.client._call("GET", "/diffs", params={"old": old_ref, "new": new_ref})
+        found = parse(DataDiff, doc)
+        return replace(found, tables=parse(dict[str, TableDiff], doc.get("tables") or {}))
+
 
 class RemotePipelines(_Remote):
     what = "pipelines"
@@ -133,7 +152,8 @@ class RemoteRuns(_Remote):
         return [(p["key"], p["value"], p["step"], p["ts"]) for p in self.client.metrics(ref, key)]
 
     def experiments(self) -> list[tuple[str, int]]:
-        return [(e["name"], e["runs"]) for e in self.client._call("GET", "/experiments")]
+        found = self.client._call("GET", "/experiments", params={"limit": 1000})["items"]
+        return [(e["name"], e["runs"]) for e in found]
 
     def start(
         self,

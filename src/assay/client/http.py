@@ -73,17 +73,31 @@ class Client:
         clean = {k: v for k, v in params.items() if v is not None}
         return parse(kind, self._call("GET", path, params=clean))
 
+    def _list(self, kind: Any, path: str, page_size: int = 1000) -> list[Any]:
+        """Every item of a listing route, following its pages."""
+        items: list[Any] = []
+        token: str | None = None
+        while True:
+            params: dict[str, Any] = {"limit": page_size}
+            if token:
+                params["page_token"] = token
+            doc = self._call("GET", path, params=params)
+            items.extend(parse(list[kind], doc["items"]))
+            token = doc.get("next_page_token")
+            if not token:
+                return items
+
     # ---- data ----------------------------------------------------------------------------
 
     def datasets(self) -> list[Any]:
         from assay.data.entities import Dataset
 
-        return self._get(list[Dataset], "/datasets")  # type: ignore[no-any-return]
+        return self._list(Dataset, "/datasets")
 
     def log(self, name: str) -> list[Any]:
         from assay.data.entities import DataVersion
 
-        return self._get(list[DataVersion], f"/datasets/{name}/versions")  # type: ignore[no-any-return]
+        return self._list(DataVersion, f"/datasets/{name}/versions")
 
     def version(self, ref: str) -> Any:
         """A data version and its files: (DataVersion, [FileEntry])."""
@@ -190,7 +204,7 @@ class Client:
     def pipelines(self) -> list[Any]:
         from assay.pipelines.entities import PipelineInfo
 
-        return self._get(list[PipelineInfo], "/pipelines")  # type: ignore[no-any-return]
+        return self._list(PipelineInfo, "/pipelines")
 
     def pipeline(self, ref: str) -> Any:
         from assay.pipelines.entities import PipelineVersion
@@ -341,7 +355,7 @@ class Client:
     def models(self) -> list[Any]:
         from assay.registry.entities import Model
 
-        return self._get(list[Model], "/models")  # type: ignore[no-any-return]
+        return self._list(Model, "/models")
 
     def model(self, ref: str) -> Any:
         from assay.registry.entities import ModelVersion
@@ -352,7 +366,7 @@ class Client:
     def model_versions(self, name: str) -> list[Any]:
         from assay.registry.entities import ModelVersion
 
-        return self._get(list[ModelVersion], f"/models/{name}/versions")  # type: ignore[no-any-return]
+        return self._list(ModelVersion, f"/models/{name}/versions")
 
     def alias(self, ref: str, alias: str) -> Any:
         from assay.registry.entities import ModelVersion
@@ -375,7 +389,7 @@ class Client:
     def services(self) -> list[Any]:
         from assay.serving.entities import Service
 
-        return self._get(list[Service], "/services")  # type: ignore[no-any-return]
+        return self._list(Service, "/services")
 
     def service_status(self, name: str) -> dict[str, Any]:
         found: dict[str, Any] = self._call("GET", f"/services/{name}/status")
@@ -417,7 +431,7 @@ class Client:
     def abtests(self) -> list[Any]:
         from assay.abtests.entities import ABTest
 
-        return self._get(list[ABTest], "/abtests")  # type: ignore[no-any-return]
+        return self._list(ABTest, "/abtests")
 
     def abtest_report(self, name: str) -> dict[str, Any]:
         found: dict[str, Any] = self._call("GET", f"/abtests/{name}/report")
@@ -437,7 +451,7 @@ class Client:
     def sweeps(self) -> list[Any]:
         from assay.sweeps.entities import Sweep
 
-        return self._get(list[Sweep], "/sweeps")  # type: ignore[no-any-return]
+        return self._list(Sweep, "/sweeps")
 
     def sweep(self, name: str) -> Any:
         from assay.sweeps.entities import Sweep

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
+from fastapi import Query
 from pydantic import BaseModel, Field
 
 from assay.errors import InvalidArgumentError
@@ -48,6 +49,18 @@ class Page(BaseModel, Generic[T]):
     next_page_token: str | None = Field(
         default=None, description="Pass as page_token for the next page; absent on the last"
     )
+
+
+def page_of(items: list[T], limit: int, page_token: str | None) -> Page[T]:
+    """One page of a listing the service returned whole (the small listings: datasets,
+    models, services…), so that every listing route pages the same way."""
+    offset = decode_token(page_token)
+    chunk = items[offset : offset + limit]
+    more = offset + limit < len(items)
+    return Page[T](items=chunk, next_page_token=encode_token(offset + limit) if more else None)
+
+
+Limit = Annotated[int, Query(ge=1, le=1000, description="Items per page")]
 
 
 def decode_token(token: str | None) -> int:

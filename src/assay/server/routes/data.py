@@ -19,10 +19,12 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from assay.data.entities import CommitResult, Dataset, DataVersion, FileEntry
+from assay.data.entities import CommitResult, DataDiff, Dataset, DataVersion, FileEntry
+from assay.data.tabular import TableProfile
+from assay.data.validation import ValidationReport
 from assay.errors import ConflictError, InvalidArgumentError, NotFoundError
 from assay.server.deps import READ, WRITE, WS
-from assay.server.schemas import ERRORS
+from assay.server.schemas import ERRORS, Limit, Page, page_of
 
 router = APIRouter(tags=["data"], responses=ERRORS)
 
@@ -46,14 +48,14 @@ class CommitIn(BaseModel):
     files: dict[str, str] = Field(description="Every file's BLAKE3 hash, by path")
 
 
-@router.get("/datasets", response_model=list[Dataset], dependencies=READ)
-def list_datasets(ws: WS) -> list[Dataset]:
-    return ws.data.datasets()
+@router.get("/datasets", response_model=Page[Dataset], dependencies=READ)
+def list_datasets(ws: WS, limit: Limit = 100, page_token: str | None = None) -> Page[Dataset]:
+    return page_of(ws.data.datasets(), limit, page_token)
 
 
-@router.get("/datasets/{name:path}/versions", response_model=list[DataVersion], dependencies=READ)
-def log(name: str, ws: WS) -> list[DataVersion]:
-    return ws.data.log(name)
+@router.get("/datasets/{name:path}/versions", response_model=Page[DataVersion], dependencies=READ)
+def log(name: str, ws: WS, limit: Limit = 100, page_token: str | None = None) -> Page[DataVersion]:
+    return page_of(ws.data.log(name), limit, page_token)
 
 
 @router.get(
@@ -63,6 +65,49 @@ def log(name: str, ws: WS) -> list[DataVersion]:
 def show(ref: str, ws: WS) -> VersionDetail:
     version = ws.data.resolve(ref)
     return VersionDetail(version=version, files=list(ws.data.files(version)))
+
+
+class Profile(BaseModel):
+    version: DataVersion
+    tables: dict[str, TableProfile]
+
+
+class ChecksIn(BaseModel):
+    checks: str = Field(description="A checks file's text (YAML), as `assay data validate` reads")
+
+
+class Validation(BaseModel):
+    version: DataVersion
+    report: ValidationReport
+
+
+@router.get(
+    "/profiles/{ref:path}", response_model=Profile, dependencies=READ,
+    summary="Per-column statistics and histograms of a version's tables",
+)  # fmt: skip
+def profile(ref: str, ws: WS) -> Profile:
+    version, tables = ws.data.profile(ref)
+    return Profile(version=version, tables=tables)
+
+
+@router.post(
+    "/validations/{ref:path}", response_model=Validation, dependencies=WRITE,
+    summary="Check a version against a checks file; the result is stored with it",
+)  # fmt: skip
+def validate(ref: str, body: ChecksIn, ws: WS) -> Validation:
+    from assay.data.checks import load_checks
+
+    version, report = ws.data.validate(ref, load_checks(body.checks, "the checks"))
+    return Validation(version=version, report=report)
+
+
+@router.get("/diffs", response_model=DataDiff, dependencies=READ, summary="Two versions' diff")
+def diff(
+    ws: WS,
+    old: Annotated[str, Query(description="NAME@A")],
+    new: Annotated[str, Query(description="NAME@B")],
+) -> DataDiff:
+    return ws.data.diff(old, new)
 
 
 @router.get(

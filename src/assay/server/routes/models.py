@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from assay.registry.entities import Model, ModelVersion
 from assay.server.deps import READ, WRITE, WS
-from assay.server.schemas import ERRORS
+from assay.server.schemas import ERRORS, Limit, Page, page_of
 
 router = APIRouter(prefix="/models", tags=["models"], responses=ERRORS)
 
@@ -18,14 +18,16 @@ class AliasIn(BaseModel):
     version: int
 
 
-@router.get("", response_model=list[Model], dependencies=READ)
-def list_models(ws: WS) -> list[Model]:
-    return ws.registry.models()
+@router.get("", response_model=Page[Model], dependencies=READ)
+def list_models(ws: WS, limit: Limit = 100, page_token: str | None = None) -> Page[Model]:
+    return page_of(ws.registry.models(), limit, page_token)
 
 
-@router.get("/{name}/versions", response_model=list[ModelVersion], dependencies=READ)
-def versions(name: str, ws: WS) -> list[ModelVersion]:
-    return ws.registry.versions(name)
+@router.get("/{name}/versions", response_model=Page[ModelVersion], dependencies=READ)
+def versions(
+    name: str, ws: WS, limit: Limit = 100, page_token: str | None = None
+) -> Page[ModelVersion]:
+    return page_of(ws.registry.versions(name), limit, page_token)
 
 
 @router.get(

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from assay.pipelines.entities import PipelineInfo, PipelineVersion
 from assay.server.deps import READ, WRITE, WS
 from assay.server.routes.data import safe_join
-from assay.server.schemas import ERRORS
+from assay.server.schemas import ERRORS, Limit, Page, page_of
 
 router = APIRouter(prefix="/pipelines", tags=["pipelines"], responses=ERRORS)
 
@@ -37,14 +37,16 @@ class Registered(BaseModel):
     created: bool = Field(description="False when the source was unchanged")
 
 
-@router.get("", response_model=list[PipelineInfo], dependencies=READ)
-def list_pipelines(ws: WS) -> list[PipelineInfo]:
-    return ws.pipelines.pipelines()
+@router.get("", response_model=Page[PipelineInfo], dependencies=READ)
+def list_pipelines(ws: WS, limit: Limit = 100, page_token: str | None = None) -> Page[PipelineInfo]:
+    return page_of(ws.pipelines.pipelines(), limit, page_token)
 
 
-@router.get("/{name}/versions", response_model=list[PipelineVersion], dependencies=READ)
-def pipeline_log(name: str, ws: WS) -> list[PipelineVersion]:
-    return ws.pipelines.log(name)
+@router.get("/{name}/versions", response_model=Page[PipelineVersion], dependencies=READ)
+def pipeline_log(
+    name: str, ws: WS, limit: Limit = 100, page_token: str | None = None
+) -> Page[PipelineVersion]:
+    return page_of(ws.pipelines.log(name), limit, page_token)
 
 
 @router.get("/{name}/versions/{selector}", response_model=PipelineVersion, dependencies=READ)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from assay.runs.entities import Run
 from assay.server.deps import READ, WRITE, WS
-from assay.server.schemas import ERRORS, Page, decode_token, encode_token
+from assay.server.schemas import ERRORS, Limit, Page, decode_token, encode_token, page_of
 
 router = APIRouter(tags=["runs"], responses=ERRORS)
 
@@ -73,9 +73,10 @@ def search_runs(
     )
 
 
-@router.get("/experiments", response_model=list[Experiment], dependencies=READ)
-def experiments(ws: WS) -> list[Experiment]:
-    return [Experiment(name=n, runs=c) for n, c in ws.runs.experiments()]
+@router.get("/experiments", response_model=Page[Experiment], dependencies=READ)
+def experiments(ws: WS, limit: Limit = 100, page_token: str | None = None) -> Page[Experiment]:
+    found = [Experiment(name=n, runs=c) for n, c in ws.runs.experiments()]
+    return page_of(found, limit, page_token)
 
 
 @router.get("/runs/{run}", response_model=Run, dependencies=READ, summary="A run by id or prefix")

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from assay.abtests.entities import ABTest
 from assay.server.deps import PREDICT, READ, WRITE, WS
-from assay.server.schemas import ERRORS
+from assay.server.schemas import ERRORS, Limit, Page, page_of
 from assay.serving.entities import Service
 
 router = APIRouter(responses=ERRORS)
@@ -49,9 +49,9 @@ class ConcludeIn(BaseModel):
     winner: str
 
 
-@router.get("/services", response_model=list[Service], dependencies=READ, tags=["services"])
-def list_services(ws: WS) -> list[Service]:
-    return ws.services.services()
+@router.get("/services", response_model=Page[Service], dependencies=READ, tags=["services"])
+def list_services(ws: WS, limit: Limit = 100, page_token: str | None = None) -> Page[Service]:
+    return page_of(ws.services.services(), limit, page_token)
 
 
 @router.post(
@@ -91,9 +91,9 @@ async def predict(name: str, request: Request, ws: WS) -> Response:
     return await _forward(request, f"{svc.url}/v1/models/{svc.model}:predict")
 
 
-@router.get("/abtests", response_model=list[ABTest], dependencies=READ, tags=["abtests"])
-def list_abtests(ws: WS) -> list[ABTest]:
-    return ws.abtests.tests()
+@router.get("/abtests", response_model=Page[ABTest], dependencies=READ, tags=["abtests"])
+def list_abtests(ws: WS, limit: Limit = 100, page_token: str | None = None) -> Page[ABTest]:
+    return page_of(ws.abtests.tests(), limit, page_token)
 
 
 @router.post(

@@ -7,7 +7,7 @@ from pydantic import BaseModel, Field
 
 from assay.auth.entities import Token
 from assay.server.deps import ADMIN, WS
-from assay.server.schemas import ERRORS
+from assay.server.schemas import ERRORS, Limit, Page, page_of
 
 router = APIRouter(prefix="/tokens", tags=["tokens"], dependencies=ADMIN, responses=ERRORS)
 
@@ -22,9 +22,9 @@ class TokenCreated(BaseModel):
     secret: str = Field(description="Shown once; only its hash is stored.")
 
 
-@router.get("", response_model=list[Token], summary="List tokens (never their secrets)")
-def list_tokens(ws: WS) -> list[Token]:
-    return ws.tokens.tokens()
+@router.get("", response_model=Page[Token], summary="List tokens (never their secrets)")
+def list_tokens(ws: WS, limit: Limit = 100, page_token: str | None = None) -> Page[Token]:
+    return page_of(ws.tokens.tokens(), limit, page_token)
 
 
 @router.post("", response_model=TokenCreated, status_code=201, summary="Create a token")
