@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip -q --disable-pip-version-check
 DEMO_DIR ?= assay-demo
 
-.PHONY: demo test lint unit bench bench-deps services clean
+.PHONY: demo test lint unit bench bench-deps services browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,8 +34,12 @@ lint: $(VENV)/.dev
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-unit: $(VENV)/.dev services
+unit: $(VENV)/.dev services browser
 	$(BIN)/pytest
+
+# The dashboard's tests drive a real browser: Debian's Chromium (Playwright is told where).
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
 test: lint unit
 

@@ -436,6 +436,16 @@ class RunRepository:
             )
         ]
 
+    def keys(self, limit: int = 500) -> tuple[list[str], list[str]]:
+        """The param names and metric names runs have, sorted (for column choosers)."""
+        params = self.c.scalars(
+            select(run_params.c.key).distinct().order_by(run_params.c.key).limit(limit)
+        )
+        metrics = self.c.scalars(
+            select(run_metrics.c.key).distinct().order_by(run_metrics.c.key).limit(limit)
+        )
+        return list(params), list(metrics)
+
     def cached_key_sets(self, key: str) -> list[str]:
         """The distinct sets of param names (JSON) that cached outputs of `key` read."""
         return list(

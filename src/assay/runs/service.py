@@ -622,6 +622,11 @@ class RunService:
             limit=limit,
         )
 
+    def keys(self) -> tuple[list[str], list[str]]:
+        """Every param name and metric name any run has: (params, metrics), sorted."""
+        with self.db.read() as conn:
+            return RunRepository(conn).keys()
+
     def experiments(self) -> list[tuple[str, int]]:
         with self.db.read() as conn:
             return RunRepository(conn).experiment_names()

@@ -91,6 +91,9 @@ def create_app(ws: Workspace, *, auth: bool = True, max_body: int = DEFAULT_MAX_
             {"error_id": error_id},
         )
 
+    from assay.ui.app import mount
+
+    mount(app)  # the dashboard, at /
     app.add_middleware(_Guard, max_body=max_body)
     return app
 
@@ -127,7 +130,10 @@ class _Guard:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        streamed = scope["path"].startswith("/api/v1/uploads/")  # file parts: raw bytes
+        # File parts are raw bytes; the dashboard's forms are form-encoded.
+        streamed = scope["path"].startswith("/api/v1/uploads/")
+        if not scope["path"].startswith("/api/"):
+            streamed = True
         limit = self.max_body
         length = headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > limit:
