@@ -43,6 +43,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" in metafunc.fixturenames:
         backends = metafunc.config.getoption("--backends").split(",")
+        if metafunc.definition.get_closest_marker("one_backend"):
+            backends = backends[:1]  # what it tests is timing or processes, not the database
         metafunc.parametrize("backend", backends)
 
 

@@ -184,6 +184,7 @@ def test_two_objectives_give_the_pareto_front(project: CLI, tmp_path: Path) -> N
     assert set(doc["best_runs"]) == front and front
 
 
+@pytest.mark.one_backend
 def test_pruning_stops_hopeless_trials(project: CLI, tmp_path: Path) -> None:
     (tmp_path / "params.json").write_text('{"steps": 40, "pause": 0.04}')
     (tmp_path / "x.yaml").write_text("x: {float: [0, 10]}\n")
@@ -207,6 +208,7 @@ def test_pruning_stops_hopeless_trials(project: CLI, tmp_path: Path) -> None:
     assert min(len(t["intermediate"]) for t in pruned) < 40
 
 
+@pytest.mark.one_backend
 def test_timeout_and_budget_stop_before_the_next_trial_would_overrun(
     project: CLI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -355,6 +357,7 @@ def test_an_interrupted_sweep_resumes_without_repeating_finished_trials(
     assert sum(r["status"] == "succeeded" for r in runs) == 6
 
 
+@pytest.mark.one_backend
 def test_a_sweep_whose_driver_was_killed_resumes_and_keeps_what_finished_meanwhile(
     project: CLI, tmp_path: Path, env: dict[str, str]
 ) -> None:
