@@ -63,9 +63,73 @@ def _populate(ws: Workspace, folder: Path) -> list[Any]:
             name=name,
         )
         made.append(ws.runs.execute(run.id))
-        if i == 0:
-            ws.registry.register_run(run.id)
+        if i != 1:
+            ws.registry.register_run(run.id)  # cancer@1 and cancer@2
+    (folder / "space.yaml").write_text("C: {log-float: [0.01, 10]}\n")
+    (folder / "params.json").write_text('{"seed": 7, "model": "logreg"}')
+    sweep = ws.sweeps.create(
+        "cancer",
+        data="cancer@1",
+        space_file=folder / "space.yaml",
+        trials=4,
+        objectives=["val_f1:max"],
+        params_file=folder / "params.json",
+        name="tuning",
+        register="none",
+    )
+    ws.sweeps.run(sweep.name, _Inline(ws))
     return made
+
+
+class _Inline:
+    """Runs a sweep's trials in this process, one at a time (enough for pages to show)."""
+
+    name = "inline"
+    slots = 1
+
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+        self.queue: list[Any] = []
+
+    def submit(self, job: Any) -> None:
+        self.queue.append(job)
+
+    def wait(self, timeout: float) -> list[Any]:
+        from assay.runs.executor import Done
+
+        done = []
+        while self.queue:
+            job = self.queue.pop(0)
+            self.ws.runs.execute(job.run_id)
+            done.append(Done(job.run_id))
+        return done
+
+    def close(self, *, cancel: bool = False) -> None:
+        return None
+
+
+def _traffic(ws: Workspace, folder: Path) -> None:
+    """A live service, and an A/B test with answers and feedback for its report."""
+    import csv
+
+    import httpx
+
+    ws.services.deploy("cancer-api", "cancer@1", port=_port())
+    ws.abtests.create("ab", ["a=cancer@1", "b=cancer@2"], "weighted:50,50", port=_port())
+    test = ws.abtests.get("ab")
+    with open(folder / "raw" / "v1" / "cancer.csv", newline="") as f:
+        rows = list(csv.DictReader(f))[:120]
+    with httpx.Client(timeout=10) as client:
+        for row in rows:
+            label = row.pop("diagnosis")
+            features = {k: float(v) for k, v in row.items()}
+            features["area_per_radius"] = features["mean_area"] / features["mean_radius"]
+            answer = client.post(f"{test.url}/predict", json={"instances": [features]})
+            body = answer.json()
+            assert answer.status_code == 200, body
+            client.post(
+                f"{test.url}/feedback", json={"request_id": body["request_id"], "label": label}
+            )
 
 
 @pytest.fixture(scope="session")
@@ -81,6 +145,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     settings, _ = init_workspace(Settings.at(folder, env))
     ws = Workspace(settings)
     runs = _populate(ws, folder)
+    _traffic(ws, folder)
     _, admin = ws.tokens.create("admin", "admin")
     _, reader = ws.tokens.create("reader", "read")
     port = _port()
@@ -97,6 +162,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     yield Site(f"http://127.0.0.1:{port}", ws, admin, reader, runs)
     server.should_exit = True
     thread.join(timeout=10)
+    ws.abtests.stop("ab")
+    ws.services.stop("cancer-api")
     ws.close()
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
+
 from .conftest import XSS, Page, Site
 
 
@@ -25,12 +27,12 @@ def test_the_overview_and_runs_pages_load(admin_page: Page) -> None:
     assert "Recent runs" in admin_page.tab.inner_text("main")
     admin_page.open("/runs", "runs")
     rows = admin_page.tab.locator("table.runs tbody tr")
-    assert rows.count() == 3
+    assert rows.count() == 3 + 4  # three runs and the sweep's four trials
 
 
 def test_the_runs_table_sorts_and_filters_on_the_server(admin_page: Page, site: Site) -> None:
     tab = admin_page.tab
-    admin_page.open("/runs?cols=params.C&cols=metrics.val_f1")
+    admin_page.open("/runs?experiment=cancer&cols=params.C&cols=metrics.val_f1")
     tab.click("a.sort[data-key='params.C']")  # first click: descending
     tab.wait_for_function(
         "document.querySelector(\"a.sort[data-key='params.C']\").textContent.includes('▼')"
@@ -78,3 +80,66 @@ def test_stored_scripts_show_as_text_and_never_run(admin_page: Page, site: Site)
         admin_page.open(path)
         assert XSS in admin_page.tab.inner_text("main"), path  # shown, as text
     assert re.search(r"&lt;script&gt;", admin_page.tab.content())
+
+
+PAGES = {
+    "data": "/data",
+    "dataset": "/data/cancer",
+    "data-version": "/data/cancer@1",
+    "data-diff": "/data-diff?old=params/cancer@1&new=params/cancer@2",
+    "pipelines": "/pipelines",
+    "pipeline": "/pipelines/cancer",
+    "sweeps": "/sweeps",
+    "sweep": "/sweeps/tuning",
+    "models": "/models",
+    "model": "/models/cancer",
+    "model-version": "/models/cancer/1",
+    "services": "/services",
+    "abtests": "/abtests",
+    "abtest": "/abtests/ab",
+}
+
+
+@pytest.mark.parametrize("name", sorted(PAGES))
+def test_every_page_loads_without_errors(admin_page: Page, name: str) -> None:
+    admin_page.open(PAGES[name], name)
+    assert admin_page.tab.locator("main h1").count() >= 1
+
+
+def test_pages_draw_their_charts_and_graphs(admin_page: Page) -> None:
+    tab = admin_page.tab
+    admin_page.open("/sweeps/tuning")
+    tab.wait_for_selector("figure.chart[data-kind=steps] canvas")  # optimization history
+    assert tab.locator("figure.chart[data-kind=parallel] svg polyline").count() == 4
+    admin_page.open("/pipelines/cancer")
+    assert "def train" in tab.inner_text("main")  # the source, highlighted
+    admin_page.open("/models/cancer/1")
+    assert tab.locator(".tree a[href^='/runs/']").count() >= 1  # lineage back to the run
+    admin_page.open("/data/cancer@1")
+    assert tab.locator(".hist").count() >= 1  # a histogram per column
+
+
+def test_the_ab_page_shows_the_verdict_and_only_admins_may_conclude(
+    admin_page: Page, reader_page: Page
+) -> None:
+    admin_page.open("/abtests/ab")
+    text = admin_page.tab.inner_text("main")
+    assert "a" in text and "b" in text
+    assert re.search(r"wins|not enough evidence|Not enough evidence", text)
+    admin_page.tab.wait_for_selector("figure.chart[data-kind=bands] canvas")
+    assert admin_page.tab.locator("form[action$='/conclude'] button").count() == 2
+    reader_page.open("/abtests/ab")
+    assert reader_page.tab.locator("form[action$='/conclude']").count() == 0
+
+
+def test_a_missing_thing_is_a_page_that_says_so(admin_page: Page) -> None:
+    response = admin_page.tab.goto(admin_page.site.url + "/models/nope")
+    assert response is not None and response.status == 404
+    assert "No model" in admin_page.tab.inner_text("[role=alert]")
+
+
+def test_stored_scripts_in_data_show_as_text(admin_page: Page) -> None:
+    admin_page.open("/data/notes")
+    assert XSS in admin_page.tab.inner_text("main")
+    admin_page.open("/data/notes@1")
+    assert "notes" in admin_page.tab.inner_text("main")

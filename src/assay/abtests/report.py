@@ -226,24 +226,42 @@ def _shadows(shadows: list[dict[str, Any]], answered: dict[str, dict[str, Any]])
 def _series(
     outcomes: dict[str, list[tuple[float, float]]], labels: Sequence[str]
 ) -> dict[str, Any]:
-    """The cumulative mean reward of each variant at evenly spaced times."""
+    """The cumulative mean reward of each variant at evenly spaced times, with its 95%
+    interval at each time (normal approximation over the outcomes so far)."""
     stamps = [t for rows in outcomes.values() for t, _ in rows]
     if not stamps:
-        return {"times": [], "values": {label: [] for label in labels}}
+        empty: dict[str, list[float | None]] = {label: [] for label in labels}
+        return {"times": [], "values": empty, "lo": dict(empty), "hi": dict(empty)}
     start, end = min(stamps), max(stamps)
     times = [start + (end - start) * i / (SERIES_POINTS - 1) for i in range(SERIES_POINTS)]
     values: dict[str, list[float | None]] = {}
+    lows: dict[str, list[float | None]] = {}
+    highs: dict[str, list[float | None]] = {}
     for label in labels:
         rows = sorted(outcomes[label])
-        total, n, j, series = 0.0, 0, 0, []
+        total, squares, n, j = 0.0, 0.0, 0, 0
+        series: list[float | None] = []
+        lo: list[float | None] = []
+        hi: list[float | None] = []
         for t in times:
             while j < len(rows) and rows[j][0] <= t:
                 total += rows[j][1]
+                squares += rows[j][1] ** 2
                 n += 1
                 j += 1
-            series.append(_num(total / n) if n else None)
-        values[label] = series
-    return {"times": times, "values": values}
+            if not n:
+                series.append(None)
+                lo.append(None)
+                hi.append(None)
+                continue
+            mean = total / n
+            var = max(squares / n - mean * mean, 0.0) * (n / (n - 1) if n > 1 else 0.0)
+            half = 1.96 * math.sqrt(var / n) if n > 1 else math.nan
+            series.append(_num(mean))
+            lo.append(_num(mean - half))
+            hi.append(_num(mean + half))
+        values[label], lows[label], highs[label] = series, lo, hi
+    return {"times": times, "values": values, "lo": lows, "hi": highs}
 
 
 def _num(x: float) -> float | None:

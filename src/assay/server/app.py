@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -52,8 +52,12 @@ def create_app(ws: Workspace, *, auth: bool = True, max_body: int = DEFAULT_MAX_
     for module in (meta, tokens, data, pipelines, runs, models, sweeps, services):
         app.include_router(module.router, prefix="/api/v1")
 
+    from assay.ui.app import error_page, wants_page
+
     @app.exception_handler(AssayError)
-    async def assay_error(request: Request, exc: AssayError) -> JSONResponse:
+    async def assay_error(request: Request, exc: AssayError) -> Response:
+        if wants_page(request):
+            return error_page(request, exc.status, type(exc).__name__, exc.message)
         response = error(exc.status, type(exc).__name__, exc.message, _jsonable(exc.details))
         if exc.status == 401:
             response.headers["WWW-Authenticate"] = "Bearer"
@@ -76,8 +80,10 @@ def create_app(ws: Workspace, *, auth: bool = True, max_body: int = DEFAULT_MAX_
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         kind = {404: "NotFoundError", 405: "MethodNotAllowed"}.get(exc.status_code, "HTTPError")
+        if wants_page(request):
+            return error_page(request, exc.status_code, kind, str(exc.detail))
         return error(exc.status_code, kind, str(exc.detail))
 
     @app.exception_handler(Exception)

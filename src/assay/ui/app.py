@@ -81,6 +81,24 @@ def page(request: Request, template: str, who: Viewer, **context: Any) -> HTMLRe
     return templates.TemplateResponse(request, template, {"who": who, **context})
 
 
+def wants_page(request: Request) -> bool:
+    """A browser asking for a dashboard page (not the API): errors become pages too."""
+    path = request.url.path
+    return not path.startswith(("/api/", "/v1/", "/v2/", "/static/")) and (
+        "text/html" in request.headers.get("accept", "")
+    )
+
+
+def error_page(request: Request, status: int, kind: str, message: str) -> HTMLResponse:
+    who = Viewer("local", "admin") if not request.app.state.auth else None
+    return templates.TemplateResponse(
+        request,
+        "error.html",
+        {"who": who, "status": status, "kind": kind, "message": message},
+        status_code=status,
+    )
+
+
 def mount(app: FastAPI) -> None:
     """Serve the dashboard and its assets on `app`."""
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
@@ -170,6 +188,22 @@ def _local(target: str) -> str:
     return target if target.startswith("/") and not target.startswith("//") else "/"
 
 
-from assay.ui import pages  # noqa: E402  (the pages register themselves on `router`)
+from assay.ui import (  # noqa: E402  (the pages register themselves on `router`)
+    data_pages,
+    model_pages,
+    pages,
+    pipeline_pages,
+    service_pages,
+    sweep_pages,
+)
 
-__all__ = ["mount", "pages", "router"]
+__all__ = [
+    "data_pages",
+    "model_pages",
+    "mount",
+    "pages",
+    "pipeline_pages",
+    "router",
+    "service_pages",
+    "sweep_pages",
+]

@@ -37,6 +37,11 @@
     const bands = [];
     data.lines.forEach((line, i) => {
       const color = COLORS[i % COLORS.length];
+      if (!line.lo || !line.hi) {  // no interval for this line: the line alone
+        columns.push(line.y);
+        series.push({ label: line.label, stroke: color, width: 2, spanGaps: true });
+        return;
+      }
       columns.push(line.hi, line.y, line.lo);
       const base = series.length;
       series.push({ label: line.label + " (hi)", stroke: color + "55", width: 1, spanGaps: true });
@@ -60,7 +65,9 @@
     const ranges = data.axes.map((_, i) => {
       const vals = data.lines.map((l) => l.values[i]).filter((v) => typeof v === "number");
       const lo = Math.min(...vals), hi = Math.max(...vals);
-      return [lo, hi === lo ? lo + 1 : hi];
+      if (hi !== lo) return [lo, hi];
+      const pad = Math.max(Math.abs(lo), 1) * 0.05;  // one value: a flat line mid-axis
+      return [lo - pad, hi + pad];
     });
     const y = (i, v) => height - 10 - ((v - ranges[i][0]) / (ranges[i][1] - ranges[i][0])) * (height - 30);
     const last = n - 1;
