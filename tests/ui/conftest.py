@@ -144,27 +144,32 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     env = {"ASSAY_AUTHOR": "tester"}
     settings, _ = init_workspace(Settings.at(folder, env))
     ws = Workspace(settings)
-    runs = _populate(ws, folder)
-    _traffic(ws, folder)
-    _, admin = ws.tokens.create("admin", "admin")
-    _, reader = ws.tokens.create("reader", "read")
-    port = _port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(ws), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    yield Site(f"http://127.0.0.1:{port}", ws, admin, reader, runs)
-    server.should_exit = True
-    thread.join(timeout=10)
-    ws.abtests.stop("ab")
-    ws.services.stop("cancer-api")
-    ws.close()
+    try:
+        runs = _populate(ws, folder)
+        _traffic(ws, folder)
+        _, admin = ws.tokens.create("admin", "admin")
+        _, reader = ws.tokens.create("reader", "read")
+        port = _port()
+        server = uvicorn.Server(
+            uvicorn.Config(create_app(ws), host="127.0.0.1", port=port, log_level="warning")
+        )
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.05)
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        yield Site(f"http://127.0.0.1:{port}", ws, admin, reader, runs)
+        server.should_exit = True
+        thread.join(timeout=10)
+    finally:  # the router and the service are processes: never leave them running
+        for stop in (lambda: ws.abtests.stop("ab"), lambda: ws.services.stop("cancer-api")):
+            try:
+                stop()
+            except Exception:
+                continue
+        ws.close()
 
 
 @pytest.fixture(scope="session")
