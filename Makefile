@@ -47,7 +47,7 @@ bench-deps: $(VENV)/.dev
 	$(PIP) install 'dvc>=3' 'mlflow>=3'
 	command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 
-bench: bench-deps
+bench: bench-deps browser
 	@set -e; for f in bench/*.py; do \
 	  [ "$$f" = bench/harness.py ] && continue; echo "== $$f"; $(BIN)/python $$f; done
 
