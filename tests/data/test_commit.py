@@ -269,3 +269,17 @@ def test_reading_a_corrupt_object_fails_loudly(
     assert not (tmp_path / "out").exists()
     with pytest.raises(CorruptObjectError, match="corrupt"):
         ws.data.read_file(v, "a.txt")
+
+
+def test_a_folder_of_small_files_with_a_table_commits_and_profiles(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    # Small files are packed; the new table is profiled before the pack is indexed.
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "a.csv").write_text("x,y\n1,2\n3,4\n")
+    (folder / "b.txt").write_text("hello")
+    result = ws.data.commit("mixed", folder, "two small files")
+    assert result.created and result.version.file_count == 2
+    _, tables = ws.data.profile("mixed@1")
+    assert tables["a.csv"].rows == 2

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from datetime import timedelta
 
 from assay.auth.entities import SCOPES, Token, allows
 from assay.auth.repository import TokenRepository
-from assay.data.entities import check_name
 from assay.errors import (
     ConflictError,
     ForbiddenError,
@@ -20,6 +20,7 @@ from assay.errors import (
 from assay.store.db import Database, utcnow
 
 PREFIX = "assay_"
+_TOKEN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 class TokenService:
@@ -38,7 +39,12 @@ class TokenService:
             raise InvalidArgumentError(
                 f"Unknown scope {scope!r}; choose one of {', '.join(SCOPES)}."
             )
-        check_name(name, "Token")
+        if not _TOKEN_NAME.fullmatch(name):
+            raise InvalidArgumentError(
+                f"Token name {name!r} is not valid: 1-64 letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit.",
+                name=name,
+            )
         secret = PREFIX + secrets.token_urlsafe(32)
         with self.db.session() as conn:
             repo = TokenRepository(conn)

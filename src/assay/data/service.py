@@ -82,6 +82,7 @@ class DataService:
         self.db = db
         self.store = store
         self.blobs = Blobs(db, store)
+        self._unindexed: dict[str, Any] = {}
         self.author = author
         self.cache = StatCache(cache_dir, store.url)
         self.workers = workers or min(32, (os.cpu_count() or 1) * 4)
@@ -182,8 +183,13 @@ class DataService:
                     version = to_version(name, head, repo.tags_by_number(ds.id).get(latest))
                     return CommitResult(version, False, len(todo), n_cached, 0)
 
-        self._profile_new_tables(files)
-        report = self._check(checks, files) if checks is not None else None
+        # The new small files sit in packs this transaction has not indexed yet.
+        self._unindexed = packer.locations()
+        try:
+            self._profile_new_tables(files)
+            report = self._check(checks, files) if checks is not None else None
+        finally:
+            self._unindexed = {}
         if report is not None and not report.passed and not allow_invalid:
             raise ValidationFailedError(
                 f"{name}: {len(report.failures)} check(s) failed; nothing was committed. "
@@ -615,7 +621,7 @@ class DataService:
     def _table(self, path: str, digest: str) -> pd.DataFrame:
         from assay.data.tabular import read_table
 
-        return read_table(self.blobs.read(digest), path)
+        return read_table(self.blobs.read(digest, self._unindexed), path)
 
     def _profile(self, path: str, digest: str, df: pd.DataFrame | None = None) -> TableProfile:
         from assay.data.tabular import TableProfile, profile_table

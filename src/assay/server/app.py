@@ -58,7 +58,10 @@ def create_app(ws: Workspace, *, auth: bool = True, max_body: int = DEFAULT_MAX_
     async def assay_error(request: Request, exc: AssayError) -> Response:
         if wants_page(request):
             return error_page(request, exc.status, type(exc).__name__, exc.message)
-        response = error(exc.status, type(exc).__name__, exc.message, _jsonable(exc.details))
+        # A pipeline's own traceback helps its author at the terminal; over the API the
+        # message says what failed, and stack traces stay on the server.
+        details = {k: v for k, v in exc.details.items() if k != "traceback"}
+        response = error(exc.status, type(exc).__name__, exc.message, _jsonable(details))
         if exc.status == 401:
             response.headers["WWW-Authenticate"] = "Bearer"
         return response
@@ -86,17 +89,6 @@ def create_app(ws: Workspace, *, auth: bool = True, max_body: int = DEFAULT_MAX_
             return error_page(request, exc.status_code, kind, str(exc.detail))
         return error(exc.status_code, kind, str(exc.detail))
 
-    @app.exception_handler(Exception)
-    async def crash(request: Request, exc: Exception) -> JSONResponse:
-        error_id = uuid.uuid4().hex[:12]
-        log.error("error %s on %s %s", error_id, request.method, request.url.path, exc_info=exc)
-        return error(
-            500,
-            "InternalError",
-            f"The server failed on this request; its log names error {error_id}.",
-            {"error_id": error_id},
-        )
-
     from assay.ui.app import mount
 
     mount(app)  # the dashboard, at /
@@ -123,28 +115,63 @@ def _jsonable(details: dict[str, Any]) -> dict[str, Any]:
 
 
 class _Guard:
-    """Refuse, before any route runs: bodies over the limit (413), and JSON routes
-    sent something other than JSON (415). The limit also holds for a body sent
-    without Content-Length: it is counted as it arrives."""
+    """The outermost layer: body limits and content types before any route runs, and
+    the last word on any exception.
+
+    A JSON route's body is read here, up to the limit (413 beyond it, with or without
+    Content-Length); a file part or a form is counted as the route streams it. An
+    exception no handler took becomes a JSON 500 naming an `error_id` that is also in
+    the log, and is not raised further, so the client's connection stays usable.
+    """
 
     def __init__(self, app: ASGIApp, max_body: int) -> None:
         self.app = app
         self.max_body = max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in _JSON_METHODS:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self._guarded(scope, receive, tracked)
+        except _TooLarge:
+            if not started:
+                await _send(send, error(413, "PayloadTooLargeError", _too_large(self.max_body)))
+        except Exception as exc:
+            error_id = uuid.uuid4().hex[:12]
+            log.error("error %s on %s %s", error_id, scope["method"], scope["path"], exc_info=exc)
+            if not started:
+                await _send(
+                    send,
+                    error(
+                        500,
+                        "InternalError",
+                        f"The server failed on this request; its log names error {error_id}.",
+                        {"error_id": error_id},
+                    ),
+                )
+
+    async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] not in _JSON_METHODS:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        # File parts are raw bytes; the dashboard's forms are form-encoded.
-        streamed = scope["path"].startswith("/api/v1/uploads/")
-        if not scope["path"].startswith("/api/"):
-            streamed = True
+        path = scope["path"]
+        # File parts are raw bytes and the dashboard's forms are form-encoded: both are
+        # counted as they stream; everything else under /api is JSON, read whole here.
+        streamed = path.startswith("/api/v1/uploads/") or not path.startswith("/api/")
         limit = self.max_body
         length = headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > limit:
-            await _send(send, error(413, "PayloadTooLargeError", _too_large(limit)))
-            return
+            raise _TooLarge
         ctype = headers.get("content-type", "").split(";")[0].strip().lower()
         if not streamed and length not in (None, "0") and ctype != "application/json":
             await _send(
@@ -156,21 +183,54 @@ class _Guard:
                 ),
             )
             return
-        seen = 0
+        if streamed:
+            seen = 0
 
-        async def counted() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    raise _TooLarge
-            return message
+            async def counted() -> Message:
+                nonlocal seen
+                message = await receive()
+                if message["type"] == "http.request":
+                    seen += len(message.get("body", b""))
+                    if seen > limit:
+                        raise _TooLarge
+                return message
 
-        try:
             await self.app(scope, counted, send)
-        except _TooLarge:
-            await _send(send, error(413, "PayloadTooLargeError", _too_large(limit)))
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise _TooLarge
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        if size and ctype != "application/json":
+            await _send(
+                send,
+                error(
+                    415,
+                    "UnsupportedMediaTypeError",
+                    f"Send JSON with Content-Type: application/json (got {ctype or 'none'!r}).",
+                ),
+            )
+            return
+        body = b"".join(chunks)
+        delivered = False
+
+        async def replay() -> Message:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
 
 class _TooLarge(Exception):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from sqlalchemy import BigInteger, Column, Connection, Index, String, Table, select
@@ -52,6 +52,10 @@ class PackWriter:
         self._members: list[tuple[str, int, int]] = []
         self._size = 0
         self.written: list[tuple[str, list[tuple[str, int, int]]]] = []
+
+    def locations(self) -> dict[str, Location]:
+        """Where each blob written so far lives: {hash: (pack, offset, size)}."""
+        return {h: (pack, off, n) for pack, members in self.written for h, off, n in members}
 
     def add(self, digest: str, data: bytes) -> None:
         self._members.append((digest, self._size, len(data)))
@@ -128,9 +132,13 @@ class Blobs:
 
     # ---- reading --------------------------------------------------------------------------
 
-    def read(self, digest: str) -> bytes:
-        """A blob's bytes, checked against its hash, wherever it is stored."""
-        loc = self.locate([digest]).get(digest)
+    def read(self, digest: str, unindexed: Mapping[str, Location] | None = None) -> bytes:
+        """A blob's bytes, checked against its hash, wherever it is stored.
+
+        `unindexed` locates members of packs written but not indexed yet (a commit
+        reading its own new files before its transaction records them).
+        """
+        loc = (unindexed or {}).get(digest) or self.locate([digest]).get(digest)
         if loc is None:
             return self.store.get_bytes(digest)
         return self._member(self.store.get_bytes(loc[0]), digest, loc)

@@ -164,23 +164,33 @@ async def upload_part(
 ) -> Upload:
     root = _staging(ws, upload_id)
     target = safe_join(root, path)
+    if target.is_dir():
+        raise ConflictError(f"{path!r} is a folder of this upload: it cannot be a file too.")
     have = target.stat().st_size if target.exists() else 0
     if offset != have:
         raise ConflictError(
             f"{path!r} has {have} bytes so far; send the part that starts there (offset={have}).",
             received=have,
         )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with target.open("ab" if offset else "wb") as out:
-        async for chunk in request.stream():
-            out.write(chunk)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("ab" if offset else "wb") as out:
+            async for chunk in request.stream():
+                out.write(chunk)
+    except (NotADirectoryError, FileExistsError, IsADirectoryError):
+        raise ConflictError(
+            f"{path!r} clashes with a file of this upload that is on its way: a file cannot "
+            "also be a folder."
+        ) from None
     return upload_status(upload_id, ws)
 
 
 @router.post("/uploads/{upload_id}/commit", response_model=CommitResult, dependencies=WRITE)
 def commit_upload(upload_id: str, body: CommitIn, ws: WS) -> CommitResult:
+    from assay.data.entities import check_name
     from assay.store.objects import hash_file
 
+    check_name(body.dataset)  # before anything: a bad name must not cost the upload
     root = _staging(ws, upload_id)
     received = {p.relative_to(root).as_posix(): p for p in root.rglob("*") if p.is_file()}
     if not received:
@@ -222,18 +232,22 @@ def safe_join(root: Path, path: str) -> Path:
     separator), NUL and control characters, and anything resolving outside `root`
     (a symlink inside it included).
     """
+    parts = path.split("/")
     bad = (
         not path
+        or len(path) > 1024
+        or len(parts) > 64
+        or any(len(part.encode()) > 255 for part in parts)
         or path.startswith("/")
         or "\\" in path
         or any(ord(c) < 32 for c in path)
         or re.match(r"^[A-Za-z]:", path) is not None
-        or any(part in ("", ".", "..") for part in path.split("/"))
+        or any(part in ("", ".", "..") for part in parts)
     )
     if bad:
         raise InvalidArgumentError(
-            f"Path {path!r} is not allowed: give a relative path with '/' between parts, "
-            "without '..'.",
+            f"Path {path[:200]!r} is not allowed: give a relative path with '/' between "
+            "parts (at most 64 parts of 255 bytes), without '..'.",
             path=path,
         )
     target = root.joinpath(*path.split("/"))

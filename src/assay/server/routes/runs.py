@@ -18,7 +18,7 @@ router = APIRouter(tags=["runs"], responses=ERRORS)
 class Point(BaseModel):
     key: str = Field(min_length=1, max_length=255)
     value: float | None
-    step: int | None = None
+    step: int | None = Field(default=None, ge=-(2**63), le=2**63 - 1)
     ts: float | None = Field(default=None, description="Unix time; the server's when absent")
 
 

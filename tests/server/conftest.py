@@ -1,0 +1,131 @@
+"""The API server as it runs in production: uvicorn on a loopback port, in a thread.
+
+`serve(ws)` starts `create_app(ws, …)` and yields its base URL; `api` is an httpx
+client with an admin token on the parametrised `ws` (SQLite, then PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from assay.server.app import create_app
+from assay.workspace import Workspace
+
+Serve = Callable[..., AbstractContextManager[str]]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def serve_app(ws: Workspace, **options: Any) -> Iterator[str]:
+    """Serve `create_app(ws, **options)` until the block ends; yields the base URL."""
+    port = _free_port()
+    config = uvicorn.Config(
+        create_app(ws, **options),
+        host="127.0.0.1",
+        port=port,
+        log_level="critical",
+        lifespan="off",
+        access_log=False,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def assert_error(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"type", "message", "details"}
+    assert body["error"]["message"]
+    error: dict[str, Any] = body["error"]
+    return error
+
+
+def listing(api: httpx.Client, url: str, **query: Any) -> list[Any]:
+    """Every item a list route returns, following page tokens (a plain list is one page)."""
+    out: list[Any] = []
+    while True:
+        answer = api.get(url, params=query)
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        if isinstance(body, list):
+            return body
+        out += body["items"]
+        if not body.get("next_page_token"):
+            return out
+        query["page_token"] = body["next_page_token"]
+
+
+@pytest.fixture
+def serve() -> Serve:
+    return serve_app
+
+
+@pytest.fixture
+def base_url(ws: Workspace) -> Iterator[str]:
+    with serve_app(ws) as url:
+        yield url
+
+
+@pytest.fixture
+def secrets(ws: Workspace) -> dict[str, str]:
+    """One token of each scope, by scope."""
+    return {
+        scope: ws.tokens.create(scope, scope)[1] for scope in ("admin", "write", "read", "predict")
+    }
+
+
+@pytest.fixture
+def client(base_url: str) -> Iterator[httpx.Client]:
+    """No token."""
+    with httpx.Client(base_url=base_url, timeout=60) as c:
+        yield c
+
+
+@pytest.fixture
+def as_(base_url: str) -> Iterator[Callable[[str], httpx.Client]]:
+    """A client holding a given secret."""
+    clients: list[httpx.Client] = []
+
+    def make(secret: str) -> httpx.Client:
+        c = httpx.Client(
+            base_url=base_url, timeout=60, headers={"Authorization": f"Bearer {secret}"}
+        )
+        clients.append(c)
+        return c
+
+    yield make
+    for c in clients:
+        c.close()
+
+
+@pytest.fixture
+def api(as_: Callable[[str], httpx.Client], secrets: dict[str, str]) -> httpx.Client:
+    """An admin."""
+    return as_(secrets["admin"])

@@ -1,0 +1,160 @@
+"""Tokens through the API: nothing but health without one; scopes; stored hashed."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import httpx
+from sqlalchemy import select
+
+from assay.auth.repository import tokens
+from assay.workspace import Workspace
+
+from .conftest import Serve, assert_error, listing
+
+Client = Callable[[str], httpx.Client]
+
+
+def test_health_needs_no_token(client: httpx.Client) -> None:
+    answer = client.get("/api/v1/health")
+    assert answer.status_code == 200
+    assert answer.json()["status"] == "ok"
+
+
+def test_every_route_but_health_is_401_without_a_token(client: httpx.Client) -> None:
+    doc = client.get("/api/v1/openapi.json").json()
+    checked = 0
+    for path, operations in doc["paths"].items():
+        if path == "/api/v1/health":
+            continue
+        url = re.sub(r"\{[^}]+\}", "x1", path)
+        for method in operations:
+            answer = client.request(method.upper(), url, params={"ref": "d@1", "path": "a"})
+            error = assert_error(answer, 401)
+            assert error["type"] == "UnauthorizedError", (method, url)
+            assert answer.headers["www-authenticate"] == "Bearer", (method, url)
+            checked += 1
+    assert checked >= 45  # the document lists them all
+
+
+def test_no_token_with_a_body_is_401_too(client: httpx.Client) -> None:
+    for method, url, body in (
+        ("GET", "/api/v1/runs", None),
+        ("POST", "/api/v1/experiments/e/runs", {"params": {}}),
+        ("POST", "/api/v1/tokens", {"name": "t", "scope": "read"}),
+        ("POST", "/api/v1/uploads", None),
+        ("PUT", "/api/v1/uploads/" + "0" * 32 + "?path=a", None),
+    ):
+        answer = client.request(method, url, json=body)
+        assert_error(answer, 401)
+        assert answer.headers["www-authenticate"] == "Bearer"
+
+
+def test_unknown_or_malformed_credentials_are_401(client: httpx.Client) -> None:
+    for header in (
+        "Bearer assay_nope",
+        "Bearer",
+        "Basic dXNlcjpwYXNz",
+        "assay_nope",
+        "Bearer x y",
+        "bearer assay_" + "A" * 43,
+    ):
+        answer = client.get("/api/v1/runs", headers={"Authorization": header})
+        assert_error(answer, 401)
+        assert answer.headers["www-authenticate"] == "Bearer"
+    # A real secret in the wrong place is no token either.
+    assert_error(client.get("/api/v1/runs", params={"token": "assay_x"}), 401)
+
+
+def test_a_revoked_token_is_401(
+    ws: Workspace, as_: Client, secrets: dict[str, str], api: httpx.Client
+) -> None:
+    reader = as_(secrets["read"])
+    assert reader.get("/api/v1/runs").status_code == 200
+    revoked = api.delete("/api/v1/tokens/read")
+    assert revoked.status_code == 200
+    assert revoked.json()["revoked_at"] is not None
+    error = assert_error(reader.get("/api/v1/runs"), 401)
+    assert "revoked" in str(error["message"])
+    assert ws.tokens.tokens()[2].revoked_at is not None
+
+
+def test_read_reads_and_may_not_write(as_: Client, secrets: dict[str, str]) -> None:
+    reader = as_(secrets["read"])
+    for url in (
+        "/api/v1/runs",
+        "/api/v1/experiments",
+        "/api/v1/datasets",
+        "/api/v1/pipelines",
+        "/api/v1/models",
+        "/api/v1/sweeps",
+        "/api/v1/services",
+        "/api/v1/abtests",
+    ):
+        assert reader.get(url).status_code == 200, url
+    for method, url, body in (
+        ("POST", "/api/v1/tokens", {"name": "t", "scope": "read"}),
+        ("GET", "/api/v1/tokens", None),
+        ("POST", "/api/v1/experiments/e/runs", {"params": {}}),
+        ("POST", "/api/v1/uploads", None),
+        ("POST", "/api/v1/pipelines", {"files": {"p.py": ""}, "entry": "p.py"}),
+    ):
+        error = assert_error(reader.request(method, url, json=body), 403)
+        assert error["type"] == "ForbiddenError"
+        assert "'read'" in str(error["message"])
+
+
+def test_predict_reaches_only_predictions(as_: Client, secrets: dict[str, str]) -> None:
+    predictor = as_(secrets["predict"])
+    assert_error(predictor.get("/api/v1/runs"), 403)
+    assert_error(predictor.get("/api/v1/services"), 403)
+    # Allowed through the gate; then there is no such service.
+    answer = predictor.post("/api/v1/services/nope/predict", json={"instances": [[1]]})
+    assert_error(answer, 404)
+    assert_error(predictor.post("/api/v1/abtests/nope/predict", json={}), 404)
+
+
+def test_write_cannot_manage_tokens_and_admin_can(
+    as_: Client, secrets: dict[str, str], api: httpx.Client
+) -> None:
+    writer = as_(secrets["write"])
+    assert writer.post("/api/v1/experiments/e/runs", json={}).status_code == 201
+    assert_error(writer.get("/api/v1/tokens"), 403)
+    assert_error(writer.post("/api/v1/tokens", json={"name": "t", "scope": "read"}), 403)
+    assert_error(writer.delete("/api/v1/tokens/read"), 403)
+
+    created = api.post("/api/v1/tokens", json={"name": "ci", "scope": "write"})
+    assert created.status_code == 201
+    secret = created.json()["secret"]
+    assert secret.startswith("assay_")
+    assert created.json()["token"]["scope"] == "write"
+    listed = listing(api, "/api/v1/tokens")
+    assert [t["name"] for t in listed] == ["admin", "write", "read", "predict", "ci"]
+    assert secret not in api.get("/api/v1/tokens").text
+    assert as_(secret).post("/api/v1/experiments/e/runs", json={}).status_code == 201
+    assert_error(api.post("/api/v1/tokens", json={"name": "ci", "scope": "read"}), 409)
+    assert_error(api.post("/api/v1/tokens", json={"name": "x", "scope": "root"}), 400)
+    assert_error(api.delete("/api/v1/tokens/nope"), 404)
+
+
+def test_secrets_are_stored_hashed(
+    ws: Workspace, secrets: dict[str, str], api: httpx.Client
+) -> None:
+    more = api.post("/api/v1/tokens", json={"name": "later", "scope": "read"}).json()["secret"]
+    assert api.get("/api/v1/runs").status_code == 200  # last_used_at is written, not the secret
+    with ws.db.read() as conn:
+        rows = [tuple(str(v) for v in row) for row in conn.execute(select(tokens))]
+    assert len(rows) == 5
+    dump = repr(rows)
+    for secret in [*secrets.values(), more]:
+        assert secret.startswith("assay_")
+        assert secret not in dump
+        assert secret[len("assay_") :] not in dump
+
+
+def test_with_auth_off_no_token_is_needed(ws: Workspace, serve: Serve) -> None:
+    with serve(ws, auth=False) as url, httpx.Client(base_url=url) as anyone:
+        assert anyone.get("/api/v1/runs").status_code == 200
+        assert anyone.post("/api/v1/experiments/e/runs", json={}).status_code == 201
+        assert anyone.post("/api/v1/tokens", json={"name": "t", "scope": "read"}).status_code == 201
