@@ -404,3 +404,25 @@ def test_metric_direction_and_reproduction_rules() -> None:
     assert not same_metrics({"f1": 0.9}, {"f1": 0.91})
     assert not same_metrics({"f1": 0.9}, {"f1": 0.9, "auc": 0.8})
     assert not same_metrics({"f1": None}, {"f1": 0.0})
+
+
+def test_a_run_tracked_from_elsewhere_dies_of_silence_only(ws: Workspace) -> None:
+    """A run opened through the server has no local process: a restarted server, or a
+    reader on another machine, must not mark it dead after a few missed heartbeats."""
+    from datetime import timedelta
+
+    from assay.runs.repository import RunRepository
+    from assay.store.db import utcnow
+
+    run = ws.runs.begin("remote-nb", params={"lr": 0.1}, remote=True)
+    with ws.db.session() as conn:  # a minute of silence: long for a runner, fine here
+        RunRepository(conn).update(run.id, heartbeat_at=utcnow() - timedelta(minutes=1))
+    assert ws.runs.get(run.id).status == "running"
+    ws.runs.log_points(run.id, [("loss", 0.5, 1, None)])
+    done = ws.runs.finish(run.id, "succeeded")
+    assert done.status == "succeeded" and done.metrics == {"loss": 0.5}
+    assert set(done.resources) == {"wall_s", "cost", "cost_per_hour"}  # no server stats
+    silent = ws.runs.begin("remote-nb", params={"lr": 0.2}, remote=True)
+    with ws.db.session() as conn:
+        RunRepository(conn).update(silent.id, heartbeat_at=utcnow() - timedelta(hours=2))
+    assert ws.runs.get(silent.id).status == "killed"

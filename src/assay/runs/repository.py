@@ -322,13 +322,20 @@ class RunRepository:
         )
         return found
 
-    def stale_runs(self, stale_after: timedelta, host: str) -> list[str]:
+    def stale_runs(
+        self,
+        stale_after: timedelta,
+        host: str,
+        remote: tuple[str, timedelta] | None = None,
+    ) -> list[str]:
         """Running runs whose runner stopped sending heartbeats and is not alive here.
 
         A silent runner on this host whose process still exists is only slow (a
-        machine under load, a long lock wait), not dead, and is left out.
+        machine under load, a long lock wait), not dead, and is left out. Runs of
+        `remote[0]` (reported from elsewhere) are stale only after `remote[1]` of silence.
         """
-        cutoff = utcnow() - stale_after
+        now = utcnow()
+        cutoff = now - stale_after
         stale = self.c.execute(
             select(runs.c.id, runs.c.host, runs.c.pid).where(
                 runs.c.status == "running",
@@ -338,7 +345,25 @@ class RunRepository:
                 ),
             )
         ).all()
-        return [run_id for run_id, where, pid in stale if not (where == host and _alive(pid))]
+        out = []
+        for run_id, where, pid in stale:
+            if remote is not None and where == remote[0]:
+                beat = self.c.scalar(select(runs.c.heartbeat_at).where(runs.c.id == run_id))
+                if beat is not None and aware(beat) > now - remote[1]:
+                    continue
+            elif where == host and _alive(pid):
+                continue
+            out.append(run_id)
+        return out
+
+    def status(self, run_id: str) -> str:
+        return str(self.c.scalar(select(runs.c.status).where(runs.c.id == run_id)))
+
+    def status_and_start(self, run_id: str) -> tuple[str, datetime | None]:
+        row = self.c.execute(
+            select(runs.c.status, runs.c.started_at).where(runs.c.id == run_id)
+        ).one()
+        return str(row[0]), row[1]
 
     def mark_dead(self, run_ids: list[str]) -> None:
         for run_id in run_ids:

@@ -27,7 +27,7 @@ from assay.runs.engine import StepSpec, execute, expose
 from assay.runs.entities import Run, lower_is_better
 from assay.runs.params import apply_overrides, load_params
 from assay.runs.repository import Point, RunRepository, runs
-from assay.store.db import Database, utcnow
+from assay.store.db import Database, aware, utcnow
 from assay.store.objects import ObjectStore, hash_bytes
 from assay.store.packs import Blobs
 
@@ -230,8 +230,13 @@ class RunService:
         data: str | None = None,
         params: dict[str, Any] | None = None,
         name: str | None = None,
+        remote: bool = False,
     ) -> Run:
-        """Open a run that the caller's own code fills in (a notebook, a script)."""
+        """Open a run that the caller's own code fills in (a notebook, a script).
+
+        A `remote` run reports from another machine through the server: it has no
+        process here to watch, so only a long silence (REMOTE_SILENCE) marks it dead.
+        """
         from assay.data.entities import check_name
 
         check_name(experiment, "Experiment")
@@ -246,8 +251,8 @@ class RunService:
                 "data_version": dv.number if dv else None,
                 "started_at": now,
                 "heartbeat_at": now,
-                "pid": os.getpid(),
-                "host": _HOST,
+                "pid": None if remote else os.getpid(),
+                "host": REMOTE_HOST if remote else _HOST,
             }
 
         run_id, run_name, pversion, now = self._open_run(
@@ -284,12 +289,12 @@ class RunService:
         ]
         with self.db.session() as conn:
             repo = RunRepository(conn)
-            run = repo.load(repo.resolve_id(ref))
-            if run.status != "running":
-                raise ConflictError(
-                    f"Run {run.short_id} is {run.status}; it takes no more metrics."
-                )
-            repo.add_points(run.id, rows)
+            run_id = repo.resolve_id(ref)
+            status = repo.status(run_id)
+            if status != "running":
+                raise ConflictError(f"Run {run_id[:8]} is {status}; it takes no more metrics.")
+            repo.add_points(run_id, rows)
+            repo.update(run_id, heartbeat_at=utcnow())  # a reporting run is alive
 
     def finish(self, ref: str, status: str, error: str | None = None) -> Run:
         """Close a tracked run with `status` (succeeded, failed or killed).
@@ -300,12 +305,28 @@ class RunService:
         """
         if status not in ("succeeded", "failed", "killed"):
             raise InvalidArgumentError(f"A run ends succeeded, failed or killed, not {status!r}.")
-        run = self.get(ref)
-        if run.status != "running":
-            raise ConflictError(f"Run {run.short_id} is {run.status}, not running.")
-        wall = (utcnow() - run.started_at).total_seconds() if run.started_at else 0.0
-        self.end(run.id, status, error, wall, 0.0)
-        return self.by_id(run.id)
+        with self.db.session() as conn:
+            repo = RunRepository(conn)
+            run_id = repo.resolve_id(ref)
+            current, started = repo.status_and_start(run_id)
+            if current != "running":
+                raise ConflictError(f"Run {run_id[:8]} is {current}, not running.")
+            now = utcnow()
+            wall = (now - aware(started)).total_seconds() if started else 0.0
+            # Only what the server can vouch for: the wall time between open and close
+            # (the caller's CPU, memory and packages are its own machine's).
+            repo.update(
+                run_id,
+                status=status,
+                error=error,
+                ended_at=now,
+                resources={
+                    "wall_s": round(wall, 3),
+                    "cost": round(wall / 3600 * self.settings.cost_per_hour, 6),
+                    "cost_per_hour": self.settings.cost_per_hour,
+                },
+            )
+        return self.by_id(run_id)
 
     def end(
         self,
@@ -560,7 +581,9 @@ class RunService:
         # is found does a write transaction mark it.
         stale_after = timedelta(seconds=3 * self.settings.heartbeat_s + 3)
         with self.db.read() as conn:
-            dead = RunRepository(conn).stale_runs(stale_after, _HOST)
+            dead = RunRepository(conn).stale_runs(
+                stale_after, _HOST, remote=(REMOTE_HOST, REMOTE_SILENCE)
+            )
         if dead:
             with self.db.session() as conn:
                 RunRepository(conn).mark_dead(dead)
@@ -666,6 +689,10 @@ class RunService:
 
 
 _HOST = socket.gethostname()
+# Runs tracked from other machines through the server (`begin(remote=True)`): no
+# local process to look for, so they die of silence only, after REMOTE_SILENCE.
+REMOTE_HOST = "remote"
+REMOTE_SILENCE = timedelta(hours=1)
 
 
 def _looks_like_path(ref: str) -> bool:

@@ -13,7 +13,7 @@ from assay.workspace import Workspace
 _bearer = HTTPBearer(auto_error=False, description="An Assay token: `assay tokens create`.")
 
 
-def workspace(request: Request) -> Workspace:
+async def workspace(request: Request) -> Workspace:
     ws: Workspace = request.app.state.workspace
     return ws
 
@@ -24,7 +24,7 @@ WS = Annotated[Workspace, Depends(workspace)]
 def need(scope: str) -> Callable[..., Any]:
     """A dependency: the request's bearer token must allow `scope` (unless auth is off)."""
 
-    def check(
+    async def check(  # on the event loop: one indexed read, no thread hop per request
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> None:

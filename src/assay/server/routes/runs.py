@@ -129,7 +129,9 @@ def start_run(body: RunIn, ws: WS) -> Run:
     summary="Open a run that the caller fills in (a notebook or script elsewhere)",
 )  # fmt: skip
 def track_run(experiment: str, body: TrackIn, ws: WS) -> Run:
-    return ws.runs.begin(experiment, data=body.data, params=body.params, name=body.name)
+    return ws.runs.begin(
+        experiment, data=body.data, params=body.params, name=body.name, remote=True
+    )
 
 
 @router.post(
