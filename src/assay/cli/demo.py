@@ -157,6 +157,11 @@ def demo(
     _run(["sweeps", "show", "cancer-tuning", "--limit", "5"], folder)
     _serve(folder)
     console.print(f"\n[bold green]Done.[/bold green] The demo workspace is in {folder}.")
+    console.print(
+        "Look at it in the browser: "
+        f"[bold]cd {folder} && assay tokens create me --scope admin && assay server[/bold], "
+        "then open http://127.0.0.1:8000 and sign in with the token it printed."
+    )
 
 
 def _json(args: list[str], cwd: Path) -> Any:
