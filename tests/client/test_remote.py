@@ -174,3 +174,38 @@ def test_scopes_reach_only_what_they_allow(
         pytest.raises(assay.UnauthorizedError, match="revoked"),
     ):
         client.datasets()
+
+
+def test_more_commands_work_remotely(
+    server: tuple[str, dict[str, str], str], tmp_path: Path
+) -> None:
+    url, environ, secret = server
+    laptop = tmp_path / "laptop2"
+    laptop.mkdir()
+    (laptop / "pipeline.py").write_text(PIPELINE)
+    (laptop / "params.json").write_text('{"k": 3}')
+    (laptop / "d").mkdir()
+    (laptop / "d" / "n.txt").write_text("4 5 6")
+    env = {k: v for k, v in environ.items() if not k.startswith("ASSAY_")}
+    env.update(ASSAY_TOKEN=secret, ASSAY_REMOTE=url, COLUMNS="200")
+
+    def remote(*args: str) -> subprocess.CompletedProcess[str]:
+        done = _assay(*args, cwd=laptop, env=env)
+        assert done.returncode == 0, (args, done.stdout, done.stderr)
+        return done
+
+    remote("data", "commit", "n", "d")
+    assert "n@best" in remote("data", "tag", "n@1", "best").stdout
+    remote("data", "checkout", "n@best", "copy")
+    assert (laptop / "copy" / "n.txt").read_text() == "4 5 6"
+    assert remote("data", "verify").returncode == 0
+    first = json.loads(remote("run", "pipeline.py", "--data", "n@1", "--params", "params.json",
+                              "--json").stdout)  # fmt: skip
+    again = json.loads(remote("runs", "rerun", first["id"], "--json").stdout)
+    assert again["reproduced"] is True and again["run"]["rerun_of"] == first["id"]
+    made = json.loads(remote("tokens", "create", "ci", "--scope", "read", "--json").stdout)
+    assert made["secret"].startswith("assay_")
+    assert "ci" in remote("tokens", "list").stdout
+    remote("tokens", "revoke", "ci")
+    with Client(url, token=made["secret"]) as client, pytest.raises(assay.UnauthorizedError):
+        client.datasets()

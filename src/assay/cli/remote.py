@@ -70,6 +70,33 @@ class RemoteData(_Remote):
             )
         return self.client.commit(name, path, message)
 
+    def tag(self, ref: str, tag: str, *, force: bool = False) -> Any:
+        from assay.client.http import parse
+        from assay.data.entities import DataVersion
+
+        doc = self.client._call("POST", "/tags", json={"ref": ref, "tag": tag, "force": force})
+        return parse(DataVersion, doc)
+
+    def verify(self, progress: Any = None) -> Any:
+        from assay.client.http import parse
+        from assay.data.entities import VerifyReport
+
+        return parse(VerifyReport, self.client._call("POST", "/verify"))
+
+    def checkout(self, ref: str, dest: Path, *, force: bool = False, progress: Any = None) -> Any:
+        """Download every file of a version into `dest` (each checked against its hash)."""
+        version, files = self.client.version(ref)
+        dest = Path(dest)
+        if dest.exists() and any(dest.iterdir()) and not force:
+            raise InvalidArgumentError(
+                f"{dest} is not empty; pass --force to write the version's files into it."
+            )
+        for i, entry in enumerate(files, start=1):
+            self.client.download(version.ref, entry.path, dest.joinpath(*entry.path.split("/")))
+            if progress is not None:
+                progress(i, len(files))
+        return version
+
     def profile(self, ref: str) -> tuple[Any, dict[str, Any]]:
         from assay.client.http import parse
         from assay.data.entities import DataVersion
@@ -155,6 +182,16 @@ class RemoteRuns(_Remote):
         found = self.client._call("GET", "/experiments", params={"limit": 1000})["items"]
         return [(e["name"], e["runs"]) for e in found]
 
+    def rerun_and_wait(self, ref: str) -> Any:
+        from assay.client.http import parse
+        from assay.runs.entities import Run
+
+        run = parse(Run, self.client._call("POST", f"/runs/{ref}/rerun"))
+        while run.status in ("queued", "running"):
+            time.sleep(0.5)
+            run = self.client.get_run(run.id)
+        return run
+
     def start(
         self,
         pipeline: str,
@@ -236,6 +273,25 @@ class RemoteServices(_Remote):
     def stop(self, name: str, **_: Any) -> Any:
         return self.client.stop_service(name)
 
+    def start(self, name: str, **_: Any) -> Any:
+        return self.get_from(self.client._call("POST", f"/services/{name}/start"))
+
+    def update(self, name: str, model_ref: str, **_: Any) -> Any:
+        return self.get_from(
+            self.client._call("PUT", f"/services/{name}", json={"model": model_ref})
+        )
+
+    def logs(self, name: str, *, lines: int = 200) -> str:
+        return str(
+            self.client._call("GET", f"/services/{name}/logs", params={"lines": lines}) or ""
+        )
+
+    def get_from(self, doc: Any) -> Any:
+        from assay.client.http import parse
+        from assay.serving.entities import Service
+
+        return parse(Service, doc)
+
 
 class RemoteABTests(_Remote):
     what = "abtests"
@@ -260,6 +316,28 @@ class RemoteABTests(_Remote):
 
     def stop(self, name: str) -> Any:
         return self.client.stop_abtest(name)
+
+    def _test(self, doc: Any) -> Any:
+        from assay.abtests.entities import ABTest
+        from assay.client.http import parse
+
+        return parse(ABTest, doc)
+
+    def pause(self, name: str) -> Any:
+        return self._test(self.client._call("POST", f"/abtests/{name}/pause"))
+
+    def resume(self, name: str) -> Any:
+        return self._test(self.client._call("POST", f"/abtests/{name}/resume"))
+
+    def start(self, name: str, **_: Any) -> Any:
+        return self._test(self.client._call("POST", f"/abtests/{name}/start"))
+
+    def set_weights(self, name: str, weights: Sequence[float]) -> Any:
+        doc = self.client._call("PUT", f"/abtests/{name}/weights", json={"weights": list(weights)})
+        return self._test(doc)
+
+    def logs(self, name: str, *, lines: int = 200) -> str:
+        return str(self.client._call("GET", f"/abtests/{name}/logs", params={"lines": lines}) or "")
 
 
 class RemoteSweeps(_Remote):
@@ -290,6 +368,28 @@ class RemoteSweeps(_Remote):
         )  # fmt: skip
 
 
+class RemoteTokens(_Remote):
+    what = "tokens"
+
+    def _token(self, doc: Any) -> Any:
+        from assay.auth.entities import Token
+        from assay.client.http import parse
+
+        return parse(Token, doc)
+
+    def create(self, name: str, scope: str) -> tuple[Any, str]:
+        doc = self.client._call("POST", "/tokens", json={"name": name, "scope": scope})
+        return self._token(doc["token"]), str(doc["secret"])
+
+    def tokens(self) -> list[Any]:
+        from assay.auth.entities import Token
+
+        return self.client._list(Token, "/tokens")
+
+    def revoke(self, name: str) -> Any:
+        return self._token(self.client._call("DELETE", f"/tokens/{name}"))
+
+
 class RemoteWorkspace:
     """The services of the workspace a server holds, reached through the SDK."""
 
@@ -303,8 +403,7 @@ class RemoteWorkspace:
         self.services = RemoteServices(self.client)
         self.abtests = RemoteABTests(self.client)
         self.sweeps = RemoteSweeps(self.client)
-        self.tokens = _Remote(self.client)
-        self.tokens.what = "tokens"
+        self.tokens = RemoteTokens(self.client)
 
     def close(self) -> None:
         self.client.close()

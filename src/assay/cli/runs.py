@@ -438,9 +438,14 @@ def logs(run: str, as_json: JsonOpt = False) -> None:
 @app.command()
 def rerun(run: str, as_json: JsonOpt = False) -> None:
     """Run again with exactly the same data, pipeline and params versions; did it reproduce?"""
+    from assay.cli.context import is_remote
+
     ws = workspace()
     old = ws.runs.get(run)
-    new = execute(ws.runs.rerun(run), use_cache=False, quiet=as_json)
+    if is_remote():
+        new = ws.runs.rerun_and_wait(old.id)  # type: ignore[attr-defined]
+    else:
+        new = execute(ws.runs.rerun(run), use_cache=False, quiet=as_json)
     same = same_metrics(old.metrics, new.metrics)
     if as_json:
         emit_json({"run": new.to_dict(), "rerun_of": old.id, "reproduced": same})

@@ -9,14 +9,14 @@ from pathlib import Path
 from assay.workspace import Workspace
 
 
-def launch(ws: Workspace, run_id: str) -> None:
+def launch(ws: Workspace, run_id: str, *, use_cache: bool = True) -> None:
     """Start the runner for a queued run and settle its end in the background."""
     from assay.executors.local import LocalExecutor
 
     root = ws.settings.root or Path.cwd()
     env = dict(os.environ)
     env.update(ASSAY_DB_URL=ws.settings.db_url, ASSAY_STORE_URL=ws.settings.store_url)
-    handle = LocalExecutor(root, env).launch(run_id)
+    handle = LocalExecutor(root, env).launch(run_id, use_cache=use_cache)
 
     def watch() -> None:
         for _ in handle.events():

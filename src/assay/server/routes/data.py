@@ -19,11 +19,18 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from assay.data.entities import CommitResult, DataDiff, Dataset, DataVersion, FileEntry
+from assay.data.entities import (
+    CommitResult,
+    DataDiff,
+    Dataset,
+    DataVersion,
+    FileEntry,
+    VerifyReport,
+)
 from assay.data.tabular import TableProfile
 from assay.data.validation import ValidationReport
 from assay.errors import ConflictError, InvalidArgumentError, NotFoundError
-from assay.server.deps import READ, WRITE, WS
+from assay.server.deps import ADMIN, READ, WRITE, WS
 from assay.server.schemas import ERRORS, Limit, Page, page_of
 
 router = APIRouter(tags=["data"], responses=ERRORS)
@@ -79,6 +86,25 @@ class ChecksIn(BaseModel):
 class Validation(BaseModel):
     version: DataVersion
     report: ValidationReport
+
+
+class TagIn(BaseModel):
+    ref: str = Field(description="NAME@VERSION to tag")
+    tag: str
+    force: bool = Field(default=False, description="Move the tag if it is on another version")
+
+
+@router.post("/tags", response_model=DataVersion, dependencies=WRITE, summary="Tag a version")
+def tag(body: TagIn, ws: WS) -> DataVersion:
+    return ws.data.tag(body.ref, body.tag, force=body.force)
+
+
+@router.post(
+    "/verify", response_model=VerifyReport, dependencies=ADMIN,
+    summary="Re-hash every stored object; name any that is missing or corrupt",
+)  # fmt: skip
+def verify(ws: WS) -> VerifyReport:
+    return ws.data.verify()
 
 
 @router.get(

@@ -125,6 +125,18 @@ def start_run(body: RunIn, ws: WS) -> Run:
 
 
 @router.post(
+    "/runs/{run}/rerun", response_model=Run, status_code=202, dependencies=WRITE,
+    summary="Run again with exactly the inputs of a run; executes on the server",
+)  # fmt: skip
+def rerun(run: str, ws: WS) -> Run:
+    from assay.server.launch import launch
+
+    new = ws.runs.rerun(run)
+    launch(ws, new.id, use_cache=False)
+    return new
+
+
+@router.post(
     "/experiments/{experiment}/runs", response_model=Run, status_code=201, dependencies=WRITE,
     summary="Open a run that the caller fills in (a notebook or script elsewhere)",
 )  # fmt: skip

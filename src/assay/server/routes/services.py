@@ -8,10 +8,11 @@ the server, with a token, reaches every model.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
 from assay.abtests.entities import ABTest
@@ -77,6 +78,21 @@ def update_service(name: str, body: UpdateIn, ws: WS) -> Service:
     return ws.services.update(name, body.model)
 
 
+@router.get(
+    "/services/{name}/logs", response_class=PlainTextResponse, dependencies=READ,
+    tags=["services"],
+)  # fmt: skip
+def service_logs(name: str, ws: WS, lines: Annotated[int, Query(ge=1, le=100_000)] = 200) -> str:
+    return ws.services.logs(name, lines=lines)
+
+
+@router.post(
+    "/services/{name}/start", response_model=Service, dependencies=WRITE, tags=["services"]
+)
+def start_service(name: str, ws: WS) -> Service:
+    return ws.services.start(name)
+
+
 @router.post("/services/{name}/stop", response_model=Service, dependencies=WRITE, tags=["services"])
 def stop_service(name: str, ws: WS) -> Service:
     return ws.services.stop(name)
@@ -126,6 +142,38 @@ def abtest_report(name: str, ws: WS) -> dict[str, Any]:
 )
 def conclude(name: str, body: ConcludeIn, ws: WS) -> ABTest:
     return ws.abtests.conclude(name, body.winner)
+
+
+class WeightsIn(BaseModel):
+    weights: list[float] = Field(min_length=2)
+
+
+@router.post("/abtests/{name}/pause", response_model=ABTest, dependencies=WRITE, tags=["abtests"])
+def pause_abtest(name: str, ws: WS) -> ABTest:
+    return ws.abtests.pause(name)
+
+
+@router.post("/abtests/{name}/resume", response_model=ABTest, dependencies=WRITE, tags=["abtests"])
+def resume_abtest(name: str, ws: WS) -> ABTest:
+    return ws.abtests.resume(name)
+
+
+@router.put("/abtests/{name}/weights", response_model=ABTest, dependencies=WRITE, tags=["abtests"])
+def set_weights(name: str, body: WeightsIn, ws: WS) -> ABTest:
+    return ws.abtests.set_weights(name, body.weights)
+
+
+@router.post("/abtests/{name}/start", response_model=ABTest, dependencies=WRITE, tags=["abtests"])
+def start_abtest(name: str, ws: WS) -> ABTest:
+    return ws.abtests.start(name)
+
+
+@router.get(
+    "/abtests/{name}/logs", response_class=PlainTextResponse, dependencies=READ,
+    tags=["abtests"],
+)  # fmt: skip
+def abtest_logs(name: str, ws: WS, lines: Annotated[int, Query(ge=1, le=100_000)] = 200) -> str:
+    return ws.abtests.logs(name, lines=lines)
 
 
 @router.post("/abtests/{name}/stop", response_model=ABTest, dependencies=WRITE, tags=["abtests"])
