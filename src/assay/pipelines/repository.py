@@ -77,6 +77,16 @@ class PipelineRepository:
             for r in rows
         ]
 
+    def names_with_manifest(self, digest: str, entry: str) -> list[str]:
+        """Pipelines with a version holding exactly this snapshot and entry file."""
+        rows = self.c.execute(
+            select(pipelines.c.name)
+            .join(pipeline_versions, pipeline_versions.c.pipeline_id == pipelines.c.id)
+            .where(pipeline_versions.c.manifest == digest, pipeline_versions.c.entry == entry)
+            .distinct()
+        )
+        return [r[0] for r in rows]
+
     def latest_number(self, pipeline_id: int) -> int | None:
         return versioned.latest_number(
             self.c, pipeline_versions, pipeline_versions.c.pipeline_id, pipeline_id
