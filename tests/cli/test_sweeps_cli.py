@@ -102,6 +102,7 @@ def test_a_sweep_selects_an_algorithm_and_records_every_trial_as_a_run(project: 
     assert [(s["name"], s["status"]) for s in listed] == [("sel", "finished")]
 
 
+@pytest.mark.one_backend
 def test_show_ranks_trials_and_plots_are_written(project: CLI, tmp_path: Path) -> None:
     (tmp_path / "flat.yaml").write_text("x: {float: [-4, 4]}\nw: {int: [0, 5]}\n")
     result = _sweep(
@@ -132,6 +133,7 @@ def test_show_ranks_trials_and_plots_are_written(project: CLI, tmp_path: Path) -
     assert "data:image/png;base64," in page and "Optimization history" in page
 
 
+@pytest.mark.one_backend
 def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(project: CLI, tmp_path: Path) -> None:
     (tmp_path / "params.json").write_text('{"explode": true}')
     (tmp_path / "x.yaml").write_text("x: {choice: [0.5, 1.0, 3.0, 4.0]}\n")
@@ -150,6 +152,7 @@ def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(project: CLI, tmp_pat
     assert doc["best_runs"] == [best["run"]]
 
 
+@pytest.mark.one_backend
 def test_a_grid_stops_when_every_point_was_tried(project: CLI, tmp_path: Path) -> None:
     (tmp_path / "g.yaml").write_text(
         "model: {choice: {quad: {x: {choice: [1.0, 2.0]}}, lin: {w: {int: [0, 2]}}}}\n"
@@ -165,6 +168,7 @@ def test_a_grid_stops_when_every_point_was_tried(project: CLI, tmp_path: Path) -
     assert len(set(points)) == 5
 
 
+@pytest.mark.one_backend
 def test_two_objectives_give_the_pareto_front(project: CLI, tmp_path: Path) -> None:
     (tmp_path / "x.yaml").write_text("x: {float: [0, 6]}\n")
     result = _sweep(

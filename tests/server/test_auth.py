@@ -6,12 +6,16 @@ import re
 from collections.abc import Callable
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from assay.auth.repository import tokens
 from assay.workspace import Workspace
 
 from .conftest import Serve, assert_error, listing
+
+# HTTP behaviour, not the database: one metadata backend is enough.
+pytestmark = pytest.mark.one_backend
 
 Client = Callable[[str], httpx.Client]
 

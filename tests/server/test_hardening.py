@@ -19,6 +19,9 @@ from assay.workspace import Workspace
 from .conftest import Serve, assert_error
 from .test_data_api import RAW, put, start_upload, upload_dataset
 
+# HTTP behaviour, not the database: one metadata backend is enough.
+pytestmark = pytest.mark.one_backend
+
 JOURNALS = ("-wal", "-shm", "-journal")
 
 

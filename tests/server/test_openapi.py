@@ -9,6 +9,9 @@ import pytest
 
 from assay.workspace import Workspace
 
+# HTTP behaviour, not the database: one metadata backend is enough.
+pytestmark = pytest.mark.one_backend
+
 FILES = {"application/octet-stream", "text/plain"}  # bodies that are not JSON models
 ERROR_CODES = {"400", "401", "403", "404", "409", "413", "415", "422"}
 
