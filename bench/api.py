@@ -54,7 +54,6 @@ import contextlib
 import json
 import os
 import random
-import signal
 import socket
 import statistics
 import subprocess
@@ -88,8 +87,6 @@ MLFLOW_FILTER = "metrics.loss < 0.5"
 MLFLOW_ORDER = ["metrics.loss ASC"]
 OPTIMIZERS = ("adam", "sgd", "adamw", "rmsprop")
 
-READY_TIMEOUT_S = 180.0
-STOP_TIMEOUT_S = 15.0
 HTTP_TIMEOUT_S = 60.0
 TIMEOUT_S = 120
 
@@ -189,81 +186,6 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
-
-
-def log_tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-def server_env() -> dict[str, str]:
-    return {
-        **os.environ,
-        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",  # MLflow runs `uvicorn`
-        "MLFLOW_DISABLE_TELEMETRY": "true",  # loopback only
-        "DO_NOT_TRACK": "true",
-        # MLflow's job runner (7 huey consumer processes, for GenAI jobs) would otherwise
-        # compete with its one worker for the CPUs; tracking never uses it.
-        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-    }
-
-
-@contextlib.contextmanager
-def process(tool: str, args: list[str], cwd: Path, ready_url: str, logfile: Path) -> Iterator[None]:
-    """Run a server from `cwd` in its own process group until the block ends; yield once
-    `ready_url` answers 200.
-
-    Raises:
-        BenchFailed: it exited, or was not ready within READY_TIMEOUT_S.
-    """
-    import httpx
-
-    with logfile.open("wb") as sink:
-        proc = subprocess.Popen(
-            args,
-            cwd=cwd,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            env=server_env(),
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                raise BenchFailed(
-                    f"{tool} (`{' '.join(args)}`) exited {proc.returncode} before it was "
-                    f"ready; its log ends:\n{log_tail(logfile)}"
-                )
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(ready_url, timeout=2.0).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise BenchFailed(
-                    f"{tool} was not ready within {READY_TIMEOUT_S:g} s at {ready_url}; its "
-                    f"log ends:\n{log_tail(logfile)}"
-                )
-            time.sleep(0.2)
-        yield
-    finally:
-        stop_group(proc)
-
-
-def stop_group(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to the server's whole process group (its workers too), then SIGKILL."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    # Workers of a server that exited first may still be in its group.
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def run_cli(args: Sequence[str], cwd: Path) -> str:
@@ -484,7 +406,7 @@ def assay_server(work: Path) -> Iterator[AssayApi]:
     url = f"http://127.0.0.1:{port}/api/v1"
     args = [ASSAY, "server", "--port", str(port), "--workers", "1"]
     with (
-        process("Assay", args, root, f"{url}/health", work / "assay-server.log"),
+        harness.server_process("Assay", args, f"{url}/health", work / "assay-server.log", cwd=root),
         httpx.Client(
             base_url=url, headers={"Authorization": f"Bearer {secret}"}, timeout=HTTP_TIMEOUT_S
         ) as client,
@@ -508,7 +430,9 @@ def mlflow_server(work: Path) -> Iterator[MlflowApi]:
         *("--host", "127.0.0.1", "--port", str(port), "--workers", "1"),
     ]
     with (
-        process("MLflow", args, root, f"{url}/health", work / "mlflow-server.log"),
+        harness.server_process(
+            "MLflow", args, f"{url}/health", work / "mlflow-server.log", cwd=root
+        ),
         httpx.Client(base_url=f"{url}/api/2.0/mlflow", timeout=HTTP_TIMEOUT_S) as client,
     ):
         yield MlflowApi(client)

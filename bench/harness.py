@@ -5,14 +5,17 @@ failure reporting and the speedup rule. Each `bench/NAME.py` imports it and call
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,3 +169,122 @@ def no_feature_name_warning() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="X does not have valid feature names")
         yield
+
+
+# ---- servers the benchmarks start (Assay's and the peers') ----------------------------------
+
+SERVER_READY_S = 180.0
+SERVER_STOP_S = 15.0
+
+
+def peer_env(**extra: str) -> dict[str, str]:
+    """The environment a peer's server runs in: `.venv/bin` on PATH (`mlflow server` and
+    `mlflow models serve` start `uvicorn` by name), telemetry off (loopback only), and
+    MLflow's job runner off (its 7 worker processes would only compete for the CPUs)."""
+    return {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DO_NOT_TRACK": "true",
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        **extra,
+    }
+
+
+def log_tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+@contextlib.contextmanager
+def server_process(
+    tool: str,
+    args: Sequence[str],
+    ready_url: str,
+    logfile: Path,
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Iterator[None]:
+    """Run a server in its own process group until the block ends (also on failure);
+    yield once `ready_url` answers 200.
+
+    Raises:
+        BenchFailed: it exited, or was not ready within SERVER_READY_S.
+    """
+    import httpx
+
+    with logfile.open("wb") as sink:
+        proc = subprocess.Popen(
+            list(args),
+            cwd=cwd,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=dict(env) if env is not None else peer_env(),
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + SERVER_READY_S
+        while True:
+            if proc.poll() is not None:
+                raise BenchFailed(
+                    f"{tool} (`{' '.join(args)}`) exited {proc.returncode} before it was "
+                    f"ready; its log ends:\n{log_tail(logfile)}"
+                )
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(ready_url, timeout=2.0).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise BenchFailed(
+                    f"{tool} was not ready within {SERVER_READY_S:g} s at {ready_url}; its "
+                    f"log ends:\n{log_tail(logfile)}"
+                )
+            time.sleep(0.2)
+        yield
+    finally:
+        stop_group(proc)
+
+
+def stop_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the server's whole process group (its workers too), then SIGKILL."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(SERVER_STOP_S)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    # Workers of a server that exited first may still be in its group.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def timed_run(
+    args: Sequence[str], cwd: Path, env: Mapping[str, str], timeout_s: float = 1800
+) -> tuple[float, str]:
+    """Run one command; return its wall-clock seconds and stdout.
+
+    Raises:
+        BenchFailed: the command exited non-zero.
+    """
+    os.sync()  # untimed: no write-back left over from setup or the command before
+    start = time.perf_counter()
+    proc = subprocess.run(
+        list(args),
+        cwd=cwd,
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise BenchFailed(
+            f"`{' '.join(args)}` in {cwd} exited {proc.returncode}.\n"
+            f"--- stdout\n{proc.stdout}--- stderr\n{proc.stderr}"
+        )
+    return elapsed, proc.stdout

@@ -44,10 +44,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import socket
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -83,8 +81,6 @@ BATCH_ROWS = 1_000
 BATCH_REQUESTS = 40
 BATCH_WARMUP = 3
 PREDICT_CALLS = 2_000
-READY_TIMEOUT_S = 120.0
-STOP_TIMEOUT_S = 15.0
 HTTP_TIMEOUT_S = 60.0
 
 TARGET_RPS = 15.0  # speedup_rps_1row at least
@@ -300,70 +296,6 @@ def free_port() -> int:
         return port
 
 
-def log_tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-@contextlib.contextmanager
-def process(tool: str, args: list[str], ready_url: str, logfile: Path) -> Iterator[None]:
-    """Run a server in its own process group until the block ends; yield once
-    `ready_url` answers 200.
-
-    Raises:
-        BenchFailed: it exited, or was not ready within READY_TIMEOUT_S.
-    """
-    import httpx
-
-    env = {
-        **os.environ,
-        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",  # MLflow runs `uvicorn`
-        "MLFLOW_DISABLE_TELEMETRY": "true",  # loopback only
-        "DO_NOT_TRACK": "true",
-    }
-    with logfile.open("wb") as sink:
-        proc = subprocess.Popen(
-            args, stdout=sink, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
-    try:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                raise BenchFailed(
-                    f"{tool} (`{' '.join(args)}`) exited {proc.returncode} before it was "
-                    f"ready; its log ends:\n{log_tail(logfile)}"
-                )
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(ready_url, timeout=2.0).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise BenchFailed(
-                    f"{tool} was not ready within {READY_TIMEOUT_S:g} s at {ready_url}; its "
-                    f"log ends:\n{log_tail(logfile)}"
-                )
-            time.sleep(0.2)
-        yield
-    finally:
-        stop_group(proc)
-
-
-def stop_group(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to the server's whole process group (MLflow's workers too), then SIGKILL."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    # Workers of a server that exited first may still be in its group.
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-
-
 @contextlib.contextmanager
 def floor_server(work: Path, model_file: Path, rows: Rows) -> Iterator[Endpoint]:
     app = work / "floor_app.py"
@@ -371,7 +303,7 @@ def floor_server(work: Path, model_file: Path, rows: Rows) -> Iterator[Endpoint]
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     args = [sys.executable, str(app), str(model_file), str(port)]
-    with process("the floor", args, f"{url}/ready", work / "floor.log"):
+    with harness.server_process("the floor", args, f"{url}/ready", work / "floor.log"):
         yield Endpoint("the floor", f"{url}/predict", *kserve_bodies(rows))
 
 
@@ -384,7 +316,7 @@ def mlflow_server(work: Path, export: Path, rows: Rows, workers: int) -> Iterato
         *("models", "serve", "-m", str(export), "--env-manager", "local"),
         *("-h", "127.0.0.1", "-p", str(port), "--workers", str(workers)),
     ]
-    with process("MLflow", args, f"{url}/ping", work / f"mlflow-w{workers}.log"):
+    with harness.server_process("MLflow", args, f"{url}/ping", work / f"mlflow-w{workers}.log"):
         yield Endpoint("MLflow", f"{url}/invocations", *mlflow_bodies(rows))
 
 

@@ -64,7 +64,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -153,23 +152,7 @@ def bench_env() -> dict[str, str]:
 
 
 def run(args: Sequence[str], cwd: Path, env: dict[str, str]) -> tuple[float, str]:
-    """Run one command; return its wall-clock seconds and stdout.
-
-    Raises:
-        BenchFailed: the command exited non-zero.
-    """
-    os.sync()  # untimed: no write-back left over from setup or the command before
-    start = time.perf_counter()
-    proc = subprocess.run(
-        args, cwd=cwd, env=env, capture_output=True, text=True, timeout=TIMEOUT_S, check=False
-    )
-    elapsed = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise BenchFailed(
-            f"`{' '.join(args)}` in {cwd} exited {proc.returncode}.\n"
-            f"--- stdout\n{proc.stdout}--- stderr\n{proc.stderr}"
-        )
-    return elapsed, proc.stdout
+    return harness.timed_run(args, cwd, env, TIMEOUT_S)
 
 
 @dataclass(frozen=True)

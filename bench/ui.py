@@ -65,12 +65,10 @@ under `bench/.work/` is deleted at the end, and both servers are stopped.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import random
 import shutil
-import signal
 import socket
 import sqlite3
 import statistics
@@ -78,7 +76,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -97,8 +95,6 @@ MODELS = ("mlp", "cnn", "gbm", "rf")
 FILTER = "params.model = 'cnn' and metrics.loss < 0.5"
 ASSAY_SORT = "metrics.loss asc"
 MLFLOW_ORDER = "metrics.`loss`"
-READY_TIMEOUT_S = 120.0
-STOP_TIMEOUT_S = 15.0
 FIRST_LOAD_TIMEOUT_S = 180.0  # the untimed first load: MLflow compiles a large bundle
 LOAD_TIMEOUT_S = 60.0
 TARGET_MS = 500.0
@@ -387,67 +383,6 @@ def free_port() -> int:
         return port
 
 
-def log_tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-@contextlib.contextmanager
-def server(tool: str, args: list[str], cwd: Path, ready_url: str) -> Iterator[None]:
-    """Run a server in its own process group until the block ends (also on failure);
-    yield once `ready_url` answers 200."""
-    import httpx
-
-    env = {
-        **os.environ,
-        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",  # MLflow runs `uvicorn`
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-        "DO_NOT_TRACK": "true",
-        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-    }
-    logfile = cwd / f"{tool.lower()}-server.log"
-    with logfile.open("wb") as sink:
-        proc = subprocess.Popen(
-            args, cwd=cwd, stdout=sink, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
-    try:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                raise BenchFailed(
-                    f"{tool} (`{' '.join(args)}`) exited {proc.returncode} before it was "
-                    f"ready; its log ends:\n{log_tail(logfile)}"
-                )
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(ready_url, timeout=2.0).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise BenchFailed(
-                    f"{tool} was not ready within {READY_TIMEOUT_S:g} s at {ready_url}; its "
-                    f"log ends:\n{log_tail(logfile)}"
-                )
-            time.sleep(0.2)
-        yield
-    finally:
-        stop_group(proc)
-
-
-def stop_group(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to the server's whole process group (MLflow's workers too), then SIGKILL."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    with contextlib.suppress(ProcessLookupError):  # workers of a server that exited first
-        os.killpg(proc.pid, signal.SIGKILL)
-
-
 # ---- the browser ----------------------------------------------------------------------------
 
 
@@ -584,8 +519,20 @@ def bench(work: Path, scale: float) -> dict[str, float]:
     }
     log.print(f"Loading the pages in Chromium: {ROUNDS} rounds …")
     with (
-        server("Assay", assay_args, work / "assay", f"{assay_url}/api/v1/health"),
-        server("MLflow", mlflow_args, work / "mlflow", f"{mlflow_url}/health"),
+        harness.server_process(
+            "Assay",
+            assay_args,
+            f"{assay_url}/api/v1/health",
+            work / "assay" / "assay-server.log",
+            cwd=work / "assay",
+        ),
+        harness.server_process(
+            "MLflow",
+            mlflow_args,
+            f"{mlflow_url}/health",
+            work / "mlflow" / "mlflow-server.log",
+            cwd=work / "mlflow",
+        ),
     ):
         loads = measure(pages)
 

@@ -152,16 +152,10 @@ class RemoteRuns(_Remote):
     def leaderboard(
         self, experiment: str, metric: str, *, minimize: bool | None = None, limit: int = 10
     ) -> list[Any]:
-        from assay.runs.entities import lower_is_better
+        from assay.runs.service import leaderboard_query
 
-        low = lower_is_better(metric) if minimize is None else minimize
-        quoted = metric.replace("`", "``")
-        return self.search(
-            experiment=experiment,
-            filter=f"metrics.`{quoted}` is not null and status = 'succeeded'",
-            sort=f"metrics.`{quoted}` {'asc' if low else 'desc'}",
-            limit=limit,
-        )
+        where, order = leaderboard_query(metric, minimize)
+        return self.search(experiment=experiment, filter=where, sort=order, limit=limit)
 
     def compare(self, refs: Sequence[str]) -> list[Any]:
         if len(refs) < 2:

@@ -636,14 +636,8 @@ class RunService:
         self, experiment: str, metric: str, *, minimize: bool | None = None, limit: int = 10
     ) -> list[Run]:
         """The experiment's succeeded runs, best first by `metric` (direction from its name)."""
-        low = lower_is_better(metric) if minimize is None else minimize
-        quoted = metric.replace("`", "``")
-        return self.search(
-            experiment=experiment,
-            filter=f"metrics.`{quoted}` is not null and status = 'succeeded'",
-            sort=f"metrics.`{quoted}` {'asc' if low else 'desc'}",
-            limit=limit,
-        )
+        where, order = leaderboard_query(metric, minimize)
+        return self.search(experiment=experiment, filter=where, sort=order, limit=limit)
 
     def keys(self) -> tuple[list[str], list[str]]:
         """Every param name and metric name any run has: (params, metrics), sorted."""
@@ -693,6 +687,16 @@ _HOST = socket.gethostname()
 # local process to look for, so they die of silence only, after REMOTE_SILENCE.
 REMOTE_HOST = "remote"
 REMOTE_SILENCE = timedelta(hours=1)
+
+
+def leaderboard_query(metric: str, minimize: bool | None = None) -> tuple[str, str]:
+    """The filter and sort (the query language's) of a leaderboard by `metric`."""
+    low = lower_is_better(metric) if minimize is None else minimize
+    quoted = metric.replace("`", "``")
+    return (
+        f"metrics.`{quoted}` is not null and status = 'succeeded'",
+        f"metrics.`{quoted}` {'asc' if low else 'desc'}",
+    )
 
 
 def _looks_like_path(ref: str) -> bool:
