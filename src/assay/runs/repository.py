@@ -234,6 +234,11 @@ class RunRepository:
                 f"{ref!r} is not a run id. Run ids are hexadecimal; list them with "
                 "`assay runs list`."
             )
+        if len(ref) == 32:  # a full id: one index seek (LIKE may scan the table)
+            exact = self.c.scalar(select(runs.c.id).where(runs.c.id == ref))
+            if exact is None:
+                raise NotFoundError(f"No run {ref!r}. List runs with `assay runs list`.", run=ref)
+            return str(exact)
         found = list(self.c.scalars(select(runs.c.id).where(runs.c.id.like(f"{ref}%")).limit(2)))
         if not found:
             raise NotFoundError(f"No run {ref!r}. List runs with `assay runs list`.", run=ref)
