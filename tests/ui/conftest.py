@@ -200,6 +200,8 @@ class Page:
         self.tab.wait_for_load_state("networkidle")
 
     def open(self, path: str, shot: str | None = None) -> Any:
+        self.errors.clear()  # one signed-in tab serves many tests: judge each page alone
+        self.dialogs.clear()
         response = self.tab.goto(self.site.url + path)
         self.tab.wait_for_load_state("networkidle")
         assert response is not None and response.status == 200, f"{path}: {response}"
@@ -217,14 +219,14 @@ class Page:
         self.context.close()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def admin_page(browser: Any, site: Site) -> Iterator[Page]:
     page = Page(browser, site, site.admin)
     yield page
     page.close()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def reader_page(browser: Any, site: Site) -> Iterator[Page]:
     page = Page(browser, site, site.reader)
     yield page
