@@ -11,6 +11,9 @@ import httpx
 import pytest
 from typer.testing import Result
 
+# processes and HTTP, not the database: one metadata backend is enough.
+pytestmark = pytest.mark.one_backend
+
 CLI = Callable[..., Result]
 
 

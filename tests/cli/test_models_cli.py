@@ -1,5 +1,6 @@
 """`assay models …` end to end: a run registers its model; list, show, lineage, alias,
-register, export — on both backends."""
+register, export. The registry's service runs on both backends in tests/registry; its
+CLI here runs on one."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import pytest
 from typer.testing import Result
+
+pytestmark = pytest.mark.one_backend
 
 CLI = Callable[..., Result]
 

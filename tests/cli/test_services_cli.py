@@ -10,6 +10,9 @@ import httpx
 import pytest
 from typer.testing import Result
 
+# processes and HTTP, not the database: one metadata backend is enough.
+pytestmark = pytest.mark.one_backend
+
 CLI = Callable[..., Result]
 ROW = [5.1, 3.5, 1.4, 0.2]
 
