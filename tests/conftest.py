@@ -73,7 +73,17 @@ def db_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iter
     if backend == "sqlite":
         yield f"sqlite:///{tmp_path / '.assay' / 'assay.db'}"
         return
-    server = request.getfixturevalue("pg_server_url")
+    yield from pg_schema(request.getfixturevalue("pg_server_url"))
+
+
+@pytest.fixture
+def fresh_pg_url(pg_server_url: str) -> Iterator[str]:
+    """A fresh, empty schema on the test PostgreSQL server, as a database URL."""
+    yield from pg_schema(pg_server_url)
+
+
+def pg_schema(server: str) -> Iterator[str]:
+    """A fresh, empty schema on the test PostgreSQL server, as a database URL; dropped after."""
     from sqlalchemy import create_engine, text
 
     schema = f"t_{uuid.uuid4().hex[:12]}"

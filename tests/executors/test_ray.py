@@ -23,11 +23,9 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 
@@ -154,21 +152,8 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture
-def pg_db_url(pg_server_url: str) -> Iterator[str]:
-    """A fresh, empty schema on the test PostgreSQL server, as a database URL."""
-    from sqlalchemy import create_engine, text
-
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    engine = create_engine(pg_server_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    sep = "&" if "?" in pg_server_url else "?"
-    try:
-        yield f"{pg_server_url}{sep}options={quote(f'-csearch_path={schema}')}"
-    finally:
-        with engine.connect() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        engine.dispose()
+def pg_db_url(fresh_pg_url: str) -> str:
+    return fresh_pg_url
 
 
 def _cli_env(**extra: str) -> dict[str, str]:

@@ -354,12 +354,9 @@ class RemoteSweeps(_Remote):
         return study.importances(self.study(sweep), objective)
 
     def study(self, sweep: Any) -> Any:
-        from assay.sweeps import study
+        from assay.sweeps.service import study_of
 
-        return study.make_study(
-            sweep.objectives, sampler="random", pruner="none", seed=sweep.seed, parallel=1,
-            trials=sweep.trial_list,
-        )  # fmt: skip
+        return study_of(sweep)
 
 
 class RemoteTokens(_Remote):

@@ -513,21 +513,25 @@ class SweepService:
             return SweepRepository(conn).all()
 
     def study(self, sweep: Sweep) -> Any:
-        """The sweep's finished trials as an Optuna study (for importances and plots)."""
-        return studies.make_study(
-            sweep.objectives,
-            sampler="random",
-            pruner="none",
-            seed=sweep.seed,
-            parallel=1,
-            trials=sweep.trial_list,
-        )
+        return study_of(sweep)
 
     def importances(self, sweep: Sweep, objective: int = 0) -> dict[str, float]:
-        return studies.importances(self.study(sweep), objective)
+        return studies.importances(study_of(sweep), objective)
 
     def ranked(self, sweep: Sweep) -> list[Trial]:
         return rank(sweep)
+
+
+def study_of(sweep: Sweep) -> Any:
+    """The sweep's finished trials as an Optuna study (for importances and plots)."""
+    return studies.make_study(
+        sweep.objectives,
+        sampler="random",
+        pruner="none",
+        seed=sweep.seed,
+        parallel=1,
+        trials=sweep.trial_list,
+    )
 
 
 def rank(sweep: Sweep) -> list[Trial]:
