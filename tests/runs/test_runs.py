@@ -426,3 +426,25 @@ def test_a_run_tracked_from_elsewhere_dies_of_silence_only(ws: Workspace) -> Non
     with ws.db.session() as conn:
         RunRepository(conn).update(silent.id, heartbeat_at=utcnow() - timedelta(hours=2))
     assert ws.runs.get(silent.id).status == "killed"
+
+
+def test_metric_batches_keep_each_keys_latest_step_and_refuse_a_closed_run(
+    ws: Workspace,
+) -> None:
+    """Batches may arrive out of order: a key's final value is its latest step's (the
+    newer point on a tie), never an earlier step's that arrives later."""
+    run = ws.runs.begin("batches", params={"lr": 0.1}, remote=True)
+    ws.runs.log_points(
+        run.id, [("loss", 0.9, 1, 1.0), ("loss", 0.5, 3, 2.0), ("loss", 0.7, 2, 3.0)]
+    )
+    ws.runs.log_points(run.id, [("loss", 0.8, 2, 4.0), ("acc", 0.6, None, 4.0)])  # stale step
+    assert ws.runs.get(run.id).metrics == {"loss": 0.5, "acc": 0.6}
+    ws.runs.log_points(run.id[:10], [("loss", 0.4, 3, 5.0), ("acc", 0.7, None, 5.0)])  # tie
+    assert ws.runs.get(run.id).metrics == {"loss": 0.4, "acc": 0.7}
+    assert len(ws.runs.series(run.id, "loss")) == 5  # every point is kept
+    ws.runs.finish(run.id, "succeeded")
+    with pytest.raises(ConflictError, match="succeeded; it takes no more metrics"):
+        ws.runs.log_points(run.id, [("loss", 0.1, 9, None)])
+    with pytest.raises(NotFoundError):
+        ws.runs.log_points("0" * 32, [("loss", 0.1, 9, None)])
+    assert ws.runs.get(run.id).metrics == {"loss": 0.4, "acc": 0.7}

@@ -84,6 +84,26 @@ def test_a_revoked_token_is_401(
     assert ws.tokens.tokens()[2].revoked_at is not None
 
 
+def test_a_token_revoked_by_another_process_stops_working_within_a_second(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server trusts a token it checked for RECHECK_S; a revocation made elsewhere (a
+    CLI on the same database, another worker) is seen once that has passed."""
+    from assay.auth import service as auth
+    from assay.errors import UnauthorizedError
+
+    _, secret = ws.tokens.create("elsewhere", "read")
+    server = auth.TokenService(ws.db, author="server")
+    now = [1000.0]
+    monkeypatch.setattr(auth, "_clock", lambda: now[0])
+    assert server.check(secret, "read").name == "elsewhere"
+    ws.tokens.revoke("elsewhere")  # not through `server`
+    assert server.check(secret, "read").name == "elsewhere"
+    now[0] += auth.RECHECK_S + 0.01
+    with pytest.raises(UnauthorizedError, match="revoked"):
+        server.check(secret, "read")
+
+
 def test_read_reads_and_may_not_write(as_: Client, secrets: dict[str, str]) -> None:
     reader = as_(secrets["read"])
     for url in (

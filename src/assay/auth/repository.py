@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Integer, String, Table, insert, select, update
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Integer,
+    String,
+    Table,
+    bindparam,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection
 
 from assay.auth.entities import Token
@@ -26,6 +36,9 @@ tokens = Table(
     Column("revoked_at", DateTime(timezone=True), nullable=True),
 )
 
+# Every request's token is looked up: built once, the statement's cache key is too.
+_BY_HASH = select(tokens).where(tokens.c.hash == bindparam("t_hash"))
+
 
 class TokenRepository:
     def __init__(self, conn: Connection) -> None:
@@ -37,7 +50,7 @@ class TokenRepository:
         )
 
     def by_hash(self, digest: str) -> Token | None:
-        row = self.c.execute(select(tokens).where(tokens.c.hash == digest)).first()
+        row = self.c.execute(_BY_HASH, {"t_hash": digest}).first()
         return _to_token(row) if row else None
 
     def by_name(self, name: str) -> Token | None:

@@ -6,6 +6,8 @@ import hashlib
 import hmac
 import re
 import secrets
+import time
+from dataclasses import replace
 from datetime import timedelta
 
 from assay.auth.entities import SCOPES, Token, allows
@@ -21,12 +23,18 @@ from assay.store.db import Database, utcnow
 
 PREFIX = "assay_"
 _TOKEN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+# A token found valid is trusted again for this long without a database read (every
+# request presents one). A revocation through this process (the server's route) takes
+# effect at once; one made elsewhere (another worker, a local CLI) within this time.
+RECHECK_S = 1.0
+_clock = time.monotonic
 
 
 class TokenService:
     def __init__(self, db: Database, *, author: str) -> None:
         self.db = db
         self.author = author
+        self._valid: dict[str, tuple[Token, float]] = {}  # digest -> (token, trusted until)
 
     def create(self, name: str, scope: str) -> tuple[Token, str]:
         """A new token; returns it and its secret, which is not stored and never shown again.
@@ -78,6 +86,7 @@ class TokenService:
             if token.revoked_at is None:
                 repo.update(token.id, revoked_at=utcnow())
             found = repo.by_name(name)
+        self._valid.clear()  # trusted no more, here at once
         assert found is not None
         return found
 
@@ -91,19 +100,29 @@ class TokenService:
         if not secret:
             raise UnauthorizedError("This route needs a token: send `Authorization: Bearer TOKEN`.")
         digest = _digest(secret)
-        with self.db.read() as conn:
-            token = TokenRepository(conn).by_hash(digest)
-        if token is None or not hmac.compare_digest(digest, _digest(secret)):
-            raise UnauthorizedError("The token is not valid.")
-        if token.revoked_at is not None:
-            raise UnauthorizedError(f"Token {token.name!r} was revoked.")
+        now = _clock()
+        known = self._valid.get(digest)
+        if known is not None and known[1] > now:
+            token = known[0]
+        else:
+            with self.db.read() as conn:
+                found = TokenRepository(conn).by_hash(digest)
+            if found is None or not hmac.compare_digest(digest, _digest(secret)):
+                raise UnauthorizedError("The token is not valid.")
+            if found.revoked_at is not None:
+                raise UnauthorizedError(f"Token {found.name!r} was revoked.")
+            token = found
+            self._valid[digest] = (token, now + RECHECK_S)
         if not allows(token.scope, needed):
             raise ForbiddenError(
                 f"Token {token.name!r} has scope {token.scope!r}; this needs {needed!r}."
             )
         if token.last_used_at is None or utcnow() - token.last_used_at > timedelta(minutes=1):
+            used = utcnow()
             with self.db.session() as conn:  # at most once a minute: reads stay reads
-                TokenRepository(conn).update(token.id, last_used_at=utcnow())
+                TokenRepository(conn).update(token.id, last_used_at=used)
+            token = replace(token, last_used_at=used)
+            self._valid[digest] = (token, now + RECHECK_S)
         return token
 
 

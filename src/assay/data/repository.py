@@ -23,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    bindparam,
     insert,
     select,
     update,
@@ -59,8 +60,9 @@ data_versions = Table(
     Column("total_bytes", BigInteger, nullable=False),
     Column("validation", String(16), nullable=True),
     UniqueConstraint("dataset_id", "number"),
-    # "Is this content a version already?" (params files: one per run, reused when equal)
-    Index("ix_data_versions_dataset_manifest", "dataset_id", "manifest"),
+    # "Is this content a version already, and which is the newest?" (params files: one
+    # per run, reused when equal). With `number` in it, one seek answers.
+    Index("ix_data_versions_dataset_manifest_number", "dataset_id", "manifest", "number"),
 )
 
 data_tags = Table(
@@ -88,6 +90,18 @@ data_validations = Table(
     Column("passed", Boolean, nullable=False),
     Column("report", JSON, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Run params are committed as data versions, one per new params file: built once, this
+# lookup's cache key is too (most of what SQLAlchemy costs a call).
+_WITH_MANIFEST = (
+    select(data_versions)
+    .where(
+        data_versions.c.dataset_id == bindparam("w_ds"),
+        data_versions.c.manifest == bindparam("w_manifest"),
+    )
+    .order_by(data_versions.c.number.desc())
+    .limit(1)
 )
 
 
@@ -128,13 +142,7 @@ class DataRepository:
         ).first()
 
     def version_with_manifest(self, dataset_id: int, manifest: str) -> DataVersionRow | None:
-        v = data_versions.c
-        return self.c.execute(
-            select(data_versions)
-            .where(v.dataset_id == dataset_id, v.manifest == manifest)
-            .order_by(v.number.desc())
-            .limit(1)
-        ).first()
+        return self.c.execute(_WITH_MANIFEST, {"w_ds": dataset_id, "w_manifest": manifest}).first()
 
     def version_rows(self, dataset_id: int) -> list[DataVersionRow]:
         v = data_versions.c
@@ -162,7 +170,7 @@ class DataRepository:
 
     def add_version(self, values: dict[str, Any]) -> None:
         """Insert a version without reading it back (the caller holds its values)."""
-        self.c.execute(insert(data_versions).values(**values))
+        self.c.execute(insert(data_versions), values)  # one cached statement per set of keys
 
     def set_validation(self, version_id: int, status: str) -> None:
         self.c.execute(

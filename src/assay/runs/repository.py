@@ -26,6 +26,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    bindparam,
     func,
     insert,
     or_,
@@ -79,6 +80,7 @@ runs = Table(
     Column("stop_reason", String(32), nullable=True),
     Index("ix_runs_experiment_created", "experiment_id", "created_at"),
     Index("ix_runs_inputs_key", "inputs_key"),
+    Index("ix_runs_status", "status"),  # every read looks for silent running runs
 )
 
 run_params = Table(
@@ -166,6 +168,15 @@ step_cache = Table(
 
 Point = tuple[str, float | None, int | None, float]  # key, value, step, unix time
 
+# Statements on the hot paths of a tracked run (every metric batch), built once: their
+# cache keys are computed once too, which is most of what SQLAlchemy costs per call.
+_BEAT = (
+    update(runs)
+    .where(runs.c.id == bindparam("b_id"), runs.c.status == "running")
+    .values(heartbeat_at=bindparam("b_at"))
+)
+_COUNT = select(func.count()).select_from(runs).where(runs.c.experiment_id == bindparam("c_exp"))
+
 
 def _aware(ts: datetime | None) -> datetime | None:
     return None if ts is None else aware(ts)
@@ -207,7 +218,7 @@ class RunRepository:
         return [(name, n) for name, n in rows]
 
     def insert_run(self, values: dict[str, Any], params: dict[str, Any]) -> None:
-        self.c.execute(insert(runs).values(**values))
+        self.c.execute(insert(runs), values)  # one cached statement per set of keys
         if params:
             self.c.execute(
                 insert(run_params), [param_row(values["id"], k, v) for k, v in params.items()]
@@ -218,6 +229,9 @@ class RunRepository:
         fresh = {k: v for k, v in params.items() if k not in have}
         if fresh:
             self.c.execute(insert(run_params), [param_row(run_id, k, v) for k, v in fresh.items()])
+
+    def run_count(self, experiment_id: int) -> int:
+        return int(self.c.scalar(_COUNT, {"c_exp": experiment_id}) or 0)
 
     def update(self, run_id: str, **values: Any) -> None:
         self.c.execute(update(runs).where(runs.c.id == run_id).values(**values))
@@ -340,26 +354,30 @@ class RunRepository:
         `remote[0]` (reported from elsewhere) are stale only after `remote[1]` of silence.
         """
         now = utcnow()
-        cutoff = now - stale_after
-        stale = self.c.execute(
-            select(runs.c.id, runs.c.host, runs.c.pid).where(
-                runs.c.status == "running",
-                or_(
-                    runs.c.heartbeat_at < cutoff,
-                    and_(runs.c.heartbeat_at.is_(None), runs.c.created_at < cutoff),
-                ),
+
+        def silent_since(cutoff: datetime) -> Any:
+            return or_(
+                runs.c.heartbeat_at < cutoff,
+                and_(runs.c.heartbeat_at.is_(None), runs.c.created_at < cutoff),
             )
+
+        # In SQL, so that a server holding many tracked runs (each reporting now and
+        # then) does not read them all on every request.
+        silent = silent_since(now - stale_after)
+        if remote is not None:
+            others = or_(runs.c.host.is_(None), runs.c.host != remote[0])
+            silent = or_(
+                and_(others, silent),
+                and_(runs.c.host == remote[0], silent_since(now - remote[1])),
+            )
+        stale = self.c.execute(
+            select(runs.c.id, runs.c.host, runs.c.pid).where(runs.c.status == "running", silent)
         ).all()
-        out = []
-        for run_id, where, pid in stale:
-            if remote is not None and where == remote[0]:
-                beat = self.c.scalar(select(runs.c.heartbeat_at).where(runs.c.id == run_id))
-                if beat is not None and aware(beat) > now - remote[1]:
-                    continue
-            elif where == host and _alive(pid):
-                continue
-            out.append(run_id)
-        return out
+        return [
+            run_id
+            for run_id, where, pid in stale
+            if (remote is not None and where == remote[0]) or where != host or not _alive(pid)
+        ]
 
     def status(self, run_id: str) -> str:
         return str(self.c.scalar(select(runs.c.status).where(runs.c.id == run_id)))
@@ -419,27 +437,20 @@ class RunRepository:
             prev = latest.get(k)
             if prev is None or (s or 0, t) >= (prev[1] or 0, prev[2]):
                 latest[k] = (v, s, t)
-        have = dict(
-            self.c.execute(
-                select(run_metrics.c.key, run_metrics.c.step).where(
-                    run_metrics.c.run_id == run_id, run_metrics.c.key.in_(list(latest))
-                )
-            ).all()
+        # One upsert for every key (SQLite and PostgreSQL share the syntax): a key's
+        # final value moves only to a step at least as late as the one it holds.
+        self.c.exec_driver_sql(
+            "INSERT INTO run_metrics (run_id, key, value, step) "
+            f"VALUES ({', '.join([mark] * 4)}) "
+            "ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value, step = excluded.step "
+            "WHERE COALESCE(excluded.step, 0) >= COALESCE(run_metrics.step, 0)",
+            [(run_id, k, v, s) for k, (v, s, _) in latest.items()],
         )
-        fresh = [
-            {"run_id": run_id, "key": k, "value": v, "step": s}
-            for k, (v, s, _) in latest.items()
-            if k not in have
-        ]
-        if fresh:
-            self.c.execute(insert(run_metrics), fresh)
-        for k, (v, s, _) in latest.items():
-            if k in have and (s or 0) >= (have[k] or 0):
-                self.c.execute(
-                    update(run_metrics)
-                    .where(run_metrics.c.run_id == run_id, run_metrics.c.key == k)
-                    .values(value=v, step=s)
-                )
+
+    def beat_if_running(self, run_id: str, at: datetime) -> bool:
+        """Record a sign of life if the run is running; False if it is not (or absent)."""
+        done = self.c.execute(_BEAT, {"b_id": run_id, "b_at": at})
+        return bool(done.rowcount)
 
     def series(
         self, run_id: str, key: str | None = None

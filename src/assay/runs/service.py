@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import sys
 import tempfile
@@ -16,7 +17,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from assay.data.entities import DataVersion
@@ -197,11 +197,9 @@ class RunService:
                     values = fields(repo, pversion)
                     exp_id = self._experiment_ids.get(experiment) or repo.experiment_id(experiment)
                     assert exp_id is not None
-                    count = conn.scalar(
-                        select(func.count()).select_from(runs).where(runs.c.experiment_id == exp_id)
-                    )
+                    count = repo.run_count(exp_id)
                     run_id, now = uuid.uuid4().hex, utcnow()
-                    run_name = name or f"{experiment}-{(count or 0) + 1}"
+                    run_name = name or f"{experiment}-{count + 1}"
                     repo.insert_run(
                         {
                             **values,
@@ -289,12 +287,14 @@ class RunService:
         ]
         with self.db.session() as conn:
             repo = RunRepository(conn)
-            run_id = repo.resolve_id(ref)
-            status = repo.status(run_id)
-            if status != "running":
+            # A full id (what clients send) needs no lookup first: the heartbeat, which
+            # a reporting run is owed anyway, is also the check that it is running.
+            run_id = ref if _FULL_ID.fullmatch(ref) else repo.resolve_id(ref)
+            if not repo.beat_if_running(run_id, utcnow()):
+                run_id = repo.resolve_id(run_id)  # NotFoundError
+                status = repo.status(run_id)
                 raise ConflictError(f"Run {run_id[:8]} is {status}; it takes no more metrics.")
             repo.add_points(run_id, rows)
-            repo.update(run_id, heartbeat_at=utcnow())  # a reporting run is alive
 
     def finish(self, ref: str, status: str, error: str | None = None) -> Run:
         """Close a tracked run with `status` (succeeded, failed or killed).
@@ -687,6 +687,7 @@ _HOST = socket.gethostname()
 # local process to look for, so they die of silence only, after REMOTE_SILENCE.
 REMOTE_HOST = "remote"
 REMOTE_SILENCE = timedelta(hours=1)
+_FULL_ID = re.compile("[0-9a-f]{32}")  # a run id, as clients send it
 
 
 def leaderboard_query(metric: str, minimize: bool | None = None) -> tuple[str, str]:

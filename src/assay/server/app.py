@@ -49,7 +49,8 @@ def create_app(ws: Workspace, *, auth: bool = True, max_body: int = DEFAULT_MAX_
     )
     app.state.workspace = ws
     app.state.auth = auth
-    for module in (meta, tokens, data, pipelines, runs, models, sweeps, services):
+    # Routes are matched in order: the busiest (a tracked run's metric batches) first.
+    for module in (runs, meta, tokens, data, pipelines, models, sweeps, services):
         app.include_router(module.router, prefix="/api/v1")
 
     from assay.ui.app import error_page, wants_page

@@ -6,15 +6,29 @@ and a per-name `number`); the queries over that shape are the same for all.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-from sqlalchemy import Column, Connection, Row, Table, func, insert, select
+from sqlalchemy import Column, Connection, Row, Select, Table, bindparam, func, insert, select
 
 from assay.store.db import utcnow
 
+# The lookups below run on every commit, run and registration. Built once per table,
+# a statement's cache key is computed once too: most of what SQLAlchemy costs a call.
+
+
+@functools.cache
+def _by_name(names: Table) -> Select[Any]:
+    return select(names).where(names.c.name == bindparam("v_name"))
+
+
+@functools.cache
+def _latest(versions: Table, fk: str) -> Select[Any]:
+    return select(func.max(versions.c.number)).where(versions.c[fk] == bindparam("v_owner"))
+
 
 def named_row(conn: Connection, names: Table, name: str) -> Row[Any] | None:
-    return conn.execute(select(names).where(names.c.name == name)).first()
+    return conn.execute(_by_name(names), {"v_name": name}).first()
 
 
 def get_or_create(conn: Connection, names: Table, name: str) -> Row[Any]:
@@ -49,5 +63,5 @@ def summaries(conn: Connection, names: Table, versions: Table, fk: Column[Any]) 
 
 
 def latest_number(conn: Connection, versions: Table, fk: Column[Any], owner: int) -> int | None:
-    found: int | None = conn.scalar(select(func.max(versions.c.number)).where(fk == owner))
+    found: int | None = conn.scalar(_latest(versions, fk.key), {"v_owner": owner})
     return found
