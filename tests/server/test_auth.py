@@ -182,3 +182,27 @@ def test_with_auth_off_no_token_is_needed(ws: Workspace, serve: Serve) -> None:
         assert anyone.get("/api/v1/runs").status_code == 200
         assert anyone.post("/api/v1/experiments/e/runs", json={}).status_code == 201
         assert anyone.post("/api/v1/tokens", json={"name": "t", "scope": "read"}).status_code == 201
+
+
+def test_what_a_request_records_names_its_token(
+    ws: Workspace, as_: Client, secrets: dict[str, str]
+) -> None:
+    """A server acts for many people: versions and tokens made through it carry the
+    caller's token name, not the server's own ASSAY_AUTHOR."""
+    writer = as_(secrets["write"])  # the token named "write"
+    run = writer.post("/api/v1/experiments/who/runs", json={"params": {"k": 1}}).json()
+    params = ws.data.resolve(f"{run['params_dataset']}@{run['params_version']}")
+    assert params.author == "write"
+    source = "import assay\n\n@assay.step\ndef load(data):\n    return 1\n\n"
+    source += 'pipeline = assay.Pipeline("who", [load])\n'
+    body = {"files": {"pipeline.py": source}, "entry": "pipeline.py"}
+    registered = writer.post("/api/v1/pipelines", json=body)
+    assert registered.status_code == 201, registered.text
+    assert registered.json()["version"]["author"] == "write"
+    assert ws.pipelines.resolve("who@1").author == "write"
+    made = as_(secrets["admin"]).post("/api/v1/tokens", json={"name": "ci", "scope": "read"})
+    assert made.status_code == 201, made.text
+    assert next(t for t in ws.tokens.tokens() if t.name == "ci").created_by == "admin"
+    # and the process's own work is still the process's
+    assert ws.data.resolve(f"{run['params_dataset']}@1").author == "write"
+    assert ws.tokens.create("local", "read")[0].created_by == ws.settings.author

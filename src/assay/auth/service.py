@@ -19,6 +19,7 @@ from assay.errors import (
     NotFoundError,
     UnauthorizedError,
 )
+from assay.store.acting import author_or
 from assay.store.db import Database, utcnow
 
 PREFIX = "assay_"
@@ -33,8 +34,13 @@ _clock = time.monotonic
 class TokenService:
     def __init__(self, db: Database, *, author: str) -> None:
         self.db = db
-        self.author = author
+        self._author = author
         self._valid: dict[str, tuple[Token, float]] = {}  # digest -> (token, trusted until)
+
+    @property
+    def author(self) -> str:
+        """Whom what this records names: the caller a server acts for, else the default."""
+        return author_or(self._author)
 
     def create(self, name: str, scope: str) -> tuple[Token, str]:
         """A new token; returns it and its secret, which is not stored and never shown again.

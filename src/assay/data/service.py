@@ -43,6 +43,7 @@ from assay.errors import (
     StorageError,
     ValidationFailedError,
 )
+from assay.store.acting import author_or
 from assay.store.db import Database, utcnow
 from assay.store.objects import ObjectStore, hash_bytes
 from assay.store.packs import PACKABLE, Blobs, PackWriter
@@ -83,9 +84,14 @@ class DataService:
         self.store = store
         self.blobs = Blobs(db, store)
         self._unindexed: dict[str, Any] = {}
-        self.author = author
+        self._author = author
         self.cache = StatCache(cache_dir, store.url)
         self.workers = workers or min(32, (os.cpu_count() or 1) * 4)
+
+    @property
+    def author(self) -> str:
+        """Whom what this records names: the caller a server acts for, else the default."""
+        return author_or(self._author)
 
     # ---- commit -------------------------------------------------------------------------
 

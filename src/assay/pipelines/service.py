@@ -22,6 +22,7 @@ from assay.data.entities import LATEST, FileEntry, check_name
 from assay.errors import ConflictError, InvalidArgumentError, NotFoundError
 from assay.pipelines.entities import PipelineInfo, PipelineVersion, StepInfo
 from assay.pipelines.repository import PipelineRepository, steps_json, to_version
+from assay.store.acting import author_or
 from assay.store.db import Database, utcnow
 from assay.store.objects import ObjectStore, hash_bytes
 from assay.store.packs import PACKABLE, Blobs, PackWriter
@@ -48,8 +49,13 @@ class PipelineService:
         self.db = db
         self.store = store
         self.blobs = blobs
-        self.author = author
+        self._author = author
         self._versions: dict[tuple[str, int], PipelineVersion] = {}
+
+    @property
+    def author(self) -> str:
+        """Whom what this records names: the caller a server acts for, else the default."""
+        return author_or(self._author)
 
     # ---- register -----------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from assay.registry import bundle as bundles
 from assay.registry.entities import Lineage, Model, ModelVersion, Signature
 from assay.registry.external import load_model_file
 from assay.registry.repository import RegistryRepository, to_version
+from assay.store.acting import author_or
 from assay.store.db import Database, utcnow
 from assay.store.objects import ObjectStore, hash_file
 
@@ -44,7 +45,12 @@ class RegistryService:
         self.db = db
         self.store = store
         self.runs = runs
-        self.author = author
+        self._author = author
+
+    @property
+    def author(self) -> str:
+        """Whom what this records names: the caller a server acts for, else the default."""
+        return author_or(self._author)
 
     # ---- registering ----------------------------------------------------------------------
 

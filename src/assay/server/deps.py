@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from assay.store.acting import act_as
 from assay.workspace import Workspace
 
 _bearer = HTTPBearer(auto_error=False, description="An Assay token: `assay tokens create`.")
@@ -32,7 +33,10 @@ def need(scope: str) -> Callable[..., Any]:
             return
         secret = credentials.credentials if credentials else None
         ws: Workspace = request.app.state.workspace
-        request.state.token = ws.tokens.check(secret, scope)  # 401 or 403
+        token = request.state.token = ws.tokens.check(secret, scope)  # 401 or 403
+        # What this request records (versions, models, tokens) is the caller's: the
+        # request is a task of its own, and its route's thread runs in a copy of its context.
+        act_as(token.name)
 
     return check
 

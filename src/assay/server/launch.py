@@ -6,6 +6,7 @@ import os
 import threading
 from pathlib import Path
 
+from assay.store.acting import author_or
 from assay.workspace import Workspace
 
 
@@ -15,7 +16,11 @@ def launch(ws: Workspace, run_id: str, *, use_cache: bool = True) -> None:
 
     root = ws.settings.root or Path.cwd()
     env = dict(os.environ)
-    env.update(ASSAY_DB_URL=ws.settings.db_url, ASSAY_STORE_URL=ws.settings.store_url)
+    env.update(
+        ASSAY_DB_URL=ws.settings.db_url,
+        ASSAY_STORE_URL=ws.settings.store_url,
+        ASSAY_AUTHOR=author_or(ws.settings.author),  # the caller, on what the run records
+    )
     handle = LocalExecutor(root, env).launch(run_id, use_cache=use_cache)
 
     def watch() -> None:
