@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from assay.data.checks import Checks, ColumnChecks, load_checks
+from assay.data.checks import Checks, ColumnChecks, dump_checks, load_checks
 from assay.data.tabular import read_table
 from assay.data.validation import CheckResult, ValidationReport, validate_table
 from assay.errors import InvalidArgumentError
@@ -91,6 +91,22 @@ def test_yes_no_and_dates_stay_text_in_checks_files() -> None:
 
     assert checks.columns[0].allowed == ("NO", "SE", "yes", "2024-01-31", True)
     assert checks.columns[1].name == "yes"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        'files: ["*.csv", raw/*.parquet]\nrow_count: {max: 10}',
+        "columns: {b: {min: 0.00001, max: 1.0e+3}, a: {required: false, not_null: true}}",
+        "columns: {c: {allowed: [NO, 2024-01-31, true, 1, 2.5, 'x: y'], regex: '^[A-Z]'}}",
+        "columns: {d: {type: datetime, unique: true, max_missing_share: 0}, yes: {}}",
+    ],
+)
+def test_dump_checks_reads_back_as_the_same_checks(text: str) -> None:
+    checks = load_checks(text, "checks.yaml")
+
+    assert load_checks(dump_checks(checks), "checks.yaml") == checks
 
 
 def test_unknown_key_in_checks_file_is_named() -> None:

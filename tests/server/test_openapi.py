@@ -12,7 +12,8 @@ from assay.workspace import Workspace
 # HTTP behaviour, not the database: one metadata backend is enough.
 pytestmark = pytest.mark.one_backend
 
-FILES = {"application/octet-stream", "text/plain"}  # bodies that are not JSON models
+# Bodies that are not JSON models: file downloads, logs, model exports (a tar).
+FILES = {"application/octet-stream", "text/plain", "application/x-tar"}
 ERROR_CODES = {"400", "401", "403", "404", "409", "413", "415", "422"}
 
 

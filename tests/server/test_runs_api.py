@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
+
+from assay.workspace import Workspace
 
 from .conftest import assert_error, listing
 
@@ -119,3 +122,19 @@ def test_pages_cover_every_run_exactly_once(api: httpx.Client) -> None:
     for bad in ("zzz", "!!!", "eyJvIjogLTF9", "eyJ4IjogMX0", "bnVsbA"):  # -1, no "o", null
         error = assert_error(api.get("/api/v1/runs", params={"page_token": bad}), 400)
         assert "page_token" in str(error["message"])
+
+
+def test_a_run_cannot_name_a_file_on_the_servers_disk(
+    ws: Workspace, api: httpx.Client, tmp_path: Path
+) -> None:
+    """`assay run PATH` registers a local file first; through the API, that file would be
+    the server's: refused, and nothing is registered."""
+    secret = tmp_path / "secret"
+    secret.write_text("import assay\n")
+    for ref in ("pipeline.py", str(secret)):
+        body = {"pipeline": ref, "data": "d@1"}
+        error = assert_error(api.post("/api/v1/runs", json=body), 400)
+        assert "is a path" in str(error["message"]), ref
+    error = assert_error(api.post("/api/v1/runs", json={"pipeline": "../x@1", "data": "d"}), 400)
+    assert "is not valid" in str(error["message"])
+    assert ws.pipelines.pipelines() == []

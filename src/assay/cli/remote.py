@@ -63,12 +63,10 @@ class RemoteData(_Remote):
         progress: Any = None,
         **_: Any,
     ) -> Any:
-        if checks is not None:
-            raise InvalidArgumentError(
-                "--checks is not available with --remote yet; commit, then validate on the "
-                "server's machine."
-            )
-        return self.client.commit(name, path, message)
+        return self.client.commit(name, path, message, checks=checks, allow_invalid=allow_invalid)
+
+    def validate(self, ref: str, checks: Any) -> tuple[Any, Any]:
+        return self.client.validate(ref, checks)
 
     def tag(self, ref: str, tag: str, *, force: bool = False) -> Any:
         from assay.client.http import parse
@@ -227,6 +225,17 @@ class RemoteRegistry(_Remote):
     def alias(self, ref: str, alias: str) -> Any:
         return self.client.alias(ref, alias)
 
+    def register_run(self, run_ref: str, name: str | None = None) -> Any:
+        return self.client.register_run(run_ref, name)
+
+    def register_file(
+        self, path: Path, name: str, *, trust: bool = False, description: str = "", **_: Any
+    ) -> Any:
+        return self.client.register_model_file(path, name, trust=trust, description=description)
+
+    def export(self, ref: str, dest: Path) -> tuple[Any, Path]:
+        return self.client.export_model(ref, dest)
+
     def lineage(self, ref: str) -> dict[str, Any]:
         name, _, selector = ref.partition("@")
         found: dict[str, Any] = self.client._call(
@@ -255,11 +264,14 @@ class RemoteServices(_Remote):
         port: int | None = None,
         workers: int = 1,
         host: str = "127.0.0.1",
+        timeout_s: float = 30.0,
+        max_body_bytes: int = 10 * 1024 * 1024,
         **_: Any,
     ) -> Any:
-        if host not in ("127.0.0.1", "localhost"):
-            raise InvalidArgumentError("--host is not available with --remote.")
-        return self.client.deploy(name, model_ref, port=port, workers=workers)
+        return self.client.deploy(
+            name, model_ref, port=port, workers=workers, host=host, timeout_s=timeout_s,
+            max_body_bytes=max_body_bytes,
+        )  # fmt: skip
 
     def status(self, name: str) -> dict[str, Any]:
         return self.client.service_status(name)
@@ -342,6 +354,26 @@ class RemoteSweeps(_Remote):
 
     def get(self, name: str) -> Any:
         return self.client.sweep(name)
+
+    def create(
+        self,
+        pipeline: str,
+        *,
+        space_text: str,
+        space_name: str,
+        params: dict[str, Any],
+        **options: Any,
+    ) -> Any:
+        """Record the sweep on the server, which drives it (`get` follows it)."""
+        return self.client.create_sweep(
+            pipeline, space=space_text, space_file=space_name, params=params, **options
+        )
+
+    def resume(self, name: str) -> Any:
+        return self.client.resume_sweep(name)
+
+    def stop(self, name: str) -> Any:
+        return self.client.stop_sweep(name)
 
     def ranked(self, sweep: Any) -> list[Any]:
         from assay.sweeps.service import rank

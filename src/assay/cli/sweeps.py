@@ -12,7 +12,7 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
-from assay.cli.context import workspace
+from assay.cli.context import is_remote, workspace
 from assay.cli.output import JsonOpt, console, emit_json, err, fmt_num, sparkline, status, when
 from assay.errors import InvalidArgumentError
 
@@ -104,6 +104,12 @@ def sweep_command(
     if executor not in ("local", "ray"):
         raise InvalidArgumentError(f"--executor takes local or ray, not {executor!r}.")
     assert data is not None and space is not None and trials is not None and objective
+    if is_remote():
+        _sweep_remote(
+            pipeline, data, params, space, trials, objective, direction, parallel, sampler,
+            pruner, prune_on, seed, timeout, budget, name, executor, register, as_json=as_json,
+        )  # fmt: skip
+        return
     ws = workspace()
     runners: LocalPool | None = None
     if executor == "ray":
@@ -186,6 +192,10 @@ def _drive(
     as_json: bool,
     runners: Executor | None = None,
 ) -> None:
+    if is_remote():
+        remote: Any = workspace()
+        _follow(remote.sweeps.resume(name), as_json=as_json)
+        return
     ws = workspace()
     sweep = ws.sweeps.get(name)
     try:
@@ -197,13 +207,7 @@ def _drive(
     kind = executor or sweep.executor
     slots = parallel or sweep.parallel
     if not as_json:
-        goals = ", ".join(o.label for o in sweep.objectives)
-        left = sweep.trials - sweep.counted()
-        console.print(
-            f"Sweep [bold]{sweep.name}[/bold]: {sweep.pipeline_ref} on {sweep.data_ref}, "
-            f"{left} of {sweep.trials} trials to go, {goals}, sampler {sweep.sampler}, "
-            f"{slots} at a time on {kind}"
-        )
+        console.print(_header(sweep, slots, kind))
     view = _View(sweep, quiet=as_json)
     runner = runners or _executor(kind, slots)
     try:
@@ -221,6 +225,136 @@ def _drive(
         print_summary(finished)
     if finished.status == "failed":
         raise typer.Exit(1)
+
+
+def _header(sweep: Sweep, slots: int, kind: str) -> str:
+    goals = ", ".join(o.label for o in sweep.objectives)
+    left = sweep.trials - sweep.counted()
+    return (
+        f"Sweep [bold]{sweep.name}[/bold]: {sweep.pipeline_ref} on {sweep.data_ref}, "
+        f"{left} of {sweep.trials} trials to go, {goals}, sampler {sweep.sampler}, "
+        f"{slots} at a time on {kind}"
+    )
+
+
+def _sweep_remote(
+    pipeline: str,
+    data: str,
+    params: Path | None,
+    space: Path,
+    trials: int,
+    objective: list[str],
+    direction: str | None,
+    parallel: int,
+    sampler: str,
+    pruner: str,
+    prune_on: str | None,
+    seed: int,
+    timeout: float | None,
+    budget: float | None,
+    name: str | None,
+    executor: str,
+    register: str,
+    *,
+    as_json: bool,
+) -> None:
+    """`assay sweep --remote`: the server records the sweep and drives its trials (on its
+    local runners, or its Ray with --executor ray); this follows it to the end."""
+    from assay.runs.params import load_params
+    from assay.sweeps.service import check_options
+    from assay.sweeps.space import load_space
+
+    ws: Any = workspace()
+    # What needs no server is checked before anything is sent, so that a bad option or
+    # space registers no pipeline there; the server checks everything again.
+    check_options(
+        trials=trials, objectives=objective, direction=direction, parallel=parallel,
+        sampler=sampler, pruner=pruner, prune_on=prune_on, timeout_s=timeout, budget=budget,
+        register=register,
+    )  # fmt: skip
+    load_space(space)
+    base = load_params(params) if params else {}
+    if pipeline.endswith(".py") or Path(pipeline.split("@")[0]).is_dir():
+        pv, _ = ws.pipelines.register(Path(pipeline))
+        pipeline = pv.ref
+    sweep = ws.sweeps.create(
+        pipeline,
+        space_text=space.read_text(encoding="utf-8"),
+        space_name=space.name,
+        params=base,
+        data=data,
+        trials=trials,
+        objectives=objective,
+        direction=direction,
+        parallel=parallel,
+        sampler=sampler,
+        pruner=pruner,
+        prune_on=prune_on,
+        seed=seed,
+        timeout_s=timeout,
+        budget=budget,
+        name=name,
+        executor=executor,
+        register=register,
+    )
+    _follow(sweep, as_json=as_json)
+
+
+def _follow(sweep: Sweep, *, as_json: bool, poll_s: float = 0.5) -> None:
+    """Follow a sweep the server drives by reading it back, with the table and summary
+    of a local one. Ctrl-C asks the server to stop it, as Ctrl-C stops a local sweep."""
+    from assay.sweeps.entities import ACTIVE
+
+    ws: Any = workspace()
+    name = sweep.name
+    if not as_json:
+        console.print(f"{_header(sweep, sweep.parallel, sweep.executor)} at {ws.remote}")
+    view = _View(sweep, quiet=as_json)
+    # Trials as they were when it was sent: a resumed sweep shows only what happens now.
+    seen = {t.number: t.state for t in sweep.trial_list}
+    try:
+        with view:
+            while True:
+                _changed(view, sweep, seen)
+                if sweep.status not in ACTIVE:
+                    break
+                time.sleep(poll_s)
+                sweep = ws.sweeps.get(name)
+    except KeyboardInterrupt:
+        ws.sweeps.stop(name)
+        err.print(
+            f"[yellow]Sweep {name} interrupted.[/yellow] Resume it with "
+            f"`assay sweep resume {name}`."
+        )
+        raise typer.Exit(130) from None
+    if sweep.status == "interrupted":
+        why = f" ({escape(sweep.stop_cause)})" if sweep.stop_cause else ""
+        err.print(
+            f"[yellow]Sweep {name} interrupted{why}.[/yellow] Resume it with "
+            f"`assay sweep resume {name}`."
+        )
+        raise typer.Exit(1)
+    if as_json:
+        emit_json(sweep.to_dict())
+    else:
+        print_summary(sweep)
+    if sweep.status == "failed":
+        raise typer.Exit(1)
+
+
+def _changed(view: _View, sweep: Sweep, seen: dict[int, str]) -> None:
+    """Tell the view of each trial that started or ended since the last look."""
+    from assay.sweeps.entities import FINISHED_STATES
+    from assay.sweeps.service import Update, best_trial
+
+    finished = [t for t in sweep.trial_list if t.state in FINISHED_STATES]
+    best = None if sweep.multi else best_trial(finished, sweep.objectives[0])
+    running = sum(1 for t in sweep.trial_list if t.state == "running")
+    for t in sweep.trial_list:
+        if seen.get(t.number) == t.state or t.state == "retried":
+            continue
+        seen[t.number] = t.state
+        view.update(Update("started" if t.state == "running" else "ended", t, sweep, running, best))
 
 
 def _executor(kind: str, slots: int) -> Executor:

@@ -6,11 +6,14 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from functools import cache
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
 from assay import errors
+
+if TYPE_CHECKING:
+    from assay.data.checks import Checks
 
 T = TypeVar("T")
 
@@ -27,6 +30,21 @@ def _adapter(kind: Any) -> Any:
 def parse(kind: Any, data: Any) -> Any:
     """JSON from the server back into the entity class it was made from."""
     return _adapter(kind).validate_python(data)
+
+
+def _checks(checks: Checks | Path | str) -> Checks:
+    """Parsed checks as they are, or a checks file (its path) parsed."""
+    from assay.data.checks import Checks, load_checks
+
+    if isinstance(checks, Checks):
+        return checks
+    try:
+        text = Path(checks).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise errors.InvalidArgumentError(
+            f"Cannot read checks file {str(checks)!r}: {exc}."
+        ) from None
+    return load_checks(text, str(checks))
 
 
 class Client:
@@ -106,17 +124,62 @@ class Client:
         doc = self._call("GET", f"/versions/{ref}")
         return parse(DataVersion, doc["version"]), parse(list[FileEntry], doc["files"])
 
-    def commit(self, name: str, path: Path | str, message: str = "") -> Any:
+    def commit(
+        self,
+        name: str,
+        path: Path | str,
+        message: str = "",
+        *,
+        checks: Checks | Path | str | None = None,
+        allow_invalid: bool = False,
+    ) -> Any:
         """Upload a file or folder and commit it as the dataset's next version.
 
         Files go up in parts of 8 MB; each file's BLAKE3 hash goes with the commit, and
-        the server refuses the commit if what arrived differs. Returns a CommitResult
-        (`.version`, and `.created` False when the content was already the latest).
+        the server refuses the commit if what arrived differs. With `checks` (parsed
+        `Checks`, or a checks file's path) the server validates first and, unless
+        `allow_invalid`, raises ValidationFailedError (the report in `.details`) and
+        makes no version. Returns a CommitResult (`.version`, `.created` False when the
+        content was already the latest, `.validation` the report when checked).
         """
+        from dataclasses import replace
+
         from assay.data.entities import CommitResult
+        from assay.data.validation import ValidationReport
+
+        body: dict[str, Any] = {"dataset": name, "message": message}
+        if checks is not None:
+            from assay.data.checks import dump_checks
+
+            parsed = _checks(checks)
+            body.update(checks=dump_checks(parsed), checks_source=parsed.source,
+                        allow_invalid=allow_invalid)  # fmt: skip
+        upload, body["files"] = self._upload(Path(path))
+        doc = self._call("POST", f"/uploads/{upload}/commit", json=body)
+        found = parse(CommitResult, doc)
+        if doc.get("validation") is None:
+            return found
+        return replace(found, validation=ValidationReport.from_dict(doc["validation"]))
+
+    def validate(self, ref: str, checks: Checks | Path | str) -> tuple[Any, Any]:
+        """Check a version's tables on the server: (DataVersion, ValidationReport); the
+        result is stored with the version."""
+        from assay.data.checks import dump_checks
+        from assay.data.entities import DataVersion
+        from assay.data.validation import ValidationReport
+
+        parsed = _checks(checks)
+        doc = self._call(
+            "POST",
+            f"/validations/{ref}",
+            json={"checks": dump_checks(parsed), "source": parsed.source},
+        )
+        return parse(DataVersion, doc["version"]), ValidationReport.from_dict(doc["report"])
+
+    def _upload(self, root: Path) -> tuple[str, dict[str, str]]:
+        """Send a file, or a folder's files, as a new upload: (its id, {path: BLAKE3})."""
         from assay.store.objects import hash_file
 
-        root = Path(path)
         if not root.exists():
             raise errors.NotFoundError(f"{root} does not exist.")
         files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
@@ -141,12 +204,7 @@ class Client:
                     offset += len(part)
                     if not part:
                         break
-        doc = self._call(
-            "POST",
-            f"/uploads/{upload}/commit",
-            json={"dataset": name, "message": message, "files": hashes},
-        )
-        return parse(CommitResult, doc)
+        return upload, hashes
 
     def download(self, ref: str, path: str, dest: Path | str) -> Path:
         """One file of a data version, streamed to `dest` and checked against its hash."""
@@ -377,12 +435,85 @@ class Client:
         doc = self._call("PUT", f"/models/{name}/aliases/{alias}", json={"version": int(version)})
         return parse(ModelVersion, doc)
 
-    def deploy(self, name: str, model: str, *, port: int | None = None, workers: int = 1) -> Any:
+    def register_run(self, run: str, name: str | None = None) -> Any:
+        """Register a succeeded run's model as the next version of `name` (default: its
+        pipeline); a run registered before returns the version it made then."""
+        from assay.registry.entities import ModelVersion
+
+        return parse(ModelVersion, self._call("POST", "/models", json={"run": run, "name": name}))
+
+    def register_model_file(
+        self, path: Path | str, name: str, *, trust: bool = False, description: str = ""
+    ) -> Any:
+        """Upload a model file trained elsewhere (.skops, XGBoost, LightGBM; a pickle only
+        with `trust`, as it is loaded on the server) as the next version of `name`."""
+        from assay.registry.entities import ModelVersion
+
+        file = Path(path)
+        if not file.is_file():
+            raise errors.NotFoundError(f"No model file at {file}.", path=str(file))
+        upload, hashes = self._upload(file)
+        body = {
+            "upload": upload,
+            "filename": file.name,
+            "hash": hashes[file.name],
+            "trust": trust,
+            "description": description,
+            "source": str(file.resolve()),
+        }
+        return parse(ModelVersion, self._call("POST", f"/models/{name}/versions", json=body))
+
+    def export_model(self, ref: str, dest: Path | str) -> tuple[Any, Path]:
+        """Write what `assay models export` writes into the new folder `dest`: the server's
+        export, streamed down and checked against its manifest's hashes."""
+        import shutil
+        import tempfile
+
+        target = Path(dest)
+        if target.exists() and (not target.is_dir() or any(target.iterdir())):
+            raise errors.ConflictError(f"{target} exists and is not empty; pick a new folder.")
+        mv = self.model(ref)  # one version, even if an alias moves meanwhile
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".assay-export-", dir=target.parent) as tmp:
+            archive = Path(tmp) / "model.tar"
+            path = f"/models/{mv.name}/versions/{mv.version}/export"
+            try:
+                with self._http.stream("GET", path) as response:
+                    if response.status_code >= 400:
+                        response.read()
+                        raise _error(response)
+                    with archive.open("wb") as out:
+                        for chunk in response.iter_bytes():
+                            out.write(chunk)
+            except httpx.HTTPError as exc:
+                raise errors.AssayError(
+                    f"The export of {mv.ref} from {self.url} broke off ({exc}); export again."
+                ) from None
+            folder = _unpack_bundle(archive, Path(tmp) / "export", mv.ref)
+            if target.exists():
+                target.rmdir()
+            shutil.move(str(folder), str(target))
+        return mv, target
+
+    def deploy(
+        self,
+        name: str,
+        model: str,
+        *,
+        port: int | None = None,
+        workers: int = 1,
+        host: str = "127.0.0.1",
+        timeout_s: float = 30.0,
+        max_body_bytes: int = 10 * 1024 * 1024,
+    ) -> Any:
+        """Start `model` as service `name` on the server's machine, bound to `host` there;
+        returns once it answers."""
         from assay.serving.entities import Service
 
         doc = self._call(
-            "POST", "/services", json={"name": name, "model": model, "port": port,
-                                       "workers": workers}
+            "POST", "/services", json={"name": name, "model": model, "port": port, "host": host,
+                                       "workers": workers, "timeout_s": timeout_s,
+                                       "max_body_bytes": max_body_bytes}
         )  # fmt: skip
         return parse(Service, doc)
 
@@ -457,6 +588,99 @@ class Client:
         from assay.sweeps.entities import Sweep
 
         return self._get(Sweep, f"/sweeps/{name}")
+
+    def create_sweep(
+        self,
+        pipeline: str,
+        *,
+        data: str,
+        space: Path | str | Mapping[str, Any],
+        trials: int,
+        objectives: Sequence[str],
+        params: Mapping[str, Any] | None = None,
+        space_file: str | None = None,
+        direction: str | None = None,
+        parallel: int = 1,
+        sampler: str = "tpe",
+        pruner: str = "median",
+        prune_on: str | None = None,
+        seed: int = 0,
+        timeout_s: float | None = None,
+        budget: float | None = None,
+        register: str = "best",
+        executor: str = "local",
+        name: str | None = None,
+    ) -> Any:
+        """Start a sweep of a registered pipeline; the server checks it, records it and
+        drives its trials. Returns the Sweep as recorded; follow it with `sweep(name)`.
+
+        `space` is a space file (a Path), its text (a str, YAML unless `space_file`
+        ends in `.json`), or the space itself (a mapping).
+        """
+        import json
+
+        from assay.sweeps.entities import Sweep
+
+        if isinstance(space, Path):
+            text, file = space.read_text(encoding="utf-8"), space_file or space.name
+        elif isinstance(space, str):
+            text, file = space, space_file or "space.yaml"
+        else:
+            text, file = json.dumps(dict(space)), space_file or "space.json"
+        body = {
+            "pipeline": pipeline, "data": data, "params": dict(params or {}), "space": text,
+            "space_file": file, "objectives": list(objectives), "direction": direction,
+            "trials": trials, "parallel": parallel, "sampler": sampler, "pruner": pruner,
+            "prune_on": prune_on, "seed": seed, "timeout_s": timeout_s, "budget": budget,
+            "register": register, "executor": executor, "name": name,
+        }  # fmt: skip
+        return parse(Sweep, self._call("POST", "/sweeps", json=body))
+
+    def resume_sweep(self, name: str) -> Any:
+        """Continue an interrupted sweep on the server (finished trials are kept)."""
+        from assay.sweeps.entities import Sweep
+
+        return parse(Sweep, self._call("POST", f"/sweeps/{name}/resume"))
+
+    def stop_sweep(self, name: str) -> Any:
+        """Stop a running sweep as Ctrl-C would; returns it once its driver has stopped."""
+        from assay.sweeps.entities import Sweep
+
+        return parse(Sweep, self._call("POST", f"/sweeps/{name}/stop"))
+
+
+def _unpack_bundle(archive: Path, folder: Path, what: str) -> Path:
+    """An export's tar into the new `folder`: plain files only, inside it, and exactly the
+    files its manifest (`assay.json`) lists, each with the hash listed there."""
+    import json
+    import shutil
+    import tarfile
+    from pathlib import PurePosixPath
+
+    from assay.store.objects import hash_file
+
+    damaged = errors.CorruptObjectError(f"The export of {what} arrived damaged; export again.")
+    folder.mkdir()
+    try:
+        with tarfile.open(archive) as tar:
+            for member in tar:
+                rel = PurePosixPath(member.name)
+                src = tar.extractfile(member) if member.isfile() else None
+                if src is None or rel.is_absolute() or ".." in rel.parts:
+                    raise damaged
+                target = folder.joinpath(*rel.parts)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with src, target.open("xb") as out:
+                    shutil.copyfileobj(src, out, PART)
+        listed: dict[str, str] = json.loads((folder / "assay.json").read_bytes())["files"]
+    except (tarfile.TarError, OSError, ValueError, KeyError, TypeError) as exc:
+        raise damaged from exc
+    found = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+    if found != {*listed, "assay.json"} or any(
+        hash_file(folder / rel) != digest for rel, digest in listed.items()
+    ):
+        raise damaged
+    return folder
 
 
 def _error(response: httpx.Response) -> errors.AssayError:

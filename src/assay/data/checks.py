@@ -166,6 +166,32 @@ def load_checks(text: str, source: str) -> Checks:
     return checks
 
 
+def dump_checks(checks: Checks) -> str:
+    """The checks file text that `load_checks` reads back as `checks` (how the SDK sends
+    parsed checks to a server)."""
+    columns: dict[str, dict[str, Any]] = {}
+    for c in checks.columns:
+        spec: dict[str, Any] = {"required": c.required}
+        for key in ("type", "min", "max", "allowed", "regex", "max_missing_share"):
+            value = getattr(c, key)
+            if value is not None:
+                spec[key] = list(value) if key == "allowed" else value
+        for key in ("not_null", "unique"):
+            if getattr(c, key):
+                spec[key] = True
+        columns[c.name] = spec
+    doc: dict[str, Any] = {}
+    if checks.files:
+        doc["files"] = list(checks.files)
+    row_count = {"min": checks.row_count_min, "max": checks.row_count_max}
+    if any(v is not None for v in row_count.values()):
+        doc["row_count"] = {k: v for k, v in row_count.items() if v is not None}
+    if columns:
+        doc["columns"] = columns
+    # safe_dump quotes whatever YAML 1.1 would read as another type (NO, 2024-01-31).
+    return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True) if doc else ""
+
+
 def _yaml_problem(exc: yaml.YAMLError) -> str:
     if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
         mark = exc.problem_mark

@@ -118,9 +118,11 @@ class RegistryService:
         trust: bool = False,
         description: str = "",
         metrics: dict[str, float] | None = None,
+        source: str | None = None,
     ) -> ModelVersion:
         """Register a model trained elsewhere: a `.skops` file, an XGBoost or LightGBM
-        native model, or (with `trust`) a pickle.
+        native model, or (with `trust`) a pickle. `source` says where it came from in the
+        lineage (default: the file's path; a server names the client's file).
 
         Raises:
             InvalidArgumentError: an unknown format, or an untrusted pickle without `trust`.
@@ -133,7 +135,7 @@ class RegistryService:
         from assay.registry.signature import signature_from_model
 
         signature = signature_from_model(model)
-        lineage = Lineage(source=f"{path.resolve()} (blake3 {hash_file(path)})")
+        lineage = Lineage(source=f"{source or path.resolve()} (blake3 {hash_file(path)})")
         return self._store(
             name,
             model,

@@ -103,7 +103,7 @@ class RunService:
         if params_file is not None:
             params = load_params(params_file)
         params = apply_overrides(dict(params or {}), overrides)
-        if _looks_like_path(pipeline):
+        if looks_like_path(pipeline):
             pv, _ = self.pipelines.register(Path(pipeline))
         else:
             pv = self.pipelines.resolve(pipeline)
@@ -700,7 +700,8 @@ def leaderboard_query(metric: str, minimize: bool | None = None) -> tuple[str, s
     )
 
 
-def _looks_like_path(ref: str) -> bool:
+def looks_like_path(ref: str) -> bool:
+    """Whether a pipeline ref names a file to register (else it is NAME[@VERSION])."""
     return ref.endswith(".py") or (os.sep in ref.split("@")[0] and Path(ref).exists())
 
 

@@ -7,6 +7,7 @@ workers/<pid>.json, service.log).
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import signal
@@ -16,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from assay.errors import ConflictError
+from assay.errors import ConflictError, InvalidArgumentError
 from assay.store.db import utcnow
 
 
@@ -111,9 +112,21 @@ def write_json(path: Path, doc: dict[str, Any]) -> None:
 
 def free_port(host: str) -> int:
     with socket.socket() as s:
-        s.bind((host, 0))
+        try:
+            s.bind((host, 0))
+        except (OSError, UnicodeError) as exc:
+            raise _bad_host(host, exc) from exc
         port: int = s.getsockname()[1]
         return port
+
+
+def _bad_host(host: str, exc: OSError | UnicodeError) -> InvalidArgumentError:
+    why = (exc.strerror if isinstance(exc, OSError) else None) or exc
+    return InvalidArgumentError(
+        f"Cannot listen on {host!r} ({why}); give --host an address of "
+        "this machine, such as 127.0.0.1 or 0.0.0.0.",
+        host=host,
+    )
 
 
 def check_port(host: str, port: int) -> int:
@@ -121,7 +134,11 @@ def check_port(host: str, port: int) -> int:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
+        except UnicodeError as exc:
+            raise _bad_host(host, exc) from exc
         except OSError as exc:
+            if isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL:
+                raise _bad_host(host, exc) from exc
             raise ConflictError(
                 f"Port {port} on {host} is in use ({exc.strerror}); pick another with --port.",
                 port=port,

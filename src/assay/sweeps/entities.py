@@ -11,6 +11,9 @@ from typing import Any
 # params again).
 TRIAL_STATES = ("running", "complete", "pruned", "fail", "interrupted")
 FINISHED_STATES = ("complete", "pruned", "fail")
+# A sweep's statuses while it has not ended: recorded, waiting for a driver (a server's),
+# driven. It ends finished, stopped (a limit), failed or interrupted.
+ACTIVE = ("created", "queued", "running")
 
 
 @dataclass(frozen=True)

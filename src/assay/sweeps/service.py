@@ -12,7 +12,7 @@ import math
 import os
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -23,11 +23,19 @@ from assay.errors import ConflictError, InvalidArgumentError, NotFoundError
 from assay.runs.entities import Run, lower_is_better
 from assay.runs.executor import Done, Executor, Job
 from assay.runs.params import load_params
+from assay.runs.service import looks_like_path
 from assay.store.db import Database, utcnow
 from assay.sweeps import study as studies
 from assay.sweeps.entities import FINISHED_STATES, Objective, Sweep, Trial
 from assay.sweeps.repository import SweepRepository
-from assay.sweeps.space import check_names, load_space, merge, params_read, parse_space
+from assay.sweeps.space import (
+    check_names,
+    load_space,
+    merge,
+    params_read,
+    parse_document,
+    parse_space,
+)
 
 if TYPE_CHECKING:
     from assay.data.service import DataService
@@ -84,10 +92,13 @@ class SweepService:
         pipeline: str,
         *,
         data: str,
-        space_file: Path,
         trials: int,
         objectives: Sequence[str],
+        space_file: Path | None = None,
+        space_text: str | None = None,
+        space_name: str = "space.yaml",
         params_file: Path | None = None,
+        params: Mapping[str, Any] | None = None,
         direction: str | None = None,
         parallel: int = 1,
         sampler: str = "tpe",
@@ -99,8 +110,15 @@ class SweepService:
         name: str | None = None,
         executor: str = "local",
         register: str = "best",
+        local_paths: bool = True,
     ) -> Sweep:
         """Check everything a sweep needs and record it; nothing runs yet.
+
+        The space comes as a file (`space_file`) or as a file's text (`space_text`, its
+        format told by `space_name`: `.json` is JSON, anything else YAML); the base params
+        as a file or a mapping. `pipeline` may be a path to register first, unless
+        `local_paths` is False (a server's caller names a registered pipeline: a path would
+        be one on the server).
 
         Raises:
             InvalidArgumentError: a malformed space, objective, option or params file,
@@ -108,25 +126,34 @@ class SweepService:
             NotFoundError: unknown pipeline or data version.
             ConflictError: a sweep of that name exists.
         """
-        if trials < 1:
-            raise InvalidArgumentError("--trials must be at least 1.")
-        if parallel < 1:
-            raise InvalidArgumentError("--parallel must be at least 1.")
-        if timeout_s is not None and timeout_s <= 0:
-            raise InvalidArgumentError("--timeout must be a number of seconds above 0.")
-        if budget is not None and budget <= 0:
-            raise InvalidArgumentError("--budget must be a cost above 0.")
-        if register not in REGISTER:
-            raise InvalidArgumentError(f"--register takes {', '.join(REGISTER)}, not {register!r}.")
-        goals = parse_objectives(objectives, direction)
-        studies.check_choices(sampler, pruner, goals)
-        if len(goals) > 1 and prune_on:
+        goals = check_options(
+            trials=trials,
+            objectives=objectives,
+            direction=direction,
+            parallel=parallel,
+            sampler=sampler,
+            pruner=pruner,
+            prune_on=prune_on,
+            timeout_s=timeout_s,
+            budget=budget,
+            register=register,
+        )
+        if space_text is not None:
+            document = parse_document(space_text, space_name)
+            space = parse_space(document)
+        elif space_file is not None:
+            document, space = load_space(space_file)
+        else:
+            raise InvalidArgumentError("Give the search space with --space FILE.")
+        base = dict(params) if params is not None else {}
+        if params_file:
+            base = load_params(params_file)
+        if not local_paths and looks_like_path(pipeline):
             raise InvalidArgumentError(
-                "Pruning works on one objective; drop --prune-on or keep one --objective."
+                f"Pipeline {pipeline!r} is a path; register it first (`assay pipelines "
+                "register PATH`) and name it as NAME[@VERSION]."
             )
-        document, space = load_space(space_file)
-        base = load_params(params_file) if params_file else {}
-        if _looks_like_path(pipeline):
+        if local_paths and looks_like_path(pipeline):
             pv, _ = self.pipelines.register(Path(pipeline))
         else:
             pv = self.pipelines.resolve(pipeline)
@@ -421,6 +448,39 @@ class SweepService:
                 f"`assay sweeps show {sweep.name}`."
             )
 
+    def queue(self, name: str) -> Sweep:
+        """Mark the sweep queued for a driver that is about to start (a server's).
+
+        Raises:
+            NotFoundError: no such sweep.
+            ConflictError: it is running, or has finished all its trials.
+        """
+        with self.db.session() as conn:
+            repo = SweepRepository(conn)
+            sweep = repo.load(name)
+            self.check_runnable(sweep)
+            repo.update(sweep.id, status="queued", stop_cause=None, ended_at=None)
+        return self.get(name)
+
+    def abandoned(self, name: str, pid: int | None, cause: str) -> Sweep:
+        """Record that driver process `pid` (of this host) went away, or is going away,
+        without recording the sweep's end.
+
+        A sweep it never claimed (still created or queued) failed, for `cause`; one it was
+        running is interrupted, its running trials left for `resume` to settle. A sweep
+        another driver holds, or one that ended, is left as it is.
+        """
+        with self.db.session() as conn:
+            repo = SweepRepository(conn)
+            sweep = repo.load(name)
+            if sweep.status in ("created", "queued"):
+                repo.update(sweep.id, status="failed", stop_cause=cause, ended_at=utcnow())
+            elif sweep.status == "running" and sweep.pid == pid and sweep.host == _HOST:
+                repo.update(
+                    sweep.id, status="interrupted", stop_cause=cause, pid=None, ended_at=utcnow()
+                )
+        return self.get(name)
+
     def _claim(self, name: str) -> Sweep:
         """Mark the sweep running in this process; settle what a dead driver left."""
         with self.db.session() as conn:
@@ -552,6 +612,46 @@ def rank(sweep: Sweep) -> list[Trial]:
 # ---- objectives ------------------------------------------------------------------------------
 
 
+def check_options(
+    *,
+    trials: int,
+    objectives: Sequence[str],
+    direction: str | None,
+    parallel: int,
+    sampler: str,
+    pruner: str,
+    prune_on: str | None,
+    timeout_s: float | None,
+    budget: float | None,
+    register: str,
+) -> list[Objective]:
+    """The checks of a sweep's options that need no store; returns the objectives.
+
+    A client (`assay sweep --remote`) runs them before it sends anything, so that a bad
+    option is refused before its pipeline is registered on the server.
+
+    Raises:
+        InvalidArgumentError: the first option that is wrong, and what it takes.
+    """
+    if trials < 1:
+        raise InvalidArgumentError("--trials must be at least 1.")
+    if parallel < 1:
+        raise InvalidArgumentError("--parallel must be at least 1.")
+    if timeout_s is not None and timeout_s <= 0:
+        raise InvalidArgumentError("--timeout must be a number of seconds above 0.")
+    if budget is not None and budget <= 0:
+        raise InvalidArgumentError("--budget must be a cost above 0.")
+    if register not in REGISTER:
+        raise InvalidArgumentError(f"--register takes {', '.join(REGISTER)}, not {register!r}.")
+    goals = parse_objectives(objectives, direction)
+    studies.check_choices(sampler, pruner, goals)
+    if len(goals) > 1 and prune_on:
+        raise InvalidArgumentError(
+            "Pruning works on one objective; drop --prune-on or keep one --objective."
+        )
+    return goals
+
+
 def parse_objectives(specs: Sequence[str], direction: str | None) -> list[Objective]:
     """`val_f1`, `val_f1:max`, `cost:min` → objectives; the direction defaults from the name.
 
@@ -670,14 +770,11 @@ def _alive(pid: int | None) -> bool:
     return True
 
 
-def _looks_like_path(ref: str) -> bool:
-    return ref.endswith(".py") or (os.sep in ref.split("@")[0] and Path(ref).exists())
-
-
 __all__ = [
     "SweepService",
     "Update",
     "best_trial",
+    "check_options",
     "objective_values",
     "pareto_front",
     "parse_objectives",

@@ -53,6 +53,15 @@ class CommitIn(BaseModel):
     dataset: str
     message: str = ""
     files: dict[str, str] = Field(description="Every file's BLAKE3 hash, by path")
+    checks: str | None = Field(
+        default=None,
+        description="A checks file's text (YAML): validate first, and refuse data that fails "
+        "(a 422 whose details hold the report; no version is made)",
+    )
+    checks_source: str = Field(default="the checks", description="The checks file's name")
+    allow_invalid: bool = Field(
+        default=False, description="Commit data that fails the checks, marked failed"
+    )
 
 
 @router.get("/datasets", response_model=Page[Dataset], dependencies=READ)
@@ -81,6 +90,7 @@ class Profile(BaseModel):
 
 class ChecksIn(BaseModel):
     checks: str = Field(description="A checks file's text (YAML), as `assay data validate` reads")
+    source: str = Field(default="the checks", description="The checks file's name, for messages")
 
 
 class Validation(BaseModel):
@@ -123,7 +133,7 @@ def profile(ref: str, ws: WS) -> Profile:
 def validate(ref: str, body: ChecksIn, ws: WS) -> Validation:
     from assay.data.checks import load_checks
 
-    version, report = ws.data.validate(ref, load_checks(body.checks, "the checks"))
+    version, report = ws.data.validate(ref, load_checks(body.checks, body.source))
     return Validation(version=version, report=report)
 
 
@@ -213,31 +223,45 @@ async def upload_part(
 
 @router.post("/uploads/{upload_id}/commit", response_model=CommitResult, dependencies=WRITE)
 def commit_upload(upload_id: str, body: CommitIn, ws: WS) -> CommitResult:
+    from assay.data.checks import load_checks
     from assay.data.entities import check_name
+
+    check_name(body.dataset)  # before anything: bad input must not cost the upload
+    checks = None if body.checks is None else load_checks(body.checks, body.checks_source)
+    root = verified_upload(ws, upload_id, body.files)
+    try:
+        return ws.data.commit(
+            body.dataset, root, body.message, checks=checks, allow_invalid=body.allow_invalid
+        )
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def verified_upload(ws: WS, upload_id: str, hashes: dict[str, str]) -> Path:
+    """The folder of an upload that holds exactly the files `hashes` names, each with the
+    BLAKE3 hash it was sent with; InvalidArgumentError (the upload kept) otherwise."""
     from assay.store.objects import hash_file
 
-    check_name(body.dataset)  # before anything: a bad name must not cost the upload
     root = _staging(ws, upload_id)
     received = {p.relative_to(root).as_posix(): p for p in root.rglob("*") if p.is_file()}
     if not received:
         raise InvalidArgumentError("Nothing was uploaded; send the files first.")
-    missing = sorted(set(body.files) - set(received))
-    extra = sorted(set(received) - set(body.files))
+    missing = sorted(set(hashes) - set(received))
+    extra = sorted(set(received) - set(hashes))
     if missing or extra:
-        what = f"never sent: {missing[0]!r}" if missing else f"not in the commit: {extra[0]!r}"
-        raise InvalidArgumentError(f"The upload does not match the commit's file list ({what}).")
+        what = f"never sent: {missing[0]!r}" if missing else f"not named: {extra[0]!r}"
+        raise InvalidArgumentError(
+            f"The upload does not match the files named with it ({what}); send them again."
+        )
     for rel, file in sorted(received.items()):
         digest = hash_file(file)
-        if digest != body.files[rel]:
+        if digest != hashes[rel]:
             raise InvalidArgumentError(
-                f"{rel!r} arrived with hash {digest[:16]}…, not the {body.files[rel][:16]}… "
+                f"{rel!r} arrived with hash {digest[:16]}…, not the {hashes[rel][:16]}… "
                 "it was sent with: it was damaged on the way. Upload it again.",
                 path=rel,
             )
-    try:
-        return ws.data.commit(body.dataset, root, body.message)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    return root
 
 
 def _staging(ws: WS, upload_id: str, *, create: bool = False) -> Path:

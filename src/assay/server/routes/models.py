@@ -1,21 +1,90 @@
-"""The model repository: models, versions, aliases, lineage."""
+"""The model repository: models, versions, aliases, lineage; registering and exporting.
+
+A model file trained elsewhere goes up as a data upload does (`POST /uploads`, then
+`PUT /uploads/{id}?path=FILE` in parts), and `POST /models/{name}/versions` names the
+upload and the file's BLAKE3 hash, which the server checks before it loads anything.
+An export comes down as one uncompressed tar, streamed, whose `assay.json` names every
+other file's hash.
+"""
 
 from __future__ import annotations
 
+import shutil
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+from starlette.background import BackgroundTask
 
 from assay.registry.entities import Model, ModelVersion
 from assay.server.deps import READ, WRITE, WS
+from assay.server.routes.data import safe_join, verified_upload
 from assay.server.schemas import ERRORS, Limit, Page, page_of
 
 router = APIRouter(prefix="/models", tags=["models"], responses=ERRORS)
 
+_CHUNK = 1 << 20
+
 
 class AliasIn(BaseModel):
     version: int
+
+
+class RegisterRunIn(BaseModel):
+    run: str = Field(description="A succeeded run: its id, or the first characters of it")
+    name: str | None = Field(
+        default=None, description="The model to add a version to (default: the run's pipeline)"
+    )
+
+
+class ModelFileIn(BaseModel):
+    upload: str = Field(description="The upload (`POST /uploads`) that holds the file")
+    filename: str = Field(description="The file's path in the upload; its extension tells "
+                          "its format (.skops, .json, .ubj, .txt, .pkl)")  # fmt: skip
+    hash: str = Field(description="The file's BLAKE3 hash; a file that arrived damaged is refused")
+    trust: bool = Field(
+        default=False,
+        description="Load a pickle (or a .skops file with untrusted types), which can run "
+        "any code it holds, on the server",
+    )
+    description: str = ""
+    source: str | None = Field(
+        default=None, description="Where the file came from (the client's path), for its lineage"
+    )
+
+
+@router.post(
+    "", response_model=ModelVersion, status_code=201, dependencies=WRITE,
+    summary="Register a succeeded run's model as the next version (again: the same version)",
+)  # fmt: skip
+def register_run(body: RegisterRunIn, ws: WS) -> ModelVersion:
+    return ws.registry.register_run(body.run, body.name)
+
+
+@router.post(
+    "/{name}/versions", response_model=ModelVersion, status_code=201, dependencies=WRITE,
+    summary="Register a model file trained elsewhere, sent as an upload",
+)  # fmt: skip
+def register_file(name: str, body: ModelFileIn, ws: WS) -> ModelVersion:
+    from assay.data.entities import check_name
+
+    check_name(name, "Model")  # before anything: a bad name must not cost the upload
+    root = verified_upload(ws, body.upload, {body.filename: body.hash})
+    try:
+        return ws.registry.register_file(
+            safe_join(root, body.filename),
+            name,
+            trust=body.trust,
+            description=body.description,
+            source=body.source or body.filename,
+        )
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @router.get("", response_model=Page[Model], dependencies=READ)
@@ -41,6 +110,64 @@ def get_version(name: str, selector: str, ws: WS) -> ModelVersion:
 @router.get("/{name}/versions/{selector}/lineage", dependencies=READ)
 def lineage(name: str, selector: str, ws: WS) -> dict[str, Any]:
     return ws.registry.lineage(f"{name}@{selector}")
+
+
+@router.get(
+    "/{name}/versions/{selector}/export", dependencies=READ, response_class=StreamingResponse,
+    summary="The folder `assay models export` writes, as an uncompressed tar, streamed",
+    responses={200: {"content": {"application/x-tar": {}}}},
+)  # fmt: skip
+def export(name: str, selector: str, ws: WS) -> StreamingResponse:
+    ws.settings.cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="export-", dir=ws.settings.cache_dir))
+    try:
+        mv, folder = ws.registry.export(f"{name}@{selector}", tmp / "model")
+        members = _tar_members(folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    size = sum(len(header) + _padded(path.stat().st_size) for header, path in members)
+    return StreamingResponse(
+        _tar_stream(members, tmp),
+        media_type="application/x-tar",
+        headers={
+            "Content-Length": str(size + 2 * tarfile.BLOCKSIZE),
+            "Content-Disposition": f'attachment; filename="{mv.name}-{mv.version}.tar"',
+        },
+        background=BackgroundTask(shutil.rmtree, tmp, ignore_errors=True),
+    )
+
+
+def _padded(size: int) -> int:
+    return -(-size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+
+
+def _tar_members(folder: Path) -> list[tuple[bytes, Path]]:
+    """Each file of `folder` with its tar header (POSIX pax), in a stable order."""
+    members = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        info = tarfile.TarInfo(path.relative_to(folder).as_posix())
+        info.size = path.stat().st_size
+        info.mode = 0o644
+        info.mtime = int(path.stat().st_mtime)
+        members.append((info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"), path))
+    return members
+
+
+def _tar_stream(members: list[tuple[bytes, Path]], tmp: Path) -> Iterator[bytes]:
+    """The tar, a header and a file's chunks at a time (never a whole file in memory)."""
+    try:
+        for header, path in members:
+            yield header
+            size = 0
+            with path.open("rb") as src:
+                while chunk := src.read(_CHUNK):
+                    size += len(chunk)
+                    yield chunk
+            yield bytes(_padded(size) - size)
+        yield bytes(2 * tarfile.BLOCKSIZE)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @router.put("/{name}/aliases/{alias}", response_model=ModelVersion, dependencies=WRITE)

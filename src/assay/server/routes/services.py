@@ -29,7 +29,20 @@ class DeployIn(BaseModel):
     name: str
     model: str = Field(description="MODEL@VERSION, @ALIAS or @latest")
     port: int | None = Field(default=None, ge=1, le=65535)
+    host: str = Field(
+        default="127.0.0.1",
+        max_length=253,
+        pattern=r"^[A-Za-z0-9:][A-Za-z0-9.:-]*$",  # a name, IPv4 or IPv6 address
+        description="The address the service binds on the server's machine; beyond loopback "
+        "anyone who reaches it can call it (services have no authentication)",
+    )
     workers: int = Field(default=1, ge=1, le=64)
+    timeout_s: float = Field(
+        default=30.0, gt=0, description="Seconds a prediction may take before a 504"
+    )
+    max_body_bytes: int = Field(
+        default=10 * 1024 * 1024, gt=0, description="Largest request body accepted (413 above)"
+    )
 
 
 class UpdateIn(BaseModel):
@@ -60,7 +73,15 @@ def list_services(ws: WS, limit: Limit = 100, page_token: str | None = None) -> 
     summary="Deploy a model version; returns once it answers",
 )  # fmt: skip
 def deploy(body: DeployIn, ws: WS) -> Service:
-    return ws.services.deploy(body.name, body.model, port=body.port, workers=body.workers)
+    return ws.services.deploy(
+        body.name,
+        body.model,
+        port=body.port,
+        host=body.host,
+        workers=body.workers,
+        timeout_s=body.timeout_s,
+        max_body_bytes=body.max_body_bytes,
+    )
 
 
 @router.get("/services/{name}", response_model=Service, dependencies=READ, tags=["services"])

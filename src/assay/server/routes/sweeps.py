@@ -1,16 +1,60 @@
-"""Sweeps: list them, read one with its trials."""
+"""Sweeps: list them, read one with its trials; start, stop and resume one on the server."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
+from typing import Any
 
 from fastapi import APIRouter
+from pydantic import BaseModel, Field
 
-from assay.server.deps import READ, WS
+from assay.errors import InvalidArgumentError
+from assay.server.deps import READ, WRITE, WS
 from assay.server.schemas import ERRORS, Limit, Page, page_of
 from assay.sweeps.entities import Sweep
 
 router = APIRouter(prefix="/sweeps", tags=["sweeps"], responses=ERRORS, dependencies=READ)
+
+
+class SweepIn(BaseModel):
+    """`assay sweep`'s options; the files it reads are sent as their contents."""
+
+    pipeline: str = Field(
+        description="NAME[@VERSION] of a registered pipeline (send a local one to "
+        "POST /pipelines first)"
+    )
+    data: str = Field(description="DATASET[@VERSION]")
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="Base params; the space's values override them"
+    )
+    space: str = Field(max_length=1_000_000, description="The search space file's text")
+    space_file: str = Field(
+        default="space.yaml",
+        max_length=255,
+        description="The space file's name: `.json` is read as JSON, anything else as YAML",
+    )
+    objectives: list[str] = Field(
+        default_factory=list,
+        max_length=16,
+        description="METRIC[:max|min] each (cost and wall_s from the resources); two or "
+        "more give a Pareto front",
+    )
+    direction: str | None = Field(default=None, description="max or min (default: by name)")
+    trials: int = Field(le=1_000_000)
+    parallel: int = Field(default=1, le=256, description="Trials at once")
+    sampler: str = Field(default="tpe", description="tpe, random, grid or nsga2")
+    pruner: str = Field(default="median", description="median, hyperband or none")
+    prune_on: str | None = Field(default=None, description="The stepped metric the pruner reads")
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    timeout_s: float | None = Field(default=None, description="Stop before this many seconds")
+    budget: float | None = Field(default=None, description="Stop before the trials cost this")
+    # `register` on the wire; as an attribute it would shadow BaseModel's (an ABC's) own.
+    register_models: str = Field(
+        default="best", alias="register", description="Models to register: best, all or none"
+    )
+    executor: str = Field(default="local", description="local, or ray (the server's Ray)")
+    name: str | None = Field(default=None, description="Default: PIPELINE-sweep-N")
 
 
 @router.get("", response_model=Page[Sweep], summary="Sweeps, newest first (trials left out)")
@@ -21,3 +65,61 @@ def list_sweeps(ws: WS, limit: Limit = 100, page_token: str | None = None) -> Pa
 @router.get("/{name}", response_model=Sweep, summary="A sweep and every trial")
 def get_sweep(name: str, ws: WS) -> Sweep:
     return ws.sweeps.get(name)
+
+
+@router.post(
+    "", response_model=Sweep, status_code=202, dependencies=WRITE,
+    summary="Check and record a sweep, then drive its trials on the server",
+)  # fmt: skip
+def create_sweep(body: SweepIn, ws: WS) -> Sweep:
+    from assay.server import sweep_driver
+
+    if body.executor not in ("local", "ray"):
+        raise InvalidArgumentError(f"--executor takes local or ray, not {body.executor!r}.")
+    if body.executor == "ray":
+        from assay.executors.ray_cluster import check_ready
+
+        check_ready(ws.settings, os.environ)
+    sweep = ws.sweeps.create(
+        body.pipeline,
+        data=body.data,
+        params=body.params,
+        space_text=body.space,
+        space_name=body.space_file,
+        trials=body.trials,
+        objectives=body.objectives,
+        direction=body.direction,
+        parallel=body.parallel,
+        sampler=body.sampler,
+        pruner=body.pruner,
+        prune_on=body.prune_on,
+        seed=body.seed,
+        timeout_s=body.timeout_s,
+        budget=body.budget,
+        name=body.name,
+        executor=body.executor,
+        register=body.register_models,
+        local_paths=False,
+    )
+    sweep_driver.start(ws, sweep.name)
+    return sweep
+
+
+@router.post(
+    "/{name}/resume", response_model=Sweep, status_code=202, dependencies=WRITE,
+    summary="Continue an interrupted sweep on the server; finished trials are kept",
+)  # fmt: skip
+def resume_sweep(name: str, ws: WS) -> Sweep:
+    from assay.server import sweep_driver
+
+    return sweep_driver.resume(ws, name)
+
+
+@router.post(
+    "/{name}/stop", response_model=Sweep, dependencies=WRITE,
+    summary="Stop a running sweep as Ctrl-C does: running trials are recorded interrupted",
+)  # fmt: skip
+def stop_sweep(name: str, ws: WS) -> Sweep:
+    from assay.server import sweep_driver
+
+    return sweep_driver.stop(ws, name)
