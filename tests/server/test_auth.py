@@ -26,8 +26,10 @@ def test_health_needs_no_token(client: httpx.Client) -> None:
     assert answer.json()["status"] == "ok"
 
 
-def test_every_route_but_health_is_401_without_a_token(client: httpx.Client) -> None:
-    doc = client.get("/api/v1/openapi.json").json()
+def test_every_route_but_health_is_401_without_a_token(
+    client: httpx.Client, api: httpx.Client
+) -> None:
+    doc = api.get("/api/v1/openapi.json").json()
     checked = 0
     for path, operations in doc["paths"].items():
         if path == "/api/v1/health":

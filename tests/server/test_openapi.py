@@ -9,6 +9,8 @@ import pytest
 
 from assay.workspace import Workspace
 
+from .conftest import assert_error
+
 # HTTP behaviour, not the database: one metadata backend is enough.
 pytestmark = pytest.mark.one_backend
 
@@ -26,8 +28,8 @@ def operations(doc: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
     ]
 
 
-def test_every_route_is_described(client: httpx.Client) -> None:
-    answer = client.get("/api/v1/openapi.json")
+def test_every_route_is_described(api: httpx.Client) -> None:
+    answer = api.get("/api/v1/openapi.json")
     assert answer.status_code == 200
     doc = answer.json()
     assert doc["openapi"].startswith("3.")
@@ -78,10 +80,26 @@ def test_every_route_is_described(client: httpx.Client) -> None:
     assert set(schemas["ErrorDetail"]["required"]) == {"type", "message"}
 
 
-def test_docs_page_is_served(client: httpx.Client) -> None:
-    answer = client.get("/api/v1/docs")
+def test_the_document_and_its_page_need_a_token_or_a_sign_in(
+    client: httpx.Client, api: httpx.Client, secrets: dict[str, str]
+) -> None:
+    assert_error(client.get("/api/v1/openapi.json"), 401)
+    assert_error(client.get("/api/v1/docs"), 401)
+    browser = client.get("/api/v1/docs", headers={"Accept": "text/html"})
+    assert browser.status_code == 303  # to the dashboard's sign-in, and back
+    assert browser.headers["location"].startswith("/login?next=%2Fapi%2Fv1%2Fdocs")
+
+    answer = api.get("/api/v1/docs")
     assert answer.status_code == 200
-    assert "openapi.json" in answer.text
+    assert "/api/v1/openapi.json" in answer.text
+    signed_in = httpx.Client(
+        base_url=str(client.base_url), cookies={"assay_token": secrets["read"]}
+    )
+    with signed_in:
+        assert signed_in.get("/api/v1/docs").status_code == 200
+        assert signed_in.get("/api/v1/openapi.json").json()["info"]["title"] == "Assay"
+    predict_only = {"Authorization": f"Bearer {secrets['predict']}"}
+    assert_error(client.get("/api/v1/openapi.json", headers=predict_only), 403)
 
 
 # ---- schemathesis against the live server ------------------------------------------------

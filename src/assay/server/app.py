@@ -30,6 +30,7 @@ def create_app(ws: Workspace, *, auth: bool = True, max_body: int = DEFAULT_MAX_
     from assay import __version__
     from assay.server.routes import (
         data,
+        docs,
         meta,
         models,
         pipelines,
@@ -43,14 +44,15 @@ def create_app(ws: Workspace, *, auth: bool = True, max_body: int = DEFAULT_MAX_
         title="Assay",
         version=__version__,
         summary="Version data and pipelines, run experiments, serve and A/B test models.",
-        openapi_url="/api/v1/openapi.json",
-        docs_url="/api/v1/docs",
+        # Served by routes.docs, behind a token like every route but health.
+        openapi_url=None,
+        docs_url=None,
         redoc_url=None,
     )
     app.state.workspace = ws
     app.state.auth = auth
     # Routes are matched in order: the busiest (a tracked run's metric batches) first.
-    for module in (runs, meta, tokens, data, pipelines, models, sweeps, services):
+    for module in (runs, meta, docs, tokens, data, pipelines, models, sweeps, services):
         app.include_router(module.router, prefix="/api/v1")
 
     from assay.ui.app import error_page, wants_page

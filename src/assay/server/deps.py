@@ -11,7 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from assay.store.acting import act_as
 from assay.workspace import Workspace
 
-_bearer = HTTPBearer(auto_error=False, description="An Assay token: `assay tokens create`.")
+bearer = HTTPBearer(auto_error=False, description="An Assay token: `assay tokens create`.")
 
 
 async def workspace(request: Request) -> Workspace:
@@ -27,7 +27,7 @@ def need(scope: str) -> Callable[..., Any]:
 
     async def check(  # on the event loop: one indexed read, no thread hop per request
         request: Request,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> None:
         if not request.app.state.auth:
             return

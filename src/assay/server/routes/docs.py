@@ -1,0 +1,54 @@
+"""The OpenAPI document and its browsable page, for callers with a token.
+
+Like every route but health, they need one: a bearer token (read scope or above), or
+the dashboard's sign-in, so that a browser signed in at `/login` can read the page and
+the document it loads. A browser that is not signed in is sent to sign in first.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials
+
+from assay.errors import UnauthorizedError
+from assay.server.deps import bearer
+from assay.workspace import Workspace
+
+router = APIRouter(include_in_schema=False)
+DOCUMENT = "/api/v1/openapi.json"
+
+
+def _reader(request: Request, credentials: HTTPAuthorizationCredentials | None) -> None:
+    from assay.ui.app import COOKIE
+
+    if not request.app.state.auth:
+        return
+    secret = credentials.credentials if credentials else request.cookies.get(COOKIE)
+    ws: Workspace = request.app.state.workspace
+    ws.tokens.check(secret, "read")  # 401 or 403
+
+
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+@router.get("/openapi.json")
+async def openapi(request: Request, credentials: Credentials) -> JSONResponse:
+    _reader(request, credentials)
+    return JSONResponse(request.app.openapi())
+
+
+@router.get("/docs")
+async def docs(request: Request, credentials: Credentials) -> HTMLResponse:
+    from assay.ui.app import SignIn
+
+    try:
+        _reader(request, credentials)
+    except UnauthorizedError as exc:
+        if "text/html" in request.headers.get("accept", ""):
+            raise SignIn(exc.message) from None  # the dashboard's sign-in, then back here
+        raise
+    return get_swagger_ui_html(openapi_url=DOCUMENT, title="Assay API")
