@@ -71,9 +71,34 @@ class RunService:
 
     # ---- starting ------------------------------------------------------------------------
 
-    def prepare(self, pipeline: str, **options: Any) -> Run:
+    def prepare(
+        self,
+        pipeline: str,
+        *,
+        data: str,
+        params_file: Path | None = None,
+        params: dict[str, Any] | None = None,
+        overrides: Sequence[str] = (),
+        experiment: str | None = None,
+        name: str | None = None,
+        force: bool = False,
+        rerun_of: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> Run:
         """`queue` a run (see there for the options and errors) and return it."""
-        return self.by_id(self.queue(pipeline, **options))
+        run_id = self.queue(
+            pipeline,
+            data=data,
+            params_file=params_file,
+            params=params,
+            overrides=overrides,
+            experiment=experiment,
+            name=name,
+            force=force,
+            rerun_of=rerun_of,
+            extra=extra,
+        )
+        return self.by_id(run_id)
 
     def queue(
         self,
