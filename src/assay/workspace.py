@@ -20,6 +20,7 @@ from assay.store.packs import Blobs
 if TYPE_CHECKING:
     from assay.abtests.service import ABTestService
     from assay.auth.service import TokenService
+    from assay.data.uploads import UploadService
     from assay.pipelines.service import PipelineService
     from assay.registry.service import RegistryService
     from assay.runs.service import RunService
@@ -47,6 +48,12 @@ class Workspace:
         return DataService(
             self.db, self.store, author=self.settings.author, cache_dir=self.settings.cache_dir
         )
+
+    @cached_property
+    def uploads(self) -> UploadService:
+        from assay.data.uploads import UploadService
+
+        return UploadService(self.settings.cache_dir / "uploads")
 
     @cached_property
     def pipelines(self) -> PipelineService:

@@ -9,10 +9,7 @@ commits the staged folder as the dataset's next version.
 
 from __future__ import annotations
 
-import re
-import shutil
-import uuid
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -29,13 +26,11 @@ from assay.data.entities import (
 )
 from assay.data.tabular import TableProfile
 from assay.data.validation import ValidationReport
-from assay.errors import ConflictError, InvalidArgumentError, NotFoundError
 from assay.server.deps import ADMIN, READ, WRITE, WS
 from assay.server.schemas import ERRORS, Limit, Page, page_of
 
 router = APIRouter(tags=["data"], responses=ERRORS)
 
-_UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 _CHUNK = 1 << 20
 
 
@@ -172,18 +167,12 @@ def download(
 
 @router.post("/uploads", response_model=Upload, status_code=201, dependencies=WRITE)
 def start_upload(ws: WS) -> Upload:
-    upload_id = uuid.uuid4().hex
-    _staging(ws, upload_id, create=True)
-    return Upload(id=upload_id, files={})
+    return Upload(id=ws.uploads.start(), files={})
 
 
 @router.get("/uploads/{upload_id}", response_model=Upload, dependencies=WRITE)
 def upload_status(upload_id: str, ws: WS) -> Upload:
-    root = _staging(ws, upload_id)
-    files = {
-        p.relative_to(root).as_posix(): p.stat().st_size for p in root.rglob("*") if p.is_file()
-    }
-    return Upload(id=upload_id, files=files)
+    return Upload(id=upload_id, files=ws.uploads.files(upload_id))
 
 
 @router.put(
@@ -198,26 +187,11 @@ async def upload_part(
     path: Annotated[str, Query(description="The file's path inside the dataset")],
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Upload:
-    root = _staging(ws, upload_id)
-    target = safe_join(root, path)
-    if target.is_dir():
-        raise ConflictError(f"{path!r} is a folder of this upload: it cannot be a file too.")
-    have = target.stat().st_size if target.exists() else 0
-    if offset != have:
-        raise ConflictError(
-            f"{path!r} has {have} bytes so far; send the part that starts there (offset={have}).",
-            received=have,
-        )
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with target.open("ab" if offset else "wb") as out:
-            async for chunk in request.stream():
-                out.write(chunk)
-    except (NotADirectoryError, FileExistsError, IsADirectoryError):
-        raise ConflictError(
-            f"{path!r} clashes with a file of this upload that is on its way: a file cannot "
-            "also be a folder."
-        ) from None
+    # The body streams straight to disk; each chunk is small, and a local write of it
+    # returns as soon as the page cache holds it.
+    with ws.uploads.open_part(upload_id, path, offset) as out:
+        async for chunk in request.stream():
+            out.write(chunk)
     return upload_status(upload_id, ws)
 
 
@@ -228,80 +202,10 @@ def commit_upload(upload_id: str, body: CommitIn, ws: WS) -> CommitResult:
 
     check_name(body.dataset)  # before anything: bad input must not cost the upload
     checks = None if body.checks is None else load_checks(body.checks, body.checks_source)
-    root = verified_upload(ws, upload_id, body.files)
+    root = ws.uploads.verified(upload_id, body.files)
     try:
         return ws.data.commit(
             body.dataset, root, body.message, checks=checks, allow_invalid=body.allow_invalid
         )
     finally:
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def verified_upload(ws: WS, upload_id: str, hashes: dict[str, str]) -> Path:
-    """The folder of an upload that holds exactly the files `hashes` names, each with the
-    BLAKE3 hash it was sent with; InvalidArgumentError (the upload kept) otherwise."""
-    from assay.store.objects import hash_file
-
-    root = _staging(ws, upload_id)
-    received = {p.relative_to(root).as_posix(): p for p in root.rglob("*") if p.is_file()}
-    if not received:
-        raise InvalidArgumentError("Nothing was uploaded; send the files first.")
-    missing = sorted(set(hashes) - set(received))
-    extra = sorted(set(received) - set(hashes))
-    if missing or extra:
-        what = f"never sent: {missing[0]!r}" if missing else f"not named: {extra[0]!r}"
-        raise InvalidArgumentError(
-            f"The upload does not match the files named with it ({what}); send them again."
-        )
-    for rel, file in sorted(received.items()):
-        digest = hash_file(file)
-        if digest != hashes[rel]:
-            raise InvalidArgumentError(
-                f"{rel!r} arrived with hash {digest[:16]}…, not the {hashes[rel][:16]}… "
-                "it was sent with: it was damaged on the way. Upload it again.",
-                path=rel,
-            )
-    return root
-
-
-def _staging(ws: WS, upload_id: str, *, create: bool = False) -> Path:
-    if not _UPLOAD_ID.match(upload_id):
-        raise NotFoundError(f"No upload {upload_id!r}.")
-    root = ws.settings.cache_dir / "uploads" / upload_id
-    if create:
-        root.mkdir(parents=True)
-    elif not root.is_dir():
-        raise NotFoundError(f"No upload {upload_id!r}; start one with POST /api/v1/uploads.")
-    return root
-
-
-def safe_join(root: Path, path: str) -> Path:
-    """`root/path` for a client-supplied relative path, or InvalidArgumentError.
-
-    Refused: empty parts, `.` and `..`, absolute paths, backslashes (a Windows
-    separator), NUL and control characters, and anything resolving outside `root`
-    (a symlink inside it included).
-    """
-    parts = path.split("/")
-    bad = (
-        not path
-        or len(path) > 1024
-        or len(parts) > 64
-        or any(len(part.encode()) > 255 for part in parts)
-        or path.startswith("/")
-        or "\\" in path
-        or any(ord(c) < 32 for c in path)
-        or re.match(r"^[A-Za-z]:", path) is not None
-        or any(part in ("", ".", "..") for part in parts)
-    )
-    if bad:
-        raise InvalidArgumentError(
-            f"Path {path[:200]!r} is not allowed: give a relative path with '/' between "
-            "parts (at most 64 parts of 255 bytes), without '..'.",
-            path=path,
-        )
-    target = root.joinpath(*path.split("/"))
-    resolved = target.resolve()
-    if not resolved.is_relative_to(root.resolve()):
-        raise InvalidArgumentError(f"Path {path!r} leads outside its folder.", path=path)
-    return target
+        ws.uploads.discard(upload_id)

@@ -23,8 +23,8 @@ from starlette.background import BackgroundTask
 
 from assay.registry.entities import Model, ModelVersion
 from assay.server.deps import READ, WRITE, WS
-from assay.server.routes.data import safe_join, verified_upload
 from assay.server.schemas import ERRORS, Limit, Page, page_of
+from assay.store.paths import safe_join
 
 router = APIRouter(prefix="/models", tags=["models"], responses=ERRORS)
 
@@ -74,7 +74,7 @@ def register_file(name: str, body: ModelFileIn, ws: WS) -> ModelVersion:
     from assay.data.entities import check_name
 
     check_name(name, "Model")  # before anything: a bad name must not cost the upload
-    root = verified_upload(ws, body.upload, {body.filename: body.hash})
+    root = ws.uploads.verified(body.upload, {body.filename: body.hash})
     try:
         return ws.registry.register_file(
             safe_join(root, body.filename),
@@ -84,7 +84,7 @@ def register_file(name: str, body: ModelFileIn, ws: WS) -> ModelVersion:
             source=body.source or body.filename,
         )
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        ws.uploads.discard(body.upload)
 
 
 @router.get("", response_model=Page[Model], dependencies=READ)

@@ -15,8 +15,8 @@ from pydantic import BaseModel, Field
 
 from assay.pipelines.entities import PipelineInfo, PipelineVersion
 from assay.server.deps import READ, WRITE, WS
-from assay.server.routes.data import safe_join
 from assay.server.schemas import ERRORS, Limit, Page, page_of
+from assay.store.paths import safe_join
 
 router = APIRouter(prefix="/pipelines", tags=["pipelines"], responses=ERRORS)
 
