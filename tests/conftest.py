@@ -8,12 +8,14 @@ of its own. `--db-url` points the PostgreSQL runs at another server;
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -254,3 +256,21 @@ def remove() -> Callable[[Workspace, str], None]:
         store.path(loc[0] if loc else digest).unlink()
 
     return rm
+
+
+# ---- documents the API answers -----------------------------------------------------------
+
+
+@pytest.fixture
+def as_served() -> Callable[[Any, Any], Any]:
+    """`as_served(Kind, doc)`: the JSON a route declared with `response_model=Kind` answers
+    for `doc`, validated and serialised as FastAPI does: equal to `doc` as JSON when the
+    model describes every field of it (none dropped, none coerced)."""
+
+    def served(kind: Any, doc: Any) -> Any:
+        from pydantic import TypeAdapter
+
+        adapter = TypeAdapter(kind)
+        return json.loads(adapter.dump_json(adapter.validate_python(doc)))
+
+    return served

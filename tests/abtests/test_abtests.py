@@ -6,21 +6,26 @@ control plane on both backends.
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from assay.abtests.entities import ABReport
 from assay.abtests.router import ABTarget
 from assay.config import Settings
 from assay.errors import ConflictError, InvalidArgumentError, NotFoundError
 from assay.workspace import Workspace, init_workspace
 
 ROW = [5.1, 3.5, 1.4, 0.2]
+
+Served = Callable[[Any, Any], Any]
 
 
 def _register_models(ws: Workspace, folder: Path) -> None:
@@ -117,7 +122,7 @@ def test_every_prediction_says_which_model_made_it_and_where_it_came_from(
 
 
 def test_feedback_joins_by_request_id_and_the_report_finds_the_better_model(
-    lab: Workspace,
+    lab: Workspace, as_served: Served
 ) -> None:
     test = lab.abtests.create("iris-ab", ["A=iris@1", "B=iris@2"], "weighted:50,50")
     seen = _traffic(test.url, 600)
@@ -156,6 +161,9 @@ def test_feedback_joins_by_request_id_and_the_report_finds_the_better_model(
     [comparison] = report["comparisons"]
     assert comparison["test"] == "two-proportion z" and comparison["p_value"] < 0.001
     assert report["series"]["values"]["B"][-1] == pytest.approx(variants["B"]["mean"])
+    assert report["abtest"]["name"] == "iris-ab" and report["auto_concluded"] is False
+    # Its type describes all of it: the API answers the same document.
+    assert as_served(ABReport, report) == json.loads(json.dumps(report))
 
 
 def test_sticky_keys_stay_put_across_requests_and_a_restart(lab: Workspace) -> None:
@@ -185,7 +193,9 @@ def test_sticky_keys_stay_put_across_requests_and_a_restart(lab: Workspace) -> N
     assert keyless.status_code == 400 and "key" in keyless.json()["error"]["message"]
 
 
-def test_shadow_answers_with_the_primary_and_logs_the_copies(lab: Workspace) -> None:
+def test_shadow_answers_with_the_primary_and_logs_the_copies(
+    lab: Workspace, as_served: Served
+) -> None:
     test = lab.abtests.create("iris-ab", ["A=iris@1", "B=iris@2"], "shadow:A")
     # Copies run while the router is idle, so traffic with gaps between requests.
     seen = _traffic(test.url, 80, feedback=False, pause_s=0.005)
@@ -195,6 +205,8 @@ def test_shadow_answers_with_the_primary_and_logs_the_copies(lab: Workspace) -> 
     assert shadow["copies"] >= 70 and shadow["errors"] == 0
     assert 0 < shadow["agreement"] < 1  # the two models disagree on some flowers
     assert report["variants"]["B"]["requests"] == 0
+    assert report["srm"] is None and report["comparisons"] == []
+    assert as_served(ABReport, report) == json.loads(json.dumps(report))
 
 
 def test_a_bandit_shifts_traffic_toward_the_better_model(lab: Workspace) -> None:

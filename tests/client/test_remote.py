@@ -107,9 +107,16 @@ def test_a_laptop_without_a_workspace_works_through_the_server(
     ]
     with Client(url) as client, pytest.raises(assay.UnauthorizedError):
         client.datasets()
-    # A command with no API behind it yet says so instead of failing oddly.
-    refused = remote("pipelines", "log", "tiny")
-    assert refused.returncode == 1 and "not available with --remote yet" in refused.stderr
+    # Reading a pipeline's versions, files, source and changes.
+    logged = remote("pipelines", "log", "tiny", "--json")
+    assert [v["ref"] for v in json.loads(logged.stdout)] == ["tiny@1"]
+    shown = json.loads(remote("pipelines", "show", "tiny@1", "--json").stdout)
+    assert [f["path"] for f in shown["files"]] == ["pipeline.py"]
+    assert "def train(load, params)" in shown["source"]
+    same = json.loads(remote("pipelines", "diff", "tiny@1", "tiny@latest", "--json").stdout)
+    assert same == {"old": "tiny@1", "new": "tiny@1", "identical": True, "diff": ""}
+    missing = remote("pipelines", "log", "nope")
+    assert missing.returncode == 1 and missing.stderr.startswith("error: ")
 
 
 @pytest.mark.one_backend
@@ -168,3 +175,25 @@ def test_more_commands_work_remotely(
     remote("tokens", "revoke", "ci")
     with Client(url, token=made["secret"]) as client, pytest.raises(assay.UnauthorizedError):
         client.datasets()
+
+
+@pytest.mark.one_backend
+def test_init_and_server_are_local_by_nature_and_say_so(tmp_path: Path) -> None:
+    """With ASSAY_REMOTE set every other command goes to the server, so a local `init`
+    would make a workspace nothing uses, and `server` would serve the wrong one."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("ASSAY_")}
+    environ["ASSAY_REMOTE"] = "http://127.0.0.1:9"  # never reached
+    for args, says in (
+        (("init",), "nothing to init here"),
+        (("server", "--port", "9"), "serves the workspace of this machine"),
+        (("init", "--remote", "http://127.0.0.1:9"), "nothing to init here"),
+    ):
+        env = (
+            environ
+            if "--remote" not in args
+            else {k: v for k, v in environ.items() if k != "ASSAY_REMOTE"}
+        )
+        done = run_assay(*args, cwd=tmp_path, env=env)
+        assert done.returncode == 1, args
+        assert len(done.stderr.strip().splitlines()) == 1 and says in done.stderr, done.stderr
+    assert list(tmp_path.iterdir()) == []

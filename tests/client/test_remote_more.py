@@ -1,4 +1,4 @@
-"""`--remote` for registering and exporting models, data checks and `services deploy --host`:
+"""`--remote` for registering, exporting and tracing models, data checks and services:
 the CLI on a laptop against a real `assay server`, next to the same command run locally on
 the server's workspace; and each new route's refusals (a JSON error, nothing stored).
 
@@ -201,6 +201,22 @@ def test_register_file_route_refuses_bad_input(site: Site, tmp_path: Path) -> No
     assert model_versions(site, "junk") == 0
 
 
+# ---- models lineage ----------------------------------------------------------------------
+
+
+def test_lineage_remotely_answers_as_locally(site: Site, model: str) -> None:
+    remote = ok(site.remote("models", "lineage", model, "--json")).stdout
+    assert json.loads(remote) == json.loads(
+        ok(site.local("models", "lineage", model, "--json")).stdout
+    )
+    run = json.loads(remote)["run"]
+    assert run["data"]["ref"] == "cancer@1" and run["pipeline"]["steps"]
+    assert run["params"]["values"]
+    tree = ok(site.remote("models", "lineage", model)).stdout
+    assert tree == ok(site.local("models", "lineage", model)).stdout
+    assert "pipeline" in tree and "params" in tree
+
+
 # ---- models export -----------------------------------------------------------------------
 
 
@@ -371,6 +387,12 @@ def test_deploy_binds_the_host_given(site: Site, model: str) -> None:
         assert "api listens on 0.0.0.0" in deployed.stderr  # the same warning as locally
         listed = json.loads(ok(site.local("services", "list", "--json")).stdout)
         assert [(s["name"], s["host"]) for s in listed] == [("api", "0.0.0.0")]
+        # Its status, the same document either way but for the seconds that passed.
+        status = json.loads(ok(site.remote("services", "status", "api", "--json")).stdout)
+        local = json.loads(ok(site.local("services", "status", "api", "--json")).stdout)
+        assert 0 <= status.pop("uptime_s") <= local.pop("uptime_s")
+        assert status == local
+        assert status["traffic"]["requests"] == 0 and status["workers_now"][0]["ready"]
     finally:
         site.remote("services", "stop", "api")
 

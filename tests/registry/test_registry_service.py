@@ -5,16 +5,21 @@ from __future__ import annotations
 import json
 import pickle
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from assay.errors import ConflictError, InvalidArgumentError, NotFoundError
 from assay.registry.bundle import load_bundle
+from assay.registry.entities import LineageTree
 from assay.runs.entities import Run
 from assay.workspace import Workspace
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "src" / "assay" / "examples" / "cancer"
+
+Served = Callable[[Any, Any], Any]
 
 
 @pytest.fixture
@@ -134,7 +139,9 @@ def test_only_a_succeeded_run_with_a_model_registers(ws: Workspace, project: Pat
     assert ws.registry.models() == []
 
 
-def test_lineage_reaches_data_pipeline_steps_and_params(ws: Workspace, project: Path) -> None:
+def test_lineage_reaches_data_pipeline_steps_and_params(
+    ws: Workspace, project: Path, as_served: Served
+) -> None:
     run = train(ws, project, "C=0.5")
     ws.registry.register_run(run.id)
     tree = ws.registry.lineage("cancer@1")
@@ -151,9 +158,13 @@ def test_lineage_reaches_data_pipeline_steps_and_params(ws: Workspace, project: 
         "evaluate",
     ]
     assert r["params"]["values"]["C"] == 0.5
+    # Its type describes all of it: the API answers the same document.
+    assert as_served(LineageTree, tree) == json.loads(json.dumps(tree))
 
 
-def test_register_a_file_trained_elsewhere(ws: Workspace, tmp_path: Path) -> None:
+def test_register_a_file_trained_elsewhere(
+    ws: Workspace, tmp_path: Path, as_served: Served
+) -> None:
     import skops.io as sio
     from sklearn.datasets import load_iris
     from sklearn.tree import DecisionTreeClassifier
@@ -165,6 +176,9 @@ def test_register_a_file_trained_elsewhere(ws: Workspace, tmp_path: Path) -> Non
     assert (mv.ref, mv.flavor) == ("iris@1", "sklearn")
     assert mv.lineage.run_id is None and "iris.skops" in (mv.lineage.source or "")
     assert mv.signature is not None and mv.signature.names == list(X.columns)
+    tree = ws.registry.lineage("iris@1")
+    assert tree["run"] is None and tree["source"] == mv.lineage.source
+    assert as_served(LineageTree, tree) == json.loads(json.dumps(tree))
 
     with open(tmp_path / "iris.pkl", "wb") as f:
         pickle.dump(model, f)

@@ -6,15 +6,18 @@ backend plays no part in serving; the registry's own tests cover PostgreSQL).
 
 from __future__ import annotations
 
+import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from assay.config import Settings
 from assay.errors import ConflictError, NotFoundError
+from assay.serving.entities import ServiceStatus
 from assay.serving.service import ServiceFailedError
 from assay.workspace import Workspace, init_workspace
 
@@ -51,7 +54,9 @@ ROW = {
 }
 
 
-def test_deploy_predict_status_and_stop(served: Workspace) -> None:
+def test_deploy_predict_status_and_stop(
+    served: Workspace, as_served: Callable[[Any, Any], Any]
+) -> None:
     svc = served.services.deploy("flowers", "iris@1", drain_s=0.1)
     assert svc.state == "running" and svc.model_ref == "iris@1"
     resp = httpx.post(f"{svc.url}/v1/models/iris:predict", json={"instances": [ROW, ROW]})
@@ -75,6 +80,11 @@ def test_deploy_predict_status_and_stop(served: Workspace) -> None:
     assert status["state"] == "running" and status["uptime_s"] >= 0
     assert status["traffic"]["requests"] >= 2
     assert status["traffic"]["p50_ms"] is not None
+    assert status["traffic"]["by_version"][1]["requests"] >= 2
+    [worker] = status["workers_now"]
+    assert worker["ready"] and worker["version"] == 1
+    # Its type describes all of it: the API answers the same document.
+    assert as_served(ServiceStatus, status) == json.loads(json.dumps(status))
     assert [s.name for s in served.services.services()] == ["flowers"]
     assert "flowers" in served.services.logs("flowers") or served.services.logs("flowers")
 
@@ -82,6 +92,9 @@ def test_deploy_predict_status_and_stop(served: Workspace) -> None:
         served.services.deploy("flowers", "iris@2")
     stopped = served.services.stop("flowers", timeout_s=10)
     assert stopped.state == "stopped"
+    status = served.services.status("flowers")
+    assert (status["uptime_s"], status["traffic"], status["workers_now"]) == (None, None, [])
+    assert as_served(ServiceStatus, status) == json.loads(json.dumps(status))
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"{svc.url}/health/live", timeout=1)
 

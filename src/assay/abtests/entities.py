@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from typing_extensions import TypedDict
+
 
 @dataclass(frozen=True)
 class VariantSpec:
@@ -20,7 +22,7 @@ class VariantSpec:
     def model_ref(self) -> str:
         return f"{self.model}@{self.version}"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> VariantDoc:
         return {
             "label": self.label,
             "model": self.model,
@@ -66,7 +68,7 @@ class ABTest:
     def variant(self, label: str) -> VariantSpec | None:
         return next((v for v in self.variants if v.label == label), None)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> ABTestDoc:
         return {
             "name": self.name,
             "variants": [v.to_dict() for v in self.variants],
@@ -88,3 +90,169 @@ class ABTest:
             "updated_at": self.updated_at.isoformat(),
             "concluded_at": self.concluded_at.isoformat() if self.concluded_at else None,
         }
+
+
+# ---- documents: what the control plane reports, as JSON ------------------------------------
+
+
+class VariantDoc(TypedDict):
+    """One arm as JSON (`VariantSpec.to_dict`)."""
+
+    label: str
+    model: str
+    version: int
+    model_ref: str
+    """`MODEL@VERSION`."""
+    service: str | None
+    """The service it was named by, if it was."""
+
+
+class ABTestDoc(TypedDict):
+    """An A/B test as JSON (`ABTest.to_dict`); times are ISO 8601."""
+
+    name: str
+    variants: list[VariantDoc]
+    strategy: str
+    key: str | None
+    """The request field that routes a user (sticky strategies)."""
+    status: str
+    """`running`, `paused`, `concluded` or `stopped`."""
+    state: str
+    """What its router process was found doing: `running`, `starting` or `stopped`."""
+    url: str
+    """Where its router answers predictions and feedback."""
+    host: str
+    port: int
+    workers: int
+    pid: int | None
+    alias: str
+    """The alias a conclusion points at the winner's model version."""
+    auto_promote: bool
+    plan: dict[str, Any] | None
+    """The sample-size plan it was created with, if any."""
+    winner: str | None
+    verdict: dict[str, Any] | None
+    """The verdict recorded when it was concluded."""
+    created_at: str
+    updated_at: str
+    concluded_at: str | None
+
+
+class VariantReport(TypedDict):
+    """One variant's live traffic and outcomes. Latencies are in milliseconds; a number
+    that cannot be computed yet (no traffic, no outcomes) is null."""
+
+    requests: int
+    errors: int
+    p50_ms: float | None
+    p99_ms: float | None
+    cost_per_1k: float | None
+    """Compute cost of 1,000 predictions at the configured hourly price (busy time only)."""
+    outcomes: int
+    """Predictions with feedback (a reward)."""
+    mean: float | None
+    """Mean reward, or accuracy when every reward is 0 or 1."""
+    ci: list[float | None]
+    """The 95% confidence interval of `mean`: [low, high]."""
+
+
+class ComparisonReport(TypedDict):
+    """One variant against the control (the first variant)."""
+
+    label: str
+    control: str
+    diff: float | None
+    """Variant minus control."""
+    diff_ci: list[float | None]
+    """The difference's confidence interval: [low, high]."""
+    test: str
+    """The fixed-horizon test: `two-proportion z` or `Welch t`."""
+    statistic: float | None
+    p_value: float | None
+    """The fixed-horizon p-value: valid only for a sample size fixed in advance."""
+    always_valid_p: float | None
+    """The mSPRT p-value at this look alone."""
+    sequential_p: float | None
+    """The always-valid p-value over every look: the one to act on."""
+
+
+class VerdictReport(TypedDict):
+    """Which variant wins, or what it would take to know."""
+
+    winner: str | None
+    decided: bool
+    message: str
+    more_samples_needed: int | None
+    """Samples per variant still needed at the observed effect (null once decided, or
+    when it cannot be estimated)."""
+
+
+class SRMReport(TypedDict):
+    """The sample-ratio-mismatch check: do the live requests fit the configured split?"""
+
+    chi2: float | None
+    p_value: float | None
+    expected: list[float | None]
+    """The requests each variant should have had."""
+    mismatch: bool
+    """The split itself is broken, so no comparison can be trusted."""
+    message: str
+
+
+class ShadowReport(TypedDict):
+    """A shadow variant: the copies of live requests it was sent, whose answers no
+    user sees."""
+
+    copies: int
+    errors: int
+    agreement: float | None
+    """The share of its answers equal to the live variant's."""
+    p50_ms: float | None
+    p99_ms: float | None
+
+
+class RewardSeries(TypedDict):
+    """Each variant's cumulative mean reward over time, with its 95% band; `values`,
+    `lo` and `hi` hold one number (or null) per time, by variant label."""
+
+    times: list[float]
+    """Unix times."""
+    values: dict[str, list[float | None]]
+    lo: dict[str, list[float | None]]
+    hi: dict[str, list[float | None]]
+
+
+class ABAnalysis(TypedDict):
+    """The analysis of an A/B test's event log (`assay.abtests.report.build_report`)."""
+
+    labels: list[str]
+    """The variants, the control first."""
+    strategy: str
+    metric: str
+    """`accuracy` when every reward is 0 or 1, else `mean reward`."""
+    binary: bool
+    variants: dict[str, VariantReport]
+    """By label."""
+    alpha: float
+    """The significance level."""
+    planned_per_variant: int | None
+    """The planned sample size per variant, if the test was created with a plan."""
+    comparisons: list[ComparisonReport]
+    """Empty until every variant has feedback for at least two predictions."""
+    p_best: dict[str, float | None]
+    """The probability that each variant is best, by label (empty like `comparisons`)."""
+    verdict: VerdictReport
+    srm: SRMReport | None
+    """Null for strategies with no fixed split (bandits), or before any request."""
+    shadows: dict[str, ShadowReport]
+    """By label."""
+    series: RewardSeries
+
+
+class ABReport(ABAnalysis):
+    """An A/B test's report (`assay abtests report`): the analysis and the test."""
+
+    abtest: ABTestDoc
+    auto_concluded: bool
+    """True when this reading concluded the test (it was created with auto-promotion
+    and its sequential test had decided)."""

@@ -13,11 +13,22 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from assay.abtests import stats
 from assay.abtests.routing import parse_strategy
 from assay.abtests.verdict import verdict
+
+if TYPE_CHECKING:
+    from assay.abtests.entities import (
+        ABAnalysis,
+        ComparisonReport,
+        RewardSeries,
+        ShadowReport,
+        SRMReport,
+        VariantReport,
+        VerdictReport,
+    )
 
 LOOK_EVERY = 100  # outcomes per variant between the looks of the sequential test
 SERIES_POINTS = 24
@@ -31,7 +42,7 @@ def build_report(
     cost_per_hour: float = 0.10,
     alpha: float = 0.05,
     planned_per_variant: int | None = None,
-) -> dict[str, Any]:
+) -> ABAnalysis:
     """The report of an A/B test whose log holds `events` (see `eventlog`)."""
     answered: dict[str, dict[str, Any]] = {}
     shadows: list[dict[str, Any]] = []
@@ -46,7 +57,7 @@ def build_report(
             feedback.append(e)
 
     live = [e for e in answered.values() if e.get("live", True)]
-    per: dict[str, dict[str, Any]] = {label: _traffic([], cost_per_hour) for label in labels}
+    per: dict[str, VariantReport] = {label: _traffic([], cost_per_hour) for label in labels}
     by_label: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for e in live:
         by_label[str(e["v"])].append(e)
@@ -75,21 +86,13 @@ def build_report(
     ]
     for sample in samples:
         lo, hi = stats.ci(sample) if sample.n else (math.nan, math.nan)
-        per[sample.label].update(
-            outcomes=sample.n,
-            mean=_num(sample.mean),
-            ci=[_num(lo), _num(hi)],
-        )
+        row = per[sample.label]
+        row["outcomes"] = sample.n
+        row["mean"] = _num(sample.mean)
+        row["ci"] = [_num(lo), _num(hi)]
 
-    out: dict[str, Any] = {
-        "labels": list(labels),
-        "strategy": strategy,
-        "metric": "accuracy" if binary else "mean reward",
-        "binary": binary,
-        "variants": per,
-        "alpha": alpha,
-        "planned_per_variant": planned_per_variant,
-    }
+    comparisons: list[ComparisonReport] = []
+    p_best: dict[str, float | None] = {}
     if sum(s.n for s in samples) and all(s.n >= 2 for s in samples):
         sequential = [_sequential_p(outcomes, labels[0], label, binary) for label in labels[1:]]
         v = verdict(
@@ -98,7 +101,7 @@ def build_report(
             sequential=True,
             always_valid_p=[1.0 if math.isnan(p) else p for p in sequential],
         )
-        out["comparisons"] = [
+        comparisons = [
             {
                 "label": c.label,
                 "control": c.control,
@@ -112,18 +115,16 @@ def build_report(
             }
             for c, p in zip(v.comparisons, sequential, strict=True)
         ]
-        out["p_best"] = dict(zip(labels, (_num(p) for p in v.p_best), strict=True))
-        out["verdict"] = {
+        p_best = dict(zip(labels, (_num(p) for p in v.p_best), strict=True))
+        decision: VerdictReport = {
             "winner": v.winner,
             "decided": v.decided,
             "message": v.message,
             "more_samples_needed": v.more_samples_needed,
         }
     else:
-        out["comparisons"] = []
-        out["p_best"] = {}
         need = "feedback for at least two predictions of every variant"
-        out["verdict"] = {
+        decision = {
             "winner": None,
             "decided": False,
             "message": f"Not enough evidence yet: the analysis needs {need}.",
@@ -132,23 +133,34 @@ def build_report(
 
     parsed = parse_strategy(strategy, labels)
     weights = parsed.weights or [1.0] * len(labels)  # no weights: an even split
+    srm: SRMReport | None = None
     if parsed.kind in ("weighted", "sticky") and live:
         check = stats.srm([per[label]["requests"] for label in labels], weights, labels=labels)
-        out["srm"] = {
+        srm = {
             "chi2": _num(check.chi2),
             "p_value": _num(check.p_value),
             "expected": [_num(x) for x in check.expected],
             "mismatch": check.mismatch,
             "message": check.message,
         }
-    else:
-        out["srm"] = None
-    out["shadows"] = _shadows(shadows, answered)
-    out["series"] = _series(outcomes, labels)
-    return out
+    return {
+        "labels": list(labels),
+        "strategy": strategy,
+        "metric": "accuracy" if binary else "mean reward",
+        "binary": binary,
+        "variants": per,
+        "alpha": alpha,
+        "planned_per_variant": planned_per_variant,
+        "comparisons": comparisons,
+        "p_best": p_best,
+        "verdict": decision,
+        "srm": srm,
+        "shadows": _shadows(shadows, answered),
+        "series": _series(outcomes, labels),
+    }
 
 
-def _traffic(rows: list[dict[str, Any]], cost_per_hour: float) -> dict[str, Any]:
+def _traffic(rows: list[dict[str, Any]], cost_per_hour: float) -> VariantReport:
     ok = [r for r in rows if r.get("ok")]
     ms = sorted(float(r.get("ms", 0.0)) for r in ok)
     # What the variant's compute cost at the configured hourly price: its busy time per
@@ -200,8 +212,10 @@ def _sequential_p(
     return stats.sequential_p_values(looks)[-1]
 
 
-def _shadows(shadows: list[dict[str, Any]], answered: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def _shadows(
+    shadows: list[dict[str, Any]], answered: dict[str, dict[str, Any]]
+) -> dict[str, ShadowReport]:
+    out: dict[str, ShadowReport] = {}
     by_label: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for s in shadows:
         by_label[str(s["v"])].append(s)
@@ -223,9 +237,7 @@ def _shadows(shadows: list[dict[str, Any]], answered: dict[str, dict[str, Any]])
     return out
 
 
-def _series(
-    outcomes: dict[str, list[tuple[float, float]]], labels: Sequence[str]
-) -> dict[str, Any]:
+def _series(outcomes: dict[str, list[tuple[float, float]]], labels: Sequence[str]) -> RewardSeries:
     """The cumulative mean reward of each variant at evenly spaced times, with its 95%
     interval at each time (normal approximation over the outcomes so far)."""
     stamps = [t for rows in outcomes.values() for t, _ in rows]

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from assay.abtests.entities import ABTest, VariantSpec
+from assay.abtests.entities import ABReport, ABTest, VariantSpec
 from assay.abtests.repository import ABTestRepository, to_abtest
 from assay.data.entities import check_name
 from assay.errors import AssayError, ConflictError, InvalidArgumentError, NotFoundError
@@ -438,7 +438,7 @@ class ABTestService:
             return self.get(name)
         return to_abtest(row, self._state(row))
 
-    def report(self, name: str, *, auto: bool = True) -> dict[str, Any]:
+    def report(self, name: str, *, auto: bool = True) -> ABReport:
         """The analysis of everything the test logged. With `auto`, a test created with
         auto-promotion whose sequential test has decided is concluded now."""
         from assay.abtests.eventlog import read_all
@@ -446,17 +446,18 @@ class ABTestService:
 
         test = self.get(name)
         events = read_all(self.dir / name / "events")
-        doc = build_report(
+        analysis = build_report(
             events,
             labels=[v.label for v in test.variants],
             strategy=test.strategy,
             cost_per_hour=self.cost_per_hour,
             planned_per_variant=(test.plan or {}).get("per_variant"),
         )
-        doc["abtest"] = test.to_dict()
-        verdict = doc["verdict"]
-        if auto and test.auto_promote and test.status == "running" and verdict.get("decided"):
-            concluded = self.conclude(name, verdict["winner"])
+        doc: ABReport = {**analysis, "abtest": test.to_dict(), "auto_concluded": False}
+        winner = doc["verdict"]["winner"]
+        decided = doc["verdict"]["decided"] and winner is not None
+        if auto and test.auto_promote and test.status == "running" and decided:
+            concluded = self.conclude(name, str(winner))
             doc["abtest"] = concluded.to_dict()
             doc["auto_concluded"] = True
         return doc

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -20,6 +20,9 @@ from assay.cli.output import (
     when,
 )
 from assay.errors import InvalidArgumentError
+
+if TYPE_CHECKING:
+    from assay.abtests.entities import ABReport
 
 app = typer.Typer(
     help="A/B tests: create, list, report, plan, pause, resume, set-weights, conclude, stop.",
@@ -144,7 +147,7 @@ def report(name: str, as_json: JsonOpt = False) -> None:
     print_report(doc)
 
 
-def print_report(doc: dict[str, Any]) -> None:
+def print_report(doc: ABReport) -> None:
     test = doc["abtest"]
     metric = doc["metric"]
     console.print(
@@ -170,7 +173,7 @@ def print_report(doc: dict[str, Any]) -> None:
             fmt_num(v["outcomes"]),
             fmt_num(v["mean"], 4),
             f"{lo:.4f} – {hi:.4f}" if lo is not None and hi is not None else "-",
-            f"{doc['p_best'][label]:.1%}" if label in doc["p_best"] else "-",
+            _percent(doc["p_best"].get(label)),
         )
     console.print(table)
     if doc["comparisons"]:
@@ -226,7 +229,7 @@ def print_report(doc: dict[str, Any]) -> None:
     if doc.get("auto_concluded"):
         console.print(
             f"Concluded automatically: {test['alias']} now points at "
-            f"{models.get(verdict['winner'], '?')}."
+            f"{models.get(verdict['winner'] or '', '?')}."
         )
 
 
@@ -337,3 +340,8 @@ def logs(
 
 
 __all__ = ["app", "print_report"]
+
+
+def _percent(p: float | None) -> str:
+    """A probability as a percentage; "-" where it is unknown (too few samples: null)."""
+    return "-" if p is None else f"{p:.1%}"

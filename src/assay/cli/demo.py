@@ -24,7 +24,9 @@ def _assay() -> list[str]:
 
 def _run(args: list[str], cwd: Path, check: bool = True) -> None:
     console.print(f"\n[bold cyan]$ assay {shlex.join(args)}[/bold cyan]")
-    env = {**os.environ, "COLUMNS": os.environ.get("COLUMNS", "120")}
+    # The demo makes a workspace of its own, here: never a server's (ASSAY_REMOTE).
+    env = {k: v for k, v in os.environ.items() if k not in ("ASSAY_REMOTE", "ASSAY_TOKEN")}
+    env["COLUMNS"] = os.environ.get("COLUMNS", "120")
     proc = subprocess.run([*_assay(), *args], cwd=cwd, env=env, check=False)
     if check and proc.returncode != 0:
         raise AssayError(f"The demo step `assay {shlex.join(args)}` failed; see above.")

@@ -46,8 +46,15 @@ def init(
     as_json: JsonOpt = False,
 ) -> None:
     """Create an Assay workspace (.assay/) here, or bring an existing one up to date."""
+    from assay.cli.context import is_remote
     from assay.config import CONFIG_FILE, Settings, read_config_file
     from assay.workspace import init_workspace
+
+    if is_remote():  # every other command would go to the server and never see it
+        raise AssayError(
+            "With --remote (or ASSAY_REMOTE) the workspace is the server's: there is nothing "
+            "to init here. Unset it to make a local workspace."
+        )
 
     root = path.resolve()
     if root.exists() and not root.is_dir():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -148,7 +148,7 @@ def lineage(
         f"[bold]{tree_doc['model']}[/bold]  [dim]{tree_doc['flavor']}, "
         f"bundle {tree_doc['bundle'][:16]}[/dim]"
     )
-    run: dict[str, Any] | None = tree_doc["run"]
+    run = tree_doc["run"]
     if run is None:
         root.add(f"registered from a file: {escape(tree_doc['source'] or '-')}")
         console.print(root)

@@ -10,10 +10,15 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from assay.client import Client
 from assay.errors import InvalidArgumentError
+
+if TYPE_CHECKING:
+    from assay.abtests.entities import ABReport
+    from assay.registry.entities import LineageTree
+    from assay.serving.entities import ServiceStatus
 
 
 class _Remote:
@@ -127,6 +132,18 @@ class RemotePipelines(_Remote):
     def resolve(self, ref: str) -> Any:
         return self.client.pipeline(ref)
 
+    def log(self, name: str) -> list[Any]:
+        return self.client.pipeline_log(name)
+
+    def files(self, version: Any) -> tuple[Any, ...]:
+        return tuple(self.client.pipeline_files(version.ref))
+
+    def source(self, version: Any, path: str | None = None) -> str:
+        return self.client.pipeline_source(version.ref, path)
+
+    def diff(self, a_ref: str, b_ref: str) -> str:
+        return self.client.pipeline_diff(a_ref, b_ref)
+
 
 class RemoteRuns(_Remote):
     what = "runs"
@@ -236,12 +253,8 @@ class RemoteRegistry(_Remote):
     def export(self, ref: str, dest: Path) -> tuple[Any, Path]:
         return self.client.export_model(ref, dest)
 
-    def lineage(self, ref: str) -> dict[str, Any]:
-        name, _, selector = ref.partition("@")
-        found: dict[str, Any] = self.client._call(
-            "GET", f"/models/{name}/versions/{selector or 'latest'}/lineage"
-        )
-        return found
+    def lineage(self, ref: str) -> LineageTree:
+        return self.client.lineage(ref)
 
 
 class RemoteServices(_Remote):
@@ -273,7 +286,7 @@ class RemoteServices(_Remote):
             max_body_bytes=max_body_bytes,
         )  # fmt: skip
 
-    def status(self, name: str) -> dict[str, Any]:
+    def status(self, name: str) -> ServiceStatus:
         return self.client.service_status(name)
 
     def stop(self, name: str, **_: Any) -> Any:
@@ -314,7 +327,7 @@ class RemoteABTests(_Remote):
             **{k: v for k, v in options.items() if k in allowed},
         )
 
-    def report(self, name: str, **_: Any) -> dict[str, Any]:
+    def report(self, name: str, **_: Any) -> ABReport:
         return self.client.abtest_report(name)
 
     def conclude(self, name: str, winner: str, **_: Any) -> Any:

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from assay.cli.context import workspace
 from assay.cli.output import JsonOpt, console, emit_json, err, when
+from assay.errors import AssayError
 
 tokens_app = typer.Typer(
     help="API tokens for the server: create, list, revoke.",
@@ -33,6 +34,14 @@ def server_command(
 ) -> None:
     """Serve the workspace: the REST API under /api/v1 (OpenAPI at /api/v1/openapi.json)."""
     import uvicorn
+
+    from assay.cli.context import is_remote
+
+    if is_remote():
+        raise AssayError(
+            "`assay server` serves the workspace of this machine, not a remote one: "
+            "run it without --remote (and with ASSAY_REMOTE unset)."
+        )
 
     ws = workspace()
     loopback = host in ("127.0.0.1", "localhost", "::1")

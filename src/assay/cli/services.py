@@ -107,19 +107,19 @@ def status_(name: str, as_json: JsonOpt = False) -> None:
         emit_json(doc)
         return
     grid = Table.grid(padding=(0, 2))
-    traffic: dict[str, Any] = doc.get("traffic") or {}
+    traffic = doc["traffic"]
     rows = [
         ("state", _STATE.get(doc["state"], doc["state"])),
         ("model", doc["model_ref"]),
         ("url", doc["url"] if doc["state"] == "running" else "-"),
         ("workers", str(doc["workers"])),
-        ("uptime", _duration(doc.get("uptime_s"))),
-        ("requests", fmt_num(traffic.get("requests")) if traffic else "-"),
-        ("errors", fmt_num(traffic.get("errors")) if traffic else "-"),
-        ("latency p50", _ms(traffic.get("p50_ms"))),
-        ("latency p99", _ms(traffic.get("p99_ms"))),
+        ("uptime", _duration(doc["uptime_s"])),
+        ("requests", fmt_num(traffic["requests"]) if traffic else "-"),
+        ("errors", fmt_num(traffic["errors"]) if traffic else "-"),
+        ("latency p50", _ms(traffic["p50_ms"] if traffic else None)),
+        ("latency p99", _ms(traffic["p99_ms"] if traffic else None)),
     ]
-    if doc.get("last_error"):
+    if doc["last_error"]:
         rows.append(("last error", f"[red]{escape(doc['last_error'])}[/red]"))
     console.print(f"[bold]{doc['name']}[/bold]")
     for key, value in rows:

@@ -13,7 +13,10 @@ import httpx
 from assay import errors
 
 if TYPE_CHECKING:
+    from assay.abtests.entities import ABReport
     from assay.data.checks import Checks
+    from assay.registry.entities import LineageTree
+    from assay.serving.entities import ServiceStatus
 
 T = TypeVar("T")
 
@@ -270,6 +273,32 @@ class Client:
         name, _, selector = ref.partition("@")
         return self._get(PipelineVersion, f"/pipelines/{name}/versions/{selector or 'latest'}")
 
+    def pipeline_log(self, name: str) -> list[Any]:
+        """Every version of pipeline `name`, newest first."""
+        from assay.pipelines.entities import PipelineVersion
+
+        return self._list(PipelineVersion, f"/pipelines/{name}/versions")
+
+    def pipeline_files(self, ref: str) -> list[Any]:
+        """A version's files: path, content hash and size."""
+        from assay.data.entities import FileEntry
+
+        name, _, selector = ref.partition("@")
+        return list(
+            self._get(list[FileEntry], f"/pipelines/{name}/versions/{selector or 'latest'}/files")
+        )
+
+    def pipeline_source(self, ref: str, path: str | None = None) -> str:
+        """The text of one file of a version (its entry file by default)."""
+        name, _, selector = ref.partition("@")
+        query = {"path": path} if path else {}
+        url = f"/pipelines/{name}/versions/{selector or 'latest'}/source"
+        return str(self._call("GET", url, params=query) or "")  # an empty file: no body
+
+    def pipeline_diff(self, old: str, new: str) -> str:
+        """A unified diff of two versions' source; empty when they hold the same."""
+        return str(self._call("GET", "/pipelines/diff", params={"old": old, "new": new}) or "")
+
     # ---- runs ----------------------------------------------------------------------------
 
     def run(
@@ -426,6 +455,14 @@ class Client:
 
         return self._list(ModelVersion, f"/models/{name}/versions")
 
+    def lineage(self, ref: str) -> LineageTree:
+        """Model version `ref` traced back to its run, data, pipeline and params."""
+        name, _, selector = ref.partition("@")
+        found: LineageTree = self._call(
+            "GET", f"/models/{name}/versions/{selector or 'latest'}/lineage"
+        )
+        return found
+
     def alias(self, ref: str, alias: str) -> Any:
         from assay.registry.entities import ModelVersion
 
@@ -522,8 +559,10 @@ class Client:
 
         return self._list(Service, "/services")
 
-    def service_status(self, name: str) -> dict[str, Any]:
-        found: dict[str, Any] = self._call("GET", f"/services/{name}/status")
+    def service_status(self, name: str) -> ServiceStatus:
+        """The service with its uptime, its workers and its traffic (`by_version` is keyed
+        by the version number as a string, as JSON has it)."""
+        found: ServiceStatus = self._call("GET", f"/services/{name}/status")
         return found
 
     def stop_service(self, name: str) -> Any:
@@ -564,8 +603,8 @@ class Client:
 
         return self._list(ABTest, "/abtests")
 
-    def abtest_report(self, name: str) -> dict[str, Any]:
-        found: dict[str, Any] = self._call("GET", f"/abtests/{name}/report")
+    def abtest_report(self, name: str) -> ABReport:
+        found: ABReport = self._call("GET", f"/abtests/{name}/report")
         return found
 
     def conclude(self, name: str, winner: str) -> Any:

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from typing_extensions import TypedDict
+
 # The kinds a column may hold, as a request's JSON carries them.
 COLUMN_KINDS = ("float", "int", "bool", "str")
 
@@ -121,6 +123,68 @@ class Lineage:
     def from_dict(cls, d: dict[str, Any] | None) -> Lineage:
         d = d or {}
         return cls(**{k: d.get(k) for k in cls.__dataclass_fields__})
+
+
+class LineageInput(TypedDict):
+    """An input of the run (a data, pipeline or params version): `ref` is its
+    `NAME@VERSION` (null when the run had none), `manifest` the content hash of its
+    file list, which pins every byte of it."""
+
+    ref: str | None
+    manifest: str | None
+
+
+class LineageStep(TypedDict):
+    """One step of the pipeline version."""
+
+    name: str
+    inputs: list[str]
+    """The steps whose outputs it reads."""
+    code_hash: str
+
+
+class LineagePipeline(LineageInput):
+    """The pipeline version the run executed, with its steps."""
+
+    steps: list[LineageStep]
+
+
+class LineageParams(LineageInput):
+    """The parameters version the run used, with its values."""
+
+    values: dict[str, Any]
+    """The parameters file, as JSON; empty when the run had none."""
+
+
+class LineageRun(TypedDict):
+    """The run that trained the model version, and the versions of its inputs."""
+
+    id: str
+    name: str
+    experiment: str
+    status: str
+    started_at: str | None
+    """ISO 8601."""
+    metrics: dict[str, float]
+    """The model version's metrics."""
+    data: LineageInput
+    pipeline: LineagePipeline
+    params: LineageParams
+
+
+class LineageTree(TypedDict):
+    """A model version traced back to its run, data, pipeline and params, with hashes
+    (`assay models lineage`)."""
+
+    model: str
+    """`NAME@VERSION`."""
+    bundle: str
+    """The content hash of the stored bundle."""
+    flavor: str
+    source: str | None
+    """For a model registered from a file trained elsewhere: which file (and its hash)."""
+    run: LineageRun | None
+    """Null for a model registered from a file."""
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,14 @@ from sqlalchemy.exc import IntegrityError
 from assay.data.entities import LATEST, Ref, check_name, check_tag
 from assay.errors import ConflictError, InvalidArgumentError, NotFoundError
 from assay.registry import bundle as bundles
-from assay.registry.entities import Lineage, Model, ModelVersion, Signature
+from assay.registry.entities import (
+    Lineage,
+    LineageRun,
+    LineageTree,
+    Model,
+    ModelVersion,
+    Signature,
+)
 from assay.registry.external import load_model_file
 from assay.registry.repository import RegistryRepository, to_version
 from assay.store.acting import author_or
@@ -362,41 +369,44 @@ class RegistryService:
 
     # ---- lineage and bytes ------------------------------------------------------------------
 
-    def lineage(self, ref: str) -> dict[str, Any]:
+    def lineage(self, ref: str) -> LineageTree:
         """The tree from a model version back to its run, data, pipeline and params."""
         mv = self.resolve(ref)
-        tree: dict[str, Any] = {
-            "model": mv.ref,
-            "bundle": mv.bundle,
-            "flavor": mv.flavor,
-            "source": mv.lineage.source,
-            "run": None,
-        }
         lin = mv.lineage
+        run: LineageRun | None = None
         if lin.run_id:
-            run = self.runs.get(lin.run_id)
+            found = self.runs.get(lin.run_id)
             pv = self.runs.pipelines.resolve(lin.pipeline) if lin.pipeline else None
             params: dict[str, Any] = {}
             if lin.params:
                 params = json.loads(
                     self.runs.data.read_file(self.runs.data.resolve(lin.params), "params.json")
                 )
-            tree["run"] = {
-                "id": run.id,
-                "name": run.name,
-                "experiment": run.experiment,
-                "status": run.status,
-                "started_at": run.started_at.isoformat() if run.started_at else None,
+            run = {
+                "id": found.id,
+                "name": found.name,
+                "experiment": found.experiment,
+                "status": found.status,
+                "started_at": found.started_at.isoformat() if found.started_at else None,
                 "metrics": mv.metrics,
                 "data": {"ref": lin.data, "manifest": lin.data_manifest},
                 "pipeline": {
                     "ref": lin.pipeline,
                     "manifest": lin.pipeline_manifest,
-                    "steps": [s.to_dict() for s in pv.steps] if pv else [],
+                    "steps": [
+                        {"name": s.name, "inputs": list(s.inputs), "code_hash": s.code_hash}
+                        for s in (pv.steps if pv else ())
+                    ],
                 },
                 "params": {"ref": lin.params, "manifest": lin.params_manifest, "values": params},
             }
-        return tree
+        return {
+            "model": mv.ref,
+            "bundle": mv.bundle,
+            "flavor": mv.flavor,
+            "source": lin.source,
+            "run": run,
+        }
 
     def manifest(self, mv: ModelVersion) -> dict[str, Any]:
         """The version's bundle manifest, read back (and verified) from the store."""

@@ -12,7 +12,7 @@ import json
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, with_config
 
 from assay.errors import InvalidArgumentError
 
@@ -61,6 +61,13 @@ def page_of(items: list[T], limit: int, page_token: str | None) -> Page[T]:
 
 
 Limit = Annotated[int, Query(ge=1, le=1000, description="Items per page")]
+
+
+def documented(doc: type[T]) -> type[T]:
+    """A service's document type (a TypedDict) as a response model whose attribute
+    docstrings become its fields' descriptions in the OpenAPI document; the TypedDicts
+    it nests inherit the setting."""
+    return with_config(ConfigDict(use_attribute_docstrings=True))(doc)
 
 
 def decode_token(token: str | None) -> int:

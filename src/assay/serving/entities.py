@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from typing_extensions import TypedDict
+
 
 @dataclass(frozen=True)
 class Service:
@@ -39,7 +41,7 @@ class Service:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> ServiceDoc:
         return {
             "name": self.name,
             "model": self.model,
@@ -58,3 +60,83 @@ class Service:
             "settings": self.settings,
             "last_error": self.last_error,
         }
+
+
+class ServiceDoc(TypedDict):
+    """A service as JSON (`Service.to_dict`); times are ISO 8601."""
+
+    name: str
+    model: str
+    version: int
+    model_ref: str
+    """`MODEL@VERSION`."""
+    url: str
+    """Where the service answers (its KServe V1 and V2 routes)."""
+    host: str
+    port: int
+    workers: int
+    desired: str
+    """`running` or `stopped`: what the user last asked for."""
+    state: str
+    """`running`, `starting`, `stopped` or `failed`: what was found."""
+    pid: int | None
+    started_at: str | None
+    created_at: str
+    updated_at: str
+    settings: dict[str, Any]
+    """timeout_s, max_body_bytes and the other deploy settings."""
+    last_error: str | None
+
+
+class WorkerState(TypedDict):
+    """What one worker process of a service reports about itself (its
+    `workers/<pid>.json`); times are ISO 8601."""
+
+    pid: int
+    port: int
+    target_id: str | None
+    """The deployment it serves (null before its first model loads)."""
+    name: str | None
+    """The model it serves."""
+    version: int | None
+    ready: bool
+    """Loaded, warmed up, and not draining."""
+    error: str | None
+    """Why the last model it was asked to load failed to (null once a later one loads)."""
+    failed_target_id: str | None
+    started_at: str
+    updated_at: str
+
+
+class TrafficSummary(TypedDict):
+    """Prediction requests answered, failed ones among them, and latency quantiles in
+    milliseconds (null before any request)."""
+
+    requests: int
+    errors: int
+    p50_ms: float | None
+    p99_ms: float | None
+
+
+class VersionTraffic(TrafficSummary):
+    """The traffic of one model version the service has served."""
+
+    model: str
+
+
+class Traffic(TrafficSummary):
+    """A running service's traffic since it started, read from its `/metrics`."""
+
+    by_version: dict[int | str, VersionTraffic]
+    """The same, for each model version served (by version number)."""
+
+
+class ServiceStatus(ServiceDoc):
+    """A service with what it is doing now (`assay services status`)."""
+
+    uptime_s: float | None
+    """Seconds since it started; null when it is not running."""
+    traffic: Traffic | None
+    """Null when it is not running, or its metrics could not be read."""
+    workers_now: list[WorkerState]
+    """Its live worker processes; empty when it is not running."""

@@ -23,10 +23,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+if TYPE_CHECKING:
+    from assay.serving.entities import Traffic, TrafficSummary
 
 __all__ = ["BUCKETS", "CONTENT_TYPE", "Metrics", "ModelMetrics", "summarize"]
 
@@ -162,7 +165,7 @@ class _Traffic:
     errors: float = 0.0
     buckets: dict[float, float] = field(default_factory=dict)  # le -> cumulative count
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> TrafficSummary:
         return {
             "requests": int(self.requests),
             "errors": int(self.errors),
@@ -171,10 +174,9 @@ class _Traffic:
         }
 
 
-def summarize(text: str) -> dict[str, Any]:
+def summarize(text: str) -> Traffic:
     """Request count, error count and latency p50/p99 (ms) from a service's `/metrics` text.
 
-    Returns `{"requests", "errors", "p50_ms", "p99_ms", "by_version"}`, where
     `by_version` maps each version number (an int) to the same four numbers plus
     `"model"`, the model's name. Quantiles interpolate within histogram buckets as
     Prometheus's `histogram_quantile` does; they are None before any request.
@@ -205,12 +207,13 @@ def summarize(text: str) -> dict[str, Any]:
                 for traffic in (slot(sample.labels), total):
                     traffic.buckets[le] = traffic.buckets.get(le, 0.0) + sample.value
 
-    out = total.summary()
-    out["by_version"] = {
-        _version(version): {"model": traffic.model, **traffic.summary()}
-        for (_model, version), traffic in sorted(by_version.items())
+    return {
+        **total.summary(),
+        "by_version": {
+            _version(version): {"model": traffic.model, **traffic.summary()}
+            for (_model, version), traffic in sorted(by_version.items())
+        },
     }
-    return out
 
 
 def quantile(q: float, buckets: dict[float, float]) -> float | None:

@@ -46,7 +46,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from multiprocessing.connection import wait
@@ -64,6 +64,7 @@ if TYPE_CHECKING:
     from starlette.applications import Starlette
 
     from assay.serving.app import ServingState
+    from assay.serving.entities import WorkerState
     from assay.serving.served import ServedModel
 
 __all__ = ["ServiceConfig", "Target", "main", "serve"]
@@ -181,7 +182,7 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def _write_json(path: Path, doc: dict[str, Any]) -> None:
+def _write_json(path: Path, doc: Mapping[str, Any]) -> None:
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(doc))
     os.replace(tmp, path)
@@ -246,7 +247,7 @@ class Worker:
     def write_file(self) -> None:
         """Report this worker's state in workers/<pid>.json (atomically)."""
         served = self.target
-        doc = {
+        doc: WorkerState = {
             "pid": self.pid,
             "port": self.port,
             "target_id": served.target_id if served else None,

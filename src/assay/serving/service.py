@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from assay.data.entities import check_name
 from assay.errors import AssayError, ConflictError, InvalidArgumentError, NotFoundError
 from assay.serving import processes
-from assay.serving.entities import Service
+from assay.serving.entities import Service, ServiceStatus, WorkerState
 from assay.serving.repository import ServiceRepository, to_service
 from assay.store.db import Database, utcnow
 
@@ -300,11 +300,11 @@ class ServingService:
         row = self._get_row(name)
         return to_service(row, self._state(row))
 
-    def status(self, name: str) -> dict[str, Any]:
+    def status(self, name: str) -> ServiceStatus:
         """The service, its uptime, its workers, and its traffic (requests, errors, latency
         p50/p99) read from the service's own metrics."""
         svc = self.get(name)
-        out: dict[str, Any] = {
+        out: ServiceStatus = {
             **svc.to_dict(),
             "uptime_s": None,
             "traffic": None,
@@ -373,8 +373,23 @@ class ServingService:
             if str(path) != keep:
                 shutil.rmtree(path, ignore_errors=True)
 
-    def _workers(self, folder: Path) -> list[dict[str, Any]]:
-        return processes.workers_of(folder)
+    def _workers(self, folder: Path) -> list[WorkerState]:
+        # Another process's files: only the fields the status promises, of their types.
+        return [
+            {
+                "pid": int(w["pid"]),
+                "port": int(w.get("port") or 0),
+                "target_id": w.get("target_id"),
+                "name": w.get("name"),
+                "version": w.get("version"),
+                "ready": bool(w.get("ready")),
+                "error": w.get("error"),
+                "failed_target_id": w.get("failed_target_id"),
+                "started_at": str(w.get("started_at", "")),
+                "updated_at": str(w.get("updated_at", "")),
+            }
+            for w in processes.workers_of(folder)
+        ]
 
 
 def _target(mv: ModelVersion, bundle: Path) -> dict[str, Any]:

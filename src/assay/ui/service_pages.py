@@ -13,6 +13,7 @@ from urllib.parse import quote
 from fastapi import Form, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
+from assay.abtests.entities import ABReport
 from assay.errors import AssayError
 from assay.serving.entities import Service
 from assay.ui.app import WS, Viewer, Who, page, router
@@ -118,14 +119,14 @@ def _abtest(
     )
 
 
-def _shares(report: dict[str, Any]) -> dict[str, float | None]:
+def _shares(report: ABReport) -> dict[str, float | None]:
     """Each variant's share of the live requests, in percent."""
     counts = {label: report["variants"][label]["requests"] for label in report["labels"]}
     total = sum(counts.values())
     return {label: (n / total * 100 if total else None) for label, n in counts.items()}
 
 
-def _bands(report: dict[str, Any]) -> dict[str, Any]:
+def _bands(report: ABReport) -> dict[str, Any]:
     """The cumulative reward of each variant over time with its 95% band (kind "bands")."""
     series = report["series"]
     times: list[float] = series["times"]

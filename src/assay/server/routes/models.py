@@ -14,16 +14,15 @@ import tarfile
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
 
-from assay.registry.entities import Model, ModelVersion
+from assay.registry.entities import LineageTree, Model, ModelVersion
 from assay.server.deps import READ, WRITE, WS
-from assay.server.schemas import ERRORS, Limit, Page, page_of
+from assay.server.schemas import ERRORS, Limit, Page, documented, page_of
 from assay.store.paths import safe_join
 
 router = APIRouter(prefix="/models", tags=["models"], responses=ERRORS)
@@ -107,8 +106,11 @@ def get_version(name: str, selector: str, ws: WS) -> ModelVersion:
     return ws.registry.resolve(f"{name}@{selector}")
 
 
-@router.get("/{name}/versions/{selector}/lineage", dependencies=READ)
-def lineage(name: str, selector: str, ws: WS) -> dict[str, Any]:
+@router.get(
+    "/{name}/versions/{selector}/lineage", response_model=documented(LineageTree),
+    dependencies=READ, summary="The version traced back to its run, data, pipeline and params",
+)  # fmt: skip
+def lineage(name: str, selector: str, ws: WS) -> LineageTree:
     return ws.registry.lineage(f"{name}@{selector}")
 
 

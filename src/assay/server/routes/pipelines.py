@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
+from assay.data.entities import FileEntry
 from assay.pipelines.entities import PipelineInfo, PipelineVersion
 from assay.server.deps import READ, WRITE, WS
 from assay.server.schemas import ERRORS, Limit, Page, page_of
@@ -52,6 +54,26 @@ def pipeline_log(
 @router.get("/{name}/versions/{selector}", response_model=PipelineVersion, dependencies=READ)
 def get_pipeline(name: str, selector: str, ws: WS) -> PipelineVersion:
     return ws.pipelines.resolve(f"{name}@{selector}")
+
+
+@router.get(
+    "/{name}/versions/{selector}/files", response_model=list[FileEntry], dependencies=READ,
+    summary="The snapshot's files: path, content hash and size",
+)  # fmt: skip
+def files(name: str, selector: str, ws: WS) -> list[FileEntry]:
+    return list(ws.pipelines.files(ws.pipelines.resolve(f"{name}@{selector}")))
+
+
+@router.get(
+    "/diff", response_class=PlainTextResponse, dependencies=READ,
+    summary="A unified diff of two versions' source (empty when the same)",
+)  # fmt: skip
+def diff(
+    old: Annotated[str, Query(description="NAME@VERSION")],
+    new: Annotated[str, Query(description="NAME@VERSION")],
+    ws: WS,
+) -> str:
+    return ws.pipelines.diff(old, new)
 
 
 @router.get(

@@ -8,17 +8,17 @@ the server, with a token, reaches every model.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import httpx
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
-from assay.abtests.entities import ABTest
+from assay.abtests.entities import ABReport, ABTest
 from assay.server.deps import PREDICT, READ, WRITE, WS
-from assay.server.schemas import ERRORS, Limit, Page, page_of
-from assay.serving.entities import Service
+from assay.server.schemas import ERRORS, Limit, Page, documented, page_of
+from assay.serving.entities import Service, ServiceStatus
 
 router = APIRouter(responses=ERRORS)
 
@@ -89,8 +89,11 @@ def get_service(name: str, ws: WS) -> Service:
     return ws.services.get(name)
 
 
-@router.get("/services/{name}/status", dependencies=READ, tags=["services"])
-def service_status(name: str, ws: WS) -> dict[str, Any]:
+@router.get(
+    "/services/{name}/status", response_model=documented(ServiceStatus), dependencies=READ,
+    tags=["services"], summary="The service with its uptime, workers and traffic",
+)  # fmt: skip
+def service_status(name: str, ws: WS) -> ServiceStatus:
     return ws.services.status(name)
 
 
@@ -153,8 +156,11 @@ def get_abtest(name: str, ws: WS) -> ABTest:
     return ws.abtests.get(name)
 
 
-@router.get("/abtests/{name}/report", dependencies=READ, tags=["abtests"])
-def abtest_report(name: str, ws: WS) -> dict[str, Any]:
+@router.get(
+    "/abtests/{name}/report", response_model=documented(ABReport), dependencies=READ,
+    tags=["abtests"], summary="The analysis; concludes a test with auto-promotion that has decided",
+)  # fmt: skip
+def abtest_report(name: str, ws: WS) -> ABReport:
     return ws.abtests.report(name)
 
 
