@@ -180,6 +180,7 @@ def _until(client: Client, name: str, done: Callable[[Sweep], bool], timeout: fl
         time.sleep(0.1)
 
 
+@pytest.mark.one_backend  # sweeps on PostgreSQL: test_sweeps_cli.py; here, the HTTP path
 def test_a_remote_sweep_runs_its_trials_on_the_server_and_registers_the_best_model(
     site: Site,
 ) -> None:

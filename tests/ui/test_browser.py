@@ -143,3 +143,18 @@ def test_stored_scripts_in_data_show_as_text(admin_page: Page) -> None:
     assert XSS in admin_page.tab.inner_text("main")
     admin_page.open("/data/notes@1")
     assert "notes" in admin_page.tab.inner_text("main")
+
+
+def test_the_api_docs_render_from_the_server_alone(reader_page: Page, site: Site) -> None:
+    """Swagger UI and the document both come from the server (no CDN: this machine has no
+    internet), for a browser signed in to the dashboard."""
+    tab = reader_page.tab
+    outside: list[str] = []
+    tab.on("request", lambda r: None if r.url.startswith(site.url) else outside.append(r.url))
+    reader_page.open("/api/v1/docs", "api-docs")
+    tab.wait_for_selector(".opblock-summary")
+    text = tab.inner_text(".swagger-ui")
+    assert "/api/v1/runs" in text and "Search runs" in text
+    assert outside == [], outside
+    reader_page.open("/runs")
+    assert tab.locator("nav a[href='/api/v1/docs']").count() == 1

@@ -20,6 +20,7 @@ from assay.workspace import Workspace
 
 router = APIRouter(include_in_schema=False)
 DOCUMENT = "/api/v1/openapi.json"
+SWAGGER_UI = "5.35.0"  # ui/static/vendor/swagger-ui-*: swagger-ui-dist from npm
 
 
 def _reader(request: Request, credentials: HTTPAuthorizationCredentials | None) -> None:
@@ -51,4 +52,11 @@ async def docs(request: Request, credentials: Credentials) -> HTMLResponse:
         if "text/html" in request.headers.get("accept", ""):
             raise SignIn(exc.message) from None  # the dashboard's sign-in, then back here
         raise
-    return get_swagger_ui_html(openapi_url=DOCUMENT, title="Assay API")
+    return get_swagger_ui_html(
+        openapi_url=DOCUMENT,
+        title="Assay API",
+        # Served here, not from a CDN: the page works on a machine with no internet.
+        swagger_js_url=f"/static/vendor/swagger-ui-{SWAGGER_UI}-bundle.min.js",
+        swagger_css_url=f"/static/vendor/swagger-ui-{SWAGGER_UI}.min.css",
+        swagger_favicon_url="data:,",
+    )
