@@ -63,7 +63,11 @@ def trained(cli: CLI, tmp_path: Path) -> CLI:
     return cli
 
 
-def test_list_show_and_lineage(trained: CLI) -> None:
+# Each test trains two models first (two pipeline runs): the tests are few and each reads
+# or changes a lot, so the suite pays for training twice, not once per check.
+
+
+def test_list_show_lineage_export_and_bad_refs(trained: CLI, tmp_path: Path) -> None:
     listing = trained("models", "list").output
     assert "iris" in listing and "@2" in listing
     versions = trained("models", "show", "iris").output
@@ -79,8 +83,28 @@ def test_list_show_and_lineage(trained: CLI) -> None:
     for step in ("load", "split", "train", "evaluate"):
         assert step in tree
 
+    out = trained("models", "export", "iris@2", "exported")
+    assert out.exit_code == 0, out.output
+    for name in ("MLmodel", "assay.json", "requirements.txt", "input_example.json"):
+        assert (tmp_path / "exported" / name).is_file()
+    again = trained("models", "export", "iris@2", "exported")
+    assert again.exit_code == 1 and "not empty" in again.output
 
-def test_alias_moves_and_resolves(trained: CLI) -> None:
+    for args, text in (
+        (("models", "show", "iris@9"), "no version 9"),
+        (("models", "show", "nope"), "No model named 'nope'"),
+        (("models", "lineage", "iris@"), "nothing after '@'"),
+        (("models", "alias", "iris@1", "3"), "would shadow a version"),
+    ):
+        result = trained(*args)
+        assert result.exit_code == 1, result.output
+        assert text in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_aliases_move_and_files_register(trained: CLI, tmp_path: Path) -> None:
+    from sklearn.datasets import load_iris
+    from sklearn.tree import DecisionTreeClassifier
+
     assert "iris@champion -> version 1" in trained("models", "alias", "iris@1", "champion").output
     assert json.loads(trained("models", "show", "iris@champion", "--json").output)["version"] == 1
     trained("models", "alias", "iris@2", "champion")
@@ -89,11 +113,6 @@ def test_alias_moves_and_resolves(trained: CLI) -> None:
     assert gone.exit_code == 0
     missing = trained("models", "show", "iris@champion")
     assert missing.exit_code == 1 and "no alias 'champion'" in missing.output
-
-
-def test_register_a_file_and_refuse_an_untrusted_pickle(trained: CLI, tmp_path: Path) -> None:
-    from sklearn.datasets import load_iris
-    from sklearn.tree import DecisionTreeClassifier
 
     X, y = load_iris(return_X_y=True, as_frame=True)
     (tmp_path / "tree.pkl").write_bytes(pickle.dumps(DecisionTreeClassifier().fit(X, y)))
@@ -104,24 +123,3 @@ def test_register_a_file_and_refuse_an_untrusted_pickle(trained: CLI, tmp_path: 
     assert ok.exit_code == 0 and "Registered tree@1 (sklearn)" in ok.output
     bad = trained("models", "register", "params.json", "--name", "tree")
     assert bad.exit_code == 1 and "params.json" in bad.output
-
-
-def test_export_writes_a_loadable_folder(trained: CLI, tmp_path: Path) -> None:
-    out = trained("models", "export", "iris@2", "exported")
-    assert out.exit_code == 0, out.output
-    for name in ("MLmodel", "assay.json", "requirements.txt", "input_example.json"):
-        assert (tmp_path / "exported" / name).is_file()
-    again = trained("models", "export", "iris@2", "exported")
-    assert again.exit_code == 1 and "not empty" in again.output
-
-
-def test_bad_refs_are_one_line_errors(trained: CLI) -> None:
-    for args, text in (
-        (("models", "show", "iris@9"), "no version 9"),
-        (("models", "show", "nope"), "No model named 'nope'"),
-        (("models", "lineage", "iris@"), "nothing after '@'"),
-        (("models", "alias", "iris@1", "3"), "would shadow a version"),
-    ):
-        result = trained(*args)
-        assert result.exit_code == 1, result.output
-        assert text in result.output and len(result.output.strip().splitlines()) == 1

@@ -129,10 +129,11 @@ def _run_remote(
     """`assay run --remote`: the server versions the inputs and executes the run."""
     from assay.cli.output import status
     from assay.runs.params import apply_overrides, load_params
+    from assay.runs.service import looks_like_path
 
     ws: Any = workspace()
     params = apply_overrides(load_params(params_file) if params_file else {}, overrides)
-    if pipeline.endswith(".py") or Path(pipeline.split("@")[0]).is_dir():
+    if looks_like_path(pipeline):  # a file here: sent to the server, registered there
         pv, _ = ws.pipelines.register(Path(pipeline))
         pipeline = pv.ref
     with status(f"Run on {ws.remote}") as say:

@@ -261,6 +261,7 @@ def _sweep_remote(
     """`assay sweep --remote`: the server records the sweep and drives its trials (on its
     local runners, or its Ray with --executor ray); this follows it to the end."""
     from assay.runs.params import load_params
+    from assay.runs.service import looks_like_path
     from assay.sweeps.service import check_options
     from assay.sweeps.space import load_space
 
@@ -274,7 +275,7 @@ def _sweep_remote(
     )  # fmt: skip
     load_space(space)
     base = load_params(params) if params else {}
-    if pipeline.endswith(".py") or Path(pipeline.split("@")[0]).is_dir():
+    if looks_like_path(pipeline):  # a file here: sent to the server, registered there
         pv, _ = ws.pipelines.register(Path(pipeline))
         pipeline = pv.ref
     sweep = ws.sweeps.create(
