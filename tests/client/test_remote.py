@@ -48,6 +48,7 @@ def server(tmp_path: Path, env: dict[str, str]) -> Iterator[tuple[str, dict[str,
         yield url, environ, secret
 
 
+@pytest.mark.one_backend  # the server on PostgreSQL and S3: tests/server/test_team.py
 def test_a_laptop_without_a_workspace_works_through_the_server(
     server: tuple[str, dict[str, str], str], tmp_path: Path
 ) -> None:

@@ -7,6 +7,8 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
+from assay.errors import InvalidArgumentError
+
 if TYPE_CHECKING:
     from assay.workspace import Workspace
 
@@ -28,6 +30,27 @@ def workspace() -> Workspace:
 
 def is_remote() -> bool:
     return bool(os.environ.get("ASSAY_REMOTE"))
+
+
+def strip_remote(argv: list[str]) -> tuple[list[str], str | None]:
+    """Take `--remote URL` (or `--remote=URL`) out of the arguments, wherever it is."""
+    out: list[str] = []
+    url: str | None = None
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--remote":
+            if i + 1 >= len(argv):
+                raise InvalidArgumentError("--remote needs a URL, e.g. --remote http://host:8000.")
+            url = argv[i + 1]
+            i += 2
+            continue
+        if arg.startswith("--remote="):
+            url = arg.split("=", 1)[1]
+        else:
+            out.append(arg)
+        i += 1
+    return out, url
 
 
 def close() -> None:

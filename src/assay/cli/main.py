@@ -112,7 +112,7 @@ def main() -> None:
     gc.freeze()  # what the imports allocated lives until exit: keep it out of collections
     import sys
 
-    from assay.cli.remote import strip_remote
+    from assay.cli.context import strip_remote
 
     try:
         sys.argv[1:], remote = strip_remote(sys.argv[1:])
