@@ -1,11 +1,12 @@
 """A second machine's view: the SDK and `assay … --remote` against a real `assay server`,
-from a folder with no workspace, on both metadata backends."""
+from a folder with no workspace."""
 
 from __future__ import annotations
 
 import json
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -198,3 +199,21 @@ def test_init_and_server_are_local_by_nature_and_say_so(tmp_path: Path) -> None:
         assert done.returncode == 1, args
         assert len(done.stderr.strip().splitlines()) == 1 and says in done.stderr, done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.one_backend
+def test_a_local_command_does_not_load_the_sdk(tmp_path: Path) -> None:
+    """Start-up time is every command's: the HTTP client loads only with --remote."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("ASSAY_")}
+    assert run_assay("init", cwd=tmp_path, env=environ).returncode == 0
+    probe = (
+        "import sys\n"
+        "sys.argv = ['assay', 'data', 'list']\n"
+        "from assay.cli.main import main\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+        "assert 'httpx' not in sys.modules and 'assay.client' not in sys.modules\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, env=environ, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
