@@ -53,7 +53,6 @@ import logging
 import os
 import random
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -207,23 +206,8 @@ def inside(folder: Path) -> Iterator[None]:
 
 
 def run_cli(args: Sequence[str], cwd: Path) -> tuple[float, str]:
-    """Run one command; return its wall-clock seconds and stdout.
-
-    Raises:
-        BenchFailed: the command exited non-zero.
-    """
-    os.sync()
-    start = time.perf_counter()
-    proc = subprocess.run(
-        args, cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT_S, check=False
-    )
-    elapsed = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise BenchFailed(
-            f"`{' '.join(args)}` in {cwd} exited {proc.returncode}.\n"
-            f"--- stdout\n{proc.stdout}--- stderr\n{proc.stderr}"
-        )
-    return elapsed, proc.stdout
+    """Run one command; return its wall-clock seconds and stdout (BenchFailed if it fails)."""
+    return harness.timed_run(args, cwd, os.environ, TIMEOUT_S)
 
 
 # ---- Assay ----------------------------------------------------------------------------------

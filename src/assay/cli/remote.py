@@ -359,6 +359,13 @@ class RemoteABTests(_Remote):
         return str(self.client._call("GET", f"/abtests/{name}/logs", params={"lines": lines}) or "")
 
 
+# The sweep options `check_options` reads: what can be checked before the server is asked.
+_OPTION_CHECKS = (
+    "trials", "objectives", "direction", "parallel", "sampler", "pruner", "prune_on",
+    "timeout_s", "budget", "register",
+)  # fmt: skip
+
+
 class RemoteSweeps(_Remote):
     what = "sweeps"
 
@@ -372,14 +379,30 @@ class RemoteSweeps(_Remote):
         self,
         pipeline: str,
         *,
-        space_text: str,
-        space_name: str,
-        params: dict[str, Any],
+        space_file: Path,
+        params_file: Path | None = None,
         **options: Any,
     ) -> Any:
-        """Record the sweep on the server, which drives it (`get` follows it)."""
+        """Record the sweep on the server, which drives it (`get` follows it). A pipeline
+        path here is registered there first, and the files go as their contents."""
+        from assay.runs.params import load_params
+        from assay.runs.service import looks_like_path
+        from assay.sweeps.service import check_options
+        from assay.sweeps.space import load_space
+
+        # What needs no server is checked before anything is sent, so that a bad option
+        # or space registers no pipeline there; the server checks everything again.
+        check_options(**{k: options[k] for k in _OPTION_CHECKS})
+        load_space(space_file)
+        params = load_params(params_file) if params_file else {}
+        if looks_like_path(pipeline):
+            pipeline = self.client.register_pipeline(Path(pipeline))[0].ref
         return self.client.create_sweep(
-            pipeline, space=space_text, space_file=space_name, params=params, **options
+            pipeline,
+            space=space_file.read_text(encoding="utf-8"),
+            space_file=space_file.name,
+            params=params,
+            **options,
         )
 
     def resume(self, name: str) -> Any:

@@ -104,78 +104,49 @@ def sweep_command(
     if executor not in ("local", "ray"):
         raise InvalidArgumentError(f"--executor takes local or ray, not {executor!r}.")
     assert data is not None and space is not None and trials is not None and objective
-    if is_remote():
-        _sweep_remote(
-            pipeline, data, params, space, trials, objective, direction, parallel, sampler,
-            pruner, prune_on, seed, timeout, budget, name, executor, register, as_json=as_json,
-        )  # fmt: skip
-        return
     ws = workspace()
+    remote = is_remote()  # then the server drives the trials, on its runners or its Ray
     runners: LocalPool | None = None
-    if executor == "ray":
+    if not remote and executor == "ray":
         from assay.executors.ray_cluster import check_ready
 
         check_ready(ws.settings, os.environ)
-    else:
+    elif not remote:
         # Start the runners now: their start-up overlaps the checks and the
         # pipeline's registration below.
         from assay.executors.pool import LocalPool
 
         runners = LocalPool(Path.cwd(), os.environ, parallel)
     try:
-        sweep = _create(
-            ws, pipeline, data, params, space, trials, objective, direction, parallel, sampler,
-            pruner, prune_on, seed, timeout, budget, name, executor, register,
-        )  # fmt: skip
+        sweep: Sweep = ws.sweeps.create(
+            pipeline,
+            data=data,
+            params_file=params,
+            space_file=space,
+            trials=trials,
+            objectives=objective,
+            direction=direction,
+            parallel=parallel,
+            sampler=sampler,
+            pruner=pruner,
+            prune_on=prune_on,
+            seed=seed,
+            timeout_s=timeout,
+            budget=budget,
+            name=name,
+            executor=executor,
+            register=register,
+        )
     except BaseException:
         if runners is not None:
             runners.close()
         raise
+    if remote:
+        _follow(sweep, as_json=as_json)
+        return
     if runners is not None:
         runners.preload(sweep.pipeline_ref)
     _drive(sweep.name, executor=executor, parallel=parallel, as_json=as_json, runners=runners)
-
-
-def _create(
-    ws: Any,
-    pipeline: str,
-    data: str,
-    params: Path | None,
-    space: Path,
-    trials: int,
-    objective: list[str],
-    direction: str | None,
-    parallel: int,
-    sampler: str,
-    pruner: str,
-    prune_on: str | None,
-    seed: int,
-    timeout: float | None,
-    budget: float | None,
-    name: str | None,
-    executor: str,
-    register: str,
-) -> Sweep:
-    sweep: Sweep = ws.sweeps.create(
-        pipeline,
-        data=data,
-        params_file=params,
-        space_file=space,
-        trials=trials,
-        objectives=objective,
-        direction=direction,
-        parallel=parallel,
-        sampler=sampler,
-        pruner=pruner,
-        prune_on=prune_on,
-        seed=seed,
-        timeout_s=timeout,
-        budget=budget,
-        name=name,
-        executor=executor,
-        register=register,
-    )
-    return sweep
 
 
 @app.command()
@@ -235,70 +206,6 @@ def _header(sweep: Sweep, slots: int, kind: str) -> str:
         f"{left} of {sweep.trials} trials to go, {goals}, sampler {sweep.sampler}, "
         f"{slots} at a time on {kind}"
     )
-
-
-def _sweep_remote(
-    pipeline: str,
-    data: str,
-    params: Path | None,
-    space: Path,
-    trials: int,
-    objective: list[str],
-    direction: str | None,
-    parallel: int,
-    sampler: str,
-    pruner: str,
-    prune_on: str | None,
-    seed: int,
-    timeout: float | None,
-    budget: float | None,
-    name: str | None,
-    executor: str,
-    register: str,
-    *,
-    as_json: bool,
-) -> None:
-    """`assay sweep --remote`: the server records the sweep and drives its trials (on its
-    local runners, or its Ray with --executor ray); this follows it to the end."""
-    from assay.runs.params import load_params
-    from assay.runs.service import looks_like_path
-    from assay.sweeps.service import check_options
-    from assay.sweeps.space import load_space
-
-    ws: Any = workspace()
-    # What needs no server is checked before anything is sent, so that a bad option or
-    # space registers no pipeline there; the server checks everything again.
-    check_options(
-        trials=trials, objectives=objective, direction=direction, parallel=parallel,
-        sampler=sampler, pruner=pruner, prune_on=prune_on, timeout_s=timeout, budget=budget,
-        register=register,
-    )  # fmt: skip
-    load_space(space)
-    base = load_params(params) if params else {}
-    if looks_like_path(pipeline):  # a file here: sent to the server, registered there
-        pv, _ = ws.pipelines.register(Path(pipeline))
-        pipeline = pv.ref
-    sweep = ws.sweeps.create(
-        pipeline,
-        space_text=space.read_text(encoding="utf-8"),
-        space_name=space.name,
-        params=base,
-        data=data,
-        trials=trials,
-        objectives=objective,
-        direction=direction,
-        parallel=parallel,
-        sampler=sampler,
-        pruner=pruner,
-        prune_on=prune_on,
-        seed=seed,
-        timeout_s=timeout,
-        budget=budget,
-        name=name,
-        executor=executor,
-        register=register,
-    )
-    _follow(sweep, as_json=as_json)
 
 
 def _follow(sweep: Sweep, *, as_json: bool, poll_s: float = 0.5) -> None:

@@ -107,6 +107,14 @@ def error(
     )
 
 
+def _not_json(ctype: str) -> JSONResponse:
+    return error(
+        415,
+        "UnsupportedMediaTypeError",
+        f"Send JSON with Content-Type: application/json (got {ctype or 'none'!r}).",
+    )
+
+
 def _jsonable(details: dict[str, Any]) -> dict[str, Any]:
     import json
 
@@ -177,14 +185,7 @@ class _Guard:
             raise _TooLarge
         ctype = headers.get("content-type", "").split(";")[0].strip().lower()
         if not streamed and length not in (None, "0") and ctype != "application/json":
-            await _send(
-                send,
-                error(
-                    415,
-                    "UnsupportedMediaTypeError",
-                    f"Send JSON with Content-Type: application/json (got {ctype or 'none'!r}).",
-                ),
-            )
+            await _send(send, _not_json(ctype))
             return
         if streamed:
             seen = 0
@@ -214,14 +215,7 @@ class _Guard:
             if not message.get("more_body", False):
                 break
         if size and ctype != "application/json":
-            await _send(
-                send,
-                error(
-                    415,
-                    "UnsupportedMediaTypeError",
-                    f"Send JSON with Content-Type: application/json (got {ctype or 'none'!r}).",
-                ),
-            )
+            await _send(send, _not_json(ctype))
             return
         body = b"".join(chunks)
         delivered = False

@@ -22,8 +22,9 @@ async def workspace(request: Request) -> Workspace:
 WS = Annotated[Workspace, Depends(workspace)]
 
 
-def need(scope: str) -> Callable[..., Any]:
-    """A dependency: the request's bearer token must allow `scope` (unless auth is off)."""
+def need(scope: str, *, signed_in: bool = False) -> Callable[..., Any]:
+    """A dependency: the request's bearer token must allow `scope` (unless auth is off).
+    With `signed_in`, the dashboard's sign-in cookie will do too (pages a browser opens)."""
 
     async def check(  # on the event loop: one indexed read, no thread hop per request
         request: Request,
@@ -32,6 +33,10 @@ def need(scope: str) -> Callable[..., Any]:
         if not request.app.state.auth:
             return
         secret = credentials.credentials if credentials else None
+        if secret is None and signed_in:
+            from assay.ui.app import COOKIE
+
+            secret = request.cookies.get(COOKIE)
         ws: Workspace = request.app.state.workspace
         token = request.state.token = ws.tokens.check(secret, scope)  # 401 or 403
         # What this request records (versions, models, tokens) is the caller's: the

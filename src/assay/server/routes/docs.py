@@ -15,30 +15,21 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials
 
 from assay.errors import UnauthorizedError
-from assay.server.deps import bearer
-from assay.workspace import Workspace
+from assay.server.deps import bearer, need
 
 router = APIRouter(include_in_schema=False)
 DOCUMENT = "/api/v1/openapi.json"
 SWAGGER_UI = "5.35.0"  # ui/static/vendor/swagger-ui-*: swagger-ui-dist from npm
 
 
-def _reader(request: Request, credentials: HTTPAuthorizationCredentials | None) -> None:
-    from assay.ui.app import COOKIE
-
-    if not request.app.state.auth:
-        return
-    secret = credentials.credentials if credentials else request.cookies.get(COOKIE)
-    ws: Workspace = request.app.state.workspace
-    ws.tokens.check(secret, "read")  # 401 or 403
+_reader = need("read", signed_in=True)  # a token, or the dashboard's sign-in
 
 
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
-@router.get("/openapi.json")
-async def openapi(request: Request, credentials: Credentials) -> JSONResponse:
-    _reader(request, credentials)
+@router.get("/openapi.json", dependencies=[Depends(_reader)])
+async def openapi(request: Request) -> JSONResponse:
     return JSONResponse(request.app.openapi())
 
 
@@ -47,7 +38,7 @@ async def docs(request: Request, credentials: Credentials) -> HTMLResponse:
     from assay.ui.app import SignIn
 
     try:
-        _reader(request, credentials)
+        await _reader(request, credentials)
     except UnauthorizedError as exc:
         if "text/html" in request.headers.get("accept", ""):
             raise SignIn(exc.message) from None  # the dashboard's sign-in, then back here
