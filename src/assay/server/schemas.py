@@ -87,3 +87,20 @@ def decode_token(token: str | None) -> int:
 
 def encode_token(offset: int) -> str:
     return base64.urlsafe_b64encode(json.dumps({"o": offset}).encode()).decode().rstrip("=")
+
+
+def registered_pipeline(ref: str) -> str:
+    """A pipeline ref from a client: NAME[@VERSION], never a path. A path would name a file
+    on the server's disk (the CLI registers its own files first, then names them).
+
+    Raises:
+        InvalidArgumentError: `ref` looks like a path.
+    """
+    from assay.runs.service import looks_like_path
+
+    if looks_like_path(ref):
+        raise InvalidArgumentError(
+            f"Pipeline {ref!r} is a path; register it first (`assay pipelines register PATH`, "
+            "or POST /pipelines) and name it as NAME[@VERSION]."
+        )
+    return ref

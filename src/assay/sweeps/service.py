@@ -110,15 +110,12 @@ class SweepService:
         name: str | None = None,
         executor: str = "local",
         register: str = "best",
-        local_paths: bool = True,
     ) -> Sweep:
         """Check everything a sweep needs and record it; nothing runs yet.
 
         The space comes as a file (`space_file`) or as a file's text (`space_text`, its
         format told by `space_name`: `.json` is JSON, anything else YAML); the base params
-        as a file or a mapping. `pipeline` may be a path to register first, unless
-        `local_paths` is False (a server's caller names a registered pipeline: a path would
-        be one on the server).
+        as a file or a mapping. `pipeline` may be a path to register first.
 
         Raises:
             InvalidArgumentError: a malformed space, objective, option or params file,
@@ -148,12 +145,7 @@ class SweepService:
         base = dict(params) if params is not None else {}
         if params_file:
             base = load_params(params_file)
-        if not local_paths and looks_like_path(pipeline):
-            raise InvalidArgumentError(
-                f"Pipeline {pipeline!r} is a path; register it first (`assay pipelines "
-                "register PATH`) and name it as NAME[@VERSION]."
-            )
-        if local_paths and looks_like_path(pipeline):
+        if looks_like_path(pipeline):
             pv, _ = self.pipelines.register(Path(pipeline))
         else:
             pv = self.pipelines.resolve(pipeline)

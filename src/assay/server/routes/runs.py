@@ -8,10 +8,17 @@ from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
-from assay.errors import InvalidArgumentError
 from assay.runs.entities import Run
 from assay.server.deps import READ, WRITE, WS
-from assay.server.schemas import ERRORS, Limit, Page, decode_token, encode_token, page_of
+from assay.server.schemas import (
+    ERRORS,
+    Limit,
+    Page,
+    decode_token,
+    encode_token,
+    page_of,
+    registered_pipeline,
+)
 
 router = APIRouter(tags=["runs"], responses=ERRORS)
 
@@ -111,16 +118,10 @@ def run_logs(run: str, ws: WS) -> str:
     summary="Run a pipeline on a data version with params; executes on the server",
 )  # fmt: skip
 def start_run(body: RunIn, ws: WS) -> Run:
-    from assay.runs.service import looks_like_path
     from assay.server.launch import launch
 
-    if looks_like_path(body.pipeline):  # it would be a file on the server's disk
-        raise InvalidArgumentError(
-            f"Pipeline {body.pipeline!r} is a path; register it first (`assay pipelines "
-            "register PATH`, or POST /pipelines) and name it as NAME[@VERSION]."
-        )
     run = ws.runs.prepare(
-        body.pipeline,
+        registered_pipeline(body.pipeline),
         data=body.data,
         params=body.params,
         experiment=body.experiment,

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from assay.errors import InvalidArgumentError
 from assay.server.deps import READ, WRITE, WS
-from assay.server.schemas import ERRORS, Limit, Page, page_of
+from assay.server.schemas import ERRORS, Limit, Page, page_of, registered_pipeline
 from assay.sweeps.entities import Sweep
 
 router = APIRouter(prefix="/sweeps", tags=["sweeps"], responses=ERRORS, dependencies=READ)
@@ -81,7 +81,7 @@ def create_sweep(body: SweepIn, ws: WS) -> Sweep:
 
         check_ready(ws.settings, os.environ)
     sweep = ws.sweeps.create(
-        body.pipeline,
+        registered_pipeline(body.pipeline),
         data=body.data,
         params=body.params,
         space_text=body.space,
@@ -99,7 +99,6 @@ def create_sweep(body: SweepIn, ws: WS) -> Sweep:
         name=body.name,
         executor=body.executor,
         register=body.register_models,
-        local_paths=False,
     )
     sweep_driver.start(ws, sweep.name)
     return sweep
