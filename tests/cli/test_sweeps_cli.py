@@ -280,6 +280,10 @@ def test_timeout_and_budget_stop_before_the_next_trial_would_overrun(
             ),
             "Pruning works on one objective",
         ),
+        (
+            ("--space", "space.yaml", "--trials", "3", "--objective", "loss", "--executor", "k8s"),
+            "--executor takes local or ray, not 'k8s'",
+        ),
     ],
 )
 def test_bad_input_is_refused_before_anything_runs(

@@ -48,11 +48,10 @@ def run_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Run PIPELINE on a data version with a params file; record everything."""
-    from assay.errors import InvalidArgumentError
-
-    if executor not in ("local", "ray"):
-        raise InvalidArgumentError(f"--executor takes local or ray, not {executor!r}.")
     from assay.cli.context import is_remote
+    from assay.runs.executor import check_executor
+
+    check_executor(executor)
 
     if is_remote():
         finished = _run_remote(

@@ -101,8 +101,9 @@ def sweep_command(
     ]
     if missing:
         raise InvalidArgumentError(f"assay sweep needs {', '.join(missing)}.")
-    if executor not in ("local", "ray"):
-        raise InvalidArgumentError(f"--executor takes local or ray, not {executor!r}.")
+    from assay.runs.executor import check_executor
+
+    check_executor(executor)
     assert data is not None and space is not None and trials is not None and objective
     ws = workspace()
     remote = is_remote()  # then the server drives the trials, on its runners or its Ray

@@ -11,6 +11,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from assay.errors import InvalidArgumentError
+
+EXECUTORS = ("local", "ray")  # where runs execute: this machine's cores, or a Ray cluster
+
+
+def check_executor(kind: str) -> str:
+    """`kind` if it names an executor; InvalidArgumentError otherwise."""
+    if kind not in EXECUTORS:
+        raise InvalidArgumentError(f"--executor takes local or ray, not {kind!r}.")
+    return kind
+
 
 @dataclass(frozen=True)
 class Job:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from assay.errors import InvalidArgumentError
 from assay.server.deps import READ, WRITE, WS
 from assay.server.schemas import ERRORS, Limit, Page, page_of, registered_pipeline
 from assay.sweeps.entities import Sweep
@@ -53,7 +52,9 @@ class SweepIn(BaseModel):
     register_models: str = Field(
         default="best", alias="register", description="Models to register: best, all or none"
     )
-    executor: str = Field(default="local", description="local, or ray (the server's Ray)")
+    executor: Literal["local", "ray"] = Field(
+        default="local", description="local, or ray (the server's Ray)"
+    )
     name: str | None = Field(default=None, description="Default: PIPELINE-sweep-N")
 
 
@@ -74,8 +75,6 @@ def get_sweep(name: str, ws: WS) -> Sweep:
 def create_sweep(body: SweepIn, ws: WS) -> Sweep:
     from assay.server import sweep_driver
 
-    if body.executor not in ("local", "ray"):
-        raise InvalidArgumentError(f"--executor takes local or ray, not {body.executor!r}.")
     if body.executor == "ray":
         from assay.executors.ray_cluster import check_ready
 
