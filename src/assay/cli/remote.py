@@ -191,6 +191,19 @@ class RemoteRuns(_Remote):
         found = self.client._call("GET", "/experiments", params={"limit": 1000})["items"]
         return [(e["name"], e["runs"]) for e in found]
 
+    def code_of(self, ref: str) -> Any:
+        version, files = self.client.code(ref)
+        self._code_files = getattr(self, "_code_files", {})
+        self._code_files[version.hash] = files
+        return version
+
+    def code_files(self, version: Any) -> dict[str, bytes]:
+        found: dict[str, bytes] = getattr(self, "_code_files", {}).get(version.hash, {})
+        return found
+
+    def children(self, ref: str) -> list[Any]:
+        return self.client.children(ref)
+
     def rerun_and_wait(self, ref: str) -> Any:
         from assay.client.http import parse
         from assay.runs.entities import Run
