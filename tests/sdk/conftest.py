@@ -3,9 +3,15 @@ state (autolog patches, open runs, sessions) put back after every test."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from typer.testing import CliRunner, Result
 
@@ -60,3 +66,78 @@ def cli(here: Workspace) -> Callable[..., Result]:
             context.close()
 
     return run
+
+
+# ---- a real `assay server`, which a test may stop and start again on its port ------------
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def assay(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "assay", *args],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+class Server:
+    """`assay server` over a workspace of its own in `home`, on a fixed port."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("ASSAY_", "JPY_"))}
+        self.proc: subprocess.Popen[bytes] | None = None
+        home.mkdir(parents=True, exist_ok=True)
+        assert assay("init", cwd=home, env=self.env).returncode == 0
+        made = assay("tokens", "create", "nb", "--scope", "write", "--json", cwd=home, env=self.env)
+        self.token = json.loads(made.stdout)["secret"]
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "assay", "server", "--port", str(self.port)],
+            cwd=self.home, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{self.url}/api/v1/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            assert self.proc.poll() is None, "assay server exited"
+            assert time.monotonic() < deadline, "assay server did not answer"
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+
+    def workspace(self) -> Workspace:
+        return Workspace(Settings.load(self.home, {}))
+
+    def client_env(self) -> dict[str, str]:
+        return {**self.env, "ASSAY_REMOTE": self.url, "ASSAY_TOKEN": self.token}
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    found = Server(tmp_path / "server")
+    found.start()
+    try:
+        yield found
+    finally:
+        found.stop()

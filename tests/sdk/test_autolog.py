@@ -99,9 +99,9 @@ def test_a_grid_search_records_its_best_and_every_candidate_as_a_child(
     ).fit(X, y)
 
     (parent,) = here.runs.search(filter="parent_id is null")
-    assert parent.params["best.logisticregression__C"] == search.best_params_[
-        "logisticregression__C"
-    ]
+    assert (
+        parent.params["best.logisticregression__C"] == search.best_params_["logisticregression__C"]
+    )
     assert parent.metrics["best_cv_score"] == pytest.approx(search.best_score_)
     children = here.runs.children(parent.id)
     assert len(children) == 3

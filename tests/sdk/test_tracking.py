@@ -71,6 +71,7 @@ def test_log_model_registers_a_version_with_the_runs_lineage_and_load_model_pred
     assert again.ref == mv.ref == "wine-clf@1"
     assert mv.lineage.run_id == run.id and mv.lineage.data == "wine@1"
     assert mv.lineage.params == "params/by-hand@1"
+    assert mv.lineage.code == here.runs.get(run.id).code  # none here: pytest is no script
     assert mv.metrics["accuracy"] == pytest.approx(model.score(X, y))
     assert mv.signature is not None and mv.signature.names == list(X.columns)
     assert here.registry.register_run(run.id, "wine-clf").ref == "wine-clf@1"

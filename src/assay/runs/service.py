@@ -823,8 +823,10 @@ class RunService:
         """
         from assay.pipelines.dsl import load_pipeline
 
+        pv = self.pipelines.resolve(pipeline_ref)
+        if is_notebook(pv.entry):
+            return  # each run gets a kernel of its own: nothing to import here
         with tempfile.TemporaryDirectory(prefix="assay-warm-") as tmp:
-            pv = self.pipelines.resolve(pipeline_ref)
             load_pipeline(self._pipeline_dir(pv, Path(tmp)) / pv.entry, pv.pipeline)
 
     def request_stop(self, run_id: str, reason: str) -> None:

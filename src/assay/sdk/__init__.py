@@ -77,6 +77,7 @@ class ActiveRun:
         self._wall0 = time.perf_counter()
         self._cpu0 = tracking.usage()[0]
         self._code: _Capture | None = None
+        self._stored_code: CodeCapture | None = None
 
     @property
     def id(self) -> str:
@@ -234,9 +235,7 @@ def close_run(active: ActiveRun, status: str, error: str | None) -> None:
             _stack.remove(active)
         outer = _stack[-1] if _stack else _attached
     tracking.activate(outer.recorder if outer else None)
-    capture = active._code.result() if active._code else None
-    if capture is not None:
-        _quietly(lambda: active.session.record_code(active.id, capture), "store the run's code")
+    record_code(active)
     cpu1, peak = tracking.usage()
     resources = {
         "wall_s": time.perf_counter() - active._wall0,
@@ -244,6 +243,16 @@ def close_run(active: ActiveRun, status: str, error: str | None) -> None:
         "peak_rss_bytes": peak,
     }
     active.session.end(active.run, active.recorder, status, error, resources)
+
+
+def record_code(active: ActiveRun) -> None:
+    """Store the run's code now (a model logged mid-run names it in its lineage), and
+    again at the end if it grew meanwhile (cells executed since)."""
+    capture = active._code.result() if active._code else None
+    if capture is None or capture == active._stored_code:
+        return
+    _quietly(lambda: active.session.record_code(active.id, capture), "store the run's code")
+    active._stored_code = capture
 
 
 class _Capture:
@@ -377,10 +386,12 @@ def log_model(
 
         with contextlib.suppress(InvalidArgumentError):
             signature, example = infer_signature(features, model)
-    if active is not None:  # the version takes the run's metrics: send the buffered ones
+    if active is not None:  # the version takes the run's metrics and code: send them
         flush = getattr(active.recorder, "flush", None)
         if flush is not None:
             _quietly(flush, "send the run's metrics")
+        if active.owned:
+            record_code(active)
     mv = session.log_model(
         model,
         name,
