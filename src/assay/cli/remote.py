@@ -141,6 +141,13 @@ class RemotePipelines(_Remote):
     def source(self, version: Any, path: str | None = None) -> str:
         return self.client.pipeline_source(version.ref, path)
 
+    def readable(self, version: Any, path: str | None = None) -> str:
+        from assay.pipelines import notebook
+
+        wanted = path or version.entry
+        text = self.source(version, wanted)
+        return notebook.as_script(text) if notebook.is_notebook(wanted) else text
+
     def diff(self, a_ref: str, b_ref: str) -> str:
         return self.client.pipeline_diff(a_ref, b_ref)
 

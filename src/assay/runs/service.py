@@ -171,9 +171,16 @@ class RunService:
         """Queue a run with exactly the inputs of run `ref` (always runs: --force implied)."""
         old = self.get(ref)
         if not (old.pipeline_ref and old.data_ref and old.params_ref):
+            kept = (
+                f" Its code is kept: `assay runs code {old.short_id}`; run a notebook as a "
+                "pipeline (`assay run NOTEBOOK.ipynb --data D --params P`) to make it "
+                "re-executable."
+                if old.code
+                else ""
+            )
             raise InvalidArgumentError(
-                f"Run {old.short_id} was not made from a pipeline, data and params versions "
-                "(a notebook run?); there is nothing to re-execute."
+                f"Run {old.short_id} was tracked from a notebook or script, not made from "
+                f"pipeline, data and params versions: there is nothing to re-execute.{kept}"
             )
         params = json.loads(self.data.read_file(self.data.resolve(old.params_ref), "params.json"))
         with tempfile.TemporaryDirectory() as tmp:
