@@ -232,3 +232,28 @@ def test_unreadable_csv_is_one_clear_line(inited: CLI, tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "broken.csv" in result.output
     assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+@pytest.mark.one_backend
+def test_a_full_disk_is_one_line_for_commit_and_checkout(
+    inited: CLI, tmp_path: Path, small_disk: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "big.bin").write_bytes(os.urandom(3 * 1024 * 1024))
+    (tmp_path / "many").mkdir()
+    for i in range(3000):  # small files travel in packs
+        (tmp_path / "many" / f"{i}.bin").write_bytes(os.urandom(1024))
+    assert inited("data", "commit", "big", "big.bin").exit_code == 0
+    checkout = inited("data", "checkout", "big@1", small_disk / "out")
+    assert checkout.exit_code == 1
+    assert checkout.output.startswith("error: No space left on device while writing")
+    assert "The destination is as it was" in checkout.output
+    assert len(checkout.output.strip().splitlines()) == 1, checkout.output
+    assert not (small_disk / "out").exists()
+
+    monkeypatch.setenv("ASSAY_STORE_URL", str(small_disk / "objects"))
+    for what in ("big.bin", "many"):
+        result = inited("data", "commit", "on-small-disk", what)
+        assert result.exit_code == 1
+        assert result.output.startswith("error: No space left on device"), result.output
+        assert "Nothing was committed" in result.output
+        assert len(result.output.strip().splitlines()) == 1, result.output

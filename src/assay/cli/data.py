@@ -20,7 +20,6 @@ from assay.cli.output import (
     sparkline,
     when,
 )
-from assay.errors import InvalidArgumentError, NotFoundError
 
 if TYPE_CHECKING:
     from assay.data.checks import Checks
@@ -37,14 +36,9 @@ app = typer.Typer(
 
 def _load_checks(path: Path) -> Checks:
     from assay.data.checks import load_checks
+    from assay.store.paths import read_user_text
 
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise NotFoundError(f"Checks file {str(path)!r} does not exist.") from None
-    except (UnicodeDecodeError, IsADirectoryError) as exc:
-        raise InvalidArgumentError(f"Cannot read checks file {str(path)!r}: {exc}.") from None
-    return load_checks(text, str(path))
+    return load_checks(read_user_text(path, "checks file"), str(path))
 
 
 @app.command()

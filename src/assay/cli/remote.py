@@ -88,12 +88,11 @@ class RemoteData(_Remote):
 
     def checkout(self, ref: str, dest: Path, *, force: bool = False, progress: Any = None) -> Any:
         """Download every file of a version into `dest` (each checked against its hash)."""
+        from assay.store.paths import check_destination
+
         version, files = self.client.version(ref)
         dest = Path(dest)
-        if dest.exists() and any(dest.iterdir()) and not force:
-            raise InvalidArgumentError(
-                f"{dest} is not empty; pass --force to write the version's files into it."
-            )
+        check_destination(dest, force=force)
         for i, entry in enumerate(files, start=1):
             self.client.download(version.ref, entry.path, dest.joinpath(*entry.path.split("/")))
             if progress is not None:

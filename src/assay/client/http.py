@@ -41,13 +41,9 @@ def _checks(checks: Checks | Path | str) -> Checks:
 
     if isinstance(checks, Checks):
         return checks
-    try:
-        text = Path(checks).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise errors.InvalidArgumentError(
-            f"Cannot read checks file {str(checks)!r}: {exc}."
-        ) from None
-    return load_checks(text, str(checks))
+    from assay.store.paths import read_user_text
+
+    return load_checks(read_user_text(Path(checks), "checks file"), str(checks))
 
 
 class Client:

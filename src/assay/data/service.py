@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import stat as stat_mod
@@ -47,6 +48,7 @@ from assay.store.acting import author_or
 from assay.store.db import Database, utcnow
 from assay.store.objects import ObjectStore, hash_bytes
 from assay.store.packs import PACKABLE, Blobs, PackWriter
+from assay.store.paths import check_destination, kind_of, not_a_folder
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -123,8 +125,19 @@ class DataService:
         """
         check_name(name)
         path = Path(path)
-        if not path.exists():
-            raise NotFoundError(f"Path {str(path)!r} does not exist. Check the path and retry.")
+        try:
+            mode = path.stat().st_mode
+        except FileNotFoundError:
+            raise NotFoundError(
+                f"Path {str(path)!r} does not exist. Check the path and retry."
+            ) from None
+        except OSError as exc:
+            raise _unreadable(path, exc) from None
+        if not (stat_mod.S_ISREG(mode) or stat_mod.S_ISDIR(mode)):
+            raise InvalidArgumentError(
+                f"{path} is {kind_of(mode)}, not a file or a folder: it has no content to "
+                "commit. Give a file or a folder."
+            )
         root = path.resolve()
         scanned = self._scan(root)
         if not scanned:
@@ -276,18 +289,32 @@ class DataService:
             folder, rel = stack.pop()
             try:
                 it = os.scandir(folder)
-            except PermissionError as exc:
-                raise InvalidArgumentError(
-                    f"Cannot read folder {folder}: permission denied."
-                ) from exc
+            except FileNotFoundError:
+                raise ConflictError(f"{folder} disappeared during the commit. Retry.") from None
+            except OSError as exc:
+                raise _unreadable(Path(folder), exc) from None
             with it:
                 for entry in it:
                     sub = f"{rel}{entry.name}"
-                    if entry.is_dir(follow_symlinks=False):
-                        if entry.name not in _SKIP_DIRS:
-                            stack.append((entry.path, sub + "/"))
-                        continue
-                    st = entry.stat()  # follows a symlink to a file: its content is committed
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            if entry.name not in _SKIP_DIRS:
+                                stack.append((entry.path, sub + "/"))
+                            continue
+                        st = entry.stat()  # follows a symlink to a file: its content is committed
+                    except FileNotFoundError:
+                        if entry.is_symlink():
+                            raise InvalidArgumentError(
+                                f"{entry.path} is a symbolic link to nothing: there is no content "
+                                "to commit. Remove the link or point it at a file."
+                            ) from None
+                        raise ConflictError(
+                            f"{entry.path} disappeared during the commit. Retry."
+                        ) from None
+                    except OSError as exc:
+                        raise _unreadable(Path(entry.path), exc) from None
+                    # Named pipes, sockets and devices have no content to version: skipped,
+                    # as git skips them.
                     if stat_mod.S_ISREG(st.st_mode):
                         out.append(
                             _Scanned(
@@ -311,11 +338,11 @@ class DataService:
                 with open(item.abspath, "rb") as fh:
                     data = fh.read()
             except FileNotFoundError as exc:
-                raise ConflictError(f"{item.abspath} disappeared during the commit.") from exc
-            except PermissionError as exc:
-                raise InvalidArgumentError(
-                    f"Cannot read {item.abspath}: permission denied."
+                raise ConflictError(
+                    f"{item.abspath} disappeared during the commit. Retry."
                 ) from exc
+            except OSError as exc:
+                raise _unreadable(Path(item.abspath), exc) from exc
             read.append((i, FileEntry(item.rel, hash_bytes(data), len(data)), data))
         known = self.blobs.locate(e.hash for _, e, _ in read)
         seen: set[str] = set()
@@ -328,10 +355,17 @@ class DataService:
     def _store_large(self, item: _Scanned) -> FileEntry:
         try:
             digest, size = self.store.ingest_file(Path(item.abspath))
-        except FileNotFoundError as exc:
-            raise ConflictError(f"{item.abspath} disappeared during the commit. Retry.") from exc
-        except PermissionError as exc:
-            raise InvalidArgumentError(f"Cannot read {item.abspath}: permission denied.") from exc
+        except (OSError, StorageError) as exc:
+            # The store names what failed as it stored; a source that is gone or closed
+            # to us is the user's file, not the store.
+            cause = exc if isinstance(exc, OSError) else exc.__cause__
+            if not os.path.lexists(item.abspath):
+                raise ConflictError(
+                    f"{item.abspath} disappeared during the commit. Retry."
+                ) from exc
+            if isinstance(cause, PermissionError) and cause.filename == item.abspath:
+                raise _unreadable(Path(item.abspath), cause) from exc
+            raise
         if size != item.sig[0]:
             raise ConflictError(f"{item.abspath} changed while it was being committed. Retry.")
         return FileEntry(item.rel, digest, size)
@@ -445,15 +479,11 @@ class DataService:
         """
         version = self.resolve(ref)
         dest = Path(dest)
-        if dest.exists() and not force and (not dest.is_dir() or any(dest.iterdir())):
-            raise ConflictError(
-                f"{dest} already exists and is not empty; use --force to replace its contents.",
-                dest=str(dest),
-            )
+        check_destination(dest, force=force)
         files = self.files(version)
-        dest.parent.mkdir(parents=True, exist_ok=True)
         staging = dest.parent / f".{dest.name}.assay-{uuid.uuid4().hex[:8]}"
         try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
             staging.mkdir()
             targets = [(f.hash, staging.joinpath(*f.path.split("/"))) for f in files]
             for done, _ in enumerate(self.blobs.copy_many(targets), start=1):
@@ -466,11 +496,18 @@ class DataService:
                 _remove(old)
             else:
                 os.replace(staging, dest)
+        except (FileExistsError, NotADirectoryError):
+            raise not_a_folder(dest) from None
+        except PermissionError:
+            raise InvalidArgumentError(
+                f"Cannot write {dest}: permission denied. Check the folder's permissions."
+            ) from None
         except OSError as exc:
             raise StorageError(f"Cannot write {dest}: {exc.strerror or exc}.") from exc
         finally:
-            if staging.exists():
-                _remove(staging)
+            with contextlib.suppress(OSError):
+                if staging.exists():
+                    _remove(staging)
         return version
 
     def tag(self, ref: str, tag: str, *, force: bool = False) -> DataVersion:
@@ -677,6 +714,15 @@ def _checks_digest(checks: Checks) -> str:
 
 def _status(report: ValidationReport) -> str:
     return "passed" if report.passed else "failed"
+
+
+def _unreadable(path: Path, exc: OSError) -> InvalidArgumentError:
+    """A file or folder of the user's that cannot be read, in one line."""
+    if isinstance(exc, PermissionError):
+        return InvalidArgumentError(
+            f"Cannot read {path}: permission denied. Check its permissions, or leave it out."
+        )
+    return InvalidArgumentError(f"Cannot read {path}: {exc.strerror or exc}.")
 
 
 def _remove(path: Path) -> None:
