@@ -192,6 +192,30 @@ def test_commit_gate_refuses_bad_data_and_shows_the_failures(inited: CLI, tmp_pa
     assert "failed" in inited("data", "log", "people").output
 
 
+def test_commit_gate_holds_for_content_that_is_already_committed(
+    inited: CLI, tmp_path: Path
+) -> None:
+    write(tmp_path / "people.csv", PEOPLE)
+    write(tmp_path / "checks.yaml", "columns:\n  age: {max: 40}\n")
+    assert inited("data", "commit", "people", "people.csv").exit_code == 0
+    refused = inited("data", "commit", "people", "people.csv", "--checks", "checks.yaml")
+    assert refused.exit_code == 1, refused.output
+    assert "row 1: 51" in refused.output
+    assert "people@1 already holds this content" in refused.output
+    kept = inited(
+        "data", "commit", "people", "people.csv", "--checks", "checks.yaml", "--allow-invalid"
+    )
+    assert kept.exit_code == 0
+    assert "Nothing changed: people@1 already holds this content (validation failed)" in (
+        kept.output
+    )
+    as_json = inited("data", "commit", "people", "people.csv", "--checks", "checks.yaml", "--json")
+    assert as_json.exit_code == 1
+    doc = json.loads(as_json.stdout)
+    assert doc == {"committed": False, "validation": doc["validation"]}
+    assert doc["validation"]["passed"] is False
+
+
 def test_validate_exits_one_on_failure_and_zero_on_success(inited: CLI, tmp_path: Path) -> None:
     write(tmp_path / "people.csv", PEOPLE)
     inited("data", "commit", "people", "people.csv")

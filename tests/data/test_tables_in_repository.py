@@ -126,3 +126,31 @@ def test_parquet_files_are_profiled_too(ws: Workspace, tmp_path: Path) -> None:
     prof = ws.data.profile("pq@1")[1]["t.parquet"]
     assert prof.rows == 3
     assert {c.name: c.missing for c in prof.columns} == {"x": 1, "y": 0}
+
+
+def test_checks_gate_content_that_is_already_a_version(ws: Workspace, tmp_path: Path) -> None:
+    ws.data.commit("people", csv(tmp_path, CSV_V1))
+    checks = load_checks(CHECKS, "checks.yaml")
+
+    with pytest.raises(ValidationFailedError, match="people@1 already holds this content"):
+        ws.data.commit("people", csv(tmp_path, CSV_V1), checks=checks)
+    assert ws.data.resolve("people@1").validation is None  # a refused commit records nothing
+
+    kept = ws.data.commit("people", csv(tmp_path, CSV_V1), checks=checks, allow_invalid=True)
+    assert not kept.created and kept.validation is not None and not kept.validation.passed
+    assert kept.version.validation == "failed" == ws.data.resolve("people@1").validation
+
+    fine = load_checks("row_count: {min: 1}\n", "fine.yaml")
+    passed = ws.data.commit("people", csv(tmp_path, CSV_V1), checks=fine)
+    assert not passed.created and passed.validation.passed
+    assert [v.number for v in ws.data.log("people")] == [1]
+    assert ws.data.resolve("people@1").validation == "passed"
+
+
+def test_checks_gate_content_reused_from_an_older_version(ws: Workspace, tmp_path: Path) -> None:
+    ws.data.commit("people", csv(tmp_path, CSV_V1))
+    ws.data.commit("people", csv(tmp_path, CSV_V2))
+    with pytest.raises(ValidationFailedError, match="people@1 already holds this content"):
+        ws.data.commit(
+            "people", csv(tmp_path, CSV_V1), checks=load_checks(CHECKS, "c.yaml"), reuse=True
+        )

@@ -167,3 +167,20 @@ def test_a_second_commit_makes_version_two(api: httpx.Client) -> None:
 def test_two_small_files_one_a_table_commit_through_the_api(api: httpx.Client) -> None:
     version = upload_dataset(api, "t", {"a.csv": b"x,y\n1,2\n", "b.txt": b"hello"})
     assert version["file_count"] == 2
+
+
+def test_the_commit_route_gates_content_that_is_already_a_version(api: httpx.Client) -> None:
+    table = b"age\n34\n51\n"
+    upload_dataset(api, "people", {"people.csv": table})
+    upload = start_upload(api)
+    assert put(api, upload, "people.csv", table).status_code == 200
+    body = {
+        "dataset": "people",
+        "files": {"people.csv": hash_bytes(table)},
+        "checks": "columns:\n  age: {max: 40}\n",
+    }
+    refused = api.post(f"/api/v1/uploads/{upload}/commit", json=body)
+    error = assert_error(refused, 422)
+    assert "people@1 already holds this content" in str(error["message"])
+    report: Any = error["details"]["report"]
+    assert [r["check"] for r in report["results"] if not r["passed"]] == ["max"]

@@ -88,10 +88,11 @@ def commit(
         return
     if result.validation is not None:
         _print_report(result.validation, only_failures=True)
-    if not result.created:
-        console.print(f"Nothing changed: {v.ref} already holds this content.")
-        return
     mark = " [red](validation failed)[/red]" if v.validation == "failed" else ""
+    if not result.created:
+        checked = mark if result.validation is not None else ""
+        console.print(f"Nothing changed: {v.ref} already holds this content{checked}.")
+        return
     console.print(
         f"Committed [bold]{v.ref}[/bold]{mark}: {v.file_count:,} file(s), "
         f"{human_bytes(v.total_bytes)} ({result.files_hashed:,} hashed, "

@@ -113,6 +113,8 @@ class DataService:
         Unchanged files are not re-hashed (stat cache) and not re-stored (content
         addressing). With `reuse`, content equal to ANY earlier version (not only the
         latest) returns that version instead of making a new one (params files).
+        `checks` run whether or not a new version is made; on content that is already a
+        version, their result is stored with that version.
 
         The version appears in one transaction after every object is stored, so a
         commit killed at any point leaves no partial version.
@@ -120,7 +122,8 @@ class DataService:
         Raises:
             NotFoundError: `path` does not exist.
             InvalidArgumentError: a bad name, or an empty folder.
-            ValidationFailedError: `checks` failed and `allow_invalid` is not set.
+            ValidationFailedError: `checks` failed and `allow_invalid` is not set, whether
+                the content is new or already a version (then nothing is recorded).
             StorageError: the store could not be written (disk full, …); nothing was committed.
         """
         check_name(name)
@@ -188,19 +191,23 @@ class DataService:
 
         data = manifest.encode(files)
         digest = hash_bytes(data)
-        with self.db.read() as s:
-            repo = DataRepository(s)
-            ds = repo.dataset_row(name)
-            latest = repo.latest_number(ds.id) if ds else None
-            if ds is not None and latest is not None:
-                head = repo.version_row(ds.id, latest)
-                if head is not None and head.manifest != digest and reuse:
-                    head = repo.version_with_manifest(ds.id, digest) or head
-                if head is not None and head.manifest == digest:
-                    latest = head.number
-                    self.cache.save(fresh)
-                    version = to_version(name, head, repo.tags_by_number(ds.id).get(latest))
-                    return CommitResult(version, False, len(todo), n_cached, 0)
+        existing = self._holding(name, digest, reuse)
+        if existing is not None:
+            self.cache.save(fresh)
+            report = None
+            if checks is not None:
+                # The gate holds for content that is already a version: a CI job that
+                # commits bad data twice must fail twice.
+                report = self._check(checks, files)
+                if not report.passed and not allow_invalid:
+                    raise ValidationFailedError(
+                        f"{name}: {len(report.failures)} check(s) failed; {existing.ref} "
+                        "already holds this content. See the report, fix the data, or "
+                        "commit with --allow-invalid.",
+                        report=report.to_dict(),
+                    )
+                existing = self._record_validation(existing, checks, report)
+            return CommitResult(existing, False, len(todo), n_cached, 0, report)
 
         # The new small files sit in packs this transaction has not indexed yet.
         self._unindexed = packer.locations()
@@ -219,6 +226,33 @@ class DataService:
         version = self._insert_version(name, digest, message, files, report, checks, packer)
         self.cache.save(fresh)
         return CommitResult(version, True, len(todo), n_cached, stored_bytes, report)
+
+    def _holding(self, name: str, digest: str, reuse: bool) -> DataVersion | None:
+        """The version of `name` whose tree is `digest`: the latest, or with `reuse` any."""
+        with self.db.read() as s:
+            repo = DataRepository(s)
+            ds = repo.dataset_row(name)
+            latest = repo.latest_number(ds.id) if ds else None
+            if ds is None or latest is None:
+                return None
+            head = repo.version_row(ds.id, latest)
+            if head is not None and head.manifest != digest and reuse:
+                head = repo.version_with_manifest(ds.id, digest) or head
+            if head is None or head.manifest != digest:
+                return None
+            return to_version(name, head, repo.tags_by_number(ds.id).get(head.number))
+
+    def _record_validation(
+        self, version: DataVersion, checks: Checks, report: ValidationReport
+    ) -> DataVersion:
+        """Store a validation's result with the version it checked; the version, updated."""
+        with self.db.session() as s:
+            repo = DataRepository(s)
+            ds = self._dataset(repo, version.dataset)
+            row = self._version_row(repo, ds, Ref(version.dataset, str(version.number)))
+            repo.add_validation(row.id, _checks_digest(checks), report.passed, report.to_dict())
+            repo.set_validation(row.id, _status(report))
+        return self.resolve(Ref(version.dataset, str(version.number)))
 
     def commit_bytes_in(
         self,
@@ -585,13 +619,7 @@ class DataService:
         """Run `checks` on a version's tables; the result is stored with the version."""
         version = self.resolve(ref)
         report = self._check(checks, list(self.files(version)))
-        with self.db.session() as s:
-            repo = DataRepository(s)
-            ds = self._dataset(repo, version.dataset)
-            row = self._version_row(repo, ds, Ref(version.dataset, str(version.number)))
-            repo.add_validation(row.id, _checks_digest(checks), report.passed, report.to_dict())
-            repo.set_validation(row.id, _status(report))
-        return self.resolve(Ref(version.dataset, str(version.number))), report
+        return self._record_validation(version, checks, report), report
 
     def verify(self, progress: Progress = _no_progress) -> VerifyReport:
         """Re-hash every stored object and every packed member; find what versions lack."""
