@@ -281,3 +281,14 @@ def test_a_full_disk_is_one_line_for_commit_and_checkout(
         assert result.output.startswith("error: No space left on device"), result.output
         assert "Nothing was committed" in result.output
         assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_data_list_shows_params_datasets_only_with_all(inited: CLI, tmp_path: Path) -> None:
+    write(tmp_path / "d" / "a.txt", "alpha")
+    write(tmp_path / "params.json", "{}")
+    inited("data", "commit", "raw", "d")
+    inited("data", "commit", "params/train", "params.json")
+    assert [d["name"] for d in json.loads(inited("data", "list", "--json").output)] == ["raw"]
+    everything = inited("data", "list", "--all")
+    assert "params/train" in everything.output and "raw" in everything.output
+    assert "params/train" not in inited("data", "list").output

@@ -320,3 +320,10 @@ def test_a_folder_of_small_files_with_a_table_commits_and_profiles(
     assert result.created and result.version.file_count == 2
     _, tables = ws.data.profile("mixed@1")
     assert tables["a.csv"].rows == 2
+
+
+def test_params_datasets_are_listed_only_when_asked(ws: Workspace, tmp_path: Path) -> None:
+    ws.data.commit("raw", make_tree(tmp_path / "d", {"a.txt": "a"}))
+    ws.data.commit("params/train", make_tree(tmp_path / "p", {"params.json": "{}"}))
+    assert [d.name for d in ws.data.datasets()] == ["raw"]
+    assert [d.name for d in ws.data.datasets(include_params=True)] == ["params/train", "raw"]

@@ -184,3 +184,17 @@ def test_the_commit_route_gates_content_that_is_already_a_version(api: httpx.Cli
     assert "people@1 already holds this content" in str(error["message"])
     report: Any = error["details"]["report"]
     assert [r["check"] for r in report["results"] if not r["passed"]] == ["max"]
+
+
+def test_the_datasets_listing_shows_params_datasets_only_with_all(
+    api: httpx.Client, secrets: dict[str, str]
+) -> None:
+    upload_dataset(api, "raw", {"a.txt": b"a"})
+    upload_dataset(api, "params/train", {"params.json": b"{}"})
+    names = lambda **q: [d["name"] for d in listing(api, "/api/v1/datasets", **q)]  # noqa: E731
+    assert names() == ["raw"]
+    assert names(all="true") == ["params/train", "raw"]
+    signed_in = {"Cookie": f"assay_token={secrets['read']}"}
+    page = api.get("/data", headers=signed_in)
+    assert page.status_code == 200 and "params/train" not in page.text
+    assert "params/train" in api.get("/data?all=1", headers=signed_in).text

@@ -101,9 +101,14 @@ def commit(
 
 
 @app.command("list")
-def list_(as_json: JsonOpt = False) -> None:
-    """List datasets."""
-    items = workspace().data.datasets()
+def list_(
+    all_: Annotated[
+        bool, typer.Option("--all", help="Include the runs' params/* datasets.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List datasets (the runs' params/* datasets only with --all)."""
+    items = workspace().data.datasets(include_params=all_)
     if as_json:
         emit_json(
             [

@@ -45,8 +45,8 @@ class _Remote:
 class RemoteData(_Remote):
     what = "data"
 
-    def datasets(self) -> list[Any]:
-        return self.client.datasets()
+    def datasets(self, *, include_params: bool = False) -> list[Any]:
+        return self.client.datasets(include_params=include_params)
 
     def log(self, name: str) -> list[Any]:
         return self.client.log(name)

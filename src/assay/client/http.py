@@ -90,12 +90,12 @@ class Client:
         clean = {k: v for k, v in params.items() if v is not None}
         return parse(kind, self._call("GET", path, params=clean))
 
-    def _list(self, kind: Any, path: str, page_size: int = 1000) -> list[Any]:
+    def _list(self, kind: Any, path: str, page_size: int = 1000, **query: Any) -> list[Any]:
         """Every item of a listing route, following its pages."""
         items: list[Any] = []
         token: str | None = None
         while True:
-            params: dict[str, Any] = {"limit": page_size}
+            params: dict[str, Any] = {"limit": page_size, **query}
             if token:
                 params["page_token"] = token
             doc = self._call("GET", path, params=params)
@@ -106,10 +106,11 @@ class Client:
 
     # ---- data ----------------------------------------------------------------------------
 
-    def datasets(self) -> list[Any]:
+    def datasets(self, *, include_params: bool = False) -> list[Any]:
+        """Every dataset; the runs' `params/*` datasets only with `include_params`."""
         from assay.data.entities import Dataset
 
-        return self._list(Dataset, "/datasets")
+        return self._list(Dataset, "/datasets", all=include_params)
 
     def log(self, name: str) -> list[Any]:
         from assay.data.entities import DataVersion

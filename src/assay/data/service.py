@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from assay.data import manifest
 from assay.data.entities import (
+    PARAMS_PREFIX,
     CommitResult,
     DataDiff,
     Dataset,
@@ -446,9 +447,13 @@ class DataService:
 
     # ---- reading ------------------------------------------------------------------------
 
-    def datasets(self) -> list[Dataset]:
+    def datasets(self, *, include_params: bool = False) -> list[Dataset]:
+        """Every dataset, by name; the runs' `params/*` datasets only with `include_params`."""
         with self.db.read() as s:
-            return DataRepository(s).datasets()
+            found = DataRepository(s).datasets()
+        if include_params:
+            return found
+        return [d for d in found if not d.name.startswith(PARAMS_PREFIX)]
 
     def log(self, name: str) -> list[DataVersion]:
         """Every version of `name`, newest first."""

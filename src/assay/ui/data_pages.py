@@ -6,9 +6,9 @@ path: `/data/params/churn` lists versions, `/data/params/churn@3` shows one.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Query, Request
 from fastapi.responses import HTMLResponse
 
 from assay.errors import AssayError, InvalidArgumentError
@@ -32,8 +32,11 @@ templates.env.filters["bytes"] = _bytes
 
 
 @router.get("/data", response_class=HTMLResponse)
-def datasets_page(request: Request, ws: WS, who: Who) -> HTMLResponse:
-    return page(request, "data.html", who, datasets=ws.data.datasets())
+def datasets_page(
+    request: Request, ws: WS, who: Who, include_params: Annotated[bool, Query(alias="all")] = False
+) -> HTMLResponse:
+    found = ws.data.datasets(include_params=include_params)
+    return page(request, "data.html", who, datasets=found, all=include_params)
 
 
 @router.get("/data-diff", response_class=HTMLResponse)
