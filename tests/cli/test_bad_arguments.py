@@ -12,7 +12,7 @@ under its name. Arguments may name the places `site` makes, as `{name}`:
     {unreadable} a file its owner cannot read    {locked}    a folder its owner cannot enter
     {checks}    a valid checks file
 
-The workspace holds dataset `iris` with one version (`iris@1`, tag `base`).
+The workspace holds dataset `iris` with two versions (`iris@1`, tag `base`, and `iris@2`).
 
 Cases marked `unreadable` need the kernel to refuse a read. Root reads anything, so
 as root they run as a real `assay` process whose capability bounding set lacks
@@ -105,6 +105,9 @@ DATA = [
     Bad(("data", "diff", "x@-1", "iris@1"), 1, "Tag '-1' is not valid"),
     Bad(("data", "diff", "nope@1", "iris@1"), 1, "No dataset named 'nope'"),
     Bad(("data", "diff", "iris@1"), 2, "Missing argument 'new'"),
+    Bad(("data", "diff", "iris@1", "iris@2", "--key", "nope"), 1, "No changed table has a column"),
+    Bad(("data", "diff", "iris@1", "iris@2", "--key", "species"), 1, "appears more than once"),
+    Bad(("data", "diff", "iris@1", "iris@2", "--key"), 2, "requires an argument"),
     # profile
     Bad(("data", "profile", "iris@9"), 1, "has no version 9"),
     Bad(("data", "profile", "x@"), 1, "nothing after '@'"),
@@ -173,6 +176,8 @@ def iris(ws: Workspace, tmp_path: Path) -> Workspace:
     (data / "iris.csv").write_text("id,sepal,species\n1,5.1,setosa\n2,4.9,setosa\n")
     ws.data.commit("iris", data)
     ws.data.tag("iris@1", "base")
+    (data / "iris.csv").write_text("id,sepal,species\n1,5.1,setosa\n2,5.0,setosa\n")
+    ws.data.commit("iris", data)
     return ws
 
 

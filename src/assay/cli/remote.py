@@ -107,16 +107,8 @@ class RemoteData(_Remote):
         doc = self.client._call("GET", f"/profiles/{ref}")
         return parse(DataVersion, doc["version"]), parse(dict[str, TableProfile], doc["tables"])
 
-    def diff(self, old_ref: str, new_ref: str) -> Any:
-        from dataclasses import replace
-
-        from assay.client.http import parse
-        from assay.data.entities import DataDiff
-        from assay.data.tabular import TableDiff
-
-        doc = self.client._call("GET", "/diffs", params={"old": old_ref, "new": new_ref})
-        found = parse(DataDiff, doc)
-        return replace(found, tables=parse(dict[str, TableDiff], doc.get("tables") or {}))
+    def diff(self, old_ref: str, new_ref: str, *, key: str | None = None) -> Any:
+        return self.client.diff(old_ref, new_ref, key=key)
 
 
 class RemotePipelines(_Remote):

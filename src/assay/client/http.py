@@ -161,6 +161,19 @@ class Client:
             return found
         return replace(found, validation=ValidationReport.from_dict(doc["validation"]))
 
+    def diff(self, old: str, new: str, *, key: str | None = None) -> Any:
+        """How data version `new` differs from `old`: a DataDiff whose `tables` hold a
+        TableDiff per changed table (rows paired by `key`, or an id-like column)."""
+        from dataclasses import replace
+
+        from assay.data.entities import DataDiff
+        from assay.data.tablediff import TableDiff
+
+        params = {"old": old, "new": new, **({"key": key} if key is not None else {})}
+        doc = self._call("GET", "/diffs", params=params)
+        found = parse(DataDiff, doc)
+        return replace(found, tables=parse(dict[str, TableDiff], doc.get("tables") or {}))
+
     def validate(self, ref: str, checks: Checks | Path | str) -> tuple[Any, Any]:
         """Check a version's tables on the server: (DataVersion, ValidationReport); the
         result is stored with the version."""

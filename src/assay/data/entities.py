@@ -155,6 +155,8 @@ class DataDiff:
     removed: tuple[FileEntry, ...]
     changed: tuple[FileChange, ...]
     tables: dict[str, Any] = field(default_factory=dict)  # path -> TableDiff
+    # A changed table that either version holds as unreadable: path -> why.
+    unreadable: dict[str, str] = field(default_factory=dict)
 
     @property
     def unchanged(self) -> bool:

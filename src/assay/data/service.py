@@ -210,13 +210,16 @@ class DataService:
                 existing = self._record_validation(existing, checks, report)
             return CommitResult(existing, False, len(todo), n_cached, 0, report)
 
-        # The new small files sit in packs this transaction has not indexed yet.
-        self._unindexed = packer.locations()
-        try:
-            self._profile_new_tables(files)
-            report = self._check(checks, files) if checks is not None else None
-        finally:
-            self._unindexed = {}
+        # Tables are profiled when first looked at (profile, diff, the dashboard), not
+        # here: a commit stores bytes, whatever they hold, at the speed of storing them.
+        report = None
+        if checks is not None:
+            # The new small files sit in packs this transaction has not indexed yet.
+            self._unindexed = packer.locations()
+            try:
+                report = self._check(checks, files)
+            finally:
+                self._unindexed = {}
         if report is not None and not report.passed and not allow_invalid:
             raise ValidationFailedError(
                 f"{name}: {len(report.failures)} check(s) failed; nothing was committed. "
@@ -572,8 +575,18 @@ class DataService:
 
     # ---- diff, profile, validate --------------------------------------------------------
 
-    def diff(self, old_ref: str, new_ref: str) -> DataDiff:
-        """Files added, removed and changed; for changed tables, rows, columns and statistics."""
+    def diff(self, old_ref: str, new_ref: str, *, key: str | None = None) -> DataDiff:
+        """Files added, removed and changed; for changed tables, rows (added, removed,
+        changed, by `key` or a unique id-like column when there is one), columns and
+        statistics. A changed table that cannot be read is named in `unreadable`.
+
+        Raises:
+            NotFoundError: no such version.
+            InvalidArgumentError: `key` is a column of no changed table, or is not a key
+                (empty or repeated values) in one that has it.
+        """
+        from assay.data.tablediff import diff_tables
+
         old, new = self.resolve(old_ref), self.resolve(new_ref)
         a = {f.path: f for f in self.files(old)}
         b = {f.path: f for f in self.files(new)}
@@ -583,20 +596,33 @@ class DataService:
             if a[p].hash != b[p].hash
         )
         tables: dict[str, Any] = {}
+        unreadable: dict[str, str] = {}
+        keyed = False
         for ch in changed:
-            if is_tabular_path(ch.path):
-                from assay.data.tabular import diff_tables
-
-                old_df, new_df = (
-                    self._table(ch.path, ch.old_hash),
-                    self._table(ch.path, ch.new_hash),
-                )
-                tables[ch.path] = diff_tables(
-                    old_df,
-                    new_df,
-                    self._profile(ch.path, ch.old_hash, old_df),
-                    self._profile(ch.path, ch.new_hash, new_df),
-                )
+            if not is_tabular_path(ch.path):
+                continue
+            before, after = self._profile(ch.path, ch.old_hash), self._profile(ch.path, ch.new_hash)
+            problem = before.error or after.error
+            if problem is not None:
+                unreadable[ch.path] = problem
+                continue
+            # A key applies to the tables that have the column; the others pair rows
+            # by their values.
+            has_key = key is not None and all(p.column(key) for p in (before, after))
+            keyed = keyed or has_key
+            tables[ch.path] = diff_tables(
+                self._table(ch.path, ch.old_hash),
+                self._table(ch.path, ch.new_hash),
+                before,
+                after,
+                key=key if has_key else None,
+            )
+        if key is not None and tables and not keyed:
+            raise InvalidArgumentError(
+                f"No changed table has a column {key!r} in both versions to match rows by. "
+                "See the columns with `assay data profile`.",
+                key=key,
+            )
         return DataDiff(
             old=old.ref,
             new=new.ref,
@@ -604,21 +630,27 @@ class DataService:
             removed=tuple(a[p] for p in sorted(a.keys() - b.keys())),
             changed=changed,
             tables=tables,
+            unreadable=unreadable,
         )
 
-    def profile(self, ref: str) -> tuple[DataVersion, dict[str, TableProfile]]:
-        """The profile of every tabular file in a version."""
+    def profile(
+        self, ref: str, *, limit: int | None = None
+    ) -> tuple[DataVersion, dict[str, TableProfile]]:
+        """The profile of every tabular file in a version (the first `limit` by path).
+
+        A table is profiled the first time it is asked for and the profile kept by
+        content hash. A file that cannot be read as a table has a profile that says why.
+
+        Raises:
+            InvalidArgumentError: the version holds no tabular file.
+        """
         version = self.resolve(ref)
-        out = {
-            f.path: self._profile(f.path, f.hash)
-            for f in self.files(version)
-            if is_tabular_path(f.path)
-        }
-        if not out:
+        tables = [f for f in self.files(version) if is_tabular_path(f.path)]
+        if not tables:
             raise InvalidArgumentError(
                 f"{version.ref} holds no tabular files (CSV, TSV or Parquet) to profile."
             )
-        return version, out
+        return version, {f.path: self._profile(f.path, f.hash) for f in tables[:limit]}
 
     def validate(self, ref: str, checks: Checks) -> tuple[DataVersion, ValidationReport]:
         """Run `checks` on a version's tables; the result is stored with the version."""
@@ -695,31 +727,37 @@ class DataService:
         return row
 
     def _table(self, path: str, digest: str) -> pd.DataFrame:
-        from assay.data.tabular import read_table
+        from assay.data.reading import read_table
 
         return read_table(self.blobs.read(digest, self._unindexed), path)
 
-    def _profile(self, path: str, digest: str, df: pd.DataFrame | None = None) -> TableProfile:
-        from assay.data.tabular import TableProfile, profile_table
+    def _profile(self, path: str, digest: str) -> TableProfile:
+        """The stored profile of a table's content, made (and stored) if there is none
+        or it is of an older format."""
+        from assay.data.reading import UnreadableTableError, load_table
+        from assay.data.tabular import PROFILE_FORMAT, TableProfile, profile_table
 
         with self.db.read() as s:
             stored = DataRepository(s).profile(digest)
-        if stored is not None:
+        if stored is not None and stored.get("format") == PROFILE_FORMAT:
             return TableProfile.from_dict(stored)
-        prof = profile_table(df if df is not None else self._table(path, digest))
-        with self.db.session() as s:
-            DataRepository(s).add_profile(digest, prof.to_dict())
+        try:
+            table = load_table(self.blobs.read(digest, self._unindexed), path)
+        except UnreadableTableError as exc:
+            prof = TableProfile.unreadable(exc.reason)
+        else:
+            prof = profile_table(
+                table.frame,
+                delimiter=table.delimiter,
+                encoding=table.encoding,
+                warnings=table.warnings,
+            )
+        try:
+            with self.db.session() as s:
+                DataRepository(s).put_profile(digest, prof.to_dict())
+        except IntegrityError:
+            pass  # another reader stored the same content's profile first
         return prof
-
-    def _profile_new_tables(self, files: list[FileEntry]) -> None:
-        tables = {f.hash: f.path for f in files if is_tabular_path(f.path)}
-        if not tables:
-            return
-        with self.db.read() as s:
-            known = DataRepository(s).profiled(set(tables))
-        for digest, path in tables.items():
-            if digest not in known:
-                self._profile(path, digest)
 
     def _check(self, checks: Checks, files: list[FileEntry]) -> ValidationReport:
         from assay.data.validation import ValidationReport, validate_table
@@ -730,9 +768,19 @@ class DataService:
                 "The checks apply to no file in this version (no tabular file matches "
                 f"{', '.join(checks.files) or 'any tabular file'})."
             )
+        from assay.data.reading import UnreadableTableError
+        from assay.data.validation import CheckResult
+
         results: list[Any] = []
         for f in targets:
-            results.extend(validate_table(self._table(f.path, f.hash), checks, f.path))
+            try:
+                table = self._table(f.path, f.hash)
+            except UnreadableTableError as exc:
+                # The checks name this file; that it is no table is its one failure.
+                message = f"Cannot read it as a table: {exc.reason}."
+                results.append(CheckResult(f.path, None, "readable", False, 1, message))
+                continue
+            results.extend(validate_table(table, checks, f.path))
         return ValidationReport(passed=all(r.passed for r in results), results=tuple(results))
 
 

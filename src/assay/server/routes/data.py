@@ -144,8 +144,12 @@ def diff(
     ws: WS,
     old: Annotated[str, Query(description="NAME@A")],
     new: Annotated[str, Query(description="NAME@B")],
+    key: Annotated[
+        str | None,
+        Query(description="Match rows by this column (default: a unique id-like column)"),
+    ] = None,
 ) -> DataDiff:
-    return ws.data.diff(old, new)
+    return ws.data.diff(old, new, key=key)
 
 
 @router.get(
