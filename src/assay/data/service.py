@@ -9,9 +9,8 @@ import stat as stat_mod
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from operator import itemgetter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
@@ -37,7 +36,8 @@ from assay.data.repository import (
     DataVersionRow,
     to_version,
 )
-from assay.data.statcache import Signature, StatCache, signature
+from assay.data.scanning import Scanned, scan, unreadable
+from assay.data.statcache import Signature, StatCache
 from assay.errors import (
     ConflictError,
     InvalidArgumentError,
@@ -60,7 +60,6 @@ if TYPE_CHECKING:
 
 # Files read in memory per round while packing small files.
 _PACK_ROUND = 4096
-_SKIP_DIRS = frozenset({".assay", ".git", ".dvc", "__pycache__"})
 
 Progress = Callable[[int, int], None]
 """Called with (files done, files in all) as a commit or a checkout proceeds."""
@@ -68,13 +67,6 @@ Progress = Callable[[int, int], None]
 
 def _no_progress(done: int, total: int) -> None:
     return None
-
-
-class _Scanned(NamedTuple):
-    # A NamedTuple, not a dataclass: ten thousand of these are built per commit.
-    abspath: str
-    rel: str
-    sig: Signature
 
 
 class DataService:
@@ -136,14 +128,14 @@ class DataService:
                 f"Path {str(path)!r} does not exist. Check the path and retry."
             ) from None
         except OSError as exc:
-            raise _unreadable(path, exc) from None
+            raise unreadable(path, exc) from None
         if not (stat_mod.S_ISREG(mode) or stat_mod.S_ISDIR(mode)):
             raise InvalidArgumentError(
                 f"{path} is {kind_of(mode)}, not a file or a folder: it has no content to "
                 "commit. Give a file or a folder."
             )
         root = path.resolve()
-        scanned = self._scan(root)
+        scanned = scan(root)
         if not scanned:
             raise InvalidArgumentError(f"{path} holds no files; there is nothing to commit.")
 
@@ -318,54 +310,8 @@ class DataService:
         )
         return CommitResult(version, True, 1, 0, len(data))
 
-    def _scan(self, root: Path) -> list[_Scanned]:
-        if root.is_file():
-            return [_Scanned(str(root), root.name, signature(root.stat()))]
-        out: list[_Scanned] = []
-        stack = [(str(root), "")]
-        while stack:
-            folder, rel = stack.pop()
-            try:
-                it = os.scandir(folder)
-            except FileNotFoundError:
-                raise ConflictError(f"{folder} disappeared during the commit. Retry.") from None
-            except OSError as exc:
-                raise _unreadable(Path(folder), exc) from None
-            with it:
-                for entry in it:
-                    sub = f"{rel}{entry.name}"
-                    try:
-                        if entry.is_dir(follow_symlinks=False):
-                            if entry.name not in _SKIP_DIRS:
-                                stack.append((entry.path, sub + "/"))
-                            continue
-                        st = entry.stat()  # follows a symlink to a file: its content is committed
-                    except FileNotFoundError:
-                        if entry.is_symlink():
-                            raise InvalidArgumentError(
-                                f"{entry.path} is a symbolic link to nothing: there is no content "
-                                "to commit. Remove the link or point it at a file."
-                            ) from None
-                        raise ConflictError(
-                            f"{entry.path} disappeared during the commit. Retry."
-                        ) from None
-                    except OSError as exc:
-                        raise _unreadable(Path(entry.path), exc) from None
-                    # Named pipes, sockets and devices have no content to version: skipped,
-                    # as git skips them.
-                    if stat_mod.S_ISREG(st.st_mode):
-                        out.append(
-                            _Scanned(
-                                entry.path,
-                                sub,
-                                (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino),
-                            )
-                        )
-        out.sort(key=itemgetter(1))
-        return out
-
     def _pack_small(
-        self, items: list[tuple[int, _Scanned]], packer: PackWriter
+        self, items: list[tuple[int, Scanned]], packer: PackWriter
     ) -> list[tuple[int, FileEntry]]:
         """Read and hash small files; pack the ones no pack holds yet."""
         read: list[tuple[int, FileEntry, bytes]] = []
@@ -380,7 +326,7 @@ class DataService:
                     f"{item.abspath} disappeared during the commit. Retry."
                 ) from exc
             except OSError as exc:
-                raise _unreadable(Path(item.abspath), exc) from exc
+                raise unreadable(Path(item.abspath), exc) from exc
             read.append((i, FileEntry(item.rel, hash_bytes(data), len(data)), data))
         known = self.blobs.locate(e.hash for _, e, _ in read)
         seen: set[str] = set()
@@ -390,7 +336,7 @@ class DataService:
                 packer.add(entry.hash, data)
         return [(i, entry) for i, entry, _ in read]
 
-    def _store_large(self, item: _Scanned) -> FileEntry:
+    def _store_large(self, item: Scanned) -> FileEntry:
         try:
             digest, size = self.store.ingest_file(Path(item.abspath))
         except (OSError, StorageError) as exc:
@@ -402,7 +348,7 @@ class DataService:
                     f"{item.abspath} disappeared during the commit. Retry."
                 ) from exc
             if isinstance(cause, PermissionError) and cause.filename == item.abspath:
-                raise _unreadable(Path(item.abspath), cause) from exc
+                raise unreadable(Path(item.abspath), cause) from exc
             raise
         if size != item.sig[0]:
             raise ConflictError(f"{item.abspath} changed while it was being committed. Retry.")
@@ -795,15 +741,6 @@ def _checks_digest(checks: Checks) -> str:
 
 def _status(report: ValidationReport) -> str:
     return "passed" if report.passed else "failed"
-
-
-def _unreadable(path: Path, exc: OSError) -> InvalidArgumentError:
-    """A file or folder of the user's that cannot be read, in one line."""
-    if isinstance(exc, PermissionError):
-        return InvalidArgumentError(
-            f"Cannot read {path}: permission denied. Check its permissions, or leave it out."
-        )
-    return InvalidArgumentError(f"Cannot read {path}: {exc.strerror or exc}.")
 
 
 def _remove(path: Path) -> None:
