@@ -91,7 +91,14 @@ def run_command(
 
 
 def execute(run: Run, *, use_cache: bool, quiet: bool = False) -> Run:
-    """Launch the runner for a queued run, show its progress, and return the finished run."""
+    """Launch the runner for a queued run, show its progress, and return the finished run.
+
+    The runner dies with this command (killed with -9, it takes the runner down);
+    SIGTERM stops the runner first, and the run is recorded as killed.
+    """
+    import signal
+
+    from assay.executors.lifeline import Terminated
     from assay.executors.local import LocalExecutor
 
     ws = workspace()
@@ -100,16 +107,29 @@ def execute(run: Run, *, use_cache: bool, quiet: bool = False) -> Run:
             f"Run [bold]{run.short_id}[/bold] ({run.name}): pipeline {run.pipeline_ref}, "
             f"data {run.data_ref}, params {run.params_ref}"
         )
-    handle = LocalExecutor(Path.cwd(), os.environ).launch(run.id, use_cache=use_cache)
+
+    def terminated(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: the stop below must finish
+        raise Terminated("SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, terminated)
     try:
-        for event in handle.events():
-            if not quiet:
-                _show(event)
-        code = handle.wait()
-    except KeyboardInterrupt:
-        handle.interrupt(ws.runs, run.id)
-        err.print(f"[yellow]Run {run.short_id} killed.[/yellow]")
-        raise typer.Exit(130) from None
+        handle = LocalExecutor(Path.cwd(), os.environ).launch(run.id, use_cache=use_cache)
+        try:
+            for event in handle.events():
+                if not quiet:
+                    _show(event)
+            code = handle.wait()
+        except Terminated:
+            handle.stop(ws.runs, run.id, "SIGTERM")
+            err.print(f"[yellow]Run {run.short_id} killed (SIGTERM).[/yellow]")
+            raise typer.Exit(128 + signal.SIGTERM) from None
+        except KeyboardInterrupt:
+            handle.interrupt(ws.runs, run.id)
+            err.print(f"[yellow]Run {run.short_id} killed.[/yellow]")
+            raise typer.Exit(130) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     handle.settle(ws.runs, run.id, code)
     return ws.runs.get(run.id)
 

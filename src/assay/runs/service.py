@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import sys
 import tempfile
 import time
@@ -27,6 +26,7 @@ from assay.runs.engine import StepSpec, execute, expose
 from assay.runs.entities import Run, lower_is_better
 from assay.runs.params import apply_overrides, load_params
 from assay.runs.repository import Point, RunRepository, runs
+from assay.store import liveness
 from assay.store.db import Database, aware, utcnow
 from assay.store.objects import ObjectStore, hash_bytes
 from assay.store.packs import Blobs
@@ -149,8 +149,14 @@ class RunService:
                     "See it with `assay runs show`, or pass --force to run again.",
                     run=earlier,
                 )
+            pid, host, started = liveness.me()
             return {
                 "status": "queued",
+                # The command that queued it answers for it until a runner takes it: if
+                # that command dies first, readers mark the run (`_reap`).
+                "pid": pid,
+                "host": host,
+                "pid_started": started,
                 "pipeline": pv.pipeline,
                 "pipeline_version": pv.number,
                 "dataset": dv.dataset,
@@ -276,6 +282,7 @@ class RunService:
                 "heartbeat_at": now,
                 "pid": None if remote else os.getpid(),
                 "host": REMOTE_HOST if remote else _HOST,
+                "pid_started": None if remote else liveness.started(os.getpid()),
             }
 
         run_id, run_name, pversion, now = self._open_run(
@@ -405,7 +412,8 @@ class RunService:
                 started_at=utcnow(),
                 heartbeat_at=utcnow(),
                 pid=os.getpid(),
-                host=socket.gethostname(),
+                host=_HOST,
+                pid_started=liveness.started(os.getpid()),
             )
         recorder.start()
         tracking.activate(recorder)
@@ -455,8 +463,8 @@ class RunService:
                     model = outcome.hashes[pv.model_step]
                     flavor = _flavor(outcome.values[pv.model_step])
             status = "succeeded"
-        except KeyboardInterrupt:
-            status, error = "killed", "Interrupted (Ctrl-C)."
+        except KeyboardInterrupt as exc:  # Ctrl-C, or a signal that says why (its text)
+            status, error = "killed", str(exc) or "Interrupted (Ctrl-C)."
         except tracking.RunStopped as exc:
             status, error = exc.reason, f"Stopped early ({exc.reason}) at the request of a sweep."
         except BaseException as exc:  # the run records any failure of user code
@@ -606,12 +614,13 @@ class RunService:
         # is found does a write transaction mark it.
         stale_after = timedelta(seconds=3 * self.settings.heartbeat_s + 3)
         with self.db.read() as conn:
-            dead = RunRepository(conn).stale_runs(
-                stale_after, _HOST, remote=(REMOTE_HOST, REMOTE_SILENCE)
-            )
-        if dead:
+            repo = RunRepository(conn)
+            dead = repo.stale_runs(stale_after, _HOST, remote=(REMOTE_HOST, REMOTE_SILENCE))
+            orphans = repo.orphaned_queued(_HOST)
+        if dead or orphans:
             with self.db.session() as conn:
                 RunRepository(conn).mark_dead(dead)
+                RunRepository(conn).mark_orphaned(orphans, _HOST)
 
     def get(self, ref: str) -> Run:
         self._reap()
@@ -707,7 +716,7 @@ class RunService:
         return [self.get(r) for r in refs]
 
 
-_HOST = socket.gethostname()
+_HOST = liveness.HOST
 # Runs tracked from other machines through the server (`begin(remote=True)`): no
 # local process to look for, so they die of silence only, after REMOTE_SILENCE.
 REMOTE_HOST = "remote"
