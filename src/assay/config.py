@@ -39,6 +39,8 @@ class Settings:
     # The longest the metadata database may keep a command waiting: to connect, for a
     # lock another writer holds, for one statement (ASSAY_DB_TIMEOUT_S).
     db_timeout_s: float = 30.0
+    # An upload untouched for this long was abandoned: it is deleted (ASSAY_UPLOAD_MAX_AGE_H).
+    upload_max_age_s: float = 24 * 3600.0
 
     @property
     def workspace_dir(self) -> Path | None:
@@ -97,6 +99,7 @@ class Settings:
             cost_per_hour=_number(environ, "ASSAY_COST_PER_HOUR", 0.10),
             heartbeat_s=_number(environ, "ASSAY_HEARTBEAT_S", 2.0),
             db_timeout_s=_positive(environ, "ASSAY_DB_TIMEOUT_S", 30.0),
+            upload_max_age_s=3600 * _positive(environ, "ASSAY_UPLOAD_MAX_AGE_H", 24.0),
         )
 
 
@@ -144,7 +147,7 @@ def _number(environ: Mapping[str, str], key: str, default: float) -> float:
 def _positive(environ: Mapping[str, str], key: str, default: float) -> float:
     value = _number(environ, key, default)
     if value == 0:
-        raise InvalidArgumentError(f"{key} must be more than 0 (seconds).")
+        raise InvalidArgumentError(f"{key} must be more than 0.")
     return value
 
 

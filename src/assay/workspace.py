@@ -53,7 +53,9 @@ class Workspace:
     def uploads(self) -> UploadService:
         from assay.data.uploads import UploadService
 
-        return UploadService(self.settings.cache_dir / "uploads")
+        return UploadService(
+            self.settings.cache_dir / "uploads", max_age_s=self.settings.upload_max_age_s
+        )
 
     @cached_property
     def pipelines(self) -> PipelineService:
