@@ -97,6 +97,7 @@ def execute(run: Run, *, use_cache: bool, quiet: bool = False) -> Run:
     SIGTERM stops the runner first, and the run is recorded as killed.
     """
     import signal
+    import threading
 
     from assay.executors.lifeline import Terminated
     from assay.executors.local import LocalExecutor
@@ -112,7 +113,10 @@ def execute(run: Run, *, use_cache: bool, quiet: bool = False) -> Run:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: the stop below must finish
         raise Terminated("SIGTERM")
 
-    previous = signal.signal(signal.SIGTERM, terminated)
+    # Signal handlers belong to the main thread (where a command runs, but not always
+    # where a caller of this function does).
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, terminated) if main else None
     try:
         handle = LocalExecutor(Path.cwd(), os.environ).launch(run.id, use_cache=use_cache)
         try:
@@ -129,7 +133,8 @@ def execute(run: Run, *, use_cache: bool, quiet: bool = False) -> Run:
             err.print(f"[yellow]Run {run.short_id} killed.[/yellow]")
             raise typer.Exit(130) from None
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if main:
+            signal.signal(signal.SIGTERM, previous)
     handle.settle(ws.runs, run.id, code)
     return ws.runs.get(run.id)
 
