@@ -178,6 +178,7 @@ class UploadService:
             PayloadTooLargeError: more than BATCH_BYTES or BATCH_FILES.
         """
         folder = self._folder(upload_id, touch=True)
+        (folder / "batches").mkdir(exist_ok=True)  # (an upload started by an older server)
         name = uuid.uuid4().hex
         writer = BatchWriter(folder / "files", folder / "batches" / f".{name}.tmp")
         try:
