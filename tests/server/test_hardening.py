@@ -65,8 +65,19 @@ def test_upload_paths_that_leave_the_folder_are_refused(ws: Workspace, api: http
         error = assert_error(put(api, upload, path, b"pwned"), 400)
         assert error["type"] == "InvalidArgumentError", path
         assert error["details"] == {"path": path}
+        # The same path in a batch of small files.
+        index = json.dumps([[path, hash_bytes(b"pwned"), 5]]).encode()
+        answer = api.post(
+            f"/api/v1/uploads/{upload}/batch",
+            content=index + b"\n" + b"pwned",
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        error = assert_error(answer, 400)
+        assert error["type"] == "InvalidArgumentError", path
+        assert error["details"] == {"path": path}
     assert tree(root) == before
-    assert not list((ws.settings.cache_dir / "uploads" / upload).iterdir())
+    staged = ws.settings.cache_dir / "uploads" / upload
+    assert not [p for p in staged.rglob("*") if not p.is_dir()]
     assert not Path("/tmp/assay-escape").exists()
     assert api.get(f"/api/v1/uploads/{upload}").json()["files"] == {}
 
@@ -86,9 +97,9 @@ def test_encoded_dots_are_decoded_once_and_refused(ws: Workspace, api: httpx.Cli
     # Encoded twice, it arrives as the literal name "%2e%2e/x": harmless, and it stays inside.
     answer = api.put(httpx.URL(f"{url}?path=%252e%252e/x"), content=b"ok", headers=RAW)
     if answer.status_code == 200:
-        staged = ws.settings.cache_dir / "uploads" / upload / "%2e%2e" / "x"
+        staged = ws.settings.cache_dir / "uploads" / upload / "files" / "%2e%2e" / "x"
         assert staged.read_bytes() == b"ok"
-        assert answer.json()["files"] == {"%2e%2e/x": 2}
+        assert answer.json() == {"id": upload, "path": "%2e%2e/x", "size": 2}
     else:
         assert_error(answer, 400)
     assert tree(root) - before <= {
@@ -109,7 +120,7 @@ def test_a_symlink_in_the_staging_folder_is_not_written_through(
     ws: Workspace, api: httpx.Client, outside: Path
 ) -> None:
     upload = start_upload(api)
-    staging = ws.settings.cache_dir / "uploads" / upload
+    staging = ws.settings.cache_dir / "uploads" / upload / "files"
     (staging / "dir").symlink_to(outside, target_is_directory=True)
     (staging / "file").symlink_to(outside / "secret.txt")
 

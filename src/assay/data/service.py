@@ -38,6 +38,7 @@ from assay.data.repository import (
 )
 from assay.data.scanning import Scanned, scan, unreadable
 from assay.data.statcache import Signature, StatCache
+from assay.data.uploads import Member, Staged
 from assay.errors import (
     ConflictError,
     InvalidArgumentError,
@@ -150,47 +151,137 @@ class DataService:
                 todo.append(i)
         n_cached = len(scanned) - len(todo)
         progress(n_cached, len(scanned))
-
+        packer = PackWriter(self.store)
         stored_bytes = 0
         fresh: list[tuple[str, Signature, str]] = []
-        done = n_cached
-
-        def record(i: int, entry: FileEntry) -> None:
-            nonlocal stored_bytes, done
+        for i, entry in self._ingest(scanned, todo, packer, progress, n_cached):
             entries[i] = entry
             stored_bytes += entry.size
             fresh.append((scanned[i].abspath, scanned[i].sig, entry.hash))
-            done += 1
-            if done % 256 == 0 or done == len(scanned):
-                progress(done, len(scanned))
+        files = [e for e in entries if e is not None]
+        found = self._record(
+            name, files, packer, message, checks=checks, allow_invalid=allow_invalid, reuse=reuse
+        )
+        self.cache.save(fresh)
+        if not found.created:
+            return CommitResult(found.version, False, len(todo), n_cached, 0, found.validation)
+        return CommitResult(
+            found.version, True, len(todo), n_cached, stored_bytes, found.validation
+        )
 
-        # Large files go to threads (hashing and copying them runs outside the GIL).
-        # Small ones are read here and packed: ten thousand tiny objects would cost
-        # ten thousand file creations (or PUTs), and thread hand-offs, per commit.
+    def commit_staged(
+        self,
+        name: str,
+        staged: Staged,
+        message: str = "",
+        *,
+        checks: Checks | None = None,
+        allow_invalid: bool = False,
+    ) -> CommitResult:
+        """Commit an upload (checked by `UploadService.verified`) as the next version of
+        `name`, as committing its files from a folder would.
+
+        The files that came in batches were hashed on arrival: their bytes go straight
+        into packs, read once per batch, with no file of their own on the way.
+
+        Raises:
+            InvalidArgumentError: a bad name.
+            ValidationFailedError: `checks` failed and `allow_invalid` is not set, whether
+                the content is new or already a version.
+            StorageError: the store could not be written; nothing was committed.
+        """
+        check_name(name)
+        scanned = scan(staged.root) if staged.root.is_dir() else []
+        packer = PackWriter(self.store)
+        files = [e for _, e in self._ingest(scanned, list(range(len(scanned))), packer)]
+        by_batch: dict[Path, list[Member]] = {}
+        for member in staged.members:
+            by_batch.setdefault(member.batch, []).append(member)
+        # What a pack holds already (from an earlier version, or a part packed above)
+        # is not packed again.
+        seen = set(self.blobs.locate(m.hash for m in staged.members)) | set(packer.locations())
+        for batch, members in by_batch.items():
+            data = batch.read_bytes()
+            for m in members:
+                files.append(FileEntry(m.path, m.hash, m.size))
+                if m.hash not in seen:
+                    seen.add(m.hash)
+                    packer.add(m.hash, data[m.offset : m.offset + m.size])
+        packer.flush()
+        files.sort(key=lambda e: e.path)
+        found = self._record(
+            name, files, packer, message, checks=checks, allow_invalid=allow_invalid
+        )
+        n = len(files)
+        if not found.created:
+            return CommitResult(found.version, False, n, 0, 0, found.validation)
+        stored = sum(f.size for f in files)
+        return CommitResult(found.version, True, n, 0, stored, found.validation)
+
+    def _ingest(
+        self,
+        scanned: list[Scanned],
+        todo: list[int],
+        packer: PackWriter,
+        progress: Progress = _no_progress,
+        done: int = 0,
+    ) -> Iterator[tuple[int, FileEntry]]:
+        """Hash and store the files `todo` (indexes into `scanned`); yields (index, entry).
+
+        Large files go to threads (hashing and copying them runs outside the GIL).
+        Small ones are read here and packed: ten thousand tiny objects would cost ten
+        thousand file creations (or PUTs), and thread hand-offs, per commit. The packer
+        is flushed before the last file is yielded.
+        """
         large = [i for i in todo if scanned[i].sig[0] >= PACKABLE]
         small = [i for i in todo if scanned[i].sig[0] < PACKABLE]
-        packer = PackWriter(self.store)
+        total = len(scanned)  # `done` of them need no work (the stat cache knew them)
+
+        def step() -> None:
+            nonlocal done
+            done += 1
+            if done % 256 == 0 or done == total:
+                progress(done, total)
+
         with ThreadPoolExecutor(max(1, min(self.workers, len(large)))) as pool:
             futures = [(i, pool.submit(self._store_large, scanned[i])) for i in large]
             for start in range(0, len(small), _PACK_ROUND):
                 for i, entry in self._pack_small(
                     [(i, scanned[i]) for i in small[start : start + _PACK_ROUND]], packer
                 ):
-                    record(i, entry)
+                    step()
+                    yield i, entry
             packer.flush()
             for i, future in futures:
-                record(i, future.result())
-        files = [e for e in entries if e is not None]
+                entry = future.result()
+                step()
+                yield i, entry
 
+    def _record(
+        self,
+        name: str,
+        files: list[FileEntry],
+        packer: PackWriter,
+        message: str,
+        *,
+        checks: Checks | None,
+        allow_invalid: bool,
+        reuse: bool = False,
+    ) -> CommitResult:
+        """Make `files` (stored, the small ones in `packer`'s packs) the next version of
+        `name`, unless it is the latest already (or, with `reuse`, any earlier one).
+        `checks` run either way: the gate holds for content that is already a version.
+
+        Returns the version, whether it was made, and the validation (counts are the
+        caller's to fill).
+        """
         data = manifest.encode(files)
         digest = hash_bytes(data)
         existing = self._holding(name, digest, reuse)
         if existing is not None:
-            self.cache.save(fresh)
             report = None
             if checks is not None:
-                # The gate holds for content that is already a version: a CI job that
-                # commits bad data twice must fail twice.
+                # A CI job that commits bad data twice must fail twice.
                 report = self._check(checks, files)
                 if not report.passed and not allow_invalid:
                     raise ValidationFailedError(
@@ -200,7 +291,7 @@ class DataService:
                         report=report.to_dict(),
                     )
                 existing = self._record_validation(existing, checks, report)
-            return CommitResult(existing, False, len(todo), n_cached, 0, report)
+            return CommitResult(existing, False, 0, 0, 0, report)
 
         # Tables are profiled when first looked at (profile, diff, the dashboard), not
         # here: a commit stores bytes, whatever they hold, at the speed of storing them.
@@ -220,8 +311,7 @@ class DataService:
             )
         self.store.put_bytes(data, digest)
         version = self._insert_version(name, digest, message, files, report, checks, packer)
-        self.cache.save(fresh)
-        return CommitResult(version, True, len(todo), n_cached, stored_bytes, report)
+        return CommitResult(version, True, 0, 0, 0, report)
 
     def _holding(self, name: str, digest: str, reuse: bool) -> DataVersion | None:
         """The version of `name` whose tree is `digest`: the latest, or with `reuse` any."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import sys
 import tempfile
 import time
@@ -31,6 +30,7 @@ from assay.runs.entities import Candidate, Run, lower_is_better
 from assay.runs.notebook import CellError
 from assay.runs.params import apply_overrides, load_params
 from assay.runs.repository import Point, RunRepository, runs
+from assay.store import liveness
 from assay.store.db import Database, aware, utcnow
 from assay.store.objects import ObjectStore, hash_bytes
 from assay.store.packs import Blobs
@@ -153,8 +153,14 @@ class RunService:
                     "See it with `assay runs show`, or pass --force to run again.",
                     run=earlier,
                 )
+            pid, host, started = liveness.me()
             return {
                 "status": "queued",
+                # The command that queued it answers for it until a runner takes it: if
+                # that command dies first, readers mark the run (`_reap`).
+                "pid": pid,
+                "host": host,
+                "pid_started": started,
                 "pipeline": pv.pipeline,
                 "pipeline_version": pv.number,
                 "dataset": dv.dataset,
@@ -295,6 +301,7 @@ class RunService:
                 "pid": None if remote else os.getpid(),
                 "host": REMOTE_HOST if remote else _HOST,
                 "parent_id": parent_id,
+                "pid_started": None if remote else liveness.started(os.getpid()),
             }
 
         run_id, run_name, pversion, now = self._open_run(
@@ -629,7 +636,8 @@ class RunService:
                 started_at=utcnow(),
                 heartbeat_at=utcnow(),
                 pid=os.getpid(),
-                host=socket.gethostname(),
+                host=_HOST,
+                pid_started=liveness.started(os.getpid()),
             )
         recorder.start()
         tracking.activate(recorder)
@@ -663,8 +671,8 @@ class RunService:
                         run, pv, entry, dv, data_dir, params, recorder, use_cache, emit
                     )
             status = "succeeded"
-        except KeyboardInterrupt:
-            status, error = "killed", "Interrupted (Ctrl-C)."
+        except KeyboardInterrupt as exc:  # Ctrl-C, or a signal that says why (its text)
+            status, error = "killed", str(exc) or "Interrupted (Ctrl-C)."
         except tracking.RunStopped as exc:
             status, error = exc.reason, f"Stopped early ({exc.reason}) at the request of a sweep."
         except CellError as exc:  # the notebook's own traceback, not the runner's frames
@@ -866,12 +874,13 @@ class RunService:
         # is found does a write transaction mark it.
         stale_after = timedelta(seconds=3 * self.settings.heartbeat_s + 3)
         with self.db.read() as conn:
-            dead = RunRepository(conn).stale_runs(
-                stale_after, _HOST, remote=(REMOTE_HOST, REMOTE_SILENCE)
-            )
-        if dead:
+            repo = RunRepository(conn)
+            dead = repo.stale_runs(stale_after, _HOST, remote=(REMOTE_HOST, REMOTE_SILENCE))
+            orphans = repo.orphaned_queued(_HOST)
+        if dead or orphans:
             with self.db.session() as conn:
                 RunRepository(conn).mark_dead(dead)
+                RunRepository(conn).mark_orphaned(orphans, _HOST)
 
     def get(self, ref: str) -> Run:
         self._reap()
@@ -967,7 +976,7 @@ class RunService:
         return [self.get(r) for r in refs]
 
 
-_HOST = socket.gethostname()
+_HOST = liveness.HOST
 # Runs tracked from other machines through the server (`begin(remote=True)`): no
 # local process to look for, so they die of silence only, after REMOTE_SILENCE.
 REMOTE_HOST = "remote"

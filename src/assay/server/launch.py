@@ -21,7 +21,9 @@ def launch(ws: Workspace, run_id: str, *, use_cache: bool = True) -> None:
         ASSAY_STORE_URL=ws.settings.store_url,
         ASSAY_AUTHOR=author_or(ws.settings.author),  # the caller, on what the run records
     )
-    handle = LocalExecutor(root, env).launch(run_id, use_cache=use_cache)
+    # Detached on purpose, as the server's sweeps are: a run started through the API
+    # outlives a restart of the server, and records its own end.
+    handle = LocalExecutor(root, env, detached=True).launch(run_id, use_cache=use_cache)
 
     def watch() -> None:
         for _ in handle.events():

@@ -1,10 +1,14 @@
 """The data repository: datasets and versions, file downloads, and uploads.
 
-Uploads stream: each file goes up as raw bytes (`PUT /uploads/{id}?path=…`), in one
+Uploads stream: a file goes up as raw bytes (`PUT /uploads/{id}?path=…`), in one
 request or in parts (`&offset=N` appends where the last part ended, so an
-interrupted upload resumes from `GET /uploads/{id}`). The commit names every file's
-BLAKE3 hash; the server re-hashes what it received and refuses a mismatch, then
-commits the staged folder as the dataset's next version.
+interrupted upload resumes from `GET /uploads/{id}`). Small files go up many to a
+request (`POST /uploads/{id}/batch`: a JSON line `[[path, blake3, size], …]`, then
+their bytes in that order), each checked against its hash on arrival. The commit
+names every file's BLAKE3 hash; the server checks what it received and refuses a
+mismatch, then commits the upload as the dataset's next version. A refused commit
+keeps the upload, so that it can be committed again (`allow_invalid`) without
+sending it again.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from assay.data.entities import (
 )
 from assay.data.tabular import TableProfile
 from assay.data.validation import ValidationReport
+from assay.errors import AssayError
 from assay.server.deps import ADMIN, READ, WRITE, WS
 from assay.server.schemas import ERRORS, Limit, Page, page_of
 
@@ -42,6 +47,18 @@ class VersionDetail(BaseModel):
 class Upload(BaseModel):
     id: str
     files: dict[str, int] = Field(description="Bytes received so far, by path")
+
+
+class UploadPart(BaseModel):
+    id: str
+    path: str
+    size: int = Field(description="The file's bytes received so far, this part included")
+
+
+class UploadBatch(BaseModel):
+    id: str
+    files: int = Field(description="Files the batch brought")
+    bytes: int = Field(description="Their bytes")
 
 
 class CommitIn(BaseModel):
@@ -187,7 +204,7 @@ def upload_status(upload_id: str, ws: WS) -> Upload:
 
 
 @router.put(
-    "/uploads/{upload_id}", response_model=Upload, dependencies=WRITE,
+    "/uploads/{upload_id}", response_model=UploadPart, dependencies=WRITE,
     summary="Send a file, or a part of one (raw bytes; `offset` says where it starts)",
     openapi_extra={"requestBody": {"content": {"application/octet-stream": {}}}},
 )  # fmt: skip
@@ -197,13 +214,29 @@ async def upload_part(
     ws: WS,
     path: Annotated[str, Query(description="The file's path inside the dataset")],
     offset: Annotated[int, Query(ge=0)] = 0,
-) -> Upload:
+) -> UploadPart:
     # The body streams straight to disk; each chunk is small, and a local write of it
-    # returns as soon as the page cache holds it.
+    # returns as soon as the page cache holds it. The answer is this part's alone: one
+    # that listed the whole upload grew with it, making a commit of many files quadratic.
     with ws.uploads.open_part(upload_id, path, offset) as out:
         async for chunk in request.stream():
             out.write(chunk)
-    return upload_status(upload_id, ws)
+        size = out.tell()
+    return UploadPart(id=upload_id, path=path, size=size)
+
+
+@router.post(
+    "/uploads/{upload_id}/batch", response_model=UploadBatch, dependencies=WRITE,
+    summary="Send many small files at once: a JSON line [[path, blake3, size], …], then "
+    "their bytes in that order; each is checked against its hash, the batch kept whole or "
+    "not at all",
+    openapi_extra={"requestBody": {"content": {"application/octet-stream": {}}}},
+)  # fmt: skip
+async def upload_batch(upload_id: str, request: Request, ws: WS) -> UploadBatch:
+    with ws.uploads.open_batch(upload_id) as batch:
+        async for chunk in request.stream():
+            batch.feed(chunk)
+    return UploadBatch(id=upload_id, files=len(batch.index), bytes=batch.size)
 
 
 @router.post("/uploads/{upload_id}/commit", response_model=CommitResult, dependencies=WRITE)
@@ -213,10 +246,13 @@ def commit_upload(upload_id: str, body: CommitIn, ws: WS) -> CommitResult:
 
     check_name(body.dataset)  # before anything: bad input must not cost the upload
     checks = None if body.checks is None else load_checks(body.checks, body.checks_source)
-    root = ws.uploads.verified(upload_id, body.files)
+    staged = ws.uploads.verified(upload_id, body.files)
     try:
-        return ws.data.commit(
-            body.dataset, root, body.message, checks=checks, allow_invalid=body.allow_invalid
+        done = ws.data.commit_staged(
+            body.dataset, staged, body.message, checks=checks, allow_invalid=body.allow_invalid
         )
-    finally:
-        ws.uploads.discard(upload_id)
+    except AssayError as exc:  # refused (its checks, say): the upload stays for a retry
+        exc.details.setdefault("upload", upload_id)
+        raise
+    ws.uploads.discard(upload_id)
+    return done

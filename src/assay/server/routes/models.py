@@ -23,7 +23,6 @@ from starlette.background import BackgroundTask
 from assay.registry.entities import LineageTree, Model, ModelVersion
 from assay.server.deps import READ, WRITE, WS
 from assay.server.schemas import ERRORS, Limit, Page, documented, page_of
-from assay.store.paths import safe_join
 
 router = APIRouter(prefix="/models", tags=["models"], responses=ERRORS)
 
@@ -73,10 +72,10 @@ def register_file(name: str, body: ModelFileIn, ws: WS) -> ModelVersion:
     from assay.data.entities import check_name
 
     check_name(name, "Model")  # before anything: a bad name must not cost the upload
-    root = ws.uploads.verified(body.upload, {body.filename: body.hash})
+    staged = ws.uploads.verified(body.upload, {body.filename: body.hash})
     try:
         return ws.registry.register_file(
-            safe_join(root, body.filename),
+            staged.path(body.filename),
             name,
             trust=body.trust,
             description=body.description,
@@ -104,10 +103,10 @@ def register_bundle(name: str, body: BundleIn, ws: WS) -> ModelVersion:
     from assay.data.entities import check_name
 
     check_name(name, "Model")
-    root = ws.uploads.verified(body.upload, body.files)
+    staged = ws.uploads.verified(body.upload, body.files)
     try:
         return ws.registry.register_bundle(
-            root,
+            staged.folder(),
             name,
             run=body.run,
             description=body.description,

@@ -248,12 +248,10 @@ def log_params(run: str, body: ParamsIn, ws: WS) -> None:
     summary="Store files sent as an upload with a running run",
 )  # fmt: skip
 def log_artifacts(run: str, body: ArtifactsIn, ws: WS) -> None:
-    from assay.store.paths import safe_join
-
-    root = ws.uploads.verified(body.upload, body.files)
+    staged = ws.uploads.verified(body.upload, body.files)
     try:
         files = {
-            (f"{body.name}/{rel}" if body.folder else body.name): safe_join(root, rel)
+            (f"{body.name}/{rel}" if body.folder else body.name): staged.path(rel)
             for rel in body.files
         }
         ws.runs.add_artifacts(run, files)
