@@ -30,6 +30,7 @@ from assay.errors import (
     NotFoundError,
     PredictTimeoutError,
 )
+from assay.limits import FEEDBACK_BODY_BYTES, check_document, too_deep
 from assay.serving.app import JsonBody, error_body, error_kind, read_body
 from assay.serving.metrics import CONTENT_TYPE
 from assay.serving.process import log
@@ -234,7 +235,7 @@ class _ABEndpoints:
     async def feedback(self, request: Request) -> Response:
         try:
             ab = self._current(request)
-            doc = _parse_object(await read_body(request, self.limit))
+            doc = _parse_object(await read_body(request, min(self.limit, FEEDBACK_BODY_BYTES)))
             request_id, reward, truth = _feedback_fields(doc)
             found = self.w.answered.get(request_id)
             if found is None:
@@ -342,7 +343,7 @@ def _key(request: Request, body: bytes, field: str | None) -> str | None:
         return None
     try:
         doc = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None  # the model's own parsing says what is wrong with the body
     if isinstance(doc, dict):
         if field in doc:
@@ -376,6 +377,8 @@ def _parse_object(body: bytes) -> dict[str, Any]:
         doc = json.loads(body)
     except ValueError as exc:
         raise InvalidArgumentError(f"The body is not valid JSON: {exc}.") from None
+    except RecursionError:
+        raise too_deep("The feedback") from None
     if not isinstance(doc, dict):
         raise InvalidArgumentError('Send a JSON object: {"request_id": ..., "reward": ...}.')
     return doc
@@ -404,6 +407,7 @@ def _feedback_fields(doc: dict[str, Any]) -> tuple[str, float | None, Any]:
                 f"'reward' must be a finite number, not {json.dumps(reward)}.", field="reward"
             )
         return request_id, float(reward), None
+    check_document(doc["label"], "The label")  # kept in the test's event log
     return request_id, None, doc["label"]
 
 

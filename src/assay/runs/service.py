@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from assay.data.entities import DataVersion
 from assay.data.service import DataService
 from assay.errors import ConflictError, InvalidArgumentError, NotFoundError
+from assay.limits import MAX_NAME_LENGTH, check_document
 from assay.runs import tracking
 from assay.runs.engine import StepSpec, execute, expose
 from assay.runs.entities import Run, lower_is_better
@@ -198,7 +199,19 @@ class RunService:
         for the params' version number retries the whole of it.
 
         Returns the run's id and name, its params version and its creation time.
+
+        Raises:
+            InvalidArgumentError: params beyond the bounds of `assay.limits` (every listing
+                reads them back), or not JSON values.
         """
+        check_document(params, "Params")
+        for key in _flatten(params):
+            if len(key) > MAX_NAME_LENGTH:
+                raise InvalidArgumentError(
+                    f"Param name {key[:40]!r}… is {len(key):,} characters; names are at most "
+                    f"{MAX_NAME_LENGTH} (a nested name counts its parents, joined by dots).",
+                    limit=MAX_NAME_LENGTH,
+                )
         try:
             text = (json.dumps(params, indent=2, sort_keys=True) + "\n").encode()
         except (TypeError, ValueError) as exc:
