@@ -107,8 +107,12 @@ def mount(app: FastAPI) -> None:
 
     @app.exception_handler(SignIn)
     async def sign_in(request: Request, exc: SignIn) -> Response:
-        target = "/login?" + urlencode({"next": str(request.url.path), "why": exc.message})
-        return _Redirect(target, status_code=303)
+        return _Redirect(sign_in_url(request.url.path, exc.message), status_code=303)
+
+
+def sign_in_url(path: str, why: str) -> str:
+    """The sign-in page, saying why, that comes back to `path` once signed in."""
+    return "/login?" + urlencode({"next": path, "why": why})
 
 
 # ---- filters -------------------------------------------------------------------------------

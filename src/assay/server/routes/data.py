@@ -27,7 +27,7 @@ from assay.data.entities import (
 from assay.data.tabular import TableProfile
 from assay.data.validation import ValidationReport
 from assay.server.deps import ADMIN, READ, WRITE, WS
-from assay.server.schemas import ERRORS, Limit, Page, page_of
+from assay.server.schemas import CEILING, ERRORS, SMALL_BODY, Limit, Page, body_limit, page_of
 
 router = APIRouter(tags=["data"], responses=ERRORS)
 
@@ -99,13 +99,17 @@ class TagIn(BaseModel):
     force: bool = Field(default=False, description="Move the tag if it is on another version")
 
 
-@router.post("/tags", response_model=DataVersion, dependencies=WRITE, summary="Tag a version")
+@router.post(
+    "/tags", response_model=DataVersion, dependencies=WRITE, summary="Tag a version",
+    openapi_extra=body_limit(SMALL_BODY),
+)  # fmt: skip
 def tag(body: TagIn, ws: WS) -> DataVersion:
     return ws.data.tag(body.ref, body.tag, force=body.force)
 
 
 @router.post(
     "/verify", response_model=VerifyReport, dependencies=ADMIN,
+    openapi_extra=body_limit(SMALL_BODY),
     summary="Re-hash every stored object; name any that is missing or corrupt",
 )  # fmt: skip
 def verify(ws: WS) -> VerifyReport:
@@ -165,7 +169,10 @@ def download(
     )
 
 
-@router.post("/uploads", response_model=Upload, status_code=201, dependencies=WRITE)
+@router.post(
+    "/uploads", response_model=Upload, status_code=201, dependencies=WRITE,
+    openapi_extra=body_limit(SMALL_BODY),
+)  # fmt: skip
 def start_upload(ws: WS) -> Upload:
     return Upload(id=ws.uploads.start(), files={})
 
@@ -178,7 +185,9 @@ def upload_status(upload_id: str, ws: WS) -> Upload:
 @router.put(
     "/uploads/{upload_id}", response_model=Upload, dependencies=WRITE,
     summary="Send a file, or a part of one (raw bytes; `offset` says where it starts)",
-    openapi_extra={"requestBody": {"content": {"application/octet-stream": {}}}},
+    openapi_extra=body_limit(
+        CEILING, requestBody={"content": {"application/octet-stream": {}}}
+    ),
 )  # fmt: skip
 async def upload_part(
     upload_id: str,
@@ -195,7 +204,10 @@ async def upload_part(
     return upload_status(upload_id, ws)
 
 
-@router.post("/uploads/{upload_id}/commit", response_model=CommitResult, dependencies=WRITE)
+@router.post(
+    "/uploads/{upload_id}/commit", response_model=CommitResult, dependencies=WRITE,
+    openapi_extra=body_limit(CEILING),  # every file's hash: 100,000 files take 10 MB
+)  # fmt: skip
 def commit_upload(upload_id: str, body: CommitIn, ws: WS) -> CommitResult:
     from assay.data.checks import load_checks
     from assay.data.entities import check_name

@@ -12,8 +12,11 @@ from assay.runs.entities import Run
 from assay.server.deps import READ, WRITE, WS
 from assay.server.schemas import (
     ERRORS,
+    METRICS_BODY,
+    SMALL_BODY,
     Limit,
     Page,
+    body_limit,
     decode_token,
     encode_token,
     page_of,
@@ -134,6 +137,7 @@ def start_run(body: RunIn, ws: WS) -> Run:
 
 @router.post(
     "/runs/{run}/rerun", response_model=Run, status_code=202, dependencies=WRITE,
+    openapi_extra=body_limit(SMALL_BODY),
     summary="Run again with exactly the inputs of a run; executes on the server",
 )  # fmt: skip
 def rerun(run: str, ws: WS) -> Run:
@@ -156,6 +160,7 @@ def track_run(experiment: str, body: TrackIn, ws: WS) -> Run:
 
 @router.post(
     "/runs/{run}/metrics", status_code=204, dependencies=WRITE,
+    openapi_extra=body_limit(METRICS_BODY),
     summary="Log metric points, in a batch",
 )  # fmt: skip
 def log_metrics(run: str, body: PointsIn, ws: WS) -> None:
