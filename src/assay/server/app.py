@@ -7,6 +7,10 @@ an `error_id` (also in the server's log) and never a stack trace.
 
 from __future__ import annotations
 
+import re
+import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -66,14 +70,18 @@ def create_app(
 
     from assay.ui.app import error_page, wants_page
 
+    local = _Places.of(ws)
+
     @app.exception_handler(AssayError)
     async def assay_error(request: Request, exc: AssayError) -> Response:
+        message = local.relative(exc.message)
         if wants_page(request):
-            return error_page(request, exc.status, type(exc).__name__, exc.message)
+            return error_page(request, exc.status, type(exc).__name__, message)
         # A pipeline's own traceback helps its author at the terminal; over the API the
         # message says what failed, and stack traces stay on the server.
         details = {k: v for k, v in exc.details.items() if k != "traceback"}
-        response = error(exc.status, type(exc).__name__, exc.message, _jsonable(details))
+        details = local.relative(_jsonable(details))
+        response = error(exc.status, type(exc).__name__, message, details)
         if exc.status == 401:
             response.headers["WWW-Authenticate"] = "Bearer"
         return response
@@ -122,3 +130,51 @@ def _jsonable(details: dict[str, Any]) -> dict[str, Any]:
         return details
     except (TypeError, ValueError):
         return {k: str(v) for k, v in details.items()}
+
+
+class _Places:
+    """The server's own places on its disk, to be named relatively in errors: a client
+    learns nothing of the machine's layout (user names, install paths, temporary folders).
+
+    A path in the workspace is relative to it; in a temporary folder of ours, relative to
+    that folder (what the client sent, e.g. a pipeline's file); the home folder is `~`, the
+    Python installation `<python>`. A path the client sent is answered as sent.
+    """
+
+    def __init__(self, prefixes: list[tuple[str, str]], temporary: re.Pattern[str]) -> None:
+        self.prefixes = prefixes
+        self.temporary = temporary
+
+    @classmethod
+    def of(cls, ws: Workspace) -> _Places:
+        named: dict[str, str] = {}
+        for place, name in (
+            (Path(sys.base_prefix), "<python>/"),
+            (Path(sys.prefix), "<python>/"),
+            (Path.home(), "~/"),
+            (ws.settings.root, ""),
+        ):
+            if place is not None:
+                for variant in {str(place), str(place.resolve())}:
+                    if variant != "/":
+                        named[variant.rstrip("/") + "/"] = name
+        # Longest first: the workspace may be in the home folder, a venv in the workspace.
+        prefixes = sorted(named.items(), key=lambda item: -len(item[0]))
+        tmp = Path(tempfile.gettempdir())
+        folders = "|".join(sorted({re.escape(str(p)) for p in (tmp, tmp.resolve())}))
+        # tempfile's folders: ours are named assay-…, the unnamed ones tmp…
+        temporary = re.compile(rf"(?:{folders})/(?:assay-|tmp)[^/\s'\"]*/")
+        return cls(prefixes, temporary)
+
+    def relative(self, value: Any) -> Any:
+        if isinstance(value, str):
+            value = self.temporary.sub("", value)
+            for prefix, name in self.prefixes:
+                if prefix in value:
+                    value = value.replace(prefix, name)
+            return value
+        if isinstance(value, dict):
+            return {k: self.relative(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.relative(v) for v in value]
+        return value
