@@ -125,4 +125,10 @@
 
   document.addEventListener("DOMContentLoaded", () => draw(document));
   document.addEventListener("htmx:afterSwap", (e) => draw(e.target));
+
+  // htmx's requests carry the session's CSRF token as a header (forms carry it as a field).
+  document.addEventListener("htmx:configRequest", (e) => {
+    const meta = document.querySelector('meta[name="csrf-token"]');
+    if (meta) e.detail.headers["X-CSRF-Token"] = meta.content;
+  });
 })();
