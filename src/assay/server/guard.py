@@ -1,5 +1,5 @@
-"""The server's outermost layer: who may send a body, how large and how fast; and the last
-word on any exception.
+"""The server's outermost layer: who may send a body, how large and how fast; the security
+headers on every answer; and the last word on any exception.
 
 For a request with a body (POST, PUT, PATCH, DELETE), in this order:
 
@@ -45,6 +45,21 @@ BODY_LIMIT = "x-body-limit"
 
 _BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 _PUBLIC = {"/login", "/logout"}  # the dashboard's forms that need no sign-in
+
+# On every answer, the API's and the dashboard's, errors included. The dashboard's scripts
+# and styles are files under /static (no inline script, style or handler anywhere), so the
+# policy allows nothing else; no page may be framed (clickjacking).
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS = [
+    (b"content-security-policy", CSP.encode()),
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+]
 
 
 class BodyRefused(HTTPException):
@@ -109,9 +124,12 @@ class Guard:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
+                headers = list(message.get("headers", []))
+                have = {k.lower() for k, _ in headers}
+                headers += [(k, v) for k, v in SECURITY_HEADERS if k not in have]
                 if not body.done:  # what is left of the body is not worth reading
-                    headers = [*message.get("headers", []), (b"connection", b"close")]
-                    message = {**message, "headers": headers}
+                    headers.append((b"connection", b"close"))
+                message = {**message, "headers": headers}
             await send(message)
 
         try:
