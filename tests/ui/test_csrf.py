@@ -88,6 +88,9 @@ def test_a_form_from_another_origin_is_refused(
             path, data={**form, "csrf": token}, headers={"Referer": f"{FOREIGN}/attack.html"}
         )
         refused(answer, "not sent from this server's pages")
+    # Nothing changed: still signed in (the refused /logout kept the cookie), same token.
+    assert csrf_of(client.get("/abtests" if auth else "/login").text) == token
+    assert client.get("/abtests").status_code == 200
 
 
 @pytest.mark.parametrize("auth", [True, False])
