@@ -73,11 +73,11 @@ class BodyRefused(HTTPException):
         self.details = details
 
 
-def too_large(limit: int) -> BodyRefused:
+def too_large(limit: int, taker: str = "this route") -> BodyRefused:
     return BodyRefused(
         413,
         "PayloadTooLargeError",
-        f"The body is larger than this route accepts ({limit:,} bytes).",
+        f"The body is larger than {taker} accepts ({limit:,} bytes).",
         limit=limit,
     )
 
@@ -98,10 +98,6 @@ def error(
     return JSONResponse(
         {"error": {"type": kind, "message": message, "details": details or {}}}, status_code=status
     )
-
-
-def is_dashboard(path: str) -> bool:
-    return not path.startswith(("/api/", "/static/"))
 
 
 class Guard:
@@ -157,13 +153,13 @@ class Guard:
         path: str = scope["path"]
         state = scope["app"].state
         if state.auth and path not in _PUBLIC:
-            if is_dashboard(path):
-                secret = cookie_parser(headers.get("cookie", "")).get(_cookie())
+            if not path.startswith(("/api/", "/static/")):  # the dashboard: its sign-in cookie
+                from assay.ui.app import COOKIE, sign_in_url
+
+                secret = cookie_parser(headers.get("cookie", "")).get(COOKIE)
                 try:
                     state.workspace.tokens.check(secret, "read")
                 except AssayError as exc:
-                    from assay.ui.app import sign_in_url
-
                     return RedirectResponse(sign_in_url(path, exc.message), status_code=303)
             else:
                 scheme, _, secret = headers.get("authorization", "").partition(" ")
@@ -177,7 +173,7 @@ class Guard:
                     return answer
         length = headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body:
-            raise too_large(self.max_body)
+            raise too_large(self.max_body, "this server")
         # Under /api every body is JSON, but for an upload's raw file parts.
         json_route = path.startswith("/api/") and not path.startswith("/api/v1/uploads/")
         has_body = (length or "0") != "0" or "chunked" in headers.get("transfer-encoding", "")
@@ -189,12 +185,6 @@ class Guard:
                 f"Send JSON with Content-Type: application/json (got {ctype or 'none'!r}).",
             )
         return None
-
-
-def _cookie() -> str:
-    from assay.ui.app import COOKIE
-
-    return COOKIE
 
 
 class _Body:
