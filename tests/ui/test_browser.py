@@ -32,12 +32,14 @@ def test_the_overview_and_runs_pages_load(admin_page: Page) -> None:
 
 
 def test_the_runs_table_sorts_and_filters_on_the_server(admin_page: Page, site: Site) -> None:
+    from playwright.sync_api import expect
+
     tab = admin_page.tab
     admin_page.open("/runs?experiment=cancer&cols=params.C&cols=metrics.val_f1")
     tab.click("a.sort[data-key='params.C']")  # first click: descending
-    tab.wait_for_function(
-        "document.querySelector(\"a.sort[data-key='params.C']\").textContent.includes('▼')"
-    )
+    # Waits in Python, not with wait_for_function: Playwright evaluates its predicate from
+    # a string, and the dashboard's Content-Security-Policy refuses eval.
+    tab.wait_for_selector("a.sort[data-key='params.C']:has-text('▼')")
     c_values = [
         float(v) for v in tab.locator("table.runs tbody tr td:nth-child(10)").all_inner_texts()
     ]
@@ -45,7 +47,7 @@ def test_the_runs_table_sorts_and_filters_on_the_server(admin_page: Page, site: 
     assert "sort=params.C+desc" in tab.url
     tab.fill("input[name=filter]", "params.C < 5 and metrics.val_f1 > 0")
     tab.press("input[name=filter]", "Enter")
-    tab.wait_for_function("document.querySelectorAll('table.runs tbody tr').length === 2")
+    expect(tab.locator("table.runs tbody tr")).to_have_count(2)
     assert sorted(
         float(v) for v in tab.locator("table.runs tbody tr td:nth-child(10)").all_inner_texts()
     ) == [0.05, 1.0]
