@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from assay.errors import (
     AssayError,
+    AssayWarning,
     ConflictError,
     CorruptObjectError,
     ForbiddenError,
@@ -16,6 +17,7 @@ from assay.errors import (
     NotFoundError,
     StorageError,
     UnauthorizedError,
+    UnreachableError,
     ValidationFailedError,
     WorkspaceNotFoundError,
 )
@@ -26,9 +28,15 @@ if TYPE_CHECKING:  # what the lazy attributes below are, for type checkers and e
     from assay.runs.split import Split, split
     from assay.sdk import (
         ActiveRun,
+        active_run,
+        autolog,
+        compare,
+        get_run,
+        load_model,
         log_artifact,
         log_metric,
         log_metrics,
+        log_model,
         log_param,
         log_params,
         start_run,
@@ -40,6 +48,12 @@ __version__ = "0.1.0"
 _LAZY = {
     "ActiveRun": "assay.sdk",
     "Client": "assay.client",
+    "active_run": "assay.sdk",
+    "autolog": "assay.sdk",
+    "compare": "assay.sdk",
+    "get_run": "assay.sdk",
+    "load_model": "assay.sdk",
+    "log_model": "assay.sdk",
     "Pipeline": "assay.pipelines.dsl",
     "Split": "assay.runs.split",
     "log_artifact": "assay.sdk",
@@ -54,6 +68,10 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> object:
+    if name in ("data", "runs"):  # the concept packages; `assay.runs(...)` is callable
+        import importlib
+
+        return importlib.import_module(f"assay.{name}")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'assay' has no attribute {name!r}")
@@ -67,6 +85,7 @@ def __getattr__(name: str) -> object:
 __all__ = [
     "ActiveRun",
     "AssayError",
+    "AssayWarning",
     "Client",
     "ConflictError",
     "CorruptObjectError",
@@ -77,14 +96,23 @@ __all__ = [
     "Split",
     "StorageError",
     "UnauthorizedError",
+    "UnreachableError",
     "ValidationFailedError",
     "WorkspaceNotFoundError",
     "__version__",
+    "active_run",
+    "autolog",
+    "compare",
+    "data",
+    "get_run",
+    "load_model",
     "log_artifact",
     "log_metric",
     "log_metrics",
+    "log_model",
     "log_param",
     "log_params",
+    "runs",
     "split",
     "start_run",
     "step",

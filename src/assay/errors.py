@@ -66,6 +66,17 @@ class StorageError(AssayError):
     status = 507
 
 
+class UnreachableError(AssayError):
+    """The Assay server (or another service) did not answer: refused, timed out, gone."""
+
+    status = 503
+
+
+class AssayWarning(UserWarning):
+    """Something went wrong that must not stop the user's own work (a logging failure
+    during a fit, a server that went away mid-training); it is said once."""
+
+
 class CorruptObjectError(StorageError):
     """A stored object's bytes no longer match its name (its content hash)."""
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+import struct
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -119,6 +120,62 @@ def test_every_prediction_says_which_model_made_it_and_where_it_came_from(
     assert answers[0].headers["X-Assay-Variant"] == "A"
     assert answers[0].headers["X-Assay-Request-Id"] == v1["request_id"]
     assert answers[1].headers["X-Assay-Model-Version"] == "2"
+
+
+def test_the_router_takes_v1_inputs_and_binary_tensors_and_checks_datatypes(
+    lab: Workspace,
+) -> None:
+    test = lab.abtests.create("iris-ab", ["A=iris@1", "B=iris@2"], "round-robin")
+    columns = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
+    head = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "x",
+                    "shape": [1, 4],
+                    "datatype": "FP32",
+                    "parameters": {"binary_data_size": 16},
+                }
+            ],
+            "outputs": [{"name": "predict", "parameters": {"binary_data": True}}],
+        }
+    ).encode()
+    with httpx.Client(timeout=10) as client:
+        rows = client.post(f"{test.url}/predict", json={"inputs": [ROW]})
+        cols = client.post(
+            f"{test.url}/predict",
+            json={"inputs": {c: [v] for c, v in zip(columns, ROW, strict=True)}},
+        )
+        for r, variant in ((rows, "A"), (cols, "B")):  # both answered as KServe V1
+            assert r.status_code == 200, r.text
+            assert (r.json()["predictions"], r.json()["variant"]) == ([0], variant)
+
+        binary = client.post(
+            f"{test.url}/predict",
+            content=head + struct.pack("<4f", *ROW),
+            headers={"Inference-Header-Content-Length": str(len(head))},
+        )
+        assert binary.status_code == 200, binary.text
+        assert binary.headers["content-type"] == "application/octet-stream"
+        length = int(binary.headers["Inference-Header-Content-Length"])
+        doc = json.loads(binary.content[:length])  # the variant is in the JSON ...
+        assert (doc["variant"], doc["model_version"]) == ("A", "1")
+        assert doc["outputs"][0]["parameters"] == {"binary_data_size": 8}
+        assert struct.unpack("<q", binary.content[length:]) == (0,)  # ... the data after it
+        # The answer was logged with its predictions: feedback by label finds them.
+        f = client.post(f"{test.url}/feedback", json={"request_id": doc["request_id"], "label": 0})
+        assert f.status_code == 200 and f.json()["reward"] == 1.0
+
+        wrong = client.post(
+            f"{test.url}/predict",
+            json={
+                "inputs": [
+                    {"name": "x", "shape": [1, 4], "datatype": "UINT8", "data": [5, 3, 1, 300]}
+                ]
+            },
+        )
+        assert wrong.status_code == 400
+        assert "is UINT8, but it holds integer 300" in wrong.json()["error"]["message"]
 
 
 def test_feedback_joins_by_request_id_and_the_report_finds_the_better_model(

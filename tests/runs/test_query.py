@@ -410,8 +410,8 @@ def test_fields_of_lists_every_field_once() -> None:
 # ---- errors --------------------------------------------------------------------------------
 
 ATTRIBUTES = (
-    "created_at, data_version, dataset, ended_at, experiment, id, name, pipeline, "
-    "pipeline_version, started_at, status"
+    "code, created_at, data_version, dataset, ended_at, experiment, id, name, parent_id, "
+    "pipeline, pipeline_version, started_at, status"
 )
 FIELDS = f"params.NAME, metrics.NAME or a run attribute ({ATTRIBUTES})"
 OPERATORS = "(=, !=, <, <=, >, >=, like, ilike, in, not in, is null or is not null)"

@@ -92,3 +92,28 @@ def test_a_sweep_with_a_deep_space_is_a_client_error(local: Local) -> None:
     deep_params = {**params, "params": {"x": nested(300)}}
     assert "levels" in assert_error(api.post("/api/v1/sweeps", json=deep_params), 400)["message"]
     assert api.get("/api/v1/sweeps").json()["items"] == []
+
+
+def test_what_a_tracked_run_adds_later_is_bounded_too(ws: Workspace, local: Local) -> None:
+    """Params logged later, candidates recorded inside a run, and its `extra`: each is
+    refused past the bounds, and an old deep `extra` is listed cut."""
+    api = local("write")
+    rid = api.post("/api/v1/experiments/e/runs", json={"params": {"seed": 1}}).json()["id"]
+    deep = {"x": nested(300)}
+    for method, url, body in (
+        ("POST", f"/api/v1/runs/{rid}/params", {"params": deep}),
+        ("POST", f"/api/v1/runs/{rid}/children", {"children": [{"params": deep}]}),
+        ("PATCH", f"/api/v1/runs/{rid}/extra", {"extra": deep}),
+    ):
+        error = assert_error(api.request(method, url, json=body), 400)
+        assert f"more than {MAX_DEPTH} levels" in error["message"], url
+    [run] = api.get("/api/v1/runs").json()["items"]
+    assert run["params"] == {"seed": 1} and run["extra"] == {}
+    assert api.get(f"/api/v1/runs/{rid}/children").json() == []
+
+    from assay.runs.repository import RunRepository
+
+    with ws.db.session() as conn:  # stored before the bounds held
+        RunRepository(conn).update(rid, extra={"deep": nested(500)})
+    [run] = api.get("/api/v1/runs").json()["items"]
+    assert run["extra"]["deep"] == nested(MAX_DEPTH - 1, leaf=CUT)

@@ -12,7 +12,7 @@ import pytest
 
 from assay.errors import InvalidArgumentError
 from assay.registry.entities import ColumnSpec, Signature
-from assay.serving.inputs import InputSchema, twin_agrees, v2_rows, without_feature_names
+from assay.serving.inputs import InputSchema, twin_agrees, without_feature_names
 
 from .conftest import floats
 
@@ -96,22 +96,6 @@ def test_shape_errors_name_the_instance() -> None:
         schema.convert([{"x": 1, "y": 2, "z": 3}])
     with pytest.raises(InvalidArgumentError, match="Instance 1 is null"):
         schema.convert([[1, 2], None])
-
-
-def test_v2_column_tensors_become_rows_in_signature_order() -> None:
-    schema = InputSchema(XY, "m")
-    rows = v2_rows(
-        schema,
-        [
-            {"name": "y", "shape": [2, 1], "datatype": "INT64", "data": [[3], [4]]},
-            {"name": "x", "shape": [2], "datatype": "FP32", "data": [1, 2]},
-        ],
-    )
-    assert rows == [[1, 3], [2, 4]]
-    matrix = v2_rows(
-        schema, [{"name": "in", "shape": [2, 2], "datatype": "FP64", "data": [1, 2, 3, 4]}]
-    )
-    assert matrix == [[1, 2], [3, 4]]
 
 
 def test_a_names_free_twin_answers_as_the_dataframe_fitted_pipeline() -> None:

@@ -14,7 +14,6 @@ import math
 import os
 import time
 from collections import deque
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -31,10 +30,11 @@ from assay.errors import (
     PredictTimeoutError,
 )
 from assay.limits import FEEDBACK_BODY_BYTES, check_document, too_deep
-from assay.serving.app import JsonBody, error_body, error_kind, read_body
+from assay.serving.app import JsonBody, error_kind
+from assay.serving.bodies import binary_headers, error_body, read_body, read_infer_body
 from assay.serving.metrics import CONTENT_TYPE
 from assay.serving.process import log
-from assay.serving.served import dumps
+from assay.serving.served import Answer, dumps, first_output
 
 if TYPE_CHECKING:
     from assay.abtests.router import ABServed, ABWorker
@@ -71,7 +71,7 @@ class _ABEndpoints:
         # Shadow copies wait in `shadow_queue` and run one at a time, only while no
         # primary request is being answered (`idle`): on a busy router they expire and
         # are dropped, so a shadow never takes the primary's CPU or slows its answers.
-        self.shadow_queue: deque[tuple[float, ABServed, str, bytes, str]] = deque()
+        self.shadow_queue: deque[tuple[float, ABServed, str, _Body, str]] = deque()
         self.active = 0  # primary requests being answered now
         self.last_start = 0.0  # when the latest one came in (the loop's clock)
         self.idle = asyncio.Event()
@@ -111,14 +111,13 @@ class _ABEndpoints:
         request_id = os.urandom(16).hex()
         try:
             ab = self._current(request)
-            body = await read_body(request, self.limit)
+            body = await read_infer_body(request, self.limit)
             key = _key(request, body, ab.target.key)
             label = ab.choose(key)
             served = ab.served[label]
-            op: Callable[[bytes], bytes] = served.v1 if b'"instances"' in body else served.v2
             try:
-                payload = await asyncio.wait_for(
-                    loop.run_in_executor(self.pool, op, body), self.timeout_s
+                payload, json_length = await asyncio.wait_for(
+                    loop.run_in_executor(self.pool, served.answer, *body), self.timeout_s
                 )
             except TimeoutError:
                 raise PredictTimeoutError(
@@ -127,7 +126,7 @@ class _ABEndpoints:
                     timeout_s=self.timeout_s,
                 ) from None
             elapsed = time.perf_counter() - started
-            predictions = _raw_predictions(payload)
+            predictions = _raw_predictions(payload, json_length)
             # The event line is assembled from the answer's own JSON bytes: the hot path
             # parses and re-encodes nothing (the same fields as `EventLog` documents).
             self.w.events.write(
@@ -147,8 +146,17 @@ class _ABEndpoints:
             served.metrics.record("ab", 200, elapsed, None)
             for shadow in ab.shadows(label):
                 self._shadow(ab, shadow, body, request_id)
+            if json_length is None:
+                return JsonBody(
+                    ab.answer(label, payload, request_id), 200, ab.headers(label, request_id)
+                )
+            # Binary outputs follow the JSON: the variant goes into the JSON, whose new
+            # length the header says.
+            head = ab.answer(label, payload[:json_length], request_id)
             return JsonBody(
-                ab.answer(label, payload, request_id), 200, ab.headers(label, request_id)
+                head + payload[json_length:],
+                200,
+                binary_headers(ab.headers(label, request_id), len(head)),
             )
         except AssayError as exc:
             elapsed = time.perf_counter() - started
@@ -172,7 +180,7 @@ class _ABEndpoints:
         except ClientDisconnect:
             return Response(status_code=400)
 
-    def _shadow(self, ab: ABServed, label: str, body: bytes, request_id: str) -> None:
+    def _shadow(self, ab: ABServed, label: str, body: _Body, request_id: str) -> None:
         if len(self.shadow_queue) >= SHADOW_BACKLOG:
             self._dropped(label)
             return
@@ -207,17 +215,16 @@ class _ABEndpoints:
         if self.shadow_dropped in (1, 10, 100, 1000) or self.shadow_dropped % 10000 == 0:
             log.warning("shadow %s is behind: %d copies dropped", label, self.shadow_dropped)
 
-    async def _run_shadow(self, ab: ABServed, label: str, body: bytes, request_id: str) -> None:
+    async def _run_shadow(self, ab: ABServed, label: str, body: _Body, request_id: str) -> None:
         served = ab.served[label]
-        op = served.v1 if b'"instances"' in body else served.v2
         started = time.perf_counter()
         ok, pred = True, None
         try:
-            payload = await asyncio.wait_for(
-                asyncio.get_running_loop().run_in_executor(self.shadow_pool, op, body),
+            answer: Answer = await asyncio.wait_for(
+                asyncio.get_running_loop().run_in_executor(self.shadow_pool, served.answer, *body),
                 self.timeout_s,
             )
-            pred = _predictions(payload)
+            pred = _predictions(*answer)
         except (AssayError, TimeoutError):
             ok = False
         self.w.events.append(
@@ -333,43 +340,49 @@ class _ABEndpoints:
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
 
-def _key(request: Request, body: bytes, field: str | None) -> str | None:
+# A request body and, when binary tensor data follows its JSON, the JSON's length.
+_Body = tuple[bytes, int | None]
+
+
+def _key(request: Request, body: _Body, field: str | None) -> str | None:
     """The request's routing key: the X-Assay-Key header, else the test's key field
-    (top level of the body, or the first instance's)."""
+    (top level of the body, or the first row's of `instances` or V1 `inputs`)."""
     for name, value in request.scope["headers"]:
         if name == b"x-assay-key":
             return str(value.decode("latin-1"))
     if field is None:
         return None
+    data, json_length = body
     try:
-        doc = json.loads(body)
+        doc = json.loads(data if json_length is None else data[:json_length])
     except (ValueError, RecursionError):
         return None  # the model's own parsing says what is wrong with the body
     if isinstance(doc, dict):
         if field in doc:
             return str(doc[field])
-        rows = doc.get("instances")
+        rows = doc.get("instances", doc.get("inputs"))
         if isinstance(rows, list) and rows and isinstance(rows[0], dict) and field in rows[0]:
             return str(rows[0][field])
+        column = rows.get(field) if isinstance(rows, dict) else None  # V1 columnar inputs
+        if isinstance(column, list) and column:
+            return str(column[0])
     return None
 
 
-def _raw_predictions(payload: bytes) -> bytes:
+def _raw_predictions(payload: bytes, json_length: int | None) -> bytes:
     """The predictions' JSON, cut out of a V1 answer (`{"predictions":[...],"model":…`)
     without parsing it; a V2 answer's first output's data, through the parser."""
-    if payload.startswith(b'{"predictions":'):
+    if json_length is None and payload.startswith(b'{"predictions":'):
         end = payload.rfind(b',"model":')
         if end > 0:
             return payload[15:end]
-    return json.dumps(_predictions(payload), separators=(",", ":")).encode()
+    return json.dumps(_predictions(payload, json_length), separators=(",", ":")).encode()
 
 
-def _predictions(payload: bytes) -> Any:
-    doc = json.loads(payload)
-    if "predictions" in doc:
-        return doc["predictions"]
-    outputs = doc.get("outputs") or []
-    return outputs[0].get("data") if outputs else None
+def _predictions(payload: bytes, json_length: int | None) -> Any:
+    if json_length is None and payload.startswith(b'{"predictions":'):
+        return json.loads(payload)["predictions"]
+    return first_output(payload, json_length)
 
 
 def _parse_object(body: bytes) -> dict[str, Any]:

@@ -157,6 +157,16 @@ def demo(
         folder,
     )  # fmt: skip
     _run(["sweeps", "show", "cancer-tuning", "--limit", "5"], folder)
+    # A notebook is a pipeline too: executed headless, its params injected, its fits
+    # recorded by assay.autolog(), the executed notebook kept with the run.
+    for name in ("explore.ipynb", "explore.json"):
+        shutil.copyfile(example / name, folder / "pipeline" / name)
+    _run(
+        ["run", "pipeline/explore.ipynb", "--data", "cancer@clean",
+         "--params", "pipeline/explore.json"],
+        folder,
+    )  # fmt: skip
+    _run(["runs", "list", "--experiment", "explore"], folder)
     _serve(folder)
     console.print(f"\n[bold green]Done.[/bold green] The demo workspace is in {folder}.")
     console.print(

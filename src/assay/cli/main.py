@@ -88,11 +88,23 @@ def _safe(url: str) -> str:
 
 
 def _register() -> None:
-    from assay.cli import abtests, data, demo, models, pipelines, runs, server, services, sweeps
+    from assay.cli import (
+        abtests,
+        code,
+        data,
+        demo,
+        models,
+        pipelines,
+        runs,
+        server,
+        services,
+        sweeps,
+    )
 
     app.add_typer(data.app, name="data")
     app.add_typer(pipelines.app, name="pipelines")
     app.command(name="run")(runs.run_command)
+    runs.app.command(name="code")(code.code_command)
     app.add_typer(runs.app, name="runs")
     app.command(name="sweep")(sweeps.sweep_command)
     app.add_typer(sweeps.app, name="sweeps")

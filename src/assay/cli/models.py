@@ -162,13 +162,26 @@ def lineage(
             "metrics  " + "  ".join(f"{k}={fmt_num(v)}" for k, v in sorted(run["metrics"].items()))
         )
     data = run["data"]
-    node.add(f"data      [bold]{data['ref']}[/bold]  [dim]{(data['manifest'] or '')[:16]}[/dim]")
-    pipe = run["pipeline"]
-    pnode = node.add(
-        f"pipeline  [bold]{pipe['ref']}[/bold]  [dim]{(pipe['manifest'] or '')[:16]}[/dim]"
+    node.add(
+        f"data      [bold]{data['ref'] or '-'}[/bold]  [dim]{(data['manifest'] or '')[:16]}[/dim]"
     )
-    for step in pipe["steps"]:
-        pnode.add(f"{step['name']:<10} [dim]{step['code_hash'][:12]}[/dim]")
+    pipe = run["pipeline"]
+    if pipe["ref"]:
+        pnode = node.add(
+            f"pipeline  [bold]{pipe['ref']}[/bold]  [dim]{(pipe['manifest'] or '')[:16]}[/dim]"
+        )
+        for step in pipe["steps"]:
+            pnode.add(f"{step['name']:<10} [dim]{step['code_hash'][:12]}[/dim]")
+    code = run.get("code")
+    if code and code["kind"] != "pipeline":
+        git = ""
+        if code["git_commit"]:
+            dirty = ", uncommitted changes" if code["git_dirty"] else ""
+            git = f"  git {code['git_commit'][:8]} ({code['git_branch'] or 'detached'}{dirty})"
+        node.add(
+            f"code      [bold]{code['kind']} {escape(code['entry'])}[/bold]  "
+            f"[dim]{code['ref'][:16]}[/dim]{git}"
+        )
     params = run["params"]
     values = ", ".join(f"{k}={v}" for k, v in sorted(params["values"].items()))
     node.add(

@@ -141,6 +141,13 @@ class RemotePipelines(_Remote):
     def source(self, version: Any, path: str | None = None) -> str:
         return self.client.pipeline_source(version.ref, path)
 
+    def readable(self, version: Any, path: str | None = None) -> str:
+        from assay.pipelines import notebook
+
+        wanted = path or version.entry
+        text = self.source(version, wanted)
+        return notebook.as_script(text) if notebook.is_notebook(wanted) else text
+
     def diff(self, a_ref: str, b_ref: str) -> str:
         return self.client.pipeline_diff(a_ref, b_ref)
 
@@ -190,6 +197,19 @@ class RemoteRuns(_Remote):
     def experiments(self) -> list[tuple[str, int]]:
         found = self.client._call("GET", "/experiments", params={"limit": 1000})["items"]
         return [(e["name"], e["runs"]) for e in found]
+
+    def code_of(self, ref: str) -> Any:
+        version, files = self.client.code(ref)
+        self._code_files = getattr(self, "_code_files", {})
+        self._code_files[version.hash] = files
+        return version
+
+    def code_files(self, version: Any) -> dict[str, bytes]:
+        found: dict[str, bytes] = getattr(self, "_code_files", {}).get(version.hash, {})
+        return found
+
+    def children(self, ref: str) -> list[Any]:
+        return self.client.children(ref)
 
     def rerun_and_wait(self, ref: str) -> Any:
         from assay.client.http import parse

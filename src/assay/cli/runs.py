@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from assay.cli.context import workspace
@@ -236,10 +237,17 @@ def list_(
     ] = None,
     sort: Annotated[str | None, typer.Option("--sort", help='e.g. "metrics.val_f1 desc"')] = None,
     limit: Annotated[int, typer.Option("--limit", min=1)] = 50,
+    all_runs: Annotated[
+        bool,
+        typer.Option("--all", help="Also runs made inside others (a search's candidates)."),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """List runs, newest first (or as sorted), filtered by params, metrics and attributes."""
-    found = workspace().runs.search(experiment=experiment, filter=filter, sort=sort, limit=limit)
+    query = filter
+    if not all_runs and not (filter and "parent_id" in filter):
+        query = f"parent_id is null and ({filter})" if filter else "parent_id is null"
+    found = workspace().runs.search(experiment=experiment, filter=query, sort=sort, limit=limit)
     if as_json:
         emit_json([r.to_dict() for r in found])
         return
@@ -291,10 +299,20 @@ def show(run: str, as_json: JsonOpt = False) -> None:
         ("created", when(r.created_at)),
         ("duration", f"{r.duration_s:.2f} s" if r.duration_s is not None else "-"),
     ]
+    code = _code_line(ws, r)
+    if code:
+        rows.append(("code", code))
     if r.model:
         rows.append(("model", f"{r.model[:16]} ({r.model_flavor})"))
     if r.rerun_of:
         rows.append(("rerun of", r.rerun_of[:8]))
+    if r.parent_id:
+        rows.append(("parent", r.parent_id[:8]))
+    children = ws.runs.children(r.id)
+    if children:
+        rows.append(
+            ("children", f"{len(children)} (`assay runs list --filter \"parent_id = '{r.id}'\"`)")
+        )
     res = r.resources
     if res:
         rows.append(
@@ -357,6 +375,16 @@ def show(run: str, as_json: JsonOpt = False) -> None:
         console.print(table)
     if r.error:
         err.print(r.error.rstrip(), markup=False, highlight=False)
+
+
+def _code_line(ws: Any, run: Run) -> str | None:
+    from assay.errors import NotFoundError
+
+    try:
+        cv = ws.runs.code_of(run.id)
+    except NotFoundError:
+        return None
+    return f"{escape(cv.describe())}  [dim]{cv.short}[/dim]  (`assay runs code {run.short_id}`)"
 
 
 def _curve(points: list[float], width: int = 24) -> str:

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from assay.abtests.entities import ABReport
     from assay.data.checks import Checks
     from assay.registry.entities import LineageTree
+    from assay.runs.code import CodeCapture
+    from assay.runs.entities import Candidate
     from assay.serving.entities import ServiceStatus
 
 T = TypeVar("T")
@@ -79,8 +81,9 @@ class Client:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
-            raise errors.AssayError(
-                f"Cannot reach the Assay server at {self.url}: {exc}."
+            raise errors.UnreachableError(
+                f"Cannot reach the Assay server at {self.url}: {exc or type(exc).__name__}. "
+                "Check that it is up and that ASSAY_REMOTE names it."
             ) from None
         if response.status_code >= 400:
             raise _error(response)
@@ -251,7 +254,7 @@ class Client:
             p.relative_to(folder).as_posix(): p.read_text(encoding="utf-8")
             for p in sorted(folder.rglob("*"))
             if p.is_file()
-            and (p.suffix == ".py" or p.name.startswith("requirements"))
+            and (p.suffix == ".py" or p.name.startswith("requirements") or p == entry)
             and not any(part.startswith(".") or part in ("__pycache__", "venv", ".venv")
                         for part in p.relative_to(folder).parts)
         }  # fmt: skip
@@ -408,6 +411,7 @@ class Client:
         params: Mapping[str, Any] | None = None,
         data: str | None = None,
         name: str | None = None,
+        parent: str | None = None,
     ) -> Any:
         """Open a run that this process fills in (`log_metrics`, then `end_run`)."""
         from assay.runs.entities import Run
@@ -415,7 +419,7 @@ class Client:
         doc = self._call(
             "POST",
             f"/experiments/{experiment}/runs",
-            json={"params": dict(params or {}), "data": data, "name": name},
+            json={"params": dict(params or {}), "data": data, "name": name, "parent": parent},
         )
         return parse(Run, doc)
 
@@ -425,17 +429,94 @@ class Client:
         """Log metric points in one batch: a {key: value} mapping, or (key, value, step) rows."""
         rows = [(k, v, None) for k, v in points.items()] if isinstance(points, Mapping) else points
         now = time.time()
+        self.log_points(run, [(k, v, s, now) for k, v, s in rows])
+
+    def log_points(
+        self, run: str, points: Sequence[tuple[str, float | None, int | None, float | None]]
+    ) -> None:
+        """Log metric points, each with its own time: (key, value, step, unix time)."""
         self._call(
             "POST",
             f"/runs/{run}/metrics",
-            json={"metrics": [{"key": k, "value": v, "step": s, "ts": now} for k, v, s in rows]},
+            json={"metrics": [{"key": k, "value": v, "step": s, "ts": t} for k, v, s, t in points]},
         )
 
-    def end_run(self, run: str, status: str = "succeeded", error: str | None = None) -> Any:
+    def log_params(self, run: str, params: Mapping[str, Any]) -> None:
+        """Add params to a running run (names it already has keep their values)."""
+        self._call("POST", f"/runs/{run}/params", json={"params": dict(params)})
+
+    def log_artifact(self, run: str, path: Path | str, name: str | None = None) -> None:
+        """Store a file, or every file under a folder, with a running run."""
+        src = Path(path)
+        upload, hashes = self._upload(src)
+        self._call(
+            "POST",
+            f"/runs/{run}/artifacts",
+            json={"upload": upload, "files": hashes, "name": name or src.name,
+                  "folder": src.is_dir()},
+        )  # fmt: skip
+
+    def record_code(self, run: str, capture: CodeCapture) -> None:
+        """Store the code that produced a run (what `assay.start_run` captured)."""
+        files = {
+            name: data.decode("utf-8", errors="replace") for name, data in capture.files.items()
+        }
+        git = None
+        if capture.git is not None:
+            g = capture.git
+            git = {"commit": g.commit, "branch": g.branch, "path": g.path, "dirty": g.dirty,
+                   "diff": g.diff}  # fmt: skip
+        self._call(
+            "PUT",
+            f"/runs/{run}/code",
+            json={"kind": capture.kind, "entry": capture.entry, "files": files, "git": git},
+        )
+
+    def code(self, run: str) -> tuple[Any, dict[str, bytes]]:
+        """The code version a run executed and its files: (CodeVersion, {name: bytes})."""
+        from assay.runs.code import CodeVersion
+
+        doc = self._call("GET", f"/runs/{run}/code")
+        files = {k: str(v).encode() for k, v in doc["files"].items()}
+        return parse(CodeVersion, doc["version"]), files
+
+    def link_data(self, run: str, ref: str) -> Any:
+        """Name a data version the run used."""
         from assay.runs.entities import Run
 
-        return parse(Run, self._call("POST", f"/runs/{run}/end",
-                                     json={"status": status, "error": error}))  # fmt: skip
+        return parse(Run, self._call("POST", f"/runs/{run}/data", json={"ref": ref}))
+
+    def annotate(self, run: str, extra: Mapping[str, Any]) -> None:
+        """Merge values into a run's `extra`."""
+        self._call("PATCH", f"/runs/{run}/extra", json={"extra": dict(extra)})
+
+    def add_children(self, parent: str, children: Sequence[Candidate]) -> list[str]:
+        """Record a search's candidates as finished runs under `parent`; their ids."""
+        body = [{"params": c.params, "metrics": c.metrics, "name": c.name, "status": c.status}
+                for c in children]  # fmt: skip
+        found: list[str] = self._call("POST", f"/runs/{parent}/children", json={"children": body})
+        return found
+
+    def children(self, run: str) -> list[Any]:
+        from assay.runs.entities import Run
+
+        return list(self._get(list[Run], f"/runs/{run}/children"))
+
+    def end_run(
+        self,
+        run: str,
+        status: str = "succeeded",
+        error: str | None = None,
+        *,
+        resources: Mapping[str, Any] | None = None,
+        environment: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """Close a run; `resources` and `environment` are what this machine measured."""
+        from assay.runs.entities import Run
+
+        body = {"status": status, "error": error, "resources": dict(resources or {}),
+                "environment": dict(environment or {})}  # fmt: skip
+        return parse(Run, self._call("POST", f"/runs/{run}/end", json=body))
 
     # ---- models, services, A/B tests, sweeps ---------------------------------------------
 
@@ -500,6 +581,52 @@ class Client:
         }
         return parse(ModelVersion, self._call("POST", f"/models/{name}/versions", json=body))
 
+    def register_bundle(
+        self, folder: Path, name: str, *, run: str | None = None, allow_pickle: bool = False
+    ) -> Any:
+        """Upload a model bundle written here (`assay.log_model`) as the next version of
+        `name`, linked to `run`; the server checks every file's hash first."""
+        from assay.registry.entities import ModelVersion
+
+        upload, hashes = self._upload(folder)
+        body = {"upload": upload, "files": hashes, "run": run, "allow_pickle": allow_pickle}
+        return parse(ModelVersion, self._call("POST", f"/models/{name}/bundles", json=body))
+
+    def download_bundle(self, ref: str, dest: Path) -> Path:
+        """A model version's stored bundle, as it is in the store, into the new folder
+        `dest`; every file is checked against the manifest, and the manifest against
+        the version's bundle hash."""
+        import tempfile
+
+        from assay.store.objects import hash_file
+
+        mv = self.model(ref)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".assay-bundle-", dir=dest.parent) as tmp:
+            folder = self._download_tar(
+                f"/models/{mv.name}/versions/{mv.version}/bundle", Path(tmp), mv.ref
+            )
+            if hash_file(folder / "assay.json") != mv.bundle:
+                raise errors.CorruptObjectError(f"The bundle of {mv.ref} arrived damaged; retry.")
+            folder.rename(dest)
+        return dest
+
+    def _download_tar(self, path: str, tmp: Path, what: str) -> Path:
+        archive = tmp / "model.tar"
+        try:
+            with self._http.stream("GET", path) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise _error(response)
+                with archive.open("wb") as out:
+                    for chunk in response.iter_bytes():
+                        out.write(chunk)
+        except httpx.HTTPError as exc:
+            raise errors.UnreachableError(
+                f"The download of {what} from {self.url} broke off ({exc}); try again."
+            ) from None
+        return _unpack_bundle(archive, tmp / "bundle", what)
+
     def export_model(self, ref: str, dest: Path | str) -> tuple[Any, Path]:
         """Write what `assay models export` writes into the new folder `dest`: the server's
         export, streamed down and checked against its manifest's hashes."""
@@ -512,21 +639,9 @@ class Client:
         mv = self.model(ref)  # one version, even if an alias moves meanwhile
         target.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=".assay-export-", dir=target.parent) as tmp:
-            archive = Path(tmp) / "model.tar"
-            path = f"/models/{mv.name}/versions/{mv.version}/export"
-            try:
-                with self._http.stream("GET", path) as response:
-                    if response.status_code >= 400:
-                        response.read()
-                        raise _error(response)
-                    with archive.open("wb") as out:
-                        for chunk in response.iter_bytes():
-                            out.write(chunk)
-            except httpx.HTTPError as exc:
-                raise errors.AssayError(
-                    f"The export of {mv.ref} from {self.url} broke off ({exc}); export again."
-                ) from None
-            folder = _unpack_bundle(archive, Path(tmp) / "export", mv.ref)
+            folder = self._download_tar(
+                f"/models/{mv.name}/versions/{mv.version}/export", Path(tmp), mv.ref
+            )
             if target.exists():
                 target.rmdir()
             shutil.move(str(folder), str(target))
@@ -698,7 +813,7 @@ def _unpack_bundle(archive: Path, folder: Path, what: str) -> Path:
 
     from assay.store.objects import hash_file
 
-    damaged = errors.CorruptObjectError(f"The export of {what} arrived damaged; export again.")
+    damaged = errors.CorruptObjectError(f"{what} arrived damaged from the server; try again.")
     folder.mkdir()
     try:
         with tarfile.open(archive) as tar:

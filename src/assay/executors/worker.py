@@ -114,6 +114,9 @@ def run_one(ws: Workspace, run_id: str, *, use_cache: bool, register: bool, emit
         finished = ws.runs.execute(run_id, use_cache=use_cache, emit=emit)
         if register and finished.status == "succeeded" and finished.model:
             _register(ws, finished.id, emit)
+        elif finished.status == "succeeded":  # a notebook logs its own models
+            for mv in ws.registry.of_run(finished.id):
+                emit({"event": "model", "ref": mv.ref, "flavor": mv.flavor})
     finally:
         sys.stdout.flush()
         sys.stderr.flush()

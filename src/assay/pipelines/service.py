@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from assay.data import manifest
 from assay.data.entities import LATEST, FileEntry, check_name
 from assay.errors import ConflictError, InvalidArgumentError, NotFoundError
+from assay.pipelines import notebook as notebooks
 from assay.pipelines.entities import PipelineInfo, PipelineVersion, StepInfo
 from assay.pipelines.repository import PipelineRepository, steps_json, to_version
 from assay.store.acting import author_or
@@ -79,8 +80,8 @@ class PipelineService:
         from assay.pipelines.dsl import load_pipeline, step_code_hashes
 
         entry_file = self._entry(Path(path))
-        sources = _collect(entry_file.parent)
         entry = entry_file.name
+        sources = _collect(entry_file.parent, entry)
         if not any(s.path == entry for s in sources):
             raise InvalidArgumentError(
                 f"{entry_file} is not a file a snapshot can hold (hidden, or not a regular "
@@ -100,6 +101,19 @@ class PipelineService:
             heads = [h for h in (_head_if(repo, c, digest) for c in candidates) if h is not None]
         if len(heads) == 1 and heads[0].entry == entry:
             return heads[0], False
+
+        if notebooks.is_notebook(entry):
+            source = next(s.data for s in sources if s.path == entry)
+            steps = [StepInfo(notebooks.STEP, (), notebooks.code_hash(source))]
+            pipeline_name = name or _name_of(entry_file)
+            existing = self._unchanged(pipeline_name, digest)
+            if existing is not None:
+                return existing, False
+            packer = self._store(sources, files)
+            self.store.put_bytes(data, digest)
+            return self._insert_version(
+                pipeline_name, digest, entry, steps_json(steps, None, None), message, packer
+            )
 
         with tempfile.TemporaryDirectory(prefix="assay-pipeline-") as tmp:
             root = Path(tmp)
@@ -145,10 +159,10 @@ class PipelineService:
                     path=str(path),
                 )
             return entry.absolute()
-        if path.suffix != ".py":
+        if path.suffix != ".py" and not notebooks.is_notebook(path.name):
             raise InvalidArgumentError(
-                f"{str(path)!r} is not a Python file; pass the .py file that defines the "
-                f"pipeline, or a folder holding a {ENTRY_FILE}.",
+                f"{str(path)!r} is not a Python file or a notebook; pass the .py file that "
+                f"defines the pipeline, a .ipynb notebook, or a folder holding a {ENTRY_FILE}.",
                 path=str(path),
             )
         return path.absolute()
@@ -275,6 +289,13 @@ class PipelineService:
             path=wanted,
         )
 
+    def readable(self, version: PipelineVersion, path: str | None = None) -> str:
+        """`source`, as a person reads it: a notebook as its cells in jupytext's percent
+        format (code as it is, markdown as comments), any other file as it is."""
+        wanted = path or version.entry
+        text = self.source(version, wanted)
+        return notebooks.as_script(text) if notebooks.is_notebook(wanted) else text
+
     def diff(self, a_ref: str, b_ref: str) -> str:
         """A unified diff of every file of two versions; empty when they hold the same source."""
         import difflib
@@ -289,6 +310,9 @@ class PipelineService:
                 continue
             old = _text(self.blobs.read(fa.hash)) if fa else ""
             new = _text(self.blobs.read(fb.hash)) if fb else ""
+            if notebooks.is_notebook(path):  # the cells, not their JSON
+                old = notebooks.as_script(old) if old else ""
+                new = notebooks.as_script(new) if new else ""
             lines = difflib.unified_diff(
                 old.splitlines(keepends=True),
                 new.splitlines(keepends=True),
@@ -355,8 +379,17 @@ def _head_if(repo: PipelineRepository, name: str, digest: str) -> PipelineVersio
     return to_version(name, head)
 
 
-def _collect(root: Path) -> list[_Source]:
-    """The snapshot's files under `root`, sorted by path."""
+def _name_of(entry: Path) -> str:
+    """A notebook's pipeline name: its file name without `.ipynb`, as a valid name."""
+    import re
+
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", entry.stem).strip("-._")
+    return check_name(name or "notebook", "Pipeline")
+
+
+def _collect(root: Path, entry_name: str = ENTRY_FILE) -> list[_Source]:
+    """The snapshot's files under `root`, sorted by path: the entry file (a notebook is
+    kept without its outputs), and every `.py` and requirements file beside and below."""
     out: list[_Source] = []
     total = 0
     stack = [(root, "")]
@@ -374,7 +407,8 @@ def _collect(root: Path) -> list[_Source]:
                 if entry.name not in _SKIP_DIRS and not _is_venv(entry.path):
                     stack.append((Path(entry.path), sub + "/"))
                 continue
-            if not _wanted(entry.name):
+            is_entry = sub == entry_name
+            if not (is_entry or _wanted(entry.name)):
                 continue
             try:
                 if not stat_mod.S_ISREG(entry.stat().st_mode):
@@ -384,6 +418,8 @@ def _collect(root: Path) -> list[_Source]:
                 continue  # a dangling link
             except PermissionError as exc:
                 raise InvalidArgumentError(f"Cannot read {entry.path}: permission denied.") from exc
+            if is_entry and notebooks.is_notebook(sub):
+                data = notebooks.strip_outputs(data)
             out.append(_Source(sub, data))
             total += len(data)
             if len(out) > MAX_FILES or total > MAX_BYTES:

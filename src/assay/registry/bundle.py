@@ -23,6 +23,7 @@ manifest's `note` says why. Model files trained elsewhere are read by `external.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -165,9 +166,34 @@ def write_bundle(
     # Written last, under a temporary name first: a folder with an assay.json is a
     # finished bundle.
     tmp = folder / f".{MANIFEST}.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2, allow_nan=False))
+    tmp.write_bytes(encode_manifest(manifest))
     os.replace(tmp, folder / MANIFEST)
     return manifest
+
+
+def encode_manifest(manifest: dict[str, Any]) -> bytes:
+    """A manifest as `assay.json` holds it (and as the store names it by its hash)."""
+    return json.dumps(manifest, indent=2, allow_nan=False).encode()
+
+
+def stamp(
+    manifest: dict[str, Any],
+    *,
+    name: str,
+    version: int,
+    lineage: dict[str, Any],
+    metrics: dict[str, float],
+) -> dict[str, Any]:
+    """The manifest of a written bundle, as the version it is about to become: the
+    model's files are the same whatever number it gets, so a bundle is written once and
+    only its manifest is stamped (again, when a concurrent registration takes the number)."""
+    return {
+        **manifest,
+        "name": name,
+        "version": version,
+        "lineage": _json_safe(lineage),
+        "metrics": {str(k): json_value(v) for k, v in metrics.items()},
+    }
 
 
 def _save(chosen: Flavor, model: Any, target: Path) -> tuple[Flavor, dict[str, Any], str | None]:
@@ -243,13 +269,20 @@ def _qualname(model: Any) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
+@functools.cache
+def _owners() -> dict[str, list[str]]:
+    """{top-level module: [distributions]}: a scan of every installed package (a third
+    of a second), done once per process; a notebook logs model after model."""
+    import importlib.metadata
+
+    return dict(importlib.metadata.packages_distributions())
+
+
 def _class_distributions(model: Any) -> dict[str, str]:
     """{distribution: version} of the installed packages the model's classes come from
     (e.g. scikit-learn for an XGBClassifier, or for a pipeline pickled as a fallback)."""
-    import importlib.metadata
-
     tops = {c.__module__.partition(".")[0] for c in type(model).__mro__}
-    owners = importlib.metadata.packages_distributions()
+    owners = _owners()
     out: dict[str, str] = {}
     for top in sorted(tops - {"builtins", "assay"}):
         for dist in owners.get(top, []):
@@ -421,7 +454,7 @@ def verify_bundle(folder: Path) -> dict[str, Any]:
     manifest = read_manifest(folder)
     files: dict[str, Any] = manifest["files"]
     for rel, digest in files.items():
-        path = _member(folder, rel)
+        path = member(folder, rel)
         try:
             actual = hash_file(path)
         except (FileNotFoundError, IsADirectoryError) as exc:
@@ -454,7 +487,7 @@ def verify_bundle(folder: Path) -> dict[str, Any]:
     return manifest
 
 
-def _member(folder: Path, rel: str) -> Path:
+def member(folder: Path, rel: str) -> Path:
     """`rel` inside `folder`, refusing absolute paths and `..` (a manifest is data)."""
     parts = PurePosixPath(rel).parts
     if not parts or PurePosixPath(rel).is_absolute() or ".." in parts or "\\" in rel:

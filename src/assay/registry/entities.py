@@ -115,6 +115,9 @@ class Lineage:
     params: str | None = None
     params_manifest: str | None = None
     source: str | None = None
+    # The code version the run executed (`assay.runs.code`): a pipeline snapshot's hash,
+    # or a notebook's or script's captured code.
+    code: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()}
@@ -156,6 +159,21 @@ class LineageParams(LineageInput):
     """The parameters file, as JSON; empty when the run had none."""
 
 
+class LineageCode(TypedDict):
+    """The code version the run executed: a pipeline snapshot, or the notebook, script
+    or cells a tracked run captured (`assay runs code RUN` prints it)."""
+
+    ref: str
+    """Its content hash."""
+    kind: str
+    """pipeline, script, notebook or cells."""
+    entry: str
+    git_commit: str | None
+    git_branch: str | None
+    git_dirty: bool
+    """Whether there were uncommitted changes (stored with it as a diff)."""
+
+
 class LineageRun(TypedDict):
     """The run that trained the model version, and the versions of its inputs."""
 
@@ -170,6 +188,8 @@ class LineageRun(TypedDict):
     data: LineageInput
     pipeline: LineagePipeline
     params: LineageParams
+    code: LineageCode | None
+    """Null when the run recorded no code."""
 
 
 class LineageTree(TypedDict):

@@ -46,13 +46,14 @@ model_versions = Table(
     Column("metrics", JSON, nullable=False),
     Column("frameworks", JSON, nullable=False),
     Column("lineage", JSON, nullable=False),
-    # The run the version came from; one run registers at most once.
-    Column("run_id", String(36), nullable=True, unique=True),
+    # The run the version came from; a run registers at most one version of a model.
+    Column("run_id", String(36), nullable=True),
     Column("description", Text, nullable=False),
     Column("author", String(255), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("extra", JSON, nullable=False),
     UniqueConstraint("model_id", "number"),
+    UniqueConstraint("run_id", "model_id"),
 )
 
 model_aliases = Table(
@@ -139,13 +140,27 @@ class RegistryRepository:
             )
         )
 
-    def version_for_run(self, run_id: str) -> tuple[str, Row[Any]] | None:
-        row = self.c.execute(
+    def version_for_run(self, run_id: str, name: str | None = None) -> tuple[str, Row[Any]] | None:
+        """The version run `run_id` registered (of model `name`, or its first one)."""
+        query = (
             select(models.c.name, model_versions)
             .join(models, models.c.id == model_versions.c.model_id)
             .where(model_versions.c.run_id == run_id)
-        ).first()
+            .order_by(model_versions.c.id)
+        )
+        if name is not None:
+            query = query.where(models.c.name == name)
+        row = self.c.execute(query).first()
         return (row.name, row) if row is not None else None
+
+    def versions_of_run(self, run_id: str) -> list[tuple[str, Row[Any]]]:
+        rows = self.c.execute(
+            select(models.c.name, model_versions)
+            .join(models, models.c.id == model_versions.c.model_id)
+            .where(model_versions.c.run_id == run_id)
+            .order_by(model_versions.c.id)
+        )
+        return [(row.name, row) for row in rows]
 
     def insert_version(self, **values: Any) -> Row[Any]:
         """Insert a version; the unique (model, number) constraint refuses a taken number."""

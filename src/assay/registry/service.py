@@ -22,6 +22,7 @@ from assay.errors import ConflictError, InvalidArgumentError, NotFoundError
 from assay.registry import bundle as bundles
 from assay.registry.entities import (
     Lineage,
+    LineageCode,
     LineageRun,
     LineageTree,
     Model,
@@ -64,7 +65,7 @@ class RegistryService:
     def register_run(self, run_ref: str, name: str | None = None) -> ModelVersion:
         """Store a succeeded run's model as the next version of `name` (default: its pipeline).
 
-        Registering a run twice returns the version it already made.
+        Registering a run under a name twice returns the version it already made.
 
         Raises:
             NotFoundError: no such run.
@@ -72,7 +73,7 @@ class RegistryService:
         """
         run = self.runs.get(run_ref)
         with self.db.read() as s:
-            found = RegistryRepository(s).version_for_run(run.id)
+            found = RegistryRepository(s).version_for_run(run.id, name)
         if found is not None:
             model_name, row = found
             return self._entity(model_name, row)
@@ -84,7 +85,8 @@ class RegistryService:
         if not run.model:
             raise ConflictError(
                 f"Run {run.short_id} has no model: its pipeline has no model step "
-                "(name one with `Pipeline(..., model='train')`).",
+                "(name one with `Pipeline(..., model='train')`), and its code logged none "
+                "(`assay.log_model(model, name)`).",
                 run=run.id,
             )
         name = check_name(name or run.pipeline or run.experiment, "Model")
@@ -104,17 +106,118 @@ class RegistryService:
                 run=run.id,
             )
         signature, example = self._training_signature(run, model)
-        lineage = self._lineage_of(run)
-        metrics = {k: float(v) for k, v in run.metrics.items() if isinstance(v, int | float)}
         return self._store(
             name,
             model,
             signature=signature,
             example=example,
-            lineage=lineage,
-            metrics=metrics,
+            lineage=self._lineage_of(run),
+            metrics=_metrics(run),
             run_id=run.id,
             description=f"From run {run.name} ({run.short_id}).",
+        )
+
+    def log_model(
+        self,
+        model: Any,
+        name: str,
+        *,
+        run: str | None = None,
+        signature: Signature | None = None,
+        example: list[Any] | None = None,
+        allow_pickle: bool = False,
+        description: str = "",
+    ) -> ModelVersion:
+        """Store a live model (a notebook's or a script's) as the next version of `name`,
+        with the lineage of the run that trained it: its data, params and code versions
+        and its metrics so far. A run logs one version of each model name; logging it
+        again returns that version.
+
+        Stored in the safest format its framework has (skops, XGBoost JSON, LightGBM
+        text); a model only pickle can store is refused unless `allow_pickle`.
+
+        Raises:
+            NotFoundError: no such run.
+            InvalidArgumentError: a bad name, a model without predict, or one only pickle
+                can store without `allow_pickle`.
+        """
+        check_name(name, "Model")
+        if not callable(getattr(model, "predict", None)):
+            raise InvalidArgumentError(
+                f"A {type(model).__name__} has no predict(); log a fitted model that predicts.",
+                model=name,
+            )
+        found = self.runs.get(run) if run else None
+        if found is not None:
+            with self.db.read() as s:
+                earlier = RegistryRepository(s).version_for_run(found.id, name)
+            if earlier is not None:
+                return self._entity(*earlier)
+        if signature is None:
+            from assay.registry.signature import signature_from_model
+
+            signature = signature_from_model(model)
+        return self._store(
+            name,
+            model,
+            signature=signature,
+            example=list(example or []),
+            lineage=self._lineage_of(found) if found else Lineage(source="a live model"),
+            metrics=_metrics(found) if found else {},
+            run_id=found.id if found else None,
+            description=description
+            or (f"Logged by run {found.name} ({found.short_id})." if found else "Logged."),
+            allow_pickle=allow_pickle,
+        )
+
+    def register_bundle(
+        self,
+        folder: Path,
+        name: str,
+        *,
+        run: str | None = None,
+        description: str = "",
+        allow_pickle: bool = False,
+    ) -> ModelVersion:
+        """Store a bundle written elsewhere (`assay.log_model` through a server: the
+        client saves the model, this keeps it) as the next version of `name`, with the
+        lineage of `run`. Every file is checked against the manifest first.
+
+        Raises:
+            InvalidArgumentError: not a bundle, an unknown flavor, or a pickle without
+                `allow_pickle`.
+            CorruptObjectError: a file differs from its hash in the manifest.
+            NotFoundError: no such run.
+        """
+        check_name(name, "Model")
+        manifest = bundles.verify_bundle(folder)
+        from assay.registry.flavors import flavor_named
+
+        flavor_named(str(manifest["flavor"]))  # InvalidArgumentError for an unknown one
+        if manifest["flavor"] == "python" and not allow_pickle:
+            raise _pickle_refused(name, manifest.get("note"))
+        raw_sig = manifest.get("signature")
+        try:
+            signature = Signature.from_dict(raw_sig) if raw_sig else None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidArgumentError(
+                f"The bundle's signature is malformed ({exc}).", model=name
+            ) from None
+        found = self.runs.get(run) if run else None
+        if found is not None:
+            with self.db.read() as s:
+                earlier = RegistryRepository(s).version_for_run(found.id, name)
+            if earlier is not None:
+                return self._entity(*earlier)
+        return self._insert(
+            folder,
+            manifest,
+            name,
+            signature=signature,
+            lineage=self._lineage_of(found) if found else Lineage(source="an uploaded bundle"),
+            metrics=_metrics(found) if found else {},
+            run_id=found.id if found else None,
+            description=description or "Logged through the server.",
         )
 
     def register_file(
@@ -153,6 +256,7 @@ class RegistryService:
             run_id=None,
             description=description or f"Registered from {path.name}.",
             flavor=flavor,
+            allow_pickle=True,  # `trust` already said whether a pickle may be read
         )
 
     def _store(
@@ -167,66 +271,94 @@ class RegistryService:
         run_id: str | None,
         description: str,
         flavor: str | None = None,
+        allow_pickle: bool = True,
     ) -> ModelVersion:
+        """Write the model's bundle once, then insert it as the next version."""
+        with tempfile.TemporaryDirectory(prefix="assay-model-") as tmp:
+            folder = Path(tmp) / "bundle"
+            folder.mkdir()
+            manifest = bundles.write_bundle(
+                model,
+                folder,
+                name=name,
+                version=0,  # stamped with its number when it is inserted
+                signature=signature,
+                input_example=example,
+                lineage=lineage.to_dict(),
+                metrics=metrics,
+                flavor=flavor,
+            )
+            if manifest["flavor"] == "python" and not allow_pickle:
+                raise _pickle_refused(name, manifest.get("note"))
+            return self._insert(
+                folder,
+                manifest,
+                name,
+                signature=signature,
+                lineage=lineage,
+                metrics=metrics,
+                run_id=run_id,
+                description=description,
+            )
+
+    def _insert(
+        self,
+        folder: Path,
+        manifest: dict[str, Any],
+        name: str,
+        *,
+        signature: Signature | None,
+        lineage: Lineage,
+        metrics: dict[str, float],
+        run_id: str | None,
+        description: str,
+    ) -> ModelVersion:
+        """Store a written bundle's files, then its manifest stamped with the next number,
+        and insert the version; a number taken meanwhile restamps and retries."""
+        for rel, digest in manifest["files"].items():
+            stored, _size = self.store.ingest_file(bundles.member(folder, rel))
+            if stored != digest:
+                raise ConflictError(f"Bundle file {rel} changed while it was being stored; retry.")
         for _attempt in range(5):
             with self.db.read() as s:
                 repo = RegistryRepository(s)
                 row = repo.model_row(name)
                 latest = repo.latest_number(row.id) if row is not None else None
             number = (latest or 0) + 1
-            with tempfile.TemporaryDirectory(prefix="assay-model-") as tmp:
-                folder = Path(tmp) / "bundle"
-                folder.mkdir()
-                manifest = bundles.write_bundle(
-                    model,
-                    folder,
-                    name=name,
-                    version=number,
-                    signature=signature,
-                    input_example=example,
-                    lineage=lineage.to_dict(),
-                    metrics=metrics,
-                    flavor=flavor,
-                )
-                digest = self._put_bundle(folder, manifest)
+            stamped = bundles.stamp(
+                manifest, name=name, version=number, lineage=lineage.to_dict(), metrics=metrics
+            )
+            digest = self.store.put_bytes(bundles.encode_manifest(stamped))
             try:
                 with self.db.session() as s:
                     repo = RegistryRepository(s)
                     model_row = repo.get_or_create_model(name)
                     if repo.latest_number(model_row.id) != latest:
-                        continue  # someone registered meanwhile: renumber and rewrite
+                        continue  # someone registered meanwhile: renumber and restamp
                     row = repo.insert_version(
                         model_id=model_row.id,
                         number=number,
                         bundle=digest,
-                        flavor=manifest["flavor"],
+                        flavor=stamped["flavor"],
                         signature=signature.to_dict() if signature else None,
                         metrics=metrics,
-                        frameworks=manifest.get("frameworks", {}),
+                        frameworks=stamped.get("frameworks", {}),
                         lineage=lineage.to_dict(),
                         run_id=run_id,
                         description=description,
                         author=self.author,
                         created_at=utcnow(),
-                        extra={"note": manifest["note"]} if manifest.get("note") else {},
+                        extra={"note": stamped["note"]} if stamped.get("note") else {},
                     )
                     return to_version(name, row, repo.aliases(model_row.id))
             except IntegrityError:
                 if run_id is not None:
                     with self.db.read() as s:
-                        found = RegistryRepository(s).version_for_run(run_id)
+                        found = RegistryRepository(s).version_for_run(run_id, name)
                     if found is not None:
                         return self._entity(*found)
                 continue
         raise ConflictError(f"Too many concurrent registrations of {name!r}; retry.")
-
-    def _put_bundle(self, folder: Path, manifest: dict[str, Any]) -> str:
-        """Every file of the bundle into the store, then the manifest; returns its hash."""
-        for rel, digest in manifest["files"].items():
-            stored, _size = self.store.ingest_file(folder / rel)
-            if stored != digest:
-                raise ConflictError(f"Bundle file {rel} changed while it was being stored; retry.")
-        return self.store.put_bytes((folder / bundles.MANIFEST).read_bytes())
 
     def _training_signature(self, run: Run, model: Any) -> tuple[Signature | None, list[Any]]:
         """The signature of the features the model step was fitted on.
@@ -266,6 +398,7 @@ class RegistryService:
             pipeline_manifest=pv.manifest if pv else None,
             params=run.params_ref,
             params_manifest=params.manifest if params else None,
+            code=run.code,
         )
 
     # ---- reading ----------------------------------------------------------------------------
@@ -286,6 +419,12 @@ class RegistryService:
             row = self._model(repo, name)
             aliases = repo.aliases(row.id)
             return [to_version(name, r, aliases) for r in repo.version_rows(row.id)]
+
+    def of_run(self, run_id: str) -> list[ModelVersion]:
+        """The versions run `run_id` registered (a notebook may log several models)."""
+        with self.db.read() as s:
+            repo = RegistryRepository(s)
+            return [self._entity(name, row) for name, row in repo.versions_of_run(run_id)]
 
     def resolve(self, ref: str) -> ModelVersion:
         """`name@3`, `name@champion`, `name@latest` or `name` to a version.
@@ -399,6 +538,7 @@ class RegistryService:
                     ],
                 },
                 "params": {"ref": lin.params, "manifest": lin.params_manifest, "values": params},
+                "code": self._code_node(found),
             }
         return {
             "model": mv.ref,
@@ -406,6 +546,21 @@ class RegistryService:
             "flavor": mv.flavor,
             "source": lin.source,
             "run": run,
+        }
+
+    def _code_node(self, run: Run) -> LineageCode | None:
+        try:
+            cv = self.runs.code_of(run.id)
+        except NotFoundError:
+            return None
+        git = cv.git or {}
+        return {
+            "ref": cv.hash,
+            "kind": cv.kind,
+            "entry": cv.entry,
+            "git_commit": git.get("commit"),
+            "git_branch": git.get("branch"),
+            "git_dirty": bool(git.get("dirty")),
         }
 
     def manifest(self, mv: ModelVersion) -> dict[str, Any]:
@@ -457,6 +612,19 @@ class RegistryService:
                 dest.rmdir()
             shutil.move(str(staging), str(dest))
         return mv, dest
+
+
+def _metrics(run: Run) -> dict[str, float]:
+    return {k: float(v) for k, v in run.metrics.items() if isinstance(v, int | float)}
+
+
+def _pickle_refused(name: str, note: Any) -> InvalidArgumentError:
+    return InvalidArgumentError(
+        f"Model {name!r} can only be stored as a pickle ({note or 'no safe format takes it'}). "
+        "Pass allow_pickle=True to store it so; it is then loaded only after its hash "
+        "matches the one recorded now.",
+        model=name,
+    )
 
 
 def _parse(ref: str) -> Ref:

@@ -104,7 +104,9 @@ def execute(
         emit({"event": "step", "name": spec.name, "position": pos, "total": len(steps)})
         started = time.perf_counter()
         hit = _lookup(db, key, params) if use_cache else None
-        recorder = tracking.current()
+        found = tracking.current()
+        # The runner's own recorder (a step's metrics are cached with its output).
+        recorder = found if isinstance(found, tracking.RunRecorder) else None
         cache_row: dict[str, Any] | None = None
         if hit is not None:
             output, fmt, logged = hit

@@ -51,6 +51,8 @@ class Run:
     """An execution of a pipeline version on a data version with a params version.
 
     A notebook run (`assay.start_run`) has no pipeline; its data version is optional.
+    `code` is the content hash of the code version it executed (`assay.runs.code`);
+    `parent_id` the run it was made inside (a search's candidate, under the search).
     """
 
     id: str
@@ -71,6 +73,8 @@ class Run:
     model_flavor: str | None = None
     logs: str | None = None
     rerun_of: str | None = None
+    parent_id: str | None = None
+    code: str | None = None
     resources: dict[str, Any] = field(default_factory=dict)
     environment: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -117,6 +121,8 @@ class Run:
             "model": self.model,
             "model_flavor": self.model_flavor,
             "rerun_of": self.rerun_of,
+            "parent_id": self.parent_id,
+            "code": self.code,
             "params": self.params,
             "metrics": self.metrics,
             "resources": self.resources,
@@ -124,6 +130,17 @@ class Run:
             "extra": self.extra,
             "steps": [s.__dict__ for s in self.steps],
         }
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A run recorded inside another without code of its own: one candidate of a
+    hyperparameter search, with the params it tried and the scores it got."""
+
+    params: dict[str, Any]
+    metrics: dict[str, float | None]
+    name: str | None = None
+    status: str = "succeeded"
 
 
 @dataclass(frozen=True)

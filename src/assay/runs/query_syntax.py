@@ -18,6 +18,7 @@ CompareOp = Literal["=", "!=", "<", "<=", ">", ">=", "like", "ilike", "not like"
 
 _AttrType = Literal["text", "number", "time"]
 ATTRIBUTES: dict[str, _AttrType] = {
+    "code": "text",
     "created_at": "time",
     "data_version": "number",
     "dataset": "text",
@@ -25,6 +26,7 @@ ATTRIBUTES: dict[str, _AttrType] = {
     "experiment": "text",
     "id": "text",
     "name": "text",
+    "parent_id": "text",
     "pipeline": "text",
     "pipeline_version": "number",
     "started_at": "time",

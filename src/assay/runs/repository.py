@@ -63,6 +63,10 @@ runs = Table(
     # hash(pipeline version, data version, params version): a run is known by its inputs.
     Column("inputs_key", String(64), nullable=True),
     Column("rerun_of", String(32), nullable=True),
+    # The run this one was made inside (a search's candidate under the search).
+    Column("parent_id", String(32), nullable=True),
+    # The content hash of the code version it executed (see assay.runs.code).
+    Column("code", String(64), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("started_at", DateTime(timezone=True), nullable=True),
     Column("ended_at", DateTime(timezone=True), nullable=True),
@@ -82,6 +86,7 @@ runs = Table(
     Index("ix_runs_experiment_created", "experiment_id", "created_at"),
     Index("ix_runs_inputs_key", "inputs_key"),
     Index("ix_runs_status", "status"),  # every read looks for silent running runs
+    Index("ix_runs_parent_id", "parent_id"),
 )
 
 run_params = Table(
@@ -260,6 +265,17 @@ class RunRepository:
         if len(found) > 1:
             raise InvalidArgumentError(f"Run id {ref!r} is ambiguous; give more characters.")
         return str(found[0])
+
+    def load_row(self, run_id: str) -> Any:
+        """The run's own row (no params, metrics or steps).
+
+        Raises:
+            NotFoundError: no such run.
+        """
+        row = self.c.execute(select(runs).where(runs.c.id == run_id)).first()
+        if row is None:
+            raise NotFoundError(f"No run {run_id!r}. List runs with `assay runs list`.")
+        return row
 
     def load(self, run_id: str) -> Run:
         row = self.c.execute(
@@ -560,9 +576,11 @@ def to_run(
         model_flavor=row.model_flavor,
         logs=row.logs,
         rerun_of=row.rerun_of,
+        parent_id=row.parent_id,
+        code=row.code,
         resources=row.resources or {},
         environment=row.environment or {},
-        extra=row.extra or {},
+        extra=bounded(row.extra or {}),  # stored before `assay.limits` held, it may be deep
         params=params,
         metrics=metrics,
         steps=steps,

@@ -23,9 +23,13 @@ from assay.data.entities import DataVersion
 from assay.data.service import DataService
 from assay.errors import ConflictError, InvalidArgumentError, NotFoundError
 from assay.limits import MAX_NAME_LENGTH, check_document
+from assay.pipelines.notebook import is_notebook
+from assay.runs import code as codes
 from assay.runs import tracking
+from assay.runs.code import CodeCapture, CodeVersion
 from assay.runs.engine import StepSpec, execute, expose
-from assay.runs.entities import Run, lower_is_better
+from assay.runs.entities import Candidate, Run, lower_is_better
+from assay.runs.notebook import CellError
 from assay.runs.params import apply_overrides, load_params
 from assay.runs.repository import Point, RunRepository, runs
 from assay.store.db import Database, aware, utcnow
@@ -158,6 +162,7 @@ class RunService:
                 "data_version": dv.number,
                 "inputs_key": inputs_key,
                 "rerun_of": rerun_of,
+                "code": pv.manifest,
                 "extra": extra,
             }
 
@@ -167,9 +172,16 @@ class RunService:
         """Queue a run with exactly the inputs of run `ref` (always runs: --force implied)."""
         old = self.get(ref)
         if not (old.pipeline_ref and old.data_ref and old.params_ref):
+            kept = (
+                f" Its code is kept: `assay runs code {old.short_id}`; run a notebook as a "
+                "pipeline (`assay run NOTEBOOK.ipynb --data D --params P`) to make it "
+                "re-executable."
+                if old.code
+                else ""
+            )
             raise InvalidArgumentError(
-                f"Run {old.short_id} was not made from a pipeline, data and params versions "
-                "(a notebook run?); there is nothing to re-execute."
+                f"Run {old.short_id} was tracked from a notebook or script, not made from "
+                f"pipeline, data and params versions: there is nothing to re-execute.{kept}"
             )
         params = json.loads(self.data.read_file(self.data.resolve(old.params_ref), "params.json"))
         with tempfile.TemporaryDirectory() as tmp:
@@ -204,14 +216,7 @@ class RunService:
             InvalidArgumentError: params beyond the bounds of `assay.limits` (every listing
                 reads them back), or not JSON values.
         """
-        check_document(params, "Params")
-        for key in _flatten(params):
-            if len(key) > MAX_NAME_LENGTH:
-                raise InvalidArgumentError(
-                    f"Param name {key[:40]!r}… is {len(key):,} characters; names are at most "
-                    f"{MAX_NAME_LENGTH} (a nested name counts its parents, joined by dots).",
-                    limit=MAX_NAME_LENGTH,
-                )
+        flat = _checked_params(params)
         try:
             text = (json.dumps(params, indent=2, sort_keys=True) + "\n").encode()
         except (TypeError, ValueError) as exc:
@@ -248,7 +253,7 @@ class RunService:
                             "params_version": pversion.number,
                             "created_at": now,
                         },
-                        _flatten(params),
+                        flat,
                     )
                 self._experiment_ids[experiment] = exp_id  # committed: safe to remember
                 return run_id, run_name, pversion, now
@@ -267,17 +272,23 @@ class RunService:
         params: dict[str, Any] | None = None,
         name: str | None = None,
         remote: bool = False,
+        parent: str | None = None,
     ) -> Run:
         """Open a run that the caller's own code fills in (a notebook, a script).
 
         A `remote` run reports from another machine through the server: it has no
         process here to watch, so only a long silence (REMOTE_SILENCE) marks it dead.
+        `parent` makes it a child of another run (a fit inside a run, say).
+
+        Raises:
+            NotFoundError: no such data version or parent run.
         """
         from assay.data.entities import check_name
 
         check_name(experiment, "Experiment")
         dv = self.data.resolve(data) if data else None
         params = dict(params or {})
+        parent_id = self._resolve(parent) if parent else None
 
         def running(repo: RunRepository, params_version: DataVersion) -> dict[str, Any]:
             now = utcnow()
@@ -289,6 +300,7 @@ class RunService:
                 "heartbeat_at": now,
                 "pid": None if remote else os.getpid(),
                 "host": REMOTE_HOST if remote else _HOST,
+                "parent_id": parent_id,
             }
 
         run_id, run_name, pversion, now = self._open_run(
@@ -305,8 +317,149 @@ class RunService:
             params_dataset=pversion.dataset,
             params_version=pversion.number,
             started_at=now,
+            parent_id=parent_id,
             params=_flatten(params),
         )
+
+    def _resolve(self, ref: str) -> str:
+        with self.db.read() as conn:
+            return RunRepository(conn).resolve_id(ref)
+
+    def add_children(self, parent: str, children: Sequence[Candidate]) -> list[str]:
+        """Record runs made inside `parent` that ran no code of their own: a search's
+        candidates, each with its params and metrics, finished as `parent` saw them.
+        One transaction however many; returns their ids in order.
+
+        Raises:
+            NotFoundError: no such parent run.
+            InvalidArgumentError: a malformed param or metric.
+        """
+        now = utcnow()
+        with self.db.session() as conn:
+            repo = RunRepository(conn)
+            parent_id = repo.resolve_id(parent)
+            head = repo.load_row(parent_id)
+            ids = []
+            for i, child in enumerate(children):
+                run_id = uuid.uuid4().hex
+                repo.insert_run(
+                    {
+                        "id": run_id,
+                        "experiment_id": head.experiment_id,
+                        "name": child.name or f"{head.name}-{i + 1}",
+                        "status": child.status,
+                        "parent_id": parent_id,
+                        "dataset": head.dataset,
+                        "data_version": head.data_version,
+                        "code": head.code,
+                        "created_at": now,
+                        "started_at": now,
+                        "ended_at": now,
+                    },
+                    _checked_params({tracking.check_key(k): v for k, v in child.params.items()}),
+                )
+                points: list[Point] = [
+                    (tracking.check_key(k), tracking.as_number(k, v), None, now.timestamp())
+                    for k, v in child.metrics.items()
+                ]
+                repo.add_points(run_id, points)
+                ids.append(run_id)
+        return ids
+
+    def children(self, ref: str) -> list[Run]:
+        """The runs made inside run `ref`, in the order they were recorded."""
+        run_id = self._resolve(ref)
+        with self.db.read() as conn:
+            return RunRepository(conn).search(runs.c.parent_id == run_id, [runs.c.name], None)
+
+    def link_data(self, ref: str, data: str) -> Run:
+        """Name the data version a run used (`assay.data.load` in a notebook). A run
+        keeps the first version it is linked to; later ones are listed in its extra
+        `data_also`.
+
+        Raises:
+            NotFoundError: no such run or data version.
+        """
+        dv = self.data.resolve(data)
+        with self.db.session() as conn:
+            repo = RunRepository(conn)
+            run_id = repo.resolve_id(ref)
+            row = repo.load_row(run_id)
+            if row.dataset is None:
+                repo.update(run_id, dataset=dv.dataset, data_version=dv.number)
+            elif (row.dataset, row.data_version) != (dv.dataset, dv.number):
+                extra = dict(row.extra or {})
+                also = list(extra.get("data_also", []))
+                if dv.ref not in also:
+                    extra["data_also"] = [*also, dv.ref]
+                    repo.update(run_id, extra=extra)
+        return self.by_id(run_id)
+
+    def annotate(self, ref: str, **extra: Any) -> None:
+        """Merge JSON values into a run's `extra` (what a tracked run learned about itself:
+        the fingerprint of its training data, a search's best candidate…).
+
+        Raises:
+            InvalidArgumentError: the merged `extra` beyond the bounds of `assay.limits`.
+        """
+        with self.db.session() as conn:
+            repo = RunRepository(conn)
+            run_id = repo.resolve_id(ref)
+            merged = {**(repo.load_row(run_id).extra or {}), **extra}
+            check_document(merged, "The run's extra")  # every listing reads it back
+            repo.update(run_id, extra=merged)
+
+    # ---- code versions -------------------------------------------------------------------
+
+    def record_code(self, ref: str, capture: CodeCapture) -> CodeVersion:
+        """Store the code that produced a tracked run, content-addressed, and link it.
+
+        Raises:
+            NotFoundError: no such run.
+        """
+        files = {name: self.store.put_bytes(data) for name, data in capture.files.items()}
+        diff = None
+        if capture.git is not None and capture.git.diff:
+            diff = self.store.put_bytes(capture.git.diff.encode())
+        raw = codes.manifest_of(capture, files, diff)
+        digest = self.store.put_bytes(raw)
+        with self.db.session() as conn:
+            repo = RunRepository(conn)
+            repo.update(repo.resolve_id(ref), code=digest)
+        return codes.read_manifest(digest, raw)
+
+    def code_of(self, ref: str) -> CodeVersion:
+        """The code version a run executed: its pipeline snapshot, or what a tracked run
+        captured.
+
+        Raises:
+            NotFoundError: no such run, or a run that recorded no code.
+        """
+        run = self.get(ref)
+        if run.pipeline_ref:
+            pv = self.pipelines.resolve(run.pipeline_ref)
+            return CodeVersion(
+                hash=pv.manifest,
+                kind="pipeline",
+                entry=pv.entry,
+                files={f.path: f.hash for f in self.pipelines.files(pv)},
+            )
+        if not run.code:
+            raise NotFoundError(
+                f"Run {run.short_id} recorded no code: it was tracked from an interactive "
+                "prompt, or by an Assay older than code capture.",
+                run=run.id,
+            )
+        return codes.read_manifest(run.code, self.store.get_bytes(run.code))
+
+    def code_files(self, version: CodeVersion) -> dict[str, bytes]:
+        """Every file of a code version, checked against its hash; a git diff of
+        uncommitted changes as `git.diff`."""
+        out = {name: self.blobs.read(digest) for name, digest in version.files.items()}
+        diff = (version.git or {}).get("diff")
+        if diff:
+            out["git.diff"] = self.store.get_bytes(str(diff))
+        return out
 
     def log_points(
         self, ref: str, points: Sequence[tuple[str, float | None, int | None, float | None]]
@@ -334,8 +487,53 @@ class RunService:
                 raise ConflictError(f"Run {run_id[:8]} is {status}; it takes no more metrics.")
             repo.add_points(run_id, rows)
 
-    def finish(self, ref: str, status: str, error: str | None = None) -> Run:
+    def log_params(self, ref: str, params: dict[str, Any]) -> None:
+        """Add params to a running run; names it already has keep their values.
+
+        Raises:
+            NotFoundError: no such run.
+            ConflictError: the run is not running.
+            InvalidArgumentError: a malformed name.
+        """
+        with self.db.session() as conn:
+            repo = RunRepository(conn)
+            run_id = self._running(repo, ref)
+            repo.add_params(
+                run_id, _checked_params({tracking.check_key(k): v for k, v in params.items()})
+            )
+
+    def add_artifacts(self, ref: str, files: dict[str, Path]) -> None:
+        """Store files (name: local path) with a running run.
+
+        Raises:
+            NotFoundError: no such run.
+            ConflictError: the run is not running.
+        """
+        with self.db.read() as conn:
+            run_id = self._running(RunRepository(conn), ref)
+        tracking.store_artifacts(self.db, self.store, run_id, files)
+
+    def _running(self, repo: RunRepository, ref: str) -> str:
+        run_id = repo.resolve_id(ref)
+        status = repo.status(run_id)
+        if status != "running":
+            raise ConflictError(f"Run {run_id[:8]} is {status}; it takes nothing more.")
+        return run_id
+
+    def finish(
+        self,
+        ref: str,
+        status: str,
+        error: str | None = None,
+        *,
+        reported: dict[str, float] | None = None,
+        environment: dict[str, Any] | None = None,
+    ) -> Run:
         """Close a tracked run with `status` (succeeded, failed or killed).
+
+        The wall time is the server's own (open to close); what the caller `reported` of
+        its machine (CPU seconds, peak memory) and its `environment` (Python, packages)
+        are kept as it said, marked as reported.
 
         Raises:
             InvalidArgumentError: another status.
@@ -353,18 +551,44 @@ class RunService:
             wall = (now - aware(started)).total_seconds() if started else 0.0
             # Only what the server can vouch for: the wall time between open and close
             # (the caller's CPU, memory and packages are its own machine's).
+            resources: dict[str, Any] = {
+                "wall_s": round(wall, 3),
+                "cost": round(wall / 3600 * self.settings.cost_per_hour, 6),
+                "cost_per_hour": self.settings.cost_per_hour,
+            }
+            for key in ("cpu_s", "peak_rss_bytes"):
+                value = (reported or {}).get(key)
+                if isinstance(value, int | float) and value >= 0:
+                    resources[key] = round(float(value), 3)
+                    resources["reported"] = True
+            env = self._reported_environment(environment) if environment else None
             repo.update(
                 run_id,
                 status=status,
                 error=error,
                 ended_at=now,
-                resources={
-                    "wall_s": round(wall, 3),
-                    "cost": round(wall / 3600 * self.settings.cost_per_hour, 6),
-                    "cost_per_hour": self.settings.cost_per_hour,
-                },
+                resources=resources,
+                **({"environment": env} if env else {}),
             )
         return self.by_id(run_id)
+
+    def _reported_environment(self, environment: dict[str, Any]) -> dict[str, Any]:
+        """A caller's environment as a run keeps one: its package list stored once as an
+        object, the rest as said (bounded: it is the caller's word)."""
+        packages = environment.get("packages")
+        out: dict[str, Any] = {
+            k: str(environment[k])[:255]
+            for k in ("python", "implementation", "platform", "cpus")
+            if k in environment
+        }
+        if isinstance(packages, dict) and len(packages) <= 10_000:
+            clean = {str(k)[:255]: str(v)[:64] for k, v in packages.items()}
+            out["packages_object"] = self.store.put_bytes(
+                json.dumps(clean, sort_keys=True).encode()
+            )
+            out["package_count"] = len(clean)
+        out["reported"] = True
+        return out
 
     def end(
         self,
@@ -430,48 +654,34 @@ class RunService:
                 pv = self.pipelines.resolve(f"{run.pipeline}@{run.pipeline_version}")
                 entry = self._pipeline_dir(pv, Path(tmp) / "pipeline") / pv.entry
                 dv = self.data.resolve(run.data_ref or "")
-                data_dir = self._data_dir(dv, Path(tmp) / "data")
+                data_dir = self.data_dir(dv, Path(tmp) / "data")
                 params = json.loads(
                     self.data.read_file(self.data.resolve(run.params_ref or ""), "params.json")
                 )
-                from assay.pipelines.dsl import load_pipeline
+                if is_notebook(pv.entry):
+                    from assay.runs.notebook import execute_notebook
 
-                pipeline = load_pipeline(entry, pv.pipeline)
-                _seed(params)
-                unexpose = expose(pipeline, entry.parent)
-                hashes = {s.name: s.code_hash for s in pv.steps}
-                specs = [
-                    StepSpec(s.name, s.func, s.inputs, hashes.get(s.name, ""))
-                    for s in pipeline.steps
-                ]
-                try:
-                    outcome = execute(
-                        specs,
+                    execute_notebook(
                         run_id=run.id,
+                        entry=entry,
                         data_dir=data_dir,
-                        data_hash=dv.manifest,
                         params=params,
                         db=self.db,
                         store=self.store,
-                        use_cache=use_cache,
+                        work=Path(tmp) / "work",
                         emit=emit,
                     )
-                finally:
-                    unexpose()
-                if pv.metrics_step and pv.metrics_step in outcome.values:
-                    values = outcome.values[pv.metrics_step]
-                    if isinstance(values, dict):
-                        recorder.log_metrics(
-                            {k: v for k, v in values.items() if isinstance(v, int | float)}
-                        )
-                if pv.model_step and pv.model_step in outcome.hashes:
-                    model = outcome.hashes[pv.model_step]
-                    flavor = _flavor(outcome.values[pv.model_step])
+                else:
+                    model, flavor = self._run_steps(
+                        run, pv, entry, dv, data_dir, params, recorder, use_cache, emit
+                    )
             status = "succeeded"
         except KeyboardInterrupt:
             status, error = "killed", "Interrupted (Ctrl-C)."
         except tracking.RunStopped as exc:
             status, error = exc.reason, f"Stopped early ({exc.reason}) at the request of a sweep."
+        except CellError as exc:  # the notebook's own traceback, not the runner's frames
+            status, error = "failed", f"{exc.message}\n\n{exc.details.get('traceback', '')}"
         except BaseException as exc:  # the run records any failure of user code
             status, error = "failed", "".join(traceback.format_exception(exc))
         finally:
@@ -509,6 +719,50 @@ class RunService:
         emit({"event": "end", "status": finished.status})
         return finished
 
+    def _run_steps(
+        self,
+        run: Run,
+        pv: PipelineVersion,
+        entry: Path,
+        dv: DataVersion,
+        data_dir: Path,
+        params: dict[str, Any],
+        recorder: tracking.RunRecorder,
+        use_cache: bool,
+        emit: Emit,
+    ) -> tuple[str | None, str | None]:
+        """A Python pipeline's steps, in order; returns its model's hash and flavor."""
+        from assay.pipelines.dsl import load_pipeline
+
+        pipeline = load_pipeline(entry, pv.pipeline)
+        _seed(params)
+        unexpose = expose(pipeline, entry.parent)
+        hashes = {s.name: s.code_hash for s in pv.steps}
+        specs = [StepSpec(s.name, s.func, s.inputs, hashes.get(s.name, "")) for s in pipeline.steps]
+        try:
+            outcome = execute(
+                specs,
+                run_id=run.id,
+                data_dir=data_dir,
+                data_hash=dv.manifest,
+                params=params,
+                db=self.db,
+                store=self.store,
+                use_cache=use_cache,
+                emit=emit,
+            )
+        finally:
+            unexpose()
+        if pv.metrics_step and pv.metrics_step in outcome.values:
+            values = outcome.values[pv.metrics_step]
+            if isinstance(values, dict):
+                recorder.log_metrics(
+                    {k: v for k, v in values.items() if isinstance(v, int | float)}
+                )
+        if pv.model_step and pv.model_step in outcome.hashes:
+            return outcome.hashes[pv.model_step], _flavor(outcome.values[pv.model_step])
+        return None, None
+
     def by_id(self, run_id: str) -> Run:
         """A run by full id, without looking for dead runners first (`get` does)."""
         with self.db.read() as conn:
@@ -535,7 +789,11 @@ class RunService:
         found: dict[str, str] = json.loads(self.store.get_bytes(ref))
         return found
 
-    def _data_dir(self, dv: DataVersion, dest: Path) -> Path:
+    def data_dir(self, dv: DataVersion, dest: Path | None = None) -> Path:
+        """A data version's files on this machine, checked out once per content hash
+        (into `dest` where the cache cannot be written)."""
+        if dest is None:
+            dest = Path(tempfile.gettempdir()) / f"assay-data-{uuid.uuid4().hex[:12]}"
         return self._cached_tree(
             "checkouts", dv.manifest, lambda where: self.data.checkout(dv.ref, where), dest
         )
@@ -585,8 +843,10 @@ class RunService:
         """
         from assay.pipelines.dsl import load_pipeline
 
+        pv = self.pipelines.resolve(pipeline_ref)
+        if is_notebook(pv.entry):
+            return  # each run gets a kernel of its own: nothing to import here
         with tempfile.TemporaryDirectory(prefix="assay-warm-") as tmp:
-            pv = self.pipelines.resolve(pipeline_ref)
             load_pipeline(self._pipeline_dir(pv, Path(tmp)) / pv.entry, pv.pipeline)
 
     def request_stop(self, run_id: str, reason: str) -> None:
@@ -740,7 +1000,7 @@ def leaderboard_query(metric: str, minimize: bool | None = None) -> tuple[str, s
 
 def looks_like_path(ref: str) -> bool:
     """Whether a pipeline ref names a file to register (else it is NAME[@VERSION])."""
-    return ref.endswith(".py") or (os.sep in ref.split("@")[0] and Path(ref).exists())
+    return ref.endswith((".py", ".ipynb")) or (os.sep in ref.split("@")[0] and Path(ref).exists())
 
 
 def _seed(params: dict[str, Any]) -> None:
@@ -760,6 +1020,25 @@ def _flavor(value: Any) -> str:
     return {"sklearn": "sklearn", "xgboost": "xgboost", "lightgbm": "lightgbm"}.get(
         module, "python"
     )
+
+
+def _checked_params(params: dict[str, Any]) -> dict[str, Any]:
+    """`params` flattened as a run stores them, once they are within the bounds of
+    `assay.limits` (every listing reads them back).
+
+    Raises:
+        InvalidArgumentError: too deep or too large, or a (dotted) name too long.
+    """
+    check_document(params, "Params")
+    flat = _flatten(params)
+    for key in flat:
+        if len(key) > MAX_NAME_LENGTH:
+            raise InvalidArgumentError(
+                f"Param name {key[:40]!r}… is {len(key):,} characters; names are at most "
+                f"{MAX_NAME_LENGTH} (a nested name counts its parents, joined by dots).",
+                limit=MAX_NAME_LENGTH,
+            )
+    return flat
 
 
 def _flatten(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:

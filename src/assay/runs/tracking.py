@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from assay.errors import InvalidArgumentError
 from assay.limits import MAX_NAME_LENGTH, check_document
@@ -41,6 +41,22 @@ class RunStopped(BaseException):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class Recorder(Protocol):
+    """What the run being recorded in this process takes: a `RunRecorder` writing to the
+    workspace, or (through a server) the SDK's buffering remote recorder."""
+
+    run_id: str
+    split_info: dict[str, Any]
+
+    def log_metric(self, key: str, value: float, step: int | None = None) -> None: ...
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None: ...
+
+    def log_params(self, params: Mapping[str, Any]) -> None: ...
+
+    def log_artifact(self, path: str | Path, name: str | None = None) -> str: ...
 
 
 class RunRecorder:
@@ -173,16 +189,12 @@ class RunRecorder:
         if not src.exists():
             raise InvalidArgumentError(f"Artifact {str(src)!r} does not exist.")
         files = [src] if src.is_file() else sorted(p for p in src.rglob("*") if p.is_file())
-        digest = ""
-        with self.db.session() as conn:
-            repo = RunRepository(conn)
-            for f in files:
-                digest, size = self.store.ingest_file(f)
-                rel = name or src.name
-                if src.is_dir():
-                    rel = f"{rel}/{f.relative_to(src).as_posix()}"
-                repo.add_artifact(self.run_id, rel, digest, size)
-        return digest
+        base = name or src.name
+        named = {
+            (f"{base}/{f.relative_to(src).as_posix()}" if src.is_dir() else base): f for f in files
+        }
+        digests = store_artifacts(self.db, self.store, self.run_id, named)
+        return digests[-1] if digests else ""
 
     def flush(self) -> None:
         with self._flush_lock:
@@ -199,6 +211,18 @@ class RunRecorder:
                 with self._lock:
                     self._points[:0] = points
                 raise
+
+
+def store_artifacts(
+    db: Database, store: ObjectStore, run_id: str, files: Mapping[str, Path]
+) -> list[str]:
+    """Files into the store and onto the run's artifact list (name: file); their hashes."""
+    stored = [(name, *store.ingest_file(path)) for name, path in files.items()]
+    with db.session() as conn:
+        repo = RunRepository(conn)
+        for name, digest, size in stored:
+            repo.add_artifact(run_id, name, digest, size)
+    return [digest for _, digest, _ in stored]
 
 
 def check_key(key: str) -> str:
@@ -223,11 +247,11 @@ def as_number(key: str, value: Any) -> float | None:
 
 # The run this thread records into; threads a step starts fall back to the run
 # the process activated last, so `log_metric` works from worker threads too.
-_active: RunRecorder | None = None
+_active: Recorder | None = None
 _local = threading.local()
 
 
-def activate(recorder: RunRecorder | None) -> None:
+def activate(recorder: Recorder | None) -> None:
     global _active
     if recorder is None:
         mine = getattr(_local, "run", None)
@@ -239,7 +263,7 @@ def activate(recorder: RunRecorder | None) -> None:
     _active = recorder
 
 
-def active() -> RunRecorder:
+def active() -> Recorder:
     recorder = current()
     if recorder is None:
         raise InvalidArgumentError(
@@ -248,8 +272,8 @@ def active() -> RunRecorder:
     return recorder
 
 
-def current() -> RunRecorder | None:
-    found: RunRecorder | None = getattr(_local, "run", None)
+def current() -> Recorder | None:
+    found: Recorder | None = getattr(_local, "run", None)
     return found or _active
 
 

@@ -1,14 +1,15 @@
 """The inference app: one model version behind KServe V1 and the Open Inference Protocol V2.
 
-Routes (every error is `{"error": {"type", "message", "details"}}`, never a traceback):
+Routes (never a traceback; an error is `{"error": {"type", "message", "details"}}`, but
+on /v2 routes `{"error": "<message>", "type", "details"}` as the protocol says):
 
-    POST /v1/models/{name}:predict           {"instances": [...]} -> {"predictions", "model",
-                                             "version"}
+    POST /v1/models/{name}:predict           {"instances": [...]} or {"inputs": ...} ->
+                                             {"predictions", "model", "version"}
     POST /v1/models/{name}:predict_proba     the same with class probabilities (and "classes")
     GET  /v1/models  /v1/models/{name}       what is served; {"name", "ready"}
-    POST /v2/models/{name}[/versions/{v}]/infer
+    POST /v2/models/{name}[/versions/{v}]/infer   JSON, or with the binary tensor extension
     GET  /v2  /v2/health/live  /v2/health/ready  /v2/models/{name}[/versions/{v}][/ready]
-    GET  /health/live  /health/ready  /metrics
+    GET  /  ({"status": "alive"}, KServe's V1 liveness)  /health/live  /health/ready  /metrics
 
 It is small on purpose and imports no control-plane code (no SQLAlchemy, Typer, Rich,
 pandas), so a service process starts fast. The hot path does no per-request logging,
@@ -48,13 +49,14 @@ from assay.errors import (
     PredictTimeoutError,
     UnsupportedMediaTypeError,
 )
+from assay.serving.bodies import binary_headers, error_body, error_json, read_infer_body
 from assay.serving.metrics import CONTENT_TYPE, Metrics
-from assay.serving.served import ServedModel, dumps, prepare
+from assay.serving.served import Answer, ServedModel, dumps, prepare
 
 if TYPE_CHECKING:
     from assay.registry.bundle import LoadedBundle
 
-__all__ = ["JsonBody", "ServingState", "create_app", "error_body", "error_kind", "read_body"]
+__all__ = ["JsonBody", "ServingState", "create_app", "error_kind"]
 
 log = logging.getLogger("assay.serving")
 
@@ -151,10 +153,9 @@ def error_kind(exc: AssayError) -> str:
     return "other"
 
 
-def error_body(exc: AssayError) -> bytes:
-    return dumps(
-        {"error": {"type": type(exc).__name__, "message": exc.message, "details": exc.details}}
-    )
+def _is_v2(request: Request) -> bool:
+    path: str = request.scope["path"]
+    return path == "/v2" or path.startswith("/v2/")
 
 
 class _Endpoints:
@@ -178,20 +179,24 @@ class _Endpoints:
         return await self._answer(request, "v2", _v2_infer)
 
     async def _answer(
-        self, request: Request, protocol: str, op: Callable[[ServedModel, bytes], bytes]
+        self,
+        request: Request,
+        protocol: str,
+        op: Callable[[ServedModel, bytes, int | None], Answer],
     ) -> Response:
         started = time.perf_counter()
         served = self.state.current
+        v2 = protocol == "v2"
         if served is None:
-            return self._not_ready()
+            return self._not_ready(v2)
         kind: str | None = None
         try:
             self._check_path(served, request.path_params)
-            body = await self._body(request)
+            body, json_length = await read_infer_body(request, self.max_body_bytes, binary=v2)
             loop = asyncio.get_running_loop()
-            future = loop.run_in_executor(self.pool, op, served, body)
+            future = loop.run_in_executor(self.pool, op, served, body, json_length)
             try:
-                payload = await asyncio.wait_for(future, self.timeout_s)
+                answer = await asyncio.wait_for(future, self.timeout_s)
             except TimeoutError:
                 log.warning(
                     "model %s took longer than %g s to predict; answered 504",
@@ -204,10 +209,14 @@ class _Endpoints:
                     "for a longer timeout.",
                     timeout_s=self.timeout_s,
                 ) from None
-            response = JsonBody(payload, 200, served.headers)
+            payload, json_length = answer
+            if json_length is None:
+                response = JsonBody(payload, 200, served.headers)
+            else:
+                response = JsonBody(payload, 200, binary_headers(served.headers, json_length))
         except AssayError as exc:
             kind = error_kind(exc)
-            response = JsonBody(error_body(exc), exc.status, served.headers)
+            response = JsonBody(error_body(exc, v2), exc.status, served.headers)
         except ClientDisconnect:
             return Response(status_code=400)  # nobody is left to read it
         served.metrics.record(protocol, response.status_code, time.perf_counter() - started, kind)
@@ -235,24 +244,22 @@ class _Endpoints:
                 served_version=served.version,
             )
 
-    async def _body(self, request: Request) -> bytes:
-        return await read_body(request, self.max_body_bytes)
-
-    def _not_ready(self) -> Response:
+    def _not_ready(self, v2: bool) -> Response:
         exc = ModelNotReadyError(
             "The model is still loading (or the service is stopping); retry shortly. "
             "GET /health/ready answers 200 once it is ready."
         )
-        return JsonBody(error_body(exc), exc.status)
+        return JsonBody(error_body(exc, v2), exc.status)
 
     def _served(self, request: Request) -> ServedModel | Response:
         served = self.state.current
+        v2 = _is_v2(request)
         if served is None:
-            return self._not_ready()
+            return self._not_ready(v2)
         try:
             self._check_path(served, request.path_params)
         except NotFoundError as exc:
-            return JsonBody(error_body(exc), exc.status, served.headers)
+            return JsonBody(error_body(exc, v2), exc.status, served.headers)
         return served
 
     # -- descriptions and health
@@ -271,7 +278,9 @@ class _Endpoints:
         return _json({"name": found.name, "ready": ready}, 200 if ready else 503)
 
     async def v2_server(self, request: Request) -> Response:
-        return _json({"name": "assay", "version": assay.__version__, "extensions": []})
+        return _json(
+            {"name": "assay", "version": assay.__version__, "extensions": ["binary_tensor_data"]}
+        )
 
     async def v2_live(self, request: Request) -> Response:
         return _json({"live": True})
@@ -296,6 +305,9 @@ class _Endpoints:
     async def live(self, request: Request) -> Response:
         return _json({"live": True})
 
+    async def root(self, request: Request) -> Response:
+        return JsonBody(b'{"status":"alive"}')  # what KServe's V1 `is_server_live` reads
+
     async def ready(self, request: Request) -> Response:
         served, state = self.state.current, self.state
         if state.ready and served is not None:
@@ -307,79 +319,24 @@ class _Endpoints:
         return Response(self.state.metrics.render(), media_type=CONTENT_TYPE)
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request's JSON body, at most `limit` bytes.
-
-    Raises:
-        UnsupportedMediaTypeError: a Content-Type other than JSON (none is taken as JSON).
-        PayloadTooLargeError: over the limit, by Content-Length or counted while reading.
-        ClientDisconnect: the client went away.
-    """
-    content_type = content_length = None
-    for key, value in request.scope["headers"]:
-        if key == b"content-type":
-            content_type = value
-        elif key == b"content-length":
-            content_length = value
-    # No Content-Type at all is taken as JSON: only a wrong one is refused.
-    if content_type is not None:
-        media = content_type.split(b";", 1)[0].strip().lower()
-        if media != b"application/json" and not media.endswith(b"+json"):
-            raise UnsupportedMediaTypeError(
-                f"The body is {media.decode('latin-1') or 'untyped'}; send JSON with "
-                "Content-Type: application/json.",
-                content_type=media.decode("latin-1"),
-            )
-    if content_length is not None and content_length.isdigit() and int(content_length) > limit:
-        raise _too_large(limit, int(content_length))
-    # Chunked bodies carry no length: count while reading, and stop at the limit.
-    chunks: list[bytes] = []
-    size = 0
-    receive = request.receive
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnect()
-        chunk: bytes = message.get("body", b"")
-        if chunk:
-            size += len(chunk)
-            if size > limit:
-                raise _too_large(limit, size)
-            chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+def _v1_predict(served: ServedModel, body: bytes, json_length: int | None) -> Answer:
+    return served.v1(body), None
 
 
-def _too_large(limit: int, size: int) -> PayloadTooLargeError:
-    return PayloadTooLargeError(
-        f"The body is over the service's limit of {limit} bytes "
-        f"({'at least ' if size else ''}{size} bytes); send fewer rows per request.",
-        limit=limit,
-    )
+def _v1_proba(served: ServedModel, body: bytes, json_length: int | None) -> Answer:
+    return served.v1(body, proba=True), None
 
 
-def _v1_predict(served: ServedModel, body: bytes) -> bytes:
-    return served.v1(body)
-
-
-def _v1_proba(served: ServedModel, body: bytes) -> bytes:
-    return served.v1(body, proba=True)
-
-
-def _v2_infer(served: ServedModel, body: bytes) -> bytes:
-    return served.v2(body)
+def _v2_infer(served: ServedModel, body: bytes, json_length: int | None) -> Answer:
+    return served.v2(body, json_length)
 
 
 def _method_not_allowed(request: Request, allowed: str) -> Response:
-    body = dumps(
-        {
-            "error": {
-                "type": "MethodNotAllowedError",
-                "message": f"{request.method} is not allowed on {request.url.path}; use {allowed}.",
-                "details": {"allowed": allowed.split(", ") if allowed else []},
-            }
-        }
+    body = error_json(
+        "MethodNotAllowedError",
+        f"{request.method} is not allowed on {request.url.path}; use {allowed}.",
+        {"allowed": allowed.split(", ") if allowed else []},
+        _is_v2(request),
     )
     return JsonBody(body, 405, [*_JSON_HEADERS, (b"allow", allowed.encode())])
 
@@ -395,11 +352,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
             "GET /v2/models/NAME describes the model.",
             path=request.url.path,
         )
-        return JsonBody(error_body(error), 404)
-    return JsonBody(
-        dumps({"error": {"type": "HTTPError", "message": str(exc.detail), "details": {}}}),
-        exc.status_code,
-    )
+        return JsonBody(error_body(error, _is_v2(request)), 404)
+    return JsonBody(error_json("HTTPError", str(exc.detail), {}, _is_v2(request)), exc.status_code)
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
@@ -410,7 +364,7 @@ async def _server_error(request: Request, exc: Exception) -> Response:
         "its log has the details.",
         error_id=error_id,
     )
-    return JsonBody(error_body(error), 500)
+    return JsonBody(error_body(error, _is_v2(request)), 500)
 
 
 def create_app(
@@ -446,6 +400,7 @@ def create_app(
         Route("/v2/models/{name}/ready", e.v2_model_ready),
         Route("/v2/models/{name}/versions/{version}", e.v2_model),
         Route("/v2/models/{name}/versions/{version}/ready", e.v2_model_ready),
+        Route("/", e.root),
     ]
 
     @asynccontextmanager

@@ -23,7 +23,14 @@ import numpy as np
 from assay.errors import InvalidArgumentError
 from assay.registry.entities import ColumnSpec, Signature
 
-__all__ = ["InputSchema", "json_type", "twin_agrees", "v2_rows", "without_feature_names"]
+__all__ = [
+    "EXPECTED",
+    "InputSchema",
+    "described",
+    "json_type",
+    "twin_agrees",
+    "without_feature_names",
+]
 
 # JSON value types each column kind accepts (bool is not an int, though Python says so).
 _NUMBER = frozenset((int, float))
@@ -33,7 +40,7 @@ _ACCEPTS: dict[str, frozenset[type]] = {
     "bool": frozenset((bool,)),
     "str": frozenset((str,)),
 }
-_EXPECTED = {"float": "a number", "int": "an integer", "bool": "true or false", "str": "a string"}
+EXPECTED = {"float": "a number", "int": "an integer", "bool": "true or false", "str": "a string"}
 _JSON_NAMES: dict[type, str] = {
     str: "string",
     int: "integer",
@@ -44,17 +51,6 @@ _JSON_NAMES: dict[type, str] = {
     dict: "object",
 }
 
-# Open Inference Protocol tensor datatypes, and which column kinds each may carry.
-_V2_NUMERIC = frozenset(
-    ("UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32")
-) | {"FP64"}
-_V2_KINDS: dict[str, frozenset[str]] = {
-    "float": _V2_NUMERIC,
-    "int": _V2_NUMERIC,
-    "bool": frozenset(("BOOL",)),
-    "str": frozenset(("BYTES",)),
-}
-_V2_DATATYPES = _V2_NUMERIC | {"BOOL", "BYTES"}
 _FLOAT_MAX = int(np.finfo(np.float64).max)
 
 
@@ -70,7 +66,7 @@ def json_type(value: Any) -> str:
     return ("an " if name[0] in "aeiou" else "a ") + name
 
 
-def _described(value: Any) -> str:
+def described(value: Any) -> str:
     """A value for an error message: its JSON type and, for a scalar, the value itself."""
     if value is None or isinstance(value, dict | list):
         return json_type(value)
@@ -119,14 +115,14 @@ class InputSchema:
 
     # ---- rows -------------------------------------------------------------------------------
 
-    def convert(self, instances: Any, noun: str = "instance") -> Any:
+    def convert(self, instances: Any, noun: str = "instance", field: str = "instances") -> Any:
         """The model's input for `instances` (rows as objects or as arrays in column
         order): a 2-D float64 array, an object array, or a DataFrame (`frame`).
 
         Raises:
             InvalidArgumentError: naming the row, the column and the problem.
         """
-        rows = self.rows(instances, noun)
+        rows = self.rows(instances, noun, field)
         if self.signature is None:
             return _untyped(rows)
         if self.numeric:
@@ -141,37 +137,134 @@ class InputSchema:
                         return self._model_input(matrix)
         return self._model_input_by_column(rows, noun)
 
-    def rows(self, instances: Any, noun: str = "instance") -> list[list[Any]]:
+    def rows(
+        self, instances: Any, noun: str = "instance", field: str = "instances"
+    ) -> list[list[Any]]:
         """`instances` as lists of values in column order, shapes checked (not values)."""
         if not isinstance(instances, list):
             raise InvalidArgumentError(
-                f"'instances' must be a list of rows (objects or arrays), "
+                f"{field!r} must be a list of rows (objects or arrays), "
                 f"not {json_type(instances)}.",
-                field="instances",
+                field=field,
             )
         if not instances:
-            raise InvalidArgumentError(
-                "'instances' is empty; send at least one row.", field="instances"
-            )
+            raise InvalidArgumentError(f"{field!r} is empty; send at least one row.", field=field)
         shapes = set(map(type, instances))
         if shapes == {dict} and self.signature is not None:
-            return self._rows_from_objects(instances, noun)
+            return self._rows_from_objects(instances, noun, field)
         if shapes == {list}:
             width = self.width if self.signature is not None else len(instances[0])
             if set(map(len, instances)) != {width}:
                 self._explain_lengths(instances, width, noun)
             rows: list[list[Any]] = instances
             return rows
-        self._explain_shapes(instances, noun)
+        self._explain_shapes(instances, noun, field)
         raise AssertionError("unreachable")  # _explain_shapes always raises
 
-    def _rows_from_objects(self, instances: list[Any], noun: str) -> list[list[Any]]:
+    def convert_inputs(self, inputs: Any) -> Any:
+        """The model's input for a KServe V1 / TF-Serving `inputs` field: rows as
+        `instances` takes them (objects, or arrays in column order), KServe's list of
+        record lists, or TF-Serving's columnar form `{"column": [value per row, ...]}`.
+
+        Raises:
+            InvalidArgumentError: naming the row, the column and the problem.
+        """
+        if isinstance(inputs, dict):
+            return self.convert(self._rows_from_columns(inputs), "row", "inputs")
+        if not isinstance(inputs, list):
+            raise InvalidArgumentError(
+                "'inputs' must be a list of rows (objects or arrays) or an object of columns "
+                f"(each an array of values), not {json_type(inputs)}.",
+                field="inputs",
+            )
+        if (
+            inputs
+            and all(type(r) is list for r in inputs)
+            and any(r and type(r[0]) is dict for r in inputs)
+        ):
+            inputs = list(chain.from_iterable(inputs))  # each instance a list of records
+        return self.convert(inputs, "row", "inputs")
+
+    def convert_array(self, matrix: np.ndarray[Any, Any], noun: str = "row") -> Any:
+        """The model's input for a 2-D array in column order (binary tensor data).
+
+        Numbers go to the model as float64 with no per-value walk (and no copy when they
+        are float64 already); anything else (bools, text, a NaN, a fraction where the
+        model takes integers) is checked column by column as JSON values are.
+        """
+        if self.signature is None:
+            if matrix.dtype.kind in "fiub":
+                return matrix.astype(np.float64, copy=False)
+            return _untyped(matrix.tolist())
+        if self.numeric and matrix.dtype.kind in "fiu":
+            floats = matrix.astype(np.float64, copy=False)
+            if np.isfinite(floats).all() and self._integral(floats):
+                return self._model_input(floats)
+        return self._model_input_by_column(matrix.tolist(), noun)
+
+    def _rows_from_columns(self, columns: dict[str, Any]) -> list[list[Any]]:
+        if self.signature is None or not self.objects_allowed:
+            raise InvalidArgumentError(
+                f"Model {self.model_name!r} was trained on unnamed columns: send 'inputs' "
+                f"as rows, each an array of its {self.width or 'N'} values in column order, "
+                "not as an object of columns.",
+                field="inputs",
+            )
+        extra = [k for k in columns if k not in self.index]
+        if extra:
+            raise InvalidArgumentError(
+                f"'inputs' has a column the model does not take: {extra[0]!r}; remove it "
+                f"({self.hint}).",
+                column=extra[0],
+                extra=extra,
+            )
+        missing = [n for n in self.names if n not in columns]
+        if missing:
+            raise InvalidArgumentError(
+                f"'inputs' has no column {missing[0]!r}"
+                + (f" (nor {len(missing) - 1} more)" if len(missing) > 1 else "")
+                + f"; send every column ({self.hint}).",
+                column=missing[0],
+                missing=missing,
+            )
+        values: list[list[Any]] = []
+        for name in self.names:
+            column = columns[name]
+            if not isinstance(column, list):
+                raise InvalidArgumentError(
+                    f"'inputs' column {name!r} must be an array of its values, one per row, "
+                    f"not {json_type(column)}.",
+                    column=name,
+                )
+            if (
+                column
+                and type(column[0]) is list
+                and all(type(v) is list and len(v) == 1 for v in column)
+            ):
+                column = [v[0] for v in column]  # shape [N, 1]
+            if values and len(column) != len(values[0]):
+                raise InvalidArgumentError(
+                    f"'inputs' column {name!r} has {len(column)} values but column "
+                    f"{self.names[0]!r} has {len(values[0])}; send one value per row in "
+                    "every column.",
+                    column=name,
+                    expected=len(values[0]),
+                    got=len(column),
+                )
+            values.append(column)
+        if not values or not values[0]:
+            raise InvalidArgumentError(
+                "'inputs' has no rows; send at least one value per column.", field="inputs"
+            )
+        return [list(row) for row in zip(*values, strict=True)]
+
+    def _rows_from_objects(self, instances: list[Any], noun: str, field: str) -> list[list[Any]]:
         if not self.objects_allowed:
             raise InvalidArgumentError(
                 f"Model {self.model_name!r} was trained on unnamed columns: send each "
                 f"{noun} as an array of its {self.width} values in column order, not as "
                 "an object.",
-                field="instances",
+                field=field,
             )
         names = self.names
         try:
@@ -203,7 +296,7 @@ class InputSchema:
                     )
         return rows
 
-    def _explain_shapes(self, instances: list[Any], noun: str) -> None:
+    def _explain_shapes(self, instances: list[Any], noun: str, field: str) -> None:
         first = type(instances[0])
         for i, row in enumerate(instances):
             if type(row) not in (dict, list):
@@ -222,7 +315,7 @@ class InputSchema:
         raise InvalidArgumentError(
             f"Model {self.model_name!r} has no signature naming its columns: send each "
             f"{noun} as an array of values in the order the model was trained on.",
-            field="instances",
+            field=field,
         )
 
     def _explain_lengths(self, instances: list[list[Any]], width: int, noun: str) -> None:
@@ -301,7 +394,7 @@ class InputSchema:
                     raise InvalidArgumentError(
                         f"{noun.capitalize()} {i}, column {spec.name!r}: missing value "
                         f"({'NaN' if is_nan else 'null'}), but the model was trained without "
-                        f"missing values in this column; send {_EXPECTED[kind]}.",
+                        f"missing values in this column; send {EXPECTED[kind]}.",
                         instance=i,
                         column=spec.name,
                         expected=kind,
@@ -312,7 +405,7 @@ class InputSchema:
             if type(value) not in accepts:
                 raise InvalidArgumentError(
                     f"{noun.capitalize()} {i}, column {spec.name!r}: expected "
-                    f"{_EXPECTED[kind]}, got {_described(value)}.",
+                    f"{EXPECTED[kind]}, got {described(value)}.",
                     instance=i,
                     column=spec.name,
                     expected=kind,
@@ -320,7 +413,7 @@ class InputSchema:
                 )
             if type(value) is int and kind in ("float", "int") and abs(value) > _FLOAT_MAX:
                 raise InvalidArgumentError(
-                    f"{noun.capitalize()} {i}, column {spec.name!r}: {_described(value)} is too "
+                    f"{noun.capitalize()} {i}, column {spec.name!r}: {described(value)} is too "
                     "large for a number the model can take.",
                     instance=i,
                     column=spec.name,
@@ -357,159 +450,6 @@ def _untyped(rows: list[list[Any]]) -> np.ndarray[Any, Any]:
         return np.asarray(rows, dtype=float)
     except (TypeError, ValueError):
         return np.asarray(rows, dtype=object)
-
-
-# ---- Open Inference Protocol V2 tensors -----------------------------------------------------
-
-
-def v2_rows(schema: InputSchema, inputs: Any) -> list[list[Any]]:
-    """The rows of a V2 `inputs` list: one tensor of shape [N, F] in column order, or one
-    tensor per column, named after it, of shape [N] or [N, 1]. `data` may be flat
-    (row-major, as the protocol says) or nested.
-
-    Raises:
-        InvalidArgumentError: naming the tensor and the problem.
-    """
-    if not isinstance(inputs, list) or not inputs:
-        raise InvalidArgumentError(
-            "'inputs' must be a non-empty list of tensors "
-            '({"name", "shape", "datatype", "data"}).',
-            field="inputs",
-        )
-    tensors = [_tensor(t, k) for k, t in enumerate(inputs)]
-    if len(tensors) == 1 and _is_matrix(schema, tensors[0]):
-        return _matrix_rows(schema, tensors[0])
-    return _column_rows(schema, tensors)
-
-
-def _tensor(t: Any, k: int) -> tuple[str, list[int], str, list[Any]]:
-    if not isinstance(t, dict):
-        raise InvalidArgumentError(
-            f"inputs[{k}] must be a tensor object, not {json_type(t)}.", field=f"inputs[{k}]"
-        )
-    for key in ("name", "shape", "datatype", "data"):
-        if key not in t:
-            raise InvalidArgumentError(
-                f"inputs[{k}] has no {key!r}; a tensor needs name, shape, datatype and data.",
-                field=f"inputs[{k}].{key}",
-            )
-    name, shape, datatype, data = t["name"], t["shape"], t["datatype"], t["data"]
-    if not isinstance(name, str):
-        raise InvalidArgumentError(f"inputs[{k}].name must be a string.", field=f"inputs[{k}].name")
-    if (
-        not isinstance(shape, list)
-        or not shape
-        or not all(type(d) is int and d >= 0 for d in shape)
-    ):
-        raise InvalidArgumentError(
-            f"Tensor {name!r}: shape must be a list of non-negative integers, got {shape!r}.",
-            tensor=name,
-        )
-    if datatype not in _V2_DATATYPES:
-        raise InvalidArgumentError(
-            f"Tensor {name!r}: unknown datatype {datatype!r}; use one of "
-            f"{', '.join(sorted(_V2_DATATYPES))}.",
-            tensor=name,
-        )
-    if not isinstance(data, list):
-        raise InvalidArgumentError(
-            f"Tensor {name!r}: data must be an array, not {json_type(data)}.", tensor=name
-        )
-    return name, shape, datatype, data
-
-
-def _is_matrix(schema: InputSchema, tensor: tuple[str, list[int], str, list[Any]]) -> bool:
-    name, shape, _datatype, _data = tensor
-    if schema.signature is None:
-        return True
-    if len(shape) == 2 and shape[1] == schema.width and schema.width > 1:
-        return True
-    return name not in schema.index
-
-
-def _flat(name: str, data: list[Any], size: int, shape: list[int]) -> list[Any]:
-    if data and isinstance(data[0], list):
-        data = list(chain.from_iterable(r if isinstance(r, list) else [r] for r in data))
-    if len(data) != size:
-        raise InvalidArgumentError(
-            f"Tensor {name!r}: shape {shape} holds {size} values but data has {len(data)}.",
-            tensor=name,
-            shape=shape,
-            got=len(data),
-        )
-    return data
-
-
-def _matrix_rows(
-    schema: InputSchema, tensor: tuple[str, list[int], str, list[Any]]
-) -> list[list[Any]]:
-    name, shape, _datatype, data = tensor
-    width = schema.width if schema.signature is not None else (shape[-1] if shape else 0)
-    if len(shape) != 2 or shape[1] != width:
-        raise InvalidArgumentError(
-            f"Tensor {name!r} has shape {shape}; send one tensor of shape [N, {width}] "
-            f"(columns in signature order), or one tensor per column named after it "
-            f"({schema.hint}).",
-            tensor=name,
-            shape=shape,
-        )
-    n = shape[0]
-    flat = _flat(name, data, n * width, shape)
-    if n == 0:
-        raise InvalidArgumentError(f"Tensor {name!r} has no rows; send at least one.")
-    return [flat[i * width : (i + 1) * width] for i in range(n)]
-
-
-def _column_rows(
-    schema: InputSchema, tensors: list[tuple[str, list[int], str, list[Any]]]
-) -> list[list[Any]]:
-    columns: dict[str, list[Any]] = {}
-    n: int | None = None
-    for name, shape, datatype, data in tensors:
-        if name not in schema.index:
-            raise InvalidArgumentError(
-                f"Tensor {name!r} is not a column the model takes; name each tensor after a "
-                f"column ({schema.hint}), or send one tensor of shape [N, {schema.width}].",
-                tensor=name,
-            )
-        if name in columns:
-            raise InvalidArgumentError(f"Tensor {name!r} is sent twice.", tensor=name)
-        kind = schema.kinds[schema.index[name]]
-        if datatype not in _V2_KINDS.get(kind, _V2_KINDS["str"]):
-            raise InvalidArgumentError(
-                f"Tensor {name!r} is {datatype}, but column {name!r} holds {_EXPECTED[kind]}; "
-                f"send it as {' or '.join(sorted(_V2_KINDS[kind]))[:60]}.",
-                tensor=name,
-                datatype=datatype,
-                expected=kind,
-            )
-        if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
-            raise InvalidArgumentError(
-                f"Tensor {name!r} has shape {shape}; a column's tensor has shape [N] or [N, 1].",
-                tensor=name,
-                shape=shape,
-            )
-        if n is None:
-            n = shape[0]
-        elif shape[0] != n:
-            raise InvalidArgumentError(
-                f"Tensor {name!r} has {shape[0]} rows but the first tensor has {n}; send "
-                "every column with the same number of rows.",
-                tensor=name,
-            )
-        columns[name] = _flat(name, data, shape[0], shape)
-    missing = [c for c in schema.names if c not in columns]
-    if missing:
-        raise InvalidArgumentError(
-            f"No tensor for column {missing[0]!r}"
-            + (f" (nor {len(missing) - 1} more)" if len(missing) > 1 else "")
-            + f"; send one tensor per column ({schema.hint}).",
-            column=missing[0],
-            missing=missing,
-        )
-    if not n:
-        raise InvalidArgumentError("The tensors have no rows; send at least one.")
-    return [list(r) for r in zip(*(columns[c] for c in schema.names), strict=True)]
 
 
 # ---- sklearn models fitted on a DataFrame ---------------------------------------------------

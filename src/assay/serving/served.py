@@ -24,10 +24,10 @@ from assay.serving.inputs import (
     InputSchema,
     json_type,
     twin_agrees,
-    v2_rows,
     without_feature_names,
 )
 from assay.serving.metrics import Metrics, ModelMetrics
+from assay.serving.tensors import binary_of, datatype_of, read_binary, read_inputs, v2_input
 
 if TYPE_CHECKING:
     from assay.registry.bundle import LoadedBundle
@@ -81,17 +81,9 @@ def dumps(value: Any) -> bytes:
     return json.dumps(value, allow_nan=False, separators=(",", ":"), default=_default).encode()
 
 
-def _datatype(arr: np.ndarray[Any, Any]) -> str:
-    kind, size = arr.dtype.kind, arr.dtype.itemsize
-    if kind == "f":
-        return {2: "FP16", 4: "FP32"}.get(size, "FP64")
-    if kind == "i":
-        return f"INT{size * 8}"
-    if kind == "u":
-        return f"UINT{size * 8}"
-    if kind == "b":
-        return "BOOL"
-    return "BYTES"
+# What `v2` and `answer` return: the body and, when binary outputs follow the JSON, the
+# JSON's length (the Inference-Header-Content-Length of the response).
+Answer = tuple[bytes, int | None]
 
 
 def parse_body(body: bytes) -> dict[str, Any]:
@@ -151,48 +143,89 @@ class ServedModel:
         return self._proba is not None
 
     def v1(self, body: bytes, proba: bool = False) -> bytes:
-        """Answer a KServe V1 body: `{"instances": [...]}` -> the response body."""
-        payload = parse_body(body)
-        if "instances" not in payload:
+        """Answer a KServe V1 body (`{"instances": ...}` or `{"inputs": ...}`) with
+        `{"predictions", "model", "version"}` (and "classes" for probabilities)."""
+        return self._v1(parse_body(body), proba)
+
+    def _v1(self, payload: dict[str, Any], proba: bool) -> bytes:
+        if "instances" in payload:
+            if "inputs" in payload:
+                raise InvalidArgumentError(
+                    "The body has both 'instances' and 'inputs'; send the rows in one of them.",
+                    field="inputs",
+                )
+            X = self.schema.convert(payload["instances"])
+        elif "inputs" in payload:
+            if _are_tensors(payload["inputs"]):
+                raise InvalidArgumentError(
+                    "'inputs' holds Open Inference Protocol V2 tensors; send them to "
+                    f"POST /v2/models/{self.name}/infer, or rows to this route.",
+                    field="inputs",
+                )
+            X = self.schema.convert_inputs(payload["inputs"])
+        else:
             raise InvalidArgumentError(
                 "The body has no 'instances': send {\"instances\": [row, ...]}, each row an "
-                "object of column values or an array in column order.",
+                "object of column values or an array in column order (or the same rows, or "
+                "an object of columns, as 'inputs').",
                 field="instances",
             )
-        X = self.schema.convert(payload["instances"])
         if proba:
             out = _plain(self._call(self._proba_fn(), X))
             return b'{"predictions":' + dumps(out) + self._v1_proba_tail
         return b'{"predictions":' + dumps(_plain(self._call(self._predict, X))) + self._v1_tail
 
-    def v2(self, body: bytes) -> bytes:
-        """Answer an Open Inference Protocol V2 inference request body."""
+    def v2(self, body: bytes, json_length: int | None = None) -> Answer:
+        """Answer an Open Inference Protocol V2 inference request body; with
+        `json_length` (the Inference-Header-Content-Length header), binary tensor data
+        follows that many bytes of JSON."""
+        if json_length is None:
+            return self._v2(parse_body(body), None, 0)
+        return self._v2(parse_body(body[:json_length]), body, json_length)
+
+    def answer(self, body: bytes, json_length: int | None = None) -> Answer:
+        """Answer a body of either protocol (an A/B test's one predict route takes both):
+        V2 when it has binary data or its `inputs` are tensors, else V1."""
+        if json_length is not None:
+            return self.v2(body, json_length)
         payload = parse_body(body)
+        if "instances" not in payload and _are_tensors(payload.get("inputs")):
+            return self._v2(payload, None, 0)
+        return self._v1(payload, proba=False), None
+
+    def _v2(self, payload: dict[str, Any], body: bytes | None, offset: int) -> Answer:
         request_id = payload.get("id")
         if request_id is not None and not isinstance(request_id, str):
             raise InvalidArgumentError("'id' must be a string.", field="id")
-        X = self.schema.convert(v2_rows(self.schema, payload.get("inputs")), noun="row")
+        X = v2_input(self.schema, read_inputs(payload.get("inputs"), body, offset))
+        binary = _binary_output(payload.get("parameters"))
         outputs = []
-        for name in self._requested_outputs(payload.get("outputs")):
+        blobs: list[bytes] = []
+        for name, as_binary in self._requested_outputs(payload.get("outputs"), binary):
             fn = self._predict if name == "predict" else self._proba_fn()
             arr = np.asarray(self._call(fn, X))
-            outputs.append(
-                {
-                    "name": name,
-                    "shape": list(arr.shape),
-                    "datatype": _datatype(arr),
-                    "data": _plain(arr.reshape(-1)),
-                }
-            )
+            datatype = datatype_of(arr)
+            output: dict[str, Any] = {"name": name, "shape": list(arr.shape), "datatype": datatype}
+            if as_binary:
+                blob = binary_of(arr, datatype)
+                output["parameters"] = {"binary_data_size": len(blob)}
+                blobs.append(blob)
+            else:
+                output["data"] = _plain(arr.reshape(-1))
+            outputs.append(output)
         doc: dict[str, Any] = dict(self._v2_head)
         if request_id is not None:
             doc["id"] = request_id
         doc["outputs"] = outputs
-        return dumps(doc)
+        head = dumps(doc)
+        if not blobs:
+            return head, None
+        return b"".join((head, *blobs)), len(head)
 
-    def _requested_outputs(self, outputs: Any) -> list[str]:
+    def _requested_outputs(self, outputs: Any, binary: bool) -> list[tuple[str, bool]]:
+        """The outputs asked for, each with whether it goes back as binary data."""
         if outputs is None:
-            return ["predict"]
+            return [("predict", binary)]
         if (
             not isinstance(outputs, list)
             or not outputs
@@ -203,8 +236,9 @@ class ServedModel:
                 "predict_proba.",
                 field="outputs",
             )
-        names = [o.get("name") for o in outputs]
-        for name in names:
+        requested = []
+        for k, o in enumerate(outputs):
+            name = o.get("name")
             if name not in ("predict", "predict_proba"):
                 raise InvalidArgumentError(
                     f"Unknown output {name!r}; this model's outputs are predict"
@@ -212,7 +246,29 @@ class ServedModel:
                     field="outputs",
                     output=name,
                 )
-        return [str(n) for n in names]
+            params = o.get("parameters")
+            as_binary = binary
+            if params is not None:
+                if not isinstance(params, dict):
+                    raise InvalidArgumentError(
+                        f"outputs[{k}].parameters must be an object, not {json_type(params)}.",
+                        field=f"outputs[{k}].parameters",
+                    )
+                if params.get("classification"):
+                    raise InvalidArgumentError(
+                        f"Output {name!r}: the classification extension is not supported; "
+                        "ask for predict_proba to get each class's probability.",
+                        field=f"outputs[{k}].parameters.classification",
+                    )
+                as_binary = params.get("binary_data", binary)
+                if type(as_binary) is not bool:
+                    raise InvalidArgumentError(
+                        f"outputs[{k}].parameters.binary_data must be true or false, not "
+                        f"{json_type(as_binary)}.",
+                        field=f"outputs[{k}].parameters.binary_data",
+                    )
+            requested.append((str(name), as_binary))
+        return requested
 
     def _proba_fn(self) -> Callable[[Any], Any]:
         if self._proba is None:
@@ -271,12 +327,57 @@ class ServedModel:
         }
 
 
+def _are_tensors(inputs: Any) -> bool:
+    """Whether V1 or V2 `inputs` are V2 tensors: V1 rows are values or objects of column
+    values, and V2 tensors name their shape and datatype."""
+    return (
+        isinstance(inputs, list)
+        and bool(inputs)
+        and all(type(t) is dict and "datatype" in t and "shape" in t for t in inputs)
+    )
+
+
+def _binary_output(parameters: Any) -> bool:
+    """The request's `binary_data_output` parameter: every output as binary data, unless
+    an output says otherwise."""
+    if parameters is None:
+        return False
+    if not isinstance(parameters, dict):
+        raise InvalidArgumentError(
+            f"'parameters' must be an object, not {json_type(parameters)}.", field="parameters"
+        )
+    binary = parameters.get("binary_data_output", False)
+    if type(binary) is not bool:
+        raise InvalidArgumentError(
+            f"parameters.binary_data_output must be true or false, not {json_type(binary)}.",
+            field="parameters.binary_data_output",
+        )
+    return binary
+
+
+def first_output(answer: bytes, json_length: int | None) -> Any:
+    """The values of a V2 answer's first output, as JSON-ready Python values, whether
+    they came as JSON or as binary data after `json_length` bytes of it."""
+    doc = json.loads(answer if json_length is None else answer[:json_length])
+    outputs = doc.get("outputs") or []
+    if not outputs:
+        return None
+    first = outputs[0]
+    if "data" in first:
+        return first["data"]
+    nbytes = first["parameters"]["binary_data_size"]
+    values = read_binary(
+        first["name"], first["datatype"], first["shape"], answer, json_length or 0, nbytes
+    )
+    return _plain(values)
+
+
 def _output_datatype(bundle: LoadedBundle) -> str:
     out = bundle.signature.output if bundle.signature is not None else None
     if out is None:
         return "FP64"
     try:
-        return _datatype(np.empty(0, dtype=out.dtype))
+        return datatype_of(np.empty(0, dtype=out.dtype))
     except TypeError:
         return _V2_DATATYPES.get(out.kind, "BYTES")
 

@@ -40,6 +40,7 @@ from assay.sweeps.space import (
 
 if TYPE_CHECKING:
     from assay.data.service import DataService
+    from assay.pipelines.entities import PipelineVersion
     from assay.pipelines.service import PipelineService
     from assay.registry.service import RegistryService
     from assay.runs.service import RunService
@@ -152,12 +153,7 @@ class SweepService:
         else:
             pv = self.pipelines.resolve(pipeline)
         dv = self.data.resolve(data)
-        sources = {
-            f.path: self.pipelines.source(pv, f.path)
-            for f in self.pipelines.files(pv)
-            if f.path.endswith(".py")
-        }
-        check_names(space, base, params_read(sources), pv.ref)
+        check_names(space, base, self._params_read(pv), pv.ref)
         if sampler == "grid":
             size = space.grid_size()
             if trials > size:
@@ -202,6 +198,20 @@ class SweepService:
         return self.get(name)
 
     # ---- running -----------------------------------------------------------------------------
+
+    def _params_read(self, pv: PipelineVersion) -> set[str] | None:
+        """The params a pipeline version reads: a notebook's `parameters` cell, or what a
+        Python pipeline's code looks up in `params`."""
+        from assay.pipelines import notebook
+
+        if notebook.is_notebook(pv.entry):
+            return notebook.parameter_names(self.pipelines.source(pv, pv.entry))
+        sources = {
+            f.path: self.pipelines.source(pv, f.path)
+            for f in self.pipelines.files(pv)
+            if f.path.endswith(".py")
+        }
+        return params_read(sources)
 
     def run(
         self, name: str, executor: Executor, *, watch: Callable[[Update], None] | None = None

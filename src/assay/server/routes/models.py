@@ -87,6 +87,37 @@ def register_file(name: str, body: ModelFileIn, ws: WS) -> ModelVersion:
         ws.uploads.discard(body.upload)
 
 
+class BundleIn(BaseModel):
+    upload: str = Field(description="The upload (`POST /uploads`) that holds the bundle's files")
+    files: dict[str, str] = Field(description="{path in the bundle: BLAKE3 hash}")
+    run: str | None = Field(default=None, description="The run that trained it (its lineage)")
+    allow_pickle: bool = Field(
+        default=False, description="Store a model that only pickle can store (python flavor)"
+    )
+    description: str = ""
+
+
+@router.post(
+    "/{name}/bundles", response_model=ModelVersion, status_code=201, dependencies=WRITE,
+    summary="Register a model bundle written by a client (`assay.log_model`), linked to its run",
+)  # fmt: skip
+def register_bundle(name: str, body: BundleIn, ws: WS) -> ModelVersion:
+    from assay.data.entities import check_name
+
+    check_name(name, "Model")
+    root = ws.uploads.verified(body.upload, body.files)
+    try:
+        return ws.registry.register_bundle(
+            root,
+            name,
+            run=body.run,
+            description=body.description,
+            allow_pickle=body.allow_pickle,
+        )
+    finally:
+        ws.uploads.discard(body.upload)
+
+
 @router.get("", response_model=Page[Model], dependencies=READ)
 def list_models(ws: WS, limit: Limit = 100, page_token: str | None = None) -> Page[Model]:
     return page_of(ws.registry.models(), limit, page_token)
@@ -129,13 +160,35 @@ def export(name: str, selector: str, ws: WS) -> StreamingResponse:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    return _tar_response(members, tmp, f"{mv.name}-{mv.version}.tar")
+
+
+@router.get(
+    "/{name}/versions/{selector}/bundle", dependencies=READ, response_class=StreamingResponse,
+    summary="The version's bundle as it is stored, as an uncompressed tar, streamed",
+    responses={200: {"content": {"application/x-tar": {}}}},
+)  # fmt: skip
+def bundle(name: str, selector: str, ws: WS) -> StreamingResponse:
+    mv = ws.registry.resolve(f"{name}@{selector}")
+    ws.settings.cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="bundle-", dir=ws.settings.cache_dir))
+    try:
+        folder = ws.registry.materialize(mv, tmp / "model")
+        members = _tar_members(folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return _tar_response(members, tmp, f"{mv.name}-{mv.version}-bundle.tar")
+
+
+def _tar_response(members: list[tuple[bytes, Path]], tmp: Path, filename: str) -> StreamingResponse:
     size = sum(len(header) + _padded(path.stat().st_size) for header, path in members)
     return StreamingResponse(
         _tar_stream(members, tmp),
         media_type="application/x-tar",
         headers={
             "Content-Length": str(size + 2 * tarfile.BLOCKSIZE),
-            "Content-Disposition": f'attachment; filename="{mv.name}-{mv.version}.tar"',
+            "Content-Disposition": f'attachment; filename="{filename}"',
         },
         background=BackgroundTask(shutil.rmtree, tmp, ignore_errors=True),
     )

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
+from assay.runs.code import CodeVersion
 from assay.runs.entities import Run
 from assay.server.deps import READ, WRITE, WS
 from assay.server.schemas import (
+    CEILING,
     ERRORS,
     METRICS_BODY,
     SMALL_BODY,
@@ -50,11 +52,71 @@ class TrackIn(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     data: str | None = Field(default=None, description="DATASET[@VERSION] the run used")
     name: str | None = None
+    parent: str | None = Field(default=None, description="The run this one is made inside")
 
 
 class EndIn(BaseModel):
     status: str = Field(default="succeeded", description="succeeded, failed or killed")
     error: str | None = None
+    resources: dict[str, float] = Field(
+        default_factory=dict,
+        description="What the caller's machine measured: cpu_s, peak_rss_bytes (wall time is "
+        "the server's own, from open to close)",
+    )
+    environment: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The caller's Python and packages (python, platform, packages)",
+    )
+
+
+class ParamsIn(BaseModel):
+    params: dict[str, Any]
+
+
+class ArtifactsIn(BaseModel):
+    upload: str = Field(description="The upload (`POST /uploads`) holding the files")
+    files: dict[str, str] = Field(description="{path in the upload: BLAKE3 hash}")
+    name: str = Field(min_length=1, max_length=1024, description="The artifact's name")
+    folder: bool = Field(default=False, description="The files are a folder's (name/path)")
+
+
+class GitIn(BaseModel):
+    commit: str = Field(max_length=64)
+    branch: str | None = Field(default=None, max_length=255)
+    path: str | None = Field(default=None, max_length=1024)
+    dirty: bool = False
+    diff: str = Field(default="", max_length=4 * 1024 * 1024)
+
+
+class CodeIn(BaseModel):
+    kind: Literal["script", "notebook", "cells"]
+    entry: str = Field(min_length=1, max_length=255)
+    files: dict[str, str] = Field(description="{file name: its text}", max_length=16)
+    git: GitIn | None = None
+
+
+class CodeOut(BaseModel):
+    version: CodeVersion
+    files: dict[str, str] = Field(description="{file name: its text}; `git.diff` the changes")
+
+
+class DataLinkIn(BaseModel):
+    ref: str = Field(description="DATASET[@VERSION] the run used")
+
+
+class ExtraIn(BaseModel):
+    extra: dict[str, Any]
+
+
+class CandidateIn(BaseModel):
+    params: dict[str, Any] = Field(default_factory=dict)
+    metrics: dict[str, float | None] = Field(default_factory=dict)
+    name: str | None = Field(default=None, max_length=255)
+    status: Literal["succeeded", "failed"] = "succeeded"
+
+
+class ChildrenIn(BaseModel):
+    children: list[CandidateIn] = Field(max_length=10_000)
 
 
 class Experiment(BaseModel):
@@ -154,7 +216,12 @@ def rerun(run: str, ws: WS) -> Run:
 )  # fmt: skip
 def track_run(experiment: str, body: TrackIn, ws: WS) -> Run:
     return ws.runs.begin(
-        experiment, data=body.data, params=body.params, name=body.name, remote=True
+        experiment,
+        data=body.data,
+        params=body.params,
+        name=body.name,
+        remote=True,
+        parent=body.parent,
     )
 
 
@@ -169,4 +236,94 @@ def log_metrics(run: str, body: PointsIn, ws: WS) -> None:
 
 @router.post("/runs/{run}/end", response_model=Run, dependencies=WRITE, summary="Close a run")
 def end_run(run: str, body: EndIn, ws: WS) -> Run:
-    return ws.runs.finish(run, body.status, body.error)
+    return ws.runs.finish(
+        run, body.status, body.error, reported=body.resources, environment=body.environment
+    )
+
+
+@router.post(
+    "/runs/{run}/params", status_code=204, dependencies=WRITE,
+    summary="Add params to a running run (names it has keep their values)",
+)  # fmt: skip
+def log_params(run: str, body: ParamsIn, ws: WS) -> None:
+    ws.runs.log_params(run, body.params)
+
+
+@router.post(
+    "/runs/{run}/artifacts", status_code=204, dependencies=WRITE,
+    openapi_extra=body_limit(CEILING),  # a folder's every file and hash
+    summary="Store files sent as an upload with a running run",
+)  # fmt: skip
+def log_artifacts(run: str, body: ArtifactsIn, ws: WS) -> None:
+    from assay.store.paths import safe_join
+
+    root = ws.uploads.verified(body.upload, body.files)
+    try:
+        files = {
+            (f"{body.name}/{rel}" if body.folder else body.name): safe_join(root, rel)
+            for rel in body.files
+        }
+        ws.runs.add_artifacts(run, files)
+    finally:
+        ws.uploads.discard(body.upload)
+
+
+@router.put(
+    "/runs/{run}/code", response_model=CodeVersion, dependencies=WRITE,
+    openapi_extra=body_limit(CEILING),  # a notebook, its files and a git diff of 4 MB
+    summary="Store the code that produced a tracked run (its script, notebook or cells)",
+)  # fmt: skip
+def record_code(run: str, body: CodeIn, ws: WS) -> CodeVersion:
+    from assay.runs.code import CodeCapture, GitState
+
+    git = GitState(**body.git.model_dump()) if body.git else None
+    files = {name: text.encode() for name, text in body.files.items()}
+    return ws.runs.record_code(run, CodeCapture(body.kind, body.entry, files, git))
+
+
+@router.get(
+    "/runs/{run}/code", response_model=CodeOut, dependencies=READ,
+    summary="The code version a run executed, with its files",
+)  # fmt: skip
+def code(run: str, ws: WS) -> CodeOut:
+    version = ws.runs.code_of(run)
+    files = ws.runs.code_files(version)
+    return CodeOut(
+        version=version,
+        files={k: v.decode("utf-8", errors="replace") for k, v in files.items()},
+    )
+
+
+@router.post(
+    "/runs/{run}/data", response_model=Run, dependencies=WRITE,
+    openapi_extra=body_limit(SMALL_BODY),
+    summary="Name a data version the run used",
+)  # fmt: skip
+def link_data(run: str, body: DataLinkIn, ws: WS) -> Run:
+    return ws.runs.link_data(run, body.ref)
+
+
+@router.patch(
+    "/runs/{run}/extra", status_code=204, dependencies=WRITE,
+    summary="Merge values into a run's extra (a fit's data fingerprint, …)",
+)  # fmt: skip
+def annotate(run: str, body: ExtraIn, ws: WS) -> None:
+    ws.runs.annotate(run, **body.extra)
+
+
+@router.post(
+    "/runs/{run}/children", response_model=list[str], status_code=201, dependencies=WRITE,
+    openapi_extra=body_limit(CEILING),  # up to 10,000 candidates, their params and metrics
+    summary="Record finished runs made inside a run (a search's candidates); their ids",
+)  # fmt: skip
+def add_children(run: str, body: ChildrenIn, ws: WS) -> list[str]:
+    from assay.runs.entities import Candidate
+
+    return ws.runs.add_children(
+        run, [Candidate(c.params, c.metrics, c.name, c.status) for c in body.children]
+    )
+
+
+@router.get("/runs/{run}/children", response_model=list[Run], dependencies=READ)
+def children(run: str, ws: WS) -> list[Run]:
+    return ws.runs.children(run)
