@@ -373,6 +373,37 @@ def test_checks_routes_refuse_bad_input(site: Site, people: str) -> None:
         error_of(api.post("/validations/nobody@1", json={"checks": LOOSE}), 404)
 
 
+# ---- data diff, profile and list ------------------------------------------------------------
+
+
+def test_diff_profile_and_list_remotely_answer_as_locally(site: Site) -> None:
+    stock = site.laptop / "stock"
+    stock.mkdir()
+    (stock / "stock.csv").write_text("sku;price\na;1,5\nb;2\nc;3\n")
+    (stock / "junk.csv").write_bytes(b"\x00\x01\x02")
+    ok(site.remote("data", "commit", "stock", stock))
+    (stock / "stock.csv").write_text("sku;price\na;1,5\nb;5\nd;4\n")
+    ok(site.remote("data", "commit", "stock", stock))
+    ok(site.remote("data", "commit", "params/stock", stock / "junk.csv"))
+    for args in (
+        ("data", "diff", "stock@1", "stock@2"),
+        ("data", "diff", "stock@1", "stock@2", "--key", "sku", "--json"),
+        ("data", "profile", "stock@2"),
+        ("data", "list", "--json"),
+        ("data", "list", "--all", "--json"),
+    ):
+        remote, local = ok(site.remote(*args)), ok(site.local(*args))
+        assert remote.stdout == local.stdout, args
+    keyed = json.loads(site.remote("data", "diff", "stock@1", "stock@2", "--json").stdout)
+    assert keyed["tables"]["stock.csv"]["rows_changed"] == 1
+    listed = json.loads(site.remote("data", "list", "--json").stdout)
+    assert "params/stock" not in [d["name"] for d in listed]
+    bad = ("data", "diff", "stock@1", "stock@2", "--key", "nope")
+    remote, local = site.remote(*bad), site.local(*bad)
+    assert remote.returncode == local.returncode == 1
+    assert remote.stderr == local.stderr and "'nope'" in remote.stderr
+
+
 # ---- services deploy --host ----------------------------------------------------------------
 
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from assay.data.checks import Checks, ColumnChecks, dump_checks, load_checks
-from assay.data.tabular import read_table
+from assay.data.reading import read_table
 from assay.data.validation import CheckResult, ValidationReport, validate_table
 from assay.errors import InvalidArgumentError
 

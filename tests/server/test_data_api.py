@@ -167,3 +167,71 @@ def test_a_second_commit_makes_version_two(api: httpx.Client) -> None:
 def test_two_small_files_one_a_table_commit_through_the_api(api: httpx.Client) -> None:
     version = upload_dataset(api, "t", {"a.csv": b"x,y\n1,2\n", "b.txt": b"hello"})
     assert version["file_count"] == 2
+
+
+def test_the_commit_route_gates_content_that_is_already_a_version(api: httpx.Client) -> None:
+    table = b"age\n34\n51\n"
+    upload_dataset(api, "people", {"people.csv": table})
+    upload = start_upload(api)
+    assert put(api, upload, "people.csv", table).status_code == 200
+    body = {
+        "dataset": "people",
+        "files": {"people.csv": hash_bytes(table)},
+        "checks": "columns:\n  age: {max: 40}\n",
+    }
+    refused = api.post(f"/api/v1/uploads/{upload}/commit", json=body)
+    error = assert_error(refused, 422)
+    assert "people@1 already holds this content" in str(error["message"])
+    report: Any = error["details"]["report"]
+    assert [r["check"] for r in report["results"] if not r["passed"]] == ["max"]
+
+
+def test_the_datasets_listing_shows_params_datasets_only_with_all(
+    api: httpx.Client, secrets: dict[str, str]
+) -> None:
+    upload_dataset(api, "raw", {"a.txt": b"a"})
+    upload_dataset(api, "params/train", {"params.json": b"{}"})
+    names = lambda **q: [d["name"] for d in listing(api, "/api/v1/datasets", **q)]  # noqa: E731
+    assert names() == ["raw"]
+    assert names(all="true") == ["params/train", "raw"]
+    signed_in = {"Cookie": f"assay_token={secrets['read']}"}
+    page = api.get("/data", headers=signed_in)
+    assert page.status_code == 200 and "params/train" not in page.text
+    assert "params/train" in api.get("/data?all=1", headers=signed_in).text
+
+
+def test_the_diff_route_and_the_sdk_pair_rows_by_key(
+    api: httpx.Client, base_url: str, secrets: dict[str, str]
+) -> None:
+    from assay.client import Client
+
+    upload_dataset(api, "p", {"p.csv": b"sku,price\na,1\nb,2\nc,3\n"})
+    upload_dataset(api, "p", {"p.csv": b"sku,price\na,1\nb,5\nd,4\n"})
+    answer = api.get("/api/v1/diffs", params={"old": "p@1", "new": "p@2", "key": "sku"})
+    assert answer.status_code == 200, answer.text
+    table = answer.json()["tables"]["p.csv"]
+    assert (table["rows_unchanged"], table["rows_changed"], table["rows_added"]) == (1, 1, 1)
+    assert table["examples"] == [{"row": "sku=b", "column": "price", "old": "2", "new": "5"}]
+    error = assert_error(
+        api.get("/api/v1/diffs", params={"old": "p@1", "new": "p@2", "key": "x"}), 400
+    )
+    assert "No changed table has a column 'x'" in str(error["message"])
+
+    with Client(base_url, secrets["read"]) as client:
+        diff = client.diff("p@1", "p@2", key="sku")
+    assert diff.tables["p.csv"].rows_changed == 1
+    assert diff.tables["p.csv"].examples[0].row == "sku=b"
+
+
+def test_the_dashboard_shows_why_a_file_is_no_table_and_a_diff_s_rows(
+    api: httpx.Client, secrets: dict[str, str]
+) -> None:
+    upload_dataset(api, "m", {"junk.csv": b"\x00\x01\x02", "p.csv": b"id;v\n1;2,5\n2;3\n"})
+    upload_dataset(api, "m", {"junk.csv": b"\x00\x01\x02", "p.csv": b"id;v\n1;2,5\n2;4\n3;1\n"})
+    signed_in = {"Cookie": f"assay_token={secrets['read']}"}
+    page = api.get("/data/m@1", headers=signed_in).text
+    assert "Not readable as a table: it holds NUL bytes: it is binary, not text." in page
+    assert "separated by semicolons" in page
+    diff = api.get("/data-diff", params={"old": "m@1", "new": "m@2"}, headers=signed_in).text
+    assert "1 unchanged" in diff and "1 changed" in diff and "1 added" in diff
+    assert "by <code>id</code>" in diff

@@ -43,13 +43,9 @@ def _checks(checks: Checks | Path | str) -> Checks:
 
     if isinstance(checks, Checks):
         return checks
-    try:
-        text = Path(checks).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise errors.InvalidArgumentError(
-            f"Cannot read checks file {str(checks)!r}: {exc}."
-        ) from None
-    return load_checks(text, str(checks))
+    from assay.store.paths import read_user_text
+
+    return load_checks(read_user_text(Path(checks), "checks file"), str(checks))
 
 
 class Client:
@@ -97,12 +93,12 @@ class Client:
         clean = {k: v for k, v in params.items() if v is not None}
         return parse(kind, self._call("GET", path, params=clean))
 
-    def _list(self, kind: Any, path: str, page_size: int = 1000) -> list[Any]:
+    def _list(self, kind: Any, path: str, page_size: int = 1000, **query: Any) -> list[Any]:
         """Every item of a listing route, following its pages."""
         items: list[Any] = []
         token: str | None = None
         while True:
-            params: dict[str, Any] = {"limit": page_size}
+            params: dict[str, Any] = {"limit": page_size, **query}
             if token:
                 params["page_token"] = token
             doc = self._call("GET", path, params=params)
@@ -113,10 +109,11 @@ class Client:
 
     # ---- data ----------------------------------------------------------------------------
 
-    def datasets(self) -> list[Any]:
+    def datasets(self, *, include_params: bool = False) -> list[Any]:
+        """Every dataset; the runs' `params/*` datasets only with `include_params`."""
         from assay.data.entities import Dataset
 
-        return self._list(Dataset, "/datasets")
+        return self._list(Dataset, "/datasets", all=include_params)
 
     def log(self, name: str) -> list[Any]:
         from assay.data.entities import DataVersion
@@ -166,6 +163,19 @@ class Client:
         if doc.get("validation") is None:
             return found
         return replace(found, validation=ValidationReport.from_dict(doc["validation"]))
+
+    def diff(self, old: str, new: str, *, key: str | None = None) -> Any:
+        """How data version `new` differs from `old`: a DataDiff whose `tables` hold a
+        TableDiff per changed table (rows paired by `key`, or an id-like column)."""
+        from dataclasses import replace
+
+        from assay.data.entities import DataDiff
+        from assay.data.tablediff import TableDiff
+
+        params = {"old": old, "new": new, **({"key": key} if key is not None else {})}
+        doc = self._call("GET", "/diffs", params=params)
+        found = parse(DataDiff, doc)
+        return replace(found, tables=parse(dict[str, TableDiff], doc.get("tables") or {}))
 
     def validate(self, ref: str, checks: Checks | Path | str) -> tuple[Any, Any]:
         """Check a version's tables on the server: (DataVersion, ValidationReport); the

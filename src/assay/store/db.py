@@ -120,9 +120,11 @@ class Database:
         try:
             yield
         except OperationalError as exc:
+            # SQLite says "database or disk is full"; the remedy is space, not a network.
+            full = "full" in str(exc.orig).lower()
+            remedy = "Free some space" if full else "Check that it is reachable"
             raise DatabaseError(
-                f"The metadata database at {self.safe_url} failed: {exc.orig}. "
-                "Check that it is reachable and retry."
+                f"The metadata database at {self.safe_url} failed: {exc.orig}. {remedy} and retry."
             ) from exc
 
     @property

@@ -60,8 +60,15 @@ class CommitIn(BaseModel):
 
 
 @router.get("/datasets", response_model=Page[Dataset], dependencies=READ)
-def list_datasets(ws: WS, limit: Limit = 100, page_token: str | None = None) -> Page[Dataset]:
-    return page_of(ws.data.datasets(), limit, page_token)
+def list_datasets(
+    ws: WS,
+    limit: Limit = 100,
+    page_token: str | None = None,
+    include_params: Annotated[
+        bool, Query(alias="all", description="Include the runs' params/* datasets")
+    ] = False,
+) -> Page[Dataset]:
+    return page_of(ws.data.datasets(include_params=include_params), limit, page_token)
 
 
 @router.get("/datasets/{name:path}/versions", response_model=Page[DataVersion], dependencies=READ)
@@ -141,8 +148,12 @@ def diff(
     ws: WS,
     old: Annotated[str, Query(description="NAME@A")],
     new: Annotated[str, Query(description="NAME@B")],
+    key: Annotated[
+        str | None,
+        Query(description="Match rows by this column (default: a unique id-like column)"),
+    ] = None,
 ) -> DataDiff:
-    return ws.data.diff(old, new)
+    return ws.data.diff(old, new, key=key)
 
 
 @router.get(
