@@ -178,13 +178,13 @@ def test_bodies_over_the_limit_are_413(small: httpx.Client) -> None:
     assert error["type"] == "PayloadTooLargeError"
     assert "1,000 bytes" in str(error["message"])
 
-    # Without a token the size is still checked first: nothing is read past the limit.
+    # Without a token the token is checked first: nothing of the body is read at all.
     anonymous = httpx.post(
         small.base_url.join("/api/v1/experiments/e/runs"),
         content=body,
         headers={"Content-Type": "application/json"},
     )
-    assert_error(anonymous, 413)
+    assert_error(anonymous, 401)
 
     # Raw upload parts are bounded by the same limit.
     upload = small.post("/api/v1/uploads").json()["id"]
@@ -351,3 +351,46 @@ def test_a_database_failure_is_json_without_a_stack_trace(ws: Workspace, api: ht
     for leak in ("Traceback", 'File "', "sqlalchemy.", "[SQL:"):
         assert leak not in answer.text
     assert api.get("/api/v1/runs").status_code == 200
+
+
+def test_errors_name_no_absolute_path_of_the_server(
+    ws: Workspace, api: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pipeline that fails to import names its file as the client sent it, not the
+    server's temporary folder; paths in the workspace are relative to it; the rest of
+    the server's own places (home, the Python installation) are shortened too."""
+    import sys
+    import tempfile
+
+    answer = api.post(
+        "/api/v1/pipelines", json={"files": {"pipes/p.py": "def broken(:\n"}, "entry": "pipes/p.py"}
+    )
+    error = assert_error(answer, 400)
+    assert error["details"]["file"] == "p.py"  # in the snapshot's folder, pipes/
+    assert tempfile.gettempdir() not in answer.text
+
+    from assay.errors import NotFoundError
+    from assay.runs.service import RunService
+
+    root = ws.settings.root
+    assert root is not None
+    inside = root / ".assay" / "services" / "s" / "service.json"
+    home = Path.home() / "models" / "m.skops"
+    python = Path(sys.prefix) / "lib" / "thing.py"
+
+    def missing(self: RunService, ref: str) -> None:
+        raise NotFoundError(
+            f"No file at {inside} (nor {home}, {python}).",
+            path=str(inside),
+            tried=[str(home), {"python": str(python)}],
+        )
+
+    monkeypatch.setattr(RunService, "get", missing)
+    error = assert_error(api.get("/api/v1/runs/x"), 404)
+    assert error["details"] == {
+        "path": ".assay/services/s/service.json",
+        "tried": ["~/models/m.skops", {"python": "<python>/lib/thing.py"}],
+    }
+    assert error["message"] == (
+        "No file at .assay/services/s/service.json (nor ~/models/m.skops, <python>/lib/thing.py)."
+    )

@@ -537,7 +537,9 @@ class Client:
         """Record a search's candidates as finished runs under `parent`; their ids."""
         body = [{"params": c.params, "metrics": c.metrics, "name": c.name, "status": c.status}
                 for c in children]  # fmt: skip
-        found: list[str] = self._call("POST", f"/runs/{parent}/children", json={"children": body})
+        found: list[str] = self._call("POST", f"/runs/{parent}/children", json={"children": body})[
+            "ids"
+        ]
         return found
 
     def children(self, run: str) -> list[Any]:

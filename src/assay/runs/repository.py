@@ -34,6 +34,7 @@ from sqlalchemy import (
 )
 
 from assay.errors import InvalidArgumentError, NotFoundError
+from assay.limits import bounded
 from assay.runs.entities import Run, StepRun
 from assay.store.db import aware, metadata, utcnow
 from assay.store.liveness import alive
@@ -316,7 +317,8 @@ class RunRepository:
             for run_id, key, value in rows:
                 if raw and isinstance(value, str):
                     value = json.loads(value)
-                out.setdefault(run_id, {})[key] = value
+                # A value stored before `assay.limits` held may nest too deep to list.
+                out.setdefault(run_id, {})[key] = bounded(value)
         return out
 
     def metrics_of(self, ids: list[str]) -> dict[str, dict[str, float | None]]:
@@ -597,7 +599,7 @@ def to_run(
         code=row.code,
         resources=row.resources or {},
         environment=row.environment or {},
-        extra=row.extra or {},
+        extra=bounded(row.extra or {}),  # stored before `assay.limits` held, it may be deep
         params=params,
         metrics=metrics,
         steps=steps,

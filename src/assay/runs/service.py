@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from assay.data.entities import DataVersion
 from assay.data.service import DataService
 from assay.errors import ConflictError, InvalidArgumentError, NotFoundError
+from assay.limits import MAX_NAME_LENGTH, check_document
 from assay.pipelines.notebook import is_notebook
 from assay.runs import code as codes
 from assay.runs import tracking
@@ -216,7 +217,12 @@ class RunService:
         for the params' version number retries the whole of it.
 
         Returns the run's id and name, its params version and its creation time.
+
+        Raises:
+            InvalidArgumentError: params beyond the bounds of `assay.limits` (every listing
+                reads them back), or not JSON values.
         """
+        flat = _checked_params(params)
         try:
             text = (json.dumps(params, indent=2, sort_keys=True) + "\n").encode()
         except (TypeError, ValueError) as exc:
@@ -253,7 +259,7 @@ class RunService:
                             "params_version": pversion.number,
                             "created_at": now,
                         },
-                        _flatten(params),
+                        flat,
                     )
                 self._experiment_ids[experiment] = exp_id  # committed: safe to remember
                 return run_id, run_name, pversion, now
@@ -357,7 +363,7 @@ class RunService:
                         "started_at": now,
                         "ended_at": now,
                     },
-                    _flatten({tracking.check_key(k): v for k, v in child.params.items()}),
+                    _checked_params({tracking.check_key(k): v for k, v in child.params.items()}),
                 )
                 points: list[Point] = [
                     (tracking.check_key(k), tracking.as_number(k, v), None, now.timestamp())
@@ -398,11 +404,16 @@ class RunService:
 
     def annotate(self, ref: str, **extra: Any) -> None:
         """Merge JSON values into a run's `extra` (what a tracked run learned about itself:
-        the fingerprint of its training data, a search's best candidate…)."""
+        the fingerprint of its training data, a search's best candidate…).
+
+        Raises:
+            InvalidArgumentError: the merged `extra` beyond the bounds of `assay.limits`.
+        """
         with self.db.session() as conn:
             repo = RunRepository(conn)
             run_id = repo.resolve_id(ref)
             merged = {**(repo.load_row(run_id).extra or {}), **extra}
+            check_document(merged, "The run's extra")  # every listing reads it back
             repo.update(run_id, extra=merged)
 
     # ---- code versions -------------------------------------------------------------------
@@ -494,7 +505,9 @@ class RunService:
         with self.db.session() as conn:
             repo = RunRepository(conn)
             run_id = self._running(repo, ref)
-            repo.add_params(run_id, _flatten({tracking.check_key(k): v for k, v in params.items()}))
+            repo.add_params(
+                run_id, _checked_params({tracking.check_key(k): v for k, v in params.items()})
+            )
 
     def add_artifacts(self, ref: str, files: dict[str, Path]) -> None:
         """Store files (name: local path) with a running run.
@@ -1016,6 +1029,25 @@ def _flavor(value: Any) -> str:
     return {"sklearn": "sklearn", "xgboost": "xgboost", "lightgbm": "lightgbm"}.get(
         module, "python"
     )
+
+
+def _checked_params(params: dict[str, Any]) -> dict[str, Any]:
+    """`params` flattened as a run stores them, once they are within the bounds of
+    `assay.limits` (every listing reads them back).
+
+    Raises:
+        InvalidArgumentError: too deep or too large, or a (dotted) name too long.
+    """
+    check_document(params, "Params")
+    flat = _flatten(params)
+    for key in flat:
+        if len(key) > MAX_NAME_LENGTH:
+            raise InvalidArgumentError(
+                f"Param name {key[:40]!r}… is {len(key):,} characters; names are at most "
+                f"{MAX_NAME_LENGTH} (a nested name counts its parents, joined by dots).",
+                limit=MAX_NAME_LENGTH,
+            )
+    return flat
 
 
 def _flatten(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:

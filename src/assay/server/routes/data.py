@@ -32,7 +32,7 @@ from assay.data.tabular import TableProfile
 from assay.data.validation import ValidationReport
 from assay.errors import AssayError
 from assay.server.deps import ADMIN, READ, WRITE, WS
-from assay.server.schemas import ERRORS, Limit, Page, page_of
+from assay.server.schemas import CEILING, ERRORS, SMALL_BODY, Limit, Page, body_limit, page_of
 
 router = APIRouter(tags=["data"], responses=ERRORS)
 
@@ -123,13 +123,17 @@ class TagIn(BaseModel):
     force: bool = Field(default=False, description="Move the tag if it is on another version")
 
 
-@router.post("/tags", response_model=DataVersion, dependencies=WRITE, summary="Tag a version")
+@router.post(
+    "/tags", response_model=DataVersion, dependencies=WRITE, summary="Tag a version",
+    openapi_extra=body_limit(SMALL_BODY),
+)  # fmt: skip
 def tag(body: TagIn, ws: WS) -> DataVersion:
     return ws.data.tag(body.ref, body.tag, force=body.force)
 
 
 @router.post(
     "/verify", response_model=VerifyReport, dependencies=ADMIN,
+    openapi_extra=body_limit(SMALL_BODY),
     summary="Re-hash every stored object; name any that is missing or corrupt",
 )  # fmt: skip
 def verify(ws: WS) -> VerifyReport:
@@ -193,7 +197,10 @@ def download(
     )
 
 
-@router.post("/uploads", response_model=Upload, status_code=201, dependencies=WRITE)
+@router.post(
+    "/uploads", response_model=Upload, status_code=201, dependencies=WRITE,
+    openapi_extra=body_limit(SMALL_BODY),
+)  # fmt: skip
 def start_upload(ws: WS) -> Upload:
     return Upload(id=ws.uploads.start(), files={})
 
@@ -206,7 +213,9 @@ def upload_status(upload_id: str, ws: WS) -> Upload:
 @router.put(
     "/uploads/{upload_id}", response_model=UploadPart, dependencies=WRITE,
     summary="Send a file, or a part of one (raw bytes; `offset` says where it starts)",
-    openapi_extra={"requestBody": {"content": {"application/octet-stream": {}}}},
+    openapi_extra=body_limit(
+        CEILING, requestBody={"content": {"application/octet-stream": {}}}
+    ),
 )  # fmt: skip
 async def upload_part(
     upload_id: str,
@@ -230,7 +239,9 @@ async def upload_part(
     summary="Send many small files at once: a JSON line [[path, blake3, size], …], then "
     "their bytes in that order; each is checked against its hash, the batch kept whole or "
     "not at all",
-    openapi_extra={"requestBody": {"content": {"application/octet-stream": {}}}},
+    openapi_extra=body_limit(
+        CEILING, requestBody={"content": {"application/octet-stream": {}}}
+    ),
 )  # fmt: skip
 async def upload_batch(upload_id: str, request: Request, ws: WS) -> UploadBatch:
     with ws.uploads.open_batch(upload_id) as batch:
@@ -239,7 +250,10 @@ async def upload_batch(upload_id: str, request: Request, ws: WS) -> UploadBatch:
     return UploadBatch(id=upload_id, files=len(batch.index), bytes=batch.size)
 
 
-@router.post("/uploads/{upload_id}/commit", response_model=CommitResult, dependencies=WRITE)
+@router.post(
+    "/uploads/{upload_id}/commit", response_model=CommitResult, dependencies=WRITE,
+    openapi_extra=body_limit(CEILING),  # every file's hash: 100,000 files take 10 MB
+)  # fmt: skip
 def commit_upload(upload_id: str, body: CommitIn, ws: WS) -> CommitResult:
     from assay.data.checks import load_checks
     from assay.data.entities import check_name
