@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from assay.abtests.service import ABTestService
     from assay.auth.service import TokenService
     from assay.data.uploads import UploadService
+    from assay.lifecycle.service import LifecycleService
     from assay.pipelines.service import PipelineService
     from assay.registry.service import RegistryService
     from assay.runs.service import RunService
@@ -116,6 +117,22 @@ class Workspace:
             self.services,
             self.settings.services_dir / "abtests",
             cost_per_hour=self.settings.cost_per_hour,
+        )
+
+    @cached_property
+    def lifecycle(self) -> LifecycleService:
+        from assay.lifecycle.service import LifecycleService
+
+        return LifecycleService(
+            self.db,
+            self.store,
+            data=self.data,
+            pipelines=self.pipelines,
+            runs=self.runs,
+            registry=self.registry,
+            services=self.services,
+            abtests=self.abtests,
+            uploads=self.uploads,
         )
 
     def close(self) -> None:

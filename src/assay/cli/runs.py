@@ -266,13 +266,18 @@ def list_(
         bool,
         typer.Option("--all", help="Also runs made inside others (a search's candidates)."),
     ] = False,
+    archived: Annotated[
+        bool, typer.Option("--archived", help="Also archived runs and experiments.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """List runs, newest first (or as sorted), filtered by params, metrics and attributes."""
     query = filter
     if not all_runs and not (filter and "parent_id" in filter):
         query = f"parent_id is null and ({filter})" if filter else "parent_id is null"
-    found = workspace().runs.search(experiment=experiment, filter=query, sort=sort, limit=limit)
+    found = workspace().runs.search(
+        experiment=experiment, filter=query, sort=sort, limit=limit, archived=archived
+    )
     if as_json:
         emit_json([r.to_dict() for r in found])
         return
