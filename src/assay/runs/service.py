@@ -29,6 +29,7 @@ from assay.runs import tracking
 from assay.runs.code import CodeCapture, CodeVersion
 from assay.runs.engine import StepSpec, execute, expose
 from assay.runs.entities import Candidate, Run, lower_is_better
+from assay.runs.failures import explain
 from assay.runs.notebook import CellError
 from assay.runs.params import apply_overrides, load_params
 from assay.runs.repository import Point, RunRepository, runs
@@ -657,11 +658,13 @@ class RunService:
         tracking.activate(recorder)
         status, error, model, flavor = "failed", None, None, None
         params: dict[str, Any] = {}
+        code_root: Path | None = None  # where the pipeline's own files are, for a failure
         emit({"event": "start", "run": run.id, "name": run.name})
         try:
             with tempfile.TemporaryDirectory(prefix="assay-run-") as tmp:
                 pv = self.pipelines.resolve(f"{run.pipeline}@{run.pipeline_version}")
                 entry = self._pipeline_dir(pv, Path(tmp) / "pipeline") / pv.entry
+                code_root = entry.parent
                 dv = self.data.resolve(run.data_ref or "")
                 data_dir = self.data_dir(dv, Path(tmp) / "data")
                 params = json.loads(
@@ -692,7 +695,9 @@ class RunService:
         except CellError as exc:  # the notebook's own traceback, not the runner's frames
             status, error = "failed", f"{exc.message}\n\n{exc.details.get('traceback', '')}"
         except BaseException as exc:  # the run records any failure of user code
-            status, error = "failed", "".join(traceback.format_exception(exc))
+            # The log keeps the whole traceback; the run, what its author needs to read.
+            sys.stderr.write("".join(traceback.format_exception(exc)))
+            status, error = "failed", explain(exc, code_root, run.id)
         finally:
             tracking.activate(None)
             recorder.close()
