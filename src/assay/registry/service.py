@@ -659,22 +659,12 @@ class RegistryService:
         if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
             raise ConflictError(f"{dest} exists and is not empty; pick a new folder.")
         with tempfile.TemporaryDirectory(prefix="assay-export-") as tmp:
-            loaded = bundles.load_bundle(self.materialize(mv, Path(tmp) / "stored"))
-            staging = Path(tmp) / "export"
-            staging.mkdir()
-            manifest = loaded.manifest
-            bundles.write_bundle(
-                loaded.model,
-                staging,
-                name=mv.name,
-                version=mv.version,
-                signature=mv.signature,
-                input_example=list(manifest.get("input_example") or []),
-                lineage=mv.lineage.to_dict(),
-                metrics=mv.metrics,
-                flavor=mv.flavor,
-                mlflow_pickle=True,
-            )
+            # The stored bundle as it is; loaded only where MLflow needs a pickle of it.
+            staging = self.materialize(mv, Path(tmp) / "export")
+            from assay.registry.flavors import flavor_named
+
+            if getattr(flavor_named(mv.flavor), "mlflow_needs_pickle", False):
+                bundles.add_mlflow_pickle(staging, bundles.load_bundle(staging).model)
             dest.parent.mkdir(parents=True, exist_ok=True)
             if dest.exists():
                 dest.rmdir()
