@@ -38,7 +38,7 @@ lint: $(VENV)/.dev
 	$(BIN)/lint-imports
 
 unit: $(VENV)/.dev services browser
-	$(BIN)/pytest --durations=15
+	$(BIN)/pytest -n auto --dist loadgroup --durations=15
 
 # The dashboard's tests drive a real browser: Debian's Chromium (Playwright is told where).
 browser:
