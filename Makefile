@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip -q --disable-pip-version-check
 DEMO_DIR ?= assay-demo
 
-.PHONY: demo test lint unit bench bench-deps services browser clean
+.PHONY: demo test test-fast lint unit bench bench-deps services browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,10 @@ browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
 test: lint unit
+
+# The inner loop: SQLite only, no lint (`make test` runs everything, as CI does).
+test-fast: $(VENV)/.dev browser
+	$(BIN)/pytest -n auto --dist loadgroup --backends sqlite -q
 
 bench-deps: $(VENV)/.dev
 	$(PIP) install 'dvc>=3' 'mlflow>=3'

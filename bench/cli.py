@@ -102,8 +102,9 @@ mlflow.set_tracking_uri("sqlite:///mlflow.db")
 client = MlflowClient()
 for i in range({runs}):
     run = client.create_run("0", run_name=f"bench-{{i}}")
-    client.log_batch(run.info.run_id, metrics=[Metric(f"m{{k}}", i / (k + 1), 0, 0) for k in range(3)],
-                     params=[Param(f"p{{k}}", str(k * i)) for k in range(5)])
+    metrics = [Metric(f"m{{k}}", i / (k + 1), 0, 0) for k in range(3)]
+    params = [Param(f"p{{k}}", str(k * i)) for k in range(5)]
+    client.log_batch(run.info.run_id, metrics=metrics, params=params)
     client.set_terminated(run.info.run_id)
 """
     subprocess.run(
@@ -141,11 +142,8 @@ def bench(work: Path, scale: float) -> Figures:
         log.print(f"  assay {' '.join(args)}: {figures[f'{name}_ms']} ms")
     figures["cli_list_ms"] = round(statistics.median(figures[f"{n}_ms"] for n in COMMANDS), 1)
     mlflow_env = {**peer_env(), "MLFLOW_TRACKING_URI": "sqlite:///mlflow.db"}
-    figures["mlflow_runs_list_ms"] = round(
-        _median([str(BIN / "mlflow"), "runs", "list", "--experiment-id", "0"], mlflow, rounds,
-                mlflow_env),  # fmt: skip
-        1,
-    )
+    mlflow_list = [str(BIN / "mlflow"), "runs", "list", "--experiment-id", "0"]
+    figures["mlflow_runs_list_ms"] = round(_median(mlflow_list, mlflow, rounds, mlflow_env), 1)
     figures["dvc_status_ms"] = round(
         _median([str(BIN / "dvc"), "status"], dvc, rounds, peer_env()), 1
     )
