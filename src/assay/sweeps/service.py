@@ -375,7 +375,8 @@ class SweepService:
                 state = "pruned"
             else:
                 state = "fail"
-                error = (run.error or run.status).strip().splitlines()[-1][:500]
+                # A run's error says what failed on its first line (runs/failures.py).
+                error = (run.error or run.status).strip().splitlines()[0][:500]
             if state == "complete":
                 study.tell(item.trial, values)
             elif state == "pruned":
