@@ -119,7 +119,9 @@ def execute(run: Run, *, use_cache: bool, quiet: bool = False) -> Run:
     main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, terminated) if main else None
     try:
-        handle = LocalExecutor(Path.cwd(), os.environ).launch(run.id, use_cache=use_cache)
+        ws.db.dispose()  # the runner may be a fork of this process: it opens its own
+        executor = LocalExecutor(Path.cwd(), os.environ, fork=True)
+        handle = executor.launch(run.id, use_cache=use_cache)
         try:
             for event in handle.events():
                 if not quiet:

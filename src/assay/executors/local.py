@@ -8,6 +8,8 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +21,50 @@ if TYPE_CHECKING:
     from assay.runs.service import RunService
 
 
+class Forked:
+    """A runner forked from this process, behind the part of `Popen`'s interface that
+    `LocalRun` uses (`wait`, `terminate`, `kill`)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is not None:
+            return self.returncode
+        if timeout is None:
+            _, status = os.waitpid(self.pid, 0)
+            self.returncode = os.waitstatus_to_exitcode(status)
+            return self.returncode
+        deadline = time.monotonic() + timeout
+        while self.poll() is None:
+            if time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(f"runner {self.pid}", timeout)
+            time.sleep(0.02)
+        assert self.returncode is not None
+        return self.returncode
+
+    def terminate(self) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, signal.SIGTERM)
+
+    def kill(self) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, signal.SIGKILL)
+
+
 @dataclass
 class LocalRun:
     """A runner process and the stream of progress events it sends."""
 
-    process: subprocess.Popen[bytes]
+    process: subprocess.Popen[bytes] | Forked
     events_fd: int
 
     def events(self) -> Iterator[dict[str, Any]]:
@@ -68,12 +109,21 @@ class LocalExecutor:
     """Starts `python -m assay.executors.worker RUN_ID` with the workspace's settings.
 
     The runner dies with this process (`assay.executors.lifeline`) unless `detached`.
+
+    With `fork=True` (a command on its main thread, on Linux, with no other thread
+    running) the runner is a fork of this process instead: the same worker code, minus
+    a second interpreter's start and imports, which were most of `assay run`'s fixed
+    cost. The caller must hold no open database connection (`Database.release`): the
+    child opens its own.
     """
 
-    def __init__(self, cwd: Path, environ: Mapping[str, str], *, detached: bool = False) -> None:
+    def __init__(
+        self, cwd: Path, environ: Mapping[str, str], *, detached: bool = False, fork: bool = False
+    ) -> None:
         self.cwd = cwd
         self.environ = dict(environ)
         self.detached = detached
+        self.fork = fork
 
     def launch(self, run_id: str, *, use_cache: bool = True) -> LocalRun:
         read_fd, write_fd = os.pipe()
@@ -82,8 +132,59 @@ class LocalExecutor:
         args = [sys.executable, "-m", "assay.executors.worker", run_id]
         if not use_cache:
             args.append("--no-cache")
+        if self.fork and can_fork():
+            pid = _fork_worker(args[2:], env, self.cwd, read_fd)
+            os.close(write_fd)
+            return LocalRun(Forked(pid), read_fd)
         process = subprocess.Popen(
             args, cwd=self.cwd, env=env, pass_fds=(write_fd,), stdin=subprocess.DEVNULL
         )
         os.close(write_fd)
         return LocalRun(process, read_fd)
+
+
+def can_fork() -> bool:
+    """Whether forking this process is safe: Linux, and no thread but the main one
+    (a fork copies only the calling thread; a lock held by another would stay held)."""
+    return (
+        sys.platform == "linux"
+        and threading.current_thread() is threading.main_thread()
+        and threading.active_count() == 1
+    )
+
+
+def _fork_worker(argv: list[str], env: Mapping[str, str], cwd: Path, read_fd: int) -> int:
+    """Fork; the child runs the worker's `main(argv)` as `python -m` would, then exits
+    without running this process's exit handlers or finalizers (they are the parent's)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 1
+    try:
+        os.close(read_fd)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.close(null)
+        os.chdir(cwd)
+        os.environ.clear()
+        os.environ.update(env)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        # The step's prints go where the worker points fds 1 and 2, whatever this
+        # process had put in their place (a test's captured stream, a rich console).
+        sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+        from assay.executors import worker
+
+        code = worker.main(argv)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
