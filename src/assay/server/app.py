@@ -33,6 +33,7 @@ def create_app(ws: Workspace, *, auth: bool = True, max_body: int = DEFAULT_MAX_
         docs,
         meta,
         models,
+        monitoring,
         pipelines,
         runs,
         services,
@@ -52,7 +53,7 @@ def create_app(ws: Workspace, *, auth: bool = True, max_body: int = DEFAULT_MAX_
     app.state.workspace = ws
     app.state.auth = auth
     # Routes are matched in order: the busiest (a tracked run's metric batches) first.
-    for module in (runs, meta, docs, tokens, data, pipelines, models, sweeps, services):
+    for module in (runs, meta, docs, tokens, data, pipelines, models, sweeps, services, monitoring):
         app.include_router(module.router, prefix="/api/v1")
 
     from assay.ui.app import error_page, wants_page

@@ -191,6 +191,7 @@ def _local(target: str) -> str:
 from assay.ui import (  # noqa: E402  (the pages register themselves on `router`)
     data_pages,
     model_pages,
+    monitor_pages,
     pages,
     pipeline_pages,
     service_pages,
@@ -200,6 +201,7 @@ from assay.ui import (  # noqa: E402  (the pages register themselves on `router`
 __all__ = [
     "data_pages",
     "model_pages",
+    "monitor_pages",
     "mount",
     "pages",
     "pipeline_pages",
