@@ -55,7 +55,7 @@ _TOP = (
     "window",
 )
 _THRESHOLDS = ("ignore", "missing", "out_of_range", "psi")
-_PSI = ("drift", "warning")
+_PSI = ("drift", "min", "warning")
 _WINDOW = ("from", "last", "to")
 _WEBHOOK = ("allow_private", "timeout_s", "url")
 _ON_DRIFT = ("alone", "challenge", "retrain", "snapshot")
@@ -122,7 +122,8 @@ def default_text() -> str:
     """The config a monitor has until one is set: every default, as YAML."""
     return "# The defaults; set your own with `assay monitor config NAME FILE`.\n" + (
         "alpha: 0.05\nwindow: {last: 10000}\nmin_rows: 100\n"
-        "thresholds: {psi: {warning: 0.1, drift: 0.25}, missing: 0.05, out_of_range: 0.01}\n"
+        "thresholds:\n  psi: {min: 0.02, warning: 0.1, drift: 0.25}\n"
+        "  missing: 0.05\n  out_of_range: 0.01\n"
     )
 
 
@@ -206,11 +207,12 @@ class _Parser:
         out = base or Thresholds()
         if "psi" in spec:
             psi = self.mapping(spec["psi"], f"{path}.psi", _PSI)
+            low = self.number(psi.get("min", out.psi_min), f"{path}.psi.min")
             warning = self.number(psi.get("warning", out.psi_warning), f"{path}.psi.warning")
             drift = self.number(psi.get("drift", out.psi_drift), f"{path}.psi.drift")
-            if not 0 < warning <= drift:
-                self.fail(f"{path}.psi", "needs 0 < warning <= drift", "")
-            out = replace(out, psi_warning=warning, psi_drift=drift)
+            if not 0 <= low <= warning <= drift or warning <= 0:
+                self.fail(f"{path}.psi", "needs 0 <= min <= warning <= drift", "")
+            out = replace(out, psi_min=low, psi_warning=warning, psi_drift=drift)
         if "missing" in spec:
             out = replace(out, missing=self.share(spec["missing"], f"{path}.missing"))
         if "out_of_range" in spec:

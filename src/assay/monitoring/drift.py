@@ -10,7 +10,10 @@
 category counts), computed once and reused for every check. `assess` turns the per-feature
 tests into states: the p-values are Holm-adjusted across every feature of the check
 (`assay.abtests.stats.holm`), so the chance that a check with no drift flags any feature
-stays at most alpha.
+stays at most alpha. A rejected test is drift only when the shift is also worth acting on:
+its PSI must exceed what sampling alone gives two samples of these sizes (`noise`) by
+`Thresholds.psi_min`. With tens of thousands of live rows the tests detect shifts far too
+small to matter, and an alarm that fires every day is soon ignored.
 
 PSI = sum over bins of (live share - training share) * ln(live share / training share),
 with empty bins' shares floored at `PSI_FLOOR` so the logarithm stays finite.
@@ -157,6 +160,15 @@ def _text(v: Any) -> str:
     return str(v)
 
 
+def noise(bins: int, n: int, m: int) -> float:
+    """The PSI two samples of `n` and `m` rows show over `bins` bins with no shift at all:
+    about (bins - 1)(1/n + 1/m), as PSI is a symmetrised Kullback–Leibler divergence and
+    twice that is chi-square distributed under no shift."""
+    if n <= 0 or m <= 0:
+        return 0.0
+    return max(bins - 1, 0) * (1.0 / n + 1.0 / m)
+
+
 def psi(expected: Floats, actual: Floats) -> float:
     """The population stability index of `actual` shares against `expected` shares."""
     e = np.maximum(expected, PSI_FLOOR)
@@ -179,11 +191,13 @@ def compare(ref: Reference, values: Any, *, histogram: bool = True) -> FeatureDr
         "p_value": None,
         "p_adjusted": None,
         "psi": None,
+        "psi_noise": None,
         "live_rows": len(arr),
         "reference_rows": ref.rows,
         "missing_live": None,
         "missing_reference": ref.missing,
         "out_of_range": None,
+        "out_of_range_noise": None,
         "new_categories": [],
         "state": "ok",
         "reasons": [],
@@ -223,8 +237,12 @@ def _numeric(ref: Reference, arr: npt.NDArray[Any], doc: FeatureDrift, histogram
     )
     shares = counts / len(live)
     doc["psi"] = psi(ref.shares, shares)
+    doc["psi_noise"] = noise(len(shares), len(live), len(ref.sorted))
     assert ref.low is not None and ref.high is not None
     doc["out_of_range"] = float(np.count_nonzero((live < ref.low) | (live > ref.high)) / len(live))
+    # With no shift at all, a new value falls outside m training values' range with
+    # probability 2 / (m + 1).
+    doc["out_of_range_noise"] = 2.0 / (len(ref.sorted) + 1)
     if histogram:
         bounds = [ref.low, *ref.edges.tolist(), ref.high]
         doc["histogram"] = _hist(
@@ -251,8 +269,12 @@ def _categorical(ref: Reference, arr: npt.NDArray[Any], doc: FeatureDrift, histo
     unseen.sort(key=lambda c: -live[c])
     doc["new_categories"] = unseen[:MAX_NEW_CATEGORIES]
     doc["out_of_range"] = float(sum(live[c] for c in unseen) / lv.sum())
+    # Good–Turing: the share of traffic in categories training never saw, with no shift at
+    # all, is about the share of training rows in categories it saw once.
+    doc["out_of_range_noise"] = sum(1 for n in seen.values() if n == 1) / max(r.sum(), 1.0)
     r_share, l_share = r / r.sum(), lv / lv.sum()
     doc["psi"] = psi(r_share, l_share)
+    doc["psi_noise"] = noise(len(names), int(lv.sum()), int(r.sum()))
     if len(names) >= 2:
         chi2, p, _dof, _expected = stats.chi2_contingency(np.vstack([r, lv]), correction=False)
         doc["test"], doc["statistic"], doc["p_value"] = "chi2", float(chi2), float(p)
@@ -293,16 +315,24 @@ def _state(f: FeatureDrift, t: Thresholds, config: MonitorConfig) -> None:
     drift = warning = False
     enough = f["live_rows"] >= config.min_rows
     if f["p_adjusted"] is not None and f["p_adjusted"] < config.alpha:
-        drift = True
         name = "Kolmogorov–Smirnov" if f["test"] == "ks" else "chi-square"
-        reasons.append(f"{name} p={_p(f['p_adjusted'])} (Holm) < alpha {config.alpha:g}")
-    if f["psi"] is not None and enough:
-        if f["psi"] >= t.psi_drift:
+        said = f"{name} p={_p(f['p_adjusted'])} (Holm) < alpha {config.alpha:g}"
+        floor = t.psi_min + (f["psi_noise"] or 0.0)
+        if f["psi"] is None or f["psi"] >= floor:
             drift = True
-            reasons.append(f"PSI {f['psi']:.3f} >= {t.psi_drift:g}")
-        elif f["psi"] >= t.psi_warning:
+            reasons.append(said)
+        else:  # real, but too small to act on (a large window detects the tiniest shift)
+            reasons.append(f"{said}, but PSI {f['psi']:.3f} < {floor:.3f}: negligible")
+    if f["psi"] is not None and enough:
+        # The customary thresholds assume samples large enough for sampling noise to
+        # vanish; beyond that noise, they hold at any size.
+        noise = f["psi_noise"] or 0.0
+        if f["psi"] >= t.psi_drift + noise:
+            drift = True
+            reasons.append(f"PSI {f['psi']:.3f} >= {t.psi_drift + noise:.3g}")
+        elif f["psi"] >= t.psi_warning + noise:
             warning = True
-            reasons.append(f"PSI {f['psi']:.3f} >= {t.psi_warning:g}")
+            reasons.append(f"PSI {f['psi']:.3f} >= {t.psi_warning + noise:.3g}")
     if enough and f["missing_live"] is not None:
         rise = f["missing_live"] - (f["missing_reference"] or 0.0)
         if rise >= t.missing:
@@ -310,7 +340,8 @@ def _state(f: FeatureDrift, t: Thresholds, config: MonitorConfig) -> None:
             reasons.append(
                 f"missing {f['missing_live']:.1%} (training {f['missing_reference']:.1%})"
             )
-    if enough and f["out_of_range"] is not None and f["out_of_range"] >= t.out_of_range:
+    allowed = t.out_of_range + (f["out_of_range_noise"] or 0.0)
+    if enough and f["out_of_range"] is not None and f["out_of_range"] >= allowed:
         warning = True
         if f["new_categories"]:
             shown = ", ".join(f["new_categories"][:3])

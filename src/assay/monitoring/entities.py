@@ -148,12 +148,16 @@ class Thresholds:
     """When one feature (or all of them) turns `warning` or `drift`.
 
     A feature drifts when its test rejects "same distribution as training" after the Holm
-    correction across features (`alpha`, the monitor's), or when its population stability
-    index reaches `psi_drift`. It is a warning at `psi_warning`, when its missing share
-    rose by `missing` or more over training, or when `out_of_range` or more of its rows
-    fall outside what training saw (a range, or new categories).
+    correction across features (`alpha`, the monitor's) and its population stability index
+    exceeds what sampling alone gives by `psi_min` (a shift worth acting on), or when the
+    index reaches `psi_drift`.
+    It is a warning at `psi_warning`, when its missing share rose by `missing` or more
+    over training, or when `out_of_range` or more of its rows fall outside what training
+    saw (a range, or new categories). The PSI and range thresholds apply beyond what
+    sampling alone gives samples of the sizes compared, so they hold for small ones too.
     """
 
+    psi_min: float = 0.02
     psi_warning: float = 0.1
     psi_drift: float = 0.25
     missing: float = 0.05
@@ -229,12 +233,17 @@ class FeatureDrift(TypedDict):
     """Holm-adjusted across every feature tested in this check."""
     psi: float | None
     """Population stability index (10 quantile bins of training, or categories)."""
+    psi_noise: float | None
+    """The PSI sampling alone gives samples of these sizes; drift needs `psi_min` beyond it."""
     live_rows: int
     reference_rows: int
     missing_live: float | None
     missing_reference: float | None
     out_of_range: float | None
     """Share of live rows outside training's range (numeric) or of unseen categories."""
+    out_of_range_noise: float | None
+    """That share with no shift at all: 2/(m+1) for m training values, or (Good–Turing)
+    the share of training rows in categories seen once; the threshold is on top of it."""
     new_categories: list[str]
     state: str
     reasons: list[str]

@@ -229,6 +229,10 @@ class MonitoringService:
         return report
 
     def _live(self, target: Target, window: Window, now: datetime) -> LiveData:
+        from assay.serving.predlog import request_flush
+
+        # What the workers still hold is written first, so the window has all of it.
+        request_flush(target.folder)
         return read_window(store_of(self.store.url, target.kind + "s", target.name), window, now)
 
     def _record(self, target: Target, report: MonitorReport, now: datetime) -> str | None:

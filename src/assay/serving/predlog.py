@@ -9,7 +9,12 @@ store (`assay.store.segments`), rolled by row count, by size and by age. Feedbac
 
 A worker killed outright loses what it had not written yet (at most the open segment,
 `max_age_s` of traffic); every segment already written is whole, and a restarted worker
-starts new ones. Names sort by time and say which span they hold:
+starts new ones. A reader that must see everything answered so far (a monitor check)
+asks every worker to write what it holds: it replaces the service folder's `log-flush`
+file, and each worker's writer answers in `workers/<pid>.flushed` with the request's
+mtime once it has written everything it held (`request_flush` waits for that).
+
+Names sort by time and say which span they hold:
 
     predictions/<first_ms>-<last_ms>-<writer>-<seq>-<hash>.parquet
     feedback/<first_ms>-<last_ms>-<writer>-<seq>-<hash>.parquet
@@ -25,6 +30,7 @@ pyarrow is imported by the writer thread when it first writes, not at start-up.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -33,6 +39,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -46,6 +53,7 @@ PREDICTIONS = "predictions"
 FEEDBACK = "feedback"
 INPUT_PREFIX = "in."
 POLL_S = 0.25  # how often the writer thread takes in what the request threads recorded
+FLUSH_FILE = "log-flush"
 RETRY_S = 5.0  # after a failed write, how long before the next try
 
 
@@ -142,8 +150,11 @@ class PredictionLog:
     """One worker process's writer: `record` and `feedback` from any thread, a
     background thread writes. `close` writes what is left."""
 
-    def __init__(self, config: LogConfig) -> None:
+    def __init__(self, config: LogConfig, folder: Path | None = None) -> None:
         self.config = config
+        # The service folder, where flush requests come in and are answered.
+        self.folder = folder
+        self._flushed_ns = 0
         self.store = SegmentStore(config.store, config.prefix)
         self.rate = config.sample
         # The writer's name in segment names: unique across restarts and hosts.
@@ -152,6 +163,7 @@ class PredictionLog:
         self._pending: deque[tuple[Any, ...]] = deque()
         self._feedback: deque[tuple[Any, ...]] = deque()
         self._open: dict[tuple[Any, ...], _Open] = {}
+        self._full: list[_Open] = []
         self._open_feedback: _Open | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -177,7 +189,7 @@ class PredictionLog:
     ) -> None:
         """Log one answered request: its rows as the model got them (`X`, columns
         `names`) and what it returned. Only references are kept; nothing is copied."""
-        if len(self._pending) >= self.config.max_rows * 4:
+        if len(self._pending) + len(self._full) * self.config.max_rows >= self.config.max_rows * 4:
             self.dropped += 1  # the writer is behind: never let memory grow without bound
             return
         self._pending.append((request_id, time.time(), model, version, variant, names, X, out))
@@ -208,14 +220,43 @@ class PredictionLog:
     def _run(self) -> None:
         while not self._stop.wait(POLL_S):
             try:
+                # The request first, then the records: whatever was answered before the
+                # request is taken in and written.
+                asked = self._flush_asked()
                 self._take()
-                self._roll(force=False)
+                self._roll(force=asked is not None)
+                if asked is not None:
+                    self._answer_flush(asked)
             except Exception:  # the log must never take the serving down
                 log.exception("the prediction log could not write a segment")
+
+    def _flush_asked(self) -> int | None:
+        """The pending flush request's mtime (ns), if one came since the last."""
+        if self.folder is None:
+            return None
+        try:
+            asked = (self.folder / FLUSH_FILE).stat().st_mtime_ns
+        except OSError:
+            return None
+        return asked if asked > self._flushed_ns else None
+
+    def _answer_flush(self, asked: int) -> None:
+        if self._open or self._full or self._open_feedback is not None:
+            return  # the store refused a write: the reader waits, or gives up
+        assert self.folder is not None
+        self._flushed_ns = asked
+        done = self.folder / "workers" / f"{os.getpid()}.flushed"
+        tmp = done.with_name(done.name + ".tmp")
+        try:
+            tmp.write_text(str(asked))
+            os.replace(tmp, done)
+        except OSError as exc:
+            log.error("could not answer a log flush: %s", exc)
 
     def _take(self) -> None:
         now = time.time()
         pending = self._pending
+        limits = (self.config.max_rows, self.config.max_bytes)
         while pending:
             record = pending.popleft()
             _rid, _ts, model, version, variant, names, X, _out = record
@@ -224,6 +265,8 @@ class PredictionLog:
             if seg is None:
                 seg = self._open[key] = _Open(now)
             seg.add(record, len(X), _size(X))
+            if seg.rows >= limits[0] or seg.bytes >= limits[1]:
+                self._full.append(self._open.pop(key))  # full: the next rows start another
         feedback = self._feedback
         if feedback and self._open_feedback is None:
             self._open_feedback = _Open(now)
@@ -244,6 +287,10 @@ class PredictionLog:
         now = time.time()
         if not force and now - self._failed_at < RETRY_S:
             return
+        while self._full:
+            if not self._write(PREDICTIONS, self._full[0], _prediction_table):
+                return
+            self._full.pop(0)
         for key, seg in list(self._open.items()):
             if self._due(seg, now, force) and self._write(PREDICTIONS, seg, _prediction_table):
                 del self._open[key]
@@ -270,7 +317,7 @@ class PredictionLog:
         except AssayError as exc:
             self._failed_at = time.time()
             log.error("could not write a %s segment (%s); retrying in %g s", folder, exc, RETRY_S)
-            if seg.rows >= self.config.max_rows * 4:
+            if len(self._full) > 4:  # the store has been down a while: shed the oldest
                 self.dropped += len(seg.records)
                 log.error("dropped %d records the store could not take", len(seg.records))
                 return True
@@ -420,6 +467,44 @@ def client_request_id(headers: list[tuple[bytes, bytes]]) -> str | None:
                 return value.decode("ascii")
             return None
     return None
+
+
+def request_flush(folder: Path, timeout_s: float = 5.0) -> bool:
+    """Ask every worker of the service in `folder` to write the records it holds, and
+    wait until each has (or `timeout_s` passed); returns whether all of them did."""
+    import json as _json
+
+    try:
+        doc = _json.loads((folder / "service.json").read_bytes())
+    except (OSError, ValueError):
+        return False
+    if not doc.get("log"):
+        return True  # nothing is logged, so nothing is held
+    path = folder / FLUSH_FILE
+    tmp = path.with_name(f"{FLUSH_FILE}.{os.getpid()}.tmp")
+    tmp.write_text(str(time.time_ns()))
+    os.replace(tmp, path)
+    asked = path.stat().st_mtime_ns
+    deadline = time.monotonic() + timeout_s
+    while True:
+        pids = [p.stem for p in (folder / "workers").glob("*.json") if _alive(p.stem)]
+        answered = 0
+        for pid in pids:
+            with contextlib.suppress(OSError, ValueError):
+                answered += int((folder / "workers" / f"{pid}.flushed").read_text()) >= asked
+        if answered == len(pids) or time.monotonic() > deadline:
+            return answered == len(pids)
+        time.sleep(0.05)
+
+
+def _alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class RequestIds:

@@ -166,7 +166,7 @@ class Target:
             ) from exc
 
 
-def _prediction_log(config: ServiceConfig) -> PredictionLog | None:
+def _prediction_log(config: ServiceConfig, folder: Path) -> PredictionLog | None:
     """The worker's prediction log, or None when the service logs nothing."""
     from assay.serving.predlog import LogConfig, PredictionLog
 
@@ -176,7 +176,7 @@ def _prediction_log(config: ServiceConfig) -> PredictionLog | None:
     log.info(
         "logging %g%% of predictions to %s/logs/%s", found.sample * 100, found.store, found.prefix
     )
-    return PredictionLog(found)
+    return PredictionLog(found, folder)
 
 
 def _read_json(path: Path, what: str) -> dict[str, Any]:
@@ -235,7 +235,7 @@ class Worker:
         self._seen: tuple[int, int, int] | None = None
         self._missing_logged = False
         self.file = service_dir / "workers" / f"{self.pid}.json"
-        self.predlog = _prediction_log(config)
+        self.predlog = _prediction_log(config, service_dir)
         self.state.log = self.predlog
         self.state.monitor_file = service_dir / "monitor.json"
 
