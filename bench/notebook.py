@@ -37,6 +37,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 from harness import ASSAY, BenchFailed, Figures, log, main, out, speedup
 
@@ -150,11 +151,11 @@ def _first_log(tool: str, folder: Path) -> float:
         km, kc = start_new_kernel(kernel_name="python3", cwd=str(folder))
         try:
             said: list[str] = []
-            reply = kc.execute_interactive(
-                FIRST_LOG[tool],
-                timeout=120,
-                output_hook=lambda msg: said.append(msg["content"].get("text", "")),
-            )
+
+            def hook(msg: dict[str, Any], said: list[str] = said) -> None:
+                said.append(msg["content"].get("text", ""))
+
+            reply = kc.execute_interactive(FIRST_LOG[tool], timeout=120, output_hook=hook)
             if reply["content"]["status"] != "ok":
                 raise BenchFailed(f"{tool}'s first log failed in a kernel: {reply['content']}")
             times.append(float("".join(said).strip().splitlines()[-1]))

@@ -60,6 +60,16 @@ def test_author_comes_from_the_environment(tmp_path: Path) -> None:
     assert Settings.at(tmp_path, {"USER": "grace"}).author == "grace"
 
 
+def test_the_database_timeout_comes_from_the_environment_and_must_be_positive(
+    tmp_path: Path,
+) -> None:
+    assert Settings.at(tmp_path, {}).db_timeout_s == 30.0
+    assert Settings.at(tmp_path, {"ASSAY_DB_TIMEOUT_S": "2.5"}).db_timeout_s == 2.5
+    for bad in ("0", "-1", "soon"):
+        with pytest.raises(InvalidArgumentError, match="ASSAY_DB_TIMEOUT_S"):
+            Settings.at(tmp_path, {"ASSAY_DB_TIMEOUT_S": bad})
+
+
 def test_sdk_surface_is_sorted_and_importable() -> None:
     assert assay.__all__ == sorted(assay.__all__)
     for name in assay.__all__:

@@ -36,6 +36,11 @@ class Settings:
     cost_per_hour: float = 0.10
     # How often a runner proves it is alive; three missed beats and its run is dead.
     heartbeat_s: float = 2.0
+    # The longest the metadata database may keep a command waiting: to connect, for a
+    # lock another writer holds, for one statement (ASSAY_DB_TIMEOUT_S).
+    db_timeout_s: float = 30.0
+    # An upload untouched for this long was abandoned: it is deleted (ASSAY_UPLOAD_MAX_AGE_H).
+    upload_max_age_s: float = 24 * 3600.0
 
     @property
     def workspace_dir(self) -> Path | None:
@@ -93,6 +98,8 @@ class Settings:
             author=author,
             cost_per_hour=_number(environ, "ASSAY_COST_PER_HOUR", 0.10),
             heartbeat_s=_number(environ, "ASSAY_HEARTBEAT_S", 2.0),
+            db_timeout_s=_positive(environ, "ASSAY_DB_TIMEOUT_S", 30.0),
+            upload_max_age_s=3600 * _positive(environ, "ASSAY_UPLOAD_MAX_AGE_H", 24.0),
         )
 
 
@@ -134,6 +141,13 @@ def _number(environ: Mapping[str, str], key: str, default: float) -> float:
         raise InvalidArgumentError(f"{key} must be a number, got {raw!r}.") from None
     if value < 0:
         raise InvalidArgumentError(f"{key} must not be negative, got {raw!r}.")
+    return value
+
+
+def _positive(environ: Mapping[str, str], key: str, default: float) -> float:
+    value = _number(environ, key, default)
+    if value == 0:
+        raise InvalidArgumentError(f"{key} must be more than 0.")
     return value
 
 

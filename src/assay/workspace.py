@@ -36,7 +36,7 @@ class Workspace:
 
     @cached_property
     def db(self) -> Database:
-        db = Database(self.settings.db_url)
+        db = Database(self.settings.db_url, timeout_s=self.settings.db_timeout_s)
         db.ensure_current()
         return db
 
@@ -54,7 +54,9 @@ class Workspace:
     def uploads(self) -> UploadService:
         from assay.data.uploads import UploadService
 
-        return UploadService(self.settings.cache_dir / "uploads")
+        return UploadService(
+            self.settings.cache_dir / "uploads", max_age_s=self.settings.upload_max_age_s
+        )
 
     @cached_property
     def pipelines(self) -> PipelineService:
@@ -155,7 +157,7 @@ def init_workspace(settings: Settings) -> tuple[Settings, bool]:
     store = ObjectStore.open(settings.store_url)
     if isinstance(store, LocalObjectStore):
         store.root.mkdir(parents=True, exist_ok=True)
-    db = Database(settings.db_url)
+    db = Database(settings.db_url, timeout_s=settings.db_timeout_s)
     try:
         db.migrate()
     finally:

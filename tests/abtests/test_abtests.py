@@ -185,6 +185,14 @@ def test_feedback_joins_by_request_id_and_the_report_finds_the_better_model(
     seen = _traffic(test.url, 600)
     with httpx.Client(timeout=10) as client:
         r = client.post(f"{test.url}/predict", json={"instances": [ROW]}).json()
+        # Deep or large JSON is a JSON 4xx naming the limit, and records nothing.
+        rid = r["request_id"].encode()
+        for depth, status in ((40, 400), (100_000, 400), (200_000, 413)):
+            deep = b'{"request_id": "%s", "label": %s0%s}' % (rid, b"[" * depth, b"]" * depth)
+            resp = client.post(f"{test.url}/feedback", content=deep)
+            assert resp.status_code == status, (depth, resp.text)
+            message = resp.json()["error"]["message"]
+            assert "32 levels" in message if status == 400 else "bytes" in message
         first = client.post(
             f"{test.url}/feedback", json={"request_id": r["request_id"], "reward": 1}
         )

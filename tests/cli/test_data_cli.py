@@ -192,6 +192,30 @@ def test_commit_gate_refuses_bad_data_and_shows_the_failures(inited: CLI, tmp_pa
     assert "failed" in inited("data", "log", "people").output
 
 
+def test_commit_gate_holds_for_content_that_is_already_committed(
+    inited: CLI, tmp_path: Path
+) -> None:
+    write(tmp_path / "people.csv", PEOPLE)
+    write(tmp_path / "checks.yaml", "columns:\n  age: {max: 40}\n")
+    assert inited("data", "commit", "people", "people.csv").exit_code == 0
+    refused = inited("data", "commit", "people", "people.csv", "--checks", "checks.yaml")
+    assert refused.exit_code == 1, refused.output
+    assert "row 1: 51" in refused.output
+    assert "people@1 already holds this content" in refused.output
+    kept = inited(
+        "data", "commit", "people", "people.csv", "--checks", "checks.yaml", "--allow-invalid"
+    )
+    assert kept.exit_code == 0
+    assert "Nothing changed: people@1 already holds this content (validation failed)" in (
+        kept.output
+    )
+    as_json = inited("data", "commit", "people", "people.csv", "--checks", "checks.yaml", "--json")
+    assert as_json.exit_code == 1
+    doc = json.loads(as_json.stdout)
+    assert doc == {"committed": False, "validation": doc["validation"]}
+    assert doc["validation"]["passed"] is False
+
+
 def test_validate_exits_one_on_failure_and_zero_on_success(inited: CLI, tmp_path: Path) -> None:
     write(tmp_path / "people.csv", PEOPLE)
     inited("data", "commit", "people", "people.csv")
@@ -226,9 +250,93 @@ def test_malformed_checks_file_is_one_clear_line(
     assert len(result.output.strip().splitlines()) == 1, result.output
 
 
-def test_unreadable_csv_is_one_clear_line(inited: CLI, tmp_path: Path) -> None:
-    (tmp_path / "broken.csv").write_bytes(b"\xff\xfe\x00garbage\x00\x01")
-    result = inited("data", "commit", "broken", "broken.csv")
-    assert result.exit_code == 1
-    assert "broken.csv" in result.output
-    assert len(result.output.strip().splitlines()) == 1, result.output
+def test_a_file_that_is_no_table_commits_and_its_profile_says_why(
+    inited: CLI, tmp_path: Path
+) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "broken.csv").write_bytes(b"\x00\x01garbage\xff\x00\x02")
+    write(tmp_path / "d" / "people.csv", PEOPLE)
+    committed = inited("data", "commit", "broken", "d")
+    assert committed.exit_code == 0 and "Committed broken@1: 2 file(s)" in committed.output
+    profile = inited("data", "profile", "broken@1")
+    assert profile.exit_code == 0
+    assert (
+        "broken@1:broken.csv  not readable as a table: it holds NUL bytes: it is binary, not "
+        "text. Its bytes are versioned as they are."
+    ) in profile.output
+    assert "broken@1:people.csv  3 rows x 3 columns" in profile.output
+    doc = json.loads(inited("data", "profile", "broken@1", "--json").output)
+    assert doc["files"]["broken.csv"]["error"] == "it holds NUL bytes: it is binary, not text"
+
+
+def test_profile_shows_what_a_person_would_notice(inited: CLI, tmp_path: Path) -> None:
+    levels = [str(i) for i in range(1, 66)] + ["high"] * 6
+    rows = [f'{i};{v};"first line\nsecond";;{i}' for i, v in enumerate(levels)]
+    text = "id;level;note;comment;id\n" + "\n".join(rows) + "\n"
+    (tmp_path / "survey.csv").write_bytes(text.encode("latin-1"))
+    inited("data", "commit", "survey", "survey.csv")
+    out = inited("data", "profile", "survey@1").output
+    lines = out.splitlines()
+    assert lines[0] == "survey@1:survey.csv  71 rows x 5 columns  (semicolon-separated)"
+    assert lines[1].startswith("  ! Column name 'id' appears 2 times (columns 1, 5)")
+    level = next(line for line in lines if line.startswith(" level "))
+    assert "text, 92% numbers" in level and "other: high (6)" in level
+    note = next(line for line in lines if line.startswith(" note "))
+    assert "first line⏎second (71)" in note  # a multi-line cell, shown on one line
+    assert "empty" in next(line for line in lines if line.startswith(" comment "))
+    table = [line for line in lines if line.startswith(" ") and not line.startswith("  !")]
+    assert len(table) == 6  # a header and 5 columns, one line each
+
+
+def test_diff_reports_rows_added_removed_and_changed(inited: CLI, tmp_path: Path) -> None:
+    write(tmp_path / "people.csv", PEOPLE)
+    inited("data", "commit", "people", "people.csv")
+    write(tmp_path / "people.csv", PEOPLE.replace("2,51,Rome", "2,52,Rome") + "4,60,Lima\n")
+    inited("data", "commit", "people", "people.csv")
+    out = inited("data", "diff", "people@1", "people@2").output
+    assert "people.csv  rows 3 -> 4: 2 unchanged, 1 changed, 1 added" in out
+    assert "rows matched by id" in out
+    assert "changed columns: age (1)" in out
+    assert "id=2  age  51 -> 52" in " ".join(out.split("   "))
+    assert "added: id=4" in out
+    doc = json.loads(inited("data", "diff", "people@1", "people@2", "--json").output)
+    table = doc["tables"]["people.csv"]
+    assert (table["rows_changed"], table["rows_added"], table["key"]) == (1, 1, "id")
+    by_age = inited("data", "diff", "people@1", "people@2", "--key", "age", "--json")
+    assert json.loads(by_age.output)["tables"]["people.csv"]["rows_removed"] == 1
+
+
+@pytest.mark.one_backend
+def test_a_full_disk_is_one_line_for_commit_and_checkout(
+    inited: CLI, tmp_path: Path, small_disk: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "big.bin").write_bytes(os.urandom(3 * 1024 * 1024))
+    (tmp_path / "many").mkdir()
+    for i in range(3000):  # small files travel in packs
+        (tmp_path / "many" / f"{i}.bin").write_bytes(os.urandom(1024))
+    assert inited("data", "commit", "big", "big.bin").exit_code == 0
+    checkout = inited("data", "checkout", "big@1", small_disk / "out")
+    assert checkout.exit_code == 1
+    assert checkout.output.startswith("error: No space left on device while writing")
+    assert "The destination is as it was" in checkout.output
+    assert len(checkout.output.strip().splitlines()) == 1, checkout.output
+    assert not (small_disk / "out").exists()
+
+    monkeypatch.setenv("ASSAY_STORE_URL", str(small_disk / "objects"))
+    for what in ("big.bin", "many"):
+        result = inited("data", "commit", "on-small-disk", what)
+        assert result.exit_code == 1
+        assert result.output.startswith("error: No space left on device"), result.output
+        assert "Nothing was committed" in result.output
+        assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_data_list_shows_params_datasets_only_with_all(inited: CLI, tmp_path: Path) -> None:
+    write(tmp_path / "d" / "a.txt", "alpha")
+    write(tmp_path / "params.json", "{}")
+    inited("data", "commit", "raw", "d")
+    inited("data", "commit", "params/train", "params.json")
+    assert [d["name"] for d in json.loads(inited("data", "list", "--json").output)] == ["raw"]
+    everything = inited("data", "list", "--all")
+    assert "params/train" in everything.output and "raw" in everything.output
+    assert "params/train" not in inited("data", "list").output

@@ -366,7 +366,7 @@ def test_an_interrupted_sweep_resumes_without_repeating_finished_trials(
 
 
 @pytest.mark.one_backend
-def test_a_sweep_whose_driver_was_killed_resumes_and_keeps_what_finished_meanwhile(
+def test_a_sweep_killed_with_9_takes_its_running_trial_down_and_resumes_it(
     project: CLI, tmp_path: Path, env: dict[str, str]
 ) -> None:
     (tmp_path / "params.json").write_text('{"steps": 1, "pause": 1.5}')
@@ -394,11 +394,14 @@ def test_a_sweep_whose_driver_was_killed_resumes_and_keeps_what_finished_meanwhi
         driver.kill()  # kill -9: no chance to record anything
         driver.wait()
         assert ws.sweeps.get("orphan").status == "running"
-        # Its runner finishes the trial it had (and then exits: its job pipe closed).
+        # Its runner goes with it: the trial it had is recorded as killed, not finished
+        # later with nobody watching.
         deadline = time.monotonic() + 30
         while ws.runs.get(running.run_id or "").status in ("queued", "running"):
             assert time.monotonic() < deadline
             time.sleep(0.1)
+        killed = ws.runs.get(running.run_id or "")
+        assert killed.status == "killed" and "died" in (killed.error or ""), killed.error
     finally:
         if driver.poll() is None:
             driver.kill()
@@ -406,6 +409,7 @@ def test_a_sweep_whose_driver_was_killed_resumes_and_keeps_what_finished_meanwhi
     assert resumed.exit_code == 0, resumed.output
     after = ws.sweeps.get("orphan")
     ws.close()
-    kept = next(t for t in after.trial_list if t.number == running.number)
-    assert kept.state == "complete" and kept.run_id == running.run_id  # not run again
+    cut = next(t for t in after.trial_list if t.number == running.number)
+    assert cut.state == "retried" and cut.run_id == running.run_id
+    assert any(t.params == cut.params and t.state == "complete" for t in after.trial_list)
     assert after.status == "finished" and after.counted() == 3

@@ -149,17 +149,19 @@ def test_register_a_file_remotely_answers_as_locally(site: Site) -> None:
     X, y = load_iris(return_X_y=True, as_frame=True)
     fitted = DecisionTreeClassifier(random_state=0).fit(X, y)
     sio.dump(fitted, site.laptop / "iris.skops")
-    with open(site.laptop / "iris.pkl", "wb") as f:
-        pickle.dump(fitted, f)
+    with open(site.laptop / "iris.pkl", "wb") as f:  # another model: a version of its own
+        pickle.dump(DecisionTreeClassifier(max_depth=2, random_state=0).fit(X, y), f)
 
     remote = ok(site.remote("models", "register", "iris.skops", "--name", "iris"))
     assert remote.stdout.strip() == "Registered iris@1 (sklearn)"
-    # The same file registered locally: the same version but for its number and bundle.
+    # The same model registered locally is the version that holds it already.
     local = ok(site.local("models", "register", site.laptop / "iris.skops", "--name", "iris"))
-    assert local.stdout.strip() == "Registered iris@2 (sklearn)"
+    assert local.stdout.strip() == "Registered iris@1 (sklearn)"
+    # Under another name: the same version but for its name, number and bundle.
+    ok(site.local("models", "register", site.laptop / "iris.skops", "--name", "iris-local"))
     first = json.loads(ok(site.remote("models", "show", "iris@1", "--json")).stdout)
-    second = json.loads(ok(site.local("models", "show", "iris@2", "--json")).stdout)
-    different = {"ref", "version", "bundle", "created_at", "aliases", "author"}
+    second = json.loads(ok(site.local("models", "show", "iris-local@1", "--json")).stdout)
+    different = {"name", "ref", "version", "bundle", "created_at", "aliases", "author"}
     assert {k: v for k, v in first.items() if k not in different} == {
         k: v for k, v in second.items() if k not in different
     }
@@ -173,11 +175,11 @@ def test_register_a_file_remotely_answers_as_locally(site: Site) -> None:
     assert refused.stderr == site.local(
         "models", "register", site.laptop / "iris.pkl", "--name", "iris"
     ).stderr.replace(str(site.laptop / "iris.pkl"), "iris.pkl")
-    assert model_versions(site, "iris") == 2
+    assert model_versions(site, "iris") == 1
     trusted = ok(site.remote("models", "register", "iris.pkl", "--name", "iris", "--trust",
                              "-m", "a pickle", "--json"))  # fmt: skip
     doc = json.loads(trusted.stdout)
-    assert (doc["version"], doc["flavor"], doc["description"]) == (3, "sklearn", "a pickle")
+    assert (doc["version"], doc["flavor"], doc["description"]) == (2, "sklearn", "a pickle")
 
 
 def test_register_file_route_refuses_bad_input(site: Site, tmp_path: Path) -> None:
@@ -371,6 +373,37 @@ def test_checks_routes_refuse_bad_input(site: Site, people: str) -> None:
         error_of(api.post(f"/validations/{people}", json={}), 422)
         assert api.get(f"/versions/{people}").json()["version"] == before
         error_of(api.post("/validations/nobody@1", json={"checks": LOOSE}), 404)
+
+
+# ---- data diff, profile and list ------------------------------------------------------------
+
+
+def test_diff_profile_and_list_remotely_answer_as_locally(site: Site) -> None:
+    stock = site.laptop / "stock"
+    stock.mkdir()
+    (stock / "stock.csv").write_text("sku;price\na;1,5\nb;2\nc;3\n")
+    (stock / "junk.csv").write_bytes(b"\x00\x01\x02")
+    ok(site.remote("data", "commit", "stock", stock))
+    (stock / "stock.csv").write_text("sku;price\na;1,5\nb;5\nd;4\n")
+    ok(site.remote("data", "commit", "stock", stock))
+    ok(site.remote("data", "commit", "params/stock", stock / "junk.csv"))
+    for args in (
+        ("data", "diff", "stock@1", "stock@2"),
+        ("data", "diff", "stock@1", "stock@2", "--key", "sku", "--json"),
+        ("data", "profile", "stock@2"),
+        ("data", "list", "--json"),
+        ("data", "list", "--all", "--json"),
+    ):
+        remote, local = ok(site.remote(*args)), ok(site.local(*args))
+        assert remote.stdout == local.stdout, args
+    keyed = json.loads(site.remote("data", "diff", "stock@1", "stock@2", "--json").stdout)
+    assert keyed["tables"]["stock.csv"]["rows_changed"] == 1
+    listed = json.loads(site.remote("data", "list", "--json").stdout)
+    assert "params/stock" not in [d["name"] for d in listed]
+    bad = ("data", "diff", "stock@1", "stock@2", "--key", "nope")
+    remote, local = site.remote(*bad), site.local(*bad)
+    assert remote.returncode == local.returncode == 1
+    assert remote.stderr == local.stderr and "'nope'" in remote.stderr
 
 
 # ---- services deploy --host ----------------------------------------------------------------

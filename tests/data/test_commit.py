@@ -223,6 +223,43 @@ def test_empty_folder_has_nothing_to_commit(ws: Workspace, tmp_path: Path) -> No
         ws.data.commit("raw", tmp_path / "empty")
 
 
+@pytest.mark.parametrize("size", [100, 300 * 1024], ids=["packed", "stored-whole"])
+def test_a_file_that_vanishes_mid_commit_is_named_and_nothing_is_committed(
+    ws: Workspace, tmp_path: Path, size: int
+) -> None:
+    tree = make_tree(tmp_path / "d", {"keep.txt": "k", "gone.bin": os.urandom(size)})
+
+    def delete_after_the_scan(done: int, total: int) -> None:
+        (tree / "gone.bin").unlink(missing_ok=True)
+
+    with pytest.raises(ConflictError, match=r"gone\.bin disappeared during the commit"):
+        ws.data.commit("raw", tree, progress=delete_after_the_scan)
+    assert ws.data.datasets() == []
+
+
+@pytest.mark.one_backend
+def test_a_dangling_symlink_is_named(ws: Workspace, tmp_path: Path) -> None:
+    tree = make_tree(tmp_path / "d", {"a.txt": "a"})
+    (tree / "link.csv").symlink_to(tmp_path / "nowhere.csv")
+    with pytest.raises(InvalidArgumentError, match=r"link\.csv is a symbolic link to nothing"):
+        ws.data.commit("raw", tree)
+
+
+@pytest.mark.one_backend
+def test_devices_and_pipes_inside_a_folder_are_skipped(ws: Workspace, tmp_path: Path) -> None:
+    tree = make_tree(tmp_path / "d", {"a.txt": "a"})
+    os.mkfifo(tree / "pipe")  # opening it would block: it must never be read
+    result = ws.data.commit("raw", tree)
+    assert [f.path for f in ws.data.files(result.version)] == ["a.txt"]
+
+
+@pytest.mark.one_backend
+def test_a_named_pipe_given_as_the_path_is_refused(ws: Workspace, tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe")
+    with pytest.raises(InvalidArgumentError, match="is a named pipe, not a file or a folder"):
+        ws.data.commit("raw", tmp_path / "pipe")
+
+
 @pytest.mark.parametrize(
     ("ref", "message"),
     [
@@ -283,3 +320,10 @@ def test_a_folder_of_small_files_with_a_table_commits_and_profiles(
     assert result.created and result.version.file_count == 2
     _, tables = ws.data.profile("mixed@1")
     assert tables["a.csv"].rows == 2
+
+
+def test_params_datasets_are_listed_only_when_asked(ws: Workspace, tmp_path: Path) -> None:
+    ws.data.commit("raw", make_tree(tmp_path / "d", {"a.txt": "a"}))
+    ws.data.commit("params/train", make_tree(tmp_path / "p", {"params.json": "{}"}))
+    assert [d.name for d in ws.data.datasets()] == ["raw"]
+    assert [d.name for d in ws.data.datasets(include_params=True)] == ["params/train", "raw"]

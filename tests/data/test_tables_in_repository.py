@@ -61,11 +61,98 @@ def test_retyped_column_is_reported(ws: Workspace, tmp_path: Path) -> None:
     assert td.columns_retyped == (("a", "integer", "float"),)
 
 
-def test_unreadable_csv_fails_the_commit_with_its_name(ws: Workspace, tmp_path: Path) -> None:
-    bad = csv(tmp_path, "", name="empty.csv")
-    with pytest.raises(InvalidArgumentError, match=r"empty\.csv"):
-        ws.data.commit("bad", bad)
-    assert ws.data.datasets() == []
+MESSY = {
+    "semicolons.csv": b"city;price\nOslo;1,5\nRome;2,25\n",
+    "latin1.csv": "nom,ville\nMüller,Zürich\nFrançois,Besançon\n".encode("latin-1"),
+    "empty.csv": b"",
+    "ragged.csv": b"a,b\n1,2\n3,4,5\n",
+    "junk.csv": b"\x00\x01\x02\xff" * 300,
+}
+
+
+def messy(tmp_path: Path) -> Path:
+    folder = tmp_path / "messy"
+    folder.mkdir()
+    for name, data in MESSY.items():
+        (folder / name).write_bytes(data)
+    return folder
+
+
+def test_any_file_commits_and_its_profile_says_what_it_is(ws: Workspace, tmp_path: Path) -> None:
+    result = ws.data.commit("messy", messy(tmp_path))
+    assert result.created and result.version.file_count == 5
+    _, profiles = ws.data.profile("messy@1")
+
+    semi = profiles["semicolons.csv"]
+    assert ([c.name for c in semi.columns], semi.rows, semi.delimiter) == (
+        ["city", "price"],
+        2,
+        ";",
+    )
+    latin = profiles["latin1.csv"]
+    assert latin.encoding == "cp1252"
+    assert {v for v, _ in latin.columns[0].top} == {"Müller", "François"}
+    assert (profiles["empty.csv"].rows, profiles["empty.csv"].columns) == (0, ())
+    assert profiles["empty.csv"].error is None
+    assert "Expected 2 fields in line 3, saw 3" in str(profiles["ragged.csv"].error)
+    assert "binary, not text" in str(profiles["junk.csv"].error)
+    assert ws.data.read_file(result.version, "junk.csv") == MESSY["junk.csv"]
+
+
+def test_a_commit_stores_bytes_and_profiles_nothing(ws: Workspace, tmp_path: Path) -> None:
+    from assay.data.repository import DataRepository
+
+    version = ws.data.commit("people", csv(tmp_path, CSV_V1)).version
+    [entry] = ws.data.files(version)
+    with ws.data.db.read() as s:
+        assert DataRepository(s).profile(entry.hash) is None  # made when first asked for
+    ws.data.profile("people@1")
+    with ws.data.db.read() as s:
+        assert DataRepository(s).profile(entry.hash) is not None
+
+
+def test_a_profile_of_an_older_format_is_made_again(ws: Workspace, tmp_path: Path) -> None:
+    from assay.data.repository import DataRepository
+
+    version = ws.data.commit("t", csv(tmp_path, "a,b\n1,\n2,\n", "t.csv")).version
+    [entry] = ws.data.files(version)
+    old = {"rows": 2, "columns": [{"name": "b", "type": "float", "missing": 2,
+                                    "missing_share": 1.0, "distinct": 0}]}  # fmt: skip
+    with ws.data.db.session() as s:
+        DataRepository(s).put_profile(entry.hash, old)
+    profile = ws.data.profile("t@1")[1]["t.csv"]
+    assert [c.type for c in profile.columns] == ["integer", "empty"]
+
+
+def test_checks_on_a_file_that_is_no_table_fail_on_that(ws: Workspace, tmp_path: Path) -> None:
+    checks = load_checks('files: "ragged.csv"\nrow_count: {min: 1}\n', "checks.yaml")
+    with pytest.raises(ValidationFailedError) as info:
+        ws.data.commit("messy", messy(tmp_path), checks=checks)
+    [failure] = [r for r in info.value.details["report"]["results"] if not r["passed"]]
+    assert (failure["file"], failure["check"]) == ("ragged.csv", "readable")
+    assert "Expected 2 fields" in failure["message"]
+
+
+def test_a_diff_names_a_changed_file_that_is_no_table(ws: Workspace, tmp_path: Path) -> None:
+    ws.data.commit("t", csv(tmp_path, "a,b\n1,2\n", "t.csv"))
+    ws.data.commit("t", csv(tmp_path, "a,b\n1,2\n3,4,5\n", "t.csv"))
+    d = ws.data.diff("t@1", "t@2")
+    assert d.tables == {}
+    assert "Expected 2 fields" in d.unreadable["t.csv"]
+
+
+def test_diff_pairs_rows_by_id_or_the_key_given(ws: Workspace, tmp_path: Path) -> None:
+    ws.data.commit("people", csv(tmp_path, CSV_V1))
+    ws.data.commit("people", csv(tmp_path, CSV_V1.replace("2,51,Rome", "2,52,Rome")))
+    td = ws.data.diff("people@1", "people@2").tables["people.csv"]
+    assert (td.key, td.rows_unchanged, td.rows_changed) == ("id", 3, 1)
+    assert td.examples[0].to_dict() == {"row": "id=2", "column": "age", "old": "51", "new": "52"}
+    by_age = ws.data.diff("people@1", "people@2", key="age").tables["people.csv"]
+    assert (by_age.rows_added, by_age.rows_removed) == (1, 1)
+    with pytest.raises(InvalidArgumentError, match="'Oslo' appears more than once"):
+        ws.data.diff("people@1", "people@2", key="city")
+    with pytest.raises(InvalidArgumentError, match="No changed table has a column 'nope'"):
+        ws.data.diff("people@1", "people@2", key="nope")
 
 
 CHECKS = """
@@ -126,3 +213,31 @@ def test_parquet_files_are_profiled_too(ws: Workspace, tmp_path: Path) -> None:
     prof = ws.data.profile("pq@1")[1]["t.parquet"]
     assert prof.rows == 3
     assert {c.name: c.missing for c in prof.columns} == {"x": 1, "y": 0}
+
+
+def test_checks_gate_content_that_is_already_a_version(ws: Workspace, tmp_path: Path) -> None:
+    ws.data.commit("people", csv(tmp_path, CSV_V1))
+    checks = load_checks(CHECKS, "checks.yaml")
+
+    with pytest.raises(ValidationFailedError, match="people@1 already holds this content"):
+        ws.data.commit("people", csv(tmp_path, CSV_V1), checks=checks)
+    assert ws.data.resolve("people@1").validation is None  # a refused commit records nothing
+
+    kept = ws.data.commit("people", csv(tmp_path, CSV_V1), checks=checks, allow_invalid=True)
+    assert not kept.created and kept.validation is not None and not kept.validation.passed
+    assert kept.version.validation == "failed" == ws.data.resolve("people@1").validation
+
+    fine = load_checks("row_count: {min: 1}\n", "fine.yaml")
+    passed = ws.data.commit("people", csv(tmp_path, CSV_V1), checks=fine)
+    assert not passed.created and passed.validation.passed
+    assert [v.number for v in ws.data.log("people")] == [1]
+    assert ws.data.resolve("people@1").validation == "passed"
+
+
+def test_checks_gate_content_reused_from_an_older_version(ws: Workspace, tmp_path: Path) -> None:
+    ws.data.commit("people", csv(tmp_path, CSV_V1))
+    ws.data.commit("people", csv(tmp_path, CSV_V2))
+    with pytest.raises(ValidationFailedError, match="people@1 already holds this content"):
+        ws.data.commit(
+            "people", csv(tmp_path, CSV_V1), checks=load_checks(CHECKS, "c.yaml"), reuse=True
+        )

@@ -11,16 +11,9 @@ import pandas as pd
 import pytest
 
 from assay.data.entities import is_tabular_path as is_tabular
-from assay.data.tabular import (
-    ColumnProfile,
-    Histogram,
-    StatShift,
-    TableDiff,
-    TableProfile,
-    diff_tables,
-    profile_table,
-    read_table,
-)
+from assay.data.reading import UnreadableTableError, read_table
+from assay.data.tablediff import StatShift, TableDiff, diff_tables
+from assay.data.tabular import ColumnProfile, Histogram, TableProfile, profile_table
 from assay.errors import InvalidArgumentError
 
 
@@ -105,35 +98,93 @@ def test_parquet_index_written_by_pandas_comes_back_as_a_column() -> None:
 @pytest.mark.parametrize(
     ("content", "reason"),
     [
-        (b"", "No columns to parse from file"),
         (b"a,b\n1,2\n3,4,5\n", "Expected 2 fields in line 3, saw 3"),
-        (b"a,b\n\xff\xfe,1\n", "can't decode byte 0xff"),
         (b"a,b\n1,2,3\n4,5,6\n", "its rows have more fields than its header has names"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 8, "binary, not text"),
     ],
 )
-def test_unreadable_csv_raises_one_line_error_naming_the_file(content: bytes, reason: str) -> None:
-    with pytest.raises(InvalidArgumentError, match=r"^Cannot read 'bad\.csv' as CSV: ") as info:
+def test_unreadable_csv_raises_its_reason_in_one_line(content: bytes, reason: str) -> None:
+    with pytest.raises(UnreadableTableError, match=r"^Cannot read 'bad\.csv' as CSV: ") as info:
         read_table(content, "bad.csv")
 
-    message = str(info.value)
-    assert reason in message
-    assert "\n" not in message
-    assert message.endswith("Check that it is comma-separated UTF-8 text with one header row.")
+    assert reason in info.value.reason
+    assert "\n" not in str(info.value)
 
 
-def test_bytes_that_are_not_parquet_raise_invalid_argument() -> None:
-    with pytest.raises(InvalidArgumentError, match=r"Cannot read 'x\.parquet' as Parquet: .*") as i:
+def test_bytes_that_are_not_parquet_raise_their_reason() -> None:
+    with pytest.raises(UnreadableTableError, match=r"Cannot read 'x\.parquet' as Parquet: .*") as i:
         read_table(b"id,name\n1,a\n", "x.parquet")
 
     assert "\n" not in str(i.value)
 
 
-def test_empty_tsv_file_on_disk_raises_invalid_argument(tmp_path: Path) -> None:
+@pytest.mark.parametrize("content", [b"", b"\n\n  \n", b"\xef\xbb\xbf"])
+def test_an_empty_file_is_an_empty_table(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "empty.tsv"
-    path.write_bytes(b"")
+    path.write_bytes(content)
 
-    with pytest.raises(InvalidArgumentError, match=r"Cannot read 'empty\.tsv' as TSV: No columns"):
-        read_table(path, "empty.tsv")
+    df = read_table(path, "empty.tsv")
+
+    assert df.shape == (0, 0)
+    assert profile_table(df).rows == 0
+
+
+@pytest.mark.parametrize(
+    ("content", "name"),
+    [
+        (b"city;price;qty\nOslo;1,5;3\nRome;2,25;4\nLima;10,5;1\n", "semicolons.csv"),
+        (b"city\tprice\tqty\nOslo\t1.5\t3\nRome\t2.25\t4\nLima\t10.5\t1\n", "tabs.csv"),
+        (b"city|price|qty\nOslo|1.5|3\nRome|2.25|4\nLima|10.5|1\n", "pipes.tsv"),
+        (b'city,price,qty\n"Oslo; Norway",1.5,3\nRome,2.25,4\nLima,10.5,1\n', "quoted.csv"),
+    ],
+)
+def test_the_separator_is_detected(content: bytes, name: str) -> None:
+    df = read_table(content, name)
+
+    assert list(df.columns) == ["city", "price", "qty"]
+    assert df["qty"].tolist() == [3, 4, 1]
+    assert len(df) == 3
+
+
+def test_latin_1_text_is_read_in_its_own_encoding() -> None:
+    text = "nom;ville;note\nMüller;Zürich;1\nFrançois;Besançon;2\nÅsa;Malmö;3\n"
+
+    df = read_table(text.encode("latin-1"), "people.csv")
+
+    assert df["nom"].tolist() == ["Müller", "François", "Åsa"]
+    assert df["ville"].tolist() == ["Zürich", "Besançon", "Malmö"]
+
+
+def test_latin_1_far_into_a_file_is_found_too() -> None:
+    rows = "".join(f"name{i},{i}\n" for i in range(20_000))
+    data = ("name,n\n" + rows + "Zoë,1\n").encode("latin-1")
+
+    df = read_table(data, "late.csv")
+
+    assert df["name"].iloc[-1] == "Zoë"
+    assert len(df) == 20_001
+
+
+def test_a_repeated_column_name_is_kept_and_warned_of() -> None:
+    from assay.data.reading import load_table
+
+    table = load_table(b"id,score,score,name\n1,2,3,x\n", "t.csv")
+
+    assert list(table.frame.columns) == ["id", "score", "score", "name"]
+    assert table.warnings == (
+        "Column name 'score' appears 2 times (columns 2, 3); each is profiled, and checks "
+        "and diffs see the first.",
+    )
+    assert [c.name for c in profile_table(table.frame).columns] == ["id", "score", "score", "name"]
+
+
+def test_a_name_that_only_looks_renamed_is_left_alone() -> None:
+    from assay.data.reading import load_table
+
+    table = load_table(b"v,v.1\n1,2\n", "t.csv")
+
+    assert list(table.frame.columns) == ["v", "v.1"]
+    assert table.warnings == ()
 
 
 def test_read_table_rejects_a_name_without_a_tabular_suffix() -> None:
@@ -463,3 +514,145 @@ def test_diff_round_trips_through_json_exactly() -> None:
 
     assert TableDiff.from_dict(payload) == diff
     assert payload["columns_retyped"] == [["k", "integer", "float"]]
+
+
+# --- what a person would notice -------------------------------------------------------
+
+
+def test_a_mostly_numeric_column_names_its_share_and_odd_values() -> None:
+    values = [str(i) for i in range(1, 66)] + ["high"] * 6
+    df = read_table(("level\n" + "\n".join(values) + "\n").encode(), "t.csv")
+
+    level = _column(profile_table(df), "level")
+
+    assert level.type == "text"
+    assert level.numeric_share == pytest.approx(65 / 71)
+    assert level.odd == (("high", 6),)
+    assert (level.min, level.max, level.mean) == (1.0, 65.0, 33.0)
+    assert level.histogram is not None and sum(level.histogram.counts) == 65
+    assert TableProfile.from_dict(profile_table(df).to_dict()) == profile_table(df)
+
+
+def test_a_text_column_of_few_numbers_is_plain_text() -> None:
+    df = pd.DataFrame({"name": ["ann", "bob", "cid", "7"]})
+
+    name = _column(profile_table(df), "name")
+
+    assert (name.numeric_share, name.odd, name.min) == (None, (), None)
+
+
+def test_an_all_empty_column_is_typed_empty() -> None:
+    df = read_table(b"id,comment,score\n1,,0.5\n2,,\n3,,0.7\n", "t.csv")
+
+    profile = profile_table(df)
+
+    assert _column(profile, "comment").type == "empty"
+    assert _column(profile, "comment").missing == 3
+    assert _column(profile, "score").type == "float"
+
+
+def test_long_values_are_kept_short_in_a_profile() -> None:
+    df = pd.DataFrame({"note": ["x" * 500, "x" * 500, "y"]})
+
+    top = _column(profile_table(df), "note").top
+
+    assert len(top[0][0]) == 100 and top[0][0].endswith("…")
+
+
+# --- rows paired by key or by value ----------------------------------------------------
+
+
+def test_rows_are_paired_by_a_key_column_given() -> None:
+    old = pd.DataFrame({"sku": ["a", "b", "c", "d"], "price": [1.0, 2.0, 3.0, 4.0]})
+    new = pd.DataFrame({"sku": ["b", "a", "c", "e"], "price": [2.0, 1.5, 3.0, 9.0]})
+
+    d = diff_tables(old, new, profile_table(old), profile_table(new), key="sku")
+
+    assert (d.match, d.key) == ("key", "sku")
+    assert (d.rows_unchanged, d.rows_changed, d.rows_added, d.rows_removed) == (2, 1, 1, 1)
+    assert d.changed_columns == (("price", 1),)
+    assert [e.to_dict() for e in d.examples] == [
+        {"row": "sku=a", "column": "price", "old": "1.0", "new": "1.5"}
+    ]
+    assert (d.added_rows, d.removed_rows) == (("sku=e",), ("sku=d",))
+    assert TableDiff.from_dict(json.loads(json.dumps(d.to_dict()))) == d
+
+
+def test_a_unique_id_column_is_the_key_without_asking() -> None:
+    old = pd.DataFrame({"customer_id": [1, 2, 3], "plan": ["a", "b", "c"]})
+    new = pd.DataFrame({"customer_id": [1, 2, 4], "plan": ["a", "z", "d"]})
+
+    d = _diff(old, new)
+
+    assert (d.match, d.key) == ("key", "customer_id")
+    assert (d.rows_unchanged, d.rows_changed, d.rows_added, d.rows_removed) == (1, 1, 1, 1)
+
+
+def test_a_repeated_id_is_no_key_and_rows_match_by_value() -> None:
+    old = pd.DataFrame({"id": [1, 1, 2], "v": [1, 2, 3]})
+    new = pd.DataFrame({"id": [1, 1, 2], "v": [1, 2, 4]})
+
+    d = _diff(old, new)
+
+    assert d.key is None
+    assert (d.rows_unchanged, d.rows_changed) == (2, 1)
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [("nope", "has no such column"), ("id", "appears more than once in the new version")],
+)
+def test_a_key_that_is_no_key_is_refused(key: str, message: str) -> None:
+    old = pd.DataFrame({"id": [1, 2], "v": [1, 2]})
+    new = pd.DataFrame({"id": [1, 1], "v": [1, 2]})
+
+    with pytest.raises(InvalidArgumentError, match=message):
+        diff_tables(old, new, profile_table(old), profile_table(new), key=key)
+
+
+def test_a_rescaled_column_is_a_change_not_every_row_replaced() -> None:
+    rng = np.random.default_rng(0)
+    old = pd.DataFrame(
+        {
+            "alcohol": rng.normal(13, 1, 178).round(2),
+            "ash": rng.normal(2.4, 0.3, 178).round(2),
+            "proline": rng.integers(300, 1700, 178),
+        }
+    )
+    new = old.drop(index=range(0, 178, 15)).reset_index(drop=True)
+    new["proline"] = new["proline"] / 1000
+
+    d = _diff(old, new)
+
+    assert (d.rows_old, d.rows_new) == (178, 166)
+    assert (d.rows_unchanged, d.rows_changed, d.rows_added, d.rows_removed) == (0, 166, 0, 12)
+    assert (d.match, d.ignored, d.changed_columns) == ("columns", ("proline",), (("proline", 166),))
+    assert d.examples[0].column == "proline"
+    assert d.removed_rows[:2] == ("row 0", "row 15")
+
+
+def test_without_a_key_equal_rows_are_unchanged_and_the_rest_counted() -> None:
+    old = pd.DataFrame({"a": [1, 2, 3], "b": ["x", "y", "z"]})
+    new = pd.DataFrame({"a": [1, 9, 8], "b": ["x", "q", "r"]})
+
+    d = _diff(old, new)
+
+    assert d.match == "exact"
+    assert (d.rows_unchanged, d.rows_changed, d.rows_added, d.rows_removed) == (1, 0, 2, 2)
+
+
+def test_missing_values_pair_as_equal() -> None:
+    old = pd.DataFrame({"id": ["a", "b"], "v": [np.nan, 1.0]})
+    new = pd.DataFrame({"id": ["a", "b"], "v": [np.nan, 2.0]})
+
+    d = _diff(old, new)
+
+    assert (d.rows_unchanged, d.rows_changed) == (1, 1)
+    assert d.examples[0].to_dict() == {"row": "id=b", "column": "v", "old": "1.0", "new": "2.0"}
+
+
+def test_decimal_commas_in_a_semicolon_file_are_numbers() -> None:
+    df = read_table(b"city;price;code\nOslo;1,5;007\nRome;2,25;1,2,3\nLima;10;x\n", "t.csv")
+
+    assert df["price"].tolist() == [1.5, 2.25, 10.0]
+    assert df["code"].tolist() == ["007", "1,2,3", "x"]  # not every value a number: as it was

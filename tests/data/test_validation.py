@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from assay.data.checks import Checks, ColumnChecks, dump_checks, load_checks
-from assay.data.tabular import read_table
+from assay.data.reading import read_table
 from assay.data.validation import CheckResult, ValidationReport, validate_table
 from assay.errors import InvalidArgumentError
 
@@ -187,6 +187,15 @@ def test_yaml_syntax_error_names_the_file_and_line() -> None:
 
     assert "line 3" in str(info.value)
     assert str(info.value).endswith("Fix the syntax; JSON is accepted too.")
+
+
+def test_a_checks_file_nested_a_thousand_levels_is_an_error_not_a_crash() -> None:
+    for text in (
+        "x: " + "[" * 5000 + "]" * 5000,
+        "columns:\n  a: " + "{b: " * 5000 + "1" + "}" * 5000,
+    ):
+        with pytest.raises(InvalidArgumentError, match=r"Checks file 'c\.yaml': more than 32"):
+            load_checks(text, "c.yaml")
 
 
 # --- matches --------------------------------------------------------------------------

@@ -26,7 +26,7 @@ class _Hook(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         type(self).got.append((self.headers["Host"], body))
         if self.mode == "slow":
-            time.sleep(1.5)
+            time.sleep(0.6)
         if self.mode == "redirect":
             self.send_response(302)
             self.send_header("Location", "http://169.254.169.254/latest/meta-data/")
@@ -43,6 +43,7 @@ class _Hook(BaseHTTPRequestHandler):
 def hook() -> Iterator[tuple[int, type[_Hook]]]:
     handler = type("Hook", (_Hook,), {"got": [], "mode": "ok"})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = False  # closing waits for a slow answer to end
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server.server_address[1], handler

@@ -72,10 +72,16 @@ def test_a_run_model_becomes_the_next_version_with_signature_metrics_and_lineage
 
     # Registering the same run again is the same version, not a new one.
     assert ws.registry.register_run(run.id[:8]).version == 1
+    # So is a rerun that trained the same model again (a skops file differs in its bytes:
+    # its zip carries the time it was written; the model in it is what counts).
+    rerun = ws.runs.execute(ws.runs.rerun(run.id).id)
+    assert ws.registry.register_run(rerun.id).ref == "cancer@1"
+    # Under another name it is a version of that model.
+    assert ws.registry.register_run(run.id, "cancer-best").ref == "cancer-best@1"
     second = ws.registry.register_run(train(ws, project, "C=0.1").id)
     assert second.version == 2
     assert [v.version for v in ws.registry.versions("cancer")] == [2, 1]
-    [model] = ws.registry.models()
+    [model] = [m for m in ws.registry.models() if m.name == "cancer"]
     assert (model.name, model.versions, model.latest) == ("cancer", 2, 2)
 
 
@@ -186,8 +192,9 @@ def test_register_a_file_trained_elsewhere(
         ws.registry.register_file(tmp_path / "iris.pkl", "iris")
     assert len(ws.registry.versions("iris")) == 1  # nothing stored by the refusal
     trusted = ws.registry.register_file(tmp_path / "iris.pkl", "iris", trust=True)
-    # A trusted pickle of a scikit-learn model is stored in the safe format.
-    assert (trusted.version, trusted.flavor) == (2, "sklearn")
+    # A trusted pickle of a scikit-learn model is stored in the safe format: here it is
+    # the very model iris@1 holds, so it is that version.
+    assert (trusted.version, trusted.flavor) == (1, "sklearn")
     with pytest.raises(NotFoundError, match="No model file"):
         ws.registry.register_file(tmp_path / "missing.skops", "iris")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
@@ -19,6 +20,11 @@ import uvicorn
 
 from assay.server.app import create_app
 from assay.workspace import Workspace
+
+with warnings.catch_warnings():
+    # Starlette 1.10 prefers httpx2 for its test client; plain httpx works the same.
+    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+    from starlette.testclient import TestClient as TestClient
 
 Serve = Callable[..., AbstractContextManager[str]]
 
@@ -119,6 +125,23 @@ def as_(base_url: str) -> Iterator[Callable[[str], httpx.Client]]:
         )
         clients.append(c)
         return c
+
+    yield make
+    for c in clients:
+        c.close()
+
+
+@pytest.fixture
+def local(ws: Workspace, secrets: dict[str, str]) -> Iterator[Callable[..., TestClient]]:
+    """In-process clients of `create_app(ws, **options)`: `local("admin")` holds that
+    scope's token, `local(None)` none; no socket, for what the process is not part of."""
+    clients: list[TestClient] = []
+
+    def make(scope: str | None = "admin", **options: Any) -> TestClient:
+        headers = {"Authorization": f"Bearer {secrets[scope]}"} if scope else {}
+        client = TestClient(create_app(ws, **options), headers=headers)
+        clients.append(client)
+        return client
 
     yield make
     for c in clients:

@@ -65,8 +65,19 @@ def test_upload_paths_that_leave_the_folder_are_refused(ws: Workspace, api: http
         error = assert_error(put(api, upload, path, b"pwned"), 400)
         assert error["type"] == "InvalidArgumentError", path
         assert error["details"] == {"path": path}
+        # The same path in a batch of small files.
+        index = json.dumps([[path, hash_bytes(b"pwned"), 5]]).encode()
+        answer = api.post(
+            f"/api/v1/uploads/{upload}/batch",
+            content=index + b"\n" + b"pwned",
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        error = assert_error(answer, 400)
+        assert error["type"] == "InvalidArgumentError", path
+        assert error["details"] == {"path": path}
     assert tree(root) == before
-    assert not list((ws.settings.cache_dir / "uploads" / upload).iterdir())
+    staged = ws.settings.cache_dir / "uploads" / upload
+    assert not [p for p in staged.rglob("*") if not p.is_dir()]
     assert not Path("/tmp/assay-escape").exists()
     assert api.get(f"/api/v1/uploads/{upload}").json()["files"] == {}
 
@@ -86,9 +97,9 @@ def test_encoded_dots_are_decoded_once_and_refused(ws: Workspace, api: httpx.Cli
     # Encoded twice, it arrives as the literal name "%2e%2e/x": harmless, and it stays inside.
     answer = api.put(httpx.URL(f"{url}?path=%252e%252e/x"), content=b"ok", headers=RAW)
     if answer.status_code == 200:
-        staged = ws.settings.cache_dir / "uploads" / upload / "%2e%2e" / "x"
+        staged = ws.settings.cache_dir / "uploads" / upload / "files" / "%2e%2e" / "x"
         assert staged.read_bytes() == b"ok"
-        assert answer.json()["files"] == {"%2e%2e/x": 2}
+        assert answer.json() == {"id": upload, "path": "%2e%2e/x", "size": 2}
     else:
         assert_error(answer, 400)
     assert tree(root) - before <= {
@@ -109,7 +120,7 @@ def test_a_symlink_in_the_staging_folder_is_not_written_through(
     ws: Workspace, api: httpx.Client, outside: Path
 ) -> None:
     upload = start_upload(api)
-    staging = ws.settings.cache_dir / "uploads" / upload
+    staging = ws.settings.cache_dir / "uploads" / upload / "files"
     (staging / "dir").symlink_to(outside, target_is_directory=True)
     (staging / "file").symlink_to(outside / "secret.txt")
 
@@ -167,13 +178,13 @@ def test_bodies_over_the_limit_are_413(small: httpx.Client) -> None:
     assert error["type"] == "PayloadTooLargeError"
     assert "1,000 bytes" in str(error["message"])
 
-    # Without a token the size is still checked first: nothing is read past the limit.
+    # Without a token the token is checked first: nothing of the body is read at all.
     anonymous = httpx.post(
         small.base_url.join("/api/v1/experiments/e/runs"),
         content=body,
         headers={"Content-Type": "application/json"},
     )
-    assert_error(anonymous, 413)
+    assert_error(anonymous, 401)
 
     # Raw upload parts are bounded by the same limit.
     upload = small.post("/api/v1/uploads").json()["id"]
@@ -340,3 +351,46 @@ def test_a_database_failure_is_json_without_a_stack_trace(ws: Workspace, api: ht
     for leak in ("Traceback", 'File "', "sqlalchemy.", "[SQL:"):
         assert leak not in answer.text
     assert api.get("/api/v1/runs").status_code == 200
+
+
+def test_errors_name_no_absolute_path_of_the_server(
+    ws: Workspace, api: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pipeline that fails to import names its file as the client sent it, not the
+    server's temporary folder; paths in the workspace are relative to it; the rest of
+    the server's own places (home, the Python installation) are shortened too."""
+    import sys
+    import tempfile
+
+    answer = api.post(
+        "/api/v1/pipelines", json={"files": {"pipes/p.py": "def broken(:\n"}, "entry": "pipes/p.py"}
+    )
+    error = assert_error(answer, 400)
+    assert error["details"]["file"] == "p.py"  # in the snapshot's folder, pipes/
+    assert tempfile.gettempdir() not in answer.text
+
+    from assay.errors import NotFoundError
+    from assay.runs.service import RunService
+
+    root = ws.settings.root
+    assert root is not None
+    inside = root / ".assay" / "services" / "s" / "service.json"
+    home = Path.home() / "models" / "m.skops"
+    python = Path(sys.prefix) / "lib" / "thing.py"
+
+    def missing(self: RunService, ref: str) -> None:
+        raise NotFoundError(
+            f"No file at {inside} (nor {home}, {python}).",
+            path=str(inside),
+            tried=[str(home), {"python": str(python)}],
+        )
+
+    monkeypatch.setattr(RunService, "get", missing)
+    error = assert_error(api.get("/api/v1/runs/x"), 404)
+    assert error["details"] == {
+        "path": ".assay/services/s/service.json",
+        "tried": ["~/models/m.skops", {"python": "<python>/lib/thing.py"}],
+    }
+    assert error["message"] == (
+        "No file at .assay/services/s/service.json (nor ~/models/m.skops, <python>/lib/thing.py)."
+    )

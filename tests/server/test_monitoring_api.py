@@ -110,26 +110,26 @@ def test_check_snapshot_and_retrain_through_the_api_sdk_and_remote(
     remote = _remote(url, secret, laptop)
     with Client(url, secret) as client:
         # Predictions through the server carry the id their feedback is joined by.
-        for frame in (_rows(50, 0.0, 1), _rows(150, 2.0, 2)):
+        for frame in (_rows(40, 0.0, 1), _rows(100, 2.0, 2)):
             for row in frame.to_dict("records"):
                 label = row.pop("y")
                 answer = client.predict("drifty-api", [row])
                 assert client.feedback("drifty-api", answer["request_id"], label=label)["logged"]
-        monitor = client.configure_monitor("drifty-api", "alpha: 0.01\nwindow: {last: 150}\n")
+        monitor = client.configure_monitor("drifty-api", "alpha: 0.01\nwindow: {last: 100}\n")
         assert monitor.target == "service" and "alpha: 0.01" in monitor.config_text
 
         report = client.monitor("drifty-api")  # the config's window: the drifted traffic
-        assert report["state"] == "drift" and report["requests"] == 150
-        assert report["performance"]["n"] == 150
-        recent = client.monitor("drifty-api", last=100, record=False)
-        assert recent["requests"] == 100 and recent["state"] == "drift"
+        assert report["state"] == "drift" and report["requests"] == 100
+        assert report["performance"]["n"] == 100
+        recent = client.monitor("drifty-api", last=60, record=False)
+        assert recent["requests"] == 60 and recent["state"] == "drift"
         assert [c.state for c in client.monitor_history("drifty-api")] == ["drift"]
 
-        code, out = remote("monitor", "drifty-api", "--last", "150")
+        code, out = remote("monitor", "drifty-api", "--last", "100")
         assert code == 0 and "state  drift" in out, out
         code, out = remote("monitor", "snapshot", "drifty-api", "--to", "drifty-live",
-                           "--last", "150")  # fmt: skip
-        assert code == 0 and "Committed drifty-live@1: 150 rows (150 labeled)" in out, out
+                           "--last", "100")  # fmt: skip
+        assert code == 0 and "Committed drifty-live@1: 100 rows (100 labeled)" in out, out
         assert [s.ref for s in client.snapshots("drifty-api")] == ["drifty-live@1"]
 
         # The server runs the pipeline; the CLI waits for the new version.

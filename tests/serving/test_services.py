@@ -217,3 +217,56 @@ def test_bad_deploys_are_clear_errors(served: Workspace) -> None:
         with pytest.raises(ConflictError, match=f"Port {port}"):
             served.services.deploy("flowers", "iris@1", port=port)
     assert served.services.services() == []
+
+
+def test_a_service_the_server_deployed_stops_at_once_from_another_process_and_is_reaped(
+    served: Workspace, tmp_path: Path
+) -> None:
+    """The server deploys (its child); this process, as `assay services stop` would, stops
+    it. Our stop must not wait on a process that is only a zombie of the server's, and the
+    server must collect its child."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from assay.store.liveness import alive
+
+    from .conftest import wait_until
+
+    _, secret = served.tokens.create("admin", "admin")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "assay", "server", "--port", str(port)],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}/api/v1"
+    try:
+        assert wait_until(lambda: _answers(f"{url}/health"), timeout=60)
+        deployed = httpx.post(
+            f"{url}/services",
+            json={"name": "viaapi", "model": "iris@1"},
+            headers={"Authorization": f"Bearer {secret}"},
+            timeout=120,
+        )
+        assert deployed.status_code == 201, deployed.text
+        pid = deployed.json()["pid"]
+        start = time.monotonic()
+        served.services.stop("viaapi", timeout_s=30)
+        # It returned when the process ended, not when its own timeout ran out.
+        assert time.monotonic() - start < 30, "the stop waited out its whole timeout"
+        # The server collected its child: no zombie left under it.
+        assert wait_until(lambda: not Path(f"/proc/{pid}").exists(), timeout=10)
+        assert not alive(pid)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -163,3 +163,115 @@ def test_plain_postgresql_urls_use_psycopg(scheme: str) -> None:
         assert engine.url.drivername == "postgresql+psycopg"
     finally:
         engine.dispose()
+
+
+# ---- a database that does not answer -------------------------------------------------------
+
+
+@contextlib.contextmanager
+def silent_server() -> Iterator[int]:
+    """A TCP server on loopback that accepts connections and never says a word; its port."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            held.append(conn)  # kept open, never read nor answered
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        listener.close()
+        for conn in held:
+            conn.close()
+        thread.join(timeout=5)
+
+
+def test_a_database_that_accepts_and_never_answers_fails_the_cli_in_one_line(
+    tmp_path: Path,
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    with silent_server() as port:
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("ASSAY_")},
+            "ASSAY_DB_URL": f"postgresql+psycopg://assay:s3cret@127.0.0.1:{port}/assay",
+            "ASSAY_STORE_URL": str(tmp_path / "objects"),
+            "ASSAY_DB_TIMEOUT_S": "1",
+        }
+        # The timeout here only stops a hang from stalling the suite; failing it is the bug.
+        done = subprocess.run(
+            [sys.executable, "-m", "assay", "data", "list"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert f"postgresql+psycopg://assay:***@127.0.0.1:{port}/assay" in lines[0]
+    assert "s3cret" not in done.stderr
+    assert "ASSAY_DB_TIMEOUT_S" in lines[0]  # what to do: it says how long it waited, and how
+
+
+def test_a_locked_sqlite_database_fails_a_write_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from assay.cli import context
+    from assay.cli.main import app
+
+    monkeypatch.chdir(tmp_path)
+    for key in ("ASSAY_DB_URL", "ASSAY_STORE_URL"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("ASSAY_DB_TIMEOUT_S", "0.5")
+    runner = CliRunner()
+    try:
+        assert runner.invoke(app, ["init"], catch_exceptions=False).exit_code == 0
+        (tmp_path / "x.txt").write_text("x")
+        # Another process holds the write lock and never lets go.
+        holder = sqlite3.connect(tmp_path / ".assay" / "assay.db", isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            result = runner.invoke(app, ["data", "commit", "x", "x.txt"], catch_exceptions=False)
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+    finally:
+        context.close()
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert "locked" in lines[0] and "assay.db" in lines[0] and "ASSAY_DB_TIMEOUT_S" in lines[0]
+
+
+def test_postgresql_connections_carry_the_timeouts_and_keep_the_urls_options(
+    pg_server_url: str,
+) -> None:
+    url = make_url(pg_server_url).update_query_dict({"options": "-csearch_path=public"})
+    db = Database(url.render_as_string(hide_password=False), timeout_s=7)
+    try:
+        with db.read() as conn:
+            assert conn.execute(text("SHOW statement_timeout")).scalar() == "7s"
+            assert conn.execute(text("SHOW lock_timeout")).scalar() == "7s"
+            assert conn.execute(text("SHOW search_path")).scalar() == "public"
+    finally:
+        db.dispose()

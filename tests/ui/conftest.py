@@ -191,7 +191,16 @@ class Page:
         self.tab = self.context.new_page()
         self.errors: list[str] = []
         self.dialogs: list[str] = []
-        self.tab.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        # A Content-Security-Policy violation is a console message too (the server's policy
+        # allows no inline script or style): any one fails the page.
+        self.tab.on(
+            "console",
+            lambda m: (
+                self.errors.append(m.text)
+                if m.type == "error" or "Content Security Policy" in m.text
+                else None
+            ),
+        )
         self.tab.on("pageerror", lambda e: self.errors.append(str(e)))
         self.tab.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
         self.tab.goto(f"{site.url}/login")

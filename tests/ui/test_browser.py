@@ -4,6 +4,7 @@ filters, the compare view draws its charts, and stored scripts never run."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -31,12 +32,14 @@ def test_the_overview_and_runs_pages_load(admin_page: Page) -> None:
 
 
 def test_the_runs_table_sorts_and_filters_on_the_server(admin_page: Page, site: Site) -> None:
+    from playwright.sync_api import expect
+
     tab = admin_page.tab
     admin_page.open("/runs?experiment=cancer&cols=params.C&cols=metrics.val_f1")
     tab.click("a.sort[data-key='params.C']")  # first click: descending
-    tab.wait_for_function(
-        "document.querySelector(\"a.sort[data-key='params.C']\").textContent.includes('▼')"
-    )
+    # Waits in Python, not with wait_for_function: Playwright evaluates its predicate from
+    # a string, and the dashboard's Content-Security-Policy refuses eval.
+    tab.wait_for_selector("a.sort[data-key='params.C']:has-text('▼')")
     c_values = [
         float(v) for v in tab.locator("table.runs tbody tr td:nth-child(10)").all_inner_texts()
     ]
@@ -44,7 +47,7 @@ def test_the_runs_table_sorts_and_filters_on_the_server(admin_page: Page, site: 
     assert "sort=params.C+desc" in tab.url
     tab.fill("input[name=filter]", "params.C < 5 and metrics.val_f1 > 0")
     tab.press("input[name=filter]", "Enter")
-    tab.wait_for_function("document.querySelectorAll('table.runs tbody tr').length === 2")
+    expect(tab.locator("table.runs tbody tr")).to_have_count(2)
     assert sorted(
         float(v) for v in tab.locator("table.runs tbody tr td:nth-child(10)").all_inner_texts()
     ) == [0.05, 1.0]
@@ -158,3 +161,97 @@ def test_the_api_docs_render_from_the_server_alone(reader_page: Page, site: Site
     assert outside == [], outside
     reader_page.open("/runs")
     assert tab.locator("nav a[href='/api/v1/docs']").count() == 1
+
+
+@pytest.fixture
+def elsewhere() -> Iterator[Callable[[str], str]]:
+    """A page served from another port of this host (the same site, another origin):
+    `elsewhere(html)` serves `html` there and returns its URL."""
+    import http.server
+    import threading
+
+    pages: dict[str, bytes] = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = pages.get(self.path, b"")
+            self.send_response(200 if body else 404)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            return None
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    def serve(html: str) -> str:
+        path = f"/page{len(pages)}.html"
+        pages[path] = html.encode()
+        return f"http://127.0.0.1:{server.server_address[1]}{path}"
+
+    yield serve
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_form_posted_from_another_port_cannot_conclude_a_test(
+    browser: Any, site: Site, elsewhere: Callable[[str], str]
+) -> None:
+    """The audit's attack: a signed-in admin opens a page on 127.0.0.1:OTHER that posts a
+    form to /abtests/ab/conclude. The cookie goes along (same site), the server refuses."""
+    page = Page(browser, site, site.admin)
+    attack = elsewhere(
+        f'<form id="f" method="post" action="{site.url}/abtests/ab/conclude">'
+        '<input name="winner" value="b"></form>'
+        "<script>document.getElementById('f').submit()</script>"
+    )
+    try:
+        with page.tab.expect_response(lambda r: r.url.endswith("/conclude")) as sent:
+            page.tab.goto(attack)
+        answer = sent.value
+        assert answer.status == 403
+        assert answer.request.headers["origin"] == attack.rsplit("/", 1)[0]
+        page.tab.wait_for_load_state()
+        assert "not sent from this server's pages" in page.tab.inner_text("[role=alert]")
+        test = site.ws.abtests.get("ab")
+        assert test.status == "running" and test.winner is None
+    finally:
+        page.close()
+
+
+def test_the_dashboards_own_forms_work(browser: Any, site: Site) -> None:
+    """Its forms carry the session's token: a prediction tried through htmx, an A/B test
+    concluded after the confirmation, signing out; no CSP violation on the way."""
+    context = browser.new_context()
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    tab.on("pageerror", lambda e: errors.append(str(e)))
+    tab.on("dialog", lambda d: d.accept())
+    site.ws.abtests.create("ab-forms", ["a=cancer@1", "b=cancer@2"], "weighted:50,50")
+    try:
+        tab.goto(f"{site.url}/login")
+        tab.fill("input[name=token]", site.admin)
+        tab.click("button[type=submit]")
+        tab.wait_for_load_state("networkidle")
+
+        tab.goto(f"{site.url}/services")
+        tab.click("details.try summary")
+        tab.click("details.try button[type=submit]")
+        tab.wait_for_selector("details.try pre")  # the service's answer, swapped in by htmx
+        assert "predictions" in tab.inner_text("details.try")
+
+        tab.goto(f"{site.url}/abtests/ab-forms")
+        tab.click("form[action$='/conclude']:has(input[value=b]) button")
+        tab.wait_for_load_state("networkidle")
+        assert tab.url == f"{site.url}/abtests/ab-forms"
+        assert site.ws.abtests.get("ab-forms").winner == "b"
+
+        tab.click("header form[action='/logout'] button")
+        tab.wait_for_url(f"{site.url}/login")
+        assert errors == [], errors
+    finally:
+        site.ws.abtests.stop("ab-forms")
+        context.close()

@@ -28,6 +28,7 @@ from assay.errors import (
     NotFoundError,
     PredictTimeoutError,
 )
+from assay.limits import FEEDBACK_BODY_BYTES, too_deep
 from assay.serving.app import JsonBody, error_kind
 from assay.serving.bodies import binary_headers, error_body, read_body, read_infer_body
 from assay.serving.metrics import CONTENT_TYPE, monitor_gauges
@@ -242,7 +243,7 @@ class _ABEndpoints:
     async def feedback(self, request: Request) -> Response:
         try:
             ab = self._current(request)
-            doc = _parse_object(await read_body(request, self.limit))
+            doc = _parse_object(await read_body(request, min(self.limit, FEEDBACK_BODY_BYTES)))
             request_id, reward, truth = feedback_fields(doc)
             found = self.w.answered.get(request_id)
             if found is None:
@@ -357,7 +358,7 @@ def _key(request: Request, body: _Body, field: str | None) -> str | None:
     data, json_length = body
     try:
         doc = json.loads(data if json_length is None else data[:json_length])
-    except ValueError:
+    except (ValueError, RecursionError):
         return None  # the model's own parsing says what is wrong with the body
     if isinstance(doc, dict):
         if field in doc:
@@ -392,6 +393,8 @@ def _parse_object(body: bytes) -> dict[str, Any]:
         doc = json.loads(body)
     except ValueError as exc:
         raise InvalidArgumentError(f"The body is not valid JSON: {exc}.") from None
+    except RecursionError:
+        raise too_deep("The feedback") from None
     if not isinstance(doc, dict):
         raise InvalidArgumentError('Send a JSON object: {"request_id": ..., "reward": ...}.')
     return doc

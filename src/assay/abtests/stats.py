@@ -112,8 +112,9 @@ class Sample:
 class Comparison:
     """One variant against the control.
 
-    `diff` is treatment minus control and `diff_ci` its normal-approximation interval
-    (unpooled standard error). `statistic` and `p_value` are the fixed-horizon test's
+    `diff` is treatment minus control and `diff_ci` its interval, from the same standard
+    error as the test (so it excludes zero exactly when `p_value` is below 1 - confidence).
+    `statistic` and `p_value` are the fixed-horizon test's
     (`test` names it), valid only when the sample size was fixed in advance and the
     results are read once. `always_valid_p` is the mSPRT's at this look alone; the
     running minimum over looks (`sequential_p_values`) is the one to act on.
@@ -208,32 +209,57 @@ def welch_ttest(a: Sample, b: Sample) -> tuple[float, float, float]:
 
 
 def compare(control: Sample, treatment: Sample, confidence: float = 0.95) -> Comparison:
-    """`treatment` against `control`: the two-proportion z-test when both are binary,
-    Welch's t-test otherwise, the difference with its confidence interval, and the
-    always-valid p-value at this look (`msprt_p_value`)."""
+    """`treatment` against `control`: the difference, its confidence interval and the
+    fixed-horizon test, all from ONE standard error, so the interval excludes zero
+    exactly when p < 1 - confidence; and the always-valid p-value at this look
+    (`msprt_p_value`).
+
+    Both binary: the Wald z-test of two proportions (unpooled standard error), with the
+    normal interval. Otherwise Welch's t-test (scipy's), with the t interval on its
+    Welch-Satterthwaite degrees of freedom.
+    """
     _check_unit("confidence", confidence)
     diff = treatment.mean - control.mean
-    se = math.nan
-    if _ok(control, treatment):
-        se = math.sqrt(control.var / control.n + treatment.var / treatment.n)
-    z = _z(1.0 - (1.0 - confidence) / 2.0)
-    diff_ci = (diff - z * se, diff + z * se)
+    level = 1.0 - (1.0 - confidence) / 2.0
     if control.binary and treatment.binary:
-        statistic, p_value = two_proportion_ztest(control, treatment)
+        statistic, p_value, se = wald_ztest(control, treatment)
+        half = _z(level) * se
         test = "two-proportion z"
     else:
-        statistic, _, p_value = welch_ttest(control, treatment)
+        statistic, df, p_value = welch_ttest(control, treatment)
+        se = (
+            math.sqrt(control.var / control.n + treatment.var / treatment.n)
+            if _ok(control, treatment)
+            else math.nan
+        )
+        half = float(special.stdtrit(df, level)) * se if se > 0 else (0.0 if se == 0 else se)
         test = "Welch t"
     return Comparison(
         label=treatment.label,
         control=control.label,
         diff=diff,
-        diff_ci=diff_ci,
+        diff_ci=(diff - half, diff + half),
         statistic=statistic,
         p_value=p_value,
         test=test,
         always_valid_p=msprt_p_value(control, treatment),
     )
+
+
+def wald_ztest(a: Sample, b: Sample) -> tuple[float, float, float]:
+    """The Wald z-test of two proportions, b against a: (z, two-sided p, standard error).
+
+    z = (p_b - p_a) / sqrt(p_a(1 - p_a)/n_a + p_b(1 - p_b)/n_b): the unpooled standard
+    error, the same one the difference's interval takes, so test and interval agree.
+    (nan, nan, nan) when either n is 0.
+    """
+    if a.n == 0 or b.n == 0:
+        return (math.nan, math.nan, math.nan)
+    se = math.sqrt(a.var / a.n + b.var / b.n)
+    z = _ratio(b.mean - a.mean, se)
+    if math.isinf(z):
+        return (z, 0.0, se)
+    return (z, _two_sided_normal_p(z), se)
 
 
 # ---- sequential testing ------------------------------------------------------------------

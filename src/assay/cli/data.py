@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from assay.cli.context import workspace
 from assay.cli.output import (
@@ -20,12 +21,12 @@ from assay.cli.output import (
     sparkline,
     when,
 )
-from assay.errors import InvalidArgumentError, NotFoundError
 
 if TYPE_CHECKING:
     from assay.data.checks import Checks
     from assay.data.entities import DataDiff, DataVersion
-    from assay.data.tabular import TableDiff, TableProfile
+    from assay.data.tablediff import TableDiff
+    from assay.data.tabular import ColumnProfile, TableProfile
     from assay.data.validation import ValidationReport
 
 app = typer.Typer(
@@ -37,14 +38,9 @@ app = typer.Typer(
 
 def _load_checks(path: Path) -> Checks:
     from assay.data.checks import load_checks
+    from assay.store.paths import read_user_text
 
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise NotFoundError(f"Checks file {str(path)!r} does not exist.") from None
-    except (UnicodeDecodeError, IsADirectoryError) as exc:
-        raise InvalidArgumentError(f"Cannot read checks file {str(path)!r}: {exc}.") from None
-    return load_checks(text, str(path))
+    return load_checks(read_user_text(path, "checks file"), str(path))
 
 
 @app.command()
@@ -94,10 +90,11 @@ def commit(
         return
     if result.validation is not None:
         _print_report(result.validation, only_failures=True)
-    if not result.created:
-        console.print(f"Nothing changed: {v.ref} already holds this content.")
-        return
     mark = " [red](validation failed)[/red]" if v.validation == "failed" else ""
+    if not result.created:
+        checked = mark if result.validation is not None else ""
+        console.print(f"Nothing changed: {v.ref} already holds this content{checked}.")
+        return
     console.print(
         f"Committed [bold]{v.ref}[/bold]{mark}: {v.file_count:,} file(s), "
         f"{human_bytes(v.total_bytes)} ({result.files_hashed:,} hashed, "
@@ -106,9 +103,14 @@ def commit(
 
 
 @app.command("list")
-def list_(as_json: JsonOpt = False) -> None:
-    """List datasets."""
-    items = workspace().data.datasets()
+def list_(
+    all_: Annotated[
+        bool, typer.Option("--all", help="Include the runs' params/* datasets.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List datasets (the runs' params/* datasets only with --all)."""
+    items = workspace().data.datasets(include_params=all_)
     if as_json:
         emit_json(
             [
@@ -241,9 +243,18 @@ def tag(
 
 
 @app.command()
-def diff(old: str, new: str, as_json: JsonOpt = False) -> None:
-    """Compare two versions: files, and for tables rows, columns and statistics."""
-    d = workspace().data.diff(old, new)
+def diff(
+    old: str,
+    new: str,
+    key: Annotated[
+        str | None,
+        typer.Option("--key", help="Match rows by this column (default: a unique id-like column)."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Compare two versions: files, and for tables rows (added, removed, changed),
+    columns and statistics."""
+    d = workspace().data.diff(old, new, key=key)
     if as_json:
         emit_json(_diff_dict(d))
         return
@@ -264,6 +275,9 @@ def diff(old: str, new: str, as_json: JsonOpt = False) -> None:
     console.print(table)
     for path, td in d.tables.items():
         _print_table_diff(path, td)
+    for path, reason in d.unreadable.items():
+        console.print()
+        console.print(Text.assemble((path, "bold"), f"  not compared as a table: {reason}"))
 
 
 def _diff_dict(d: DataDiff) -> dict[str, Any]:
@@ -274,15 +288,29 @@ def _diff_dict(d: DataDiff) -> dict[str, Any]:
         "removed": [f.__dict__ for f in d.removed],
         "changed": [c.__dict__ for c in d.changed],
         "tables": {p: t.to_dict() for p, t in d.tables.items()},
+        "unreadable": dict(d.unreadable),
     }
 
 
 def _print_table_diff(path: str, td: TableDiff) -> None:
     console.print()
-    console.print(
-        f"[bold]{path}[/bold]  rows {td.rows_old:,} -> {td.rows_new:,} "
-        f"([green]+{td.rows_added:,}[/green] [red]-{td.rows_removed:,}[/red])"
+    parts = [
+        (td.rows_unchanged, "unchanged", ""),
+        (td.rows_changed, "changed", "yellow"),
+        (td.rows_added, "added", "green"),
+        (td.rows_removed, "removed", "red"),
+    ]
+    counts = ", ".join(
+        f"[{style}]{n:,} {word}[/{style}]" if style else f"{n:,} {word}"
+        for n, word, style in parts
+        if n
     )
+    console.print(
+        Text.assemble((path, "bold"), f"  rows {td.rows_old:,} -> {td.rows_new:,}"),
+        Text.from_markup(f": {counts}" if counts else ""),
+        sep="",
+    )
+    _print_row_changes(td)
     for col in td.columns_added:
         console.print(f"  [green]+ column[/green] {col}")
     for col in td.columns_removed:
@@ -315,6 +343,40 @@ def _print_table_diff(path: str, td: TableDiff) -> None:
         )
 
 
+def _print_row_changes(td: TableDiff) -> None:
+    hint = "no key column; --key COL matches rows by one"
+    if td.match == "key":
+        console.print(Text(f"  rows matched by {td.key}", style="dim"))
+    elif td.match == "columns":
+        ignored = ", ".join(td.ignored)
+        console.print(
+            Text(f"  rows matched on the shared columns but {ignored} ({hint})", style="dim")
+        )
+    elif td.rows_added and td.rows_removed:
+        console.print(Text(f"  rows matched only when equal in every column ({hint})", style="dim"))
+    if td.changed_columns:
+        console.print(
+            "  changed columns: "
+            + ", ".join(f"{_one_line(c)} ({n:,})" for c, n in td.changed_columns)
+        )
+    if td.examples:
+        grid = Table.grid(padding=(0, 2))
+        for e in td.examples:
+            grid.add_row(
+                Text("   " + e.row),
+                Text(_one_line(e.column)),
+                Text(f"{e.old} -> {e.new}"),
+            )
+        console.print(grid)
+    for word, rows, total in (
+        ("added", td.added_rows, td.rows_added),
+        ("removed", td.removed_rows, td.rows_removed),
+    ):
+        if rows:
+            more = ", …" if total > len(rows) else ""
+            console.print(Text(f"  {word}: {', '.join(rows)}{more}"))
+
+
 def _notable(old: float | None, new: float | None) -> bool:
     if old is None or new is None or old == 0:
         return old != new
@@ -333,8 +395,36 @@ def profile(ref: str, as_json: JsonOpt = False) -> None:
         _print_profile(f"{v.ref}:{path}", prof)
 
 
+_SEPARATORS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+
+
 def _print_profile(title: str, prof: TableProfile) -> None:
-    console.print(f"[bold]{title}[/bold]  {prof.rows:,} rows x {len(prof.columns)} columns")
+    if prof.error is not None:
+        console.print(
+            Text.assemble(
+                (title, "bold"),
+                f"  not readable as a table: {prof.error}. Its bytes are versioned as they are.",
+            )
+        )
+        console.print()
+        return
+    read_as = []
+    if prof.delimiter not in (None, ","):
+        read_as.append(f"{_SEPARATORS.get(prof.delimiter or '', repr(prof.delimiter))}-separated")
+    if prof.encoding not in (None, "utf-8"):
+        read_as.append(str(prof.encoding))
+    console.print(
+        Text.assemble(
+            (title, "bold"),
+            f"  {prof.rows:,} rows x {len(prof.columns)} columns",
+            (f"  ({', '.join(read_as)})" if read_as else "", "dim"),
+        )
+    )
+    for warning in prof.warnings:
+        console.print(Text(f"  ! {warning}", style="yellow"))
+    if not prof.columns:
+        console.print()
+        return
     table = Table(
         "column",
         "type",
@@ -351,23 +441,49 @@ def _print_profile(title: str, prof: TableProfile) -> None:
     )
     for c in prof.columns:
         missing = f"{c.missing:,} ({c.missing_share:.0%})" if c.missing else "0"
-        if c.histogram is not None:
-            dist = sparkline(c.histogram.counts)
-        else:
-            dist = ", ".join(f"{value} ({count:,})" for value, count in c.top[:3])
         table.add_row(
-            c.name,
-            c.type,
+            Text(_one_line(c.name)),
+            _column_type(c),
             missing,
             f"{c.distinct:,}",
             fmt_num(c.min),
             fmt_num(c.mean),
             fmt_num(c.max),
             fmt_num(c.std),
-            dist,
+            Text(_distribution(c)),
         )
     console.print(table)
     console.print()
+
+
+def _column_type(c: ColumnProfile) -> str:
+    if c.numeric_share is None:
+        return c.type
+    return f"{c.type}, {_share(c.numeric_share)} numbers"
+
+
+def _share(x: float) -> str:
+    """A share that never rounds to 100% (or 0%) unless it is."""
+    pct = x * 100
+    if 0 < pct < 1:
+        return "<1%"
+    if 99 < pct < 100:
+        return ">99%"
+    return f"{pct:.0f}%"
+
+
+def _distribution(c: ColumnProfile) -> str:
+    values = ", ".join(f"{_one_line(v, 20)} ({n:,})" for v, n in (c.odd or c.top)[:3])
+    if c.histogram is None:
+        return values
+    bars = sparkline(c.histogram.counts)
+    return f"{bars}  other: {values}" if c.odd else bars
+
+
+def _one_line(text: str, limit: int = 40) -> str:
+    """A cell's text on one line: line breaks shown as ⏎, tabs as spaces, long text cut."""
+    flat = text.replace("\r\n", "⏎").replace("\n", "⏎").replace("\r", "⏎").replace("\t", " ")
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 @app.command()

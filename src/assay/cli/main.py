@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from assay.cli import context
@@ -22,7 +23,9 @@ class AssayGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except AssayError as exc:
-            err.print(f"[red]error:[/red] {exc.message}", markup=True, highlight=False)
+            # The message is text, not markup: `pip install 'assay[boosting]'` keeps its
+            # brackets.
+            err.print(f"[red]error:[/red] {escape(exc.message)}", markup=True, highlight=False)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             err.print("[yellow]interrupted[/yellow]")

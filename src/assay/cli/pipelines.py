@@ -105,10 +105,11 @@ def show(
     service = workspace().pipelines
     v = service.resolve(ref)
     files = service.files(v)
-    source = service.source(v)
     if as_json:
+        source = service.source(v)
         emit_json({**v.to_dict(), "files": [f.__dict__ for f in files], "source": source})
         return
+    source = service.readable(v)
     _header(v, len(files))
     table = Table("#", "step", "inputs", "code", "", box=None, header_style="bold")
     for i, s in enumerate(v.steps, start=1):

@@ -46,8 +46,8 @@ class _Remote:
 class RemoteData(_Remote):
     what = "data"
 
-    def datasets(self) -> list[Any]:
-        return self.client.datasets()
+    def datasets(self, *, include_params: bool = False) -> list[Any]:
+        return self.client.datasets(include_params=include_params)
 
     def log(self, name: str) -> list[Any]:
         return self.client.log(name)
@@ -89,12 +89,11 @@ class RemoteData(_Remote):
 
     def checkout(self, ref: str, dest: Path, *, force: bool = False, progress: Any = None) -> Any:
         """Download every file of a version into `dest` (each checked against its hash)."""
+        from assay.store.paths import check_destination
+
         version, files = self.client.version(ref)
         dest = Path(dest)
-        if dest.exists() and any(dest.iterdir()) and not force:
-            raise InvalidArgumentError(
-                f"{dest} is not empty; pass --force to write the version's files into it."
-            )
+        check_destination(dest, force=force)
         for i, entry in enumerate(files, start=1):
             self.client.download(version.ref, entry.path, dest.joinpath(*entry.path.split("/")))
             if progress is not None:
@@ -109,16 +108,8 @@ class RemoteData(_Remote):
         doc = self.client._call("GET", f"/profiles/{ref}")
         return parse(DataVersion, doc["version"]), parse(dict[str, TableProfile], doc["tables"])
 
-    def diff(self, old_ref: str, new_ref: str) -> Any:
-        from dataclasses import replace
-
-        from assay.client.http import parse
-        from assay.data.entities import DataDiff
-        from assay.data.tabular import TableDiff
-
-        doc = self.client._call("GET", "/diffs", params={"old": old_ref, "new": new_ref})
-        found = parse(DataDiff, doc)
-        return replace(found, tables=parse(dict[str, TableDiff], doc.get("tables") or {}))
+    def diff(self, old_ref: str, new_ref: str, *, key: str | None = None) -> Any:
+        return self.client.diff(old_ref, new_ref, key=key)
 
 
 class RemotePipelines(_Remote):
@@ -141,6 +132,13 @@ class RemotePipelines(_Remote):
 
     def source(self, version: Any, path: str | None = None) -> str:
         return self.client.pipeline_source(version.ref, path)
+
+    def readable(self, version: Any, path: str | None = None) -> str:
+        from assay.pipelines import notebook
+
+        wanted = path or version.entry
+        text = self.source(version, wanted)
+        return notebook.as_script(text) if notebook.is_notebook(wanted) else text
 
     def diff(self, a_ref: str, b_ref: str) -> str:
         return self.client.pipeline_diff(a_ref, b_ref)

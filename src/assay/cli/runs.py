@@ -92,7 +92,15 @@ def run_command(
 
 
 def execute(run: Run, *, use_cache: bool, quiet: bool = False) -> Run:
-    """Launch the runner for a queued run, show its progress, and return the finished run."""
+    """Launch the runner for a queued run, show its progress, and return the finished run.
+
+    The runner dies with this command (killed with -9, it takes the runner down);
+    SIGTERM stops the runner first, and the run is recorded as killed.
+    """
+    import signal
+    import threading
+
+    from assay.executors.lifeline import Terminated
     from assay.executors.local import LocalExecutor
 
     ws = workspace()
@@ -101,16 +109,33 @@ def execute(run: Run, *, use_cache: bool, quiet: bool = False) -> Run:
             f"Run [bold]{run.short_id}[/bold] ({run.name}): pipeline {run.pipeline_ref}, "
             f"data {run.data_ref}, params {run.params_ref}"
         )
-    handle = LocalExecutor(Path.cwd(), os.environ).launch(run.id, use_cache=use_cache)
+
+    def terminated(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: the stop below must finish
+        raise Terminated("SIGTERM")
+
+    # Signal handlers belong to the main thread (where a command runs, but not always
+    # where a caller of this function does).
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, terminated) if main else None
     try:
-        for event in handle.events():
-            if not quiet:
-                _show(event)
-        code = handle.wait()
-    except KeyboardInterrupt:
-        handle.interrupt(ws.runs, run.id)
-        err.print(f"[yellow]Run {run.short_id} killed.[/yellow]")
-        raise typer.Exit(130) from None
+        handle = LocalExecutor(Path.cwd(), os.environ).launch(run.id, use_cache=use_cache)
+        try:
+            for event in handle.events():
+                if not quiet:
+                    _show(event)
+            code = handle.wait()
+        except Terminated:
+            handle.stop(ws.runs, run.id, "SIGTERM")
+            err.print(f"[yellow]Run {run.short_id} killed (SIGTERM).[/yellow]")
+            raise typer.Exit(128 + signal.SIGTERM) from None
+        except KeyboardInterrupt:
+            handle.interrupt(ws.runs, run.id)
+            err.print(f"[yellow]Run {run.short_id} killed.[/yellow]")
+            raise typer.Exit(130) from None
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
     handle.settle(ws.runs, run.id, code)
     return ws.runs.get(run.id)
 

@@ -29,8 +29,14 @@ def server_command(
         bool, typer.Option("--no-auth", help="Serve without tokens (trusted machines only).")
     ] = False,
     max_body_mb: Annotated[
-        float, typer.Option("--max-body-mb", help="Largest JSON body accepted.")
+        float, typer.Option("--max-body-mb", help="Largest request body any route accepts.")
     ] = 64.0,
+    body_timeout: Annotated[
+        float,
+        typer.Option(
+            "--body-timeout", min=0.1, help="Seconds a request body may take to arrive (408)."
+        ),
+    ] = 60.0,
 ) -> None:
     """Serve the workspace: the REST API under /api/v1 (OpenAPI at /api/v1/openapi.json)."""
     import uvicorn
@@ -63,6 +69,7 @@ def server_command(
     threading.Thread(target=_watch_monitors, name="assay-monitors", daemon=True).start()
     os.environ["ASSAY_SERVER_AUTH"] = "0" if no_auth else "1"
     os.environ["ASSAY_SERVER_MAX_BODY"] = str(int(max_body_mb * 1024 * 1024))
+    os.environ["ASSAY_SERVER_BODY_TIMEOUT"] = str(body_timeout)
     console.print(f"Assay server on http://{host}:{port}/api/v1 ({workers} worker(s))")
     uvicorn.run(
         "assay.server.main:build",

@@ -24,6 +24,10 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 PART = 8 * 1024 * 1024  # upload parts: a failed part is resent, not the whole file
+# Files smaller than this travel in batches of up to PART bytes or BATCH_FILES files
+# (the size under which the store packs files, `assay.store.packs.PACKABLE`).
+SMALL = 256 * 1024
+BATCH_FILES = 4096
 
 
 @cache
@@ -44,13 +48,9 @@ def _checks(checks: Checks | Path | str) -> Checks:
 
     if isinstance(checks, Checks):
         return checks
-    try:
-        text = Path(checks).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise errors.InvalidArgumentError(
-            f"Cannot read checks file {str(checks)!r}: {exc}."
-        ) from None
-    return load_checks(text, str(checks))
+    from assay.store.paths import read_user_text
+
+    return load_checks(read_user_text(Path(checks), "checks file"), str(checks))
 
 
 class Client:
@@ -98,12 +98,12 @@ class Client:
         clean = {k: v for k, v in params.items() if v is not None}
         return parse(kind, self._call("GET", path, params=clean))
 
-    def _list(self, kind: Any, path: str, page_size: int = 1000) -> list[Any]:
+    def _list(self, kind: Any, path: str, page_size: int = 1000, **query: Any) -> list[Any]:
         """Every item of a listing route, following its pages."""
         items: list[Any] = []
         token: str | None = None
         while True:
-            params: dict[str, Any] = {"limit": page_size}
+            params: dict[str, Any] = {"limit": page_size, **query}
             if token:
                 params["page_token"] = token
             doc = self._call("GET", path, params=params)
@@ -114,10 +114,11 @@ class Client:
 
     # ---- data ----------------------------------------------------------------------------
 
-    def datasets(self) -> list[Any]:
+    def datasets(self, *, include_params: bool = False) -> list[Any]:
+        """Every dataset; the runs' `params/*` datasets only with `include_params`."""
         from assay.data.entities import Dataset
 
-        return self._list(Dataset, "/datasets")
+        return self._list(Dataset, "/datasets", all=include_params)
 
     def log(self, name: str) -> list[Any]:
         from assay.data.entities import DataVersion
@@ -168,6 +169,19 @@ class Client:
             return found
         return replace(found, validation=ValidationReport.from_dict(doc["validation"]))
 
+    def diff(self, old: str, new: str, *, key: str | None = None) -> Any:
+        """How data version `new` differs from `old`: a DataDiff whose `tables` hold a
+        TableDiff per changed table (rows paired by `key`, or an id-like column)."""
+        from dataclasses import replace
+
+        from assay.data.entities import DataDiff
+        from assay.data.tablediff import TableDiff
+
+        params = {"old": old, "new": new, **({"key": key} if key is not None else {})}
+        doc = self._call("GET", "/diffs", params=params)
+        found = parse(DataDiff, doc)
+        return replace(found, tables=parse(dict[str, TableDiff], doc.get("tables") or {}))
+
     def validate(self, ref: str, checks: Checks | Path | str) -> tuple[Any, Any]:
         """Check a version's tables on the server: (DataVersion, ValidationReport); the
         result is stored with the version."""
@@ -184,16 +198,31 @@ class Client:
         return parse(DataVersion, doc["version"]), ValidationReport.from_dict(doc["report"])
 
     def _upload(self, root: Path) -> tuple[str, dict[str, str]]:
-        """Send a file, or a folder's files, as a new upload: (its id, {path: BLAKE3})."""
-        from assay.store.objects import hash_file
+        """Send a file, or a folder's files, as a new upload: (its id, {path: BLAKE3}).
+
+        Small files go many to a request (a batch, as the store packs them); larger
+        ones in parts of PART bytes, so that a failed part is resent alone.
+        """
+        from assay.store.objects import hash_bytes, hash_file
 
         if not root.exists():
             raise errors.NotFoundError(f"{root} does not exist.")
         files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
         upload = self._call("POST", "/uploads")["id"]
         hashes: dict[str, str] = {}
+        batch: list[tuple[str, str, bytes]] = []
+        batch_bytes = 0
         for file in files:
             rel = file.name if root.is_file() else file.relative_to(root).as_posix()
+            if file.stat().st_size < SMALL:
+                data = file.read_bytes()  # what is hashed is what is sent
+                hashes[rel] = hash_bytes(data)
+                batch.append((rel, hashes[rel], data))
+                batch_bytes += len(data)
+                if batch_bytes >= PART or len(batch) >= BATCH_FILES:
+                    self._send_batch(upload, batch)
+                    batch, batch_bytes = [], 0
+                continue
             hashes[rel] = hash_file(file)
             with file.open("rb") as src:
                 offset = 0
@@ -211,7 +240,21 @@ class Client:
                     offset += len(part)
                     if not part:
                         break
+        if batch:
+            self._send_batch(upload, batch)
         return upload, hashes
+
+    def _send_batch(self, upload: str, batch: list[tuple[str, str, bytes]]) -> None:
+        """One request carrying many small files: a JSON line naming them, then their bytes."""
+        import json
+
+        index = json.dumps([[rel, digest, len(data)] for rel, digest, data in batch])
+        self._call(
+            "POST",
+            f"/uploads/{upload}/batch",
+            content=b"".join([index.encode(), b"\n", *(data for _, _, data in batch)]),
+            headers={"Content-Type": "application/octet-stream"},
+        )
 
     def download(self, ref: str, path: str, dest: Path | str) -> Path:
         """One file of a data version, streamed to `dest` and checked against its hash."""
@@ -495,7 +538,9 @@ class Client:
         """Record a search's candidates as finished runs under `parent`; their ids."""
         body = [{"params": c.params, "metrics": c.metrics, "name": c.name, "status": c.status}
                 for c in children]  # fmt: skip
-        found: list[str] = self._call("POST", f"/runs/{parent}/children", json={"children": body})
+        found: list[str] = self._call("POST", f"/runs/{parent}/children", json={"children": body})[
+            "ids"
+        ]
         return found
 
     def children(self, run: str) -> list[Any]:

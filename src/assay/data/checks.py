@@ -32,6 +32,7 @@ import yaml
 
 from assay.data.entities import is_tabular_path as is_tabular
 from assay.errors import InvalidArgumentError
+from assay.limits import too_deep
 
 CheckType = Literal["integer", "float", "number", "string", "boolean", "datetime"]
 CHECK_TYPES: tuple[CheckType, ...] = get_args(CheckType)
@@ -139,6 +140,8 @@ def load_checks(text: str, source: str) -> Checks:
             "Fix the syntax; JSON is accepted too.",
             source=source,
         ) from exc
+    except RecursionError:  # nested a thousand levels deep: no checks file is
+        raise too_deep(f"Checks file {source!r}") from None
     if doc is None:
         return Checks(source=source)
     p = _Parser(source)

@@ -13,6 +13,9 @@ _NAME_PART = r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}"
 NAME_RE = re.compile(rf"^{_NAME_PART}(/{_NAME_PART}){{0,3}}$")
 TAG_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9._-]{0,63}$")
 LATEST = "latest"
+# Each run's params file is committed as a version of `params/<pipeline>`: bookkeeping
+# that listings leave out unless asked.
+PARAMS_PREFIX = "params/"
 
 
 def check_name(name: str, what: str = "Dataset") -> str:
@@ -152,6 +155,8 @@ class DataDiff:
     removed: tuple[FileEntry, ...]
     changed: tuple[FileChange, ...]
     tables: dict[str, Any] = field(default_factory=dict)  # path -> TableDiff
+    # A changed table that either version holds as unreadable: path -> why.
+    unreadable: dict[str, str] = field(default_factory=dict)
 
     @property
     def unchanged(self) -> bool:

@@ -211,15 +211,15 @@ class DataRepository:
         )
         return found
 
-    def profiled(self, hashes: set[str]) -> set[str]:
-        if not hashes:
-            return set()
-        p = table_profiles.c
-        return set(self.c.scalars(select(p.object_hash).where(p.object_hash.in_(hashes))))
-
-    def add_profile(self, object_hash: str, profile: dict[str, Any]) -> None:
+    def put_profile(self, object_hash: str, profile: dict[str, Any]) -> None:
+        """Store a content's profile, replacing an older one."""
         if self.profile(object_hash) is None:
             self.c.execute(insert(table_profiles).values(object_hash=object_hash, profile=profile))
+        else:
+            p = table_profiles.c
+            self.c.execute(
+                update(table_profiles).where(p.object_hash == object_hash).values(profile=profile)
+            )
 
     def add_validation(
         self, version_id: int, checks_hash: str, passed: bool, report: dict[str, Any]

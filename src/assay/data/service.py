@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import stat as stat_mod
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from operator import itemgetter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from assay.data import manifest
 from assay.data.entities import (
+    PARAMS_PREFIX,
     CommitResult,
     DataDiff,
     Dataset,
@@ -35,7 +36,9 @@ from assay.data.repository import (
     DataVersionRow,
     to_version,
 )
-from assay.data.statcache import Signature, StatCache, signature
+from assay.data.scanning import Scanned, scan, unreadable
+from assay.data.statcache import Signature, StatCache
+from assay.data.uploads import Member, Staged
 from assay.errors import (
     ConflictError,
     InvalidArgumentError,
@@ -47,6 +50,7 @@ from assay.store.acting import author_or
 from assay.store.db import Database, utcnow
 from assay.store.objects import ObjectStore, hash_bytes
 from assay.store.packs import PACKABLE, Blobs, PackWriter
+from assay.store.paths import check_destination, kind_of, not_a_folder
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -57,7 +61,6 @@ if TYPE_CHECKING:
 
 # Files read in memory per round while packing small files.
 _PACK_ROUND = 4096
-_SKIP_DIRS = frozenset({".assay", ".git", ".dvc", "__pycache__"})
 
 Progress = Callable[[int, int], None]
 """Called with (files done, files in all) as a commit or a checkout proceeds."""
@@ -65,13 +68,6 @@ Progress = Callable[[int, int], None]
 
 def _no_progress(done: int, total: int) -> None:
     return None
-
-
-class _Scanned(NamedTuple):
-    # A NamedTuple, not a dataclass: ten thousand of these are built per commit.
-    abspath: str
-    rel: str
-    sig: Signature
 
 
 class DataService:
@@ -111,6 +107,8 @@ class DataService:
         Unchanged files are not re-hashed (stat cache) and not re-stored (content
         addressing). With `reuse`, content equal to ANY earlier version (not only the
         latest) returns that version instead of making a new one (params files).
+        `checks` run whether or not a new version is made; on content that is already a
+        version, their result is stored with that version.
 
         The version appears in one transaction after every object is stored, so a
         commit killed at any point leaves no partial version.
@@ -118,15 +116,27 @@ class DataService:
         Raises:
             NotFoundError: `path` does not exist.
             InvalidArgumentError: a bad name, or an empty folder.
-            ValidationFailedError: `checks` failed and `allow_invalid` is not set.
+            ValidationFailedError: `checks` failed and `allow_invalid` is not set, whether
+                the content is new or already a version (then nothing is recorded).
             StorageError: the store could not be written (disk full, …); nothing was committed.
         """
         check_name(name)
         path = Path(path)
-        if not path.exists():
-            raise NotFoundError(f"Path {str(path)!r} does not exist. Check the path and retry.")
+        try:
+            mode = path.stat().st_mode
+        except FileNotFoundError:
+            raise NotFoundError(
+                f"Path {str(path)!r} does not exist. Check the path and retry."
+            ) from None
+        except OSError as exc:
+            raise unreadable(path, exc) from None
+        if not (stat_mod.S_ISREG(mode) or stat_mod.S_ISDIR(mode)):
+            raise InvalidArgumentError(
+                f"{path} is {kind_of(mode)}, not a file or a folder: it has no content to "
+                "commit. Give a file or a folder."
+            )
         root = path.resolve()
-        scanned = self._scan(root)
+        scanned = scan(root)
         if not scanned:
             raise InvalidArgumentError(f"{path} holds no files; there is nothing to commit.")
 
@@ -141,61 +151,158 @@ class DataService:
                 todo.append(i)
         n_cached = len(scanned) - len(todo)
         progress(n_cached, len(scanned))
-
+        packer = PackWriter(self.store)
         stored_bytes = 0
         fresh: list[tuple[str, Signature, str]] = []
-        done = n_cached
-
-        def record(i: int, entry: FileEntry) -> None:
-            nonlocal stored_bytes, done
+        for i, entry in self._ingest(scanned, todo, packer, progress, n_cached):
             entries[i] = entry
             stored_bytes += entry.size
             fresh.append((scanned[i].abspath, scanned[i].sig, entry.hash))
-            done += 1
-            if done % 256 == 0 or done == len(scanned):
-                progress(done, len(scanned))
+        files = [e for e in entries if e is not None]
+        found = self._record(
+            name, files, packer, message, checks=checks, allow_invalid=allow_invalid, reuse=reuse
+        )
+        self.cache.save(fresh)
+        if not found.created:
+            return CommitResult(found.version, False, len(todo), n_cached, 0, found.validation)
+        return CommitResult(
+            found.version, True, len(todo), n_cached, stored_bytes, found.validation
+        )
 
-        # Large files go to threads (hashing and copying them runs outside the GIL).
-        # Small ones are read here and packed: ten thousand tiny objects would cost
-        # ten thousand file creations (or PUTs), and thread hand-offs, per commit.
+    def commit_staged(
+        self,
+        name: str,
+        staged: Staged,
+        message: str = "",
+        *,
+        checks: Checks | None = None,
+        allow_invalid: bool = False,
+    ) -> CommitResult:
+        """Commit an upload (checked by `UploadService.verified`) as the next version of
+        `name`, as committing its files from a folder would.
+
+        The files that came in batches were hashed on arrival: their bytes go straight
+        into packs, read once per batch, with no file of their own on the way.
+
+        Raises:
+            InvalidArgumentError: a bad name.
+            ValidationFailedError: `checks` failed and `allow_invalid` is not set, whether
+                the content is new or already a version.
+            StorageError: the store could not be written; nothing was committed.
+        """
+        check_name(name)
+        scanned = scan(staged.root) if staged.root.is_dir() else []
+        packer = PackWriter(self.store)
+        files = [e for _, e in self._ingest(scanned, list(range(len(scanned))), packer)]
+        by_batch: dict[Path, list[Member]] = {}
+        for member in staged.members:
+            by_batch.setdefault(member.batch, []).append(member)
+        # What a pack holds already (from an earlier version, or a part packed above)
+        # is not packed again.
+        seen = set(self.blobs.locate(m.hash for m in staged.members)) | set(packer.locations())
+        for batch, members in by_batch.items():
+            data = batch.read_bytes()
+            for m in members:
+                files.append(FileEntry(m.path, m.hash, m.size))
+                if m.hash not in seen:
+                    seen.add(m.hash)
+                    packer.add(m.hash, data[m.offset : m.offset + m.size])
+        packer.flush()
+        files.sort(key=lambda e: e.path)
+        found = self._record(
+            name, files, packer, message, checks=checks, allow_invalid=allow_invalid
+        )
+        n = len(files)
+        if not found.created:
+            return CommitResult(found.version, False, n, 0, 0, found.validation)
+        stored = sum(f.size for f in files)
+        return CommitResult(found.version, True, n, 0, stored, found.validation)
+
+    def _ingest(
+        self,
+        scanned: list[Scanned],
+        todo: list[int],
+        packer: PackWriter,
+        progress: Progress = _no_progress,
+        done: int = 0,
+    ) -> Iterator[tuple[int, FileEntry]]:
+        """Hash and store the files `todo` (indexes into `scanned`); yields (index, entry).
+
+        Large files go to threads (hashing and copying them runs outside the GIL).
+        Small ones are read here and packed: ten thousand tiny objects would cost ten
+        thousand file creations (or PUTs), and thread hand-offs, per commit. The packer
+        is flushed before the last file is yielded.
+        """
         large = [i for i in todo if scanned[i].sig[0] >= PACKABLE]
         small = [i for i in todo if scanned[i].sig[0] < PACKABLE]
-        packer = PackWriter(self.store)
+        total = len(scanned)  # `done` of them need no work (the stat cache knew them)
+
+        def step() -> None:
+            nonlocal done
+            done += 1
+            if done % 256 == 0 or done == total:
+                progress(done, total)
+
         with ThreadPoolExecutor(max(1, min(self.workers, len(large)))) as pool:
             futures = [(i, pool.submit(self._store_large, scanned[i])) for i in large]
             for start in range(0, len(small), _PACK_ROUND):
                 for i, entry in self._pack_small(
                     [(i, scanned[i]) for i in small[start : start + _PACK_ROUND]], packer
                 ):
-                    record(i, entry)
+                    step()
+                    yield i, entry
             packer.flush()
             for i, future in futures:
-                record(i, future.result())
-        files = [e for e in entries if e is not None]
+                entry = future.result()
+                step()
+                yield i, entry
 
+    def _record(
+        self,
+        name: str,
+        files: list[FileEntry],
+        packer: PackWriter,
+        message: str,
+        *,
+        checks: Checks | None,
+        allow_invalid: bool,
+        reuse: bool = False,
+    ) -> CommitResult:
+        """Make `files` (stored, the small ones in `packer`'s packs) the next version of
+        `name`, unless it is the latest already (or, with `reuse`, any earlier one).
+        `checks` run either way: the gate holds for content that is already a version.
+
+        Returns the version, whether it was made, and the validation (counts are the
+        caller's to fill).
+        """
         data = manifest.encode(files)
         digest = hash_bytes(data)
-        with self.db.read() as s:
-            repo = DataRepository(s)
-            ds = repo.dataset_row(name)
-            latest = repo.latest_number(ds.id) if ds else None
-            if ds is not None and latest is not None:
-                head = repo.version_row(ds.id, latest)
-                if head is not None and head.manifest != digest and reuse:
-                    head = repo.version_with_manifest(ds.id, digest) or head
-                if head is not None and head.manifest == digest:
-                    latest = head.number
-                    self.cache.save(fresh)
-                    version = to_version(name, head, repo.tags_by_number(ds.id).get(latest))
-                    return CommitResult(version, False, len(todo), n_cached, 0)
+        existing = self._holding(name, digest, reuse)
+        if existing is not None:
+            report = None
+            if checks is not None:
+                # A CI job that commits bad data twice must fail twice.
+                report = self._check(checks, files)
+                if not report.passed and not allow_invalid:
+                    raise ValidationFailedError(
+                        f"{name}: {len(report.failures)} check(s) failed; {existing.ref} "
+                        "already holds this content. See the report, fix the data, or "
+                        "commit with --allow-invalid.",
+                        report=report.to_dict(),
+                    )
+                existing = self._record_validation(existing, checks, report)
+            return CommitResult(existing, False, 0, 0, 0, report)
 
-        # The new small files sit in packs this transaction has not indexed yet.
-        self._unindexed = packer.locations()
-        try:
-            self._profile_new_tables(files)
-            report = self._check(checks, files) if checks is not None else None
-        finally:
-            self._unindexed = {}
+        # Tables are profiled when first looked at (profile, diff, the dashboard), not
+        # here: a commit stores bytes, whatever they hold, at the speed of storing them.
+        report = None
+        if checks is not None:
+            # The new small files sit in packs this transaction has not indexed yet.
+            self._unindexed = packer.locations()
+            try:
+                report = self._check(checks, files)
+            finally:
+                self._unindexed = {}
         if report is not None and not report.passed and not allow_invalid:
             raise ValidationFailedError(
                 f"{name}: {len(report.failures)} check(s) failed; nothing was committed. "
@@ -204,8 +311,34 @@ class DataService:
             )
         self.store.put_bytes(data, digest)
         version = self._insert_version(name, digest, message, files, report, checks, packer)
-        self.cache.save(fresh)
-        return CommitResult(version, True, len(todo), n_cached, stored_bytes, report)
+        return CommitResult(version, True, 0, 0, 0, report)
+
+    def _holding(self, name: str, digest: str, reuse: bool) -> DataVersion | None:
+        """The version of `name` whose tree is `digest`: the latest, or with `reuse` any."""
+        with self.db.read() as s:
+            repo = DataRepository(s)
+            ds = repo.dataset_row(name)
+            latest = repo.latest_number(ds.id) if ds else None
+            if ds is None or latest is None:
+                return None
+            head = repo.version_row(ds.id, latest)
+            if head is not None and head.manifest != digest and reuse:
+                head = repo.version_with_manifest(ds.id, digest) or head
+            if head is None or head.manifest != digest:
+                return None
+            return to_version(name, head, repo.tags_by_number(ds.id).get(head.number))
+
+    def _record_validation(
+        self, version: DataVersion, checks: Checks, report: ValidationReport
+    ) -> DataVersion:
+        """Store a validation's result with the version it checked; the version, updated."""
+        with self.db.session() as s:
+            repo = DataRepository(s)
+            ds = self._dataset(repo, version.dataset)
+            row = self._version_row(repo, ds, Ref(version.dataset, str(version.number)))
+            repo.add_validation(row.id, _checks_digest(checks), report.passed, report.to_dict())
+            repo.set_validation(row.id, _status(report))
+        return self.resolve(Ref(version.dataset, str(version.number)))
 
     def commit_bytes_in(
         self,
@@ -267,40 +400,8 @@ class DataService:
         )
         return CommitResult(version, True, 1, 0, len(data))
 
-    def _scan(self, root: Path) -> list[_Scanned]:
-        if root.is_file():
-            return [_Scanned(str(root), root.name, signature(root.stat()))]
-        out: list[_Scanned] = []
-        stack = [(str(root), "")]
-        while stack:
-            folder, rel = stack.pop()
-            try:
-                it = os.scandir(folder)
-            except PermissionError as exc:
-                raise InvalidArgumentError(
-                    f"Cannot read folder {folder}: permission denied."
-                ) from exc
-            with it:
-                for entry in it:
-                    sub = f"{rel}{entry.name}"
-                    if entry.is_dir(follow_symlinks=False):
-                        if entry.name not in _SKIP_DIRS:
-                            stack.append((entry.path, sub + "/"))
-                        continue
-                    st = entry.stat()  # follows a symlink to a file: its content is committed
-                    if stat_mod.S_ISREG(st.st_mode):
-                        out.append(
-                            _Scanned(
-                                entry.path,
-                                sub,
-                                (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino),
-                            )
-                        )
-        out.sort(key=itemgetter(1))
-        return out
-
     def _pack_small(
-        self, items: list[tuple[int, _Scanned]], packer: PackWriter
+        self, items: list[tuple[int, Scanned]], packer: PackWriter
     ) -> list[tuple[int, FileEntry]]:
         """Read and hash small files; pack the ones no pack holds yet."""
         read: list[tuple[int, FileEntry, bytes]] = []
@@ -311,11 +412,11 @@ class DataService:
                 with open(item.abspath, "rb") as fh:
                     data = fh.read()
             except FileNotFoundError as exc:
-                raise ConflictError(f"{item.abspath} disappeared during the commit.") from exc
-            except PermissionError as exc:
-                raise InvalidArgumentError(
-                    f"Cannot read {item.abspath}: permission denied."
+                raise ConflictError(
+                    f"{item.abspath} disappeared during the commit. Retry."
                 ) from exc
+            except OSError as exc:
+                raise unreadable(Path(item.abspath), exc) from exc
             read.append((i, FileEntry(item.rel, hash_bytes(data), len(data)), data))
         known = self.blobs.locate(e.hash for _, e, _ in read)
         seen: set[str] = set()
@@ -325,13 +426,20 @@ class DataService:
                 packer.add(entry.hash, data)
         return [(i, entry) for i, entry, _ in read]
 
-    def _store_large(self, item: _Scanned) -> FileEntry:
+    def _store_large(self, item: Scanned) -> FileEntry:
         try:
             digest, size = self.store.ingest_file(Path(item.abspath))
-        except FileNotFoundError as exc:
-            raise ConflictError(f"{item.abspath} disappeared during the commit. Retry.") from exc
-        except PermissionError as exc:
-            raise InvalidArgumentError(f"Cannot read {item.abspath}: permission denied.") from exc
+        except (OSError, StorageError) as exc:
+            # The store names what failed as it stored; a source that is gone or closed
+            # to us is the user's file, not the store.
+            cause = exc if isinstance(exc, OSError) else exc.__cause__
+            if not os.path.lexists(item.abspath):
+                raise ConflictError(
+                    f"{item.abspath} disappeared during the commit. Retry."
+                ) from exc
+            if isinstance(cause, PermissionError) and cause.filename == item.abspath:
+                raise unreadable(Path(item.abspath), cause) from exc
+            raise
         if size != item.sig[0]:
             raise ConflictError(f"{item.abspath} changed while it was being committed. Retry.")
         return FileEntry(item.rel, digest, size)
@@ -378,9 +486,13 @@ class DataService:
 
     # ---- reading ------------------------------------------------------------------------
 
-    def datasets(self) -> list[Dataset]:
+    def datasets(self, *, include_params: bool = False) -> list[Dataset]:
+        """Every dataset, by name; the runs' `params/*` datasets only with `include_params`."""
         with self.db.read() as s:
-            return DataRepository(s).datasets()
+            found = DataRepository(s).datasets()
+        if include_params:
+            return found
+        return [d for d in found if not d.name.startswith(PARAMS_PREFIX)]
 
     def log(self, name: str) -> list[DataVersion]:
         """Every version of `name`, newest first."""
@@ -445,15 +557,11 @@ class DataService:
         """
         version = self.resolve(ref)
         dest = Path(dest)
-        if dest.exists() and not force and (not dest.is_dir() or any(dest.iterdir())):
-            raise ConflictError(
-                f"{dest} already exists and is not empty; use --force to replace its contents.",
-                dest=str(dest),
-            )
+        check_destination(dest, force=force)
         files = self.files(version)
-        dest.parent.mkdir(parents=True, exist_ok=True)
         staging = dest.parent / f".{dest.name}.assay-{uuid.uuid4().hex[:8]}"
         try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
             staging.mkdir()
             targets = [(f.hash, staging.joinpath(*f.path.split("/"))) for f in files]
             for done, _ in enumerate(self.blobs.copy_many(targets), start=1):
@@ -466,11 +574,18 @@ class DataService:
                 _remove(old)
             else:
                 os.replace(staging, dest)
+        except (FileExistsError, NotADirectoryError):
+            raise not_a_folder(dest) from None
+        except PermissionError:
+            raise InvalidArgumentError(
+                f"Cannot write {dest}: permission denied. Check the folder's permissions."
+            ) from None
         except OSError as exc:
             raise StorageError(f"Cannot write {dest}: {exc.strerror or exc}.") from exc
         finally:
-            if staging.exists():
-                _remove(staging)
+            with contextlib.suppress(OSError):
+                if staging.exists():
+                    _remove(staging)
         return version
 
     def tag(self, ref: str, tag: str, *, force: bool = False) -> DataVersion:
@@ -496,8 +611,18 @@ class DataService:
 
     # ---- diff, profile, validate --------------------------------------------------------
 
-    def diff(self, old_ref: str, new_ref: str) -> DataDiff:
-        """Files added, removed and changed; for changed tables, rows, columns and statistics."""
+    def diff(self, old_ref: str, new_ref: str, *, key: str | None = None) -> DataDiff:
+        """Files added, removed and changed; for changed tables, rows (added, removed,
+        changed, by `key` or a unique id-like column when there is one), columns and
+        statistics. A changed table that cannot be read is named in `unreadable`.
+
+        Raises:
+            NotFoundError: no such version.
+            InvalidArgumentError: `key` is a column of no changed table, or is not a key
+                (empty or repeated values) in one that has it.
+        """
+        from assay.data.tablediff import diff_tables
+
         old, new = self.resolve(old_ref), self.resolve(new_ref)
         a = {f.path: f for f in self.files(old)}
         b = {f.path: f for f in self.files(new)}
@@ -507,20 +632,33 @@ class DataService:
             if a[p].hash != b[p].hash
         )
         tables: dict[str, Any] = {}
+        unreadable: dict[str, str] = {}
+        keyed = False
         for ch in changed:
-            if is_tabular_path(ch.path):
-                from assay.data.tabular import diff_tables
-
-                old_df, new_df = (
-                    self._table(ch.path, ch.old_hash),
-                    self._table(ch.path, ch.new_hash),
-                )
-                tables[ch.path] = diff_tables(
-                    old_df,
-                    new_df,
-                    self._profile(ch.path, ch.old_hash, old_df),
-                    self._profile(ch.path, ch.new_hash, new_df),
-                )
+            if not is_tabular_path(ch.path):
+                continue
+            before, after = self._profile(ch.path, ch.old_hash), self._profile(ch.path, ch.new_hash)
+            problem = before.error or after.error
+            if problem is not None:
+                unreadable[ch.path] = problem
+                continue
+            # A key applies to the tables that have the column; the others pair rows
+            # by their values.
+            has_key = key is not None and all(p.column(key) for p in (before, after))
+            keyed = keyed or has_key
+            tables[ch.path] = diff_tables(
+                self._table(ch.path, ch.old_hash),
+                self._table(ch.path, ch.new_hash),
+                before,
+                after,
+                key=key if has_key else None,
+            )
+        if key is not None and tables and not keyed:
+            raise InvalidArgumentError(
+                f"No changed table has a column {key!r} in both versions to match rows by. "
+                "See the columns with `assay data profile`.",
+                key=key,
+            )
         return DataDiff(
             old=old.ref,
             new=new.ref,
@@ -528,33 +666,33 @@ class DataService:
             removed=tuple(a[p] for p in sorted(a.keys() - b.keys())),
             changed=changed,
             tables=tables,
+            unreadable=unreadable,
         )
 
-    def profile(self, ref: str) -> tuple[DataVersion, dict[str, TableProfile]]:
-        """The profile of every tabular file in a version."""
+    def profile(
+        self, ref: str, *, limit: int | None = None
+    ) -> tuple[DataVersion, dict[str, TableProfile]]:
+        """The profile of every tabular file in a version (the first `limit` by path).
+
+        A table is profiled the first time it is asked for and the profile kept by
+        content hash. A file that cannot be read as a table has a profile that says why.
+
+        Raises:
+            InvalidArgumentError: the version holds no tabular file.
+        """
         version = self.resolve(ref)
-        out = {
-            f.path: self._profile(f.path, f.hash)
-            for f in self.files(version)
-            if is_tabular_path(f.path)
-        }
-        if not out:
+        tables = [f for f in self.files(version) if is_tabular_path(f.path)]
+        if not tables:
             raise InvalidArgumentError(
                 f"{version.ref} holds no tabular files (CSV, TSV or Parquet) to profile."
             )
-        return version, out
+        return version, {f.path: self._profile(f.path, f.hash) for f in tables[:limit]}
 
     def validate(self, ref: str, checks: Checks) -> tuple[DataVersion, ValidationReport]:
         """Run `checks` on a version's tables; the result is stored with the version."""
         version = self.resolve(ref)
         report = self._check(checks, list(self.files(version)))
-        with self.db.session() as s:
-            repo = DataRepository(s)
-            ds = self._dataset(repo, version.dataset)
-            row = self._version_row(repo, ds, Ref(version.dataset, str(version.number)))
-            repo.add_validation(row.id, _checks_digest(checks), report.passed, report.to_dict())
-            repo.set_validation(row.id, _status(report))
-        return self.resolve(Ref(version.dataset, str(version.number))), report
+        return self._record_validation(version, checks, report), report
 
     def verify(self, progress: Progress = _no_progress) -> VerifyReport:
         """Re-hash every stored object and every packed member; find what versions lack."""
@@ -625,31 +763,37 @@ class DataService:
         return row
 
     def _table(self, path: str, digest: str) -> pd.DataFrame:
-        from assay.data.tabular import read_table
+        from assay.data.reading import read_table
 
         return read_table(self.blobs.read(digest, self._unindexed), path)
 
-    def _profile(self, path: str, digest: str, df: pd.DataFrame | None = None) -> TableProfile:
-        from assay.data.tabular import TableProfile, profile_table
+    def _profile(self, path: str, digest: str) -> TableProfile:
+        """The stored profile of a table's content, made (and stored) if there is none
+        or it is of an older format."""
+        from assay.data.reading import UnreadableTableError, load_table
+        from assay.data.tabular import PROFILE_FORMAT, TableProfile, profile_table
 
         with self.db.read() as s:
             stored = DataRepository(s).profile(digest)
-        if stored is not None:
+        if stored is not None and stored.get("format") == PROFILE_FORMAT:
             return TableProfile.from_dict(stored)
-        prof = profile_table(df if df is not None else self._table(path, digest))
-        with self.db.session() as s:
-            DataRepository(s).add_profile(digest, prof.to_dict())
+        try:
+            table = load_table(self.blobs.read(digest, self._unindexed), path)
+        except UnreadableTableError as exc:
+            prof = TableProfile.unreadable(exc.reason)
+        else:
+            prof = profile_table(
+                table.frame,
+                delimiter=table.delimiter,
+                encoding=table.encoding,
+                warnings=table.warnings,
+            )
+        try:
+            with self.db.session() as s:
+                DataRepository(s).put_profile(digest, prof.to_dict())
+        except IntegrityError:
+            pass  # another reader stored the same content's profile first
         return prof
-
-    def _profile_new_tables(self, files: list[FileEntry]) -> None:
-        tables = {f.hash: f.path for f in files if is_tabular_path(f.path)}
-        if not tables:
-            return
-        with self.db.read() as s:
-            known = DataRepository(s).profiled(set(tables))
-        for digest, path in tables.items():
-            if digest not in known:
-                self._profile(path, digest)
 
     def _check(self, checks: Checks, files: list[FileEntry]) -> ValidationReport:
         from assay.data.validation import ValidationReport, validate_table
@@ -660,9 +804,19 @@ class DataService:
                 "The checks apply to no file in this version (no tabular file matches "
                 f"{', '.join(checks.files) or 'any tabular file'})."
             )
+        from assay.data.reading import UnreadableTableError
+        from assay.data.validation import CheckResult
+
         results: list[Any] = []
         for f in targets:
-            results.extend(validate_table(self._table(f.path, f.hash), checks, f.path))
+            try:
+                table = self._table(f.path, f.hash)
+            except UnreadableTableError as exc:
+                # The checks name this file; that it is no table is its one failure.
+                message = f"Cannot read it as a table: {exc.reason}."
+                results.append(CheckResult(f.path, None, "readable", False, 1, message))
+                continue
+            results.extend(validate_table(table, checks, f.path))
         return ValidationReport(passed=all(r.passed for r in results), results=tuple(results))
 
 

@@ -1,30 +1,30 @@
-"""Tables in a dataset: read them, profile their columns, and diff two versions.
+"""Profiles of the tables in a dataset: what a person would notice about each column.
 
 Pure functions over pandas frames; nothing here touches the metadata store or the
-object store. Profiles and diffs are frozen dataclasses with a JSON-ready `to_dict()`
-(every float finite or None) so the repository can store them as they are.
+object store (reading is `assay.data.reading`, diffs `assay.data.tablediff`). Profiles
+are frozen dataclasses with a JSON-ready `to_dict()` (every float finite or None) so the
+repository can store them as they are.
 """
 
 from __future__ import annotations
 
-import io
 import math
-import os
-import pathlib
 from dataclasses import dataclass, field
-from typing import IO, Any, Literal, cast, get_args
+from typing import Any, Literal, cast, get_args
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 from pandas.api import types as ptypes
 
-from assay.data.entities import TABULAR_SUFFIXES
 from assay.errors import InvalidArgumentError
 
-ColumnType = Literal["integer", "float", "boolean", "datetime", "categorical", "text"]
+ColumnType = Literal["integer", "float", "boolean", "datetime", "categorical", "text", "empty"]
 COLUMN_TYPES: tuple[ColumnType, ...] = get_args(ColumnType)
 
+# Bumped when a profile of the same bytes would come out differently; a stored profile of
+# an older format is made again when next read.
+PROFILE_FORMAT = 2
 QUANTILES: dict[str, float] = {"p5": 0.05, "p25": 0.25, "p50": 0.5, "p75": 0.75, "p95": 0.95}
 HISTOGRAM_BINS = 10
 TOP_VALUES = 5
@@ -32,83 +32,15 @@ TOP_VALUES = 5
 # is more) is a category rather than free text.
 CATEGORICAL_MAX_DISTINCT = 20
 CATEGORICAL_MAX_SHARE = 0.05
-DIFF_STATS = ("mean", "std", "min", "max", "missing_share", "distinct")
-# Stats closer than this (relative) count as unchanged, so float noise is not a shift.
-SHIFT_TOLERANCE = 1e-9
-
-_FORMATS = {".csv": "CSV", ".tsv": "TSV", ".parquet": "Parquet", ".pq": "Parquet"}
-_REASON_MAX_CHARS = 200
-
-
-def read_table(source: bytes | pathlib.Path, name: str) -> pd.DataFrame:
-    """Read a CSV, TSV or Parquet table from bytes or a path; `name`'s suffix picks the format.
-
-    Columns get pandas' default type inference. The index is a plain `RangeIndex`.
-
-    Raises:
-        InvalidArgumentError: `name` has no tabular suffix, or the content cannot be
-            read in that format (malformed, empty, not UTF-8, truncated).
-        OSError: `source` is a path that cannot be opened.
-    """
-    suffix = os.path.splitext(name)[1].lower()
-    fmt = _FORMATS.get(suffix)
-    if fmt is None:
-        known = ", ".join(sorted(TABULAR_SUFFIXES))
-        raise InvalidArgumentError(
-            f"Cannot read {name!r} as a table: its suffix is not one of {known}. "
-            "Rename it with one of those suffixes.",
-            name=name,
-        )
-    if isinstance(source, pathlib.Path):
-        # Opened here so a missing file is an OSError, not a parse error.
-        with source.open("rb") as fh:
-            return _read(fh, name, fmt)
-    return _read(io.BytesIO(source), name, fmt)
-
-
-def _read(fh: IO[bytes], name: str, fmt: str) -> pd.DataFrame:
-    try:
-        if fmt == "Parquet":
-            df = pd.read_parquet(fh)
-        else:
-            # low_memory=False: infer each column's type from all of it at once; chunked
-            # inference can give one column mixed types and a DtypeWarning.
-            df = pd.read_csv(fh, sep="\t" if fmt == "TSV" else ",", low_memory=False)
-    except (ValueError, OSError) as exc:
-        # pandas' parse errors, UnicodeDecodeError and pyarrow's ArrowInvalid are all
-        # ValueErrors; a truncated Parquet footer can surface as an OSError.
-        raise _unreadable(name, fmt, _short_reason(exc)) from exc
-    default = pd.RangeIndex(len(df))
-    if fmt != "Parquet" and not df.index.equals(default):
-        # pandas silently turns the first fields into the index when every row has more
-        # fields than the header has names; that is a malformed file, not a table.
-        raise _unreadable(name, fmt, "its rows have more fields than its header has names")
-    named = any(n is not None for n in df.index.names)
-    if named or not isinstance(df.index, pd.RangeIndex):
-        # Parquet written by pandas can carry an index (say, `id`); it is data, so it
-        # becomes columns again and rows are numbered by position.
-        df = df.reset_index()
-    elif not df.index.equals(default):
-        df = df.reset_index(drop=True)
-    return df
-
-
-def _unreadable(name: str, fmt: str, reason: str) -> InvalidArgumentError:
-    hint = {
-        "CSV": "Check that it is comma-separated UTF-8 text with one header row.",
-        "TSV": "Check that it is tab-separated UTF-8 text with one header row.",
-        "Parquet": "Check that it is a complete Parquet file, not truncated or another format.",
-    }[fmt]
-    return InvalidArgumentError(f"Cannot read {name!r} as {fmt}: {reason}. {hint}", name=name)
-
-
-def _short_reason(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    reason = lines[0] if lines else type(exc).__name__
-    if len(reason) > _REASON_MAX_CHARS:
-        reason = reason[: _REASON_MAX_CHARS - 3] + "..."
-    return reason.rstrip(".")
-
+# A text column whose values are at least this share numbers is "mostly numeric": its
+# profile names the share, the odd values and the numbers' statistics.
+MOSTLY_NUMERIC_SHARE = 0.5
+# Values are kept to this many characters in a profile: a stored profile stays small
+# whatever a cell holds.
+VALUE_MAX_CHARS = 100
+# Above this many distinct values, a sample of them decides whether a column may be
+# mostly numeric before every value is parsed.
+_NUMERIC_PROBE = 1000
 
 # --- profiles -------------------------------------------------------------------------
 
@@ -139,10 +71,14 @@ class Histogram:
 class ColumnProfile:
     """Summary statistics of one column.
 
-    Numeric stats (`min` to `histogram`) are set for integer and float columns only and
-    are computed over finite values: JSON has no infinity, and one would swamp the mean.
-    `top` holds the most common values, as text, for categorical, text and boolean columns.
-    `missing` counts null values (NaN, None, NaT, NA).
+    Numeric stats (`min` to `histogram`) are set for integer and float columns, and for
+    mostly numeric text columns over their numbers; they are computed over finite values:
+    JSON has no infinity, and one would swamp the mean. `top` holds the most common
+    values, as text, for categorical, text and boolean columns. `missing` counts null
+    values (NaN, None, NaT, NA); a column of nothing but those is of type `empty`.
+    `numeric_share` is set for a text or categorical column whose values are mostly
+    numbers: the share of its present values that are, with the most common of the
+    others in `odd` (a column of 65 numbers and 6 "high": 0.92 and (("high", 6),)).
     """
 
     name: str
@@ -158,6 +94,8 @@ class ColumnProfile:
     quantiles: dict[str, float] = field(default_factory=dict, hash=False)
     top: tuple[tuple[str, int], ...] = ()
     histogram: Histogram | None = None
+    numeric_share: float | None = None
+    odd: tuple[tuple[str, int], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; `from_dict` reverses it exactly."""
@@ -174,6 +112,8 @@ class ColumnProfile:
             "quantiles": dict(self.quantiles),
             "top": [[value, count] for value, count in self.top],
             "histogram": None if self.histogram is None else self.histogram.to_dict(),
+            "numeric_share": self.numeric_share,
+            "odd": [[value, count] for value, count in self.odd],
         }
 
     @classmethod
@@ -193,51 +133,92 @@ class ColumnProfile:
             quantiles={str(k): float(v) for k, v in (d.get("quantiles") or {}).items()},
             top=tuple((str(v), int(c)) for v, c in d.get("top") or ()),
             histogram=None if hist is None else Histogram.from_dict(hist),
+            numeric_share=_opt_float(d.get("numeric_share")),
+            odd=tuple((str(v), int(c)) for v, c in d.get("odd") or ()),
         )
 
 
 @dataclass(frozen=True)
 class TableProfile:
-    """Row count and per-column profiles of one table, columns in table order."""
+    """Row count and per-column profiles of one table, columns in table order.
+
+    A file that cannot be read as a table has a profile too: no rows, no columns, and
+    `error` saying why (its bytes are versioned all the same). `delimiter` and
+    `encoding` say how a CSV or TSV file was read; `warnings` what was odd but readable
+    (a column name given twice). `format` is the `PROFILE_FORMAT` it was made with.
+    """
 
     rows: int
     columns: tuple[ColumnProfile, ...]
+    error: str | None = None
+    delimiter: str | None = None
+    encoding: str | None = None
+    warnings: tuple[str, ...] = ()
+    format: int = PROFILE_FORMAT
+
+    @classmethod
+    def unreadable(cls, reason: str) -> TableProfile:
+        """The profile of a file that is not a readable table, for `reason`."""
+        return cls(rows=0, columns=(), error=reason)
 
     def column(self, name: str) -> ColumnProfile | None:
-        """The profile of the column called `name`, or None if there is none."""
+        """The profile of the (first) column called `name`, or None if there is none."""
         return next((c for c in self.columns if c.name == name), None)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; `from_dict` reverses it exactly."""
-        return {"rows": self.rows, "columns": [c.to_dict() for c in self.columns]}
+        return {
+            "rows": self.rows,
+            "columns": [c.to_dict() for c in self.columns],
+            "error": self.error,
+            "delimiter": self.delimiter,
+            "encoding": self.encoding,
+            "warnings": list(self.warnings),
+            "format": self.format,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TableProfile:
-        """Rebuild from `to_dict()` output."""
+        """Rebuild from `to_dict()` output (or an older format's, which has no `format`)."""
         return cls(
             rows=int(d["rows"]),
             columns=tuple(ColumnProfile.from_dict(c) for c in d["columns"]),
+            error=None if d.get("error") is None else str(d["error"]),
+            delimiter=None if d.get("delimiter") is None else str(d["delimiter"]),
+            encoding=None if d.get("encoding") is None else str(d["encoding"]),
+            warnings=tuple(str(w) for w in d.get("warnings") or ()),
+            format=int(d.get("format") or 1),
         )
 
 
-def profile_table(df: pd.DataFrame) -> TableProfile:
+def profile_table(
+    df: pd.DataFrame,
+    *,
+    delimiter: str | None = None,
+    encoding: str | None = None,
+    warnings: tuple[str, ...] = (),
+) -> TableProfile:
     """Profile every column of `df`: type, missing values, distinct count and stats.
 
     Vectorised: one sort per numeric column and one value count per other column.
+    `delimiter`, `encoding` and `warnings` (from reading the file) are kept as given.
     """
     rows = len(df)
     columns = tuple(
         _profile_column(str(name), df.iloc[:, i], rows) for i, name in enumerate(df.columns)
     )
-    return TableProfile(rows=rows, columns=columns)
+    return TableProfile(rows, columns, None, delimiter, encoding, warnings)
 
 
 def infer_column_type(s: pd.Series[Any]) -> ColumnType:
     """The profile type of a column: from its dtype, or its values for object columns.
 
     A float column stays "float" even when every value is whole, so the type follows
-    what pandas read rather than what happens to be in this version of the data.
+    what pandas read rather than what happens to be in this version of the data. A
+    column without a single value is "empty", whatever its dtype.
     """
+    if len(s) and s.isna().all():
+        return "empty"
     kind = _dtype_kind(s)
     if kind is not None:
         return kind
@@ -274,6 +255,9 @@ def _string_type(distinct: int, rows: int) -> ColumnType:
 def _profile_column(name: str, s: pd.Series[Any], rows: int) -> ColumnProfile:
     missing = int(s.isna().sum())
     share = missing / rows if rows else 0.0
+    if rows and missing == rows:
+        # A column of nothing (pandas reads it as float) has no type to speak of.
+        return ColumnProfile(name, "empty", missing, share, distinct=0)
     kind = _dtype_kind(s)
     if kind in ("integer", "float"):
         return _numeric_profile(name, s, missing, share)
@@ -286,8 +270,52 @@ def _profile_column(name: str, s: pd.Series[Any], rows: int) -> ColumnProfile:
     distinct = len(counts)
     if kind is None:
         kind = _string_type(distinct, rows)
-    top = tuple((str(v), int(c)) for v, c in counts.head(TOP_VALUES).items())
-    return ColumnProfile(name, kind, missing, share, distinct=distinct, top=top)
+    top = tuple((_clip(v), int(c)) for v, c in counts.head(TOP_VALUES).items())
+    profile = ColumnProfile(name, kind, missing, share, distinct=distinct, top=top)
+    if kind in ("categorical", "text"):
+        return _mostly_numeric(profile, counts, rows - missing)
+    return profile
+
+
+def _mostly_numeric(profile: ColumnProfile, counts: pd.Series[Any], present: int) -> ColumnProfile:
+    """A string column that is mostly numbers: its share of them, the odd values, and the
+    numbers' statistics. Parsed per distinct value, weighted by its count."""
+    values = counts.index.to_series()
+    if len(values) > _NUMERIC_PROBE:
+        probe = pd.to_numeric(values.sample(_NUMERIC_PROBE, random_state=0), errors="coerce")
+        if probe.notna().mean() < MOSTLY_NUMERIC_SHARE:
+            return profile  # free text: not worth parsing every value
+    numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
+    is_number = ~np.isnan(numbers)
+    weights = counts.to_numpy()
+    numeric = int(weights[is_number].sum())
+    if not present or numeric == present or numeric / present < MOSTLY_NUMERIC_SHARE:
+        return profile
+    odd = counts[~is_number].head(TOP_VALUES)
+    stats = _numeric_profile(
+        profile.name, pd.Series(np.repeat(numbers[is_number], weights[is_number])), 0, 0.0
+    )
+    return ColumnProfile(
+        profile.name,
+        profile.type,
+        profile.missing,
+        profile.missing_share,
+        profile.distinct,
+        min=stats.min,
+        max=stats.max,
+        mean=stats.mean,
+        std=stats.std,
+        quantiles=stats.quantiles,
+        top=profile.top,
+        histogram=stats.histogram,
+        numeric_share=numeric / present,
+        odd=tuple((_clip(v), int(c)) for v, c in odd.items()),
+    )
+
+
+def _clip(value: object) -> str:
+    text = str(value)
+    return text if len(text) <= VALUE_MAX_CHARS else text[: VALUE_MAX_CHARS - 1] + "…"
 
 
 def _numeric_profile(name: str, s: pd.Series[Any], missing: int, share: float) -> ColumnProfile:
@@ -366,186 +394,3 @@ def _column_type(x: Any) -> ColumnType:
             f"{', '.join(COLUMN_TYPES)}. The profile was not written by this version of Assay.",
         )
     return cast(ColumnType, x)
-
-
-# --- diffs ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StatShift:
-    """One summary statistic of a column that changed between two versions."""
-
-    column: str
-    stat: str
-    old: float | None
-    new: float | None
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict; `from_dict` reverses it exactly."""
-        return {"column": self.column, "stat": self.stat, "old": self.old, "new": self.new}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> StatShift:
-        """Rebuild from `to_dict()` output."""
-        return cls(str(d["column"]), str(d["stat"]), _opt_float(d["old"]), _opt_float(d["new"]))
-
-
-@dataclass(frozen=True)
-class TableDiff:
-    """What changed between two versions of a table.
-
-    `rows_added` and `rows_removed` compare whole rows over the columns both versions
-    share, as multisets: a row present twice before and three times after is one added.
-    `columns_retyped` holds (name, old type, new type).
-    """
-
-    rows_old: int
-    rows_new: int
-    rows_added: int
-    rows_removed: int
-    columns_added: tuple[str, ...]
-    columns_removed: tuple[str, ...]
-    columns_retyped: tuple[tuple[str, str, str], ...]
-    stat_shifts: tuple[StatShift, ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict; `from_dict` reverses it exactly."""
-        return {
-            "rows_old": self.rows_old,
-            "rows_new": self.rows_new,
-            "rows_added": self.rows_added,
-            "rows_removed": self.rows_removed,
-            "columns_added": list(self.columns_added),
-            "columns_removed": list(self.columns_removed),
-            "columns_retyped": [list(r) for r in self.columns_retyped],
-            "stat_shifts": [s.to_dict() for s in self.stat_shifts],
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TableDiff:
-        """Rebuild from `to_dict()` output."""
-        return cls(
-            rows_old=int(d["rows_old"]),
-            rows_new=int(d["rows_new"]),
-            rows_added=int(d["rows_added"]),
-            rows_removed=int(d["rows_removed"]),
-            columns_added=tuple(str(c) for c in d["columns_added"]),
-            columns_removed=tuple(str(c) for c in d["columns_removed"]),
-            columns_retyped=tuple((str(n), str(o), str(t)) for n, o, t in d["columns_retyped"]),
-            stat_shifts=tuple(StatShift.from_dict(s) for s in d["stat_shifts"]),
-        )
-
-
-def diff_tables(
-    old: pd.DataFrame, new: pd.DataFrame, old_profile: TableProfile, new_profile: TableProfile
-) -> TableDiff:
-    """Compare two versions of a table: rows, columns, column types and summary stats.
-
-    The profiles must be `profile_table` of `old` and `new`; they are passed in because
-    the caller usually has them stored already.
-    """
-    old_names = [str(c) for c in old.columns]
-    new_names = [str(c) for c in new.columns]
-    new_set, old_set = set(new_names), set(old_names)
-    common = [c for c in dict.fromkeys(old_names) if c in new_set]
-    added, removed = _row_changes(old, new, common)
-
-    retyped: list[tuple[str, str, str]] = []
-    shifts: list[StatShift] = []
-    for name in common:
-        before, after = old_profile.column(name), new_profile.column(name)
-        if before is None or after is None:
-            continue
-        if before.type != after.type:
-            retyped.append((name, before.type, after.type))
-        for stat in DIFF_STATS:
-            a, b = _stat(before, stat), _stat(after, stat)
-            if _changed(a, b):
-                shifts.append(StatShift(name, stat, a, b))
-
-    return TableDiff(
-        rows_old=len(old),
-        rows_new=len(new),
-        rows_added=added,
-        rows_removed=removed,
-        columns_added=tuple(c for c in dict.fromkeys(new_names) if c not in old_set),
-        columns_removed=tuple(c for c in dict.fromkeys(old_names) if c not in new_set),
-        columns_retyped=tuple(retyped),
-        stat_shifts=tuple(shifts),
-    )
-
-
-def _row_changes(old: pd.DataFrame, new: pd.DataFrame, common: list[str]) -> tuple[int, int]:
-    if not common:
-        # Over no columns every row is the same empty row; only the counts differ.
-        return max(len(new) - len(old), 0), max(len(old) - len(new), 0)
-    old_rows, new_rows = _comparable(old, new, common)
-    try:
-        old_hashes, new_hashes = _row_hashes(old_rows), _row_hashes(new_rows)
-    except TypeError:
-        # Unhashable cells (Parquet lists and structs arrive as arrays and dicts) are
-        # compared by their text instead.
-        old_hashes, new_hashes = _row_hashes(_as_text(old_rows)), _row_hashes(_as_text(new_rows))
-    old_hashes, old_counts = np.unique(old_hashes, return_counts=True)
-    new_hashes, new_counts = np.unique(new_hashes, return_counts=True)
-    # Rows in both, as a multiset: for each row hash in both, the lesser of its counts.
-    # Sorted arrays and searchsorted rather than aligning two value_counts Series,
-    # which costs a hash join over a million-entry index.
-    shared = 0
-    if len(old_hashes) and len(new_hashes):
-        at = np.minimum(np.searchsorted(old_hashes, new_hashes), len(old_hashes) - 1)
-        both = old_hashes[at] == new_hashes
-        shared = int(np.minimum(new_counts[both], old_counts[at[both]]).sum())
-    return len(new) - shared, len(old) - shared
-
-
-def _row_hashes(rows: pd.DataFrame) -> npt.NDArray[np.uint64]:
-    return np.asarray(pd.util.hash_pandas_object(rows, index=False), dtype=np.uint64)
-
-
-def _as_text(rows: pd.DataFrame) -> pd.DataFrame:
-    objects = [c for c in rows.columns if ptypes.is_object_dtype(rows[c].dtype)]
-    return rows.astype({c: str for c in objects})
-
-
-def _comparable(
-    old: pd.DataFrame, new: pd.DataFrame, common: list[str]
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The common columns of both, with values of the same meaning given the same dtype.
-
-    Hashes follow the dtype: 1 as int64 and 1.0 as float64 hash differently, and an
-    integer column with one new gap is read back from CSV as float.
-    """
-    old_rows, new_rows = _by_name(old).loc[:, common], _by_name(new).loc[:, common]
-    for name in common:
-        a, b = old_rows[name], new_rows[name]
-        if a.dtype == b.dtype:
-            continue
-        if _is_number(a) and _is_number(b):
-            old_rows[name] = a.astype(np.float64)
-            new_rows[name] = b.astype(np.float64)
-        else:
-            old_rows[name] = a.astype(object)
-            new_rows[name] = b.astype(object)
-    return old_rows, new_rows
-
-
-def _by_name(df: pd.DataFrame) -> pd.DataFrame:
-    """`df` with string column names, keeping the first of any duplicated name."""
-    named = df.set_axis([str(c) for c in df.columns], axis=1)
-    return named.loc[:, ~named.columns.duplicated()]
-
-
-def _is_number(s: pd.Series[Any]) -> bool:
-    return ptypes.is_numeric_dtype(s.dtype) and not ptypes.is_bool_dtype(s.dtype)
-
-
-def _stat(p: ColumnProfile, stat: str) -> float | None:
-    value = getattr(p, stat)
-    return None if value is None else float(value)
-
-
-def _changed(a: float | None, b: float | None) -> bool:
-    if a is None or b is None:
-        return a is not b
-    return abs(b - a) > SHIFT_TOLERANCE * max(abs(a), abs(b))

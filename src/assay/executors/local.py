@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -13,6 +14,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from assay.executors import lifeline
 
 if TYPE_CHECKING:
     from assay.runs.service import RunService
@@ -46,24 +49,39 @@ class LocalRun:
 
     def interrupt(self, runs: RunService, run_id: str) -> None:
         """After Ctrl-C (which the runner got too): let it record the run, then make sure."""
+        self._reap()
+        runs.mark(run_id, "killed", "Interrupted (Ctrl-C).")
+
+    def stop(self, runs: RunService, run_id: str, why: str) -> None:
+        """Stop the runner (SIGTERM: it records the run as killed), then make sure."""
+        with contextlib.suppress(ProcessLookupError):
+            self.process.terminate()
+        self._reap()
+        runs.mark(run_id, "killed", f"Stopped by {why}.")
+
+    def _reap(self) -> None:
         try:
             self.process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-        runs.mark(run_id, "killed", "Interrupted (Ctrl-C).")
 
 
 class LocalExecutor:
-    """Starts `python -m assay.executors.worker RUN_ID` with the workspace's settings."""
+    """Starts `python -m assay.executors.worker RUN_ID` with the workspace's settings.
 
-    def __init__(self, cwd: Path, environ: Mapping[str, str]) -> None:
+    The runner dies with this process (`assay.executors.lifeline`) unless `detached`.
+    """
+
+    def __init__(self, cwd: Path, environ: Mapping[str, str], *, detached: bool = False) -> None:
         self.cwd = cwd
         self.environ = dict(environ)
+        self.detached = detached
 
     def launch(self, run_id: str, *, use_cache: bool = True) -> LocalRun:
         read_fd, write_fd = os.pipe()
-        env = {**self.environ, "ASSAY_EVENTS_FD": str(write_fd), "PYTHONUNBUFFERED": "1"}
+        env = lifeline.detached(self.environ) if self.detached else lifeline.owned(self.environ)
+        env.update(ASSAY_EVENTS_FD=str(write_fd), PYTHONUNBUFFERED="1")
         args = [sys.executable, "-m", "assay.executors.worker", run_id]
         if not use_cache:
             args.append("--no-cache")
@@ -80,10 +98,12 @@ def launch_in_background(
     *,
     use_cache: bool = True,
     then: Callable[[], None] | None = None,
+    detached: bool = False,
 ) -> None:
     """Start the runner for a queued run and settle its end on a thread of its own;
     `then` runs after that (a retrain registers the run's model). What the run records
-    names the caller the process acts for (the server's request's token)."""
+    names the caller the process acts for (the server's request's token). A `detached`
+    runner outlives this process (see `LocalExecutor`)."""
     from assay.store.acting import author_or
 
     root = ws.settings.root or Path.cwd()
@@ -93,7 +113,7 @@ def launch_in_background(
         ASSAY_STORE_URL=ws.settings.store_url,
         ASSAY_AUTHOR=author_or(ws.settings.author),
     )
-    handle = LocalExecutor(root, env).launch(run_id, use_cache=use_cache)
+    handle = LocalExecutor(root, env, detached=detached).launch(run_id, use_cache=use_cache)
 
     def watch() -> None:
         for _ in handle.events():

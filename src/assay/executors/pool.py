@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from assay.executors import lifeline
 from assay.runs.executor import Done, Job
 
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -57,7 +58,10 @@ class LocalPool:
 
     def _spawn(self) -> _Runner:
         read_fd, write_fd = os.pipe()
-        env = {**self.environ, "ASSAY_EVENTS_FD": str(write_fd), "PYTHONUNBUFFERED": "1"}
+        # The runners die with this process (`assay.executors.lifeline`): a sweep
+        # killed with -9 leaves no trial running on for nobody.
+        env = lifeline.owned(self.environ)
+        env.update(ASSAY_EVENTS_FD=str(write_fd), PYTHONUNBUFFERED="1")
         # Each runner's share of the cores for the math libraries' thread pools
         # (OpenMP, BLAS), unless the user chose: two runners each starting a thread
         # per core on two cores halve each other's speed.

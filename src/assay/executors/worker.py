@@ -9,17 +9,23 @@ Assay and the pipeline's imports once per runner instead of once per trial.
 Each run's stdout and stderr (the user's prints, warnings, C-level output) go to
 a log file stored with the run; progress events go to the parent over a pipe
 (`ASSAY_EVENTS_FD`) as JSON lines, each naming its run.
+
+A runner dies with the command that owns it (`assay.executors.lifeline`): its run
+is then recorded as killed, with the reason.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from assay.executors.lifeline import Lifeline
 
 if TYPE_CHECKING:
     from assay.workspace import Workspace
@@ -31,6 +37,16 @@ def main(argv: list[str]) -> int:
     if len(argv) < 2:
         sys.stderr.write("usage: python -m assay.executors.worker RUN_ID [--no-cache] | --serve\n")
         return 2
+    lifeline = Lifeline()
+    lifeline.hold()  # first: a runner whose command dies while it starts goes too
+    try:
+        return _main(argv, lifeline)
+    except KeyboardInterrupt:
+        # Stopped (Ctrl-C, SIGTERM, its owner gone) outside a run, or after recording it.
+        return 130
+
+
+def _main(argv: list[str], lifeline: Lifeline) -> int:
     events = _events()
 
     def emit(event: dict[str, Any]) -> None:
@@ -45,17 +61,26 @@ def main(argv: list[str]) -> int:
     from assay.workspace import Workspace
 
     ws = Workspace(Settings.load(Path.cwd(), os.environ))
+
+    def last_word(reason: str) -> None:
+        if lifeline.run_id is not None:
+            ws.runs.mark(lifeline.run_id, "killed", reason)
+
+    lifeline.last_word = last_word
     try:
         if argv[1] == "--serve":
-            return serve(ws, emit)
+            return serve(ws, emit, lifeline)
+        lifeline.run_id = argv[1]
         run_one(ws, argv[1], use_cache="--no-cache" not in argv[2:], register=True, emit=emit)
     finally:
         ws.close()
     return 0
 
 
-def serve(ws: Workspace, emit: Emit) -> int:
-    """Execute the jobs read from stdin, one after another, until it closes."""
+def serve(ws: Workspace, emit: Emit, lifeline: Lifeline | None = None) -> int:
+    """Execute the jobs read from stdin, one after another, until it closes (or the
+    runner is told to stop: its run is recorded as killed, and it exits)."""
+    lifeline = lifeline or Lifeline()
     for line in sys.stdin:
         if not line.strip():
             continue
@@ -72,6 +97,7 @@ def serve(ws: Workspace, emit: Emit) -> int:
         def tagged(event: dict[str, Any], run_id: str = run_id) -> None:
             emit({**event, "run": run_id})
 
+        lifeline.run_id = run_id
         try:
             run_one(
                 ws,
@@ -88,7 +114,11 @@ def serve(ws: Workspace, emit: Emit) -> int:
         except Exception as exc:  # a store failure around the run: say so, serve on
             emit({"event": "done", "run": run_id, "problem": f"{type(exc).__name__}: {exc}"})
             continue
+        finally:
+            lifeline.run_id = None
         emit({"event": "done", "run": run_id})
+        if lifeline.stopping:
+            return 128 + signal.SIGTERM
     return 0
 
 

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from assay.data.entities import is_tabular_path
-from assay.data.tabular import read_table
+from assay.data.reading import read_table
 from assay.errors import AssayError, InvalidArgumentError
 from assay.monitoring.drift import Reference, guess_kind
 

@@ -61,7 +61,7 @@ def _like(values: pd.Series[Any], dtype: Any) -> pd.Series[Any]:
 
 
 def read_file(path: Path) -> pd.DataFrame:
-    from assay.data.tabular import read_table
+    from assay.data.reading import read_table
 
     return read_table(path, path.name)
 

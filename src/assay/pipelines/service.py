@@ -289,6 +289,13 @@ class PipelineService:
             path=wanted,
         )
 
+    def readable(self, version: PipelineVersion, path: str | None = None) -> str:
+        """`source`, as a person reads it: a notebook as its cells in jupytext's percent
+        format (code as it is, markdown as comments), any other file as it is."""
+        wanted = path or version.entry
+        text = self.source(version, wanted)
+        return notebooks.as_script(text) if notebooks.is_notebook(wanted) else text
+
     def diff(self, a_ref: str, b_ref: str) -> str:
         """A unified diff of every file of two versions; empty when they hold the same source."""
         import difflib
@@ -303,6 +310,9 @@ class PipelineService:
                 continue
             old = _text(self.blobs.read(fa.hash)) if fa else ""
             new = _text(self.blobs.read(fb.hash)) if fb else ""
+            if notebooks.is_notebook(path):  # the cells, not their JSON
+                old = notebooks.as_script(old) if old else ""
+                new = notebooks.as_script(new) if new else ""
             lines = difflib.unified_diff(
                 old.splitlines(keepends=True),
                 new.splitlines(keepends=True),

@@ -176,6 +176,86 @@ def encode_manifest(manifest: dict[str, Any]) -> bytes:
     return json.dumps(manifest, indent=2, allow_nan=False).encode()
 
 
+def content_key(folder: Path, manifest: dict[str, Any]) -> str:
+    """What makes two bundles the same model: the flavor, the signature, and the model's
+    own files by content. A zip (a `.skops` file) counts by what its members hold, not
+    by its bytes (which carry the time it was written) nor its members' names (skops
+    names arrays after their objects' ids): a model trained again to the same weights
+    has the same key."""
+    import zipfile
+
+    from blake3 import blake3
+
+    hasher = blake3()
+    hasher.update(json.dumps([manifest["flavor"], manifest.get("signature")]).encode())
+    files: dict[str, str] = manifest["files"]
+    for rel in sorted(f for f in files if f.startswith(f"{MODEL_DIR}/")):
+        hasher.update(rel.encode() + b"\0")
+        path = member(folder, rel)
+        if zipfile.is_zipfile(path):
+            hasher.update(_zip_key(path).encode())
+        else:
+            hasher.update(files[rel].encode())
+    return hasher.hexdigest()
+
+
+def _zip_key(path: Path) -> str:
+    """A zip's content, without what differs between two saves of one model: members'
+    names (skops names an array's file, and gives every object an `__id__`, after the
+    object's id in memory) are replaced by their contents' hashes, and `__id__`s dropped."""
+    import zipfile
+
+    from blake3 import blake3
+
+    with zipfile.ZipFile(path) as archive:
+        contents = {i.filename: archive.read(i) for i in archive.infolist() if not i.is_dir()}
+    digests = {name: _member_digest(name, data) for name, data in contents.items()}
+
+    def canonical(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: canonical(v) for k, v in node.items() if k != "__id__"}
+        if isinstance(node, list):
+            return [canonical(v) for v in node]
+        if isinstance(node, str) and node in digests:
+            return digests[node]
+        return node
+
+    parts = []
+    for name, data in contents.items():
+        if name.endswith(".json"):
+            try:
+                doc = canonical(json.loads(data))
+            except (ValueError, UnicodeDecodeError):
+                parts.append(digests[name])
+                continue
+            parts.append(blake3(json.dumps(doc, sort_keys=True).encode()).hexdigest())
+        else:
+            parts.append(digests[name])
+    return blake3("".join(sorted(parts)).encode()).hexdigest()
+
+
+def _member_digest(name: str, data: bytes) -> str:
+    """A member's content hash; an array (`.npy`) by its values, field by field: a
+    structured array's padding bytes hold whatever memory held (a tree's nodes do)."""
+    from blake3 import blake3
+
+    if not name.endswith(".npy"):
+        return str(blake3(data).hexdigest())
+    import io
+
+    import numpy as np
+
+    try:
+        arr = np.load(io.BytesIO(data), allow_pickle=False)
+    except ValueError:  # an object array, or not an array after all: its bytes, then
+        return str(blake3(data).hexdigest())
+    hasher = blake3(f"{arr.dtype.descr}{arr.shape}".encode())
+    for field in arr.dtype.names or (None,):
+        part = arr if field is None else arr[field]
+        hasher.update(np.ascontiguousarray(part).tobytes())
+    return str(hasher.hexdigest())
+
+
 def stamp(
     manifest: dict[str, Any],
     *,

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from assay.errors import InvalidArgumentError, NotFoundError
-from assay.registry.flavors import flavor_for
+from assay.registry.flavors import flavor_for, framework
 
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
 SUPPORTED_FILES = (
@@ -140,8 +140,7 @@ def _is_xgboost_json(path: Path) -> bool:
 
 
 def _load_xgboost(path: Path) -> Any:
-    import xgboost as xgb
-
+    xgb = framework("xgboost")
     try:
         booster = xgb.Booster(model_file=str(path))
         # The scikit-learn wrappers leave their type in an attribute of the file.
@@ -167,8 +166,7 @@ def _is_lightgbm_text(path: Path) -> bool:
 
 
 def _load_lightgbm(path: Path) -> Any:
-    import lightgbm as lgb
-
+    lgb = framework("lightgbm")
     try:
         return lgb.Booster(model_file=str(path))
     except Exception as exc:

@@ -135,6 +135,33 @@ def _qualname(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
+# Each optional framework: its name as its authors write it, and the extra of Assay's
+# that installs it.
+_FRAMEWORKS = {"xgboost": ("XGBoost", "boosting"), "lightgbm": ("LightGBM", "boosting")}
+
+
+def framework(module: str) -> Any:
+    """Import an optional model framework (`xgboost`, `lightgbm`).
+
+    Raises:
+        InvalidArgumentError: it is not installed (or cannot be imported) here; the
+            message names the package and how to install it.
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        title, extra = _FRAMEWORKS.get(module, (module, None))
+        how = f"pip install 'assay[{extra}]'" if extra else f"pip install {module}"
+        missing = isinstance(exc, ModuleNotFoundError) and exc.name == module
+        why = "is not installed" if missing else f"cannot be imported ({exc})"
+        raise InvalidArgumentError(
+            f"This is a {title} model, and {module} {why} where Assay runs. "
+            f"Install it with `{how}` and retry.",
+            package=module,
+            install=how,
+        ) from None
+
+
 def _from_library(model: Any, library: str) -> bool:
     """Whether any class in the model's MRO comes from `library`; cheap (no import)."""
     return any(c.__module__.partition(".")[0] == library for c in type(model).__mro__)
@@ -261,8 +288,7 @@ class XGBoostBoosterModel:
         self.booster = booster
 
     def predict(self, X: Any) -> Any:
-        import xgboost as xgb
-
+        xgb = framework("xgboost")
         names = self.booster.feature_names
         if hasattr(X, "columns") or names is None:
             matrix = xgb.DMatrix(X)
@@ -283,13 +309,11 @@ class XGBoostFlavor:
             return True
         if not _from_library(model, "xgboost"):
             return False
-        import xgboost as xgb
-
+        xgb = framework("xgboost")
         return isinstance(model, xgb.XGBModel | xgb.Booster)
 
     def save(self, model: Any, folder: Path) -> dict[str, Any]:
-        import xgboost as xgb
-
+        xgb = framework("xgboost")
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / "model.json"
         if isinstance(model, XGBoostBoosterModel):
@@ -300,8 +324,7 @@ class XGBoostFlavor:
         return {"file": path.name, "kind": "booster", "class": "xgboost.core.Booster"}
 
     def load(self, folder: Path, meta: dict[str, Any]) -> Any:
-        import xgboost as xgb
-
+        xgb = framework("xgboost")
         path = str(folder / meta["file"])
         if meta.get("kind") == "sklearn":
             model = _class_in(meta["class"], "xgboost")()
@@ -390,13 +413,11 @@ class LightGBMFlavor:
             return True
         if not _from_library(model, "lightgbm"):
             return False
-        import lightgbm as lgb
-
+        lgb = framework("lightgbm")
         return isinstance(model, lgb.LGBMModel | lgb.Booster)
 
     def save(self, model: Any, folder: Path) -> dict[str, Any]:
-        import lightgbm as lgb
-
+        lgb = framework("lightgbm")
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / "model.txt"
         meta: dict[str, Any] = {"file": path.name}
@@ -426,8 +447,7 @@ class LightGBMFlavor:
         return meta
 
     def load(self, folder: Path, meta: dict[str, Any]) -> Any:
-        import lightgbm as lgb
-
+        lgb = framework("lightgbm")
         booster = lgb.Booster(model_file=str(folder / meta["file"]))
         if meta.get("classes") is not None:
             return LightGBMClassifierModel(

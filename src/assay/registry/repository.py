@@ -153,6 +153,16 @@ class RegistryRepository:
         row = self.c.execute(query).first()
         return (row.name, row) if row is not None else None
 
+    def version_with_content(self, name: str, content: str) -> Row[Any] | None:
+        """The version of model `name` holding the same model (`bundle.content_key`)."""
+        model = self.model_row(name)
+        if model is None:
+            return None
+        for row in self.version_rows(model.id):
+            if (row.extra or {}).get("content") == content:
+                return row
+        return None
+
     def versions_of_run(self, run_id: str) -> list[tuple[str, Row[Any]]]:
         rows = self.c.execute(
             select(models.c.name, model_versions)

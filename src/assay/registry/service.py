@@ -315,10 +315,18 @@ class RegistryService:
     ) -> ModelVersion:
         """Store a written bundle's files, then its manifest stamped with the next number,
         and insert the version; a number taken meanwhile restamps and retries."""
+        content = bundles.content_key(folder, manifest)
+        with self.db.read() as s:
+            same = RegistryRepository(s).version_with_content(name, content)
+        if same is not None:  # the same model again (a rerun): that version, not a new one
+            return self._entity(name, same)
         for rel, digest in manifest["files"].items():
             stored, _size = self.store.ingest_file(bundles.member(folder, rel))
             if stored != digest:
                 raise ConflictError(f"Bundle file {rel} changed while it was being stored; retry.")
+        extra: dict[str, Any] = {"content": content}
+        if manifest.get("note"):
+            extra["note"] = manifest["note"]
         for _attempt in range(5):
             with self.db.read() as s:
                 repo = RegistryRepository(s)
@@ -348,7 +356,7 @@ class RegistryService:
                         description=description,
                         author=self.author,
                         created_at=utcnow(),
-                        extra={"note": stamped["note"]} if stamped.get("note") else {},
+                        extra=extra,
                     )
                     return to_version(name, row, repo.aliases(model_row.id))
             except IntegrityError:

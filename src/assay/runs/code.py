@@ -162,13 +162,10 @@ def notebook_path(shell: Any) -> Path | None:
 
 
 def _ipython() -> Any:
-    if "IPython" not in sys.modules:
-        return None
-    try:
-        from IPython import get_ipython  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return None
-    shell = get_ipython()
+    """The IPython shell running this code (a Jupyter kernel), or None. IPython is only
+    consulted when something already imported it: a plain script never pays for it."""
+    getter = getattr(sys.modules.get("IPython"), "get_ipython", None)
+    shell = getter() if callable(getter) else None
     return shell if shell is not None and hasattr(shell, "user_ns") else None
 
 

@@ -79,6 +79,7 @@ def execute_notebook(
                 str(executed),
                 parameters={**params, "data": str(data_dir)},
                 kernel_name=KERNEL,
+                language="python",  # the kernel's; a notebook may not say
                 cwd=str(work),
                 progress_bar=False,
                 stdout_file=sys.stdout,

@@ -7,7 +7,6 @@ column, so that `params.C > 1 and metrics.val_f1 >= 0.9` is an indexed query.
 from __future__ import annotations
 
 import json
-import os
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,8 +34,10 @@ from sqlalchemy import (
 )
 
 from assay.errors import InvalidArgumentError, NotFoundError
+from assay.limits import bounded
 from assay.runs.entities import Run, StepRun
 from assay.store.db import aware, metadata, utcnow
+from assay.store.liveness import alive
 
 experiments = Table(
     "experiments",
@@ -70,8 +71,12 @@ runs = Table(
     Column("started_at", DateTime(timezone=True), nullable=True),
     Column("ended_at", DateTime(timezone=True), nullable=True),
     Column("heartbeat_at", DateTime(timezone=True), nullable=True),
+    # Who answers for the run: the command that queued it while it is queued, the
+    # runner executing it once it runs (pid, host, and the process's start time, so
+    # that a reused pid is not taken for it).
     Column("pid", Integer, nullable=True),
     Column("host", String(255), nullable=True),
+    Column("pid_started", BigInteger, nullable=True),
     Column("error", Text, nullable=True),
     Column("logs", String(64), nullable=True),
     Column("model", String(64), nullable=True),
@@ -312,7 +317,8 @@ class RunRepository:
             for run_id, key, value in rows:
                 if raw and isinstance(value, str):
                     value = json.loads(value)
-                out.setdefault(run_id, {})[key] = value
+                # A value stored before `assay.limits` held may nest too deep to list.
+                out.setdefault(run_id, {})[key] = bounded(value)
         return out
 
     def metrics_of(self, ids: list[str]) -> dict[str, dict[str, float | None]]:
@@ -387,13 +393,27 @@ class RunRepository:
                 and_(runs.c.host == remote[0], silent_since(now - remote[1])),
             )
         stale = self.c.execute(
-            select(runs.c.id, runs.c.host, runs.c.pid).where(runs.c.status == "running", silent)
+            select(runs.c.id, runs.c.host, runs.c.pid, runs.c.pid_started).where(
+                runs.c.status == "running", silent
+            )
         ).all()
         return [
             run_id
-            for run_id, where, pid in stale
-            if (remote is not None and where == remote[0]) or where != host or not _alive(pid)
+            for run_id, where, pid, started in stale
+            if (remote is not None and where == remote[0])
+            or where != host
+            or not alive(pid, started)
         ]
+
+    def orphaned_queued(self, host: str) -> list[tuple[str, int]]:
+        """Queued runs of this host whose command (the process that queued them) is gone:
+        (run id, that command's pid). Queued runs of other hosts cannot be checked here."""
+        queued = self.c.execute(
+            select(runs.c.id, runs.c.pid, runs.c.pid_started).where(
+                runs.c.status == "queued", runs.c.host == host, runs.c.pid.is_not(None)
+            )
+        ).all()
+        return [(run_id, pid) for run_id, pid, started in queued if not alive(pid, started)]
 
     def status(self, run_id: str) -> str:
         return str(self.c.scalar(select(runs.c.status).where(runs.c.id == run_id)))
@@ -414,6 +434,19 @@ class RunRepository:
                     ended_at=utcnow(),
                     error="The runner stopped sending heartbeats (killed or crashed); "
                     "the run did not finish.",
+                )
+            )
+
+    def mark_orphaned(self, orphans: list[tuple[str, int]], host: str) -> None:
+        for run_id, pid in orphans:
+            self.c.execute(
+                update(runs)
+                .where(runs.c.id == run_id, runs.c.status == "queued")
+                .values(
+                    status="killed",
+                    ended_at=utcnow(),
+                    error=f"The command that queued it (pid {pid} on {host}) died before the "
+                    "run started. Start it again with `assay runs rerun`.",
                 )
             )
 
@@ -535,18 +568,6 @@ class RunRepository:
         self.c.execute(insert(step_cache).values(created_at=utcnow(), **values))
 
 
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # it exists, under another user
-    return True
-
-
 def to_run(
     row: Any,
     params: dict[str, Any],
@@ -578,7 +599,7 @@ def to_run(
         code=row.code,
         resources=row.resources or {},
         environment=row.environment or {},
-        extra=row.extra or {},
+        extra=bounded(row.extra or {}),  # stored before `assay.limits` held, it may be deep
         params=params,
         metrics=metrics,
         steps=steps,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import sys
 import tempfile
 import time
@@ -22,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from assay.data.entities import DataVersion
 from assay.data.service import DataService
 from assay.errors import ConflictError, InvalidArgumentError, NotFoundError
+from assay.limits import MAX_NAME_LENGTH, check_document
 from assay.pipelines.notebook import is_notebook
 from assay.runs import code as codes
 from assay.runs import tracking
@@ -31,6 +31,7 @@ from assay.runs.entities import Candidate, Run, lower_is_better
 from assay.runs.notebook import CellError
 from assay.runs.params import apply_overrides, load_params
 from assay.runs.repository import Point, RunRepository, runs
+from assay.store import liveness
 from assay.store.db import Database, aware, utcnow
 from assay.store.objects import ObjectStore, hash_bytes
 from assay.store.packs import Blobs
@@ -153,8 +154,14 @@ class RunService:
                     "See it with `assay runs show`, or pass --force to run again.",
                     run=earlier,
                 )
+            pid, host, started = liveness.me()
             return {
                 "status": "queued",
+                # The command that queued it answers for it until a runner takes it: if
+                # that command dies first, readers mark the run (`_reap`).
+                "pid": pid,
+                "host": host,
+                "pid_started": started,
                 "pipeline": pv.pipeline,
                 "pipeline_version": pv.number,
                 "dataset": dv.dataset,
@@ -171,9 +178,16 @@ class RunService:
         """Queue a run with exactly the inputs of run `ref` (always runs: --force implied)."""
         old = self.get(ref)
         if not (old.pipeline_ref and old.data_ref and old.params_ref):
+            kept = (
+                f" Its code is kept: `assay runs code {old.short_id}`; run a notebook as a "
+                "pipeline (`assay run NOTEBOOK.ipynb --data D --params P`) to make it "
+                "re-executable."
+                if old.code
+                else ""
+            )
             raise InvalidArgumentError(
-                f"Run {old.short_id} was not made from a pipeline, data and params versions "
-                "(a notebook run?); there is nothing to re-execute."
+                f"Run {old.short_id} was tracked from a notebook or script, not made from "
+                f"pipeline, data and params versions: there is nothing to re-execute.{kept}"
             )
         params = json.loads(self.data.read_file(self.data.resolve(old.params_ref), "params.json"))
         with tempfile.TemporaryDirectory() as tmp:
@@ -203,7 +217,12 @@ class RunService:
         for the params' version number retries the whole of it.
 
         Returns the run's id and name, its params version and its creation time.
+
+        Raises:
+            InvalidArgumentError: params beyond the bounds of `assay.limits` (every listing
+                reads them back), or not JSON values.
         """
+        flat = _checked_params(params)
         try:
             text = (json.dumps(params, indent=2, sort_keys=True) + "\n").encode()
         except (TypeError, ValueError) as exc:
@@ -240,7 +259,7 @@ class RunService:
                             "params_version": pversion.number,
                             "created_at": now,
                         },
-                        _flatten(params),
+                        flat,
                     )
                 self._experiment_ids[experiment] = exp_id  # committed: safe to remember
                 return run_id, run_name, pversion, now
@@ -288,6 +307,7 @@ class RunService:
                 "pid": None if remote else os.getpid(),
                 "host": REMOTE_HOST if remote else _HOST,
                 "parent_id": parent_id,
+                "pid_started": None if remote else liveness.started(os.getpid()),
             }
 
         run_id, run_name, pversion, now = self._open_run(
@@ -343,7 +363,7 @@ class RunService:
                         "started_at": now,
                         "ended_at": now,
                     },
-                    _flatten({tracking.check_key(k): v for k, v in child.params.items()}),
+                    _checked_params({tracking.check_key(k): v for k, v in child.params.items()}),
                 )
                 points: list[Point] = [
                     (tracking.check_key(k), tracking.as_number(k, v), None, now.timestamp())
@@ -384,11 +404,16 @@ class RunService:
 
     def annotate(self, ref: str, **extra: Any) -> None:
         """Merge JSON values into a run's `extra` (what a tracked run learned about itself:
-        the fingerprint of its training data, a search's best candidate…)."""
+        the fingerprint of its training data, a search's best candidate…).
+
+        Raises:
+            InvalidArgumentError: the merged `extra` beyond the bounds of `assay.limits`.
+        """
         with self.db.session() as conn:
             repo = RunRepository(conn)
             run_id = repo.resolve_id(ref)
             merged = {**(repo.load_row(run_id).extra or {}), **extra}
+            check_document(merged, "The run's extra")  # every listing reads it back
             repo.update(run_id, extra=merged)
 
     # ---- code versions -------------------------------------------------------------------
@@ -480,7 +505,9 @@ class RunService:
         with self.db.session() as conn:
             repo = RunRepository(conn)
             run_id = self._running(repo, ref)
-            repo.add_params(run_id, _flatten({tracking.check_key(k): v for k, v in params.items()}))
+            repo.add_params(
+                run_id, _checked_params({tracking.check_key(k): v for k, v in params.items()})
+            )
 
     def add_artifacts(self, ref: str, files: dict[str, Path]) -> None:
         """Store files (name: local path) with a running run.
@@ -622,7 +649,8 @@ class RunService:
                 started_at=utcnow(),
                 heartbeat_at=utcnow(),
                 pid=os.getpid(),
-                host=socket.gethostname(),
+                host=_HOST,
+                pid_started=liveness.started(os.getpid()),
             )
         recorder.start()
         tracking.activate(recorder)
@@ -656,8 +684,8 @@ class RunService:
                         run, pv, entry, dv, data_dir, params, recorder, use_cache, emit
                     )
             status = "succeeded"
-        except KeyboardInterrupt:
-            status, error = "killed", "Interrupted (Ctrl-C)."
+        except KeyboardInterrupt as exc:  # Ctrl-C, or a signal that says why (its text)
+            status, error = "killed", str(exc) or "Interrupted (Ctrl-C)."
         except tracking.RunStopped as exc:
             status, error = exc.reason, f"Stopped early ({exc.reason}) at the request of a sweep."
         except CellError as exc:  # the notebook's own traceback, not the runner's frames
@@ -859,12 +887,13 @@ class RunService:
         # is found does a write transaction mark it.
         stale_after = timedelta(seconds=3 * self.settings.heartbeat_s + 3)
         with self.db.read() as conn:
-            dead = RunRepository(conn).stale_runs(
-                stale_after, _HOST, remote=(REMOTE_HOST, REMOTE_SILENCE)
-            )
-        if dead:
+            repo = RunRepository(conn)
+            dead = repo.stale_runs(stale_after, _HOST, remote=(REMOTE_HOST, REMOTE_SILENCE))
+            orphans = repo.orphaned_queued(_HOST)
+        if dead or orphans:
             with self.db.session() as conn:
                 RunRepository(conn).mark_dead(dead)
+                RunRepository(conn).mark_orphaned(orphans, _HOST)
 
     def get(self, ref: str) -> Run:
         self._reap()
@@ -960,7 +989,7 @@ class RunService:
         return [self.get(r) for r in refs]
 
 
-_HOST = socket.gethostname()
+_HOST = liveness.HOST
 # Runs tracked from other machines through the server (`begin(remote=True)`): no
 # local process to look for, so they die of silence only, after REMOTE_SILENCE.
 REMOTE_HOST = "remote"
@@ -1000,6 +1029,25 @@ def _flavor(value: Any) -> str:
     return {"sklearn": "sklearn", "xgboost": "xgboost", "lightgbm": "lightgbm"}.get(
         module, "python"
     )
+
+
+def _checked_params(params: dict[str, Any]) -> dict[str, Any]:
+    """`params` flattened as a run stores them, once they are within the bounds of
+    `assay.limits` (every listing reads them back).
+
+    Raises:
+        InvalidArgumentError: too deep or too large, or a (dotted) name too long.
+    """
+    check_document(params, "Params")
+    flat = _flatten(params)
+    for key in flat:
+        if len(key) > MAX_NAME_LENGTH:
+            raise InvalidArgumentError(
+                f"Param name {key[:40]!r}… is {len(key):,} characters; names are at most "
+                f"{MAX_NAME_LENGTH} (a nested name counts its parents, joined by dots).",
+                limit=MAX_NAME_LENGTH,
+            )
+    return flat
 
 
 def _flatten(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from assay.errors import InvalidArgumentError
+from assay.limits import MAX_NAME_LENGTH, check_document
 from assay.runs.repository import Point, RunRepository
 from assay.store.db import Database, utcnow
 from assay.store.objects import ObjectStore, hash_bytes
@@ -176,6 +177,7 @@ class RunRecorder:
             self.split_info = logged["split"]
 
     def log_params(self, params: Mapping[str, Any]) -> None:
+        check_document(dict(params), "Params")  # every listing reads them back
         with self.db.session() as conn:
             RunRepository(conn).add_params(
                 self.run_id, {check_key(k): v for k, v in params.items()}
@@ -224,8 +226,10 @@ def store_artifacts(
 
 
 def check_key(key: str) -> str:
-    if not isinstance(key, str) or not key or len(key) > 255:
-        raise InvalidArgumentError(f"Metric and param names must be 1-255 characters, got {key!r}.")
+    if not isinstance(key, str) or not key or len(key) > MAX_NAME_LENGTH:
+        raise InvalidArgumentError(
+            f"Metric and param names must be 1-{MAX_NAME_LENGTH} characters, got {key!r}."
+        )
     return key
 
 

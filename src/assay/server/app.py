@@ -7,26 +7,39 @@ an `error_id` (also in the server's log) and never a stack trace.
 
 from __future__ import annotations
 
-import logging
-import uuid
+import re
+import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from assay.errors import AssayError
+from assay.server.guard import (
+    DEFAULT_BODY_TIMEOUT_S,
+    DEFAULT_MAX_BODY,
+    BodyRefused,
+    Guard,
+    error,
+)
 from assay.workspace import Workspace
 
-log = logging.getLogger("assay.server")
-
-DEFAULT_MAX_BODY = 64 * 1024 * 1024  # JSON bodies; file uploads stream in parts below this
-_JSON_METHODS = {"POST", "PUT", "PATCH"}
+__all__ = ["DEFAULT_BODY_TIMEOUT_S", "DEFAULT_MAX_BODY", "create_app", "error"]
 
 
-def create_app(ws: Workspace, *, auth: bool = True, max_body: int = DEFAULT_MAX_BODY) -> FastAPI:
+def create_app(
+    ws: Workspace,
+    *,
+    auth: bool = True,
+    max_body: int = DEFAULT_MAX_BODY,
+    body_timeout: float = DEFAULT_BODY_TIMEOUT_S,
+) -> FastAPI:
+    """The server's app over `ws`: tokens needed unless `auth` is off; request bodies at
+    most `max_body` bytes (each route may take less), arriving within `body_timeout` s."""
     from assay import __version__
     from assay.server.routes import (
         data,
@@ -58,14 +71,18 @@ def create_app(ws: Workspace, *, auth: bool = True, max_body: int = DEFAULT_MAX_
 
     from assay.ui.app import error_page, wants_page
 
+    local = _Places.of(ws)
+
     @app.exception_handler(AssayError)
     async def assay_error(request: Request, exc: AssayError) -> Response:
+        message = local.relative(exc.message)
         if wants_page(request):
-            return error_page(request, exc.status, type(exc).__name__, exc.message)
+            return error_page(request, exc.status, type(exc).__name__, message)
         # A pipeline's own traceback helps its author at the terminal; over the API the
         # message says what failed, and stack traces stay on the server.
         details = {k: v for k, v in exc.details.items() if k != "traceback"}
-        response = error(exc.status, type(exc).__name__, exc.message, _jsonable(details))
+        details = local.relative(_jsonable(details))
+        response = error(exc.status, type(exc).__name__, message, details)
         if exc.status == 401:
             response.headers["WWW-Authenticate"] = "Bearer"
         return response
@@ -86,6 +103,12 @@ def create_app(ws: Workspace, *, auth: bool = True, max_body: int = DEFAULT_MAX_
             {"problems": problems},
         )
 
+    @app.exception_handler(BodyRefused)
+    async def body_refused(request: Request, exc: BodyRefused) -> Response:
+        if wants_page(request):
+            return error_page(request, exc.status_code, exc.kind, exc.message)
+        return error(exc.status_code, exc.kind, exc.message, exc.details)
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         kind = {404: "NotFoundError", 405: "MethodNotAllowed"}.get(exc.status_code, "HTTPError")
@@ -96,24 +119,8 @@ def create_app(ws: Workspace, *, auth: bool = True, max_body: int = DEFAULT_MAX_
     from assay.ui.app import mount
 
     mount(app)  # the dashboard, at /
-    app.add_middleware(_Guard, max_body=max_body)
+    app.add_middleware(Guard, max_body=max_body, body_timeout=body_timeout)
     return app
-
-
-def error(
-    status: int, kind: str, message: str, details: dict[str, Any] | None = None
-) -> JSONResponse:
-    return JSONResponse(
-        {"error": {"type": kind, "message": message, "details": details or {}}}, status_code=status
-    )
-
-
-def _not_json(ctype: str) -> JSONResponse:
-    return error(
-        415,
-        "UnsupportedMediaTypeError",
-        f"Send JSON with Content-Type: application/json (got {ctype or 'none'!r}).",
-    )
 
 
 def _jsonable(details: dict[str, Any]) -> dict[str, Any]:
@@ -126,125 +133,49 @@ def _jsonable(details: dict[str, Any]) -> dict[str, Any]:
         return {k: str(v) for k, v in details.items()}
 
 
-class _Guard:
-    """The outermost layer: body limits and content types before any route runs, and
-    the last word on any exception.
+class _Places:
+    """The server's own places on its disk, to be named relatively in errors: a client
+    learns nothing of the machine's layout (user names, install paths, temporary folders).
 
-    A JSON route's body is read here, up to the limit (413 beyond it, with or without
-    Content-Length); a file part or a form is counted as the route streams it. An
-    exception no handler took becomes a JSON 500 naming an `error_id` that is also in
-    the log, and is not raised further, so the client's connection stays usable.
+    A path in the workspace is relative to it; in a temporary folder of ours, relative to
+    that folder (what the client sent, e.g. a pipeline's file); the home folder is `~`, the
+    Python installation `<python>`. A path the client sent is answered as sent.
     """
 
-    def __init__(self, app: ASGIApp, max_body: int) -> None:
-        self.app = app
-        self.max_body = max_body
+    def __init__(self, prefixes: list[tuple[str, str]], temporary: re.Pattern[str]) -> None:
+        self.prefixes = prefixes
+        self.temporary = temporary
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
+    @classmethod
+    def of(cls, ws: Workspace) -> _Places:
+        named: dict[str, str] = {}
+        for place, name in (
+            (Path(sys.base_prefix), "<python>/"),
+            (Path(sys.prefix), "<python>/"),
+            (Path.home(), "~/"),
+            (ws.settings.root, ""),
+        ):
+            if place is not None:
+                for variant in {str(place), str(place.resolve())}:
+                    if variant != "/":
+                        named[variant.rstrip("/") + "/"] = name
+        # Longest first: the workspace may be in the home folder, a venv in the workspace.
+        prefixes = sorted(named.items(), key=lambda item: -len(item[0]))
+        tmp = Path(tempfile.gettempdir())
+        folders = "|".join(sorted({re.escape(str(p)) for p in (tmp, tmp.resolve())}))
+        # tempfile's folders: ours are named assay-…, the unnamed ones tmp…
+        temporary = re.compile(rf"(?:{folders})/(?:assay-|tmp)[^/\s'\"]*/")
+        return cls(prefixes, temporary)
 
-        async def tracked(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self._guarded(scope, receive, tracked)
-        except _TooLarge:
-            if not started:
-                await _send(send, error(413, "PayloadTooLargeError", _too_large(self.max_body)))
-        except Exception as exc:
-            error_id = uuid.uuid4().hex[:12]
-            log.error("error %s on %s %s", error_id, scope["method"], scope["path"], exc_info=exc)
-            if not started:
-                await _send(
-                    send,
-                    error(
-                        500,
-                        "InternalError",
-                        f"The server failed on this request; its log names error {error_id}.",
-                        {"error_id": error_id},
-                    ),
-                )
-
-    async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["method"] not in _JSON_METHODS:
-            await self.app(scope, receive, send)
-            return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        path = scope["path"]
-        # File parts are raw bytes and the dashboard's forms are form-encoded: both are
-        # counted as they stream; everything else under /api is JSON, read whole here.
-        streamed = path.startswith("/api/v1/uploads/") or not path.startswith("/api/")
-        limit = self.max_body
-        length = headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > limit:
-            raise _TooLarge
-        ctype = headers.get("content-type", "").split(";")[0].strip().lower()
-        if not streamed and length not in (None, "0") and ctype != "application/json":
-            await _send(send, _not_json(ctype))
-            return
-        if streamed:
-            seen = 0
-
-            async def counted() -> Message:
-                nonlocal seen
-                message = await receive()
-                if message["type"] == "http.request":
-                    seen += len(message.get("body", b""))
-                    if seen > limit:
-                        raise _TooLarge
-                return message
-
-            await self.app(scope, counted, send)
-            return
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client went away
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise _TooLarge
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        if size and ctype != "application/json":
-            await _send(send, _not_json(ctype))
-            return
-        body = b"".join(chunks)
-        delivered = False
-
-        async def replay() -> Message:
-            nonlocal delivered
-            if not delivered:
-                delivered = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
-
-
-class _TooLarge(Exception):
-    pass
-
-
-def _too_large(limit: int) -> str:
-    return f"The body is larger than this server accepts ({limit:,} bytes)."
-
-
-async def _send(send: Send, response: JSONResponse) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": response.status_code,
-            "headers": response.raw_headers,
-        }
-    )
-    await send({"type": "http.response.body", "body": response.body})
+    def relative(self, value: Any) -> Any:
+        if isinstance(value, str):
+            value = self.temporary.sub("", value)
+            for prefix, name in self.prefixes:
+                if prefix in value:
+                    value = value.replace(prefix, name)
+            return value
+        if isinstance(value, dict):
+            return {k: self.relative(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.relative(v) for v in value]
+        return value

@@ -24,7 +24,9 @@ WS = Annotated[Workspace, Depends(workspace)]
 
 def need(scope: str, *, signed_in: bool = False) -> Callable[..., Any]:
     """A dependency: the request's bearer token must allow `scope` (unless auth is off).
-    With `signed_in`, the dashboard's sign-in cookie will do too (pages a browser opens)."""
+    With `signed_in`, the dashboard's sign-in cookie will do too, for reading only (GET and
+    HEAD: pages a browser opens): a cookie rides along on requests a page elsewhere makes,
+    so no API route that changes anything may take one."""
 
     async def check(  # on the event loop: one indexed read, no thread hop per request
         request: Request,
@@ -33,7 +35,7 @@ def need(scope: str, *, signed_in: bool = False) -> Callable[..., Any]:
         if not request.app.state.auth:
             return
         secret = credentials.credentials if credentials else None
-        if secret is None and signed_in:
+        if secret is None and signed_in and request.method in ("GET", "HEAD"):
             from assay.ui.app import COOKIE
 
             secret = request.cookies.get(COOKIE)

@@ -18,4 +18,6 @@ def launch(
     runs after that (a retrain registers the run's model)."""
     from assay.executors.local import launch_in_background
 
-    launch_in_background(ws, run_id, use_cache=use_cache, then=then)
+    # Detached on purpose, as the server's sweeps are: a run started through the API
+    # outlives a restart of the server, and records its own end.
+    launch_in_background(ws, run_id, use_cache=use_cache, then=then, detached=True)

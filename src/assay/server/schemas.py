@@ -62,6 +62,22 @@ def page_of(items: list[T], limit: int, page_token: str | None) -> Page[T]:
 
 Limit = Annotated[int, Query(ge=1, le=1000, description="Items per page")]
 
+# Request bodies: a route that declares no limit takes DEFAULT_BODY (1 MiB); these say
+# more or less. The server's --max-body-mb caps every one of them.
+SMALL_BODY = 64 * 1024  # a name, a scope, a tag, an alias, a winner
+METRICS_BODY = 8 * 1024 * 1024  # a batch of metric points (100,000 short-named ones fit)
+SWEEP_BODY = 4 * 1024 * 1024  # a sweep's options, its space file's text and base params
+CEILING = "server"  # as much as the server takes: sources, predictions, upload parts
+
+
+def body_limit(size: int | str, **extra: Any) -> dict[str, Any]:
+    """A route's `openapi_extra` saying its body may be at most `size` bytes (or CEILING);
+    the server answers 413 beyond it (before reading, when Content-Length says so), and
+    the OpenAPI document shows it as `x-body-limit`."""
+    from assay.server.guard import BODY_LIMIT
+
+    return {BODY_LIMIT: size, **extra}
+
 
 def documented(doc: type[T]) -> type[T]:
     """A service's document type (a TypedDict) as a response model whose attribute

@@ -56,6 +56,7 @@ from assay.errors import (
     PredictTimeoutError,
     UnsupportedMediaTypeError,
 )
+from assay.limits import FEEDBACK_BODY_BYTES
 from assay.serving.bodies import (
     binary_headers,
     error_body,
@@ -347,8 +348,8 @@ class _Endpoints:
     async def feedback(self, request: Request) -> Response:
         try:
             log = self.state.log
-            doc = parse_body(await read_body(request, self.max_body_bytes))
-            request_id, reward, label = feedback_fields(doc)
+            body = await read_body(request, min(self.max_body_bytes, FEEDBACK_BODY_BYTES))
+            request_id, reward, label = feedback_fields(parse_body(body))
             if log is None:
                 raise ConflictError(
                     "Prediction logging is off for this service, so feedback has nothing to "

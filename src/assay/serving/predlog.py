@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from assay.errors import AssayError, InvalidArgumentError
+from assay.limits import check_document
 from assay.store.segments import SegmentStore, short_digest
 
 log = logging.getLogger("assay.serving")
@@ -456,6 +457,7 @@ def feedback_fields(doc: Any) -> tuple[str, float | None, Any]:
                 f"'reward' must be a finite number, not {json.dumps(reward)}.", field="reward"
             )
         return request_id, float(reward), None
+    check_document(doc["label"], "The label")  # kept in the log, read back by every check
     return request_id, None, doc["label"]
 
 

@@ -13,23 +13,33 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from assay.errors import ConflictError, InvalidArgumentError
 from assay.store.db import utcnow
+from assay.store.liveness import alive as running
+
+# Children of this process that exited and were collected, with their exit codes.
+_exited: dict[int, int] = {}
 
 
 def spawn(python: str, module: str, folder: Path) -> int:
-    """Start `python -m MODULE FOLDER` detached, its output appended to service.log."""
+    """Start `python -m MODULE FOLDER` detached, its output appended to service.log.
+
+    The process is our child for as long as we live: a thread waits for it, so that
+    when it exits (stopped by anyone, from any process) we collect it at once instead
+    of keeping a zombie that looks alive to everyone else.
+    """
     with open(folder / "service.log", "ab") as log:
         log.write(f"--- {utcnow().isoformat()} starting\n".encode())
         log.flush()
         # posix_spawn rather than Popen: the process is meant to outlive this command
         # (its own session, so not our Ctrl-C), and a Popen object would complain when
         # collected with its child still running.
-        return os.posix_spawn(
+        pid = os.posix_spawn(
             python,
             [python, "-m", module, str(folder)],
             dict(os.environ),
@@ -40,6 +50,15 @@ def spawn(python: str, module: str, folder: Path) -> int:
             ],
             setsid=True,
         )
+    _exited.pop(pid, None)  # a pid of an earlier child, reused
+    threading.Thread(target=_collect, args=(pid,), name=f"assay-reap-{pid}", daemon=True).start()
+    return pid
+
+
+def _collect(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):  # collected by `exit_code` or `alive`
+        _, status = os.waitpid(pid, 0)
+        _exited[pid] = os.waitstatus_to_exitcode(status)
 
 
 def wait_ready(
@@ -174,24 +193,24 @@ def exit_code(pid: int) -> int | None:
     try:
         done, status = os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
-        return None if alive(pid) else -1
-    return os.waitstatus_to_exitcode(status) if done == pid else None
+        # Not (or no longer) our child: collected by its thread, or another's process
+        # (then its exit code is not ours to know).
+        if running(pid):
+            return None
+        return _exited.get(pid, -1)
+    if done != pid:
+        return None
+    _exited[pid] = os.waitstatus_to_exitcode(status)
+    return _exited[pid]
 
 
 def alive(pid: int) -> bool:
+    """Whether process `pid` runs. One that exited is not alive even before whoever
+    started it collects it (a zombie: another process's child, which only that process
+    can reap); our own child is collected here."""
     if pid <= 0:
         return False
-    with contextlib.suppress(ChildProcessError):
-        done, _status = os.waitpid(pid, os.WNOHANG)  # reap it if it is our own exited child
-        if done == pid:
-            return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return exit_code(pid) is None
 
 
 def is_service_process(pid: int, folder: Path) -> bool:

@@ -8,19 +8,20 @@ Alembic migrations. Each concept declares its own tables on `metadata` in its
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, MetaData, create_engine, event, text
+from sqlalchemy import Connection, Engine, MetaData, create_engine, event, make_url, text
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from assay.errors import AssayError, InvalidArgumentError
 
 # The newest migration. Checking it costs one query, where loading Alembic's
 # script directory on every command would cost far more; a test pins it.
-HEAD_REVISION = "0010"
+HEAD_REVISION = "0011"
 
 _NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -48,18 +49,28 @@ class DatabaseError(AssayError):
     status = 503
 
 
-def make_engine(url: str, **options: Any) -> Engine:
-    """An engine for `url`, tuned for many short writers on SQLite."""
+# How long a command may wait on the metadata database by default (ASSAY_DB_TIMEOUT_S).
+DEFAULT_TIMEOUT_S = 30.0
+
+
+def make_engine(url: str, *, timeout_s: float = DEFAULT_TIMEOUT_S, **options: Any) -> Engine:
+    """An engine for `url`, tuned for many short writers on SQLite.
+
+    Nothing waits on the database longer than `timeout_s`: to connect (PostgreSQL), for
+    a lock (both), for one statement (PostgreSQL, which cuts it off on its side).
+    """
     if url.startswith("postgres://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgres://")
     elif url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     try:
         if url.startswith("sqlite"):
-            engine = create_engine(url, connect_args={"timeout": 60}, **options)
-            _tune_sqlite(engine)
+            engine = create_engine(url, connect_args={"timeout": timeout_s}, **options)
+            _tune_sqlite(engine, timeout_s)
         else:
-            engine = create_engine(url, pool_pre_ping=True, **options)
+            engine = create_engine(
+                url, pool_pre_ping=True, connect_args=_pg_timeouts(url, timeout_s), **options
+            )
     except (ImportError, ValueError) as exc:
         raise InvalidArgumentError(
             f"Cannot use database URL {url!r}: {exc}. "
@@ -68,7 +79,25 @@ def make_engine(url: str, **options: Any) -> Engine:
     return engine
 
 
-def _tune_sqlite(engine: Engine) -> None:
+def _pg_timeouts(url: str, timeout_s: float) -> dict[str, Any]:
+    # connect_timeout bounds the whole handshake: a server that accepts the connection
+    # and never answers is given up on (libpq counts whole seconds, at least 2). The
+    # server-side timeouts go in the startup packet's options, after the URL's own
+    # (a search_path, say), which a connect argument of the same name would replace.
+    ms = max(1, round(timeout_s * 1000))
+    mine = f"-c statement_timeout={ms} -c lock_timeout={ms}"
+    theirs = make_url(url).query.get("options")
+    if isinstance(theirs, tuple):
+        theirs = " ".join(theirs)
+    return {
+        "connect_timeout": max(2, math.ceil(timeout_s)),
+        "options": f"{theirs} {mine}" if theirs else mine,
+    }
+
+
+def _tune_sqlite(engine: Engine, timeout_s: float) -> None:
+    busy_ms = max(1, round(timeout_s * 1000))
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" event issue BEGIN itself (below).
@@ -77,7 +106,7 @@ def _tune_sqlite(engine: Engine) -> None:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=60000")
+        cur.execute(f"PRAGMA busy_timeout={busy_ms}")
         cur.close()
 
     @event.listens_for(engine, "begin")
@@ -95,9 +124,10 @@ def _tune_sqlite(engine: Engine) -> None:
 class Database:
     """An engine; `session()` is one write transaction, `read()` one read-only."""
 
-    def __init__(self, url: str, **options: Any) -> None:
+    def __init__(self, url: str, *, timeout_s: float = DEFAULT_TIMEOUT_S, **options: Any) -> None:
         self.url = url
-        self.engine = make_engine(url, **options)
+        self.timeout_s = timeout_s
+        self.engine = make_engine(url, timeout_s=timeout_s, **options)
 
     @contextlib.contextmanager
     def session(self) -> Iterator[Connection]:
@@ -120,10 +150,32 @@ class Database:
         try:
             yield
         except OperationalError as exc:
-            raise DatabaseError(
-                f"The metadata database at {self.safe_url} failed: {exc.orig}. "
-                "Check that it is reachable and retry."
-            ) from exc
+            raise self._failed(exc, "The metadata database at {url} failed") from exc
+
+    def _failed(self, exc: OperationalError, what: str) -> DatabaseError:
+        """One line naming the database (password hidden), what went wrong, what to do."""
+        # libpq's messages run over several lines (one per address tried).
+        reason = "; ".join(line.strip() for line in str(exc.orig).splitlines() if line.strip())
+        lowered = reason.lower()
+        wait = f"{self.timeout_s:g} s"
+        if "full" in lowered:  # SQLite's "database or disk is full": space, not a network
+            advice = "Free some space and retry."
+        elif "locked" in lowered or "lock timeout" in lowered:
+            advice = (
+                f"Another process held it locked for {wait}. Retry when it is done, or wait "
+                "longer with ASSAY_DB_TIMEOUT_S."
+            )
+        elif "timeout" in lowered or "timed out" in lowered or "canceling statement" in lowered:
+            advice = (
+                f"It did not answer within {wait} (ASSAY_DB_TIMEOUT_S). Check that the "
+                "server is up and answering, and the URL (ASSAY_DB_URL or assay.toml)."
+            )
+        else:
+            advice = (
+                "Check the URL (ASSAY_DB_URL or assay.toml) and that the server is up; "
+                f"Assay waits {wait} for it (ASSAY_DB_TIMEOUT_S)."
+            )
+        return DatabaseError(f"{what.format(url=self.safe_url)}: {reason}. {advice}")
 
     @property
     def safe_url(self) -> str:
@@ -132,15 +184,19 @@ class Database:
     def revision(self) -> str | None:
         """The schema's current migration, or None for an empty database."""
         try:
-            with self.engine.connect() as conn:
+            # Read-only: every command asks this first, and on SQLite a plain
+            # transaction would take the write lock for it.
+            with self.engine.connect().execution_options(assay_read_only=True) as conn:
                 row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
                 conn.rollback()
         except (OperationalError, ProgrammingError) as exc:
             if _is_missing_table(exc):
                 return None
+            if isinstance(exc, OperationalError):
+                raise self._failed(exc, "Cannot reach the metadata database at {url}") from exc
             raise DatabaseError(
-                f"Cannot reach the metadata database at {self.safe_url}: {exc.orig}. "
-                "Check the URL (ASSAY_DB_URL or assay.toml) and that the server is up."
+                f"Cannot read the metadata database at {self.safe_url}: {exc.orig}. "
+                "Check the URL (ASSAY_DB_URL or assay.toml)."
             ) from exc
         return None if row is None else str(row[0])
 
@@ -153,10 +209,7 @@ class Database:
         try:
             command.upgrade(alembic_config(self), "head")
         except OperationalError as exc:
-            raise DatabaseError(
-                f"Cannot migrate the metadata database at {self.safe_url}: {exc.orig}. "
-                "Check the URL and that the database exists."
-            ) from exc
+            raise self._failed(exc, "Cannot migrate the metadata database at {url}") from exc
 
     def ensure_current(self) -> None:
         """Bring an older schema up to date; refuse an empty or a newer one.

@@ -71,11 +71,17 @@ def is_hash(name: str) -> bool:
     return len(name) == HASH_HEX_LEN and all(c in "0123456789abcdef" for c in name)
 
 
-def _storage_error(exc: OSError, doing: str) -> StorageError:
+def _storage_error(exc: OSError, doing: str, *, storing: bool = True) -> StorageError:
     if exc.errno == errno.ENOSPC:
+        # A full disk while storing leaves the commit undone; while writing a checkout,
+        # the destination as it was (the tree is built beside it).
+        outcome = (
+            "Nothing was committed and your files are untouched"
+            if storing
+            else "The destination is as it was"
+        )
         return StorageError(
-            f"No space left on device while {doing}. Nothing was committed and your files "
-            "are untouched; free some space and retry.",
+            f"No space left on device while {doing}. {outcome}; free some space and retry.",
             errno=exc.errno,
         )
     return StorageError(f"Storage failed while {doing}: {exc.strerror or exc}.", errno=exc.errno)
@@ -154,7 +160,7 @@ class ObjectStore(ABC):
                 raise self._corrupt(digest)
             os.replace(tmp, dest)
         except OSError as exc:
-            raise _storage_error(exc, f"writing {dest}") from exc
+            raise _storage_error(exc, f"writing {dest}", storing=False) from exc
         finally:
             tmp.unlink(missing_ok=True)
 

@@ -193,6 +193,6 @@ def _write_atomic(dest: Path, data: bytes) -> None:
             fh.write(data)
         os.replace(tmp, dest)
     except OSError as exc:
-        raise _storage_error(exc, f"writing {dest}") from exc
+        raise _storage_error(exc, f"writing {dest}", storing=False) from exc
     finally:
         tmp.unlink(missing_ok=True)

@@ -21,6 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 
 from assay.errors import NotFoundError
+from assay.limits import bounded
 from assay.store.db import metadata, utcnow
 from assay.sweeps.entities import Objective, Sweep, Trial
 
@@ -152,8 +153,9 @@ def _to_sweep(row: Any, trials: list[Trial]) -> Sweep:
         pipeline_version=row.pipeline_version,
         dataset=row.dataset,
         data_version=row.data_version,
-        base_params=dict(row.base_params or {}),
-        space=dict(row.space or {}),
+        # Stored before `assay.limits` held, either may nest too deep to list.
+        base_params=bounded(dict(row.base_params or {})),
+        space=bounded(dict(row.space or {})),
         objectives=tuple(Objective(o["metric"], o["direction"]) for o in row.objectives),
         sampler=row.sampler,
         pruner=row.pruner,

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from assay.data.entities import check_name
 from assay.errors import ConflictError, InvalidArgumentError, NotFoundError
+from assay.limits import check_document
 from assay.runs.entities import Run, lower_is_better
 from assay.runs.executor import Done, Executor, Job
 from assay.runs.params import load_params
@@ -146,6 +147,7 @@ class SweepService:
         base = dict(params) if params is not None else {}
         if params_file:
             base = load_params(params_file)
+        check_document(base, "Params")  # stored with the sweep, and read back by every listing
         if looks_like_path(pipeline):
             pv, _ = self.pipelines.register(Path(pipeline))
         else:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from assay.errors import InvalidArgumentError
+from assay.limits import check_document, too_deep
 
 _KINDS = ("int", "float", "log-float", "choice")
 _MODIFIERS = {"int": {"log", "step"}, "float": {"log", "step"}, "log-float": set(), "choice": set()}
@@ -205,6 +206,8 @@ def parse_document(text: str, where: str = "the space file") -> dict[str, Any]:
             raise InvalidArgumentError(
                 f"{where} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}."
             ) from None
+        except RecursionError:
+            raise too_deep(where) from None
     else:
         import yaml
 
@@ -215,11 +218,14 @@ def parse_document(text: str, where: str = "the space file") -> dict[str, Any]:
             at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
             problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
             raise InvalidArgumentError(f"{where} is not valid YAML: {problem}{at}.") from None
+        except RecursionError:
+            raise too_deep(where) from None
     if not isinstance(document, dict) or not document:
         raise InvalidArgumentError(
             f"{where} must map parameter names to ranges or choices, e.g. "
             '{"C": {"log-float": [0.01, 100]}}.'
         )
+    check_document(document, where)  # stored with the sweep, and read back by every listing
     return document
 
 

@@ -2,7 +2,8 @@
 
 Pages read through the same services the API uses. Signing in stores a token in
 an HTTP-only cookie; a token without `write` scope sees no write action, and the
-one write action here (concluding an A/B test) needs `admin`.
+one write action here (concluding an A/B test) needs `admin`. Every form carries
+the session's CSRF token, and every route checks it (`csrf`).
 """
 
 from __future__ import annotations
@@ -21,12 +22,21 @@ from markupsafe import Markup
 
 from assay.auth.entities import allows
 from assay.errors import AssayError, UnauthorizedError
+from assay.ui import csrf
 from assay.workspace import Workspace
 
 HERE = Path(__file__).parent
 COOKIE = "assay_token"
-templates = Jinja2Templates(directory=HERE / "templates")
-router = APIRouter(include_in_schema=False)
+
+
+def _csrf_context(request: Request) -> dict[str, Any]:
+    # Called by the templates that hold a form, so a page without one makes no nonce.
+    return {"csrf_token": lambda: csrf.token(request)}
+
+
+templates = Jinja2Templates(directory=HERE / "templates", context_processors=[_csrf_context])
+# Every dashboard route, now and later: nothing that changes state without the CSRF check.
+router = APIRouter(include_in_schema=False, dependencies=[Depends(csrf.check)])
 
 
 @dataclass(frozen=True)
@@ -78,7 +88,9 @@ Who = Annotated[Viewer, Depends(viewer)]
 
 
 def page(request: Request, template: str, who: Viewer, **context: Any) -> HTMLResponse:
-    return templates.TemplateResponse(request, template, {"who": who, **context})
+    response = templates.TemplateResponse(request, template, {"who": who, **context})
+    csrf.keep(request, response)
+    return response
 
 
 def wants_page(request: Request) -> bool:
@@ -91,12 +103,14 @@ def wants_page(request: Request) -> bool:
 
 def error_page(request: Request, status: int, kind: str, message: str) -> HTMLResponse:
     who = Viewer("local", "admin") if not request.app.state.auth else None
-    return templates.TemplateResponse(
+    response = templates.TemplateResponse(
         request,
         "error.html",
         {"who": who, "status": status, "kind": kind, "message": message},
         status_code=status,
     )
+    csrf.keep(request, response)
+    return response
 
 
 def mount(app: FastAPI) -> None:
@@ -107,8 +121,12 @@ def mount(app: FastAPI) -> None:
 
     @app.exception_handler(SignIn)
     async def sign_in(request: Request, exc: SignIn) -> Response:
-        target = "/login?" + urlencode({"next": str(request.url.path), "why": exc.message})
-        return _Redirect(target, status_code=303)
+        return _Redirect(sign_in_url(request.url.path, exc.message), status_code=303)
+
+
+def sign_in_url(path: str, why: str) -> str:
+    """The sign-in page, saying why, that comes back to `path` once signed in."""
+    return "/login?" + urlencode({"next": path, "why": why})
 
 
 # ---- filters -------------------------------------------------------------------------------
@@ -152,9 +170,11 @@ templates.env.globals["urlencode"] = urlencode
 
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request, next: str = "/", why: str | None = None) -> HTMLResponse:
-    return templates.TemplateResponse(
+    response = templates.TemplateResponse(
         request, "login.html", {"who": None, "next": _local(next), "why": why}
     )
+    csrf.keep(request, response)
+    return response
 
 
 @router.post("/login")
@@ -165,12 +185,13 @@ def login(
     try:
         ws.tokens.check(token.strip(), "read")
     except AssayError as exc:
-        return templates.TemplateResponse(
+        refused = templates.TemplateResponse(
             request,
             "login.html",
             {"who": None, "next": _local(next), "why": exc.message},
             status_code=401,
         )
+        return csrf.keep(request, refused)
     response = RedirectResponse(_local(next), status_code=303)
     response.set_cookie(COOKIE, token.strip(), httponly=True, samesite="strict")
     return response

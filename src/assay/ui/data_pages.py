@@ -6,15 +6,18 @@ path: `/data/params/churn` lists versions, `/data/params/churn@3` shows one.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Query, Request
 from fastapi.responses import HTMLResponse
 
+from assay.data.entities import is_tabular_path
 from assay.errors import AssayError, InvalidArgumentError
 from assay.ui.app import WS, Who, page, router, templates
 
 MAX_FILES_SHOWN = 500
+# Tables profiled on a version's page: each is profiled (once) when first shown.
+MAX_PROFILES_SHOWN = 20
 
 
 def _bytes(n: int | None) -> str:
@@ -32,21 +35,24 @@ templates.env.filters["bytes"] = _bytes
 
 
 @router.get("/data", response_class=HTMLResponse)
-def datasets_page(request: Request, ws: WS, who: Who) -> HTMLResponse:
-    return page(request, "data.html", who, datasets=ws.data.datasets())
+def datasets_page(
+    request: Request, ws: WS, who: Who, include_params: Annotated[bool, Query(alias="all")] = False
+) -> HTMLResponse:
+    found = ws.data.datasets(include_params=include_params)
+    return page(request, "data.html", who, datasets=found, all=include_params)
 
 
 @router.get("/data-diff", response_class=HTMLResponse)
 def data_diff_page(
-    request: Request, ws: WS, who: Who, old: str = "", new: str = ""
+    request: Request, ws: WS, who: Who, old: str = "", new: str = "", key: str = ""
 ) -> HTMLResponse:
     diff, error = None, None
     if old and new:
         try:
-            diff = ws.data.diff(old, new)
+            diff = ws.data.diff(old, new, key=key.strip() or None)
         except AssayError as exc:
             error = exc.message
-    return page(request, "data_diff.html", who, diff=diff, old=old, new=new, error=error)
+    return page(request, "data_diff.html", who, diff=diff, old=old, new=new, key=key, error=error)
 
 
 @router.get("/data/{ref:path}", response_class=HTMLResponse)
@@ -56,10 +62,11 @@ def dataset_page(request: Request, ref: str, ws: WS, who: Who) -> HTMLResponse:
     profiles: dict[str, Any] = {}
     no_profile = None
     try:
-        version, profiles = ws.data.profile(ref)
-    except InvalidArgumentError as exc:  # no tabular file, or one that cannot be read
+        version, profiles = ws.data.profile(ref, limit=MAX_PROFILES_SHOWN)
+    except InvalidArgumentError as exc:  # no tabular file
         version, no_profile = ws.data.resolve(ref), exc.message
     files = ws.data.files(version)
+    tables = sum(1 for f in files if is_tabular_path(f.path))
     return page(
         request,
         "data_version.html",
@@ -68,5 +75,6 @@ def dataset_page(request: Request, ref: str, ws: WS, who: Who) -> HTMLResponse:
         files=files[:MAX_FILES_SHOWN],
         total_files=len(files),
         profiles=profiles,
+        more_tables=tables - len(profiles) if profiles else 0,
         no_profile=no_profile,
     )

@@ -47,7 +47,7 @@ def pipeline_page(
         versions=versions,
         version=shown,
         graph=step_graph(shown),
-        source=_highlight(ws.pipelines.source(shown), "python"),
+        source=_highlight(ws.pipelines.readable(shown), "python"),
         other=other,
         diff_html=diff_html,
     )

@@ -1,10 +1,14 @@
 """The data repository: datasets and versions, file downloads, and uploads.
 
-Uploads stream: each file goes up as raw bytes (`PUT /uploads/{id}?path=…`), in one
+Uploads stream: a file goes up as raw bytes (`PUT /uploads/{id}?path=…`), in one
 request or in parts (`&offset=N` appends where the last part ended, so an
-interrupted upload resumes from `GET /uploads/{id}`). The commit names every file's
-BLAKE3 hash; the server re-hashes what it received and refuses a mismatch, then
-commits the staged folder as the dataset's next version.
+interrupted upload resumes from `GET /uploads/{id}`). Small files go up many to a
+request (`POST /uploads/{id}/batch`: a JSON line `[[path, blake3, size], …]`, then
+their bytes in that order), each checked against its hash on arrival. The commit
+names every file's BLAKE3 hash; the server checks what it received and refuses a
+mismatch, then commits the upload as the dataset's next version. A refused commit
+keeps the upload, so that it can be committed again (`allow_invalid`) without
+sending it again.
 """
 
 from __future__ import annotations
@@ -26,8 +30,9 @@ from assay.data.entities import (
 )
 from assay.data.tabular import TableProfile
 from assay.data.validation import ValidationReport
+from assay.errors import AssayError
 from assay.server.deps import ADMIN, READ, WRITE, WS
-from assay.server.schemas import ERRORS, Limit, Page, page_of
+from assay.server.schemas import CEILING, ERRORS, SMALL_BODY, Limit, Page, body_limit, page_of
 
 router = APIRouter(tags=["data"], responses=ERRORS)
 
@@ -42,6 +47,18 @@ class VersionDetail(BaseModel):
 class Upload(BaseModel):
     id: str
     files: dict[str, int] = Field(description="Bytes received so far, by path")
+
+
+class UploadPart(BaseModel):
+    id: str
+    path: str
+    size: int = Field(description="The file's bytes received so far, this part included")
+
+
+class UploadBatch(BaseModel):
+    id: str
+    files: int = Field(description="Files the batch brought")
+    bytes: int = Field(description="Their bytes")
 
 
 class CommitIn(BaseModel):
@@ -60,8 +77,15 @@ class CommitIn(BaseModel):
 
 
 @router.get("/datasets", response_model=Page[Dataset], dependencies=READ)
-def list_datasets(ws: WS, limit: Limit = 100, page_token: str | None = None) -> Page[Dataset]:
-    return page_of(ws.data.datasets(), limit, page_token)
+def list_datasets(
+    ws: WS,
+    limit: Limit = 100,
+    page_token: str | None = None,
+    include_params: Annotated[
+        bool, Query(alias="all", description="Include the runs' params/* datasets")
+    ] = False,
+) -> Page[Dataset]:
+    return page_of(ws.data.datasets(include_params=include_params), limit, page_token)
 
 
 @router.get("/datasets/{name:path}/versions", response_model=Page[DataVersion], dependencies=READ)
@@ -99,13 +123,17 @@ class TagIn(BaseModel):
     force: bool = Field(default=False, description="Move the tag if it is on another version")
 
 
-@router.post("/tags", response_model=DataVersion, dependencies=WRITE, summary="Tag a version")
+@router.post(
+    "/tags", response_model=DataVersion, dependencies=WRITE, summary="Tag a version",
+    openapi_extra=body_limit(SMALL_BODY),
+)  # fmt: skip
 def tag(body: TagIn, ws: WS) -> DataVersion:
     return ws.data.tag(body.ref, body.tag, force=body.force)
 
 
 @router.post(
     "/verify", response_model=VerifyReport, dependencies=ADMIN,
+    openapi_extra=body_limit(SMALL_BODY),
     summary="Re-hash every stored object; name any that is missing or corrupt",
 )  # fmt: skip
 def verify(ws: WS) -> VerifyReport:
@@ -137,8 +165,12 @@ def diff(
     ws: WS,
     old: Annotated[str, Query(description="NAME@A")],
     new: Annotated[str, Query(description="NAME@B")],
+    key: Annotated[
+        str | None,
+        Query(description="Match rows by this column (default: a unique id-like column)"),
+    ] = None,
 ) -> DataDiff:
-    return ws.data.diff(old, new)
+    return ws.data.diff(old, new, key=key)
 
 
 @router.get(
@@ -165,7 +197,10 @@ def download(
     )
 
 
-@router.post("/uploads", response_model=Upload, status_code=201, dependencies=WRITE)
+@router.post(
+    "/uploads", response_model=Upload, status_code=201, dependencies=WRITE,
+    openapi_extra=body_limit(SMALL_BODY),
+)  # fmt: skip
 def start_upload(ws: WS) -> Upload:
     return Upload(id=ws.uploads.start(), files={})
 
@@ -176,9 +211,11 @@ def upload_status(upload_id: str, ws: WS) -> Upload:
 
 
 @router.put(
-    "/uploads/{upload_id}", response_model=Upload, dependencies=WRITE,
+    "/uploads/{upload_id}", response_model=UploadPart, dependencies=WRITE,
     summary="Send a file, or a part of one (raw bytes; `offset` says where it starts)",
-    openapi_extra={"requestBody": {"content": {"application/octet-stream": {}}}},
+    openapi_extra=body_limit(
+        CEILING, requestBody={"content": {"application/octet-stream": {}}}
+    ),
 )  # fmt: skip
 async def upload_part(
     upload_id: str,
@@ -186,26 +223,50 @@ async def upload_part(
     ws: WS,
     path: Annotated[str, Query(description="The file's path inside the dataset")],
     offset: Annotated[int, Query(ge=0)] = 0,
-) -> Upload:
+) -> UploadPart:
     # The body streams straight to disk; each chunk is small, and a local write of it
-    # returns as soon as the page cache holds it.
+    # returns as soon as the page cache holds it. The answer is this part's alone: one
+    # that listed the whole upload grew with it, making a commit of many files quadratic.
     with ws.uploads.open_part(upload_id, path, offset) as out:
         async for chunk in request.stream():
             out.write(chunk)
-    return upload_status(upload_id, ws)
+        size = out.tell()
+    return UploadPart(id=upload_id, path=path, size=size)
 
 
-@router.post("/uploads/{upload_id}/commit", response_model=CommitResult, dependencies=WRITE)
+@router.post(
+    "/uploads/{upload_id}/batch", response_model=UploadBatch, dependencies=WRITE,
+    summary="Send many small files at once: a JSON line [[path, blake3, size], …], then "
+    "their bytes in that order; each is checked against its hash, the batch kept whole or "
+    "not at all",
+    openapi_extra=body_limit(
+        CEILING, requestBody={"content": {"application/octet-stream": {}}}
+    ),
+)  # fmt: skip
+async def upload_batch(upload_id: str, request: Request, ws: WS) -> UploadBatch:
+    with ws.uploads.open_batch(upload_id) as batch:
+        async for chunk in request.stream():
+            batch.feed(chunk)
+    return UploadBatch(id=upload_id, files=len(batch.index), bytes=batch.size)
+
+
+@router.post(
+    "/uploads/{upload_id}/commit", response_model=CommitResult, dependencies=WRITE,
+    openapi_extra=body_limit(CEILING),  # every file's hash: 100,000 files take 10 MB
+)  # fmt: skip
 def commit_upload(upload_id: str, body: CommitIn, ws: WS) -> CommitResult:
     from assay.data.checks import load_checks
     from assay.data.entities import check_name
 
     check_name(body.dataset)  # before anything: bad input must not cost the upload
     checks = None if body.checks is None else load_checks(body.checks, body.checks_source)
-    root = ws.uploads.verified(upload_id, body.files)
+    staged = ws.uploads.verified(upload_id, body.files)
     try:
-        return ws.data.commit(
-            body.dataset, root, body.message, checks=checks, allow_invalid=body.allow_invalid
+        done = ws.data.commit_staged(
+            body.dataset, staged, body.message, checks=checks, allow_invalid=body.allow_invalid
         )
-    finally:
-        ws.uploads.discard(upload_id)
+    except AssayError as exc:  # refused (its checks, say): the upload stays for a retry
+        exc.details.setdefault("upload", upload_id)
+        raise
+    ws.uploads.discard(upload_id)
+    return done

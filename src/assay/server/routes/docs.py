@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials
 
@@ -43,11 +42,24 @@ async def docs(request: Request, credentials: Credentials) -> HTMLResponse:
         if "text/html" in request.headers.get("accept", ""):
             raise SignIn(exc.message) from None  # the dashboard's sign-in, then back here
         raise
-    return get_swagger_ui_html(
-        openapi_url=DOCUMENT,
-        title="Assay API",
-        # Served here, not from a CDN: the page works on a machine with no internet.
-        swagger_js_url=f"/static/vendor/swagger-ui-{SWAGGER_UI}-bundle.min.js",
-        swagger_css_url=f"/static/vendor/swagger-ui-{SWAGGER_UI}.min.css",
-        swagger_favicon_url="data:,",
-    )
+    return HTMLResponse(_PAGE)
+
+
+# Served here, not from a CDN: the page works on a machine with no internet. Swagger UI
+# starts from a file (static/swagger-init.js): the server's CSP allows no inline script.
+_PAGE = f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Assay API</title>
+<link rel="stylesheet" href="/static/vendor/swagger-ui-{SWAGGER_UI}.min.css">
+<link rel="icon" href="data:,">
+</head>
+<body>
+<div id="swagger-ui" data-url="{DOCUMENT}"></div>
+<script src="/static/vendor/swagger-ui-{SWAGGER_UI}-bundle.min.js"></script>
+<script src="/static/swagger-init.js"></script>
+</body>
+</html>
+"""

@@ -22,8 +22,7 @@ from starlette.background import BackgroundTask
 
 from assay.registry.entities import LineageTree, Model, ModelVersion
 from assay.server.deps import READ, WRITE, WS
-from assay.server.schemas import ERRORS, Limit, Page, documented, page_of
-from assay.store.paths import safe_join
+from assay.server.schemas import ERRORS, SMALL_BODY, Limit, Page, body_limit, documented, page_of
 
 router = APIRouter(prefix="/models", tags=["models"], responses=ERRORS)
 
@@ -59,6 +58,7 @@ class ModelFileIn(BaseModel):
 
 @router.post(
     "", response_model=ModelVersion, status_code=201, dependencies=WRITE,
+    openapi_extra=body_limit(SMALL_BODY),
     summary="Register a succeeded run's model as the next version (again: the same version)",
 )  # fmt: skip
 def register_run(body: RegisterRunIn, ws: WS) -> ModelVersion:
@@ -73,10 +73,10 @@ def register_file(name: str, body: ModelFileIn, ws: WS) -> ModelVersion:
     from assay.data.entities import check_name
 
     check_name(name, "Model")  # before anything: a bad name must not cost the upload
-    root = ws.uploads.verified(body.upload, {body.filename: body.hash})
+    staged = ws.uploads.verified(body.upload, {body.filename: body.hash})
     try:
         return ws.registry.register_file(
-            safe_join(root, body.filename),
+            staged.path(body.filename),
             name,
             trust=body.trust,
             description=body.description,
@@ -104,10 +104,10 @@ def register_bundle(name: str, body: BundleIn, ws: WS) -> ModelVersion:
     from assay.data.entities import check_name
 
     check_name(name, "Model")
-    root = ws.uploads.verified(body.upload, body.files)
+    staged = ws.uploads.verified(body.upload, body.files)
     try:
         return ws.registry.register_bundle(
-            root,
+            staged.folder(),
             name,
             run=body.run,
             description=body.description,
@@ -225,11 +225,17 @@ def _tar_stream(members: list[tuple[bytes, Path]], tmp: Path) -> Iterator[bytes]
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-@router.put("/{name}/aliases/{alias}", response_model=ModelVersion, dependencies=WRITE)
+@router.put(
+    "/{name}/aliases/{alias}", response_model=ModelVersion, dependencies=WRITE,
+    openapi_extra=body_limit(SMALL_BODY),
+)  # fmt: skip
 def set_alias(name: str, alias: str, body: AliasIn, ws: WS) -> ModelVersion:
     return ws.registry.alias(f"{name}@{body.version}", alias)
 
 
-@router.delete("/{name}/aliases/{alias}", status_code=204, dependencies=WRITE)
+@router.delete(
+    "/{name}/aliases/{alias}", status_code=204, dependencies=WRITE,
+    openapi_extra=body_limit(SMALL_BODY),
+)  # fmt: skip
 def delete_alias(name: str, alias: str, ws: WS) -> None:
     ws.registry.unalias(name, alias)

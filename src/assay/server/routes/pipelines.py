@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from assay.data.entities import FileEntry
 from assay.pipelines.entities import PipelineInfo, PipelineVersion
 from assay.server.deps import READ, WRITE, WS
-from assay.server.schemas import ERRORS, Limit, Page, page_of
+from assay.server.schemas import CEILING, ERRORS, Limit, Page, body_limit, page_of
 from assay.store.paths import safe_join
 
 router = APIRouter(prefix="/pipelines", tags=["pipelines"], responses=ERRORS)
@@ -83,7 +83,10 @@ def source(name: str, selector: str, ws: WS, path: str | None = None) -> str:
     return ws.pipelines.source(ws.pipelines.resolve(f"{name}@{selector}"), path)
 
 
-@router.post("", response_model=Registered, status_code=201, dependencies=WRITE)
+@router.post(
+    "", response_model=Registered, status_code=201, dependencies=WRITE,
+    openapi_extra=body_limit(CEILING),  # the sources, as text
+)  # fmt: skip
 def register(body: PipelineIn, ws: WS) -> Registered:
     with tempfile.TemporaryDirectory(prefix="assay-upload-") as tmp:
         root = Path(tmp)

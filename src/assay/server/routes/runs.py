@@ -12,9 +12,13 @@ from assay.runs.code import CodeVersion
 from assay.runs.entities import Run
 from assay.server.deps import READ, WRITE, WS
 from assay.server.schemas import (
+    CEILING,
     ERRORS,
+    METRICS_BODY,
+    SMALL_BODY,
     Limit,
     Page,
+    body_limit,
     decode_token,
     encode_token,
     page_of,
@@ -195,6 +199,7 @@ def start_run(body: RunIn, ws: WS) -> Run:
 
 @router.post(
     "/runs/{run}/rerun", response_model=Run, status_code=202, dependencies=WRITE,
+    openapi_extra=body_limit(SMALL_BODY),
     summary="Run again with exactly the inputs of a run; executes on the server",
 )  # fmt: skip
 def rerun(run: str, ws: WS) -> Run:
@@ -222,6 +227,7 @@ def track_run(experiment: str, body: TrackIn, ws: WS) -> Run:
 
 @router.post(
     "/runs/{run}/metrics", status_code=204, dependencies=WRITE,
+    openapi_extra=body_limit(METRICS_BODY),
     summary="Log metric points, in a batch",
 )  # fmt: skip
 def log_metrics(run: str, body: PointsIn, ws: WS) -> None:
@@ -245,15 +251,14 @@ def log_params(run: str, body: ParamsIn, ws: WS) -> None:
 
 @router.post(
     "/runs/{run}/artifacts", status_code=204, dependencies=WRITE,
+    openapi_extra=body_limit(CEILING),  # a folder's every file and hash
     summary="Store files sent as an upload with a running run",
 )  # fmt: skip
 def log_artifacts(run: str, body: ArtifactsIn, ws: WS) -> None:
-    from assay.store.paths import safe_join
-
-    root = ws.uploads.verified(body.upload, body.files)
+    staged = ws.uploads.verified(body.upload, body.files)
     try:
         files = {
-            (f"{body.name}/{rel}" if body.folder else body.name): safe_join(root, rel)
+            (f"{body.name}/{rel}" if body.folder else body.name): staged.path(rel)
             for rel in body.files
         }
         ws.runs.add_artifacts(run, files)
@@ -263,6 +268,7 @@ def log_artifacts(run: str, body: ArtifactsIn, ws: WS) -> None:
 
 @router.put(
     "/runs/{run}/code", response_model=CodeVersion, dependencies=WRITE,
+    openapi_extra=body_limit(CEILING),  # a notebook, its files and a git diff of 4 MB
     summary="Store the code that produced a tracked run (its script, notebook or cells)",
 )  # fmt: skip
 def record_code(run: str, body: CodeIn, ws: WS) -> CodeVersion:
@@ -288,6 +294,7 @@ def code(run: str, ws: WS) -> CodeOut:
 
 @router.post(
     "/runs/{run}/data", response_model=Run, dependencies=WRITE,
+    openapi_extra=body_limit(SMALL_BODY),
     summary="Name a data version the run used",
 )  # fmt: skip
 def link_data(run: str, body: DataLinkIn, ws: WS) -> Run:
@@ -302,16 +309,22 @@ def annotate(run: str, body: ExtraIn, ws: WS) -> None:
     ws.runs.annotate(run, **body.extra)
 
 
+class ChildrenOut(BaseModel):
+    ids: list[str] = Field(description="The new runs' ids, in the order they were sent")
+
+
 @router.post(
-    "/runs/{run}/children", response_model=list[str], status_code=201, dependencies=WRITE,
+    "/runs/{run}/children", response_model=ChildrenOut, status_code=201, dependencies=WRITE,
+    openapi_extra=body_limit(CEILING),  # up to 10,000 candidates, their params and metrics
     summary="Record finished runs made inside a run (a search's candidates); their ids",
 )  # fmt: skip
-def add_children(run: str, body: ChildrenIn, ws: WS) -> list[str]:
+def add_children(run: str, body: ChildrenIn, ws: WS) -> ChildrenOut:
     from assay.runs.entities import Candidate
 
-    return ws.runs.add_children(
+    ids = ws.runs.add_children(
         run, [Candidate(c.params, c.metrics, c.name, c.status) for c in body.children]
     )
+    return ChildrenOut(ids=ids)
 
 
 @router.get("/runs/{run}/children", response_model=list[Run], dependencies=READ)

@@ -16,8 +16,18 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
 from assay.abtests.entities import ABReport, ABTest
+from assay.limits import FEEDBACK_BODY_BYTES
 from assay.server.deps import PREDICT, READ, WRITE, WS
-from assay.server.schemas import ERRORS, Limit, Page, documented, page_of
+from assay.server.schemas import (
+    CEILING,
+    ERRORS,
+    SMALL_BODY,
+    Limit,
+    Page,
+    body_limit,
+    documented,
+    page_of,
+)
 from assay.serving.entities import Service, ServiceStatus
 
 router = APIRouter(responses=ERRORS)
@@ -76,6 +86,7 @@ def list_services(ws: WS, limit: Limit = 100, page_token: str | None = None) -> 
 
 @router.post(
     "/services", response_model=Service, status_code=201, dependencies=WRITE, tags=["services"],
+    openapi_extra=body_limit(SMALL_BODY),
     summary="Deploy a model version; returns once it answers",
 )  # fmt: skip
 def deploy(body: DeployIn, ws: WS) -> Service:
@@ -104,7 +115,10 @@ def service_status(name: str, ws: WS) -> ServiceStatus:
     return ws.services.status(name)
 
 
-@router.put("/services/{name}", response_model=Service, dependencies=WRITE, tags=["services"])
+@router.put(
+    "/services/{name}", response_model=Service, dependencies=WRITE, tags=["services"],
+    openapi_extra=body_limit(SMALL_BODY),
+)  # fmt: skip
 def update_service(name: str, body: UpdateIn, ws: WS) -> Service:
     return ws.services.update(name, body.model)
 
@@ -118,19 +132,24 @@ def service_logs(name: str, ws: WS, lines: Annotated[int, Query(ge=1, le=100_000
 
 
 @router.post(
-    "/services/{name}/start", response_model=Service, dependencies=WRITE, tags=["services"]
-)
+    "/services/{name}/start", response_model=Service, dependencies=WRITE, tags=["services"],
+    openapi_extra=body_limit(SMALL_BODY),
+)  # fmt: skip
 def start_service(name: str, ws: WS) -> Service:
     return ws.services.start(name)
 
 
-@router.post("/services/{name}/stop", response_model=Service, dependencies=WRITE, tags=["services"])
+@router.post(
+    "/services/{name}/stop", response_model=Service, dependencies=WRITE, tags=["services"],
+    openapi_extra=body_limit(SMALL_BODY),
+)  # fmt: skip
 def stop_service(name: str, ws: WS) -> Service:
     return ws.services.stop(name)
 
 
 @router.post(
     "/services/{name}/predict", dependencies=PREDICT, tags=["predict"],
+    openapi_extra=body_limit(CEILING),
     summary="KServe V1 `{instances: [...]}` to the service's model",
 )  # fmt: skip
 async def predict(name: str, request: Request, ws: WS) -> Response:
@@ -182,8 +201,9 @@ def abtest_report(name: str, ws: WS) -> ABReport:
 
 
 @router.post(
-    "/abtests/{name}/conclude", response_model=ABTest, dependencies=WRITE, tags=["abtests"]
-)
+    "/abtests/{name}/conclude", response_model=ABTest, dependencies=WRITE, tags=["abtests"],
+    openapi_extra=body_limit(SMALL_BODY),
+)  # fmt: skip
 def conclude(name: str, body: ConcludeIn, ws: WS) -> ABTest:
     return ws.abtests.conclude(name, body.winner)
 
@@ -192,22 +212,34 @@ class WeightsIn(BaseModel):
     weights: list[float] = Field(min_length=2)
 
 
-@router.post("/abtests/{name}/pause", response_model=ABTest, dependencies=WRITE, tags=["abtests"])
+@router.post(
+    "/abtests/{name}/pause", response_model=ABTest, dependencies=WRITE, tags=["abtests"],
+    openapi_extra=body_limit(SMALL_BODY),
+)  # fmt: skip
 def pause_abtest(name: str, ws: WS) -> ABTest:
     return ws.abtests.pause(name)
 
 
-@router.post("/abtests/{name}/resume", response_model=ABTest, dependencies=WRITE, tags=["abtests"])
+@router.post(
+    "/abtests/{name}/resume", response_model=ABTest, dependencies=WRITE, tags=["abtests"],
+    openapi_extra=body_limit(SMALL_BODY),
+)  # fmt: skip
 def resume_abtest(name: str, ws: WS) -> ABTest:
     return ws.abtests.resume(name)
 
 
-@router.put("/abtests/{name}/weights", response_model=ABTest, dependencies=WRITE, tags=["abtests"])
+@router.put(
+    "/abtests/{name}/weights", response_model=ABTest, dependencies=WRITE, tags=["abtests"],
+    openapi_extra=body_limit(SMALL_BODY),
+)  # fmt: skip
 def set_weights(name: str, body: WeightsIn, ws: WS) -> ABTest:
     return ws.abtests.set_weights(name, body.weights)
 
 
-@router.post("/abtests/{name}/start", response_model=ABTest, dependencies=WRITE, tags=["abtests"])
+@router.post(
+    "/abtests/{name}/start", response_model=ABTest, dependencies=WRITE, tags=["abtests"],
+    openapi_extra=body_limit(SMALL_BODY),
+)  # fmt: skip
 def start_abtest(name: str, ws: WS) -> ABTest:
     return ws.abtests.start(name)
 
@@ -220,18 +252,27 @@ def abtest_logs(name: str, ws: WS, lines: Annotated[int, Query(ge=1, le=100_000)
     return ws.abtests.logs(name, lines=lines)
 
 
-@router.post("/abtests/{name}/stop", response_model=ABTest, dependencies=WRITE, tags=["abtests"])
+@router.post(
+    "/abtests/{name}/stop", response_model=ABTest, dependencies=WRITE, tags=["abtests"],
+    openapi_extra=body_limit(SMALL_BODY),
+)  # fmt: skip
 def stop_abtest(name: str, ws: WS) -> ABTest:
     return ws.abtests.stop(name)
 
 
-@router.post("/abtests/{name}/predict", dependencies=PREDICT, tags=["predict"])
+@router.post(
+    "/abtests/{name}/predict", dependencies=PREDICT, tags=["predict"],
+    openapi_extra=body_limit(CEILING),
+)  # fmt: skip
 async def abtest_predict(name: str, request: Request, ws: WS) -> Response:
     test = ws.abtests.get(name)
     return await _forward(request, f"{test.url}/predict")
 
 
-@router.post("/abtests/{name}/feedback", dependencies=PREDICT, tags=["predict"])
+@router.post(
+    "/abtests/{name}/feedback", dependencies=PREDICT, tags=["predict"],
+    openapi_extra=body_limit(FEEDBACK_BODY_BYTES),
+)  # fmt: skip
 async def abtest_feedback(name: str, request: Request, ws: WS) -> Response:
     test = ws.abtests.get(name)
     return await _forward(request, f"{test.url}/feedback")

@@ -10,7 +10,16 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from assay.server.deps import READ, WRITE, WS
-from assay.server.schemas import ERRORS, Limit, Page, page_of, registered_pipeline
+from assay.server.schemas import (
+    ERRORS,
+    SMALL_BODY,
+    SWEEP_BODY,
+    Limit,
+    Page,
+    body_limit,
+    page_of,
+    registered_pipeline,
+)
 from assay.sweeps.entities import Sweep
 
 router = APIRouter(prefix="/sweeps", tags=["sweeps"], responses=ERRORS, dependencies=READ)
@@ -70,6 +79,7 @@ def get_sweep(name: str, ws: WS) -> Sweep:
 
 @router.post(
     "", response_model=Sweep, status_code=202, dependencies=WRITE,
+    openapi_extra=body_limit(SWEEP_BODY),
     summary="Check and record a sweep, then drive its trials on the server",
 )  # fmt: skip
 def create_sweep(body: SweepIn, ws: WS) -> Sweep:
@@ -105,6 +115,7 @@ def create_sweep(body: SweepIn, ws: WS) -> Sweep:
 
 @router.post(
     "/{name}/resume", response_model=Sweep, status_code=202, dependencies=WRITE,
+    openapi_extra=body_limit(SMALL_BODY),
     summary="Continue an interrupted sweep on the server; finished trials are kept",
 )  # fmt: skip
 def resume_sweep(name: str, ws: WS) -> Sweep:
@@ -115,6 +126,7 @@ def resume_sweep(name: str, ws: WS) -> Sweep:
 
 @router.post(
     "/{name}/stop", response_model=Sweep, dependencies=WRITE,
+    openapi_extra=body_limit(SMALL_BODY),
     summary="Stop a running sweep as Ctrl-C does: running trials are recorded interrupted",
 )  # fmt: skip
 def stop_sweep(name: str, ws: WS) -> Sweep:

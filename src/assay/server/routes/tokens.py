@@ -7,7 +7,7 @@ from pydantic import BaseModel, Field
 
 from assay.auth.entities import Token
 from assay.server.deps import ADMIN, WS
-from assay.server.schemas import ERRORS, Limit, Page, page_of
+from assay.server.schemas import ERRORS, SMALL_BODY, Limit, Page, body_limit, page_of
 
 router = APIRouter(prefix="/tokens", tags=["tokens"], dependencies=ADMIN, responses=ERRORS)
 
@@ -27,12 +27,17 @@ def list_tokens(ws: WS, limit: Limit = 100, page_token: str | None = None) -> Pa
     return page_of(ws.tokens.tokens(), limit, page_token)
 
 
-@router.post("", response_model=TokenCreated, status_code=201, summary="Create a token")
+@router.post(
+    "", response_model=TokenCreated, status_code=201, summary="Create a token",
+    openapi_extra=body_limit(SMALL_BODY),
+)  # fmt: skip
 def create_token(body: TokenIn, ws: WS) -> TokenCreated:
     token, secret = ws.tokens.create(body.name, body.scope)
     return TokenCreated(token=token, secret=secret)
 
 
-@router.delete("/{name}", response_model=Token, summary="Revoke a token")
+@router.delete(
+    "/{name}", response_model=Token, summary="Revoke a token", openapi_extra=body_limit(SMALL_BODY)
+)
 def revoke_token(name: str, ws: WS) -> Token:
     return ws.tokens.revoke(name)

@@ -1,3 +1,5 @@
+// The dashboard's only script (beside the vendored htmx and uPlot): charts, bar sizes,
+// confirmations, and the CSRF header on htmx's requests.
 // Charts for Assay's pages. Each <figure class="chart"> holds its data as JSON in a
 // <script type="application/json"> element (escaped server-side); this draws it:
 // "steps" -> line charts with uPlot; "parallel" -> parallel coordinates in SVG;
@@ -123,6 +125,29 @@
     });
   }
 
-  document.addEventListener("DOMContentLoaded", () => draw(document));
-  document.addEventListener("htmx:afterSwap", (e) => draw(e.target));
+  // Bars say their length as data-width / data-height (percent) and are sized here: the
+  // Content-Security-Policy allows no inline style attributes.
+  function size(root) {
+    root.querySelectorAll("[data-width]").forEach((el) => { el.style.width = el.dataset.width + "%"; });
+    root.querySelectorAll("[data-height]").forEach((el) => { el.style.height = el.dataset.height + "%"; });
+  }
+
+  document.addEventListener("DOMContentLoaded", () => { size(document); draw(document); });
+  document.addEventListener("htmx:afterSwap", (e) => { size(e.target); draw(e.target); });
+
+  // No inline handlers either: a form with data-confirm asks first, a data-back link goes back.
+  document.addEventListener("submit", (e) => {
+    const message = e.target.dataset && e.target.dataset.confirm;
+    if (message && !window.confirm(message)) e.preventDefault();
+  });
+  document.addEventListener("click", (e) => {
+    const link = e.target.closest && e.target.closest("a[data-back]");
+    if (link && window.history.length > 1) { e.preventDefault(); window.history.back(); }
+  });
+
+  // htmx's requests carry the session's CSRF token as a header (forms carry it as a field).
+  document.addEventListener("htmx:configRequest", (e) => {
+    const meta = document.querySelector('meta[name="csrf-token"]');
+    if (meta) e.detail.headers["X-CSRF-Token"] = meta.content;
+  });
 })();
