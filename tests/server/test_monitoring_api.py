@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -104,7 +105,7 @@ def _remote(url: str, secret: str, laptop: Path) -> Callable[..., tuple[int, str
 def test_check_snapshot_and_retrain_through_the_api_sdk_and_remote(
     server: tuple[Workspace, str, str], tmp_path: Path
 ) -> None:
-    _, url, secret = server
+    ws, url, secret = server
     laptop = tmp_path / "laptop"
     laptop.mkdir()
     remote = _remote(url, secret, laptop)
@@ -149,6 +150,27 @@ def test_check_snapshot_and_retrain_through_the_api_sdk_and_remote(
 
     with httpx.Client(base_url=f"{url}/api/v1") as anonymous:
         assert_error(anonymous.get("/monitors/drifty-api/report"), 401)
-    page = httpx.get(f"{url}/monitoring/drifty-api", cookies={"assay_token": secret})
-    assert page.status_code == 200 and "Drift over time" in page.text
-    assert "x1" in page.text and "drifty-live@1" in page.text
+    # The dashboard's Monitoring page, and its snapshot form for a write token.
+    with httpx.Client(base_url=url, cookies={"assay_token": secret}) as browser:
+        page = browser.get("/monitoring/drifty-api")
+        assert page.status_code == 200 and "Drift over time" in page.text
+        assert "x1" in page.text and "drifty-live@1" in page.text
+        token = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert token is not None
+        posted = browser.post(
+            "/monitoring/drifty-api/snapshot",
+            data={"csrf": token.group(1), "dataset": "from-dashboard", "last": "50"},
+            headers={"Origin": url},
+        )
+        assert posted.status_code == 303, posted.text
+        assert "Committed from-dashboard@1: 50 rows" in browser.get(posted.headers["location"]).text
+    reader = ws.tokens.create("reader", "read")[1]
+    with httpx.Client(base_url=url, cookies={"assay_token": reader}) as browser:
+        token = re.search(r'name="csrf-token" content="([^"]+)"', browser.get("/monitoring").text)
+        assert token is not None  # a valid token: what refuses the post is the scope
+        refused = browser.post(
+            "/monitoring/drifty-api/snapshot",
+            data={"csrf": token.group(1), "dataset": "x"},
+            headers={"Origin": url},
+        )
+        assert refused.status_code == 403 and "write token" in refused.text

@@ -262,7 +262,7 @@ def _categorical(ref: Reference, arr: npt.NDArray[Any], doc: FeatureDrift, histo
     cats, counts = np.unique(labels, return_counts=True)
     live = {str(c): int(n) for c, n in zip(cats, counts, strict=True)}
     seen = ref.categories
-    names = sorted(set(seen) | set(live), key=lambda c: -seen.get(c, 0))
+    names = sorted(set(seen) | set(live), key=lambda c: (-seen.get(c, 0), c))
     r = np.array([seen.get(c, 0) for c in names], dtype=np.float64)
     lv = np.array([live.get(c, 0) for c in names], dtype=np.float64)
     unseen = [c for c in names if c not in ref.categories]
@@ -314,43 +314,46 @@ def _state(f: FeatureDrift, t: Thresholds, config: MonitorConfig) -> None:
     reasons: list[str] = []
     drift = warning = False
     enough = f["live_rows"] >= config.min_rows
+    # The customary PSI thresholds assume samples large enough for sampling noise to
+    # vanish; on top of that noise, they hold at any size.
+    noise = f["psi_noise"] or 0.0
     if f["p_adjusted"] is not None and f["p_adjusted"] < config.alpha:
-        name = "Kolmogorov–Smirnov" if f["test"] == "ks" else "chi-square"
-        said = f"{name} p={_p(f['p_adjusted'])} (Holm) < alpha {config.alpha:g}"
-        floor = t.psi_min + (f["psi_noise"] or 0.0)
-        if f["psi"] is None or f["psi"] >= floor:
+        said = f"{'KS' if f['test'] == 'ks' else 'chi-square'} p{_p(f['p_adjusted'])}"
+        if f["psi"] is None or f["psi"] >= t.psi_min + noise:
             drift = True
             reasons.append(said)
         else:  # real, but too small to act on (a large window detects the tiniest shift)
-            reasons.append(f"{said}, but PSI {f['psi']:.3f} < {floor:.3f}: negligible")
+            reasons.append(
+                f"{said} but PSI {f['psi']:.3f} < {t.psi_min:g}{_noise(noise)}: negligible"
+            )
     if f["psi"] is not None and enough:
-        # The customary thresholds assume samples large enough for sampling noise to
-        # vanish; beyond that noise, they hold at any size.
-        noise = f["psi_noise"] or 0.0
-        if f["psi"] >= t.psi_drift + noise:
-            drift = True
-            reasons.append(f"PSI {f['psi']:.3f} >= {t.psi_drift + noise:.3g}")
-        elif f["psi"] >= t.psi_warning + noise:
-            warning = True
-            reasons.append(f"PSI {f['psi']:.3f} >= {t.psi_warning + noise:.3g}")
+        for level, limit in (("drift", t.psi_drift), ("warning", t.psi_warning)):
+            if f["psi"] >= limit + noise:
+                drift, warning = drift or level == "drift", warning or level == "warning"
+                reasons.append(f"PSI {f['psi']:.3f} >= {limit:g}{_noise(noise)}")
+                break
     if enough and f["missing_live"] is not None:
         rise = f["missing_live"] - (f["missing_reference"] or 0.0)
         if rise >= t.missing:
             warning = True
             reasons.append(
-                f"missing {f['missing_live']:.1%} (training {f['missing_reference']:.1%})"
+                f"missing {f['missing_live']:.1%} (training {f['missing_reference'] or 0.0:.1%})"
             )
     allowed = t.out_of_range + (f["out_of_range_noise"] or 0.0)
     if enough and f["out_of_range"] is not None and f["out_of_range"] >= allowed:
         warning = True
         if f["new_categories"]:
             shown = ", ".join(f["new_categories"][:3])
-            reasons.append(f"{f['out_of_range']:.1%} new categories ({shown})")
+            reasons.append(f"{f['out_of_range']:.1%} new categories: {shown}")
         else:
-            reasons.append(f"{f['out_of_range']:.1%} outside training's range")
+            reasons.append(f"{f['out_of_range']:.1%} out of range")
     f["state"] = "drift" if drift else "warning" if warning else "ok"
     f["reasons"] = reasons
 
 
+def _noise(noise: float) -> str:
+    return f" + {noise:.2g} noise" if noise >= 0.005 else ""
+
+
 def _p(p: float) -> str:
-    return "<0.0001" if p < 1e-4 else f"{p:.4f}"
+    return "<0.0001" if p < 1e-4 else f"={p:.4f}"
