@@ -158,6 +158,12 @@ def test_drift_snapshot_retrain_challenge_and_promote(served: CLI, tmp_path: Pat
     assert concluded["abtest"]["winner"] == "challenger", concluded["verdict"]
     champion = json.loads(cli("models", "show", "drifty@champion", "--json").stdout)
     assert champion["version"] == 2
+    # The A/B router logged its traffic too; once concluded, the winner's is the reference.
+    watched = json.loads(cli("monitor", test["name"], "--json", "--no-record").stdout)
+    assert (watched["target"], watched["model"], watched["reference"]) == (
+        "abtest", "drifty@2", "drifty@2"
+    )  # fmt: skip
+    assert watched["requests"] == 500 and watched["performance"]["n"] > 0
 
     # Its lineage names the monitored service and the window it was trained on.
     tree = cli("models", "lineage", "drifty@2")

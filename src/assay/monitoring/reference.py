@@ -25,7 +25,7 @@ import pandas as pd
 
 from assay.data.entities import is_tabular_path
 from assay.data.reading import read_table
-from assay.errors import AssayError, InvalidArgumentError
+from assay.errors import InvalidArgumentError
 from assay.monitoring.drift import Reference, guess_kind
 
 if TYPE_CHECKING:
@@ -204,7 +204,3 @@ def label_column(
         return configured
     others = [c for c in table.columns if c not in names]
     return str(others[0]) if len(others) == 1 else None
-
-
-def reference_error(exc: AssayError, mv: ModelVersion) -> str:
-    return f"No reference for {mv.ref}: {exc.message}"

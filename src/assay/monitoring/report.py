@@ -41,7 +41,6 @@ def build_report(
     training: Training,
     config: MonitorConfig,
     window: Window,
-    higher_is_better_error: bool = False,
     now: datetime | None = None,
 ) -> MonitorReport:
     """Compare `live` with `training` feature by feature, and the model's outputs and

@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from assay.errors import AssayError, ConflictError, InvalidArgumentError, NotFoundError
+from assay.errors import AssayError, InvalidArgumentError, NotFoundError
 from assay.monitoring import snapshots
 from assay.monitoring.config import default_text, load_config
 from assay.monitoring.entities import (
@@ -36,23 +36,21 @@ from assay.monitoring.entities import (
     Window,
 )
 from assay.monitoring.live import LiveData, read_window, store_of
-from assay.monitoring.reference import References, Training, label_column
+from assay.monitoring.reference import References, Training
 from assay.monitoring.report import build_report, summary
 from assay.monitoring.repository import (
     MonitorRepository,
     to_check,
     to_monitor,
-    to_retrain,
     to_snapshot,
 )
+from assay.monitoring.retraining import Retraining, iso
 from assay.monitoring.webhook import notify
 from assay.store.db import Database, utcnow
 
 if TYPE_CHECKING:
     from assay.abtests.service import ABTestService
-    from assay.data.entities import DataVersion
     from assay.data.service import DataService
-    from assay.registry.entities import ModelVersion
     from assay.registry.service import RegistryService
     from assay.runs.entities import Run
     from assay.runs.service import RunService
@@ -100,6 +98,7 @@ class MonitoringService:
         self.services = services
         self.abtests = abtests
         self.references = References(data, registry)
+        self.retraining = Retraining(db, data, registry, runs, services, abtests, self.references)
 
     # ---- monitors and their config -------------------------------------------------------
 
@@ -379,7 +378,7 @@ class MonitoringService:
         start, end = live.span()
         text = message or (
             f"Live traffic of {target.source} ({', '.join(models)}), "
-            f"{_iso(start)} → {_iso(end)}: {len(frame)} rows, {n_labeled} labeled"
+            f"{iso(start)} → {iso(end)}: {len(frame)} rows, {n_labeled} labeled"
         )
         with tempfile.TemporaryDirectory(prefix="assay-snapshot-") as tmp:
             snapshots.write_table(frame, Path(tmp) / path)
@@ -408,12 +407,7 @@ class MonitoringService:
         with self.db.read() as s:
             return [to_snapshot(r) for r in MonitorRepository(s).snapshots(source)]
 
-    def _snapshot_of(self, dv: DataVersion) -> Snapshot | None:
-        with self.db.read() as s:
-            row = MonitorRepository(s).snapshot(dv.dataset, dv.number)
-        return to_snapshot(row) if row is not None else None
-
-    # ---- retrains ------------------------------------------------------------------------------
+    # ---- retrains (`retraining`) ------------------------------------------------------------
 
     def start_retrain(
         self,
@@ -434,60 +428,14 @@ class MonitoringService:
             InvalidArgumentError: the model was not made by a pipeline run, or the new data
                 has no labeled rows.
         """
-        mv = self.registry.resolve(model_ref)
-        old = self._training_run(mv)
-        new = self.data.resolve(with_ref)
-        if challenge is not None:
-            from assay.abtests.routing import parse_strategy
-
-            parse_strategy(challenge, ["champion", "challenger"])  # refused before any run
-        dv = self._retrain_data(mv, old, new, alone, label)
-        params = json.loads(
-            self.data.read_file(self.data.resolve(old.params_ref or ""), "params.json")
+        return self.retraining.start(
+            model_ref, with_ref, alone=alone, challenge=challenge, label=label
         )
-        run = self.runs.prepare(
-            old.pipeline_ref or "",
-            data=dv.ref,
-            params=params,
-            experiment=old.experiment,
-            force=True,
-            extra={"retrain": {"model": mv.ref, "with": new.ref, "alone": alone}},
-        )
-        with self.db.session() as s:
-            MonitorRepository(s).add_retrain(
-                run_id=run.id,
-                model=mv.ref,
-                with_data=new.ref,
-                data=dv.ref,
-                alone=alone,
-                status="running",
-                challenge=challenge,
-            )
-        return self.get_retrain(run.id), run
 
     def finish_retrain(self, run_id: str) -> Retrain:
         """After the run ended: register its model as the next version, and start the
         challenge (an A/B test against the champion, auto-promoting) if one was asked."""
-        retrain = self.get_retrain(run_id)
-        if retrain.status != "running":
-            return retrain
-        run = self.runs.get(run_id)
-        if run.status != "succeeded":
-            return self._retrain_done(run_id, "failed", error=f"run {run.short_id} {run.status}")
-        try:
-            old = self.registry.resolve(retrain.model)
-            new = self.registry.register_run(run.id, old.name)
-        except AssayError as exc:
-            return self._retrain_done(run_id, "failed", error=exc.message)
-        if retrain.challenge is None:
-            return self._retrain_done(run_id, "registered", new_model=new.ref)
-        try:
-            test = self._challenge(old, new, retrain.challenge)
-        except AssayError as exc:
-            return self._retrain_done(
-                run_id, "registered", new_model=new.ref, error=f"challenge: {exc.message}"
-            )
-        return self._retrain_done(run_id, "challenged", new_model=new.ref, abtest=test)
+        return self.retraining.finish(run_id)
 
     def retrain(
         self,
@@ -517,109 +465,11 @@ class MonitoringService:
         Raises:
             NotFoundError: no such retrain.
         """
-        with self.db.read() as s:
-            repo = MonitorRepository(s)
-            row = repo.retrain(run_id)
-            if row is None and len(run_id) >= 4:
-                found = [r for r in repo.retrains() if r.run_id.startswith(run_id)]
-                row = found[0] if len(found) == 1 else None
-        if row is None:
-            raise NotFoundError(
-                f"No retrain with run {run_id!r}. List them with `assay monitor retrains`.",
-                run=run_id,
-            )
-        return to_retrain(row)
+        return self.retraining.get(run_id)
 
     def retrains(self) -> list[Retrain]:
-        with self.db.read() as s:
-            return [to_retrain(r) for r in MonitorRepository(s).retrains()]
-
-    def _retrain_done(self, run_id: str, status: str, **values: Any) -> Retrain:
-        with self.db.session() as s:
-            MonitorRepository(s).update_retrain(run_id, status=status, **values)
-        return self.get_retrain(run_id)
-
-    def _training_run(self, mv: ModelVersion) -> Run:
-        if not mv.lineage.run_id:
-            raise InvalidArgumentError(
-                f"{mv.ref} was registered from a file: there is no pipeline run to repeat. "
-                "Retrain models that an `assay run` made.",
-                model=mv.ref,
-            )
-        old = self.runs.get(mv.lineage.run_id)
-        if not (old.pipeline_ref and old.data_ref and old.params_ref):
-            raise InvalidArgumentError(
-                f"{mv.ref} comes from run {old.short_id}, which was not a pipeline run (a "
-                "notebook or script tracked by hand); there is no pipeline to rerun.",
-                model=mv.ref,
-            )
-        return old
-
-    def _retrain_data(
-        self, mv: ModelVersion, old: Run, new: DataVersion, alone: bool, label: str | None
-    ) -> DataVersion:
-        """The data version the retrain runs on, committed when it is a new one."""
-        names = mv.signature.names if mv.signature else []
-        train_dv = self.data.resolve(old.data_ref or "")
-        path, train = self.references.table(train_dv, names)
-        label = label_column(train, names, label, train_dv.ref)
-        new_path, fresh = self.references.table(new, names)
-        rows = snapshots.labeled(fresh, label)
-        if not len(rows):
-            raise InvalidArgumentError(
-                f"{new.ref} has no rows with a label ({label or 'no label column'}) to train "
-                "on: send feedback for the predictions, then snapshot again.",
-                data=new.ref,
-            )
-        origin = self._snapshot_of(new)
-        about = (
-            f" (live traffic of {origin.source}, {', '.join(origin.models)}, "
-            f"{_iso(origin.window_start)} → {_iso(origin.window_end)})"
-            if origin
-            else ""
-        )
-        if alone:
-            if len(rows) == len(fresh):
-                return new
-            frame, dataset = rows, new.dataset
-            text = f"The {len(rows)} labeled rows of {new.ref}{about}"
-            dest_path = new_path
-        else:
-            frame, dataset = snapshots.combine(train, rows, label), train_dv.dataset
-            text = f"{train_dv.ref} + {len(rows)} labeled rows of {new.ref}{about}"
-            dest_path = path
-        with tempfile.TemporaryDirectory(prefix="assay-retrain-") as tmp:
-            folder = Path(tmp) / "data"
-            if alone:
-                folder.mkdir()
-            else:
-                self.data.checkout(train_dv.ref, folder)  # the other files, as they were
-            snapshots.write_table(frame, folder / dest_path)
-            return self.data.commit(dataset, folder, text).version
-
-    def _challenge(self, old: ModelVersion, new: ModelVersion, strategy: str) -> str:
-        """Start an A/B test of `new` against the champion (auto-promoting); its name."""
-        try:
-            champion = self.registry.resolve(f"{old.name}@champion")
-        except NotFoundError:
-            champion = old
-        served = [
-            s.name
-            for s in self.services.services()
-            if s.state == "running" and s.model_ref == champion.ref
-        ]
-        left = f"champion={served[0]}" if served else f"champion={champion.ref}"
-        name = f"{new.name.replace('/', '-')}-retrain-{new.version}"
-        try:
-            self.abtests.get(name)
-        except NotFoundError:
-            pass
-        else:
-            raise ConflictError(f"An A/B test named {name!r} exists already.", abtest=name)
-        self.abtests.create(
-            name, [left, f"challenger={new.ref}"], strategy, auto_promote=True, alias="champion"
-        )
-        return name
+        """Every retrain, oldest first."""
+        return self.retraining.all()
 
 
 def _layout(
@@ -632,12 +482,6 @@ def _layout(
         return [str(c) for c in table.columns], training.label, dtypes, training.path
     columns = [*live.inputs, snapshots.DEFAULT_LABEL]
     return columns, snapshots.DEFAULT_LABEL, {}, snapshots.DEFAULT_FILE
-
-
-def _iso(ts: float | None) -> str:
-    if ts is None:
-        return "?"
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _event(report: MonitorReport, previous: str | None) -> dict[str, Any]:

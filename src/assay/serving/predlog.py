@@ -301,13 +301,14 @@ class PredictionLog:
             self._open_feedback = None
 
     def _write(self, folder: str, seg: _Open, build: Any) -> bool:
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
         try:
             table = build(seg.records)
-            sink = _Sink()
+            sink = pa.BufferOutputStream()
             pq.write_table(table, sink, compression="zstd")
-            data = sink.getvalue()
+            data = sink.getvalue().to_pybytes()
             stamps = [r[1] for r in seg.records]
             self._seq += 1
             name = (
@@ -325,34 +326,6 @@ class PredictionLog:
             return False
         self.written += 1
         return True
-
-
-class _Sink:
-    """A bytes buffer pyarrow writes into."""
-
-    def __init__(self) -> None:
-        import io
-
-        self._buf = io.BytesIO()
-
-    def write(self, data: Any) -> int:
-        return self._buf.write(data)
-
-    def flush(self) -> None:
-        pass
-
-    def tell(self) -> int:
-        return self._buf.tell()
-
-    @property
-    def closed(self) -> bool:
-        return False
-
-    def close(self) -> None:
-        pass
-
-    def getvalue(self) -> bytes:
-        return self._buf.getvalue()
 
 
 # ---- records to Arrow tables ----------------------------------------------------------------
