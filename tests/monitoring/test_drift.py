@@ -176,3 +176,11 @@ def test_a_significant_but_negligible_shift_in_a_large_window_is_not_drift() -> 
     [found] = assess([compare(ref, rng.normal(size=100_000) + 0.05)], CONFIG)
     assert found["p_adjusted"] is not None and found["p_adjusted"] < CONFIG.alpha
     assert found["state"] == "ok" and "negligible" in found["reasons"][0]
+
+
+def test_a_p_value_that_underflows_to_zero_is_the_strongest_evidence_not_none() -> None:
+    rng = np.random.default_rng(17)
+    ref = Reference.of("x", rng.normal(size=100_000), "numeric")
+    [found] = assess([compare(ref, rng.normal(size=100_000) + 0.5, histogram=False)], CONFIG)
+    assert found["p_value"] == 0.0  # KS at this size: below the smallest float
+    assert found["p_adjusted"] == 0.0 and found["state"] == "drift"

@@ -303,7 +303,9 @@ def _fmt(x: float) -> str:
 def assess(features: list[FeatureDrift], config: MonitorConfig) -> list[FeatureDrift]:
     """Set each feature's `p_adjusted`, `state` and `reasons` (Holm across all of them)."""
     tested = [f for f in features if f["p_value"] is not None]
-    for f, adjusted in zip(tested, holm([float(f["p_value"] or 1.0) for f in tested]), strict=True):
+    # A p-value of exactly 0 (below the smallest float: a huge window) is evidence too.
+    raw = [1.0 if f["p_value"] is None else float(f["p_value"]) for f in tested]
+    for f, adjusted in zip(tested, holm(raw), strict=True):
         f["p_adjusted"] = adjusted
     for f in features:
         _state(f, config.for_feature(f["name"]), config)
