@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip -q --disable-pip-version-check
 DEMO_DIR ?= assay-demo
 
-.PHONY: demo test lint unit bench bench-deps services browser clean
+.PHONY: demo test test-fast lint unit bench bench-deps services browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,13 +38,17 @@ lint: $(VENV)/.dev
 	$(BIN)/lint-imports
 
 unit: $(VENV)/.dev services browser
-	$(BIN)/pytest --durations=15
+	$(BIN)/pytest -n auto --dist loadgroup --durations=15
 
 # The dashboard's tests drive a real browser: Debian's Chromium (Playwright is told where).
 browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
 test: lint unit
+
+# The inner loop: SQLite only, no lint (`make test` runs everything, as CI does).
+test-fast: $(VENV)/.dev browser
+	$(BIN)/pytest -n auto --dist loadgroup --backends sqlite -q
 
 # Evidently (bench/monitor.py's peer) pins pandas below 3, so it gets a virtualenv of its own.
 bench-deps: $(VENV)/.dev .venv-evidently/.done

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +22,10 @@ from urllib.parse import quote
 
 import pytest
 from typer.testing import CliRunner, Result
+
+# The CLI's Rich consoles take the terminal's width when they are made, on import: wide
+# and fixed for every test, whichever process (or xdist worker) runs it.
+os.environ["COLUMNS"] = "200"
 
 from assay.cli import context
 from assay.cli.main import app
@@ -40,6 +46,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="sqlite,postgresql",
         help="Comma-separated metadata backends to run on.",
     )
+
+
+# Tests that share one expensive session fixture run in one xdist worker (`--dist
+# loadgroup`): a second Ray head, or a second browser and dashboard, would only compete for
+# the same two cores. Grouped by the fixture they use, so new tests join by themselves.
+_GROUPS = {"ray_head": "ray", "site": "ui"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        names = getattr(item, "fixturenames", ())
+        group = next((g for fixture, g in _GROUPS.items() if fixture in names), None)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -113,10 +133,88 @@ def env(db_url: str, tmp_path: Path) -> dict[str, str]:
 @pytest.fixture
 def ws(tmp_path: Path, env: dict[str, str]) -> Iterator[Workspace]:
     """An initialised workspace in `tmp_path` on the parametrised backend."""
-    settings, _ = init_workspace(Settings.at(tmp_path, env))
-    workspace = Workspace(settings)
+    workspace = Workspace(new_workspace(Settings.at(tmp_path, env)))
     yield workspace
     workspace.close()
+
+
+# ---- workspaces without running the migrations each time ------------------------------------
+#
+# `assay init` runs every Alembic migration: a third of a second on PostgreSQL, a tenth on
+# SQLite, for each of hundreds of tests. The schema the migrations make is the models'
+# metadata (tests/store/test_db.py proves they agree), so a test workspace gets it as one
+# copied SQLite file, or one SQL script on PostgreSQL, stamped with the head revision.
+# The migrations themselves are tested where they are the point (test_db.py, `assay init`).
+
+_TEMPLATE: dict[str, Any] = {}
+
+
+@pytest.fixture
+def make_workspace() -> Callable[[Settings], Settings]:
+    """`new_workspace`, for conftests below this one."""
+    return new_workspace
+
+
+def new_workspace(settings: Settings) -> Settings:
+    """What `init_workspace(settings)` makes, fast: the folders, and the schema."""
+    from assay.store.objects import LocalObjectStore, ObjectStore
+
+    assert settings.root is not None
+    ws_dir = settings.root / ".assay"
+    (ws_dir / "cache").mkdir(parents=True, exist_ok=True)
+    store = ObjectStore.open(settings.store_url)
+    if isinstance(store, LocalObjectStore):
+        store.root.mkdir(parents=True, exist_ok=True)
+    if settings.db_url.startswith("sqlite"):
+        target = Path(settings.db_url.removeprefix("sqlite:///"))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(_sqlite_template(), target)
+    else:
+        from sqlalchemy import create_engine
+
+        engine = create_engine(settings.db_url)
+        try:
+            with engine.begin() as conn:
+                conn.exec_driver_sql(_postgres_script())
+        finally:
+            engine.dispose()
+    return settings
+
+
+def _sqlite_template() -> Path:
+    if "sqlite" not in _TEMPLATE:
+        folder = Path(tempfile.mkdtemp(prefix="assay-template-"))
+        init_workspace(Settings.at(folder, {}))
+        _TEMPLATE["sqlite"] = folder / ".assay" / "assay.db"
+    path: Path = _TEMPLATE["sqlite"]
+    return path
+
+
+def _postgres_script() -> str:
+    """The schema as one script (every table, index and constraint), stamped with the
+    head revision as `assay init` leaves it."""
+    if "postgresql" not in _TEMPLATE:
+        from sqlalchemy.dialects import postgresql
+        from sqlalchemy.schema import CreateIndex, CreateTable
+
+        from assay.migrations import load_tables
+        from assay.store.db import HEAD_REVISION, metadata
+
+        load_tables()  # every concept's tables on `metadata`
+        dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+        parts = []
+        for table in metadata.sorted_tables:
+            parts.append(str(CreateTable(table).compile(dialect=dialect)).strip())
+            for index in table.indexes:
+                parts.append(str(CreateIndex(index).compile(dialect=dialect)).strip())
+        parts.append(
+            "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
+            "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
+        )
+        parts.append(f"INSERT INTO alembic_version (version_num) VALUES ('{HEAD_REVISION}')")
+        _TEMPLATE["postgresql"] = ";\n".join(parts) + ";"
+    script: str = _TEMPLATE["postgresql"]
+    return script
 
 
 CLI = Callable[..., Result]

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from assay.abtests.service import ABTestService
     from assay.auth.service import TokenService
     from assay.data.uploads import UploadService
+    from assay.lifecycle.service import LifecycleService
     from assay.monitoring.service import MonitoringService
     from assay.pipelines.service import PipelineService
     from assay.registry.service import RegistryService
@@ -131,6 +132,22 @@ class Workspace:
             self.runs,
             self.services,
             self.abtests,
+        )
+
+    @cached_property
+    def lifecycle(self) -> LifecycleService:
+        from assay.lifecycle.service import LifecycleService
+
+        return LifecycleService(
+            self.db,
+            self.store,
+            data=self.data,
+            pipelines=self.pipelines,
+            runs=self.runs,
+            registry=self.registry,
+            services=self.services,
+            abtests=self.abtests,
+            uploads=self.uploads,
         )
 
     def close(self) -> None:

@@ -44,3 +44,17 @@ def test_demo_runs_the_workflow_end_to_end(tmp_path: Path) -> None:
     # The demo stops what it started.
     procs = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True)
     assert str(tmp_path) not in procs.stdout
+
+    # Its closing hint runs as printed, from a plain shell (no virtual environment on PATH).
+    hint = output.split("Look at it in the browser", 1)[1].splitlines()[1].strip()
+    cd, tokens, server = hint.split(" && ")
+    plain = {"PATH": "/usr/bin:/bin", "HOME": env.get("HOME", "/root")}
+    made = subprocess.run(
+        f"{cd} && {tokens}", shell=True, env=plain, capture_output=True, text=True, check=False
+    )
+    assert made.returncode == 0 and "Token me (admin)" in made.stdout, made.stderr
+    helped = subprocess.run(
+        f"{cd} && {server} --help", shell=True, env=plain, capture_output=True, text=True,
+        check=False,
+    )  # fmt: skip
+    assert helped.returncode == 0 and "Serve" in helped.stdout, helped.stderr

@@ -95,11 +95,22 @@ def test_same_inputs_are_refused_unless_forced(project: CLI) -> None:
     assert forced.exit_code == 0
 
 
-def test_a_failing_pipeline_exits_one_and_shows_the_traceback(project: CLI, tmp_path: Path) -> None:
+def test_a_failed_run_marks_its_step_and_shows_the_users_own_frames(
+    project: CLI, tmp_path: Path
+) -> None:
     (tmp_path / "pipeline.py").write_text(PIPELINE.replace('params["k"])', 'params["nope"])'))
     result = project("run", "pipeline.py", "--data", "n@1", "--params", "params.json")
     assert result.exit_code == 1
-    assert "failed" in result.output and "KeyError" in result.output
+    lines = result.output.splitlines()
+    failed = next(i for i, line in enumerate(lines) if "✗" in line)
+    step = lines[failed].split()[1]
+    assert f"Step {step!r} failed: KeyError: 'nope'" in result.output
+    assert 'File "pipeline.py", line' in result.output and 'params["nope"]' in result.output
+    assert "/site-packages/" not in result.output and "assay/runs/" not in result.output
+    assert "(the whole traceback: `assay runs logs" in result.output
+    run_id = result.output.split("Run ", 1)[1].split()[0]
+    logs = project("runs", "logs", run_id).output
+    assert "Traceback (most recent call last)" in logs and "engine.py" in logs
 
 
 @pytest.mark.parametrize(

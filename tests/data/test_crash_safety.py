@@ -19,16 +19,39 @@ def _assay() -> str:
     return str(Path(sys.executable).with_name("assay"))
 
 
-@pytest.mark.parametrize("delay", [0.15, 0.35, 0.6, 0.9])
+def _any_file(folder: Path) -> bool:
+    return folder.is_dir() and any(p.is_file() for p in folder.rglob("*"))
+
+
+def _packed(store: Path, big: str) -> bool:
+    """A pack of the small files is stored (an object that is not the large file)."""
+    return any(p.is_file() and p.parent.name + p.name != big for p in store.glob("??/*"))
+
+
+# Where the commit is when it is killed, each a state it leaves on disk: the large file
+# being copied in, a pack of the small files stored, the large file stored.
+PHASES = {
+    "copying": lambda store, big: _any_file(store / ".tmp"),
+    "packed": _packed,
+    "stored": lambda store, big: (store / big[:2] / big[2:]).exists(),
+}
+
+
+@pytest.mark.parametrize("phase", list(PHASES))
 def test_commit_killed_with_sigkill_leaves_no_partial_version(
-    ws: Workspace, tmp_path: Path, env: dict[str, str], delay: float
+    ws: Workspace, tmp_path: Path, env: dict[str, str], phase: str
 ) -> None:
+    from assay.store.objects import LocalObjectStore, hash_file
+
     tree = tmp_path / "d"
     for i in range(1500):
         sub = tree / f"{i % 10}"
         sub.mkdir(parents=True, exist_ok=True)
         (sub / f"f{i}.bin").write_bytes(os.urandom(2048))
-    (tree / "big.bin").write_bytes(os.urandom(24 * 1024 * 1024))
+    (tree / "big.bin").write_bytes(os.urandom(64 * 1024 * 1024))
+    big = hash_file(tree / "big.bin")
+    assert isinstance(ws.store, LocalObjectStore)
+    store = ws.store.root
 
     proc = subprocess.Popen(
         [_assay(), "data", "commit", "raw", str(tree)],
@@ -37,9 +60,17 @@ def test_commit_killed_with_sigkill_leaves_no_partial_version(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    time.sleep(delay)
+    reached = PHASES[phase]
+    deadline = time.monotonic() + 60
+    while not reached(store, big) and proc.poll() is None:
+        assert time.monotonic() < deadline, f"the commit never reached {phase}"
+        time.sleep(0.001)
+    running = proc.poll() is None
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    # Killed mid-commit, not before it started nor after it finished (but for the last
+    # phase, after which only the version's own row is left to write).
+    assert running or phase == "stored", f"the commit finished before {phase} was seen"
 
     versions = ws.data.log("raw") if ws.data.datasets() else []
     for v in versions:  # whatever landed is complete

@@ -86,8 +86,15 @@ def test_pipeline_is_immutable() -> None:
         p.name = "other"
 
 
-def test_reserved_inputs_are_data_and_params() -> None:
-    assert RESERVED_INPUTS == ("data", "params")
+@pytest.mark.parametrize("reserved", ["data", "params"])
+def test_a_step_may_not_be_named_like_a_reserved_input(reserved: str) -> None:
+    assert reserved in RESERVED_INPUTS
+
+    def fn(x: Any) -> Any:
+        return x
+
+    with pytest.raises(InvalidArgumentError, match=f"Step name '{reserved}' is reserved"):
+        step(name=reserved)(fn)
 
 
 def test_execute_passes_each_step_the_outputs_it_names() -> None:

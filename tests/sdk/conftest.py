@@ -16,18 +16,21 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from assay.config import Settings
-from assay.workspace import Workspace, init_workspace
+from assay.workspace import Workspace
 
 
 @pytest.fixture
-def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Workspace]:
+def here(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    make_workspace: Callable[[Settings], Settings],
+) -> Iterator[Workspace]:
     """A workspace in the current folder (as `assay init` makes one), for the SDK to find."""
     monkeypatch.chdir(tmp_path)
     for key in ("ASSAY_DB_URL", "ASSAY_STORE_URL", "ASSAY_REMOTE", "ASSAY_TOKEN", "ASSAY_RUN_ID"):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("ASSAY_AUTHOR", "tester")
-    settings, _ = init_workspace(Settings.at(tmp_path, {"ASSAY_AUTHOR": "tester"}))
-    ws = Workspace(settings)
+    ws = Workspace(make_workspace(Settings.at(tmp_path, {"ASSAY_AUTHOR": "tester"})))
     try:
         yield ws
     finally:

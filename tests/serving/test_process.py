@@ -27,8 +27,12 @@ pytestmark = pytest.mark.timeout(180)
 
 SLOW_MODULE = '''
 import time
+from pathlib import Path
 
 import numpy as np
+
+# Touched when a slow request is in the model: a test waits for it, not for a time.
+IN_MODEL = Path(__file__).with_name("in-model")
 
 
 class Sleepy:
@@ -37,6 +41,7 @@ class Sleepy:
     def predict(self, X):
         X = np.asarray(X, dtype=float)
         if (X[:, 0] > 100).any():
+            IN_MODEL.touch()
             time.sleep(X[:, 1].max())
         return X[:, 0]
 '''
@@ -378,9 +383,11 @@ def test_sigterm_drains_then_finishes_the_request_in_flight(
         except httpx.HTTPError as exc:
             slow.append(exc)
 
+    in_model = bundles["code"] / "in-model"
+    in_model.unlink(missing_ok=True)
     sender = threading.Thread(target=send_slow)
     sender.start()
-    time.sleep(0.4)  # the request is in the model by now
+    assert wait_until(in_model.exists, 10), "the slow request never reached the model"
     service.proc.send_signal(signal.SIGTERM)
 
     def not_ready() -> bool:

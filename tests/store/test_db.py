@@ -10,6 +10,7 @@ import re
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -84,6 +85,19 @@ def test_migrated_schema_matches_the_models(db: Database) -> None:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
         diff = compare_metadata(context, metadata)
     assert diff == []
+
+
+def test_the_tests_fast_workspaces_have_the_migrated_schema(ws: Any) -> None:
+    """The `ws` fixture skips the migrations (tests/conftest.py `new_workspace`): its
+    schema must be what they make, on both backends."""
+    from assay.migrations import load_tables
+
+    load_tables()
+    with ws.db.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        diff = compare_metadata(context, metadata)
+    assert diff == []
+    assert ws.db.revision() == HEAD_REVISION
 
 
 def test_sqlite_database_is_in_wal_mode(sqlite_db: Database, tmp_path: Path) -> None:

@@ -169,11 +169,14 @@ def demo(
     _run(["runs", "list", "--experiment", "explore"], folder)
     _serve(folder)
     console.print(f"\n[bold green]Done.[/bold green] The demo workspace is in {folder}.")
+    console.print("Look at it in the browser (the token it prints signs you in):")
+    # On one line whatever the terminal's width: it is meant to be pasted as it is.
     console.print(
-        "Look at it in the browser: "
-        f"[bold]cd {folder} && assay tokens create me --scope admin && assay server[/bold], "
-        "then open http://127.0.0.1:8000 and sign in with the token it printed."
+        f"  [bold]cd {shlex.quote(str(folder))} && {shlex.join(_assay())} tokens create me "
+        f"--scope admin && {shlex.join(_assay())} server[/bold]",
+        soft_wrap=True,
     )
+    console.print("then open http://127.0.0.1:8000.")
 
 
 def _json(args: list[str], cwd: Path) -> Any:

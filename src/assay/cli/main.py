@@ -96,6 +96,7 @@ def _register() -> None:
         code,
         data,
         demo,
+        lifecycle,
         models,
         monitor,
         pipelines,
@@ -105,18 +106,24 @@ def _register() -> None:
         sweeps,
     )
 
+    data.app.command(name="delete")(lifecycle.delete_data)
     app.add_typer(data.app, name="data")
     app.add_typer(pipelines.app, name="pipelines")
     app.command(name="run")(runs.run_command)
     runs.app.command(name="code")(code.code_command)
+    runs.app.command(name="delete")(lifecycle.delete_runs)
+    runs.app.command(name="archive")(lifecycle.archive)
+    runs.app.command(name="restore")(lifecycle.restore)
     app.add_typer(runs.app, name="runs")
     app.command(name="sweep")(sweeps.sweep_command)
     app.add_typer(sweeps.app, name="sweeps")
+    models.app.command(name="delete")(lifecycle.delete_model)
     app.add_typer(models.app, name="models")
     app.add_typer(services.app, name="services")
     app.add_typer(abtests.app, name="abtests")
     app.add_typer(monitor.app, name="monitor")
     app.command(name="retrain")(monitor.retrain_command)
+    app.command(name="gc")(lifecycle.gc_command)
     app.command(name="demo")(demo.demo)
     app.command(name="server")(server.server_command)
     app.add_typer(server.tokens_app, name="tokens")

@@ -123,6 +123,9 @@ def progress(label: str, unit: str = "files") -> Iterator[Callable[[int, int], N
         yield update
 
 
+PROGRESS_AFTER_S = 1.0
+
+
 @contextlib.contextmanager
 def status(label: str) -> Iterator[Callable[[str], None]]:
     """A step-by-step status: a spinner on a terminal, one plain line per step otherwise."""
@@ -134,9 +137,13 @@ def status(label: str) -> Iterator[Callable[[str], None]]:
 
             yield update
     else:
+        # Plain lines, for a log: only once the work has taken a second (a quick answer,
+        # or a quick error, stays the one line it is).
+        started = time.monotonic()
 
         def update(message: str) -> None:
-            err.print(f"{label}: {message}")
+            if time.monotonic() - started >= PROGRESS_AFTER_S:
+                err.print(f"{label}: {message}")
 
         yield update
 

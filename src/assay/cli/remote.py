@@ -158,10 +158,19 @@ class RemoteRuns(_Remote):
         sort: str | None = None,
         limit: int | None = 100,
         offset: int = 0,
+        archived: bool = False,
     ) -> list[Any]:
         if offset:
             raise InvalidArgumentError("An offset is not available with --remote.")
-        return self.client.runs(experiment=experiment, filter=filter, sort=sort, limit=limit)
+        return self.client.runs(
+            experiment=experiment, filter=filter, sort=sort, limit=limit, archived=archived
+        )
+
+    def archive(self, refs: Sequence[str], *, restore: bool = False) -> list[str]:
+        return self.client.archive_runs(refs, restore=restore)
+
+    def archive_experiment(self, name: str, *, restore: bool = False) -> int:
+        return self.client.archive_experiment(name, restore=restore)
 
     def leaderboard(
         self, experiment: str, metric: str, *, minimize: bool | None = None, limit: int = 10
@@ -546,6 +555,22 @@ class RemoteTokens(_Remote):
         return self._token(self.client._call("DELETE", f"/tokens/{name}"))
 
 
+class RemoteLifecycle(_Remote):
+    what = "lifecycle"
+
+    def delete_runs(self, refs: Sequence[str], *, force: bool = False) -> Any:
+        return self.client.delete_runs(refs, force=force)
+
+    def delete_model(self, ref: str, *, force: bool = False) -> Any:
+        return self.client.delete_model(ref, force=force)
+
+    def delete_data(self, ref: str, *, force: bool = False) -> Any:
+        return self.client.delete_data(ref, force=force)
+
+    def collect(self, *, dry_run: bool = False, grace_s: float = 3600) -> Any:
+        return self.client.collect(dry_run=dry_run, grace_s=grace_s)
+
+
 class RemoteWorkspace:
     """The services of the workspace a server holds, reached through the SDK."""
 
@@ -560,6 +585,7 @@ class RemoteWorkspace:
         self.abtests = RemoteABTests(self.client)
         self.sweeps = RemoteSweeps(self.client)
         self.tokens = RemoteTokens(self.client)
+        self.lifecycle = RemoteLifecycle(self.client)
         self.monitoring = RemoteMonitoring(self.client)
 
     def close(self) -> None:

@@ -231,6 +231,8 @@ def _show(event: dict[str, Any]) -> None:
     elif kind == "step_done":
         tag = "[cyan]cached[/cyan]" if event.get("cached") else f"{event['seconds']:.2f} s"
         console.print(f"  [green]✓[/green] {event['name']:<16} {tag}")
+    elif kind == "step_failed":
+        console.print(f"  [red]✗[/red] {event['name']:<16} {event['seconds']:.2f} s")
     elif kind == "model":
         console.print(f"  [green]→[/green] model [bold]{event['ref']}[/bold] ({event['flavor']})")
     elif kind == "model_error":
@@ -249,8 +251,7 @@ def print_outcome(run: Run) -> None:
     if run.metrics:
         console.print("  " + "  ".join(f"{k}={fmt_num(v)}" for k, v in sorted(run.metrics.items())))
     if run.error:
-        lines = run.error.rstrip().splitlines()
-        err.print("\n".join(lines[-12:]), markup=False, highlight=False)
+        err.print(run.error.rstrip(), markup=False, highlight=False)
 
 
 @app.command("list")
@@ -266,13 +267,18 @@ def list_(
         bool,
         typer.Option("--all", help="Also runs made inside others (a search's candidates)."),
     ] = False,
+    archived: Annotated[
+        bool, typer.Option("--archived", help="Also archived runs and experiments.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """List runs, newest first (or as sorted), filtered by params, metrics and attributes."""
     query = filter
     if not all_runs and not (filter and "parent_id" in filter):
         query = f"parent_id is null and ({filter})" if filter else "parent_id is null"
-    found = workspace().runs.search(experiment=experiment, filter=query, sort=sort, limit=limit)
+    found = workspace().runs.search(
+        experiment=experiment, filter=query, sort=sort, limit=limit, archived=archived
+    )
     if as_json:
         emit_json([r.to_dict() for r in found])
         return

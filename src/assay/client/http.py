@@ -394,10 +394,11 @@ class Client:
         sort: str | None = None,
         limit: int | None = 100,
         page_size: int = 500,
+        archived: bool = False,
     ) -> list[Any]:
         """Runs matching a filter (the CLI's expression language), following pages."""
         return list(self.iter_runs(experiment=experiment, filter=filter, sort=sort, limit=limit,
-                                   page_size=page_size))  # fmt: skip
+                                   page_size=page_size, archived=archived))  # fmt: skip
 
     def iter_runs(
         self,
@@ -407,6 +408,7 @@ class Client:
         sort: str | None = None,
         limit: int | None = None,
         page_size: int = 500,
+        archived: bool = False,
     ) -> Iterator[Any]:
         from assay.runs.entities import Run
 
@@ -427,6 +429,7 @@ class Client:
                         "sort": sort,
                         "limit": size,
                         "page_token": token,
+                        "archived": "true" if archived else None,
                     }.items()
                     if v is not None
                 },
@@ -563,6 +566,52 @@ class Client:
         body = {"status": status, "error": error, "resources": dict(resources or {}),
                 "environment": dict(environment or {})}  # fmt: skip
         return parse(Run, self._call("POST", f"/runs/{run}/end", json=body))
+
+    # ---- deleting, archiving, collecting ---------------------------------------------------
+
+    def delete_runs(self, runs: Sequence[str], *, force: bool = False) -> Any:
+        """Delete runs (admin token): refused while a model came from one, unless `force`."""
+        from assay.lifecycle.entities import Deleted
+
+        doc = self._call("POST", "/runs/delete", params={"force": force},
+                         json={"runs": list(runs)})  # fmt: skip
+        return parse(Deleted, doc)
+
+    def delete_model(self, ref: str, *, force: bool = False) -> Any:
+        """Delete a model version (admin token)."""
+        from assay.lifecycle.entities import Deleted
+
+        mv = self.model(ref)
+        doc = self._call("DELETE", f"/models/{mv.name}/versions/{mv.version}",
+                         params={"force": force})  # fmt: skip
+        return parse(Deleted, doc)
+
+    def delete_data(self, ref: str, *, force: bool = False) -> Any:
+        """Delete a data version (admin token)."""
+        from assay.lifecycle.entities import Deleted
+
+        dv = self.version(ref)[0]
+        doc = self._call("DELETE", f"/datasets/{dv.dataset}/versions/{dv.number}",
+                         params={"force": force})  # fmt: skip
+        return parse(Deleted, doc)
+
+    def archive_runs(self, runs: Sequence[str], *, restore: bool = False) -> list[str]:
+        """Archive runs (out of listings, kept whole), or restore them; their full ids."""
+        doc = self._call("POST", f"/runs/{'restore' if restore else 'archive'}",
+                         json={"runs": list(runs)})  # fmt: skip
+        return list(doc["runs"])
+
+    def archive_experiment(self, name: str, *, restore: bool = False) -> int:
+        """Archive (or restore) an experiment; how many runs it holds."""
+        doc = self._call("POST", f"/experiments/{name}/{'restore' if restore else 'archive'}")
+        return int(doc["runs"])
+
+    def collect(self, *, dry_run: bool = False, grace_s: float = 3600) -> Any:
+        """`assay gc` on the server's workspace (admin token)."""
+        from assay.lifecycle.entities import Collection
+
+        doc = self._call("POST", "/gc", json={"dry_run": dry_run, "grace_s": grace_s})
+        return parse(Collection, doc)
 
     # ---- models, services, A/B tests, sweeps ---------------------------------------------
 

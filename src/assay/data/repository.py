@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     bindparam,
+    delete,
     insert,
     select,
     update,
@@ -135,6 +136,12 @@ class DataRepository:
             self.c, data_versions, data_versions.c.dataset_id, dataset_id
         )
 
+    def next_number(self, dataset_id: int) -> int:
+        """The next version's number: deleted versions' numbers are never reused."""
+        return versioned.next_number(
+            self.c, data_versions, data_versions.c.dataset_id, dataset_id, "data"
+        )
+
     def version_row(self, dataset_id: int, number: int) -> DataVersionRow | None:
         v = data_versions.c
         return self.c.execute(
@@ -183,6 +190,23 @@ class DataRepository:
             select(t.number).where(t.dataset_id == dataset_id, t.tag == tag)
         )
         return found
+
+    def delete_version(self, dataset_id: int, number: int, by: str) -> list[str]:
+        """Remove a version's row (its validations go with it) and the tags on it, and
+        retire its number; returns the tags removed."""
+        t = data_tags.c
+        tags = list(
+            self.c.scalars(select(t.tag).where(t.dataset_id == dataset_id, t.number == number))
+        )
+        self.c.execute(delete(data_tags).where(t.dataset_id == dataset_id, t.number == number))
+        v = data_versions.c
+        self.c.execute(delete(data_versions).where(v.dataset_id == dataset_id, v.number == number))
+        versioned.retire(self.c, "data", dataset_id, number, by)
+        return tags
+
+    def manifests(self) -> list[str]:
+        """Every version's manifest hash (the roots of what the store must keep)."""
+        return list(self.c.scalars(select(data_versions.c.manifest).distinct()))
 
     def tags_by_number(self, dataset_id: int) -> dict[int, list[str]]:
         t = data_tags.c

@@ -46,6 +46,7 @@ from assay.errors import (
     StorageError,
     ValidationFailedError,
 )
+from assay.store import versioned
 from assay.store.acting import author_or
 from assay.store.db import Database, utcnow
 from assay.store.objects import ObjectStore, hash_bytes
@@ -68,6 +69,18 @@ Progress = Callable[[int, int], None]
 
 def _no_progress(done: int, total: int) -> None:
     return None
+
+
+class Collected(StorageError):
+    """Objects a commit found stored when it began were collected by `assay gc` before
+    its version was made; the commit stores them again and retries."""
+
+    def __init__(self, missing: list[str]) -> None:
+        super().__init__(
+            f"{len(missing)} object(s) were collected while this commit ran; commit again.",
+            objects=missing[:10],
+        )
+        self.missing = missing
 
 
 class DataService:
@@ -140,34 +153,45 @@ class DataService:
         if not scanned:
             raise InvalidArgumentError(f"{path} holds no files; there is nothing to commit.")
 
-        cached = self.cache.load(root)
-        entries: list[FileEntry | None] = [None] * len(scanned)
-        todo: list[int] = []
-        for i, item in enumerate(scanned):
-            hit = cached.get(item.abspath)
-            if hit is not None and hit[0] == item.sig:
-                entries[i] = FileEntry(item.rel, hit[1], item.sig[0])
-            else:
-                todo.append(i)
-        n_cached = len(scanned) - len(todo)
-        progress(n_cached, len(scanned))
-        packer = PackWriter(self.store)
-        stored_bytes = 0
-        fresh: list[tuple[str, Signature, str]] = []
-        for i, entry in self._ingest(scanned, todo, packer, progress, n_cached):
-            entries[i] = entry
-            stored_bytes += entry.size
-            fresh.append((scanned[i].abspath, scanned[i].sig, entry.hash))
-        files = [e for e in entries if e is not None]
-        found = self._record(
-            name, files, packer, message, checks=checks, allow_invalid=allow_invalid, reuse=reuse
-        )
-        self.cache.save(fresh)
-        if not found.created:
-            return CommitResult(found.version, False, len(todo), n_cached, 0, found.validation)
-        return CommitResult(
-            found.version, True, len(todo), n_cached, stored_bytes, found.validation
-        )
+        for attempt in range(3):
+            # The stat cache says which files are stored already; after a collection
+            # took some of them mid-commit (Collected), every file is stored again.
+            cached = self.cache.load(root) if attempt == 0 else {}
+            entries: list[FileEntry | None] = [None] * len(scanned)
+            todo: list[int] = []
+            for i, item in enumerate(scanned):
+                hit = cached.get(item.abspath)
+                if hit is not None and hit[0] == item.sig:
+                    entries[i] = FileEntry(item.rel, hit[1], item.sig[0])
+                else:
+                    todo.append(i)
+            n_cached = len(scanned) - len(todo)
+            progress(n_cached, len(scanned))
+            packer = PackWriter(self.store)
+            stored_bytes = 0
+            fresh: list[tuple[str, Signature, str]] = []
+            for i, entry in self._ingest(scanned, todo, packer, progress, n_cached):
+                entries[i] = entry
+                stored_bytes += entry.size
+                fresh.append((scanned[i].abspath, scanned[i].sig, entry.hash))
+            files = [e for e in entries if e is not None]
+            try:
+                found = self._record(
+                    name, files, packer, message,
+                    checks=checks, allow_invalid=allow_invalid, reuse=reuse,
+                )  # fmt: skip
+            except Collected as exc:
+                if attempt == 2:
+                    raise
+                self.blobs.forget(exc.missing)
+                continue
+            self.cache.save(fresh)
+            if not found.created:
+                return CommitResult(found.version, False, len(todo), n_cached, 0, found.validation)
+            return CommitResult(
+                found.version, True, len(todo), n_cached, stored_bytes, found.validation
+            )
+        raise AssertionError("unreachable")
 
     def commit_staged(
         self,
@@ -191,6 +215,23 @@ class DataService:
             StorageError: the store could not be written; nothing was committed.
         """
         check_name(name)
+        for attempt in range(3):
+            try:
+                return self._commit_staged(name, staged, message, checks, allow_invalid)
+            except Collected as exc:
+                if attempt == 2:
+                    raise
+                self.blobs.forget(exc.missing)
+        raise AssertionError("unreachable")
+
+    def _commit_staged(
+        self,
+        name: str,
+        staged: Staged,
+        message: str,
+        checks: Checks | None,
+        allow_invalid: bool,
+    ) -> CommitResult:
         scanned = scan(staged.root) if staged.root.is_dir() else []
         packer = PackWriter(self.store)
         files = [e for _, e in self._ingest(scanned, list(range(len(scanned))), packer)]
@@ -371,12 +412,15 @@ class DataService:
             )
             if head is not None and head.manifest == digest:
                 return CommitResult(to_version(name, head), False, 1, 0, 0)
+        # The store's lock first (`assay gc` waits, or has finished): then the objects,
+        # written or freshened now, are there when the version names them.
+        self.db.store_lock(conn, exclusive=False)
         self.store.put_bytes(data, entry.hash)
         self.store.put_bytes(encoded, digest)
         ds_id = ds.id if ds is not None else repo.get_or_create_dataset(name).id
         values = {
             "dataset_id": ds_id,
-            "number": (latest or 0) + 1,
+            "number": repo.next_number(ds_id),
             "manifest": digest,
             "message": message,
             "author": self.author,
@@ -456,15 +500,23 @@ class DataService:
     ) -> DataVersion:
         # Two writers may race for the same number; the unique constraint picks one
         # and the other simply takes the next number.
+        needed = self._objects_of(digest, files, packer)
         for _attempt in range(20):
             try:
                 with self.db.session() as s:
+                    # Under the store's lock (shared; `assay gc` takes it exclusive), make
+                    # sure every object the version names is there: one found at the start
+                    # of the commit may have been collected since.
+                    self.db.store_lock(s, exclusive=False)
+                    missing = [d for d in needed if not self.store.has(d)]
+                    if missing:
+                        raise Collected(missing)
                     repo = DataRepository(s)
                     ds = repo.get_or_create_dataset(name)
                     latest = repo.latest_number(ds.id)
                     row = repo.insert_version(
                         dataset_id=ds.id,
-                        number=(latest or 0) + 1,
+                        number=repo.next_number(ds.id),
                         manifest=digest,
                         message=message,
                         author=self.author,
@@ -483,6 +535,16 @@ class DataService:
             except IntegrityError:
                 continue
         raise ConflictError(f"Too many concurrent commits to {name!r}; retry.")
+
+    def _objects_of(self, digest: str, files: list[FileEntry], packer: PackWriter) -> list[str]:
+        """The stored objects a version of `files` names: its manifest, the packs holding
+        its small files, its large files."""
+        packed = {**self.blobs.locate(f.hash for f in files), **packer.locations()}
+        objects = {digest}
+        for f in files:
+            where = packed.get(f.hash)
+            objects.add(where[0] if where is not None else f.hash)
+        return sorted(objects)
 
     # ---- reading ------------------------------------------------------------------------
 
@@ -608,6 +670,30 @@ class DataService:
                 )
             repo.set_tag(ds.id, tag, version.number)
         return self.resolve(Ref(version.dataset, str(version.number)))
+
+    def delete_version(self, ref: str) -> tuple[DataVersion, list[str]]:
+        """Delete one version: its row, its validations and the tags on it; its number
+        is never given out again, and its files go at the next `assay gc` unless other
+        versions hold them. Checking what depends on it is the caller's (`Lifecycle`).
+
+        Returns the version and the tags that pointed at it.
+
+        Raises:
+            NotFoundError: no such version.
+        """
+        version = self.resolve(ref)
+        with self.db.session() as s:
+            repo = DataRepository(s)
+            ds = self._dataset(repo, version.dataset)
+            tags = repo.delete_version(ds.id, version.number, self.author)
+        return version, tags
+
+    def live_objects(self, conn: Connection, read: Callable[[str], bytes]) -> Iterator[str]:
+        """Every object a data version refers to: its manifest and its files."""
+        for digest in DataRepository(conn).manifests():
+            yield digest
+            for entry in manifest.decode(read(digest)):
+                yield entry.hash
 
     # ---- diff, profile, validate --------------------------------------------------------
 
@@ -754,6 +840,14 @@ class DataService:
                 )
         row = repo.version_row(ds.id, number) if number is not None else None
         if row is None:
+            gone = versioned.retired(repo.c, "data", ds.id, number) if number else None
+            if gone is not None:
+                raise NotFoundError(
+                    f"{ref.name}@{number} was deleted on {gone[0]:%Y-%m-%d %H:%M} by "
+                    f"{gone[1]}. See the versions left with `assay data log {ref.name}`.",
+                    dataset=ref.name,
+                    version=number,
+                )
             raise NotFoundError(
                 f"Dataset {ref.name!r} has no version {ref.selector}. "
                 f"See its versions with `assay data log {ref.name}`.",

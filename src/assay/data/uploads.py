@@ -259,10 +259,12 @@ class UploadService:
         """
         shutil.rmtree(self._folder(upload_id, must_exist=False), ignore_errors=True)
 
-    def expire(self) -> list[str]:
-        """Delete the uploads untouched for longer than `max_age_s`; returns their ids."""
-        self._last_expiry = self.clock()
-        cutoff = self._last_expiry - self.max_age_s
+    def expire(self, *, dry_run: bool = False) -> list[str]:
+        """Delete the uploads untouched for longer than `max_age_s` (`dry_run`: only
+        find them); returns their ids."""
+        if not dry_run:
+            self._last_expiry = self.clock()
+        cutoff = self.clock() - self.max_age_s
         gone: list[str] = []
         try:
             entries = list(os.scandir(self.root))
@@ -273,7 +275,8 @@ class UploadService:
                 continue
             try:
                 if entry.stat(follow_symlinks=False).st_mtime < cutoff:
-                    shutil.rmtree(entry.path, ignore_errors=True)
+                    if not dry_run:
+                        shutil.rmtree(entry.path, ignore_errors=True)
                     gone.append(entry.name)
             except FileNotFoundError:
                 continue  # discarded meanwhile

@@ -87,6 +87,9 @@ class PipelineRepository:
         )
         return [r[0] for r in rows]
 
+    def manifests(self) -> list[str]:
+        return list(self.c.scalars(select(pipeline_versions.c.manifest).distinct()))
+
     def latest_number(self, pipeline_id: int) -> int | None:
         return versioned.latest_number(
             self.c, pipeline_versions, pipeline_versions.c.pipeline_id, pipeline_id

@@ -29,7 +29,9 @@ from assay.store.objects import ObjectStore, hash_bytes
 from assay.store.packs import PACKABLE, Blobs, PackWriter
 
 if TYPE_CHECKING:
-    from sqlalchemy import Row
+    from collections.abc import Callable, Iterator
+
+    from sqlalchemy import Connection, Row
 
 ENTRY_FILE = "pipeline.py"
 _SKIP_DIRS = frozenset({"__pycache__", ".venv", "venv", "node_modules", ".assay", ".git"})
@@ -288,6 +290,13 @@ class PipelineService:
             version=version.number,
             path=wanted,
         )
+
+    def live_objects(self, conn: Connection, read: Callable[[str], bytes]) -> Iterator[str]:
+        """Every object a pipeline version refers to: its manifest and its source files."""
+        for digest in PipelineRepository(conn).manifests():
+            yield digest
+            for entry in manifest.decode(read(digest)):
+                yield entry.hash
 
     def readable(self, version: PipelineVersion, path: str | None = None) -> str:
         """`source`, as a person reads it: a notebook as its cells in jupytext's percent

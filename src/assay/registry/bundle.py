@@ -171,6 +171,38 @@ def write_bundle(
     return manifest
 
 
+def add_mlflow_pickle(folder: Path, model: Any) -> None:
+    """Make a stored bundle (materialized in `folder`) loadable by MLflow too, for an
+    export: a pickle for flavors MLflow reads no other way, named in `MLmodel`, and the
+    manifest updated to list it. The stored files stay as they are: nothing is saved
+    again, and the requirements are the ones recorded when the model was stored."""
+    manifest = read_manifest(folder)
+    chosen = flavor_named(manifest["flavor"])
+    if not getattr(chosen, "mlflow_needs_pickle", False):
+        return
+    problem = _write_mlflow_pickle(model, folder / MLFLOW_PICKLE)
+    if problem is not None:
+        manifest["note"] = " ".join(filter(None, [manifest.get("note"), problem]))
+    else:
+        meta = {**manifest["flavor_meta"], "mlflow_pickle": MLFLOW_PICKLE}
+        sig = manifest.get("signature")
+        requirements = (folder / REQUIREMENTS).read_text().split()
+        created = datetime.fromisoformat(manifest["created_at"])
+        _write_mlmodel(
+            folder,
+            chosen,
+            meta,
+            Signature.from_dict(sig) if sig else None,
+            manifest["name"],
+            created,
+            requirements,
+        )
+    manifest["files"] = _hash_files(folder)
+    tmp = folder / f".{MANIFEST}.tmp"
+    tmp.write_bytes(encode_manifest(manifest))
+    os.replace(tmp, folder / MANIFEST)
+
+
 def encode_manifest(manifest: dict[str, Any]) -> bytes:
     """A manifest as `assay.json` holds it (and as the store names it by its hash)."""
     return json.dumps(manifest, indent=2, allow_nan=False).encode()

@@ -83,6 +83,12 @@ class RegistryRepository:
     def latest_number(self, model_id: int) -> int | None:
         return versioned.latest_number(self.c, model_versions, model_versions.c.model_id, model_id)
 
+    def next_number(self, model_id: int) -> int:
+        """The next version's number: deleted versions' numbers are never reused."""
+        return versioned.next_number(
+            self.c, model_versions, model_versions.c.model_id, model_id, "model"
+        )
+
     def models(self) -> list[Model]:
         rows = versioned.summaries(self.c, models, model_versions, model_versions.c.model_id)
         aliases: dict[str, dict[str, int]] = {}
@@ -162,6 +168,32 @@ class RegistryRepository:
             if (row.extra or {}).get("content") == content:
                 return row
         return None
+
+    def delete_version(self, model_id: int, number: int, by: str) -> list[str]:
+        """Remove a version's row and the aliases on it, and retire its number; returns
+        the aliases removed."""
+        a = model_aliases.c
+        aliases = list(
+            self.c.scalars(select(a.alias).where(a.model_id == model_id, a.number == number))
+        )
+        self.c.execute(delete(model_aliases).where(a.model_id == model_id, a.number == number))
+        v = model_versions.c
+        self.c.execute(delete(model_versions).where(v.model_id == model_id, v.number == number))
+        versioned.retire(self.c, "model", model_id, number, by)
+        return aliases
+
+    def bundles(self) -> list[str]:
+        """Every version's bundle (its manifest's hash)."""
+        return list(self.c.scalars(select(model_versions.c.bundle).distinct()))
+
+    def lineages(self) -> list[tuple[str, int, dict[str, Any]]]:
+        """Every version's (model, number, lineage), to find what names a data version."""
+        rows = self.c.execute(
+            select(models.c.name, model_versions.c.number, model_versions.c.lineage).join(
+                models, models.c.id == model_versions.c.model_id
+            )
+        )
+        return [(name, number, lineage or {}) for name, number, lineage in rows]
 
     def versions_of_run(self, run_id: str) -> list[tuple[str, Row[Any]]]:
         rows = self.c.execute(

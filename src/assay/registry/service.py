@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -31,12 +32,13 @@ from assay.registry.entities import (
 )
 from assay.registry.external import load_model_file
 from assay.registry.repository import RegistryRepository, to_version
+from assay.store import versioned
 from assay.store.acting import author_or
 from assay.store.db import Database, utcnow
 from assay.store.objects import ObjectStore, hash_file
 
 if TYPE_CHECKING:
-    from sqlalchemy import Row
+    from sqlalchemy import Connection, Row
 
     from assay.runs.entities import Run
     from assay.runs.service import RunService
@@ -331,8 +333,7 @@ class RegistryService:
             with self.db.read() as s:
                 repo = RegistryRepository(s)
                 row = repo.model_row(name)
-                latest = repo.latest_number(row.id) if row is not None else None
-            number = (latest or 0) + 1
+                number = repo.next_number(row.id) if row is not None else 1
             stamped = bundles.stamp(
                 manifest, name=name, version=number, lineage=lineage.to_dict(), metrics=metrics
             )
@@ -341,7 +342,7 @@ class RegistryService:
                 with self.db.session() as s:
                     repo = RegistryRepository(s)
                     model_row = repo.get_or_create_model(name)
-                    if repo.latest_number(model_row.id) != latest:
+                    if repo.next_number(model_row.id) != number:
                         continue  # someone registered meanwhile: renumber and restamp
                     row = repo.insert_version(
                         model_id=model_row.id,
@@ -462,6 +463,15 @@ class RegistryService:
                 )
             found = repo.version_row(row.id, number) if number is not None else None
             if found is None:
+                gone = versioned.retired(s, "model", row.id, number) if number else None
+                if gone is not None:
+                    raise NotFoundError(
+                        f"{parsed.name}@{number} was deleted on {gone[0]:%Y-%m-%d %H:%M} by "
+                        f"{gone[1]}. List the versions left with "
+                        f"`assay models show {parsed.name}`.",
+                        model=parsed.name,
+                        version=number,
+                    )
                 raise NotFoundError(
                     f"Model {parsed.name!r} has no version {parsed.selector}. "
                     f"List them with `assay models show {parsed.name}`.",
@@ -514,6 +524,43 @@ class RegistryService:
             if not repo.remove_alias(row.id, alias):
                 raise NotFoundError(f"Model {name!r} has no alias {alias!r}.", model=name)
 
+    # ---- deleting ----------------------------------------------------------------------
+
+    def delete_version(self, ref: str) -> tuple[ModelVersion, list[str]]:
+        """Delete one version and the aliases on it; its number is never given out again,
+        and its bundle goes at the next `assay gc`. Checking what depends on it (services,
+        A/B tests) is the caller's (`Lifecycle`). Returns the version and its aliases.
+
+        Raises:
+            NotFoundError: no such version.
+        """
+        mv = self.resolve(ref)
+        with self.db.session() as s:
+            repo = RegistryRepository(s)
+            row = self._model(repo, mv.name)
+            aliases = repo.delete_version(row.id, mv.version, self.author)
+        return mv, aliases
+
+    def naming_data(self, data_ref: str) -> list[str]:
+        """The versions whose lineage names data version `data_ref` (as data or params)."""
+        with self.db.read() as s:
+            rows = RegistryRepository(s).lineages()
+        return [
+            f"{name}@{number}"
+            for name, number, lineage in rows
+            if data_ref in (lineage.get("data"), lineage.get("params"))
+        ]
+
+    def naming_run(self, run_id: str) -> list[str]:
+        """The versions a run registered (their lineage names it)."""
+        return [mv.ref for mv in self.of_run(run_id)]
+
+    def live_objects(self, conn: Connection, read: Callable[[str], bytes]) -> Iterator[str]:
+        """Every object a model version refers to: its bundle's manifest and files."""
+        for digest in RegistryRepository(conn).bundles():
+            yield digest
+            yield from json.loads(read(digest)).get("files", {}).values()
+
     # ---- lineage and bytes ------------------------------------------------------------------
 
     def lineage(self, ref: str) -> LineageTree:
@@ -522,19 +569,32 @@ class RegistryService:
         lin = mv.lineage
         run: LineageRun | None = None
         if lin.run_id:
-            found = self.runs.get(lin.run_id)
-            pv = self.runs.pipelines.resolve(lin.pipeline) if lin.pipeline else None
+            # Anything in the lineage may have been deleted since (`assay runs delete
+            # --force`, `data delete --force`): the tree says so instead of failing.
+            found = _or_none(lambda: self.runs.get(lin.run_id or ""))
+            pv = (
+                _or_none(lambda: self.runs.pipelines.resolve(lin.pipeline or ""))
+                if (lin.pipeline)
+                else None
+            )
             params: dict[str, Any] = {}
             if lin.params:
-                params = json.loads(
-                    self.runs.data.read_file(self.runs.data.resolve(lin.params), "params.json")
+                params = (
+                    _or_none(
+                        lambda: json.loads(
+                            self.runs.data.read_file(
+                                self.runs.data.resolve(lin.params or ""), "params.json"
+                            )
+                        )
+                    )
+                    or {}
                 )
             run = {
-                "id": found.id,
-                "name": found.name,
-                "experiment": found.experiment,
-                "status": found.status,
-                "started_at": found.started_at.isoformat() if found.started_at else None,
+                "id": lin.run_id,
+                "name": found.name if found else "(deleted)",
+                "experiment": found.experiment if found else "-",
+                "status": found.status if found else "deleted",
+                "started_at": found.started_at.isoformat() if found and found.started_at else None,
                 "metrics": mv.metrics,
                 "data": {
                     "ref": lin.data,
@@ -550,7 +610,7 @@ class RegistryService:
                     ],
                 },
                 "params": {"ref": lin.params, "manifest": lin.params_manifest, "values": params},
-                "code": self._code_node(found),
+                "code": self._code_node(found) if found else None,
             }
         return {
             "model": mv.ref,
@@ -611,27 +671,25 @@ class RegistryService:
         if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
             raise ConflictError(f"{dest} exists and is not empty; pick a new folder.")
         with tempfile.TemporaryDirectory(prefix="assay-export-") as tmp:
-            loaded = bundles.load_bundle(self.materialize(mv, Path(tmp) / "stored"))
-            staging = Path(tmp) / "export"
-            staging.mkdir()
-            manifest = loaded.manifest
-            bundles.write_bundle(
-                loaded.model,
-                staging,
-                name=mv.name,
-                version=mv.version,
-                signature=mv.signature,
-                input_example=list(manifest.get("input_example") or []),
-                lineage=mv.lineage.to_dict(),
-                metrics=mv.metrics,
-                flavor=mv.flavor,
-                mlflow_pickle=True,
-            )
+            # The stored bundle as it is; loaded only where MLflow needs a pickle of it.
+            staging = self.materialize(mv, Path(tmp) / "export")
+            from assay.registry.flavors import flavor_named
+
+            if getattr(flavor_named(mv.flavor), "mlflow_needs_pickle", False):
+                bundles.add_mlflow_pickle(staging, bundles.load_bundle(staging).model)
             dest.parent.mkdir(parents=True, exist_ok=True)
             if dest.exists():
                 dest.rmdir()
             shutil.move(str(staging), str(dest))
         return mv, dest
+
+
+def _or_none(get: Callable[[], Any]) -> Any:
+    """What `get` returns, or None when what it reads is not there (deleted)."""
+    try:
+        return get()
+    except NotFoundError:
+        return None
 
 
 def _metrics(run: Run) -> dict[str, float]:

@@ -8,6 +8,7 @@ param re-runs exactly the steps that read it (and what depends on them).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from assay.runs import serialize, tracking
+from assay.runs.failures import STEP_ATTR
 from assay.runs.repository import RunRepository
 from assay.store.db import Database, utcnow
 from assay.store.objects import ObjectStore, hash_bytes
@@ -126,17 +128,18 @@ def execute(
                 recorder.begin_capture()
             try:
                 value = spec.func(**kwargs)
-            except BaseException:
+            except BaseException as exc:
                 if recorder is not None:
                     recorder.end_capture()
+                seconds = time.perf_counter() - started
                 with db.session() as conn:
                     RunRepository(conn).set_step(
-                        run_id,
-                        pos,
-                        status="failed",
-                        ended_at=utcnow(),
-                        seconds=time.perf_counter() - started,
+                        run_id, pos, status="failed", ended_at=utcnow(), seconds=seconds
                     )
+                with contextlib.suppress(AttributeError, TypeError):
+                    setattr(exc, STEP_ATTR, spec.name)  # which step, for the explanation
+                emit({"event": "step_failed", "name": spec.name, "position": pos,
+                      "seconds": round(seconds, 3)})  # fmt: skip
                 raise
             logged = recorder.end_capture() if recorder else {}
             data, fmt = serialize.dump(value)

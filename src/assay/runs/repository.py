@@ -7,6 +7,7 @@ column, so that `params.C > 1 and metrics.val_f1 >= 0.9` is an indexed query.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,6 +27,7 @@ from sqlalchemy import (
     Text,
     and_,
     bindparam,
+    delete,
     func,
     insert,
     or_,
@@ -45,6 +47,8 @@ experiments = Table(
     Column("id", Integer, primary_key=True),
     Column("name", String(255), nullable=False, unique=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # Archived: kept whole, but out of listings (its runs too) until restored.
+    Column("archived_at", DateTime(timezone=True), nullable=True),
 )
 
 runs = Table(
@@ -67,6 +71,8 @@ runs = Table(
     Column("parent_id", String(32), nullable=True),
     # The content hash of the code version it executed (see assay.runs.code).
     Column("code", String(64), nullable=True),
+    # Archived: kept whole, but out of listings until restored.
+    Column("archived_at", DateTime(timezone=True), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("started_at", DateTime(timezone=True), nullable=True),
     Column("ended_at", DateTime(timezone=True), nullable=True),
@@ -510,6 +516,63 @@ class RunRepository:
         if key is not None:
             query = query.where(metric_points.c.key == key)
         return [(k, v, st, t) for k, v, st, t in self.c.execute(query.order_by(metric_points.c.id))]
+
+    def descendants(self, ids: list[str]) -> list[str]:
+        """The runs made inside `ids`, and inside those, and so on."""
+        found: list[str] = []
+        frontier = list(ids)
+        while frontier:
+            children = list(self.c.scalars(select(runs.c.id).where(runs.c.parent_id.in_(frontier))))
+            children = [c for c in children if c not in found and c not in ids]
+            found.extend(children)
+            frontier = children
+        return found
+
+    def delete_runs(self, ids: list[str]) -> None:
+        """Remove runs and what they recorded (the foreign keys cascade)."""
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            for table in (run_params, metric_points, run_metrics, run_steps, run_artifacts):
+                self.c.execute(delete(table).where(table.c.run_id.in_(chunk)))
+            self.c.execute(delete(runs).where(runs.c.id.in_(chunk)))
+
+    def using_data(self, dataset: str, number: int) -> list[str]:
+        data = and_(runs.c.dataset == dataset, runs.c.data_version == number)
+        params = and_(runs.c.params_dataset == dataset, runs.c.params_version == number)
+        return list(self.c.scalars(select(runs.c.id).where(or_(data, params))))
+
+    def set_archived(self, ids: list[str], when: datetime | None) -> None:
+        self.c.execute(update(runs).where(runs.c.id.in_(ids)).values(archived_at=when))
+
+    def set_experiment_archived(self, experiment_id: int, when: datetime | None) -> None:
+        self.c.execute(
+            update(experiments).where(experiments.c.id == experiment_id).values(archived_at=when)
+        )
+
+    def referenced_objects(self) -> Iterator[str]:
+        """Every object hash the runs' rows name (not the code versions' contents)."""
+        for column in (runs.c.logs, runs.c.model):
+            yield from self.c.scalars(select(column).where(column.is_not(None)).distinct())
+        yield from self.c.scalars(
+            select(run_steps.c.output).where(run_steps.c.output.is_not(None)).distinct()
+        )
+        yield from self.c.scalars(select(run_artifacts.c.hash).distinct())
+        yield from self.c.scalars(select(step_cache.c.output).distinct())
+        environments = select(runs.c.environment).where(runs.c.environment.is_not(None))
+        for env in self.c.scalars(environments):
+            found = (env if isinstance(env, dict) else json.loads(env)).get("packages_object")
+            if found:
+                yield str(found)
+
+    def code_versions(self) -> list[str]:
+        """The code versions tracked runs captured (a pipeline run's is its snapshot)."""
+        return list(
+            self.c.scalars(
+                select(runs.c.code)
+                .where(runs.c.code.is_not(None), runs.c.pipeline.is_(None))
+                .distinct()
+            )
+        )
 
     def add_artifact(self, run_id: str, path: str, digest: str, size: int) -> None:
         self.c.execute(

@@ -10,12 +10,13 @@ import tempfile
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
 
 from assay.data.entities import DataVersion
@@ -28,6 +29,7 @@ from assay.runs import tracking
 from assay.runs.code import CodeCapture, CodeVersion
 from assay.runs.engine import StepSpec, execute, expose
 from assay.runs.entities import Candidate, Run, lower_is_better
+from assay.runs.failures import explain
 from assay.runs.notebook import CellError
 from assay.runs.params import apply_overrides, load_params
 from assay.runs.repository import Point, RunRepository, runs
@@ -656,11 +658,13 @@ class RunService:
         tracking.activate(recorder)
         status, error, model, flavor = "failed", None, None, None
         params: dict[str, Any] = {}
+        code_root: Path | None = None  # where the pipeline's own files are, for a failure
         emit({"event": "start", "run": run.id, "name": run.name})
         try:
             with tempfile.TemporaryDirectory(prefix="assay-run-") as tmp:
                 pv = self.pipelines.resolve(f"{run.pipeline}@{run.pipeline_version}")
                 entry = self._pipeline_dir(pv, Path(tmp) / "pipeline") / pv.entry
+                code_root = entry.parent
                 dv = self.data.resolve(run.data_ref or "")
                 data_dir = self.data_dir(dv, Path(tmp) / "data")
                 params = json.loads(
@@ -691,7 +695,9 @@ class RunService:
         except CellError as exc:  # the notebook's own traceback, not the runner's frames
             status, error = "failed", f"{exc.message}\n\n{exc.details.get('traceback', '')}"
         except BaseException as exc:  # the run records any failure of user code
-            status, error = "failed", "".join(traceback.format_exception(exc))
+            # The log keeps the whole traceback; the run, what its author needs to read.
+            sys.stderr.write("".join(traceback.format_exception(exc)))
+            status, error = "failed", explain(exc, code_root, run.id)
         finally:
             tracking.activate(None)
             recorder.close()
@@ -909,13 +915,21 @@ class RunService:
         sort: str | None = None,
         limit: int | None = 100,
         offset: int = 0,
+        archived: bool = False,
     ) -> list[Run]:
-        """Runs matching a filter expression (see `assay.runs.query`), sorted."""
+        """Runs matching a filter expression (see `assay.runs.query`), sorted. Archived
+        runs, and the runs of archived experiments (unless that experiment is named),
+        are left out unless `archived`."""
         from assay.runs.query import compile_filter, compile_sort
         from assay.runs.repository import experiments
 
         self._reap()
-        clauses = []
+        clauses: list[Any] = []
+        if not archived:
+            clauses.append(runs.c.archived_at.is_(None))
+            if not experiment:
+                shelved = select(experiments.c.id).where(experiments.c.archived_at.is_not(None))
+                clauses.append(runs.c.experiment_id.not_in(shelved))
         if experiment:
             with self.db.read() as conn:
                 if RunRepository(conn).experiment_id(experiment, create=False) is None:
@@ -938,6 +952,77 @@ class RunService:
         order = compile_sort(sort) if sort else None
         with self.db.read() as conn:
             return RunRepository(conn).search(where, order, limit, offset)
+
+    # ---- deleting and archiving --------------------------------------------------------------
+
+    def delete(self, refs: Sequence[str]) -> list[str]:
+        """Delete runs, and the runs made inside them, with everything they recorded
+        (params, metrics, steps, artifact entries); their objects go at the next
+        `assay gc`. Checking what depends on them is the caller's (`Lifecycle`).
+        Returns the ids deleted.
+
+        Raises:
+            NotFoundError: no such run.
+            ConflictError: a run is still queued or running.
+        """
+        with self.db.session() as conn:
+            repo = RunRepository(conn)
+            ids = [repo.resolve_id(r) for r in refs]
+            doomed = list(dict.fromkeys([*ids, *repo.descendants(ids)]))
+            for run_id in doomed:
+                status = repo.status(run_id)
+                if status in ("queued", "running"):
+                    raise ConflictError(
+                        f"Run {run_id[:8]} is {status}; stop it (or wait) before deleting it.",
+                        run=run_id,
+                    )
+            repo.delete_runs(doomed)
+        return doomed
+
+    def using_data(self, dataset: str, number: int) -> list[str]:
+        """The runs that used data version `dataset@number`, as data or as params."""
+        with self.db.read() as conn:
+            return RunRepository(conn).using_data(dataset, number)
+
+    def archive(self, refs: Sequence[str], *, restore: bool = False) -> list[str]:
+        """Archive runs (kept whole, out of listings), or with `restore` bring them back;
+        returns their ids."""
+        with self.db.session() as conn:
+            repo = RunRepository(conn)
+            ids = [repo.resolve_id(r) for r in refs]
+            repo.set_archived(ids, None if restore else utcnow())
+        return ids
+
+    def archive_experiment(self, name: str, *, restore: bool = False) -> int:
+        """Archive an experiment (its runs leave the listings with it), or restore it;
+        returns how many runs it holds.
+
+        Raises:
+            NotFoundError: no such experiment.
+        """
+        with self.db.session() as conn:
+            repo = RunRepository(conn)
+            exp_id = repo.experiment_id(name, create=False)
+            if exp_id is None:
+                raise NotFoundError(
+                    f"No experiment named {name!r}. List them with `assay runs experiments`."
+                )
+            repo.set_experiment_archived(exp_id, None if restore else utcnow())
+            return repo.run_count(exp_id)
+
+    def live_objects(self, conn: Connection, read: Callable[[str], bytes]) -> Iterator[str]:
+        """Every object a run refers to: its logs, model and step outputs, artifacts,
+        code version (manifest, files, diff), package list; and the step cache's outputs."""
+        repo = RunRepository(conn)
+        for digest in repo.referenced_objects():
+            yield digest
+        for digest in repo.code_versions():
+            yield digest
+            version = codes.read_manifest(digest, read(digest))
+            yield from version.files.values()
+            diff = (version.git or {}).get("diff")
+            if diff:
+                yield str(diff)
 
     def leaderboard(
         self, experiment: str, metric: str, *, minimize: bool | None = None, limit: int = 10

@@ -44,6 +44,7 @@ def create_app(
     from assay.server.routes import (
         data,
         docs,
+        lifecycle,
         meta,
         models,
         monitoring,
@@ -66,7 +67,10 @@ def create_app(
     app.state.workspace = ws
     app.state.auth = auth
     # Routes are matched in order: the busiest (a tracked run's metric batches) first.
-    for module in (runs, meta, docs, tokens, data, pipelines, models, sweeps, services, monitoring):
+    for module in (
+        runs, meta, docs, tokens, data, pipelines, models, sweeps, services, lifecycle,
+        monitoring,
+    ):  # fmt: skip
         app.include_router(module.router, prefix="/api/v1")
 
     from assay.ui.app import error_page, wants_page

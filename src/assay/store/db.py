@@ -21,7 +21,7 @@ from assay.errors import AssayError, InvalidArgumentError
 
 # The newest migration. Checking it costs one query, where loading Alembic's
 # script directory on every command would cost far more; a test pins it.
-HEAD_REVISION = "0011"
+HEAD_REVISION = "0012"
 
 _NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -33,6 +33,9 @@ _NAMING = {
 
 
 metadata = MetaData(naming_convention=_NAMING)
+
+# The advisory lock key of the store's garbage collection (any constant; "assay gc").
+_STORE_LOCK = 0x6173_7361_7967_63
 
 
 def utcnow() -> datetime:
@@ -134,6 +137,20 @@ class Database:
         """A transaction: committed when the block ends, rolled back if it raises."""
         with self._translated(), self.engine.begin() as conn:
             yield conn
+
+    def store_lock(self, conn: Connection, *, exclusive: bool) -> None:
+        """Within `conn`'s write transaction, the lock between the garbage collector
+        (exclusive) and writers that make objects referenced (shared): while the
+        collector reads what is live and removes the rest, no version is made, and a
+        version is made only once its objects are known to exist.
+
+        SQLite needs nothing more: a write transaction already excludes every other
+        writer. PostgreSQL takes a transaction-scoped advisory lock.
+        """
+        if conn.dialect.name != "postgresql":
+            return
+        fn = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+        conn.execute(text(f"SELECT {fn}(:key)"), {"key": _STORE_LOCK})
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:

@@ -14,13 +14,15 @@ calls, and the wrapper's per-call cost would dominate.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
 import threading
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -34,6 +36,9 @@ _COPY_CHUNK = 64 * 1024 * 1024
 # Files at least this large are hashed with all cores via mmap.
 PARALLEL_HASH_MIN = 8 * 1024 * 1024
 _TMP_DIR = ".tmp"
+# An object store cannot touch an object; one at most this large is freshened by
+# writing it again (a manifest, a pack of small files, a params file).
+_REWRITE_TO_FRESHEN = 64 * 1024 * 1024
 
 
 def hash_bytes(data: bytes | memoryview) -> str:
@@ -87,8 +92,23 @@ def _storage_error(exc: OSError, doing: str, *, storing: bool = True) -> Storage
     return StorageError(f"Storage failed while {doing}: {exc.strerror or exc}.", errno=exc.errno)
 
 
+@dataclass(frozen=True)
+class StoredObject:
+    """An object as a listing sees it: its name, size, and last write (Unix time)."""
+
+    digest: str
+    size: int
+    modified: float
+
+
 class ObjectStore(ABC):
-    """Immutable objects named by the hash of their content."""
+    """Immutable objects named by the hash of their content.
+
+    Writing an object that is already stored freshens it (its modification time is
+    now), as git freshens an object it finds instead of writing: the garbage collector
+    spares every object written or reused within its grace period, so a writer that
+    relies on an old object is not robbed of it mid-write.
+    """
 
     url: str
 
@@ -122,6 +142,19 @@ class ObjectStore(ABC):
 
     @abstractmethod
     def size(self, digest: str) -> int: ...
+
+    @abstractmethod
+    def iter_objects(self) -> Iterator[StoredObject]:
+        """Every object with its size and when it was last written or reused (freshened)."""
+
+    @abstractmethod
+    def modified(self, digest: str) -> float | None:
+        """When the object was last written or freshened (Unix time); None if absent."""
+
+    @abstractmethod
+    def delete(self, digests: Iterable[str]) -> int:
+        """Remove these objects (those already gone are skipped); returns how many went.
+        Only the garbage collector calls it: stored objects are otherwise immutable."""
 
     def get_bytes(self, digest: str) -> bytes:
         """The object's bytes, checked against its name.
@@ -220,7 +253,7 @@ class LocalObjectStore(ObjectStore):
 
     def put_bytes(self, data: bytes, digest: str | None = None) -> str:
         digest = digest or hash_bytes(data)
-        if self.has(digest):
+        if self._freshen(digest):
             return digest
         tmp = self._tmp_path()
         try:
@@ -247,7 +280,7 @@ class LocalObjectStore(ObjectStore):
             copier.start()
             try:
                 digest = hash_file(path)
-                if self.has(digest):
+                if self._freshen(digest):
                     cancel.set()
             except BaseException:
                 cancel.set()
@@ -270,6 +303,42 @@ class LocalObjectStore(ObjectStore):
             tmp.unlink(missing_ok=True)
         return digest, before.st_size
 
+    def _freshen(self, digest: str) -> bool:
+        """Whether the object is stored; if it is, its modification time becomes now."""
+        try:
+            os.utime(self.path(digest))
+        except FileNotFoundError:
+            return False
+        except OSError:
+            return self.has(digest)  # a read-only store: present, just not freshened
+        return True
+
+    def iter_objects(self) -> Iterator[StoredObject]:
+        for digest in self.iter_digests():
+            try:
+                st = os.stat(self.path(digest))
+            except FileNotFoundError:
+                continue
+            yield StoredObject(digest, st.st_size, st.st_mtime)
+
+    def modified(self, digest: str) -> float | None:
+        try:
+            return os.stat(self.path(digest)).st_mtime
+        except FileNotFoundError:
+            return None
+
+    def delete(self, digests: Iterable[str]) -> int:
+        removed = 0
+        for digest in digests:
+            try:
+                os.unlink(self.path(digest))
+                removed += 1
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise _storage_error(exc, f"removing object {digest[:12]}") from exc
+        return removed
+
     def _read_raw(self, digest: str) -> bytes:
         try:
             return self.path(digest).read_bytes()
@@ -291,13 +360,26 @@ class LocalObjectStore(ObjectStore):
     def iter_digests(self) -> Iterator[str]:
         if not self.root.is_dir():
             return
-        for fan in os.scandir(self.root):
-            if len(fan.name) != 2 or not fan.is_dir():
-                continue
-            for entry in os.scandir(fan.path):
-                name = fan.name + entry.name
-                if is_hash(name):
-                    yield name
+        with os.scandir(self.root) as fans:
+            for fan in fans:
+                if len(fan.name) != 2 or not fan.is_dir():
+                    continue
+                with os.scandir(fan.path) as entries:
+                    names = [fan.name + entry.name for entry in entries]
+                yield from (name for name in names if is_hash(name))
+
+    def count_temporaries(self, older_than_s: float = 3600) -> int:
+        """How many temporary files `clean_temporaries` would remove."""
+        import time
+
+        if not self._tmp.is_dir():
+            return 0
+        cutoff = time.time() - older_than_s
+        count = 0
+        for entry in os.scandir(self._tmp):
+            with contextlib.suppress(FileNotFoundError):
+                count += entry.stat().st_mtime < cutoff
+        return count
 
     def clean_temporaries(self, older_than_s: float = 3600) -> int:
         """Remove temporary files left by killed writers; returns how many."""
@@ -343,7 +425,10 @@ class FsspecObjectStore(ObjectStore):
 
     def put_bytes(self, data: bytes, digest: str | None = None) -> str:
         digest = digest or hash_bytes(data)
-        if self.has(digest):
+        # An object store's objects cannot be touched: writing the same bytes again (a
+        # single PUT, atomic) is the freshening. Small objects only; a large one found
+        # again is kept by its referrer's check (see the data commit).
+        if len(data) > _REWRITE_TO_FRESHEN and self.has(digest):
             return digest
         try:
             self.fs.pipe_file(self.key(digest), data)  # a single PUT: atomic
@@ -355,7 +440,8 @@ class FsspecObjectStore(ObjectStore):
         try:
             before = path.stat()
             digest = hash_file(path)
-            if not self.has(digest):
+            # Found again: small enough to write again, which freshens it (see put_bytes).
+            if before.st_size <= _REWRITE_TO_FRESHEN or not self.has(digest):
                 self.fs.put_file(str(path), self.key(digest))
             after = path.stat()
         except OSError as exc:
@@ -387,6 +473,41 @@ class FsspecObjectStore(ObjectStore):
         except FileNotFoundError as exc:
             raise self._missing(digest) from exc
 
+    def iter_objects(self) -> Iterator[StoredObject]:
+        try:
+            found = self.fs.find(self._root, detail=True)
+        except FileNotFoundError:
+            return
+        prefix = self._root + "/"
+        for p, info in found.items():
+            rest = p.removeprefix(prefix).split("/") if p.startswith(prefix) else []
+            if len(rest) == 2 and is_hash(rest[0] + rest[1]):
+                when = info.get("LastModified") or info.get("mtime") or info.get("created")
+                yield StoredObject(rest[0] + rest[1], int(info.get("size") or 0), _timestamp(when))
+
+    def modified(self, digest: str) -> float | None:
+        try:
+            info = self.fs.info(self.key(digest))
+        except FileNotFoundError:
+            return None
+        return _timestamp(info.get("LastModified") or info.get("mtime") or info.get("created"))
+
+    def delete(self, digests: Iterable[str]) -> int:
+        keys = [self.key(d) for d in digests]
+        removed = 0
+        for start in range(0, len(keys), 1000):  # S3 deletes up to 1,000 keys a request
+            chunk = keys[start : start + 1000]
+            try:
+                self.fs.rm(chunk)
+            except FileNotFoundError:
+                for key in chunk:
+                    with contextlib.suppress(FileNotFoundError):
+                        self.fs.rm_file(key)
+            except OSError as exc:
+                raise _storage_error(exc, "removing objects") from exc
+            removed += len(chunk)
+        return removed
+
     def iter_digests(self) -> Iterator[str]:
         try:
             paths = self.fs.find(self._root)
@@ -399,3 +520,19 @@ class FsspecObjectStore(ObjectStore):
             rest = p.removeprefix(prefix).split("/") if p.startswith(prefix) else []
             if len(rest) == 2 and is_hash(rest[0] + rest[1]):
                 yield rest[0] + rest[1]
+
+
+def _timestamp(value: Any) -> float:
+    """A listing's modification time (a datetime, a number, an ISO string) as Unix time;
+    unknown is now, so that an object of unknown age is never collected."""
+    import time
+    from datetime import datetime
+
+    if isinstance(value, datetime):
+        return value.timestamp()
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    return time.time()

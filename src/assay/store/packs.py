@@ -17,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
-from sqlalchemy import BigInteger, Column, Connection, Index, String, Table, select
+from sqlalchemy import BigInteger, Column, Connection, Index, String, Table, delete, select
 
 from assay.errors import CorruptObjectError, NotFoundError
 from assay.store.db import Database, metadata
@@ -120,6 +120,15 @@ class Blobs:
 
                 lite = sqlite.insert(pack_members).on_conflict_do_nothing(index_elements=["hash"])
                 conn.execute(lite, batch)
+
+    def forget(self, objects: Iterable[str]) -> None:
+        """Drop the index rows of packs among `objects` that are gone from the store (a
+        collection took them): their members are then stored again, not located there."""
+        gone = [d for d in objects if not self.store.has(d)]
+        with self.db.session() as conn:
+            for i in range(0, len(gone), _IN_CHUNK):
+                chunk = gone[i : i + _IN_CHUNK]
+                conn.execute(delete(pack_members).where(pack_members.c.pack.in_(chunk)))
 
     def pack_members(self) -> dict[str, list[tuple[str, int, int]]]:
         """Every indexed pack and its members (hash, offset, size)."""

@@ -7,11 +7,37 @@ and a per-name `number`); the queries over that shape are the same for all.
 from __future__ import annotations
 
 import functools
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, Connection, Row, Select, Table, bindparam, func, insert, select
+from sqlalchemy import (
+    Column,
+    Connection,
+    DateTime,
+    Integer,
+    Row,
+    Select,
+    String,
+    Table,
+    bindparam,
+    func,
+    insert,
+    select,
+)
 
-from assay.store.db import utcnow
+from assay.store.db import metadata, utcnow
+
+# The numbers of deleted versions (kind "data" or "model", of the dataset or model
+# `owner_id`): never given out again, and a read of one says it was deleted.
+retired_versions = Table(
+    "retired_versions",
+    metadata,
+    Column("kind", String(16), primary_key=True),
+    Column("owner_id", Integer, primary_key=True),
+    Column("number", Integer, primary_key=True),
+    Column("deleted_at", DateTime(timezone=True), nullable=False),
+    Column("deleted_by", String(255), nullable=False),
+)
 
 # The lookups below run on every commit, run and registration. Built once per table,
 # a statement's cache key is computed once too: most of what SQLAlchemy costs a call.
@@ -63,5 +89,38 @@ def summaries(conn: Connection, names: Table, versions: Table, fk: Column[Any]) 
 
 
 def latest_number(conn: Connection, versions: Table, fk: Column[Any], owner: int) -> int | None:
+    """The newest version's number (a deleted one is not a version)."""
     found: int | None = conn.scalar(_latest(versions, fk.key), {"v_owner": owner})
     return found
+
+
+def next_number(conn: Connection, versions: Table, fk: Column[Any], owner: int, kind: str) -> int:
+    """The number the next version gets: after every version, deleted ones included."""
+    newest = latest_number(conn, versions, fk, owner) or 0
+    retired = conn.scalar(
+        select(func.max(retired_versions.c.number)).where(
+            retired_versions.c.kind == kind, retired_versions.c.owner_id == owner
+        )
+    )
+    return max(newest, retired or 0) + 1
+
+
+def retire(conn: Connection, kind: str, owner: int, number: int, by: str) -> None:
+    """Record that version `number` of `owner` was deleted (its row goes separately)."""
+    conn.execute(
+        insert(retired_versions).values(
+            kind=kind, owner_id=owner, number=number, deleted_at=utcnow(), deleted_by=by
+        )
+    )
+
+
+def retired(conn: Connection, kind: str, owner: int, number: int) -> tuple[datetime, str] | None:
+    """When and by whom version `number` was deleted, if it was."""
+    row = conn.execute(
+        select(retired_versions.c.deleted_at, retired_versions.c.deleted_by).where(
+            retired_versions.c.kind == kind,
+            retired_versions.c.owner_id == owner,
+            retired_versions.c.number == number,
+        )
+    ).first()
+    return (row[0], row[1]) if row is not None else None

@@ -8,6 +8,8 @@ as it starts and ends, so an interrupted sweep resumes from them.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
 import os
 import socket
@@ -26,6 +28,7 @@ from assay.runs.executor import Done, Executor, Job
 from assay.runs.params import load_params
 from assay.runs.service import looks_like_path
 from assay.store.db import Database, utcnow
+from assay.store.objects import hash_bytes
 from assay.sweeps import study as studies
 from assay.sweeps.entities import FINISHED_STATES, Objective, Sweep, Trial
 from assay.sweeps.repository import SweepRepository
@@ -580,7 +583,28 @@ class SweepService:
         return study_of(sweep)
 
     def importances(self, sweep: Sweep, objective: int = 0) -> dict[str, float]:
-        return studies.importances(study_of(sweep), objective)
+        """fANOVA parameter importances, computed once per set of finished trials (a
+        forest fit: seconds on a large sweep) and kept in the machine's cache until a
+        trial lands."""
+        finished = [
+            (t.number, t.state, t.values, t.params)
+            for t in sweep.trial_list
+            if t.state in ("complete", "pruned")
+        ]
+        key = hash_bytes(json.dumps([sweep.id, objective, finished], default=str).encode())
+        path = self.runs.settings.cache_dir / "importances" / f"{key[:32]}.json"
+        try:
+            cached: dict[str, float] = json.loads(path.read_text())
+            return cached
+        except (OSError, ValueError):
+            pass
+        found = studies.importances(study_of(sweep), objective)
+        with contextlib.suppress(OSError):  # a cache only
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(found))
+            os.replace(tmp, path)
+        return found
 
     def ranked(self, sweep: Sweep) -> list[Trial]:
         return rank(sweep)

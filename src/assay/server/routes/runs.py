@@ -135,10 +135,16 @@ def search_runs(
     sort: Annotated[str | None, Query(description='e.g. "metrics.val_f1 desc"')] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     page_token: str | None = None,
+    archived: Annotated[bool, Query(description="Also archived runs and experiments")] = False,
 ) -> Page[Run]:
     offset = decode_token(page_token)
     found = ws.runs.search(
-        experiment=experiment, filter=filter, sort=sort, limit=limit + 1, offset=offset
+        experiment=experiment,
+        filter=filter,
+        sort=sort,
+        limit=limit + 1,
+        offset=offset,
+        archived=archived,
     )
     more = len(found) > limit
     return Page[Run](
