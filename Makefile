@@ -50,13 +50,19 @@ test: lint unit
 test-fast: $(VENV)/.dev browser
 	$(BIN)/pytest -n auto --dist loadgroup --backends sqlite -q
 
-bench-deps: $(VENV)/.dev
+# Evidently (bench/monitor.py's peer) pins pandas below 3, so it gets a virtualenv of its own.
+bench-deps: $(VENV)/.dev .venv-evidently/.done
 	$(PIP) install 'dvc>=3' 'mlflow>=3'
 	command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+
+.venv-evidently/.done:
+	$(PYTHON) -m venv .venv-evidently
+	.venv-evidently/bin/python -m pip -q --disable-pip-version-check install 'evidently>=0.7' 'pandas<3' pyarrow
+	@touch $@
 
 bench: bench-deps browser
 	@set -e; for f in bench/*.py; do \
 	  [ "$$f" = bench/harness.py ] && continue; echo "== $$f"; $(BIN)/python $$f; done
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-evidently $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from assay.auth.service import TokenService
     from assay.data.uploads import UploadService
     from assay.lifecycle.service import LifecycleService
+    from assay.monitoring.service import MonitoringService
     from assay.pipelines.service import PipelineService
     from assay.registry.service import RegistryService
     from assay.runs.service import RunService
@@ -117,6 +118,20 @@ class Workspace:
             self.services,
             self.settings.services_dir / "abtests",
             cost_per_hour=self.settings.cost_per_hour,
+        )
+
+    @cached_property
+    def monitoring(self) -> MonitoringService:
+        from assay.monitoring.service import MonitoringService
+
+        return MonitoringService(
+            self.db,
+            self.store,
+            self.data,
+            self.registry,
+            self.runs,
+            self.services,
+            self.abtests,
         )
 
     @cached_property

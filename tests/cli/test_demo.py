@@ -34,6 +34,8 @@ def test_demo_runs_the_workflow_end_to_end(tmp_path: Path) -> None:
         "A/B test cancer-ab routes champion=cancer@",
         "challenger vs champion",
         "split check",
+        "cancer-ab  abtest  model cancer@",
+        "state  ok",
         "Stopped cancer-ab",
         "Stopped cancer-api",
         "Done.",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import os
 import time
 from collections import deque
@@ -29,10 +28,11 @@ from assay.errors import (
     NotFoundError,
     PredictTimeoutError,
 )
-from assay.limits import FEEDBACK_BODY_BYTES, check_document, too_deep
+from assay.limits import FEEDBACK_BODY_BYTES, too_deep
 from assay.serving.app import JsonBody, error_kind
 from assay.serving.bodies import binary_headers, error_body, read_body, read_infer_body
-from assay.serving.metrics import CONTENT_TYPE
+from assay.serving.metrics import CONTENT_TYPE, monitor_gauges
+from assay.serving.predlog import feedback_fields
 from assay.serving.process import log
 from assay.serving.served import Answer, dumps, first_output
 
@@ -117,7 +117,8 @@ class _ABEndpoints:
             served = ab.served[label]
             try:
                 payload, json_length = await asyncio.wait_for(
-                    loop.run_in_executor(self.pool, served.answer, *body), self.timeout_s
+                    loop.run_in_executor(self.pool, served.answer, *body, request_id),
+                    self.timeout_s,
                 )
             except TimeoutError:
                 raise PredictTimeoutError(
@@ -243,7 +244,7 @@ class _ABEndpoints:
         try:
             ab = self._current(request)
             doc = _parse_object(await read_body(request, min(self.limit, FEEDBACK_BODY_BYTES)))
-            request_id, reward, truth = _feedback_fields(doc)
+            request_id, reward, truth = feedback_fields(doc)
             found = self.w.answered.get(request_id)
             if found is None:
                 self.w.refresh()  # another worker may have answered it
@@ -273,6 +274,8 @@ class _ABEndpoints:
                 }
             )
             ab.router.reward(label, reward)
+            if self.w.predlog is not None:  # the monitor joins it to the logged prediction
+                self.w.predlog.feedback(request_id, truth, reward)
             self.w.after_feedback()
             return JsonBody(
                 dumps(
@@ -336,8 +339,8 @@ class _ABEndpoints:
         return JsonBody(dumps({"ready": ok}), 200 if ok else 503)
 
     async def metrics(self, request: Request) -> Response:
-        metrics = self.w.ab.metrics
-        return Response(metrics.render(), media_type=CONTENT_TYPE)
+        text = self.w.ab.metrics.render() + monitor_gauges(self.w.dir / "monitor.json")
+        return Response(text, media_type=CONTENT_TYPE)
 
 
 # A request body and, when binary tensor data follows its JSON, the JSON's length.
@@ -395,33 +398,6 @@ def _parse_object(body: bytes) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise InvalidArgumentError('Send a JSON object: {"request_id": ..., "reward": ...}.')
     return doc
-
-
-def _feedback_fields(doc: dict[str, Any]) -> tuple[str, float | None, Any]:
-    request_id = doc.get("request_id")
-    if not isinstance(request_id, str) or not request_id:
-        raise InvalidArgumentError(
-            "Feedback needs 'request_id', the id a prediction answered with.", field="request_id"
-        )
-    has_reward, has_label = "reward" in doc, "label" in doc
-    if has_reward == has_label:
-        raise InvalidArgumentError(
-            "Send exactly one of 'reward' (a number) or 'label' (the ground truth).",
-            field="reward",
-        )
-    if has_reward:
-        reward = doc["reward"]
-        if (
-            isinstance(reward, bool)
-            or not isinstance(reward, int | float)
-            or not math.isfinite(reward)
-        ):
-            raise InvalidArgumentError(
-                f"'reward' must be a finite number, not {json.dumps(reward)}.", field="reward"
-            )
-        return request_id, float(reward), None
-    check_document(doc["label"], "The label")  # kept in the test's event log
-    return request_id, None, doc["label"]
 
 
 def _label_reward(truth: Any, predictions: Any) -> float:

@@ -292,7 +292,9 @@ class ABWorker(Worker):
         served: dict[str, ServedModel] = {}
         for v in target.variants:
             bundle = replace(load_bundle(v.bundle), name=v.name, version=v.version)
-            served[v.label] = prepare(bundle, self.ab.metrics)
+            model = prepare(bundle, self.ab.metrics)
+            model.log, model.variant = self.predlog, v.label
+            served[v.label] = model
         return ABServed(target, served, self._router(strategy, labels, target.name))
 
     def _router(self, strategy: Any, labels: list[str], salt: str) -> Router:

@@ -78,11 +78,13 @@ class ABTestService:
         auto_promote: bool = False,
         alias: str = "champion",
         timeout_s: float = 30.0,
+        log_sample: float = 1.0,
         ready_timeout_s: float = 120.0,
         progress: Progress = _quiet,
     ) -> ABTest:
         """Start an A/B test of `variants` (`LABEL=MODEL@V` or `LABEL=SERVICE`), routed
-        by `strategy`; returns once its router answers.
+        by `strategy`; returns once its router answers. `log_sample` is the share of
+        requests whose inputs and outputs go to the prediction log (0: none).
 
         Raises:
             InvalidArgumentError: fewer than two variants, a malformed or repeated label,
@@ -91,8 +93,10 @@ class ABTestService:
             ConflictError: a test of that name exists, or the port is taken.
         """
         from assay.abtests.routing import parse_strategy
+        from assay.serving.predlog import check_sample, log_prefix
 
         check_name(name, "A/B test")
+        check_sample(log_sample)
         if workers < 1:
             raise InvalidArgumentError(f"--workers must be at least 1, not {workers}.")
         if self._row(name) is not None:
@@ -120,6 +124,13 @@ class ABTestService:
                 "timeout_s": timeout_s,
                 "max_body_bytes": 10 * 1024 * 1024,
                 "drain_s": 0.5,
+                "log": {
+                    "store": self.registry.store.url,
+                    "prefix": log_prefix("abtests", name),
+                    "sample": log_sample,
+                }
+                if log_sample > 0
+                else None,
             },
         )
         self._write_target(
@@ -465,6 +476,15 @@ class ABTestService:
     def logs(self, name: str, *, lines: int = 200) -> str:
         self.get(name)
         return processes.tail(self.dir / name / "service.log", lines)
+
+    def folder(self, name: str) -> Path:
+        """Where the test's router keeps its state (`monitor.json` goes there too).
+
+        Raises:
+            NotFoundError: no such test.
+        """
+        self.get(name)
+        return self.dir / name
 
     def _row(self, name: str) -> Row[Any] | None:
         with self.db.read() as s:

@@ -10,6 +10,8 @@ is better in both. The first variant of a test is its control.
 - `prob_best`: the Bayesian probability that each variant is the best.
 - `srm`: the sample-ratio-mismatch check that flags a broken traffic split.
 - `sample_size`: planning, samples per variant for a two-sided two-proportion test.
+- `holm`: Holm's step-down adjustment of several p-values (family-wise error rate); the
+  verdict uses it across variants, the drift monitor across features.
 - `msprt_p_value`, `sequential_p_values`: inference that stays valid however often and
   whenever the results are read (Johari, Koomen, Pekelis and Walsh, "Always Valid
   Inference: Continuous Monitoring of A/B Tests", Operations Research 70(3), 2022).
@@ -516,6 +518,20 @@ def sample_size(baseline: float, mde: float, alpha: float = 0.05, power: float =
 
 
 # ---- helpers -----------------------------------------------------------------------------
+
+
+def holm(p: Sequence[float]) -> list[float]:
+    """Holm step-down adjusted p-values (nan counts as 1): reject where the adjusted
+    value is below alpha, and the chance of any false rejection stays at most alpha."""
+    m = len(p)
+    vals = [1.0 if math.isnan(x) else x for x in p]
+    order = sorted(range(m), key=lambda i: vals[i])
+    out = [1.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * vals[i]))
+        out[i] = running
+    return out
 
 
 def _ok(a: Sample, b: Sample) -> bool:

@@ -22,6 +22,7 @@ from assay.abtests.stats import (
     _round2,
     _z,
     compare,
+    holm,
     prob_best,
 )
 from assay.errors import InvalidArgumentError
@@ -113,7 +114,7 @@ def verdict(
             for c, p in zip(comparisons, always_valid_p, strict=True)
         ]
     raw = [c.always_valid_p if sequential else c.p_value for c in comparisons]
-    adjusted = _holm(raw)
+    adjusted = holm(raw)
     m = len(comparisons)
     metric = "accuracy" if all(s.binary for s in samples) else "mean reward"
     p_name = "always-valid p" if sequential else "p"
@@ -199,16 +200,3 @@ def _samples_to_decide(
         mid = (lo + hi) // 2
         lo, hi = (lo, mid) if enough(mid) else (mid, hi)
     return hi
-
-
-def _holm(p: Sequence[float]) -> list[float]:
-    """Holm step-down adjusted p-values (nan counts as 1)."""
-    m = len(p)
-    vals = [1.0 if math.isnan(x) else x for x in p]
-    order = sorted(range(m), key=lambda i: vals[i])
-    out = [1.0] * m
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * vals[i]))
-        out[i] = running
-    return out

@@ -76,6 +76,14 @@ def create(
         ),
     ] = False,
     alias: Annotated[str, typer.Option("--alias", help="The alias the winner gets.")] = "champion",
+    log_sample: Annotated[
+        float,
+        typer.Option(
+            "--log-sample",
+            help="Share of requests whose inputs and outputs are logged for monitoring "
+            "(0 to 1; 0 turns the prediction log off).",
+        ),
+    ] = 1.0,
     as_json: JsonOpt = False,
 ) -> None:
     """Start an A/B test: one endpoint routes among the variants' models."""
@@ -96,6 +104,7 @@ def create(
             plan=planned,
             auto_promote=auto_promote,
             alias=alias,
+            log_sample=log_sample,
             progress=progress,
         )
     warn_if_exposed(name, host)

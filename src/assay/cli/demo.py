@@ -275,6 +275,9 @@ def _abtest(folder: Path, versions: list[dict[str, Any]], champion: int) -> None
                 )
         console.print("  " + ", ".join(f"{k}: {v:,}" for k, v in sorted(shares.items())))
         _run(["abtests", "report", "cancer-ab"], folder)
+        # The router logged every request's inputs and answer: the monitor compares them
+        # with the champion's training data (the traffic came from it: nothing drifts).
+        _run(["monitor", "cancer-ab", "--last", str(n)], folder)
     finally:
         _run(["abtests", "stop", "cancer-ab"], folder, check=False)
         _run(["services", "stop", "cancer-challenger"], folder, check=False)

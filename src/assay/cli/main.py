@@ -98,6 +98,7 @@ def _register() -> None:
         demo,
         lifecycle,
         models,
+        monitor,
         pipelines,
         runs,
         server,
@@ -120,6 +121,8 @@ def _register() -> None:
     app.add_typer(models.app, name="models")
     app.add_typer(services.app, name="services")
     app.add_typer(abtests.app, name="abtests")
+    app.add_typer(monitor.app, name="monitor")
+    app.command(name="retrain")(monitor.retrain_command)
     app.command(name="gc")(lifecycle.gc_command)
     app.command(name="demo")(demo.demo)
     app.command(name="server")(server.server_command)

@@ -162,9 +162,11 @@ def lineage(
             "metrics  " + "  ".join(f"{k}={fmt_num(v)}" for k, v in sorted(run["metrics"].items()))
         )
     data = run["data"]
-    node.add(
+    dnode = node.add(
         f"data      [bold]{data['ref'] or '-'}[/bold]  [dim]{(data['manifest'] or '')[:16]}[/dim]"
     )
+    if data.get("message"):
+        dnode.add(f"[dim]{escape(str(data['message']))}[/dim]")
     pipe = run["pipeline"]
     if pipe["ref"]:
         pnode = node.add(

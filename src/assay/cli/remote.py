@@ -17,6 +17,7 @@ from assay.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
     from assay.abtests.entities import ABReport
+    from assay.monitoring.entities import MonitorReport, Window
     from assay.registry.entities import LineageTree
     from assay.serving.entities import ServiceStatus
 
@@ -299,11 +300,12 @@ class RemoteServices(_Remote):
         host: str = "127.0.0.1",
         timeout_s: float = 30.0,
         max_body_bytes: int = 10 * 1024 * 1024,
+        log_sample: float = 1.0,
         **_: Any,
     ) -> Any:
         return self.client.deploy(
             name, model_ref, port=port, workers=workers, host=host, timeout_s=timeout_s,
-            max_body_bytes=max_body_bytes,
+            max_body_bytes=max_body_bytes, log_sample=log_sample,
         )  # fmt: skip
 
     def status(self, name: str) -> ServiceStatus:
@@ -339,7 +341,7 @@ class RemoteABTests(_Remote):
         return self.client.abtests()
 
     def create(self, name: str, variants: Sequence[str], strategy: str, **options: Any) -> Any:
-        allowed = {"key", "port", "auto_promote", "alias"}
+        allowed = {"key", "port", "auto_promote", "alias", "log_sample"}
         return self.client.create_abtest(
             name,
             variants,
@@ -377,6 +379,90 @@ class RemoteABTests(_Remote):
 
     def logs(self, name: str, *, lines: int = 200) -> str:
         return str(self.client._call("GET", f"/abtests/{name}/logs", params={"lines": lines}) or "")
+
+
+class RemoteMonitoring(_Remote):
+    what = "monitor"
+
+    def check(
+        self,
+        name: str,
+        *,
+        window: Window | None = None,
+        reference: str | None = None,
+        record: bool = True,
+        **_: Any,
+    ) -> MonitorReport:
+        return self.client.monitor(name, reference=reference, record=record, **_window(window))
+
+    def configure(self, name: str, text: str, source: str = "monitor config") -> Any:
+        return self.client.configure_monitor(name, text)
+
+    def get(self, name: str) -> Any:
+        return self.client.get_monitor(name)
+
+    def monitors(self) -> list[Any]:
+        return self.client.monitors()
+
+    def history(self, name: str, *, limit: int = 200) -> list[Any]:
+        return self.client.monitor_history(name, limit)
+
+    def snapshot(
+        self,
+        name: str,
+        dataset: str,
+        *,
+        window: Window | None = None,
+        labeled_only: bool = False,
+        message: str | None = None,
+        **_: Any,
+    ) -> Any:
+        return self.client.snapshot(
+            name, dataset, labeled_only=labeled_only, message=message, **_window(window)
+        )
+
+    def snapshots(self, name: str | None = None) -> list[Any]:
+        return self.client.snapshots(name)
+
+    def retrain(
+        self,
+        model_ref: str,
+        with_ref: str,
+        *,
+        alone: bool = False,
+        challenge: str | None = None,
+        label: str | None = None,
+        **_: Any,
+    ) -> Any:
+        """The server runs it; this waits for the new version (and its A/B test)."""
+        return self.client.retrain(
+            model_ref, with_ref, alone=alone, challenge=challenge, label=label
+        )
+
+    def get_retrain(self, run_id: str) -> Any:
+        return self.client.get_retrain(run_id)
+
+    def retrains(self) -> list[Any]:
+        return self.client.retrains()
+
+    def run_due(self, **_: Any) -> Any:
+        raise InvalidArgumentError(
+            "The server runs scheduled checks itself (`assay server`); `assay monitor watch` "
+            "is for a workspace on this machine."
+        )
+
+
+def _window(window: Window | None) -> dict[str, Any]:
+    """A window as the API takes it: `last`, `start`, `end`."""
+    if window is None:
+        return {}
+    last: str | None = None
+    if window.requests is not None:
+        last = str(window.requests)
+    elif window.seconds is not None:
+        last = f"{window.seconds:g}s"
+    start = window.start.isoformat() if window.start and last is None else None
+    return {"last": last, "start": start, "end": window.end.isoformat() if window.end else None}
 
 
 # The sweep options `check_options` reads: what can be checked before the server is asked.
@@ -500,6 +586,7 @@ class RemoteWorkspace:
         self.sweeps = RemoteSweeps(self.client)
         self.tokens = RemoteTokens(self.client)
         self.lifecycle = RemoteLifecycle(self.client)
+        self.monitoring = RemoteMonitoring(self.client)
 
     def close(self) -> None:
         self.client.close()

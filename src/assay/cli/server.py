@@ -66,6 +66,7 @@ def server_command(
     if started:
         console.print(f"Brought back {len(started)} service(s) stored as running.")
     threading.Thread(target=_watch_abtests, name="assay-abtests", daemon=True).start()
+    threading.Thread(target=_watch_monitors, name="assay-monitors", daemon=True).start()
     os.environ["ASSAY_SERVER_AUTH"] = "0" if no_auth else "1"
     os.environ["ASSAY_SERVER_MAX_BODY"] = str(int(max_body_mb * 1024 * 1024))
     os.environ["ASSAY_SERVER_BODY_TIMEOUT"] = str(body_timeout)
@@ -94,6 +95,25 @@ def _watch_abtests() -> None:
             ws.abtests.tests()
         except Exception:  # the server keeps serving; the next look tries again
             continue
+
+
+def _watch_monitors() -> None:
+    """Run the monitors' scheduled checks (their config's `schedule`): one thread in the
+    server's parent process, however many workers serve the API."""
+    import logging
+
+    from assay.cli.monitor import scheduled_launch
+
+    log = logging.getLogger("assay.server")
+    ws = workspace()
+    while True:
+        time.sleep(15)
+        try:
+            for name, outcome in ws.monitoring.run_due(launch=scheduled_launch()):
+                if isinstance(outcome, AssayError):
+                    log.warning("scheduled check of %s failed: %s", name, outcome.message)
+        except Exception:  # the server keeps serving; the next look tries again
+            log.exception("scheduled monitor checks failed")
 
 
 @tokens_app.command("create")

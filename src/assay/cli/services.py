@@ -50,6 +50,14 @@ def deploy(
     max_body_mb: Annotated[
         float, typer.Option("--max-body-mb", help="Largest request body accepted (413 above).")
     ] = 10.0,
+    log_sample: Annotated[
+        float,
+        typer.Option(
+            "--log-sample",
+            help="Share of requests whose inputs and outputs are logged for monitoring "
+            "(0 to 1; 0 turns the prediction log off).",
+        ),
+    ] = 1.0,
     as_json: JsonOpt = False,
 ) -> None:
     """Serve a model version as a REST endpoint (KServe V1 and Open Inference Protocol V2);
@@ -63,6 +71,7 @@ def deploy(
             workers=workers,
             timeout_s=timeout,
             max_body_bytes=int(max_body_mb * 1024 * 1024),
+            log_sample=log_sample,
             progress=progress,
         )
     warn_if_exposed(name, host)

@@ -15,6 +15,7 @@ from assay import errors
 if TYPE_CHECKING:
     from assay.abtests.entities import ABReport
     from assay.data.checks import Checks
+    from assay.monitoring.entities import MonitorReport
     from assay.registry.entities import LineageTree
     from assay.runs.code import CodeCapture
     from assay.runs.entities import Candidate
@@ -751,15 +752,17 @@ class Client:
         host: str = "127.0.0.1",
         timeout_s: float = 30.0,
         max_body_bytes: int = 10 * 1024 * 1024,
+        log_sample: float = 1.0,
     ) -> Any:
         """Start `model` as service `name` on the server's machine, bound to `host` there;
-        returns once it answers."""
+        returns once it answers. `log_sample` is the share of requests logged for
+        monitoring (0: none)."""
         from assay.serving.entities import Service
 
         doc = self._call(
             "POST", "/services", json={"name": name, "model": model, "port": port, "host": host,
                                        "workers": workers, "timeout_s": timeout_s,
-                                       "max_body_bytes": max_body_bytes}
+                                       "max_body_bytes": max_body_bytes, "log_sample": log_sample}
         )  # fmt: skip
         return parse(Service, doc)
 
@@ -780,11 +783,141 @@ class Client:
         return parse(Service, self._call("POST", f"/services/{name}/stop"))
 
     def predict(self, service: str, instances: Sequence[Any]) -> dict[str, Any]:
-        """KServe V1 through the server to service `service`."""
+        """KServe V1 through the server to service `service`. The answer's `request_id`
+        is the one its prediction was logged under: send it back with `feedback`."""
+        import uuid
+
+        request_id = uuid.uuid4().hex
         found: dict[str, Any] = self._call(
-            "POST", f"/services/{service}/predict", json={"instances": list(instances)}
+            "POST",
+            f"/services/{service}/predict",
+            json={"instances": list(instances)},
+            headers={"X-Request-Id": request_id},
         )
+        return {**found, "request_id": request_id}
+
+    def feedback(
+        self,
+        service: str,
+        request_id: str,
+        *,
+        label: Any = None,
+        reward: float | None = None,
+    ) -> dict[str, Any]:
+        """The true `label` (or a `reward`) of a prediction service `service` made."""
+        body: dict[str, Any] = {"request_id": request_id}
+        body.update({"reward": reward} if reward is not None else {"label": label})
+        found: dict[str, Any] = self._call("POST", f"/services/{service}/feedback", json=body)
         return found
+
+    # ---- monitoring ------------------------------------------------------------------------
+
+    def monitor(
+        self,
+        name: str,
+        *,
+        last: str | int | None = None,
+        start: str | None = None,
+        end: str | None = None,
+        reference: str | None = None,
+        record: bool = True,
+    ) -> MonitorReport:
+        """Check service or A/B test `name` for drift against its model's training data:
+        the last N requests or a duration (`last`), or from `start` to `end` (ISO 8601).
+        With `record` the state is stored (and the webhook called if it changed)."""
+        window = {"last": None if last is None else str(last), "start": start, "end": end}
+        if record:
+            doc = self._call(
+                "POST", f"/monitors/{name}/checks", json={**window, "reference": reference}
+            )
+        else:
+            clean = {k: v for k, v in {**window, "reference": reference}.items() if v}
+            doc = self._call("GET", f"/monitors/{name}/report", params=clean)
+        report: MonitorReport = doc
+        return report
+
+    def monitors(self) -> list[Any]:
+        from assay.monitoring.entities import Monitor
+
+        return self._list(Monitor, "/monitors")
+
+    def get_monitor(self, name: str) -> Any:
+        from assay.monitoring.entities import Monitor
+
+        return self._get(Monitor, f"/monitors/{name}")
+
+    def configure_monitor(self, name: str, config: str | Path) -> Any:
+        """Set a monitor's config: YAML text, or a path to a file of it."""
+        from assay.monitoring.entities import Monitor
+
+        text = config.read_text(encoding="utf-8") if isinstance(config, Path) else config
+        return parse(Monitor, self._call("PUT", f"/monitors/{name}/config", json={"config": text}))
+
+    def monitor_history(self, name: str, limit: int = 200) -> list[Any]:
+        from assay.monitoring.entities import MonitorCheck
+
+        return self._get(list[MonitorCheck], f"/monitors/{name}/checks", limit=limit)  # type: ignore[no-any-return]
+
+    def snapshot(
+        self,
+        name: str,
+        dataset: str,
+        *,
+        last: str | int | None = None,
+        start: str | None = None,
+        end: str | None = None,
+        labeled_only: bool = False,
+        message: str | None = None,
+    ) -> Any:
+        """Commit a window of `name`'s logged traffic, labels joined, as the next version
+        of `dataset`."""
+        from assay.monitoring.entities import Snapshot
+
+        doc = self._call(
+            "POST", f"/monitors/{name}/snapshots",
+            json={"dataset": dataset, "last": None if last is None else str(last),
+                  "start": start, "end": end, "labeled_only": labeled_only, "message": message},
+        )  # fmt: skip
+        return parse(Snapshot, doc)
+
+    def snapshots(self, monitor: str | None = None) -> list[Any]:
+        from assay.monitoring.entities import Snapshot
+
+        return self._get(list[Snapshot], "/snapshots", monitor=monitor)  # type: ignore[no-any-return]
+
+    def retrain(
+        self,
+        model: str,
+        data: str,
+        *,
+        alone: bool = False,
+        challenge: str | None = None,
+        label: str | None = None,
+        wait: bool = True,
+    ) -> Any:
+        """Rerun `model`'s own pipeline and params on its training data plus `data` (or
+        `data` alone) on the server; with `wait`, return once the new version is
+        registered (and its A/B test started, with `challenge`, a strategy)."""
+        from assay.monitoring.entities import Retrain
+
+        retrain = parse(Retrain, self._call(
+            "POST", "/retrains", json={"model": model, "data": data, "alone": alone,
+                                       "challenge": challenge, "label": label},
+        ))  # fmt: skip
+        while wait and retrain.status == "running":
+            time.sleep(0.5)
+            retrain = self.get_retrain(retrain.run_id)
+        return retrain
+
+    def get_retrain(self, run: str) -> Any:
+        from assay.monitoring.entities import Retrain
+
+        return self._get(Retrain, f"/retrains/{run}")
+
+    def retrains(self) -> list[Any]:
+        from assay.monitoring.entities import Retrain
+
+        return self._get(list[Retrain], "/retrains")  # type: ignore[no-any-return]
 
     def create_abtest(
         self,
@@ -796,6 +929,7 @@ class Client:
         port: int | None = None,
         auto_promote: bool = False,
         alias: str = "champion",
+        log_sample: float = 1.0,
     ) -> Any:
         from assay.abtests.entities import ABTest
 
@@ -803,7 +937,8 @@ class Client:
             "POST",
             "/abtests",
             json={"name": name, "variants": list(variants), "strategy": strategy, "key": key,
-                  "port": port, "auto_promote": auto_promote, "alias": alias},
+                  "port": port, "auto_promote": auto_promote, "alias": alias,
+                  "log_sample": log_sample},
         )  # fmt: skip
         return parse(ABTest, doc)
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ from assay.executors import lifeline
 
 if TYPE_CHECKING:
     from assay.runs.service import RunService
+    from assay.workspace import Workspace
 
 
 class Forked:
@@ -188,3 +190,39 @@ def _fork_worker(argv: list[str], env: Mapping[str, str], cwd: Path, read_fd: in
             sys.stdout.flush()
             sys.stderr.flush()
         os._exit(code)
+
+
+def launch_in_background(
+    ws: Workspace,
+    run_id: str,
+    *,
+    use_cache: bool = True,
+    then: Callable[[], None] | None = None,
+    detached: bool = False,
+) -> None:
+    """Start the runner for a queued run and settle its end on a thread of its own;
+    `then` runs after that (a retrain registers the run's model). What the run records
+    names the caller the process acts for (the server's request's token). A `detached`
+    runner outlives this process (see `LocalExecutor`)."""
+    from assay.store.acting import author_or
+
+    root = ws.settings.root or Path.cwd()
+    env = dict(os.environ)
+    env.update(
+        ASSAY_DB_URL=ws.settings.db_url,
+        ASSAY_STORE_URL=ws.settings.store_url,
+        ASSAY_AUTHOR=author_or(ws.settings.author),
+    )
+    handle = LocalExecutor(root, env, detached=detached).launch(run_id, use_cache=use_cache)
+
+    def watch() -> None:
+        for _ in handle.events():
+            pass
+        handle.settle(ws.runs, run_id, handle.wait())
+        if then is not None:
+            try:
+                then()
+            except Exception:  # the caller keeps serving; the record says what is missing
+                logging.getLogger("assay.executors").exception("after run %s", run_id)
+
+    threading.Thread(target=watch, name=f"assay-run-{run_id[:8]}", daemon=True).start()

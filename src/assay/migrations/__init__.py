@@ -16,6 +16,7 @@ TABLE_MODULES = (
     "assay.abtests.repository",
     "assay.sweeps.repository",
     "assay.auth.repository",
+    "assay.monitoring.repository",
 )
 
 

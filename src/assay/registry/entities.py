@@ -137,6 +137,14 @@ class LineageInput(TypedDict):
     manifest: str | None
 
 
+class LineageData(LineageInput):
+    """The data version the run trained on."""
+
+    message: str | None
+    """What the version says about itself: for live data (`assay monitor snapshot`, or a
+    retrain's training plus live rows), the service, model versions and window it came from."""
+
+
 class LineageStep(TypedDict):
     """One step of the pipeline version."""
 
@@ -185,7 +193,7 @@ class LineageRun(TypedDict):
     """ISO 8601."""
     metrics: dict[str, float]
     """The model version's metrics."""
-    data: LineageInput
+    data: LineageData
     pipeline: LineagePipeline
     params: LineageParams
     code: LineageCode | None

@@ -596,7 +596,11 @@ class RegistryService:
                 "status": found.status if found else "deleted",
                 "started_at": found.started_at.isoformat() if found and found.started_at else None,
                 "metrics": mv.metrics,
-                "data": {"ref": lin.data, "manifest": lin.data_manifest},
+                "data": {
+                    "ref": lin.data,
+                    "manifest": lin.data_manifest,
+                    "message": self._data_message(lin.data),
+                },
                 "pipeline": {
                     "ref": lin.pipeline,
                     "manifest": lin.pipeline_manifest,
@@ -615,6 +619,14 @@ class RegistryService:
             "source": lin.source,
             "run": run,
         }
+
+    def _data_message(self, ref: str | None) -> str | None:
+        if ref is None:
+            return None
+        try:
+            return self.runs.data.resolve(ref).message or None
+        except NotFoundError:
+            return None
 
     def _code_node(self, run: Run) -> LineageCode | None:
         try:

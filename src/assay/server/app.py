@@ -47,6 +47,7 @@ def create_app(
         lifecycle,
         meta,
         models,
+        monitoring,
         pipelines,
         runs,
         services,
@@ -68,6 +69,7 @@ def create_app(
     # Routes are matched in order: the busiest (a tracked run's metric batches) first.
     for module in (
         runs, meta, docs, tokens, data, pipelines, models, sweeps, services, lifecycle,
+        monitoring,
     ):  # fmt: skip
         app.include_router(module.router, prefix="/api/v1")
 

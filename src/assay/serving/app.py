@@ -9,7 +9,13 @@ on /v2 routes `{"error": "<message>", "type", "details"}` as the protocol says):
     GET  /v1/models  /v1/models/{name}       what is served; {"name", "ready"}
     POST /v2/models/{name}[/versions/{v}]/infer   JSON, or with the binary tensor extension
     GET  /v2  /v2/health/live  /v2/health/ready  /v2/models/{name}[/versions/{v}][/ready]
+    POST /feedback                           {"request_id", "label"} or {"request_id",
+                                             "reward"}: logged, joined to the prediction later
     GET  /  ({"status": "alive"}, KServe's V1 liveness)  /health/live  /health/ready  /metrics
+
+Every prediction answer carries `X-Assay-Request-Id` (the caller's own `X-Request-Id`
+when it sent a sensible one); with prediction logging on (`assay.serving.predlog`) the
+request's rows and answer are recorded under that id, off the request path.
 
 It is small on purpose and imports no control-plane code (no SQLAlchemy, Typer, Rich,
 pandas), so a service process starts fast. The hot path does no per-request logging,
@@ -41,6 +47,7 @@ from starlette.routing import Route
 import assay
 from assay.errors import (
     AssayError,
+    ConflictError,
     InvalidArgumentError,
     ModelError,
     ModelNotReadyError,
@@ -49,12 +56,23 @@ from assay.errors import (
     PredictTimeoutError,
     UnsupportedMediaTypeError,
 )
-from assay.serving.bodies import binary_headers, error_body, error_json, read_infer_body
-from assay.serving.metrics import CONTENT_TYPE, Metrics
-from assay.serving.served import Answer, ServedModel, dumps, prepare
+from assay.limits import FEEDBACK_BODY_BYTES
+from assay.serving.bodies import (
+    binary_headers,
+    error_body,
+    error_json,
+    read_body,
+    read_infer_body,
+)
+from assay.serving.metrics import CONTENT_TYPE, Metrics, monitor_gauges
+from assay.serving.predlog import RequestIds, client_request_id, feedback_fields
+from assay.serving.served import Answer, ServedModel, dumps, parse_body, prepare
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from assay.registry.bundle import LoadedBundle
+    from assay.serving.predlog import PredictionLog
 
 __all__ = ["JsonBody", "ServingState", "create_app", "error_kind"]
 
@@ -119,6 +137,10 @@ class ServingState:
         self.metrics = metrics if metrics is not None else Metrics()
         self.current: ServedModel | None = None
         self.draining = False
+        # The prediction log (None when logging is off), and the file where the control
+        # plane leaves the latest monitor check (exported as gauges on /metrics).
+        self.log: PredictionLog | None = None
+        self.monitor_file: Path | None = None
 
     @property
     def ready(self) -> bool:
@@ -129,6 +151,7 @@ class ServingState:
         """Serve `served` from the next request on; returns the model it replaces."""
         old = self.current
         served.metrics.serving(True)
+        served.log = self.log
         self.current = served  # one reference assignment: atomic for every reader
         if old is not None and (old.name, old.version) != (served.name, served.version):
             old.metrics.serving(False)
@@ -166,6 +189,7 @@ class _Endpoints:
         self.timeout_s = timeout_s
         self.max_body_bytes = max_body_bytes
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix=PREDICT_THREAD_PREFIX)
+        self.request_ids = RequestIds()
 
     # -- predictions
 
@@ -182,7 +206,7 @@ class _Endpoints:
         self,
         request: Request,
         protocol: str,
-        op: Callable[[ServedModel, bytes, int | None], Answer],
+        op: Callable[[ServedModel, bytes, int | None, str], Answer],
     ) -> Response:
         started = time.perf_counter()
         served = self.state.current
@@ -190,11 +214,13 @@ class _Endpoints:
         if served is None:
             return self._not_ready(v2)
         kind: str | None = None
+        request_id = client_request_id(request.scope["headers"]) or self.request_ids()
+        headers = [*served.headers, (b"x-assay-request-id", request_id.encode())]
         try:
             self._check_path(served, request.path_params)
             body, json_length = await read_infer_body(request, self.max_body_bytes, binary=v2)
             loop = asyncio.get_running_loop()
-            future = loop.run_in_executor(self.pool, op, served, body, json_length)
+            future = loop.run_in_executor(self.pool, op, served, body, json_length, request_id)
             try:
                 answer = await asyncio.wait_for(future, self.timeout_s)
             except TimeoutError:
@@ -211,12 +237,12 @@ class _Endpoints:
                 ) from None
             payload, json_length = answer
             if json_length is None:
-                response = JsonBody(payload, 200, served.headers)
+                response = JsonBody(payload, 200, headers)
             else:
-                response = JsonBody(payload, 200, binary_headers(served.headers, json_length))
+                response = JsonBody(payload, 200, binary_headers(headers, json_length))
         except AssayError as exc:
             kind = error_kind(exc)
-            response = JsonBody(error_body(exc, v2), exc.status, served.headers)
+            response = JsonBody(error_body(exc, v2), exc.status, headers)
         except ClientDisconnect:
             return Response(status_code=400)  # nobody is left to read it
         served.metrics.record(protocol, response.status_code, time.perf_counter() - started, kind)
@@ -316,19 +342,37 @@ class _Endpoints:
         return _json({"ready": False, "reason": reason}, 503)
 
     async def metrics(self, request: Request) -> Response:
-        return Response(self.state.metrics.render(), media_type=CONTENT_TYPE)
+        text = self.state.metrics.render() + monitor_gauges(self.state.monitor_file)
+        return Response(text, media_type=CONTENT_TYPE)
+
+    async def feedback(self, request: Request) -> Response:
+        try:
+            log = self.state.log
+            body = await read_body(request, min(self.max_body_bytes, FEEDBACK_BODY_BYTES))
+            request_id, reward, label = feedback_fields(parse_body(body))
+            if log is None:
+                raise ConflictError(
+                    "Prediction logging is off for this service, so feedback has nothing to "
+                    "join; deploy it again with --log-sample above 0.",
+                )
+            log.feedback(request_id, label, reward)
+        except AssayError as exc:
+            return JsonBody(error_body(exc), exc.status)
+        except ClientDisconnect:
+            return Response(status_code=400)
+        return JsonBody(dumps({"request_id": request_id, "logged": True}))
 
 
-def _v1_predict(served: ServedModel, body: bytes, json_length: int | None) -> Answer:
-    return served.v1(body), None
+def _v1_predict(served: ServedModel, body: bytes, json_length: int | None, rid: str) -> Answer:
+    return served.v1(body, False, rid), None
 
 
-def _v1_proba(served: ServedModel, body: bytes, json_length: int | None) -> Answer:
-    return served.v1(body, proba=True), None
+def _v1_proba(served: ServedModel, body: bytes, json_length: int | None, rid: str) -> Answer:
+    return served.v1(body, True, rid), None
 
 
-def _v2_infer(served: ServedModel, body: bytes, json_length: int | None) -> Answer:
-    return served.v2(body, json_length)
+def _v2_infer(served: ServedModel, body: bytes, json_length: int | None, rid: str) -> Answer:
+    return served.v2(body, json_length, rid)
 
 
 def _method_not_allowed(request: Request, allowed: str) -> Response:
@@ -388,6 +432,7 @@ def create_app(
         Route("/v2/models/{name}/infer", e.v2_infer, methods=post),
         Route("/v1/models/{name}:predict_proba", e.v1_predict_proba, methods=post),
         Route("/v2/models/{name}/versions/{version}/infer", e.v2_infer, methods=post),
+        Route("/feedback", e.feedback, methods=post),
         Route("/health/ready", e.ready),
         Route("/health/live", e.live),
         Route("/metrics", e.metrics),

@@ -12,6 +12,13 @@ Metric names (the contract with `summarize` and with anyone's Prometheus):
 - `assay_model_info{model,version}`: 1 for the version a worker serves, 0 for one it
   served before (with a `pid` label when the service runs several workers).
 
+When a monitor has checked the service (`assay monitor`), its latest state is exported
+beside them, read from the `monitor.json` the control plane leaves in the service folder:
+`assay_monitor_state{monitor}` (0 ok, 1 warning, 2 drift), per input feature (and
+`prediction`) `assay_monitor_feature_state`, `assay_monitor_feature_psi` and
+`assay_monitor_feature_p_value` (Holm-adjusted), `assay_monitor_rows`,
+`assay_monitor_performance{metric}` and `assay_monitor_checked_timestamp_seconds`.
+
 With several worker processes, `prometheus_client`'s multiprocess mode aggregates them:
 `PROMETHEUS_MULTIPROC_DIR` must be set before `prometheus_client` is first imported
 (the service process does that), and `Metrics(multiproc_dir=...)` reads every worker's
@@ -31,7 +38,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 if TYPE_CHECKING:
     from assay.serving.entities import Traffic, TrafficSummary
 
-__all__ = ["BUCKETS", "CONTENT_TYPE", "Metrics", "ModelMetrics", "summarize"]
+__all__ = ["BUCKETS", "CONTENT_TYPE", "Metrics", "ModelMetrics", "monitor_gauges", "summarize"]
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -153,6 +160,104 @@ class ModelMetrics:
     def serving(self, now: bool) -> None:
         """Mark this version as the one served now (1) or served before (0)."""
         self._metrics.model_info.labels(self.name, self.version).set(1 if now else 0)
+
+
+# ---- the monitor's state, as gauges -----------------------------------------------------
+
+STATE_VALUES = {"ok": 0, "warning": 1, "drift": 2}
+_gauge_cache: dict[Path, tuple[tuple[int, int], bytes]] = {}
+
+
+def monitor_gauges(path: Path | None) -> bytes:
+    """The Prometheus text of the monitor state in `path` (a `monitor.json`); empty when
+    there is none. Read again only when the file changes."""
+    if path is None:
+        return b""
+    try:
+        st = path.stat()
+    except OSError:
+        return b""
+    seen = (st.st_mtime_ns, st.st_size)
+    cached = _gauge_cache.get(path)
+    if cached is not None and cached[0] == seen:
+        return cached[1]
+    try:
+        import json
+
+        text = _gauges(json.loads(path.read_bytes()))
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        text = b""  # a file being replaced, or not ours: nothing rather than a broken page
+    _gauge_cache[path] = (seen, text)
+    return text
+
+
+def _label(value: Any) -> str:
+    return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _gauges(doc: dict[str, Any]) -> bytes:
+    mon = _label(doc["monitor"])
+    lines: list[str] = []
+
+    def family(name: str, help_: str, samples: list[tuple[str, float | None]]) -> None:
+        samples = [(labels, v) for labels, v in samples if isinstance(v, int | float)]
+        if not samples:
+            return
+        lines.append(f"# HELP {name} {help_}")
+        lines.append(f"# TYPE {name} gauge")
+        for labels, value in samples:
+            lines.append(f"{name}{{{labels}}} {float(value or 0.0)!r}")
+
+    base = f'monitor="{mon}"'
+    family(
+        "assay_monitor_state",
+        "The monitor's state: 0 ok, 1 warning, 2 drift.",
+        [(base, STATE_VALUES.get(str(doc.get("state")), 0))],
+    )
+    features: dict[str, Any] = dict(doc.get("features") or {})
+    if doc.get("prediction"):
+        features["prediction"] = doc["prediction"]
+
+    def per_feature(key: str) -> list[tuple[str, float | None]]:
+        out: list[tuple[str, float | None]] = []
+        for name, f in features.items():
+            value = STATE_VALUES.get(f.get("state"), 0) if key == "state" else f.get(key)
+            out.append((f'{base},feature="{_label(name)}"', value))
+        return out
+
+    family(
+        "assay_monitor_feature_state",
+        "Each feature's state: 0 ok, 1 warning, 2 drift.",
+        per_feature("state"),
+    )
+    family(
+        "assay_monitor_feature_psi",
+        "Population stability index against the training data.",
+        per_feature("psi"),
+    )
+    family(
+        "assay_monitor_feature_p_value",
+        "The drift test's p-value, Holm-adjusted across the features.",
+        per_feature("p_adjusted"),
+    )
+    family(
+        "assay_monitor_rows",
+        "Logged rows in the window the monitor checked.",
+        [(base, doc.get("rows"))],
+    )
+    perf = doc.get("performance") or {}
+    if perf.get("metric"):
+        family(
+            "assay_monitor_performance",
+            "The model's performance from feedback.",
+            [(f'{base},metric="{_label(perf["metric"])}"', perf.get("value"))],
+        )
+    family(
+        "assay_monitor_checked_timestamp_seconds",
+        "When the monitor last checked.",
+        [(base, doc.get("at"))],
+    )
+    return ("\n".join(lines) + "\n").encode() if lines else b""
 
 
 # ---- reading the text back (the control plane's side) -----------------------------------

@@ -4,7 +4,11 @@ The control plane (`assay.serving.service`) writes the service folder and starts
 process detached; everything between the two goes through files:
 
     service.json        written by the control plane: {"name", "host", "port", "workers",
-                        "timeout_s" (30), "max_body_bytes" (10 MiB), "drain_s" (1.0)}
+                        "timeout_s" (30), "max_body_bytes" (10 MiB), "drain_s" (1.0),
+                        "log" (the prediction log: `assay.serving.predlog.LogConfig`;
+                        absent or null: off)}
+    monitor.json        written by the control plane after each monitor check; /metrics
+                        exports it as gauges
     target.json         the model to serve, replaced atomically (os.replace) to update:
                         {"bundle": "/abs/bundle/folder", "name", "version", "target_id"}
     workers/<pid>.json  written here, atomically, by each worker: {"pid", "port",
@@ -65,6 +69,7 @@ if TYPE_CHECKING:
 
     from assay.serving.app import ServingState
     from assay.serving.entities import WorkerState
+    from assay.serving.predlog import PredictionLog
     from assay.serving.served import ServedModel
 
 __all__ = ["ServiceConfig", "Target", "main", "serve"]
@@ -90,6 +95,7 @@ class ServiceConfig:
     timeout_s: float = 30.0
     max_body_bytes: int = 10 * 1024 * 1024
     drain_s: float = 1.0
+    log: dict[str, Any] | None = None
 
     @classmethod
     def read(cls, service_dir: Path) -> ServiceConfig:
@@ -109,6 +115,7 @@ class ServiceConfig:
                 timeout_s=float(doc.get("timeout_s", 30.0)),
                 max_body_bytes=int(doc.get("max_body_bytes", 10 * 1024 * 1024)),
                 drain_s=float(doc.get("drain_s", 1.0)),
+                log=dict(doc["log"]) if doc.get("log") else None,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidArgumentError(
@@ -157,6 +164,19 @@ class Target:
                 "again to rewrite it.",
                 path=str(path),
             ) from exc
+
+
+def _prediction_log(config: ServiceConfig, folder: Path) -> PredictionLog | None:
+    """The worker's prediction log, or None when the service logs nothing."""
+    from assay.serving.predlog import LogConfig, PredictionLog
+
+    found = LogConfig.from_doc(config.log)
+    if found is None:
+        return None
+    log.info(
+        "logging %g%% of predictions to %s/logs/%s", found.sample * 100, found.store, found.prefix
+    )
+    return PredictionLog(found, folder)
 
 
 def _read_json(path: Path, what: str) -> dict[str, Any]:
@@ -215,6 +235,9 @@ class Worker:
         self._seen: tuple[int, int, int] | None = None
         self._missing_logged = False
         self.file = service_dir / "workers" / f"{self.pid}.json"
+        self.predlog = _prediction_log(config, service_dir)
+        self.state.log = self.predlog
+        self.state.monitor_file = service_dir / "monitor.json"
 
     def read_target(self, path: Path) -> Any:
         """Read target.json; a worker serving something else (an A/B test) reads its own."""
@@ -234,6 +257,8 @@ class Worker:
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         self.write_file()
+        if self.predlog is not None:
+            self.predlog.start()
         follower = asyncio.create_task(self._follow_target(), name="follow target.json")
         try:
             yield
@@ -241,6 +266,9 @@ class Worker:
             follower.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await follower
+            if self.predlog is not None:
+                # Requests in flight have finished: what they logged is written now.
+                await asyncio.to_thread(self.predlog.close)
             self.file.unlink(missing_ok=True)
             log.info("worker stopped")
 

@@ -32,6 +32,7 @@ from assay.serving.tensors import binary_of, datatype_of, read_binary, read_inpu
 if TYPE_CHECKING:
     from assay.registry.bundle import LoadedBundle
     from assay.registry.entities import Signature
+    from assay.serving.predlog import PredictionLog
 
 log = logging.getLogger("assay.serving")
 
@@ -107,6 +108,8 @@ class ServedModel:
     that predict, and its response headers and metric children, built once.
 
     `v1` and `v2` run in a predict thread: parse, check, convert, predict, encode.
+    Given a `request_id` and a prediction `log` (set by the worker), they record the
+    rows and the answer in it (its own sampling draw decides).
     """
 
     def __init__(
@@ -137,17 +140,30 @@ class ServedModel:
         classes = f',"classes":{dumps(self.classes).decode()}' if self.classes else ""
         self._v1_proba_tail = f"{classes}{self._v1_tail.decode()}".encode()
         self._v2_head = {"model_name": self.name, "model_version": str(self.version)}
+        self.log: PredictionLog | None = None
+        self.variant: str | None = None  # the A/B test's label for this model, if any
+        self._names = tuple(schema.names)
 
     @property
     def has_proba(self) -> bool:
         return self._proba is not None
 
-    def v1(self, body: bytes, proba: bool = False) -> bytes:
+    def v1(self, body: bytes, proba: bool = False, request_id: str | None = None) -> bytes:
         """Answer a KServe V1 body (`{"instances": ...}` or `{"inputs": ...}`) with
         `{"predictions", "model", "version"}` (and "classes" for probabilities)."""
-        return self._v1(parse_body(body), proba)
+        return self._v1(parse_body(body), proba, request_id)
 
-    def _v1(self, payload: dict[str, Any], proba: bool) -> bytes:
+    def _record(self, request_id: str | None, X: Any, out: Any, proba: bool = False) -> None:
+        log = self.log
+        if request_id is None or log is None or not log.wants():
+            return
+        if proba:  # the class it would have predicted
+            out = np.asarray(out)
+            best = out.argmax(axis=1) if out.ndim == 2 else out
+            out = np.asarray(self.classes, dtype=object)[best] if self.classes else best
+        log.record(request_id, self.name, self.version, self.variant, self._names, X, out)
+
+    def _v1(self, payload: dict[str, Any], proba: bool, request_id: str | None = None) -> bytes:
         if "instances" in payload:
             if "inputs" in payload:
                 raise InvalidArgumentError(
@@ -171,39 +187,56 @@ class ServedModel:
                 field="instances",
             )
         if proba:
-            out = _plain(self._call(self._proba_fn(), X))
-            return b'{"predictions":' + dumps(out) + self._v1_proba_tail
-        return b'{"predictions":' + dumps(_plain(self._call(self._predict, X))) + self._v1_tail
+            raw = self._call(self._proba_fn(), X)
+            self._record(request_id, X, raw, proba=True)
+            return b'{"predictions":' + dumps(_plain(raw)) + self._v1_proba_tail
+        raw = self._call(self._predict, X)
+        self._record(request_id, X, raw)
+        return b'{"predictions":' + dumps(_plain(raw)) + self._v1_tail
 
-    def v2(self, body: bytes, json_length: int | None = None) -> Answer:
+    def v2(
+        self, body: bytes, json_length: int | None = None, request_id: str | None = None
+    ) -> Answer:
         """Answer an Open Inference Protocol V2 inference request body; with
         `json_length` (the Inference-Header-Content-Length header), binary tensor data
         follows that many bytes of JSON."""
         if json_length is None:
-            return self._v2(parse_body(body), None, 0)
-        return self._v2(parse_body(body[:json_length]), body, json_length)
+            return self._v2(parse_body(body), None, 0, request_id)
+        return self._v2(parse_body(body[:json_length]), body, json_length, request_id)
 
-    def answer(self, body: bytes, json_length: int | None = None) -> Answer:
+    def answer(
+        self, body: bytes, json_length: int | None = None, request_id: str | None = None
+    ) -> Answer:
         """Answer a body of either protocol (an A/B test's one predict route takes both):
         V2 when it has binary data or its `inputs` are tensors, else V1."""
         if json_length is not None:
-            return self.v2(body, json_length)
+            return self.v2(body, json_length, request_id)
         payload = parse_body(body)
         if "instances" not in payload and _are_tensors(payload.get("inputs")):
-            return self._v2(payload, None, 0)
-        return self._v1(payload, proba=False), None
+            return self._v2(payload, None, 0, request_id)
+        return self._v1(payload, False, request_id), None
 
-    def _v2(self, payload: dict[str, Any], body: bytes | None, offset: int) -> Answer:
-        request_id = payload.get("id")
-        if request_id is not None and not isinstance(request_id, str):
+    def _v2(
+        self,
+        payload: dict[str, Any],
+        body: bytes | None,
+        offset: int,
+        request_id: str | None = None,
+    ) -> Answer:
+        body_id = payload.get("id")
+        if body_id is not None and not isinstance(body_id, str):
             raise InvalidArgumentError("'id' must be a string.", field="id")
         X = v2_input(self.schema, read_inputs(payload.get("inputs"), body, offset))
         binary = _binary_output(payload.get("parameters"))
         outputs = []
         blobs: list[bytes] = []
+        logged = False
         for name, as_binary in self._requested_outputs(payload.get("outputs"), binary):
             fn = self._predict if name == "predict" else self._proba_fn()
             arr = np.asarray(self._call(fn, X))
+            if not logged:
+                self._record(request_id, X, arr, proba=name != "predict")
+                logged = True
             datatype = datatype_of(arr)
             output: dict[str, Any] = {"name": name, "shape": list(arr.shape), "datatype": datatype}
             if as_binary:
@@ -214,8 +247,8 @@ class ServedModel:
                 output["data"] = _plain(arr.reshape(-1))
             outputs.append(output)
         doc: dict[str, Any] = dict(self._v2_head)
-        if request_id is not None:
-            doc["id"] = request_id
+        if body_id is not None:
+            doc["id"] = body_id
         doc["outputs"] = outputs
         head = dumps(doc)
         if not blobs:

@@ -25,6 +25,7 @@ from assay.data.entities import check_name
 from assay.errors import AssayError, ConflictError, InvalidArgumentError, NotFoundError
 from assay.serving import processes
 from assay.serving.entities import Service, ServiceStatus, WorkerState
+from assay.serving.predlog import check_sample
 from assay.serving.repository import ServiceRepository, to_service
 from assay.store.db import Database, utcnow
 
@@ -78,10 +79,16 @@ class ServingService:
         timeout_s: float = DEFAULTS["timeout_s"],
         max_body_bytes: int = DEFAULTS["max_body_bytes"],
         drain_s: float = DEFAULTS["drain_s"],
+        log_sample: float = 1.0,
+        log_roll: dict[str, float] | None = None,
         ready_timeout_s: float = 120.0,
         progress: Progress = _quiet,
     ) -> Service:
         """Start `model_ref` as service `name` and return once it answers as ready.
+
+        `log_sample` is the share of requests whose inputs and outputs go to the
+        prediction log (0 turns it off); `log_roll` overrides when its segments roll
+        (`max_rows`, `max_bytes`, `max_age_s`).
 
         Raises:
             ConflictError: the service is already running, or the port is taken.
@@ -105,12 +112,15 @@ class ServingService:
                 f"`assay services update {name} --model MODEL@V`, or stop it first.",
                 service=name,
             )
+        check_sample(log_sample)
         mv = self.registry.resolve(model_ref)
         port = processes.free_port(host) if port is None else processes.check_port(host, port)
-        settings = {
+        settings: dict[str, Any] = {
             "timeout_s": float(timeout_s),
             "max_body_bytes": int(max_body_bytes),
             "drain_s": float(drain_s),
+            "log_sample": float(log_sample),
+            "log_roll": dict(log_roll or {}),
         }
         folder = self._folder(name)
         if folder.exists():
@@ -120,8 +130,7 @@ class ServingService:
         progress(f"copying {mv.ref} into the service")
         bundle = self.bundle_copy(folder, mv)
         processes.write_json(
-            folder / "service.json",
-            {"name": name, "host": host, "port": port, "workers": workers, **settings},
+            folder / "service.json", self._service_doc(name, host, port, workers, settings)
         )
         processes.write_json(folder / "target.json", _target(mv, bundle))
         with self.db.session() as s:
@@ -161,13 +170,13 @@ class ServingService:
         bundle = self.bundle_copy(folder, mv)
         processes.write_json(
             folder / "service.json",
-            {
-                "name": name,
-                "host": row.host,
-                "port": processes.check_port(row.host, row.port),
-                "workers": row.workers,
-                **{**DEFAULTS, **row.settings},
-            },
+            self._service_doc(
+                name,
+                row.host,
+                processes.check_port(row.host, row.port),
+                row.workers,
+                {**DEFAULTS, **row.settings},
+            ),
         )
         processes.write_json(folder / "target.json", _target(mv, bundle))
         with self.db.session() as s:
@@ -334,6 +343,33 @@ class ServingService:
 
     def _folder(self, name: str) -> Path:
         return self.dir / name
+
+    def folder(self, name: str) -> Path:
+        """Where the service's process keeps its state (`monitor.json` goes there too).
+
+        Raises:
+            NotFoundError: no such service.
+        """
+        self._get_row(name)
+        return self._folder(name)
+
+    def _service_doc(
+        self, name: str, host: str, port: int, workers: int, settings: dict[str, Any]
+    ) -> dict[str, Any]:
+        """service.json: where to listen, the limits, and the prediction log."""
+        from assay.serving.predlog import log_prefix
+
+        doc = {k: v for k, v in settings.items() if not k.startswith("log_")}
+        sample = float(settings.get("log_sample", 1.0))
+        log = None
+        if sample > 0:
+            log = {
+                "store": self.registry.store.url,
+                "prefix": log_prefix("services", name),
+                "sample": sample,
+                **(settings.get("log_roll") or {}),
+            }
+        return {"name": name, "host": host, "port": port, "workers": workers, **doc, "log": log}
 
     def _rows(self) -> list[Row[Any]]:
         with self.db.read() as s:

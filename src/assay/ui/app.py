@@ -212,6 +212,7 @@ def _local(target: str) -> str:
 from assay.ui import (  # noqa: E402  (the pages register themselves on `router`)
     data_pages,
     model_pages,
+    monitor_pages,
     pages,
     pipeline_pages,
     service_pages,
@@ -221,6 +222,7 @@ from assay.ui import (  # noqa: E402  (the pages register themselves on `router`
 __all__ = [
     "data_pages",
     "model_pages",
+    "monitor_pages",
     "mount",
     "pages",
     "pipeline_pages",

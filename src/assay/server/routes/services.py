@@ -53,6 +53,9 @@ class DeployIn(BaseModel):
     max_body_bytes: int = Field(
         default=10 * 1024 * 1024, gt=0, description="Largest request body accepted (413 above)"
     )
+    log_sample: float = Field(
+        default=1.0, ge=0, le=1, description="Share of requests logged for monitoring (0: none)"
+    )
 
 
 class UpdateIn(BaseModel):
@@ -67,6 +70,9 @@ class ABTestIn(BaseModel):
     port: int | None = Field(default=None, ge=1, le=65535)
     auto_promote: bool = False
     alias: str = "champion"
+    log_sample: float = Field(
+        default=1.0, ge=0, le=1, description="Share of requests logged for monitoring (0: none)"
+    )
 
 
 class ConcludeIn(BaseModel):
@@ -92,6 +98,7 @@ def deploy(body: DeployIn, ws: WS) -> Service:
         workers=body.workers,
         timeout_s=body.timeout_s,
         max_body_bytes=body.max_body_bytes,
+        log_sample=body.log_sample,
     )
 
 
@@ -150,6 +157,15 @@ async def predict(name: str, request: Request, ws: WS) -> Response:
     return await _forward(request, f"{svc.url}/v1/models/{svc.model}:predict")
 
 
+@router.post(
+    "/services/{name}/feedback", dependencies=PREDICT, tags=["predict"],
+    summary="{request_id, label} or {request_id, reward} for a prediction the service logged",
+)  # fmt: skip
+async def feedback(name: str, request: Request, ws: WS) -> Response:
+    svc = ws.services.get(name)
+    return await _forward(request, f"{svc.url}/feedback")
+
+
 @router.get("/abtests", response_model=Page[ABTest], dependencies=READ, tags=["abtests"])
 def list_abtests(ws: WS, limit: Limit = 100, page_token: str | None = None) -> Page[ABTest]:
     return page_of(ws.abtests.tests(), limit, page_token)
@@ -167,6 +183,7 @@ def create_abtest(body: ABTestIn, ws: WS) -> ABTest:
         port=body.port,
         auto_promote=body.auto_promote,
         alias=body.alias,
+        log_sample=body.log_sample,
     )
 
 
@@ -266,9 +283,10 @@ async def _forward(request: Request, url: str) -> Response:
 
     body = await request.body()
     headers = {"Content-Type": request.headers.get("content-type", "application/json")}
-    key = request.headers.get("x-assay-key")
-    if key:
-        headers["X-Assay-Key"] = key
+    for name in ("X-Assay-Key", "X-Request-Id"):
+        value = request.headers.get(name)
+        if value:
+            headers[name] = value
     try:
         answer = await anyio.to_thread.run_sync(
             lambda: _client.post(url, content=body, headers=headers)

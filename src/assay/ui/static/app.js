@@ -14,7 +14,7 @@
   }
 
   function stepsChart(fig, data) {
-    // data: {title, series: {label: [[x, y], ...]}, xLabel?}
+    // data: {title, series: {label: [[x, y], ...]}, xLabel?, time?} (time: x is Unix seconds)
     const labels = Object.keys(data.series);
     const xs = Array.from(new Set(labels.flatMap((l) => data.series[l].map((p) => p[0])))).sort((a, b) => a - b);
     const index = new Map(xs.map((x, i) => [x, i]));
@@ -27,7 +27,7 @@
     const series = [{ label: data.xLabel || "step" }].concat(
       labels.map((label, i) => ({ label: label, stroke: COLORS[i % COLORS.length], width: 2, spanGaps: true, points: { show: xs.length < 60 } })),
     );
-    const opts = { title: data.title, width: Math.max(420, Math.min(720, fig.parentElement.clientWidth - 20)), height: 260, series: series, scales: { x: { time: false } } };
+    const opts = { title: data.title, width: Math.max(420, Math.min(720, fig.parentElement.clientWidth - 20)), height: 260, series: series, scales: { x: { time: !!data.time } } };
     if (data.bands) opts.bands = data.bands;
     new uPlot(opts, columns, fig);
   }

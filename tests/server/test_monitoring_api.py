@@ -1,0 +1,176 @@
+"""Monitoring through the server: the REST routes, the SDK and `assay … --remote`, against a
+served model whose traffic drifted; the retrain runs on the server."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from assay import Client
+from assay.cli import context
+from assay.cli.main import app
+from assay.config import Settings
+from assay.errors import InvalidArgumentError, NotFoundError
+from assay.executors.local import LocalExecutor
+from assay.workspace import Workspace, init_workspace
+
+from .conftest import assert_error, serve_app
+
+PIPELINE = """\
+import assay
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+
+
+@assay.step
+def load(data):
+    return pd.read_csv(data / "train.csv")
+
+
+@assay.step
+def train(load, params):
+    return LogisticRegression(C=params["C"]).fit(load[["x1", "x2"]], load["y"])
+
+
+pipeline = assay.Pipeline("drifty", [load, train], model="train")
+"""
+
+
+def _rows(n: int, shift: float, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(rng.normal(size=(n, 2)), columns=["x1", "x2"])
+    frame["x1"] += shift
+    frame["y"] = (frame["x1"] > shift).astype(int)
+    return frame
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[Workspace, str, str]]:
+    """A workspace whose drifty@1 (a pipeline run's model) is served as drifty-api, behind
+    a server on loopback; yields it, the server's URL and an admin token."""
+    root = tmp_path / "server"
+    settings, _ = init_workspace(Settings.at(root, {"ASSAY_AUTHOR": "tester"}))
+    ws = Workspace(settings)
+    (root / "data").mkdir()
+    _rows(300, 0.0, 0).to_csv(root / "data" / "train.csv", index=False)
+    (root / "pipeline.py").write_text(PIPELINE)
+    ws.data.commit("drifty", root / "data")
+    run = ws.runs.prepare(str(root / "pipeline.py"), data="drifty@1", params={"C": 1.0})
+    env = {**os.environ, "ASSAY_DB_URL": settings.db_url, "ASSAY_STORE_URL": settings.store_url}
+    handle = LocalExecutor(root, env).launch(run.id)
+    handle.settle(ws.runs, run.id, handle.wait())
+    ws.registry.register_run(run.id)
+    ws.services.deploy("drifty-api", "drifty@1", drain_s=0.1)
+    _, secret = ws.tokens.create("admin", "admin")
+    try:
+        with serve_app(ws) as url:
+            yield ws, url, secret
+    finally:
+        for test in ws.abtests.tests():
+            if test.state != "stopped":
+                ws.abtests.stop(test.name)
+        ws.services.stop("drifty-api", timeout_s=10)
+        ws.close()
+
+
+def _remote(url: str, secret: str, laptop: Path) -> Callable[..., tuple[int, str]]:
+    """`assay ARGS --remote URL` from a folder with no workspace; (exit code, stdout)."""
+    runner = CliRunner()
+
+    def run(*args: str) -> tuple[int, str]:
+        old = os.getcwd()
+        os.chdir(laptop)
+        os.environ.update(ASSAY_REMOTE=url, ASSAY_TOKEN=secret)
+        try:
+            done = runner.invoke(app, list(args), catch_exceptions=False)
+        finally:
+            os.chdir(old)
+            for key in ("ASSAY_REMOTE", "ASSAY_TOKEN"):
+                os.environ.pop(key, None)
+            context.close()
+        return done.exit_code, done.stdout
+
+    return run
+
+
+@pytest.mark.one_backend
+def test_check_snapshot_and_retrain_through_the_api_sdk_and_remote(
+    server: tuple[Workspace, str, str], tmp_path: Path
+) -> None:
+    ws, url, secret = server
+    laptop = tmp_path / "laptop"
+    laptop.mkdir()
+    remote = _remote(url, secret, laptop)
+    with Client(url, secret) as client:
+        # Predictions through the server carry the id their feedback is joined by.
+        for frame in (_rows(40, 0.0, 1), _rows(100, 2.0, 2)):
+            for row in frame.to_dict("records"):
+                label = row.pop("y")
+                answer = client.predict("drifty-api", [row])
+                assert client.feedback("drifty-api", answer["request_id"], label=label)["logged"]
+        monitor = client.configure_monitor("drifty-api", "alpha: 0.01\nwindow: {last: 100}\n")
+        assert monitor.target == "service" and "alpha: 0.01" in monitor.config_text
+
+        report = client.monitor("drifty-api")  # the config's window: the drifted traffic
+        assert report["state"] == "drift" and report["requests"] == 100
+        assert report["performance"]["n"] == 100
+        recent = client.monitor("drifty-api", last=60, record=False)
+        assert recent["requests"] == 60 and recent["state"] == "drift"
+        assert [c.state for c in client.monitor_history("drifty-api")] == ["drift"]
+
+        code, out = remote("monitor", "drifty-api", "--last", "100")
+        assert code == 0 and "state  drift" in out, out
+        code, out = remote("monitor", "snapshot", "drifty-api", "--to", "drifty-live",
+                           "--last", "100")  # fmt: skip
+        assert code == 0 and "Committed drifty-live@1: 100 rows (100 labeled)" in out, out
+        assert [s.ref for s in client.snapshots("drifty-api")] == ["drifty-live@1"]
+
+        # The server runs the pipeline; the CLI waits for the new version.
+        code, out = remote("retrain", "drifty@1", "--with", "drifty-live@1", "--json")
+        assert code == 0, out
+        retrain = json.loads(out)
+        assert (retrain["status"], retrain["new_model"]) == ("registered", "drifty@2")
+        assert client.get_retrain(retrain["run_id"][:8]).data == "drifty@2"
+        lineage = client.lineage("drifty@2")
+        assert "live traffic of service drifty-api" in (lineage["run"]["data"]["message"] or "")
+
+        with pytest.raises(NotFoundError, match="No service or A/B test named 'nope'"):
+            client.monitor("nope")
+        with pytest.raises(InvalidArgumentError, match="unknown key 'alpah'"):
+            client.configure_monitor("drifty-api", "alpah: 0.1")
+    import httpx
+
+    with httpx.Client(base_url=f"{url}/api/v1") as anonymous:
+        assert_error(anonymous.get("/monitors/drifty-api/report"), 401)
+    # The dashboard's Monitoring page, and its snapshot form for a write token.
+    with httpx.Client(base_url=url, cookies={"assay_token": secret}) as browser:
+        page = browser.get("/monitoring/drifty-api")
+        assert page.status_code == 200 and "Drift over time" in page.text
+        assert "x1" in page.text and "drifty-live@1" in page.text
+        token = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert token is not None
+        posted = browser.post(
+            "/monitoring/drifty-api/snapshot",
+            data={"csrf": token.group(1), "dataset": "from-dashboard", "last": "50"},
+            headers={"Origin": url},
+        )
+        assert posted.status_code == 303, posted.text
+        assert "Committed from-dashboard@1: 50 rows" in browser.get(posted.headers["location"]).text
+    reader = ws.tokens.create("reader", "read")[1]
+    with httpx.Client(base_url=url, cookies={"assay_token": reader}) as browser:
+        token = re.search(r'name="csrf-token" content="([^"]+)"', browser.get("/monitoring").text)
+        assert token is not None  # a valid token: what refuses the post is the scope
+        refused = browser.post(
+            "/monitoring/drifty-api/snapshot",
+            data={"csrf": token.group(1), "dataset": "x"},
+            headers={"Origin": url},
+        )
+        assert refused.status_code == 403 and "write token" in refused.text
