@@ -25,8 +25,8 @@ from assay.cli.output import (
 if TYPE_CHECKING:
     from assay.data.checks import Checks
     from assay.data.entities import DataDiff, DataVersion
+    from assay.data.profiles import ColumnProfile, TableProfile
     from assay.data.tablediff import TableDiff
-    from assay.data.tabular import ColumnProfile, TableProfile
     from assay.data.validation import ValidationReport
 
 app = typer.Typer(

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import gc
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+import typer.main
 from rich.markup import escape
+from typer._click.exceptions import UsageError
 from typer.core import TyperGroup
 
 from assay.cli import context
@@ -17,7 +20,8 @@ from assay.errors import AssayError
 
 
 class AssayGroup(TyperGroup):
-    """Turns an `AssayError` anywhere below into one red line and exit code 1."""
+    """Turns an `AssayError` anywhere below into one red line and exit code 1, and builds
+    a command group only when it is used (`_LAZY`)."""
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -31,6 +35,25 @@ class AssayGroup(TyperGroup):
             err.print("[yellow]interrupted[/yellow]")
             raise typer.Exit(130) from None
 
+    # Importing every command's module and having Typer read every signature took a
+    # third of a read-only command's time; a command is built when it is named.
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*self.commands, *(name for name in _LAZY if name not in self.commands)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in self.commands and cmd_name in _LAZY:
+            self.add_command(_LAZY[cmd_name](), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        try:
+            return super().resolve_command(ctx, args)
+        except UsageError:
+            for name in _LAZY:  # a typo: every name, for "Did you mean …?"
+                self.get_command(ctx, name)
+            return super().resolve_command(ctx, args)
+
 
 app = typer.Typer(
     cls=AssayGroup,
@@ -41,6 +64,12 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode=None,
 )
+
+
+@app.callback()
+def root() -> None:
+    """Assay: version data and pipelines, run experiments, serve and A/B test models."""
+    # A callback makes the app a group even while `init` is its only eager command.
 
 
 @app.command()
@@ -90,46 +119,135 @@ def _safe(url: str) -> str:
         return url
 
 
-def _register() -> None:
-    from assay.cli import (
-        abtests,
-        code,
-        data,
-        demo,
-        lifecycle,
-        models,
-        monitor,
-        pipelines,
-        runs,
-        server,
-        services,
-        sweeps,
+def _group(name: str, sub: typer.Typer) -> Any:
+    group = typer.main.get_group(sub)
+    group.name = name
+    return group
+
+
+def _command(name: str, callback: Callable[..., Any]) -> Any:
+    from typer.models import CommandInfo
+
+    info = CommandInfo(name=name, callback=callback)
+    return typer.main.get_command_from_info(
+        info, pretty_exceptions_short=app.pretty_exceptions_short, rich_markup_mode=None
     )
 
+
+def _data() -> Any:
+    from assay.cli import data, lifecycle
+
     data.app.command(name="delete")(lifecycle.delete_data)
-    app.add_typer(data.app, name="data")
-    app.add_typer(pipelines.app, name="pipelines")
-    app.command(name="run")(runs.run_command)
+    return _group("data", data.app)
+
+
+def _pipelines() -> Any:
+    from assay.cli import pipelines
+
+    return _group("pipelines", pipelines.app)
+
+
+def _run() -> Any:
+    from assay.cli import runs
+
+    return _command("run", runs.run_command)
+
+
+def _runs() -> Any:
+    from assay.cli import code, lifecycle, runs
+
     runs.app.command(name="code")(code.code_command)
     runs.app.command(name="delete")(lifecycle.delete_runs)
     runs.app.command(name="archive")(lifecycle.archive)
     runs.app.command(name="restore")(lifecycle.restore)
-    app.add_typer(runs.app, name="runs")
-    app.command(name="sweep")(sweeps.sweep_command)
-    app.add_typer(sweeps.app, name="sweeps")
+    return _group("runs", runs.app)
+
+
+def _sweep() -> Any:
+    from assay.cli import sweeps
+
+    return _command("sweep", sweeps.sweep_command)
+
+
+def _sweeps() -> Any:
+    from assay.cli import sweeps
+
+    return _group("sweeps", sweeps.app)
+
+
+def _models() -> Any:
+    from assay.cli import lifecycle, models
+
     models.app.command(name="delete")(lifecycle.delete_model)
-    app.add_typer(models.app, name="models")
-    app.add_typer(services.app, name="services")
-    app.add_typer(abtests.app, name="abtests")
-    app.add_typer(monitor.app, name="monitor")
-    app.command(name="retrain")(monitor.retrain_command)
-    app.command(name="gc")(lifecycle.gc_command)
-    app.command(name="demo")(demo.demo)
-    app.command(name="server")(server.server_command)
-    app.add_typer(server.tokens_app, name="tokens")
+    return _group("models", models.app)
 
 
-_register()
+def _services() -> Any:
+    from assay.cli import services
+
+    return _group("services", services.app)
+
+
+def _abtests() -> Any:
+    from assay.cli import abtests
+
+    return _group("abtests", abtests.app)
+
+
+def _monitor() -> Any:
+    from assay.cli import monitor
+
+    return _group("monitor", monitor.app)
+
+
+def _retrain() -> Any:
+    from assay.cli import monitor
+
+    return _command("retrain", monitor.retrain_command)
+
+
+def _gc() -> Any:
+    from assay.cli import lifecycle
+
+    return _command("gc", lifecycle.gc_command)
+
+
+def _demo() -> Any:
+    from assay.cli import demo
+
+    return _command("demo", demo.demo)
+
+
+def _server() -> Any:
+    from assay.cli import server
+
+    return _command("server", server.server_command)
+
+
+def _tokens() -> Any:
+    from assay.cli import server
+
+    return _group("tokens", server.tokens_app)
+
+
+# The command groups and commands below `init`, in the order `assay --help` lists them.
+_LAZY: dict[str, Callable[[], Any]] = {
+    "data": _data,
+    "pipelines": _pipelines,
+    "run": _run,
+    "runs": _runs,
+    "sweep": _sweep,
+    "sweeps": _sweeps,
+    "models": _models,
+    "services": _services,
+    "abtests": _abtests,
+    "monitor": _monitor,
+    "retrain": _retrain,
+    "gc": _gc,
+    "demo": _demo,
+    "server": _server,
+    "tokens": _tokens,
+}
 
 
 def main() -> None:

@@ -103,7 +103,7 @@ class RemoteData(_Remote):
     def profile(self, ref: str) -> tuple[Any, dict[str, Any]]:
         from assay.client.http import parse
         from assay.data.entities import DataVersion
-        from assay.data.tabular import TableProfile
+        from assay.data.profiles import TableProfile
 
         doc = self.client._call("GET", f"/profiles/{ref}")
         return parse(DataVersion, doc["version"]), parse(dict[str, TableProfile], doc["tables"])

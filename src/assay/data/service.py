@@ -57,7 +57,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from assay.data.checks import Checks
-    from assay.data.tabular import TableProfile
+    from assay.data.profiles import TableProfile
     from assay.data.validation import ValidationReport
 
 # Files read in memory per round while packing small files.
@@ -864,13 +864,15 @@ class DataService:
     def _profile(self, path: str, digest: str) -> TableProfile:
         """The stored profile of a table's content, made (and stored) if there is none
         or it is of an older format."""
-        from assay.data.reading import UnreadableTableError, load_table
-        from assay.data.tabular import PROFILE_FORMAT, TableProfile, profile_table
+        from assay.data.profiles import PROFILE_FORMAT, TableProfile
 
         with self.db.read() as s:
             stored = DataRepository(s).profile(digest)
         if stored is not None and stored.get("format") == PROFILE_FORMAT:
             return TableProfile.from_dict(stored)
+        from assay.data.reading import UnreadableTableError, load_table  # pandas: only now
+        from assay.data.tabular import profile_table
+
         try:
             table = load_table(self.blobs.read(digest, self._unindexed), path)
         except UnreadableTableError as exc:

@@ -24,7 +24,7 @@ import numpy.typing as npt
 import pandas as pd
 from pandas.api import types as ptypes
 
-from assay.data.tabular import ColumnProfile, TableProfile
+from assay.data.profiles import ColumnProfile, TableProfile
 from assay.errors import InvalidArgumentError
 
 DIFF_STATS = ("mean", "std", "min", "max", "missing_share", "distinct")

@@ -20,11 +20,11 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from assay.errors import AssayError, InvalidArgumentError, NotFoundError
-from assay.monitoring import snapshots
 from assay.monitoring.config import default_text, load_config
 from assay.monitoring.entities import (
     Monitor,
@@ -35,22 +35,20 @@ from assay.monitoring.entities import (
     Snapshot,
     Window,
 )
-from assay.monitoring.live import LiveData, read_window, store_of
-from assay.monitoring.reference import References, Training
-from assay.monitoring.report import build_report, summary
 from assay.monitoring.repository import (
     MonitorRepository,
     to_check,
     to_monitor,
     to_snapshot,
 )
-from assay.monitoring.retraining import Retraining, iso
-from assay.monitoring.webhook import notify
 from assay.store.db import Database, utcnow
 
 if TYPE_CHECKING:
     from assay.abtests.service import ABTestService
     from assay.data.service import DataService
+    from assay.monitoring.live import LiveData
+    from assay.monitoring.reference import References, Training
+    from assay.monitoring.retraining import Retraining
     from assay.registry.service import RegistryService
     from assay.runs.entities import Run
     from assay.runs.service import RunService
@@ -97,8 +95,24 @@ class MonitoringService:
         self.runs = runs
         self.services = services
         self.abtests = abtests
-        self.references = References(data, registry)
-        self.retraining = Retraining(db, data, registry, runs, services, abtests, self.references)
+
+    # numpy, pandas, scipy, yaml and httpx are imported where a check, a snapshot or a
+    # config needs them: `assay monitor list` and the server's start do without.
+
+    @cached_property
+    def references(self) -> References:
+        from assay.monitoring.reference import References
+
+        return References(self.data, self.registry)
+
+    @cached_property
+    def retraining(self) -> Retraining:
+        from assay.monitoring.retraining import Retraining
+
+        return Retraining(
+            self.db, self.data, self.registry, self.runs, self.services, self.abtests,
+            self.references,
+        )  # fmt: skip
 
     # ---- monitors and their config -------------------------------------------------------
 
@@ -198,6 +212,9 @@ class MonitoringService:
             NotFoundError: no such service or A/B test, or reference data version.
             InvalidArgumentError: the reference has no table with the model's inputs.
         """
+        from assay.monitoring.report import build_report
+        from assay.monitoring.webhook import notify
+
         now = now or datetime.now(UTC)
         target = self.target(name)
         config = self.config(name)
@@ -228,6 +245,7 @@ class MonitoringService:
         return report
 
     def _live(self, target: Target, window: Window, now: datetime) -> LiveData:
+        from assay.monitoring.live import read_window, store_of
         from assay.serving.predlog import request_flush
 
         # What the workers still hold is written first, so the window has all of it.
@@ -236,6 +254,8 @@ class MonitoringService:
 
     def _record(self, target: Target, report: MonitorReport, now: datetime) -> str | None:
         """Store the check; returns the state before it."""
+        from assay.monitoring.report import summary
+
         with self.db.session() as s:
             repo = MonitorRepository(s)
             row = repo.row(target.name)
@@ -258,6 +278,8 @@ class MonitoringService:
 
     def _export(self, target: Target, report: MonitorReport, now: datetime) -> None:
         """`monitor.json` in the service's folder: its `/metrics` exports it as gauges."""
+        from assay.monitoring.report import summary
+
         doc = {
             "monitor": report["monitor"],
             "state": report["state"],
@@ -352,6 +374,8 @@ class MonitoringService:
             InvalidArgumentError: nothing was logged in the window.
         """
         from assay.data.entities import check_name
+        from assay.monitoring import snapshots
+        from assay.monitoring.retraining import iso
 
         check_name(dataset)
         now = now or datetime.now(UTC)
@@ -476,6 +500,8 @@ def _layout(
     training: Training, live: LiveData
 ) -> tuple[list[str], str | None, dict[str, Any], str]:
     """The snapshot's columns, label column, column types and file name."""
+    from assay.monitoring import snapshots
+
     if training.table is not None and training.path is not None:
         table = training.table
         dtypes = {str(c): table[c].dtype for c in table.columns}

@@ -25,7 +25,6 @@ from assay.data.entities import check_name
 from assay.errors import AssayError, ConflictError, InvalidArgumentError, NotFoundError
 from assay.serving import processes
 from assay.serving.entities import Service, ServiceStatus, WorkerState
-from assay.serving.predlog import check_sample
 from assay.serving.repository import ServiceRepository, to_service
 from assay.store.db import Database, utcnow
 
@@ -112,6 +111,8 @@ class ServingService:
                 f"`assay services update {name} --model MODEL@V`, or stop it first.",
                 service=name,
             )
+        from assay.serving.predlog import check_sample  # numpy: only where it is used
+
         check_sample(log_sample)
         mv = self.registry.resolve(model_ref)
         port = processes.free_port(host) if port is None else processes.check_port(host, port)

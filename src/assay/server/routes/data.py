@@ -28,7 +28,7 @@ from assay.data.entities import (
     FileEntry,
     VerifyReport,
 )
-from assay.data.tabular import TableProfile
+from assay.data.profiles import TableProfile
 from assay.data.validation import ValidationReport
 from assay.errors import AssayError
 from assay.server.deps import ADMIN, READ, WRITE, WS
