@@ -9,11 +9,13 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 
 def _width(stream: object) -> int | None:
@@ -91,6 +93,14 @@ def progress(label: str, unit: str = "files") -> Iterator[Callable[[int, int], N
             if bar is None:
                 if time.monotonic() - start < 0.5 or done >= total:
                     return
+                from rich.progress import (
+                    BarColumn,
+                    MofNCompleteColumn,
+                    Progress,
+                    TextColumn,
+                    TimeElapsedColumn,
+                )
+
                 bar = Progress(
                     TextColumn(label),
                     BarColumn(),
