@@ -88,7 +88,13 @@ class Workspace:
     def registry(self) -> RegistryService:
         from assay.registry.service import RegistryService
 
-        return RegistryService(self.db, self.store, self.runs, author=self.settings.author)
+        return RegistryService(
+            self.db,
+            self.store,
+            self.runs,
+            author=self.settings.author,
+            cache_dir=self.settings.cache_dir,
+        )
 
     @cached_property
     def tokens(self) -> TokenService:

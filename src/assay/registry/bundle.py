@@ -23,7 +23,6 @@ manifest's `note` says why. Model files trained elsewhere are read by `external.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import platform
@@ -98,6 +97,7 @@ def write_bundle(
     metrics: dict[str, float],
     flavor: str | None = None,
     mlflow_pickle: bool = False,
+    cache_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Save `model` with its flavor (chosen by type unless named) into the empty `folder`,
     write the manifest, MLmodel, requirements and example; returns the manifest.
@@ -105,7 +105,8 @@ def write_bundle(
     A scikit-learn model that skops cannot store is pickled (the python flavor) instead,
     and the manifest's `note` says why. `mlflow_pickle` (exports) also writes
     `mlflow/model.pkl` for flavors MLflow can read no other way, so that
-    `mlflow.pyfunc.load_model(folder)` works.
+    `mlflow.pyfunc.load_model(folder)` works. `cache_dir` keeps the scan of installed
+    packages that finds the ones the model's classes come from (`assay.installed`).
 
     Raises:
         InvalidArgumentError: `folder` is not empty, the named flavor does not take this
@@ -135,7 +136,7 @@ def write_bundle(
         else:
             note = " ".join(filter(None, [note, problem]))
 
-    pins = {**_class_distributions(model), **chosen.frameworks()}
+    pins = {**_class_distributions(model, cache_dir), **chosen.frameworks()}
     frameworks = {"python": platform.python_version(), **dict(sorted(pins.items()))}
     requirements = sorted(
         {*chosen.requirements(), *(f"{d}=={v}" for d, v in pins.items())},
@@ -381,20 +382,13 @@ def _qualname(model: Any) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-@functools.cache
-def _owners() -> dict[str, list[str]]:
-    """{top-level module: [distributions]}: a scan of every installed package (a third
-    of a second), done once per process; a notebook logs model after model."""
-    import importlib.metadata
-
-    return dict(importlib.metadata.packages_distributions())
-
-
-def _class_distributions(model: Any) -> dict[str, str]:
+def _class_distributions(model: Any, cache_dir: Path | None) -> dict[str, str]:
     """{distribution: version} of the installed packages the model's classes come from
     (e.g. scikit-learn for an XGBClassifier, or for a pipeline pickled as a fallback)."""
+    from assay.installed import cached_module_owners
+
     tops = {c.__module__.partition(".")[0] for c in type(model).__mro__}
-    owners = _owners()
+    owners = cached_module_owners(cache_dir)
     out: dict[str, str] = {}
     for top in sorted(tops - {"builtins", "assay"}):
         for dist in owners.get(top, []):

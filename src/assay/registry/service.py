@@ -51,11 +51,20 @@ class NotAModelError(ConflictError):
 class RegistryService:
     """Versioned models over the metadata database and the content-addressed store."""
 
-    def __init__(self, db: Database, store: ObjectStore, runs: RunService, *, author: str) -> None:
+    def __init__(
+        self,
+        db: Database,
+        store: ObjectStore,
+        runs: RunService,
+        *,
+        author: str,
+        cache_dir: Path | None = None,
+    ) -> None:
         self.db = db
         self.store = store
         self.runs = runs
         self._author = author
+        self.cache_dir = cache_dir  # what is installed, scanned once (`assay.installed`)
 
     @property
     def author(self) -> str:
@@ -289,6 +298,7 @@ class RegistryService:
                 lineage=lineage.to_dict(),
                 metrics=metrics,
                 flavor=flavor,
+                cache_dir=self.cache_dir,
             )
             if manifest["flavor"] == "python" and not allow_pickle:
                 raise _pickle_refused(name, manifest.get("note"))

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
 
+from assay import installed
 from assay.data.entities import DataVersion
 from assay.data.service import DataService
 from assay.errors import ConflictError, InvalidArgumentError, NotFoundError
@@ -786,7 +787,7 @@ class RunService:
         """The environment, its package list stored once as an object (it is the same for
         every run of a process, and of most processes)."""
         if not hasattr(self, "_env"):
-            env = dict(tracking.cached_environment(self.settings.cache_dir))
+            env = dict(installed.cached_environment(self.settings.cache_dir))
             packages = env.pop("packages")
             env["packages_object"] = self.store.put_bytes(
                 json.dumps(packages, sort_keys=True).encode()

@@ -10,11 +10,7 @@ loop costs microseconds, and nothing logged is lost at a normal exit or a failur
 from __future__ import annotations
 
 import atexit
-import functools
-import json
 import math
-import os
-import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -25,7 +21,7 @@ from assay.errors import InvalidArgumentError
 from assay.limits import MAX_NAME_LENGTH, check_document
 from assay.runs.repository import Point, RunRepository
 from assay.store.db import Database, utcnow
-from assay.store.objects import ObjectStore, hash_bytes
+from assay.store.objects import ObjectStore
 
 FLUSH_EVERY_S = 0.5
 FLUSH_AT_POINTS = 20_000
@@ -282,53 +278,9 @@ def current_run_id() -> str | None:
     return recorder.run_id if recorder else None
 
 
-@functools.cache
-def environment() -> dict[str, Any]:
-    """Python, platform and every installed package with its version (once per process)."""
-    import platform
-    from importlib import metadata
-
-    packages = {}
-    for dist in metadata.distributions():
-        name = dist.metadata["Name"]
-        if name:
-            packages[str(name)] = dist.version
-    return {
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "packages": dict(sorted(packages.items(), key=lambda kv: kv[0].lower())),
-    }
-
-
 def usage() -> tuple[float, int]:
     """CPU seconds (user + system) and peak resident memory in bytes, for this process."""
     import resource
 
     ru = resource.getrusage(resource.RUSAGE_SELF)
     return ru.ru_utime + ru.ru_stime, ru.ru_maxrss * 1024
-
-
-def cached_environment(cache_dir: Path) -> dict[str, Any]:
-    """`environment()`, cached in `cache_dir` until a package folder changes."""
-    # Listing ~200 installed packages takes a third of a second; the list only
-    # changes when a package folder changes, so it is cached on their mtimes.
-
-    folders = [p for p in sys.path if p and os.path.isdir(p)]
-    stamp = [sys.executable, sys.version, [(p, os.stat(p).st_mtime_ns) for p in folders]]
-    key = hash_bytes(json.dumps(stamp).encode())[:16]
-    path = cache_dir / f"environment-{key}.json"
-    try:
-        cached: dict[str, Any] = json.loads(path.read_text())
-        return cached
-    except (OSError, ValueError):
-        env = environment()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(env))
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a cache only
-    return env

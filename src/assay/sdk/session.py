@@ -288,7 +288,7 @@ class RemoteSession:
         error: str | None,
         resources: dict[str, Any],
     ) -> None:
-        from assay.runs.tracking import environment
+        from assay.installed import environment
         from assay.sdk.remote import RemoteRecorder
 
         env = environment()
