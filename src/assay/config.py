@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import getpass
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,6 +114,8 @@ def find_root(start: Path) -> Path | None:
 def read_config_file(path: Path) -> dict[str, str]:
     if not path.exists():
         return {}
+    import tomllib  # only where there is a file to read
+
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
