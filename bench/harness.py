@@ -271,11 +271,13 @@ def timed_run(
         BenchFailed: the command exited non-zero.
     """
     os.sync()  # untimed: no write-back left over from setup or the command before
+    # Every tool runs as a user's shell runs it: compiled bytecode written and reused.
+    env = {k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}
     start = time.perf_counter()
     proc = subprocess.run(
         list(args),
         cwd=cwd,
-        env=dict(env),
+        env=env,
         capture_output=True,
         text=True,
         timeout=timeout_s,
