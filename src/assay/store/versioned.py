@@ -95,7 +95,15 @@ def latest_number(conn: Connection, versions: Table, fk: Column[Any], owner: int
 
 
 def next_number(conn: Connection, versions: Table, fk: Column[Any], owner: int, kind: str) -> int:
-    """The number the next version gets: after every version, deleted ones included."""
+    """The number the next version gets: after every version, deleted ones included.
+
+    The owner's row is locked first (PostgreSQL; SQLite's write transaction already
+    excludes other writers), so concurrent writers take numbers in turn instead of
+    racing for one and retrying: under load a writer could lose every retry.
+    """
+    (ref,) = fk.foreign_keys
+    owner_id = ref.column
+    conn.execute(select(owner_id).where(owner_id == owner).with_for_update())
     newest = latest_number(conn, versions, fk, owner) or 0
     retired = conn.scalar(
         select(func.max(retired_versions.c.number)).where(
