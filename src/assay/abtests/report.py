@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from assay.abtests import stats
 from assay.abtests.routing import parse_strategy
 from assay.abtests.verdict import verdict
+from assay.numeric import quantile
 
 if TYPE_CHECKING:
     from assay.abtests.entities import (
@@ -169,22 +170,13 @@ def _traffic(rows: list[dict[str, Any]], cost_per_hour: float) -> VariantReport:
     return {
         "requests": len(rows),
         "errors": len(rows) - len(ok),
-        "p50_ms": _num(_quantile(ms, 0.5)),
-        "p99_ms": _num(_quantile(ms, 0.99)),
+        "p50_ms": _num(quantile(ms, 0.5)),
+        "p99_ms": _num(quantile(ms, 0.99)),
         "cost_per_1k": _num(cost) if cost is not None else None,
         "outcomes": 0,
         "mean": None,
         "ci": [None, None],
     }
-
-
-def _quantile(sorted_values: list[float], q: float) -> float:
-    if not sorted_values:
-        return math.nan
-    pos = q * (len(sorted_values) - 1)
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(sorted_values) - 1)
-    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
 
 
 def _sequential_p(
@@ -231,8 +223,8 @@ def _shadows(
             "copies": len(rows),
             "errors": len(rows) - len(ok),
             "agreement": _num(agree / len(ok)) if ok else None,
-            "p50_ms": _num(_quantile(ms, 0.5)),
-            "p99_ms": _num(_quantile(ms, 0.99)),
+            "p50_ms": _num(quantile(ms, 0.5)),
+            "p99_ms": _num(quantile(ms, 0.99)),
         }
     return out
 

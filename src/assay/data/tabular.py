@@ -23,6 +23,7 @@ from assay.data.profiles import (
     Histogram,
     TableProfile,
 )
+from assay.numeric import quantile
 
 __all__ = [
     "COLUMN_TYPES",
@@ -216,19 +217,9 @@ def _numeric_profile(name: str, s: pd.Series[Any], missing: int, share: float) -
 
 
 def _quantiles(ordered: npt.NDArray[np.float64]) -> dict[str, float]:
-    # Linear interpolation on the already sorted values, as numpy's default method does,
-    # without numpy re-partitioning the array for each quantile.
-    n = len(ordered)
-    out: dict[str, float] = {}
-    for key, q in QUANTILES.items():
-        pos = q * (n - 1)
-        below = math.floor(pos)
-        above = min(below + 1, n - 1)
-        frac = pos - below
-        a, b = float(ordered[below]), float(ordered[above])
-        value = a + (b - a) * frac if frac < 0.5 else b - (b - a) * (1 - frac)
-        out[key] = value if math.isfinite(value) else (a if frac < 0.5 else b)
-    return out
+    # On the already sorted values: numpy would re-partition the array for each one.
+    values = ordered.tolist()
+    return {key: quantile(values, q) for key, q in QUANTILES.items()}
 
 
 def _histogram(values: npt.NDArray[np.float64], low: float, high: float) -> Histogram | None:

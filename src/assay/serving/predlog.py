@@ -46,6 +46,7 @@ import numpy as np
 
 from assay.errors import AssayError, InvalidArgumentError
 from assay.limits import check_document
+from assay.store.liveness import alive
 from assay.store.segments import SegmentStore, short_digest
 
 log = logging.getLogger("assay.serving")
@@ -473,13 +474,8 @@ def request_flush(folder: Path, timeout_s: float = 5.0) -> bool:
 
 
 def _alive(pid: str) -> bool:
-    try:
-        os.kill(int(pid), 0)
-    except (ValueError, ProcessLookupError):
-        return False
-    except PermissionError:
-        return True
-    return True
+    """Whether the worker named by a file stem (its pid) runs."""
+    return pid.isdigit() and alive(int(pid))
 
 
 class RequestIds:
