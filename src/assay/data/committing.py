@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection
-from sqlalchemy.exc import IntegrityError
 
 from assay.data import manifest
 from assay.data.entities import (
@@ -38,6 +37,7 @@ from assay.store.db import utcnow
 from assay.store.objects import hash_bytes
 from assay.store.packs import PACKABLE, Blobs, PackWriter
 from assay.store.paths import kind_of
+from assay.store.retry import retrying
 
 if TYPE_CHECKING:
     from assay.data.checks import Checks
@@ -462,40 +462,39 @@ class DataCommitting(DataBase):
         # Two writers may race for the same number; the unique constraint picks one
         # and the other simply takes the next number.
         needed = self._objects_of(digest, files, packer)
-        for _attempt in range(20):
-            try:
-                with self.db.session() as s:
-                    # Under the store's lock (shared; `assay gc` takes it exclusive), make
-                    # sure every object the version names is there: one found at the start
-                    # of the commit may have been collected since.
-                    self.db.store_lock(s, exclusive=False)
-                    missing = [d for d in needed if not self.store.has(d)]
-                    if missing:
-                        raise Collected(missing)
-                    repo = DataRepository(s)
-                    ds = repo.get_or_create_dataset(name)
-                    latest = repo.latest_number(ds.id)
-                    row = repo.insert_version(
-                        dataset_id=ds.id,
-                        number=repo.next_number(ds.id),
-                        manifest=digest,
-                        message=message,
-                        author=self.author,
-                        created_at=utcnow(),
-                        parent=latest,
-                        file_count=len(files),
-                        total_bytes=sum(f.size for f in files),
-                        validation=None if report is None else _status(report),
+
+        def attempt() -> DataVersion:
+            with self.db.session() as s:
+                # Under the store's lock (shared; `assay gc` takes it exclusive), make
+                # sure every object the version names is there: one found at the start
+                # of the commit may have been collected since.
+                self.db.store_lock(s, exclusive=False)
+                missing = [d for d in needed if not self.store.has(d)]
+                if missing:
+                    raise Collected(missing)
+                repo = DataRepository(s)
+                ds = repo.get_or_create_dataset(name)
+                latest = repo.latest_number(ds.id)
+                row = repo.insert_version(
+                    dataset_id=ds.id,
+                    number=repo.next_number(ds.id),
+                    manifest=digest,
+                    message=message,
+                    author=self.author,
+                    created_at=utcnow(),
+                    parent=latest,
+                    file_count=len(files),
+                    total_bytes=sum(f.size for f in files),
+                    validation=None if report is None else _status(report),
+                )
+                Blobs.index(s, packer.written)
+                if report is not None and checks is not None:
+                    repo.add_validation(
+                        row.id, _checks_digest(checks), report.passed, report.to_dict()
                     )
-                    Blobs.index(s, packer.written)
-                    if report is not None and checks is not None:
-                        repo.add_validation(
-                            row.id, _checks_digest(checks), report.passed, report.to_dict()
-                        )
-                    return to_version(name, row)
-            except IntegrityError:
-                continue
-        raise ConflictError(f"Too many concurrent commits to {name!r}; retry.")
+                return to_version(name, row)
+
+        return retrying(attempt, f"Too many concurrent commits to {name!r}; retry.")
 
     def _objects_of(self, digest: str, files: list[FileEntry], packer: PackWriter) -> list[str]:
         """The stored objects a version of `files` names: its manifest, the packs holding

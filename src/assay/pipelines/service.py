@@ -15,11 +15,9 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-from sqlalchemy.exc import IntegrityError
-
 from assay.data import manifest
 from assay.data.entities import LATEST, FileEntry, check_name
-from assay.errors import ConflictError, InvalidArgumentError, NotFoundError
+from assay.errors import InvalidArgumentError, NotFoundError
 from assay.pipelines import notebook as notebooks
 from assay.pipelines.entities import PipelineInfo, PipelineVersion, StepInfo
 from assay.pipelines.repository import PipelineRepository, steps_json, to_version
@@ -27,6 +25,7 @@ from assay.store.acting import author_or
 from assay.store.db import Database, utcnow
 from assay.store.objects import ObjectStore, hash_bytes
 from assay.store.packs import PACKABLE, Blobs, PackWriter
+from assay.store.retry import retrying
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -200,30 +199,28 @@ class PipelineService:
     ) -> tuple[PipelineVersion, bool]:
         # Two writers may race for the same number; the unique constraint picks one
         # and the other takes the next number (or finds its source already registered).
-        for _attempt in range(20):
-            try:
-                with self.db.session() as s:
-                    repo = PipelineRepository(s)
-                    same = _head_if(repo, name, digest)
-                    if same is not None:
-                        return same, False
-                    row = repo.get_or_create_pipeline(name)
-                    latest = repo.latest_number(row.id)
-                    version = repo.insert_version(
-                        pipeline_id=row.id,
-                        number=(latest or 0) + 1,
-                        manifest=digest,
-                        entry=entry,
-                        steps=steps,
-                        message=message,
-                        author=self.author,
-                        created_at=utcnow(),
-                    )
-                    Blobs.index(s, packer.written)
-                    return to_version(name, version), True
-            except IntegrityError:
-                continue
-        raise ConflictError(f"Too many concurrent registrations of {name!r}; retry.")
+        def attempt() -> tuple[PipelineVersion, bool]:
+            with self.db.session() as s:
+                repo = PipelineRepository(s)
+                same = _head_if(repo, name, digest)
+                if same is not None:
+                    return same, False
+                row = repo.get_or_create_pipeline(name)
+                latest = repo.latest_number(row.id)
+                version = repo.insert_version(
+                    pipeline_id=row.id,
+                    number=(latest or 0) + 1,
+                    manifest=digest,
+                    entry=entry,
+                    steps=steps,
+                    message=message,
+                    author=self.author,
+                    created_at=utcnow(),
+                )
+                Blobs.index(s, packer.written)
+                return to_version(name, version), True
+
+        return retrying(attempt, f"Too many concurrent registrations of {name!r}; retry.")
 
     # ---- reading ------------------------------------------------------------------------
 

@@ -16,8 +16,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.exc import IntegrityError
-
 from assay.data.entities import LATEST, Ref, check_name, check_tag
 from assay.errors import ConflictError, InvalidArgumentError, NotFoundError
 from assay.registry import bundle as bundles
@@ -36,6 +34,7 @@ from assay.store import versioned
 from assay.store.acting import author_or
 from assay.store.db import Database, utcnow
 from assay.store.objects import ObjectStore, hash_file
+from assay.store.retry import Retry, retrying
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Row
@@ -339,7 +338,8 @@ class RegistryService:
         extra: dict[str, Any] = {"content": content}
         if manifest.get("note"):
             extra["note"] = manifest["note"]
-        for _attempt in range(5):
+
+        def attempt() -> ModelVersion:
             with self.db.read() as s:
                 repo = RegistryRepository(s)
                 row = repo.model_row(name)
@@ -348,36 +348,39 @@ class RegistryService:
                 manifest, name=name, version=number, lineage=lineage.to_dict(), metrics=metrics
             )
             digest = self.store.put_bytes(bundles.encode_manifest(stamped))
-            try:
-                with self.db.session() as s:
-                    repo = RegistryRepository(s)
-                    model_row = repo.get_or_create_model(name)
-                    if repo.next_number(model_row.id) != number:
-                        continue  # someone registered meanwhile: renumber and restamp
-                    row = repo.insert_version(
-                        model_id=model_row.id,
-                        number=number,
-                        bundle=digest,
-                        flavor=stamped["flavor"],
-                        signature=signature.to_dict() if signature else None,
-                        metrics=metrics,
-                        frameworks=stamped.get("frameworks", {}),
-                        lineage=lineage.to_dict(),
-                        run_id=run_id,
-                        description=description,
-                        author=self.author,
-                        created_at=utcnow(),
-                        extra=extra,
-                    )
-                    return to_version(name, row, repo.aliases(model_row.id))
-            except IntegrityError:
-                if run_id is not None:
-                    with self.db.read() as s:
-                        found = RegistryRepository(s).version_for_run(run_id, name)
-                    if found is not None:
-                        return self._entity(*found)
-                continue
-        raise ConflictError(f"Too many concurrent registrations of {name!r}; retry.")
+            with self.db.session() as s:
+                repo = RegistryRepository(s)
+                model_row = repo.get_or_create_model(name)
+                if repo.next_number(model_row.id) != number:
+                    raise Retry  # someone registered meanwhile: renumber and restamp
+                row = repo.insert_version(
+                    model_id=model_row.id,
+                    number=number,
+                    bundle=digest,
+                    flavor=stamped["flavor"],
+                    signature=signature.to_dict() if signature else None,
+                    metrics=metrics,
+                    frameworks=stamped.get("frameworks", {}),
+                    lineage=lineage.to_dict(),
+                    run_id=run_id,
+                    description=description,
+                    author=self.author,
+                    created_at=utcnow(),
+                    extra=extra,
+                )
+                return to_version(name, row, repo.aliases(model_row.id))
+
+        def settled() -> ModelVersion | None:
+            """The run's model, when the race was lost to the same run's registration."""
+            if run_id is None:
+                return None
+            with self.db.read() as s:
+                found = RegistryRepository(s).version_for_run(run_id, name)
+            return self._entity(*found) if found is not None else None
+
+        return retrying(
+            attempt, f"Too many concurrent registrations of {name!r}; retry.", settled=settled
+        )
 
     def _training_signature(self, run: Run, model: Any) -> tuple[Signature | None, list[Any]]:
         """The signature of the features the model step was fitted on.

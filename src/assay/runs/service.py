@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, select
-from sqlalchemy.exc import IntegrityError
 
 from assay.data.entities import DataVersion
 from assay.errors import ConflictError, InvalidArgumentError, NotFoundError
@@ -28,6 +27,7 @@ from assay.runs.repository import RunRepository, runs
 from assay.store import liveness
 from assay.store.db import utcnow
 from assay.store.objects import hash_bytes
+from assay.store.retry import retrying
 
 if TYPE_CHECKING:
     pass
@@ -204,44 +204,42 @@ class RunService(RunRecording, RunExecution):
             raise InvalidArgumentError(
                 f"Params must be JSON values (numbers, strings, booleans, lists, objects): {exc}."
             ) from None
-        for attempt in range(20):
-            try:
-                with self.db.session() as conn:
-                    # The same params as any earlier run reuse that version, so that a
-                    # run is known by its inputs whatever ran in between.
-                    pversion = self.data.commit_bytes_in(
-                        conn,
-                        f"params/{params_of}",
-                        "params.json",
-                        text,
-                        "run parameters",
-                        reuse=True,
-                    ).version
-                    repo = RunRepository(conn)
-                    values = fields(repo, pversion)
-                    exp_id = self._experiment_ids.get(experiment) or repo.experiment_id(experiment)
-                    assert exp_id is not None
-                    count = repo.run_count(exp_id)
-                    run_id, now = uuid.uuid4().hex, utcnow()
-                    run_name = name or f"{experiment}-{count + 1}"
-                    repo.insert_run(
-                        {
-                            **values,
-                            "id": run_id,
-                            "experiment_id": exp_id,
-                            "name": run_name,
-                            "params_dataset": pversion.dataset,
-                            "params_version": pversion.number,
-                            "created_at": now,
-                        },
-                        flat,
-                    )
-                self._experiment_ids[experiment] = exp_id  # committed: safe to remember
-                return run_id, run_name, pversion, now
-            except IntegrityError:
-                if attempt == 19:
-                    raise
-        raise AssertionError("unreachable")
+
+        def attempt() -> tuple[str, str, DataVersion, datetime]:
+            with self.db.session() as conn:
+                # The same params as any earlier run reuse that version, so that a
+                # run is known by its inputs whatever ran in between.
+                pversion = self.data.commit_bytes_in(
+                    conn,
+                    f"params/{params_of}",
+                    "params.json",
+                    text,
+                    "run parameters",
+                    reuse=True,
+                ).version
+                repo = RunRepository(conn)
+                values = fields(repo, pversion)
+                exp_id = self._experiment_ids.get(experiment) or repo.experiment_id(experiment)
+                assert exp_id is not None
+                count = repo.run_count(exp_id)
+                run_id, now = uuid.uuid4().hex, utcnow()
+                run_name = name or f"{experiment}-{count + 1}"
+                repo.insert_run(
+                    {
+                        **values,
+                        "id": run_id,
+                        "experiment_id": exp_id,
+                        "name": run_name,
+                        "params_dataset": pversion.dataset,
+                        "params_version": pversion.number,
+                        "created_at": now,
+                    },
+                    flat,
+                )
+            self._experiment_ids[experiment] = exp_id  # committed: safe to remember
+            return run_id, run_name, pversion, now
+
+        return retrying(attempt, f"Too many runs opened at once in {experiment!r}; retry.")
 
     # ---- reading -------------------------------------------------------------------------
 
