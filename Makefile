@@ -17,8 +17,8 @@ $(VENV)/.runtime: pyproject.toml | $(BIN)/python
 
 # The KServe SDK (conformance tests) goes in without its pins (pandas<3, protobuf<7, below
 # ours); the `dev` extra lists what it needs to import.
-$(VENV)/.dev: pyproject.toml | $(BIN)/python
-	$(PIP) install -e '.[dev,examples]'
+$(VENV)/.dev: pyproject.toml constraints-dev.txt | $(BIN)/python
+	$(PIP) install -c constraints-dev.txt -e '.[dev,examples]'
 	$(PIP) install --no-deps 'kserve==0.21.0'
 	@touch $@ $(VENV)/.runtime
 

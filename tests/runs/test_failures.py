@@ -17,7 +17,7 @@ def test_the_users_frames_are_shown_and_library_frames_folded(tmp_path: Path) ->
         "import json\n\ndef train(text):\n    return json.loads(text)\n"
     )
     train = runpy.run_path(str(code / "pipeline.py"))["train"]
-    with pytest.raises(ValueError) as caught:
+    with pytest.raises(ValueError, match="Expecting property name") as caught:
         train("{oops")
     exc = caught.value
     setattr(exc, STEP_ATTR, "train")

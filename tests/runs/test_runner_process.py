@@ -116,10 +116,17 @@ def test_notebook_runs_record_params_metrics_and_failures(
     assert r.metrics["acc"] == 0.9 and r.metrics["loss"] == pytest.approx(1 / 10_000)
     assert len(ws.runs.series(r.id, "loss")) == 10_000  # nothing buffered is lost
 
-    with pytest.raises(RuntimeError), assay.start_run(experiment="notebook") as failing:
-        assay.log_metric("loss", 3.0)
-        raise RuntimeError("boom")
-    r = ws.runs.get(failing.id)
+    opened: list[str] = []
+
+    def fail_in_a_run() -> None:
+        with assay.start_run(experiment="notebook") as failing:
+            opened.append(failing.id)
+            assay.log_metric("loss", 3.0)
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        fail_in_a_run()
+    r = ws.runs.get(opened[0])
     assert r.status == "failed" and r.error is not None and "boom" in r.error
     assert r.metrics["loss"] == 3.0
 

@@ -169,7 +169,7 @@ def test_a_recording_failure_warns_once_and_the_fit_returns_as_usual(
 
 def test_a_fit_that_raises_fails_its_run_and_raises(here: Workspace) -> None:
     assay.autolog()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="class"):
         LogisticRegression().fit([[1.0], [2.0]], [0, 0])  # one class only
     (run,) = _runs(here)
     assert run.status == "failed" and "ValueError" in (run.error or "")

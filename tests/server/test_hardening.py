@@ -109,11 +109,11 @@ def test_encoded_dots_are_decoded_once_and_refused(ws: Workspace, api: httpx.Cli
 
 
 @pytest.fixture
-def outside(tmp_path: Path) -> Iterator[Path]:
+def outside(tmp_path: Path) -> Path:
     target = tmp_path / "outside"
     target.mkdir()
     (target / "secret.txt").write_text("keep me")
-    yield target
+    return target
 
 
 def test_a_symlink_in_the_staging_folder_is_not_written_through(

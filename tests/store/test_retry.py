@@ -50,6 +50,6 @@ def test_other_errors_are_not_retried() -> None:
         calls += 1
         raise ValueError("bad")
 
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="bad"):
         retrying(attempt, "no")
     assert calls == 1
