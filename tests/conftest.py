@@ -201,7 +201,7 @@ def _postgres_script() -> str:
         from assay.store.db import HEAD_REVISION, metadata
 
         load_tables()  # every concept's tables on `metadata`
-        dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+        dialect = postgresql.dialect()
         parts = []
         for table in metadata.sorted_tables:
             parts.append(str(CreateTable(table).compile(dialect=dialect)).strip())

@@ -40,6 +40,11 @@ def test_the_scans_are_kept_on_disk_until_a_folder_on_sys_path_changes(
 
 def test_without_a_cache_folder_it_scans(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
-    monkeypatch.setattr(installed, "module_owners", lambda: calls.append(1) or {"x": ["y"]})
+
+    def scan() -> dict[str, list[str]]:
+        calls.append(1)
+        return {"x": ["y"]}
+
+    monkeypatch.setattr(installed, "module_owners", scan)
     assert installed.cached_module_owners(None) == {"x": ["y"]}
     assert calls == [1]

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import Result
@@ -180,9 +181,10 @@ def test_two_objectives_give_the_pareto_front(project: CLI, tmp_path: Path) -> N
     assert doc["pruner"] == "none"
     done = [t for t in doc["trial_list"] if t["state"] == "complete"]
 
-    def beats(a: dict, b: dict) -> bool:  # a dominates b: loss lower-or-equal, gain higher-or-equal
+    def beats(a: dict[str, Any], b: dict[str, Any]) -> bool:
+        """a dominates b: loss lower or equal, gain higher or equal, one strictly."""
         (la, ga), (lb, gb) = a["values"], b["values"]
-        return la <= lb and ga >= gb and (la < lb or ga > gb)
+        return bool(la <= lb and ga >= gb and (la < lb or ga > gb))
 
     front = {t["run"] for t in done if not any(beats(o, t) for o in done)}
     assert set(doc["best_runs"]) == front and front

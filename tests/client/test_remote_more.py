@@ -338,8 +338,8 @@ def test_validate_remotely_answers_as_locally(site: Site, people: str) -> None:
         remote, local = site.remote(*args), site.local(*args)
         assert remote.returncode == local.returncode == code, remote.stderr
         assert remote.stdout == local.stdout
-    args = ("data", "validate", people, "--checks", "strict.yaml", "--json")
-    assert json.loads(site.remote(*args).stdout) == json.loads(site.local(*args).stdout)
+    as_json = ("data", "validate", people, "--checks", "strict.yaml", "--json")
+    assert json.loads(site.remote(*as_json).stdout) == json.loads(site.local(*as_json).stdout)
     shown = json.loads(ok(site.remote("data", "show", people, "--json")).stdout)
     assert shown["validation"] == "failed"  # the last validation's result, stored
     missing = site.remote("data", "validate", people, "--checks", "nope.yaml")

@@ -116,7 +116,7 @@ def test_large_file_round_trips_through_checkout(ws: Workspace, tmp_path: Path) 
 
 
 def test_checkout_restores_a_version_byte_for_byte(ws: Workspace, tmp_path: Path) -> None:
-    files = {"a.txt": b"alpha", "deep/er/b.bin": os.urandom(3000), "c": b""}
+    files: dict[str, bytes | str] = {"a.txt": b"alpha", "deep/er/b.bin": os.urandom(3000), "c": b""}
     tree = make_tree(tmp_path / "d", files)
     ws.data.commit("raw", tree)
     (tree / "a.txt").write_text("edited")

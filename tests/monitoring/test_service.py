@@ -43,10 +43,11 @@ class _Hook(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def hook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    handler = type("Hook", (_Hook,), {"got": []})
+    got: list[dict[str, Any]] = []
+    handler = type("Hook", (_Hook,), {"got": got})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hook", handler.got
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook", got
     server.shutdown()
     server.server_close()
 

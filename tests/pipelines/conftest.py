@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from samples import HELPERS, PIPELINE, write
+
+from .samples import HELPERS, PIPELINE, write
 
 
 @pytest.fixture

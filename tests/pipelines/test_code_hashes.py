@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from samples import HELPERS, PIPELINE, write
-
 from assay.pipelines.dsl import load_pipeline, step_code_hashes
+
+from .samples import HELPERS, PIPELINE, write
 
 
 def hashes_of(root: Path, source: str, helpers: str = HELPERS) -> dict[str, str]:

@@ -7,10 +7,11 @@ import types
 from pathlib import Path
 
 import pytest
-from samples import HELPERS, PIPELINE, write
 
 from assay.errors import InvalidArgumentError, NotFoundError
 from assay.pipelines.dsl import Pipeline, load_pipeline
+
+from .samples import HELPERS, PIPELINE, write
 
 TWO = """\
 from assay.pipelines.dsl import Pipeline, step

@@ -9,13 +9,14 @@ import threading
 from pathlib import Path
 
 import pytest
-from samples import PIPELINE, write
 
 from assay.errors import InvalidArgumentError, NotFoundError
 from assay.pipelines.dsl import load_pipeline
 from assay.pipelines.service import MAX_FILES
 from assay.store.packs import PACKABLE
 from assay.workspace import Workspace
+
+from .samples import PIPELINE, write
 
 
 def test_first_registration_is_version_one_with_its_steps(ws: Workspace, project: Path) -> None:

@@ -153,8 +153,9 @@ def test_lineage_reaches_data_pipeline_steps_and_params(
     tree = ws.registry.lineage("cancer@1")
     assert tree["model"] == "cancer@1"
     r = tree["run"]
+    assert r is not None
     assert r["id"] == run.id
-    assert r["data"]["ref"] == "cancer@1" and len(r["data"]["manifest"]) == 64
+    assert r["data"]["ref"] == "cancer@1" and len(r["data"]["manifest"] or "") == 64
     assert [s["name"] for s in r["pipeline"]["steps"]] == [
         "load",
         "clean",

@@ -106,7 +106,7 @@ def test_a_grid_search_records_its_best_and_every_candidate_as_a_child(
     children = here.runs.children(parent.id)
     assert len(children) == 3
     assert sorted(c.params["logisticregression__C"] for c in children) == [0.01, 0.1, 1.0]
-    best = min(children, key=lambda c: c.metrics["rank_test_score"])
+    best = min(children, key=lambda c: c.metrics["rank_test_score"] or 0.0)
     assert best.params["logisticregression__C"] == search.best_params_["logisticregression__C"]
     assert best.metrics["mean_test_score"] == pytest.approx(search.best_score_)
     assert all(c.parent_id == parent.id and c.status == "succeeded" for c in children)

@@ -140,6 +140,7 @@ def test_check_snapshot_and_retrain_through_the_api_sdk_and_remote(
         assert (retrain["status"], retrain["new_model"]) == ("registered", "drifty@2")
         assert client.get_retrain(retrain["run_id"][:8]).data == "drifty@2"
         lineage = client.lineage("drifty@2")
+        assert lineage["run"] is not None
         assert "live traffic of service drifty-api" in (lineage["run"]["data"]["message"] or "")
 
         with pytest.raises(NotFoundError, match="No service or A/B test named 'nope'"):

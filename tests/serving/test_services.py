@@ -77,10 +77,12 @@ def test_deploy_predict_status_and_stop(
     assert v2.json()["outputs"][0]["data"] == [0]
 
     status = served.services.status("flowers")
-    assert status["state"] == "running" and status["uptime_s"] >= 0
-    assert status["traffic"]["requests"] >= 2
-    assert status["traffic"]["p50_ms"] is not None
-    assert status["traffic"]["by_version"][1]["requests"] >= 2
+    traffic = status["traffic"]
+    assert traffic is not None, status
+    assert status["state"] == "running" and (status["uptime_s"] or 0) >= 0
+    assert traffic["requests"] >= 2
+    assert traffic["p50_ms"] is not None
+    assert traffic["by_version"][1]["requests"] >= 2
     [worker] = status["workers_now"]
     assert worker["ready"] and worker["version"] == 1
     # Its type describes all of it: the API answers the same document.

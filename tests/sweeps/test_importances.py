@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from assay.sweeps import service as sweeps_module
+from assay.sweeps import study as studies
 from assay.sweeps.entities import Objective, Sweep, Trial
 from assay.workspace import Workspace
 
@@ -42,13 +42,14 @@ def test_importances_are_computed_once_until_a_trial_lands(
     ws: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     computed: list[int] = []
-    real = sweeps_module.studies.importances
+    real = studies.importances
 
     def counting(study: Any, objective: int = 0) -> dict[str, float]:
         computed.append(len(study.trials))
-        return real(study, objective)
+        found: dict[str, float] = real(study, objective)
+        return found
 
-    monkeypatch.setattr(sweeps_module.studies, "importances", counting)
+    monkeypatch.setattr(studies, "importances", counting)
     sweep = sweep_of(12)
     first = ws.sweeps.importances(sweep)
     assert first["a"] > first["b"]  # the score is mostly a

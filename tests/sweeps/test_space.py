@@ -4,12 +4,14 @@ pipeline reads."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
 
 from assay.errors import InvalidArgumentError
 from assay.sweeps.space import (
+    Space,
     check_names,
     load_space,
     merge,
@@ -31,9 +33,9 @@ seed: 7
 """
 
 
-def _sample(space, seed: int, n: int) -> list[dict]:
+def _sample(space: Space, seed: int, n: int) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
-    points = []
+    points: list[tuple[dict[str, Any], dict[str, Any]]] = []
     for _ in range(n):
         trial = study.ask()
         points.append((space.sample(trial), dict(trial.params)))
@@ -62,7 +64,7 @@ def test_conditional_choice_samples_only_the_chosen_options_params() -> None:
 
 
 def test_merge_lays_a_point_over_base_params_key_by_key() -> None:
-    base = {"seed": 1, "optimizer": {"lr": 0.5, "nesterov": True}, "C": 1.0}
+    base: dict[str, Any] = {"seed": 1, "optimizer": {"lr": 0.5, "nesterov": True}, "C": 1.0}
     assert merge(base, {"optimizer": {"lr": 0.01}, "C": 3.0}) == {
         "seed": 1,
         "optimizer": {"lr": 0.01, "nesterov": True},

@@ -11,12 +11,15 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from assay.config import Settings
 from assay.workspace import Workspace, init_workspace
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Dialog
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "tests" / "ui" / "screenshots"  # git ignores it: look, don't commit
@@ -202,7 +205,12 @@ class Page:
             ),
         )
         self.tab.on("pageerror", lambda e: self.errors.append(str(e)))
-        self.tab.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
+
+        def on_dialog(dialog: Dialog) -> None:
+            self.dialogs.append(dialog.message)
+            dialog.dismiss()
+
+        self.tab.on("dialog", on_dialog)
         self.tab.goto(f"{site.url}/login")
         self.tab.fill("input[name=token]", token)
         self.tab.click("button[type=submit]")
