@@ -260,15 +260,16 @@ def _drive(ws: Workspace, name: str) -> int:
 
 
 def _executor(ws: Workspace, sweep: Sweep) -> Executor:
-    if sweep.executor == "ray":
-        from assay.executors.ray_cluster import RayExecutor
+    from assay.executors import open_executor
 
-        return RayExecutor(ws.settings, os.environ, slots=sweep.parallel)
-    from assay.executors.pool import LocalPool
-
-    pool = LocalPool(Path.cwd(), os.environ, sweep.parallel)
-    pool.preload(sweep.pipeline_ref)
-    return pool
+    return open_executor(
+        sweep.executor,
+        ws.settings,
+        os.environ,
+        slots=sweep.parallel,
+        cwd=Path.cwd(),
+        pipeline_ref=sweep.pipeline_ref,
+    )
 
 
 def _interrupt(signum: int, frame: object) -> NoReturn:
