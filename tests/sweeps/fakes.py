@@ -1,10 +1,11 @@
-"""A fake clock and fake runners for the sweep scheduler's tests: the rules run in milliseconds.
+"""A fake clock, fake runners and a toy sweep for the sweep scheduler's and drivers' tests.
 
-`FakeRunners` is an `Executor` that plays what a runner does to a run in the store (the
-real database): it marks the run running, logs its learning curve step by step, stops at
-a pruning request as `log_metric` does, and records the run's end with its metrics and
-cost. Time is the `FakeClock`'s, moved on by `wait` from one event to the next, so a
-trial of an hour ends at once and nothing sleeps.
+`make_sweep` records a sweep of a toy pipeline in a workspace. `FakeRunners` is an
+`Executor` that plays what a runner does to a run in the store (the real database): it
+marks the run running, logs its learning curve step by step, stops at a pruning request
+as `log_metric` does, and records the run's end with its metrics and cost. Time is the
+`FakeClock`'s, moved on by `wait` from one event to the next, so a trial of an hour ends
+at once and nothing sleeps.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from assay.runs.executor import Done, Job
 from assay.runs.repository import RunRepository
+from assay.sweeps.entities import Sweep
 from assay.workspace import Workspace
 
 
@@ -159,3 +162,40 @@ class FakeRunners:
 
     def _ts(self) -> float:
         return self.clock.now().timestamp()
+
+
+PIPELINE = """
+import assay
+
+@assay.step
+def evaluate(params):
+    x = float(params.get("x", 0.0))
+    return {"loss": (x - 2) ** 2, "gain": x}
+
+pipeline = assay.Pipeline("toy", [evaluate])
+"""
+
+
+def make_sweep(ws: Workspace, tmp_path: Path, **options: Any) -> Sweep:
+    (tmp_path / "pipeline.py").write_text(PIPELINE)
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "t.csv").write_text("a\n1\n")
+    ws.data.commit("toy", tmp_path / "d")
+    given: dict[str, Any] = {
+        "data": "toy",
+        "trials": 5,
+        "objectives": ["loss"],
+        "space_text": "x: {float: [0, 4]}\n",
+        "register": "none",
+        "name": "s",
+    }
+    return ws.sweeps.create(str(tmp_path / "pipeline.py"), **(given | options))
+
+
+def loss(seconds: float = 2.0) -> Callable[[dict[str, Any]], Script]:
+    """Runs that take `seconds` and log the objective of PIPELINE."""
+
+    def behave(params: dict[str, Any]) -> Script:
+        return Script(seconds=seconds, metrics={"loss": (params["x"] - 2) ** 2})
+
+    return behave

@@ -9,53 +9,16 @@ processes is tested end to end in tests/cli/test_sweeps_cli.py.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from assay.sweeps.entities import Sweep, Trial
+from assay.sweeps.entities import Trial
 from assay.sweeps.scheduler import Update
 from assay.workspace import Workspace
 
-from .fakes import FakeClock, FakeRunners, Script
-
-PIPELINE = """
-import assay
-
-@assay.step
-def evaluate(params):
-    x = float(params.get("x", 0.0))
-    return {"loss": (x - 2) ** 2, "gain": x}
-
-pipeline = assay.Pipeline("toy", [evaluate])
-"""
-
-
-def make_sweep(ws: Workspace, tmp_path: Path, **options: Any) -> Sweep:
-    (tmp_path / "pipeline.py").write_text(PIPELINE)
-    (tmp_path / "d").mkdir()
-    (tmp_path / "d" / "t.csv").write_text("a\n1\n")
-    ws.data.commit("toy", tmp_path / "d")
-    given: dict[str, Any] = {
-        "data": "toy",
-        "trials": 5,
-        "objectives": ["loss"],
-        "space_text": "x: {float: [0, 4]}\n",
-        "register": "none",
-        "name": "s",
-    }
-    return ws.sweeps.create(str(tmp_path / "pipeline.py"), **(given | options))
-
-
-def loss(seconds: float = 2.0) -> Callable[[dict[str, Any]], Script]:
-    """Runs that take `seconds` and log the objective of tests/…/PIPELINE."""
-
-    def behave(params: dict[str, Any]) -> Script:
-        return Script(seconds=seconds, metrics={"loss": (params["x"] - 2) ** 2})
-
-    return behave
+from .fakes import FakeClock, FakeRunners, Script, loss, make_sweep
 
 
 def most_at_once(trials: tuple[Trial, ...]) -> int:
