@@ -22,6 +22,7 @@ from assay.limits import check_document
 from assay.runs.executor import Executor
 from assay.runs.params import load_params
 from assay.runs.service import looks_like_path
+from assay.store import liveness
 from assay.store.db import Database, utcnow
 from assay.store.objects import hash_bytes
 from assay.sweeps import study as studies
@@ -224,7 +225,7 @@ class SweepService:
 
     def check_runnable(self, sweep: Sweep) -> None:
         """Raises ConflictError when the sweep is running elsewhere or has nothing left to do."""
-        if sweep.status == "running" and sweep.host == _HOST and _alive(sweep.pid):
+        if sweep.status == "running" and sweep.host == _HOST and liveness.alive(sweep.pid):
             raise ConflictError(
                 f"Sweep {sweep.name!r} is running (process {sweep.pid}); wait for it, or stop it "
                 "with Ctrl-C there."
@@ -353,18 +354,6 @@ def study_of(sweep: Sweep) -> Any:
         parallel=1,
         trials=sweep.trial_list,
     )
-
-
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 __all__ = [
