@@ -28,6 +28,7 @@ from assay.sweeps.entities import Sweep
 from assay.workspace import Workspace, init_workspace
 
 PIPELINE = """
+import os
 import time
 
 import assay
@@ -43,6 +44,9 @@ def load(data):
 @assay.step
 def train(load, params):
     time.sleep(params.get("pause", 0.0))
+    # A gate the test opens: the trial runs until then, however slow the machine is.
+    while params.get("gate") and not os.path.exists(params["gate"]):
+        time.sleep(0.05)
     return Ridge(alpha=params["alpha"]).fit(load[["x"]], load["y"])
 
 
@@ -266,11 +270,12 @@ def test_a_bad_space_or_objective_is_refused_in_one_line_and_records_nothing(
 def test_a_sweep_outlives_a_server_restart_and_is_stopped_and_resumed_through_the_api(
     site: Site,
 ) -> None:
+    gate = site.laptop / "gate"  # trials wait until it exists: the sweep outlives the restart
     with site.client() as client:
         client.register_pipeline(site.laptop / "pipeline.py")
         made = client.create_sweep(
             "ridge", data="xy", space={"alpha": {"log-float": [0.001, 1000]}}, trials=3,
-            objectives=["loss:min"], params={"alpha": 1.0, "pause": 1.0}, register="none",
+            objectives=["loss:min"], params={"alpha": 1.0, "gate": str(gate)}, register="none",
             name="slow",
         )  # fmt: skip
         assert made.status == "created" and made.name == "slow"
@@ -287,6 +292,7 @@ def test_a_sweep_outlives_a_server_restart_and_is_stopped_and_resumed_through_th
         assert running.trial_list[0].number in {t.number for t in stopped.trial_list}
         with pytest.raises(assay.ConflictError, match="is not running"):
             client.stop_sweep("slow")
+        gate.touch()
         resumed = client.resume_sweep("slow")
         assert resumed.status == "queued"
         done = _until(client, "slow", lambda s: s.status not in ("queued", "running"))

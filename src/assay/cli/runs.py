@@ -184,7 +184,7 @@ def _run_remote(
 def execute_on_ray(run: Run, *, use_cache: bool, quiet: bool = False) -> Run:
     """Send a queued run to Ray as one task; wait for it, then show its steps."""
     from assay.cli.output import status
-    from assay.executors.ray_cluster import RayExecutor
+    from assay.executors import open_executor
     from assay.runs.executor import Job
 
     ws = workspace()
@@ -194,7 +194,7 @@ def execute_on_ray(run: Run, *, use_cache: bool, quiet: bool = False) -> Run:
             f"data {run.data_ref}, params {run.params_ref}, on Ray"
         )
     with status("Starting Ray…") as say:
-        executor = RayExecutor(ws.settings, os.environ, slots=1)
+        executor = open_executor("ray", ws.settings, os.environ, slots=1, cwd=Path.cwd())
         say("Running on Ray…")
         try:
             executor.submit(Job(run.id, use_cache=use_cache))

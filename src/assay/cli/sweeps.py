@@ -17,7 +17,6 @@ from assay.cli.output import JsonOpt, console, emit_json, err, fmt_num, sparklin
 from assay.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
-    from assay.executors.pool import LocalPool
     from assay.runs.executor import Executor
     from assay.sweeps.entities import Sweep, Trial
     from assay.sweeps.service import Update
@@ -107,7 +106,7 @@ def sweep_command(
     assert data is not None and space is not None and trials is not None and objective
     ws = workspace()
     remote = is_remote()  # then the server drives the trials, on its runners or its Ray
-    runners: LocalPool | None = None
+    runners: Executor | None = None
     if not remote and executor == "ray":
         from assay.executors.ray_cluster import check_ready
 
@@ -115,9 +114,7 @@ def sweep_command(
     elif not remote:
         # Start the runners now: their start-up overlaps the checks and the
         # pipeline's registration below.
-        from assay.executors.pool import LocalPool
-
-        runners = LocalPool(Path.cwd(), os.environ, parallel)
+        runners = _executor("local", parallel)
     try:
         sweep: Sweep = ws.sweeps.create(
             pipeline,
@@ -146,7 +143,9 @@ def sweep_command(
         _follow(sweep, as_json=as_json)
         return
     if runners is not None:
-        runners.preload(sweep.pipeline_ref)
+        from assay.executors import preload
+
+        preload(runners, sweep.pipeline_ref)
     _drive(sweep.name, executor=executor, parallel=parallel, as_json=as_json, runners=runners)
 
 
@@ -267,16 +266,14 @@ def _changed(view: _View, sweep: Sweep, seen: dict[int, str]) -> None:
 
 
 def _executor(kind: str, slots: int) -> Executor:
+    from assay.executors import open_executor
+
     ws = workspace()
     if kind == "ray":
-        from assay.executors.ray_cluster import RayExecutor
-
         with status("Ray") as say:
             say("starting or connecting")
-            return RayExecutor(ws.settings, os.environ, slots=slots)
-    from assay.executors.pool import LocalPool
-
-    return LocalPool(Path.cwd(), os.environ, slots)
+            return open_executor(kind, ws.settings, os.environ, slots=slots, cwd=Path.cwd())
+    return open_executor(kind, ws.settings, os.environ, slots=slots, cwd=Path.cwd())
 
 
 class _View:
