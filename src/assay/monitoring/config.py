@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import difflib
 import math
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, NoReturn
 
@@ -81,32 +82,21 @@ def load_config(text: str, source: str = "monitor config") -> MonitorConfig:
         return MonitorConfig()
     p = _Parser(source)
     top = p.mapping(doc, "", _TOP)
-    config = MonitorConfig()
-    if "alpha" in top:
-        config = replace(config, alpha=p.share(top["alpha"], "alpha", open_low=True))
-    if "min_rows" in top:
-        config = replace(config, min_rows=p.count(top["min_rows"], "min_rows"))
-    if "window" in top:
-        config = replace(config, window=p.window(top["window"]))
-    if "schedule" in top:
-        config = replace(config, schedule_s=p.duration(top["schedule"], "schedule"))
-    if "reference" in top:
-        config = replace(config, reference=p.text(top["reference"], "reference"))
-    if "label" in top:
-        config = replace(config, label=p.text(top["label"], "label"))
-    if "thresholds" in top:
-        config = replace(config, thresholds=p.thresholds(top["thresholds"], "thresholds"))
+    # Each top-level key, in the order its errors are reported, and the field it sets.
+    fields: dict[str, tuple[str, Callable[[Any], Any]]] = {
+        "alpha": ("alpha", lambda v: p.share(v, "alpha", open_low=True)),
+        "min_rows": ("min_rows", lambda v: p.count(v, "min_rows")),
+        "window": ("window", p.window),
+        "schedule": ("schedule_s", lambda v: p.duration(v, "schedule")),
+        "reference": ("reference", lambda v: p.text(v, "reference")),
+        "label": ("label", lambda v: p.text(v, "label")),
+        "thresholds": ("thresholds", lambda v: p.thresholds(v, "thresholds")),
+    }
+    config = MonitorConfig(
+        **{field: parse(top[key]) for key, (field, parse) in fields.items() if key in top}
+    )
     if "features" in top:
-        features = top["features"]
-        if not isinstance(features, dict):
-            p.fail("features", "must map feature names to thresholds", "See `thresholds`.")
-        config = replace(
-            config,
-            features={
-                str(name): p.thresholds(spec, f"features.{name}", config.thresholds)
-                for name, spec in features.items()
-            },
-        )
+        config = replace(config, features=p.features(top["features"], config.thresholds))
     if "performance" in top:
         perf = p.mapping(top["performance"], "performance", _PERFORMANCE)
         if "min" in perf:
@@ -138,6 +128,14 @@ class _Parser:
             source=self.source,
             key=path,
         )
+
+    def features(self, features: Any, defaults: Thresholds) -> dict[str, Thresholds]:
+        if not isinstance(features, dict):
+            self.fail("features", "must map feature names to thresholds", "See `thresholds`.")
+        return {
+            str(name): self.thresholds(spec, f"features.{name}", defaults)
+            for name, spec in features.items()
+        }
 
     def mapping(self, value: Any, path: str, keys: tuple[str, ...]) -> dict[str, Any]:
         if not isinstance(value, dict):

@@ -74,6 +74,28 @@ async def read_infer_body(
         PayloadTooLargeError: over the limit, by Content-Length or counted while reading.
         ClientDisconnect: the client went away.
     """
+    content_type, content_length, header_length = _headers(request)
+    if not binary:
+        header_length = None
+    # No Content-Type at all is taken as JSON: only a wrong one is refused.
+    if content_type is not None:
+        _check_media(content_type, header_length is not None, binary)
+    if content_length is not None and content_length.isdigit() and int(content_length) > limit:
+        raise _too_large(limit, int(content_length))
+    json_length = _json_length(header_length)
+    body = await _read(request, limit)
+    if json_length is not None and json_length > len(body):
+        raise InvalidArgumentError(
+            f"The Inference-Header-Content-Length header says the JSON is {json_length} "
+            f"bytes, but the body has {len(body)}; send the length of the JSON before the "
+            "binary data.",
+            field="Inference-Header-Content-Length",
+        )
+    return body, json_length
+
+
+def _headers(request: Request) -> tuple[bytes | None, bytes | None, bytes | None]:
+    """The request's Content-Type, Content-Length and Inference-Header-Content-Length."""
     content_type = content_length = header_length = None
     for key, value in request.scope["headers"]:
         if key == b"content-type":
@@ -82,36 +104,40 @@ async def read_infer_body(
             content_length = value
         elif key == b"inference-header-content-length":
             header_length = value
-    if not binary:
-        header_length = None
-    # No Content-Type at all is taken as JSON: only a wrong one is refused.
-    if content_type is not None:
-        media = content_type.split(b";", 1)[0].strip().lower()
-        json_media = media == b"application/json" or media.endswith(b"+json")
-        if not json_media and not (header_length is not None and media in _BINARY_MEDIA):
-            raise UnsupportedMediaTypeError(
-                f"The body is {media.decode('latin-1') or 'untyped'}; send JSON with "
-                "Content-Type: application/json"
-                + (
-                    " (or binary tensor data after it, with an Inference-Header-Content-Length "
-                    "header)."
-                    if binary
-                    else "."
-                ),
-                content_type=media.decode("latin-1"),
-            )
-    if content_length is not None and content_length.isdigit() and int(content_length) > limit:
-        raise _too_large(limit, int(content_length))
-    json_length = None
-    if header_length is not None:
-        if not header_length.isdigit():
-            raise InvalidArgumentError(
-                "The Inference-Header-Content-Length header must be the length of the body's "
-                f"JSON in bytes, not {header_length.decode('latin-1')!r}.",
-                field="Inference-Header-Content-Length",
-            )
-        json_length = int(header_length)
-    # Chunked bodies carry no length: count while reading, and stop at the limit.
+    return content_type, content_length, header_length
+
+
+def _check_media(content_type: bytes, with_binary: bool, binary: bool) -> None:
+    media = content_type.split(b";", 1)[0].strip().lower()
+    json_media = media == b"application/json" or media.endswith(b"+json")
+    if json_media or (with_binary and media in _BINARY_MEDIA):
+        return
+    raise UnsupportedMediaTypeError(
+        f"The body is {media.decode('latin-1') or 'untyped'}; send JSON with "
+        "Content-Type: application/json"
+        + (
+            " (or binary tensor data after it, with an Inference-Header-Content-Length header)."
+            if binary
+            else "."
+        ),
+        content_type=media.decode("latin-1"),
+    )
+
+
+def _json_length(header_length: bytes | None) -> int | None:
+    if header_length is None:
+        return None
+    if not header_length.isdigit():
+        raise InvalidArgumentError(
+            "The Inference-Header-Content-Length header must be the length of the body's "
+            f"JSON in bytes, not {header_length.decode('latin-1')!r}.",
+            field="Inference-Header-Content-Length",
+        )
+    return int(header_length)
+
+
+async def _read(request: Request, limit: int) -> bytes:
+    """The body, counted while reading (chunked bodies carry no length): stop at `limit`."""
     chunks: list[bytes] = []
     size = 0
     receive = request.receive
@@ -127,15 +153,7 @@ async def read_infer_body(
             chunks.append(chunk)
         if not message.get("more_body", False):
             break
-    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-    if json_length is not None and json_length > len(body):
-        raise InvalidArgumentError(
-            f"The Inference-Header-Content-Length header says the JSON is {json_length} "
-            f"bytes, but the body has {len(body)}; send the length of the JSON before the "
-            "binary data.",
-            field="Inference-Header-Content-Length",
-        )
-    return body, json_length
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _too_large(limit: int, size: int) -> PayloadTooLargeError:
