@@ -8,6 +8,8 @@ from typing import Any
 
 from typing_extensions import TypedDict
 
+from assay.serialize import json_shape
+
 
 @dataclass(frozen=True)
 class VariantSpec:
@@ -22,14 +24,7 @@ class VariantSpec:
     def model_ref(self) -> str:
         return f"{self.model}@{self.version}"
 
-    def to_dict(self) -> VariantDoc:
-        return {
-            "label": self.label,
-            "model": self.model,
-            "version": self.version,
-            "model_ref": self.model_ref,
-            "service": self.service,
-        }
+    __get_pydantic_core_schema__ = json_shape(computed=("model_ref",))
 
 
 @dataclass(frozen=True)
@@ -68,74 +63,10 @@ class ABTest:
     def variant(self, label: str) -> VariantSpec | None:
         return next((v for v in self.variants if v.label == label), None)
 
-    def to_dict(self) -> ABTestDoc:
-        return {
-            "name": self.name,
-            "variants": [v.to_dict() for v in self.variants],
-            "strategy": self.strategy,
-            "key": self.key,
-            "status": self.status,
-            "state": self.state,
-            "url": self.url,
-            "host": self.host,
-            "port": self.port,
-            "workers": self.workers,
-            "pid": self.pid,
-            "alias": self.alias,
-            "auto_promote": self.auto_promote,
-            "plan": self.plan,
-            "winner": self.winner,
-            "verdict": self.verdict,
-            "created_at": self.created_at.isoformat(),
-            "updated_at": self.updated_at.isoformat(),
-            "concluded_at": self.concluded_at.isoformat() if self.concluded_at else None,
-        }
+    __get_pydantic_core_schema__ = json_shape(computed=("url",))
 
 
 # ---- documents: what the control plane reports, as JSON ------------------------------------
-
-
-class VariantDoc(TypedDict):
-    """One arm as JSON (`VariantSpec.to_dict`)."""
-
-    label: str
-    model: str
-    version: int
-    model_ref: str
-    """`MODEL@VERSION`."""
-    service: str | None
-    """The service it was named by, if it was."""
-
-
-class ABTestDoc(TypedDict):
-    """An A/B test as JSON (`ABTest.to_dict`); times are ISO 8601."""
-
-    name: str
-    variants: list[VariantDoc]
-    strategy: str
-    key: str | None
-    """The request field that routes a user (sticky strategies)."""
-    status: str
-    """`running`, `paused`, `concluded` or `stopped`."""
-    state: str
-    """What its router process was found doing: `running`, `starting` or `stopped`."""
-    url: str
-    """Where its router answers predictions and feedback."""
-    host: str
-    port: int
-    workers: int
-    pid: int | None
-    alias: str
-    """The alias a conclusion points at the winner's model version."""
-    auto_promote: bool
-    plan: dict[str, Any] | None
-    """The sample-size plan it was created with, if any."""
-    winner: str | None
-    verdict: dict[str, Any] | None
-    """The verdict recorded when it was concluded."""
-    created_at: str
-    updated_at: str
-    concluded_at: str | None
 
 
 class VariantReport(TypedDict):
@@ -252,7 +183,7 @@ class ABAnalysis(TypedDict):
 class ABReport(ABAnalysis):
     """An A/B test's report (`assay abtests report`): the analysis and the test."""
 
-    abtest: ABTestDoc
+    abtest: ABTest
     auto_concluded: bool
     """True when this reading concluded the test (it was created with auto-promotion
     and its sequential test had decided)."""

@@ -27,6 +27,7 @@ from assay.runs.entities import Run, lower_is_better
 from assay.runs.executor import Done, Executor, Job
 from assay.runs.params import load_params
 from assay.runs.service import looks_like_path
+from assay.serialize import dump
 from assay.store.db import Database, utcnow
 from assay.store.objects import hash_bytes
 from assay.sweeps import study as studies
@@ -184,7 +185,7 @@ class SweepService:
                     "data_version": dv.number,
                     "base_params": base,
                     "space": document,
-                    "objectives": [g.to_dict() for g in goals],
+                    "objectives": dump(goals),
                     "sampler": sampler,
                     "pruner": pruner if len(goals) == 1 else "none",
                     "prune_on": prune_on,
