@@ -153,6 +153,7 @@ ENTITIES: list[Any] = [
         **{f: getattr(SERVICE, f) for f in SERVICE.__dataclass_fields__},
         uptime_s=12.5,
         traffic={"requests": 3, "errors": 0, "p50_ms": 1.0, "p99_ms": None, "by_version": {}},
+        workers_now=[],
     ),
     ABTEST,
     Objective("f1", "maximize"),

@@ -89,13 +89,13 @@ class Traffic(TrafficSummary):
     """The same, for each model version served (by version number)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ServiceStatus(Service):
     """A service with what it is doing now (`assay services status`): `uptime_s` is
     seconds since it started, `traffic` what its `/metrics` say (both null when it is
     not running, or its metrics could not be read), `workers_now` its live worker
     processes (empty when it is not running)."""
 
-    uptime_s: float | None = None
-    traffic: Traffic | None = None
-    workers_now: list[WorkerState] = field(default_factory=list)
+    uptime_s: float | None
+    traffic: Traffic | None
+    workers_now: list[WorkerState]

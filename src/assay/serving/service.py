@@ -317,7 +317,7 @@ class ServingService:
         svc = self.get(name)
         base = {f.name: getattr(svc, f.name) for f in dataclasses.fields(svc)}
         if svc.state != "running" or not svc.started_at:
-            return ServiceStatus(**base)
+            return ServiceStatus(**base, uptime_s=None, traffic=None, workers_now=[])
         from assay.serving.metrics import summarize
 
         traffic = None
