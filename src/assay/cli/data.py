@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -25,7 +25,7 @@ from assay.serialize import dump, load
 
 if TYPE_CHECKING:
     from assay.data.checks import Checks
-    from assay.data.entities import DataDiff, DataVersion
+    from assay.data.entities import DataVersion
     from assay.data.profiles import ColumnProfile, TableProfile
     from assay.data.tablediff import TableDiff
     from assay.data.validation import ValidationReport
@@ -257,7 +257,7 @@ def diff(
     columns and statistics."""
     d = workspace().data.diff(old, new, key=key)
     if as_json:
-        emit_json(_diff_dict(d))
+        emit_json(d)
         return
     console.print(f"[bold]{d.old} -> {d.new}[/bold]")
     if d.unchanged:
@@ -279,18 +279,6 @@ def diff(
     for path, reason in d.unreadable.items():
         console.print()
         console.print(Text.assemble((path, "bold"), f"  not compared as a table: {reason}"))
-
-
-def _diff_dict(d: DataDiff) -> dict[str, Any]:
-    return {
-        "old": d.old,
-        "new": d.new,
-        "added": [f.__dict__ for f in d.added],
-        "removed": [f.__dict__ for f in d.removed],
-        "changed": [c.__dict__ for c in d.changed],
-        "tables": d.tables,
-        "unreadable": dict(d.unreadable),
-    }
 
 
 def _print_table_diff(path: str, td: TableDiff) -> None:
