@@ -150,7 +150,7 @@ ENTITIES: list[Any] = [
     Model("churn", 4, 4, {"champion": 4}, T0),
     SERVICE,
     ServiceStatus(
-        **{f: getattr(SERVICE, f) for f in SERVICE.__dataclass_fields__},
+        **{f.name: getattr(SERVICE, f.name) for f in dataclasses.fields(SERVICE)},
         uptime_s=12.5,
         traffic={"requests": 3, "errors": 0, "p50_ms": 1.0, "p99_ms": None, "by_version": {}},
         workers_now=[],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from typing_extensions import TypedDict
 
@@ -19,6 +19,7 @@ class VariantSpec:
     model: str
     version: int
     service: str | None = None
+    """The service it was named by, if it was."""
 
     @property
     def model_ref(self) -> str:
@@ -40,17 +41,23 @@ class ABTest:
     variants: tuple[VariantSpec, ...]
     strategy: str
     key: str | None
+    """The request field that routes a user (sticky strategies)."""
     status: str
+    """`running`, `paused`, `concluded` or `stopped`."""
     state: str
+    """What its router process was found doing: `running`, `starting` or `stopped`."""
     host: str
     port: int
     workers: int
     pid: int | None
     alias: str
+    """The alias a conclusion points at the winner's model version."""
     auto_promote: bool
     plan: dict[str, Any] | None
+    """The sample-size plan it was created with, if any."""
     winner: str | None
     verdict: dict[str, Any] | None
+    """The verdict recorded when it was concluded."""
     created_at: datetime
     updated_at: datetime
     concluded_at: datetime | None = None
@@ -64,6 +71,8 @@ class ABTest:
         return next((v for v in self.variants if v.label == label), None)
 
     __get_pydantic_core_schema__ = json_shape(computed=("url",))
+    # The attribute docstrings describe the fields in the OpenAPI document.
+    __pydantic_config__: ClassVar[dict[str, bool]] = {"use_attribute_docstrings": True}
 
 
 # ---- documents: what the control plane reports, as JSON ------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from typing_extensions import TypedDict
 
@@ -27,12 +27,15 @@ class Service:
     port: int
     workers: int
     desired: str
+    """`running` or `stopped`: what the user last asked for."""
     state: str
+    """`running`, `starting`, `stopped` or `failed`: what was found."""
     pid: int | None
     started_at: datetime | None
     created_at: datetime
     updated_at: datetime
     settings: dict[str, Any] = field(default_factory=dict)
+    """timeout_s, max_body_bytes and the other deploy settings."""
     last_error: str | None = None
 
     @property
@@ -44,6 +47,8 @@ class Service:
         return f"http://{self.host}:{self.port}"
 
     __get_pydantic_core_schema__ = json_shape(computed=("model_ref", "url"))
+    # The attribute docstrings describe the fields in the OpenAPI document.
+    __pydantic_config__: ClassVar[dict[str, bool]] = {"use_attribute_docstrings": True}
 
 
 class WorkerState(TypedDict):
@@ -97,5 +102,8 @@ class ServiceStatus(Service):
     processes (empty when it is not running)."""
 
     uptime_s: float | None
+    """Seconds since it started; null when it is not running."""
     traffic: Traffic | None
+    """Null when it is not running, or its metrics could not be read."""
     workers_now: list[WorkerState]
+    """Its live worker processes; empty when it is not running."""
