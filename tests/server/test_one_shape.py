@@ -1,6 +1,6 @@
-"""One JSON shape per entity: what `assay … --json` prints for a run, a data version, a
-model version, a service and an A/B test is, key for key, what the REST API answers for
-the same entity (both are `assay.serialize.dump` of it)."""
+"""One JSON shape per entity: what `assay … --json` prints for a run, a data version (with
+its files, its profile), a model version, a service and an A/B test is, key for key, what
+the REST API answers for the same entity (both are `assay.serialize.dump` of it)."""
 
 from __future__ import annotations
 
@@ -59,6 +59,10 @@ def test_cli_json_and_rest_agree_on_runs_data_and_model_versions(
     cli_versions = printed(cli, "data", "log", "n")
     assert cli_versions == answered(api, "/datasets/n/versions")["items"]
     assert cli_versions[0]["ref"] == "n@1" and cli_versions[0]["file_count"] == 1
+    assert printed(cli, "data", "show", "n@1") == answered(api, "/versions/n@1")
+    cli_profile = printed(cli, "data", "profile", "n@1")
+    assert cli_profile == answered(api, "/profiles/n@1")
+    assert cli_profile["tables"]["n.csv"]["rows"] == 2
 
     _register_models(ws, tmp_path)
     cli_model = printed(cli, "models", "show", "iris@1")

@@ -21,7 +21,7 @@ from assay.cli.output import (
     sparkline,
     when,
 )
-from assay.serialize import dump, load
+from assay.serialize import load
 
 if TYPE_CHECKING:
     from assay.data.checks import Checks
@@ -183,7 +183,7 @@ def show(
     v = ws.data.resolve(ref)
     files = ws.data.files(v)
     if as_json:
-        emit_json({**dump(v), "files": files})
+        emit_json({"version": v, "files": files})  # GET /versions/REF
         return
     _header(v)
     table = Table("path", "size", "hash", box=None, header_style="bold")
@@ -378,7 +378,7 @@ def profile(ref: str, as_json: JsonOpt = False) -> None:
     with progress(f"Profiling {ref}"):
         v, profiles = workspace().data.profile(ref)
     if as_json:
-        emit_json({"version": v.ref, "files": profiles})
+        emit_json({"version": v, "tables": profiles})  # GET /profiles/REF
         return
     for path, prof in profiles.items():
         _print_profile(f"{v.ref}:{path}", prof)
@@ -485,7 +485,7 @@ def validate(
     spec = _load_checks(checks)
     v, report = workspace().data.validate(ref, spec)
     if as_json:
-        emit_json({"version": v.ref, **dump(report)})
+        emit_json({"version": v, "report": report})  # POST /validations/REF
     else:
         _print_report(report)
         failed = len(report.failures)
