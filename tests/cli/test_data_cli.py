@@ -173,7 +173,7 @@ def test_profile_prints_a_table_with_a_histogram(inited: CLI, tmp_path: Path) ->
     assert "integer" in result.output and "Oslo (2)" in result.output
     assert any(ch in result.output for ch in "▁▂▃▄▅▆▇█")
     doc = json.loads(inited("data", "profile", "people@1", "--json").output)
-    assert doc["files"]["people.csv"]["rows"] == 3
+    assert doc["tables"]["people.csv"]["rows"] == 3
 
 
 def test_commit_gate_refuses_bad_data_and_shows_the_failures(inited: CLI, tmp_path: Path) -> None:
@@ -266,7 +266,7 @@ def test_a_file_that_is_no_table_commits_and_its_profile_says_why(
     ) in profile.output
     assert "broken@1:people.csv  3 rows x 3 columns" in profile.output
     doc = json.loads(inited("data", "profile", "broken@1", "--json").output)
-    assert doc["files"]["broken.csv"]["error"] == "it holds NUL bytes: it is binary, not text"
+    assert doc["tables"]["broken.csv"]["error"] == "it holds NUL bytes: it is binary, not text"
 
 
 def test_profile_shows_what_a_person_would_notice(inited: CLI, tmp_path: Path) -> None:

@@ -86,7 +86,7 @@ def test_register_json_and_a_new_version_after_an_edit(inited: CLI, tmp_path: Pa
     second = json.loads(inited("pipelines", "register", "proj", "--json").output)
     assert second["created"] is True and second["version"]["ref"] == "cancer@2"
     same = json.loads(inited("pipelines", "register", "proj", "--json").output)
-    assert same["created"] is False and same["version"]["version"] == 2
+    assert same["created"] is False and same["version"]["number"] == 2
 
 
 def test_register_under_another_name(inited: CLI) -> None:
@@ -110,7 +110,7 @@ def test_list_and_log(inited: CLI, tmp_path: Path) -> None:
     assert "@2" in lines[1] and "tweak" in lines[1] and "tester" in lines[1]
     assert "@1" in lines[2] and "first cut" in lines[2]
     versions = json.loads(inited("pipelines", "log", "cancer", "--json").output)
-    assert [v["version"] for v in versions] == [2, 1]
+    assert [v["number"] for v in versions] == [2, 1]
 
 
 def test_show_prints_header_steps_and_source(inited: CLI) -> None:

@@ -86,6 +86,28 @@ def test_a_read_only_command_imports_no_heavy_library(
     assert report["heavy"] == [], f"`assay {' '.join(args)}` imported {report['heavy']}"
 
 
+# pydantic (with the adapters `assay.serialize` builds) is for printing JSON and reading
+# stored JSON documents; a table of what the database holds needs neither.
+WITHOUT_PYDANTIC = [args for args in READ_ONLY if "--json" not in args and "profile" not in args]
+
+
+@pytest.mark.parametrize("args", WITHOUT_PYDANTIC, ids=" ".join)
+def test_a_read_only_command_that_prints_a_table_builds_no_serializer(
+    args: tuple[str, ...], workspace_with_data: Path, env: dict[str, str]
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, json.dumps([*args]), json.dumps(["pydantic"])],
+        cwd=workspace_with_data,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    report = json.loads(done.stderr.strip().splitlines()[-1])
+    assert report["code"] == 0, report
+    assert report["heavy"] == [], f"`assay {' '.join(args)}` imported pydantic"
+
+
 def test_a_command_builds_only_its_own_group(
     workspace_with_data: Path, env: dict[str, str]
 ) -> None:

@@ -85,17 +85,17 @@ def test_a_sweep_selects_an_algorithm_and_records_every_trial_as_a_run(project: 
         assert ("x" in t["params"]) == (t["params"]["model"] == "quad")
         assert ("w" in t["params"]) == (t["params"]["model"] == "lin")
     best = min(trials, key=lambda t: t["values"][0])
-    assert shown["best_runs"] == [best["run"]]
+    assert shown["best_runs"] == [best["run_id"]]
     assert f"Best: trial {best['number']}" in result.output
     runs = json.loads(project("runs", "list", "--experiment", "sel", "--json").output)
-    assert {r["id"] for r in runs} == {t["run"] for t in trials}
+    assert {r["id"] for r in runs} == {t["run_id"] for t in trials}
     assert all(r["status"] == "succeeded" for r in runs)
     # Each trial is an ordinary run: its own params version, with the sampled values.
     assert len({r["params_version"] for r in runs}) == 6
     assert all(r["extra"]["sweep"] == "sel" for r in runs)
     by_id = {r["id"]: r for r in runs}
     for t in trials:
-        run = by_id[t["run"]]
+        run = by_id[t["run_id"]]
         assert run["metrics"]["loss"] == pytest.approx(t["values"][0])
         assert run["params"]["model"] == t["params"]["model"]
         assert run["params"]["seed"] == 1  # from the base params file
@@ -150,7 +150,7 @@ def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(project: CLI, tmp_pat
     assert all("is too large" in t["error"] for t in failed)
     assert doc["status"] == "finished"
     best = next(t for t in doc["trial_list"] if t["params"]["x"] == 1.0)
-    assert doc["best_runs"] == [best["run"]]
+    assert doc["best_runs"] == [best["run_id"]]
 
 
 @pytest.mark.one_backend
@@ -186,7 +186,7 @@ def test_two_objectives_give_the_pareto_front(project: CLI, tmp_path: Path) -> N
         (la, ga), (lb, gb) = a["values"], b["values"]
         return bool(la <= lb and ga >= gb and (la < lb or ga > gb))
 
-    front = {t["run"] for t in done if not any(beats(o, t) for o in done)}
+    front = {t["run_id"] for t in done if not any(beats(o, t) for o in done)}
     assert set(doc["best_runs"]) == front and front
 
 
@@ -208,7 +208,7 @@ def test_pruning_stops_hopeless_trials(project: CLI, tmp_path: Path) -> None:
     pruned = [t for t in doc["trial_list"] if t["state"] == "pruned"]
     for t in pruned:
         assert t["params"]["x"] < done[len(done) // 2]  # only below-median curves
-        assert runs[t["run"]]["status"] == "pruned"
+        assert runs[t["run_id"]]["status"] == "pruned"
     # Stopped before its last step (a request landing in the last step ends the run
     # at its final metrics instead).
     assert min(len(t["intermediate"]) for t in pruned) < 40

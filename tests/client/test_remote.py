@@ -74,11 +74,9 @@ def test_a_laptop_without_a_workspace_works_through_the_server(
     run = json.loads(ran.stdout)
     assert run["status"] == "succeeded" and run["metrics"]["score"] == pytest.approx(1.2)
     # The run's inputs were recorded on the server: data, pipeline and params versions.
-    assert (run["data"], run["pipeline"], run["params_version"]) == (
-        "n@1",
-        "tiny@1",
-        "params/tiny@1",
-    )
+    inputs = ("dataset", "data_version", "pipeline", "pipeline_version", "params_dataset")
+    assert [run[k] for k in inputs] == ["n", 1, "tiny", 1, "params/tiny"]
+    assert run["params_version"] == 1
     listed = remote("runs", "list", "--filter", "metrics.score > 1", "--json")
     assert [r["id"] for r in json.loads(listed.stdout)] == [run["id"]]
     shown = remote("runs", "show", run["id"][:8])

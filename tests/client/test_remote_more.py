@@ -322,7 +322,7 @@ def test_commit_with_checks_remotely_behaves_as_locally(site: Site, people: str)
     assert made["created"] and made["version"]["validation"] == "failed"
     assert not made["validation"]["passed"]
     shown = json.loads(ok(site.local("data", "show", "people@1", "--json")).stdout)
-    assert shown["validation"] == "failed"
+    assert shown["version"]["validation"] == "failed"
     # A version that passes, from the SDK.
     fixed = site.laptop / "fixed"
     fixed.mkdir()
@@ -341,7 +341,7 @@ def test_validate_remotely_answers_as_locally(site: Site, people: str) -> None:
     as_json = ("data", "validate", people, "--checks", "strict.yaml", "--json")
     assert json.loads(site.remote(*as_json).stdout) == json.loads(site.local(*as_json).stdout)
     shown = json.loads(ok(site.remote("data", "show", people, "--json")).stdout)
-    assert shown["validation"] == "failed"  # the last validation's result, stored
+    assert shown["version"]["validation"] == "failed"  # the last validation's result, stored
     missing = site.remote("data", "validate", people, "--checks", "nope.yaml")
     assert missing.returncode == 1 and "nope.yaml" in missing.stderr
 

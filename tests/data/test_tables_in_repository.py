@@ -8,6 +8,7 @@ import pytest
 
 from assay.data.checks import load_checks
 from assay.errors import InvalidArgumentError, ValidationFailedError
+from assay.serialize import dump
 from assay.workspace import Workspace
 
 CSV_V1 = "id,age,city\n1,34,Oslo\n2,51,Rome\n3,28,Oslo\n4,45,Lima\n"
@@ -146,7 +147,7 @@ def test_diff_pairs_rows_by_id_or_the_key_given(ws: Workspace, tmp_path: Path) -
     ws.data.commit("people", csv(tmp_path, CSV_V1.replace("2,51,Rome", "2,52,Rome")))
     td = ws.data.diff("people@1", "people@2").tables["people.csv"]
     assert (td.key, td.rows_unchanged, td.rows_changed) == ("id", 3, 1)
-    assert td.examples[0].to_dict() == {"row": "id=2", "column": "age", "old": "51", "new": "52"}
+    assert dump(td.examples[0]) == {"row": "id=2", "column": "age", "old": "51", "new": "52"}
     by_age = ws.data.diff("people@1", "people@2", key="age").tables["people.csv"]
     assert (by_age.rows_added, by_age.rows_removed) == (1, 1)
     with pytest.raises(InvalidArgumentError, match="'Oslo' appears more than once"):

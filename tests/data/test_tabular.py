@@ -15,6 +15,7 @@ from assay.data.reading import UnreadableTableError, read_table
 from assay.data.tablediff import StatShift, TableDiff, diff_tables
 from assay.data.tabular import ColumnProfile, Histogram, TableProfile, profile_table
 from assay.errors import InvalidArgumentError
+from assay.serialize import dump, load
 
 
 def _column(profile: TableProfile, name: str) -> ColumnProfile:
@@ -331,7 +332,7 @@ def test_profile_of_empty_all_missing_and_single_value_columns_has_no_nan() -> N
     )
 
     profile = profile_table(df)
-    text = json.dumps(profile.to_dict(), allow_nan=False)  # raises on NaN or inf
+    text = json.dumps(dump(profile), allow_nan=False)  # raises on NaN or inf
 
     empty, one = _column(profile, "empty"), _column(profile, "one")
     assert (empty.distinct, empty.min, empty.std, empty.quantiles) == (0, None, None, {})
@@ -341,7 +342,7 @@ def test_profile_of_empty_all_missing_and_single_value_columns_has_no_nan() -> N
         counts=(0, 0, 0, 0, 0, 2, 0, 0, 0, 0),
     )
     assert _column(profile, "none").missing_share == 1.0
-    assert TableProfile.from_dict(json.loads(text)) == profile
+    assert load(TableProfile, json.loads(text)) == profile
 
 
 def test_profile_of_a_frame_without_rows() -> None:
@@ -361,7 +362,7 @@ def test_profile_round_trips_through_json_exactly() -> None:
     )
     profile = profile_table(df)
 
-    again = TableProfile.from_dict(json.loads(json.dumps(profile.to_dict(), allow_nan=False)))
+    again = load(TableProfile, json.loads(json.dumps(dump(profile), allow_nan=False)))
 
     assert again == profile
     assert hash(again) == hash(profile)
@@ -510,9 +511,9 @@ def test_diff_round_trips_through_json_exactly() -> None:
     old = pd.DataFrame({"k": [1, 2], "v": ["a", "b"], "gone": [1, 1]})
     new = pd.DataFrame({"k": [1.5, 2.0], "v": ["a", "c"], "new": [1, 1]})
     diff = _diff(old, new)
-    payload: dict[str, Any] = json.loads(json.dumps(diff.to_dict(), allow_nan=False))
+    payload: dict[str, Any] = json.loads(json.dumps(dump(diff), allow_nan=False))
 
-    assert TableDiff.from_dict(payload) == diff
+    assert load(TableDiff, payload) == diff
     assert payload["columns_retyped"] == [["k", "integer", "float"]]
 
 
@@ -530,7 +531,7 @@ def test_a_mostly_numeric_column_names_its_share_and_odd_values() -> None:
     assert level.odd == (("high", 6),)
     assert (level.min, level.max, level.mean) == (1.0, 65.0, 33.0)
     assert level.histogram is not None and sum(level.histogram.counts) == 65
-    assert TableProfile.from_dict(profile_table(df).to_dict()) == profile_table(df)
+    assert load(TableProfile, dump(profile_table(df))) == profile_table(df)
 
 
 def test_a_text_column_of_few_numbers_is_plain_text() -> None:
@@ -571,11 +572,9 @@ def test_rows_are_paired_by_a_key_column_given() -> None:
     assert (d.match, d.key) == ("key", "sku")
     assert (d.rows_unchanged, d.rows_changed, d.rows_added, d.rows_removed) == (2, 1, 1, 1)
     assert d.changed_columns == (("price", 1),)
-    assert [e.to_dict() for e in d.examples] == [
-        {"row": "sku=a", "column": "price", "old": "1.0", "new": "1.5"}
-    ]
+    assert dump(d.examples) == [{"row": "sku=a", "column": "price", "old": "1.0", "new": "1.5"}]
     assert (d.added_rows, d.removed_rows) == (("sku=e",), ("sku=d",))
-    assert TableDiff.from_dict(json.loads(json.dumps(d.to_dict()))) == d
+    assert load(TableDiff, json.loads(json.dumps(dump(d)))) == d
 
 
 def test_a_unique_id_column_is_the_key_without_asking() -> None:
@@ -648,7 +647,7 @@ def test_missing_values_pair_as_equal() -> None:
     d = _diff(old, new)
 
     assert (d.rows_unchanged, d.rows_changed) == (1, 1)
-    assert d.examples[0].to_dict() == {"row": "id=b", "column": "v", "old": "1.0", "new": "2.0"}
+    assert dump(d.examples[0]) == {"row": "id=b", "column": "v", "old": "1.0", "new": "2.0"}
 
 
 def test_decimal_commas_in_a_semicolon_file_are_numbers() -> None:

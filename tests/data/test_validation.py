@@ -11,6 +11,7 @@ from assay.data.checks import Checks, ColumnChecks, dump_checks, load_checks
 from assay.data.reading import read_table
 from assay.data.validation import CheckResult, ValidationReport, validate_table
 from assay.errors import InvalidArgumentError
+from assay.serialize import dump, load
 
 
 def _checks(text: str) -> Checks:
@@ -495,7 +496,7 @@ def test_report_lists_failures_and_round_trips_through_json() -> None:
     results = validate_table(df, _checks("columns: {a: {not_null: true, min: 2}, b: {}}"), "t.csv")
 
     report = ValidationReport.from_results(results)
-    again = ValidationReport.from_dict(json.loads(json.dumps(report.to_dict(), allow_nan=False)))
+    again = load(ValidationReport, json.loads(json.dumps(dump(report), allow_nan=False)))
 
     assert not report.passed
     assert [(r.column, r.check) for r in report.failures] == [

@@ -274,7 +274,7 @@ def test_a_sweep_runs_its_trials_on_the_ray_cluster(team: Project, ray_head: Ray
     # Every trial is a succeeded run of the sweep's experiment, its metrics in PostgreSQL.
     listed = team.json("runs", "list", "--experiment", "raysweep")
     assert isinstance(listed, list)
-    run_ids = [t["run"] for t in trials]
+    run_ids = [t["run_id"] for t in trials]
     assert sorted(r["id"] for r in listed) == sorted(run_ids)
     for r in listed:
         assert r["status"] == "succeeded", r["error"]

@@ -27,6 +27,7 @@ from assay.registry.bundle import (
 from assay.registry.entities import Lineage, OutputSpec, Signature
 from assay.registry.external import load_model_file
 from assay.registry.signature import infer_signature
+from assay.serialize import dump
 from assay.store.objects import hash_file
 
 from . import fake_models
@@ -42,7 +43,7 @@ def _bundle(model: Any, folder: Path, X: Any = None, **kwargs: Any) -> dict[str,
         version=3,
         signature=signature,
         input_example=example,
-        lineage=Lineage(run_id="r1", data="cancer@2").to_dict(),
+        lineage=dump(Lineage(run_id="r1", data="cancer@2")),
         metrics={"accuracy": 0.95},
         **kwargs,
     )
@@ -201,7 +202,7 @@ def test_loaded_bundle_carries_signature_and_example(tmp_path: Path) -> None:
 
     assert loaded.ref == "churn@3"
     assert loaded.signature is not None
-    assert loaded.signature.to_dict() == manifest["signature"]
+    assert dump(loaded.signature) == manifest["signature"]
     assert loaded.signature.output is not None and loaded.signature.output.has_proba
     assert loaded.input_example == manifest["input_example"]
 

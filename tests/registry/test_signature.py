@@ -14,6 +14,7 @@ import pytest
 from assay.errors import InvalidArgumentError
 from assay.registry.entities import Signature
 from assay.registry.signature import infer_signature, json_value, signature_from_model
+from assay.serialize import dump, load
 
 from . import fake_models
 from .fake_models import Doubler, UncalibratedClassifier
@@ -35,7 +36,7 @@ def test_dataframe_columns_get_their_kind_dtype_and_nullability() -> None:
     signature, _example = infer_signature(_mixed_frame())
 
     assert signature.tabular
-    assert [c.to_dict() for c in signature.inputs] == [
+    assert dump(signature.inputs) == [
         {"name": "income", "kind": "float", "dtype": "float64", "nullable": True},
         {"name": "age", "kind": "int", "dtype": "int64", "nullable": False},
         {"name": "member", "kind": "bool", "dtype": "bool", "nullable": False},
@@ -162,7 +163,7 @@ def test_signature_round_trips_through_its_dict() -> None:
     model, X = fake_models.logistic()
     signature, _example = infer_signature(X, model)
 
-    assert Signature.from_dict(json.loads(json.dumps(signature.to_dict()))) == signature
+    assert load(Signature, json.loads(json.dumps(dump(signature)))) == signature
 
 
 # -- from the model alone ---------------------------------------------------------

@@ -6,7 +6,6 @@ backend plays no part in serving; the registry's own tests cover PostgreSQL).
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 
 from assay.config import Settings
 from assay.errors import ConflictError, NotFoundError
+from assay.serialize import dump
 from assay.serving.entities import ServiceStatus
 from assay.serving.service import ServiceFailedError
 from assay.workspace import Workspace, init_workspace
@@ -77,16 +77,14 @@ def test_deploy_predict_status_and_stop(
     assert v2.json()["outputs"][0]["data"] == [0]
 
     status = served.services.status("flowers")
-    traffic = status["traffic"]
-    assert traffic is not None, status
-    assert status["state"] == "running" and (status["uptime_s"] or 0) >= 0
-    assert traffic["requests"] >= 2
-    assert traffic["p50_ms"] is not None
-    assert traffic["by_version"][1]["requests"] >= 2
-    [worker] = status["workers_now"]
+    assert status.state == "running" and status.uptime_s is not None and status.uptime_s >= 0
+    assert status.traffic is not None and status.traffic["requests"] >= 2
+    assert status.traffic["p50_ms"] is not None
+    assert status.traffic["by_version"][1]["requests"] >= 2
+    [worker] = status.workers_now
     assert worker["ready"] and worker["version"] == 1
     # Its type describes all of it: the API answers the same document.
-    assert as_served(ServiceStatus, status) == json.loads(json.dumps(status))
+    assert as_served(ServiceStatus, status) == dump(status)
     assert [s.name for s in served.services.services()] == ["flowers"]
     assert "flowers" in served.services.logs("flowers") or served.services.logs("flowers")
 
@@ -95,8 +93,8 @@ def test_deploy_predict_status_and_stop(
     stopped = served.services.stop("flowers", timeout_s=10)
     assert stopped.state == "stopped"
     status = served.services.status("flowers")
-    assert (status["uptime_s"], status["traffic"], status["workers_now"]) == (None, None, [])
-    assert as_served(ServiceStatus, status) == json.loads(json.dumps(status))
+    assert (status.uptime_s, status.traffic, status.workers_now) == (None, None, [])
+    assert as_served(ServiceStatus, status) == dump(status)
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"{svc.url}/health/live", timeout=1)
 

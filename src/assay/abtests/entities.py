@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from typing_extensions import TypedDict
+
+from assay.serialize import json_shape
 
 
 @dataclass(frozen=True)
@@ -17,19 +19,13 @@ class VariantSpec:
     model: str
     version: int
     service: str | None = None
+    """The service it was named by, if it was."""
 
     @property
     def model_ref(self) -> str:
         return f"{self.model}@{self.version}"
 
-    def to_dict(self) -> VariantDoc:
-        return {
-            "label": self.label,
-            "model": self.model,
-            "version": self.version,
-            "model_ref": self.model_ref,
-            "service": self.service,
-        }
+    __get_pydantic_core_schema__ = json_shape(computed=("model_ref",))
 
 
 @dataclass(frozen=True)
@@ -45,82 +41,11 @@ class ABTest:
     variants: tuple[VariantSpec, ...]
     strategy: str
     key: str | None
-    status: str
-    state: str
-    host: str
-    port: int
-    workers: int
-    pid: int | None
-    alias: str
-    auto_promote: bool
-    plan: dict[str, Any] | None
-    winner: str | None
-    verdict: dict[str, Any] | None
-    created_at: datetime
-    updated_at: datetime
-    concluded_at: datetime | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}/abtests/{self.name}"
-
-    def variant(self, label: str) -> VariantSpec | None:
-        return next((v for v in self.variants if v.label == label), None)
-
-    def to_dict(self) -> ABTestDoc:
-        return {
-            "name": self.name,
-            "variants": [v.to_dict() for v in self.variants],
-            "strategy": self.strategy,
-            "key": self.key,
-            "status": self.status,
-            "state": self.state,
-            "url": self.url,
-            "host": self.host,
-            "port": self.port,
-            "workers": self.workers,
-            "pid": self.pid,
-            "alias": self.alias,
-            "auto_promote": self.auto_promote,
-            "plan": self.plan,
-            "winner": self.winner,
-            "verdict": self.verdict,
-            "created_at": self.created_at.isoformat(),
-            "updated_at": self.updated_at.isoformat(),
-            "concluded_at": self.concluded_at.isoformat() if self.concluded_at else None,
-        }
-
-
-# ---- documents: what the control plane reports, as JSON ------------------------------------
-
-
-class VariantDoc(TypedDict):
-    """One arm as JSON (`VariantSpec.to_dict`)."""
-
-    label: str
-    model: str
-    version: int
-    model_ref: str
-    """`MODEL@VERSION`."""
-    service: str | None
-    """The service it was named by, if it was."""
-
-
-class ABTestDoc(TypedDict):
-    """An A/B test as JSON (`ABTest.to_dict`); times are ISO 8601."""
-
-    name: str
-    variants: list[VariantDoc]
-    strategy: str
-    key: str | None
     """The request field that routes a user (sticky strategies)."""
     status: str
     """`running`, `paused`, `concluded` or `stopped`."""
     state: str
     """What its router process was found doing: `running`, `starting` or `stopped`."""
-    url: str
-    """Where its router answers predictions and feedback."""
     host: str
     port: int
     workers: int
@@ -133,9 +58,24 @@ class ABTestDoc(TypedDict):
     winner: str | None
     verdict: dict[str, Any] | None
     """The verdict recorded when it was concluded."""
-    created_at: str
-    updated_at: str
-    concluded_at: str | None
+    created_at: datetime
+    updated_at: datetime
+    concluded_at: datetime | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/abtests/{self.name}"
+
+    def variant(self, label: str) -> VariantSpec | None:
+        return next((v for v in self.variants if v.label == label), None)
+
+    __get_pydantic_core_schema__ = json_shape(computed=("url",))
+    # The attribute docstrings describe the fields in the OpenAPI document.
+    __pydantic_config__: ClassVar[dict[str, bool]] = {"use_attribute_docstrings": True}
+
+
+# ---- documents: what the control plane reports, as JSON ------------------------------------
 
 
 class VariantReport(TypedDict):
@@ -252,7 +192,7 @@ class ABAnalysis(TypedDict):
 class ABReport(ABAnalysis):
     """An A/B test's report (`assay abtests report`): the analysis and the test."""
 
-    abtest: ABTestDoc
+    abtest: ABTest
     auto_concluded: bool
     """True when this reading concluded the test (it was created with auto-promotion
     and its sequential test had decided)."""

@@ -20,6 +20,7 @@ from assay.abtests.entities import ABReport, ABTest, VariantSpec
 from assay.abtests.repository import ABTestRepository, to_abtest
 from assay.data.entities import check_name
 from assay.errors import AssayError, ConflictError, InvalidArgumentError, NotFoundError
+from assay.serialize import dump
 from assay.serving import processes
 from assay.store.db import Database, utcnow
 
@@ -149,7 +150,7 @@ class ABTestService:
         with self.db.session() as s:
             ABTestRepository(s).insert(
                 name,
-                variants=[v.to_dict() for v in specs],
+                variants=dump(specs),
                 strategy=parsed.spec,
                 key=key,
                 status="running",
@@ -464,12 +465,12 @@ class ABTestService:
             cost_per_hour=self.cost_per_hour,
             planned_per_variant=(test.plan or {}).get("per_variant"),
         )
-        doc: ABReport = {**analysis, "abtest": test.to_dict(), "auto_concluded": False}
+        doc: ABReport = {**analysis, "abtest": test, "auto_concluded": False}
         winner = doc["verdict"]["winner"]
         decided = doc["verdict"]["decided"] and winner is not None
         if auto and test.auto_promote and test.status == "running" and decided:
             concluded = self.conclude(name, str(winner))
-            doc["abtest"] = concluded.to_dict()
+            doc["abtest"] = concluded
             doc["auto_concluded"] = True
         return doc
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 # Each scope allows what the scopes after it allow, except `predict`, which only
 # reaches the prediction and A/B routes.
@@ -33,15 +32,3 @@ class Token:
     @property
     def active(self) -> bool:
         return self.revoked_at is None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "name": self.name,
-            "scope": self.scope,
-            "prefix": self.prefix,
-            "created_at": self.created_at.isoformat(),
-            "created_by": self.created_by,
-            "last_used_at": self.last_used_at.isoformat() if self.last_used_at else None,
-            "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
-        }

@@ -109,7 +109,7 @@ def create(
         )
     warn_if_exposed(name, host)
     if as_json:
-        emit_json(test.to_dict())
+        emit_json(test)
         return
     arms = ", ".join(f"{v.label}={v.model_ref}" for v in test.variants)
     console.print(f"A/B test [bold]{name}[/bold] routes {arms} by {test.strategy}")
@@ -124,7 +124,7 @@ def list_(as_json: JsonOpt = False) -> None:
     """List A/B tests."""
     tests = workspace().abtests.tests()
     if as_json:
-        emit_json([t.to_dict() for t in tests])
+        emit_json(tests)
         return
     if not tests:
         console.print("No A/B tests yet. Start one with `assay abtests create`.")
@@ -160,10 +160,10 @@ def print_report(doc: ABReport) -> None:
     test = doc["abtest"]
     metric = doc["metric"]
     console.print(
-        f"[bold]{test['name']}[/bold]  {_STATUS.get(test['status'], test['status'])}  "
-        f"strategy {test['strategy']}"
+        f"[bold]{test.name}[/bold]  {_STATUS.get(test.status, test.status)}  "
+        f"strategy {test.strategy}"
     )
-    models = {v["label"]: v["model_ref"] for v in test["variants"]}
+    models = {v.label: v.model_ref for v in test.variants}
     table = Table(
         "variant", "model", "requests", "errors", "p50 ms", "p99 ms", "cost/1k", "outcomes",
         metric, "95% CI", "P(best)", box=None, header_style="bold",
@@ -237,7 +237,7 @@ def print_report(doc: ABReport) -> None:
     console.print(f"[{style}]{escape(verdict['message'])}[/{style}]")
     if doc.get("auto_concluded"):
         console.print(
-            f"Concluded automatically: {test['alias']} now points at "
+            f"Concluded automatically: {test.alias} now points at "
             f"{models.get(verdict['winner'] or '', '?')}."
         )
 
@@ -313,7 +313,7 @@ def conclude(
         progress("recording the verdict")
         test = workspace().abtests.conclude(name, winner, promote=not no_promote)
     if as_json:
-        emit_json(test.to_dict())
+        emit_json(test)
         return
     variant = test.variant(winner)
     assert variant is not None

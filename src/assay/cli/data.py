@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -21,10 +21,11 @@ from assay.cli.output import (
     sparkline,
     when,
 )
+from assay.serialize import load
 
 if TYPE_CHECKING:
     from assay.data.checks import Checks
-    from assay.data.entities import DataDiff, DataVersion
+    from assay.data.entities import DataVersion
     from assay.data.profiles import ColumnProfile, TableProfile
     from assay.data.tablediff import TableDiff
     from assay.data.validation import ValidationReport
@@ -69,9 +70,9 @@ def commit(
     except ValidationFailedError as exc:
         from assay.data.validation import ValidationReport
 
-        report = ValidationReport.from_dict(exc.details["report"])
+        report = load(ValidationReport, exc.details["report"])
         if as_json:
-            emit_json({"committed": False, "validation": report.to_dict()})
+            emit_json({"committed": False, "validation": report})
         else:
             _print_report(report)
         raise
@@ -80,11 +81,11 @@ def commit(
         emit_json(
             {
                 "created": result.created,
-                "version": v.to_dict(),
+                "version": v,
                 "files_hashed": result.files_hashed,
                 "files_cached": result.files_cached,
                 "bytes_stored": result.bytes_stored,
-                "validation": result.validation.to_dict() if result.validation else None,
+                "validation": result.validation,
             }
         )
         return
@@ -140,7 +141,7 @@ def log(name: str, as_json: JsonOpt = False) -> None:
     """Show the versions of dataset NAME, newest first."""
     versions = workspace().data.log(name)
     if as_json:
-        emit_json([v.to_dict() for v in versions])
+        emit_json(versions)
         return
     table = Table(
         "version",
@@ -182,7 +183,7 @@ def show(
     v = ws.data.resolve(ref)
     files = ws.data.files(v)
     if as_json:
-        emit_json({**v.to_dict(), "files": [f.__dict__ for f in files]})
+        emit_json({"version": v, "files": files})  # GET /versions/REF
         return
     _header(v)
     table = Table("path", "size", "hash", box=None, header_style="bold")
@@ -220,7 +221,7 @@ def checkout(
     with progress(f"Checking out {ref}") as update:
         v = workspace().data.checkout(ref, dest, force=force, progress=update)
     if as_json:
-        emit_json({"version": v.to_dict(), "dest": str(dest.resolve())})
+        emit_json({"version": v, "dest": str(dest.resolve())})
         return
     console.print(
         f"Checked out {v.ref} into {dest} ({v.file_count:,} file(s), {human_bytes(v.total_bytes)})"
@@ -237,7 +238,7 @@ def tag(
     """Tag version REF, so that NAME@TAG resolves to it."""
     v = workspace().data.tag(ref, tag, force=force)
     if as_json:
-        emit_json(v.to_dict())
+        emit_json(v)
         return
     console.print(f"{v.dataset}@{tag} -> version {v.number}")
 
@@ -256,7 +257,7 @@ def diff(
     columns and statistics."""
     d = workspace().data.diff(old, new, key=key)
     if as_json:
-        emit_json(_diff_dict(d))
+        emit_json(d)
         return
     console.print(f"[bold]{d.old} -> {d.new}[/bold]")
     if d.unchanged:
@@ -278,18 +279,6 @@ def diff(
     for path, reason in d.unreadable.items():
         console.print()
         console.print(Text.assemble((path, "bold"), f"  not compared as a table: {reason}"))
-
-
-def _diff_dict(d: DataDiff) -> dict[str, Any]:
-    return {
-        "old": d.old,
-        "new": d.new,
-        "added": [f.__dict__ for f in d.added],
-        "removed": [f.__dict__ for f in d.removed],
-        "changed": [c.__dict__ for c in d.changed],
-        "tables": {p: t.to_dict() for p, t in d.tables.items()},
-        "unreadable": dict(d.unreadable),
-    }
 
 
 def _print_table_diff(path: str, td: TableDiff) -> None:
@@ -389,7 +378,7 @@ def profile(ref: str, as_json: JsonOpt = False) -> None:
     with progress(f"Profiling {ref}"):
         v, profiles = workspace().data.profile(ref)
     if as_json:
-        emit_json({"version": v.ref, "files": {p: prof.to_dict() for p, prof in profiles.items()}})
+        emit_json({"version": v, "tables": profiles})  # GET /profiles/REF
         return
     for path, prof in profiles.items():
         _print_profile(f"{v.ref}:{path}", prof)
@@ -496,7 +485,7 @@ def validate(
     spec = _load_checks(checks)
     v, report = workspace().data.validate(ref, spec)
     if as_json:
-        emit_json({"version": v.ref, **report.to_dict()})
+        emit_json({"version": v, "report": report})  # POST /validations/REF
     else:
         _print_report(report)
         failed = len(report.failures)

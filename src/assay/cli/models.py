@@ -28,7 +28,7 @@ def list_(as_json: JsonOpt = False) -> None:
     """List models with their latest version and aliases."""
     items = workspace().registry.models()
     if as_json:
-        emit_json([m.to_dict() for m in items])
+        emit_json(items)
         return
     if not items:
         console.print(
@@ -61,13 +61,13 @@ def show(
     if "@" not in ref:
         versions = registry.versions(ref)
         if as_json:
-            emit_json([v.to_dict() for v in versions])
+            emit_json(versions)
             return
         _versions_table(versions)
         return
     mv = registry.resolve(ref)
     if as_json:
-        emit_json(mv.to_dict())
+        emit_json(mv)
         return
     _show_version(mv)
 
@@ -215,7 +215,7 @@ def alias(
         return
     mv = registry.alias(ref, name)
     if as_json:
-        emit_json(mv.to_dict())
+        emit_json(mv)
         return
     console.print(f"{mv.name}@{name} -> version {mv.version}")
 
@@ -255,7 +255,7 @@ def register(
             raise InvalidArgumentError("Give a FILE and --name NAME (or --run RUN).")
         mv = registry.register_file(path, name, trust=trust, description=description)
     if as_json:
-        emit_json(mv.to_dict())
+        emit_json(mv)
         return
     console.print(f"Registered [bold]{mv.ref}[/bold] ({mv.flavor})")
 

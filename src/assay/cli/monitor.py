@@ -194,7 +194,7 @@ def snapshot(
         name, to, window=_window(last, start, end), labeled_only=labeled_only, message=message
     )
     if as_json:
-        emit_json(snap.to_dict())
+        emit_json(snap)
         return
     console.print(
         f"Committed [bold]{snap.ref}[/bold]: {snap.rows:,} rows ({snap.labeled:,} labeled) of "
@@ -223,7 +223,7 @@ def config(
             raise InvalidArgumentError(f"Cannot read {str(file)!r}: {exc}.") from None
         mon = ws.monitoring.configure(name, text, str(file))
     if as_json:
-        emit_json(mon.to_dict())
+        emit_json(mon)
         return
     if file is not None:
         due = f"; next check {when(mon.next_check_at)}" if mon.next_check_at else ""
@@ -241,7 +241,7 @@ def history(
     """NAME's recorded checks: state, rows, and the features that moved."""
     checks = workspace().monitoring.history(name, limit=limit)
     if as_json:
-        emit_json([c.to_dict() for c in checks])
+        emit_json(checks)
         return
     if not checks:
         console.print(f"No checks of {escape(name)} yet: run `assay monitor {escape(name)}`.")
@@ -268,7 +268,7 @@ def list_(as_json: JsonOpt = False) -> None:
     """Monitors and their latest state."""
     monitors = workspace().monitoring.monitors()
     if as_json:
-        emit_json([m.to_dict() for m in monitors])
+        emit_json(monitors)
         return
     if not monitors:
         console.print("No monitors yet: `assay monitor NAME` checks a service or A/B test.")
@@ -316,7 +316,7 @@ def snapshots_(
     """Data versions committed from logged traffic, and where they came from."""
     found = workspace().monitoring.snapshots(name)
     if as_json:
-        emit_json([s.to_dict() for s in found])
+        emit_json(found)
         return
     table = Table(
         "version", "from", "models", "rows", "labeled", "window", box=None, header_style="bold"
@@ -336,7 +336,7 @@ def retrains_(as_json: JsonOpt = False) -> None:
     """Models retrained on live data: the run, the data, the new version, its challenge."""
     found = workspace().monitoring.retrains()
     if as_json:
-        emit_json([r.to_dict() for r in found])
+        emit_json(found)
         return
     table = Table(
         "run",
@@ -399,7 +399,7 @@ def retrain_command(
         launch=_launch(quiet=as_json),
     )
     if as_json:
-        emit_json(retrain.to_dict())
+        emit_json(retrain)
     else:
         _print_retrain(retrain)
     if retrain.status == "failed":

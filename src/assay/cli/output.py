@@ -33,16 +33,12 @@ err = Console(stderr=True, highlight=False, soft_wrap=True, width=_width(sys.std
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
 
-def emit_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, default=_default) + "\n")
+def emit_json(obj: Any, kind: Any = None) -> None:
+    """Print `obj` as JSON, entities in the shape the REST API answers with
+    (`assay.serialize.dump`); `kind` names its type when it is not the object's own."""
+    from assay.serialize import dump
 
-
-def _default(obj: Any) -> Any:
-    if isinstance(obj, datetime):
-        return obj.isoformat()
-    if hasattr(obj, "to_dict"):
-        return obj.to_dict()
-    raise TypeError(f"cannot serialise {type(obj).__name__}")
+    sys.stdout.write(json.dumps(dump(obj, kind), indent=2) + "\n")
 
 
 def human_bytes(n: int) -> str:

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from assay.cli.context import workspace
 from assay.cli.output import JsonOpt, console, emit_json, when
+from assay.serialize import dump
 
 if TYPE_CHECKING:
     from assay.pipelines.entities import PipelineVersion
@@ -39,7 +40,7 @@ def register(
     v, created = service.register(path, name, message)
     files = service.files(v)
     if as_json:
-        emit_json({"created": created, "version": v.to_dict(), "files": len(files)})
+        emit_json({"created": created, "version": v, "files": len(files)})
         return
     if not created:
         console.print(f"Unchanged: [bold]{v.ref}[/bold] already holds this source.")
@@ -59,7 +60,7 @@ def list_(as_json: JsonOpt = False) -> None:
     """List pipelines."""
     items = workspace().pipelines.pipelines()
     if as_json:
-        emit_json([p.to_dict() for p in items])
+        emit_json(items)
         return
     if not items:
         console.print("No pipelines yet. Register one with `assay pipelines register PATH`.")
@@ -77,7 +78,7 @@ def log(name: str, as_json: JsonOpt = False) -> None:
     """Show the versions of pipeline NAME, newest first."""
     versions = workspace().pipelines.log(name)
     if as_json:
-        emit_json([v.to_dict() for v in versions])
+        emit_json(versions)
         return
     table = Table(
         "version", "steps", "source", "author", "when", "message", box=None, header_style="bold"
@@ -107,7 +108,7 @@ def show(
     files = service.files(v)
     if as_json:
         source = service.source(v)
-        emit_json({**v.to_dict(), "files": [f.__dict__ for f in files], "source": source})
+        emit_json({**dump(v), "files": files, "source": source})
         return
     source = service.readable(v)
     _header(v, len(files))

@@ -59,7 +59,7 @@ def run_command(
             pipeline, data, params, override or [], experiment, name, force, quiet=as_json
         )
         if as_json:
-            emit_json(finished.to_dict())
+            emit_json(finished)
         else:
             print_outcome(finished)
         if finished.status != "succeeded":
@@ -84,7 +84,7 @@ def run_command(
     else:
         finished = execute(run, use_cache=not no_cache, quiet=as_json)
     if as_json:
-        emit_json(finished.to_dict())
+        emit_json(finished)
     else:
         print_outcome(finished)
     if finished.status != "succeeded":
@@ -282,7 +282,7 @@ def list_(
         experiment=experiment, filter=query, sort=sort, limit=limit, archived=archived
     )
     if as_json:
-        emit_json([r.to_dict() for r in found])
+        emit_json(found)
         return
     if not found:
         console.print("No runs match." if filter or experiment else "No runs yet.")
@@ -319,7 +319,7 @@ def show(run: str, as_json: JsonOpt = False) -> None:
     ws = workspace()
     r = ws.runs.get(run)
     if as_json:
-        emit_json(r.to_dict())
+        emit_json(r)
         return
     grid = Table.grid(padding=(0, 2))
     rows: list[tuple[str, str]] = [
@@ -448,7 +448,7 @@ def compare(
     else:
         raise typer.BadParameter("give two or more run ids, or --experiment NAME")
     if as_json:
-        emit_json([r.to_dict() for r in found])
+        emit_json(found)
         return
     table = Table("", *(f"{r.short_id}\n{r.name}" for r in found), box=None, header_style="bold")
     for label, get in (
@@ -509,7 +509,7 @@ def rerun(run: str, as_json: JsonOpt = False) -> None:
         new = execute(ws.runs.rerun(run), use_cache=False, quiet=as_json)
     same = same_metrics(old.metrics, new.metrics)
     if as_json:
-        emit_json({"run": new.to_dict(), "rerun_of": old.id, "reproduced": same})
+        emit_json({"run": new, "rerun_of": old.id, "reproduced": same})
     else:
         print_outcome(new)
         if same:
@@ -540,7 +540,7 @@ def leaderboard(
     """The best runs of an experiment by one metric."""
     found = workspace().runs.leaderboard(experiment, metric, minimize=minimize, limit=limit)
     if as_json:
-        emit_json([r.to_dict() for r in found])
+        emit_json(found)
         return
     if not found:
         console.print(f"No succeeded run of {experiment!r} has metric {metric!r}.")

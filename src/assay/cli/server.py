@@ -13,6 +13,7 @@ from rich.table import Table
 from assay.cli.context import workspace
 from assay.cli.output import JsonOpt, console, emit_json, err, when
 from assay.errors import AssayError
+from assay.serialize import dump
 
 tokens_app = typer.Typer(
     help="API tokens for the server: create, list, revoke.",
@@ -125,7 +126,7 @@ def create(
     """Create a token; its secret is shown once (only its hash is stored)."""
     token, secret = workspace().tokens.create(name, scope)
     if as_json:
-        emit_json({**token.to_dict(), "secret": secret})
+        emit_json({**dump(token), "secret": secret})
         return
     console.print(f"Token [bold]{token.name}[/bold] ({token.scope}):")
     console.print(secret, markup=False, highlight=False)
@@ -137,7 +138,7 @@ def list_(as_json: JsonOpt = False) -> None:
     """List tokens: name, scope, prefix, last use; never their secrets."""
     found = workspace().tokens.tokens()
     if as_json:
-        emit_json([t.to_dict() for t in found])
+        emit_json(found)
         return
     if not found:
         console.print("No tokens yet. Create one with `assay tokens create NAME --scope admin`.")

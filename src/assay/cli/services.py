@@ -76,7 +76,7 @@ def deploy(
         )
     warn_if_exposed(name, host)
     if as_json:
-        emit_json(svc.to_dict())
+        emit_json(svc)
         return
     console.print(f"Deployed [bold]{svc.model_ref}[/bold] as {name} at {svc.url}")
     console.print(f"  KServe V1  POST {svc.url}/v1/models/{svc.model}:predict")
@@ -88,7 +88,7 @@ def list_(as_json: JsonOpt = False) -> None:
     """List services and whether they are running."""
     items = workspace().services.services()
     if as_json:
-        emit_json([s.to_dict() for s in items])
+        emit_json(items)
         return
     if not items:
         console.print("No services yet. Deploy one with `assay services deploy NAME --model M@V`.")
@@ -116,21 +116,21 @@ def status_(name: str, as_json: JsonOpt = False) -> None:
         emit_json(doc)
         return
     grid = Table.grid(padding=(0, 2))
-    traffic = doc["traffic"]
+    traffic = doc.traffic
     rows = [
-        ("state", _STATE.get(doc["state"], doc["state"])),
-        ("model", doc["model_ref"]),
-        ("url", doc["url"] if doc["state"] == "running" else "-"),
-        ("workers", str(doc["workers"])),
-        ("uptime", _duration(doc["uptime_s"])),
+        ("state", _STATE.get(doc.state, doc.state)),
+        ("model", doc.model_ref),
+        ("url", doc.url if doc.state == "running" else "-"),
+        ("workers", str(doc.workers)),
+        ("uptime", _duration(doc.uptime_s)),
         ("requests", fmt_num(traffic["requests"]) if traffic else "-"),
         ("errors", fmt_num(traffic["errors"]) if traffic else "-"),
         ("latency p50", _ms(traffic["p50_ms"] if traffic else None)),
         ("latency p99", _ms(traffic["p99_ms"] if traffic else None)),
     ]
-    if doc["last_error"]:
-        rows.append(("last error", f"[red]{escape(doc['last_error'])}[/red]"))
-    console.print(f"[bold]{doc['name']}[/bold]")
+    if doc.last_error:
+        rows.append(("last error", f"[red]{escape(doc.last_error)}[/red]"))
+    console.print(f"[bold]{doc.name}[/bold]")
     for key, value in rows:
         grid.add_row(f"[dim]{key}[/dim]", value)
     console.print(grid)
@@ -171,7 +171,7 @@ def update(
     with status(f"Updating {name}") as progress:
         svc = workspace().services.update(name, model, progress=progress)
     if as_json:
-        emit_json(svc.to_dict())
+        emit_json(svc)
         return
     console.print(f"{name} now serves [bold]{svc.model_ref}[/bold] at {svc.url}")
 
@@ -189,7 +189,7 @@ def stop(
         progress("draining in-flight requests")
         svc = workspace().services.stop(name, timeout_s=timeout)
     if as_json:
-        emit_json(svc.to_dict())
+        emit_json(svc)
         return
     console.print(f"Stopped {name}")
 
@@ -213,10 +213,7 @@ def start(
             results = list(services.start_all(progress=progress))
     if as_json:
         emit_json(
-            [
-                {"name": n, "error": str(r)} if isinstance(r, Exception) else r.to_dict()
-                for n, r in results
-            ]
+            [{"name": n, "error": str(r)} if isinstance(r, Exception) else r for n, r in results]
         )
         return
     if not results:

@@ -15,6 +15,7 @@ from rich.table import Table
 from assay.cli.context import is_remote, workspace
 from assay.cli.output import JsonOpt, console, emit_json, err, fmt_num, sparkline, status, when
 from assay.errors import InvalidArgumentError
+from assay.serialize import dump
 
 if TYPE_CHECKING:
     from assay.runs.executor import Executor
@@ -191,7 +192,7 @@ def _drive(
         )
         raise typer.Exit(130) from None
     if as_json:
-        emit_json(finished.to_dict())
+        emit_json(finished)
     else:
         print_summary(finished)
     if finished.status == "failed":
@@ -243,7 +244,7 @@ def _follow(sweep: Sweep, *, as_json: bool, poll_s: float = 0.5) -> None:
         )
         raise typer.Exit(1)
     if as_json:
-        emit_json(sweep.to_dict())
+        emit_json(sweep)
     else:
         print_summary(sweep)
     if sweep.status == "failed":
@@ -391,7 +392,7 @@ def list_(as_json: JsonOpt = False) -> None:
     """List sweeps: status, trials done, best value."""
     found = workspace().sweeps.sweeps()
     if as_json:
-        emit_json([{k: v for k, v in s.to_dict().items() if k != "trial_list"} for s in found])
+        emit_json([{k: v for k, v in dump(s).items() if k != "trial_list"} for s in found])
         return
     if not found:
         console.print("No sweeps yet. Start one with `assay sweep PIPELINE --data … --space …`.")
@@ -427,7 +428,7 @@ def show(
     sweep = ws.sweeps.get(name)
     importances = ws.sweeps.importances(sweep) if sweep.counted() >= 2 else {}
     if as_json:
-        emit_json({**sweep.to_dict(), "importances": importances})
+        emit_json({**dump(sweep), "importances": importances})
         return
     grid = Table.grid(padding=(0, 2))
     for label, value in (

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 
 from assay import errors
+from assay.serialize import load
 
 if TYPE_CHECKING:
     from assay.abtests.entities import ABReport
@@ -167,7 +168,7 @@ class Client:
         found = parse(CommitResult, doc)
         if doc.get("validation") is None:
             return found
-        return replace(found, validation=ValidationReport.from_dict(doc["validation"]))
+        return replace(found, validation=load(ValidationReport, doc["validation"]))
 
     def diff(self, old: str, new: str, *, key: str | None = None) -> Any:
         """How data version `new` differs from `old`: a DataDiff whose `tables` hold a
@@ -195,7 +196,7 @@ class Client:
             f"/validations/{ref}",
             json={"checks": dump_checks(parsed), "source": parsed.source},
         )
-        return parse(DataVersion, doc["version"]), ValidationReport.from_dict(doc["report"])
+        return parse(DataVersion, doc["version"]), load(ValidationReport, doc["report"])
 
     def _upload(self, root: Path) -> tuple[str, dict[str, str]]:
         """Send a file, or a folder's files, as a new upload: (its id, {path: BLAKE3}).
@@ -774,7 +775,9 @@ class Client:
     def service_status(self, name: str) -> ServiceStatus:
         """The service with its uptime, its workers and its traffic (`by_version` is keyed
         by the version number as a string, as JSON has it)."""
-        found: ServiceStatus = self._call("GET", f"/services/{name}/status")
+        from assay.serving.entities import ServiceStatus
+
+        found = load(ServiceStatus, self._call("GET", f"/services/{name}/status"))
         return found
 
     def stop_service(self, name: str) -> Any:
@@ -948,7 +951,9 @@ class Client:
         return self._list(ABTest, "/abtests")
 
     def abtest_report(self, name: str) -> ABReport:
-        found: ABReport = self._call("GET", f"/abtests/{name}/report")
+        from assay.abtests.entities import ABReport
+
+        found = load(ABReport, self._call("GET", f"/abtests/{name}/report"))
         return found
 
     def conclude(self, name: str, winner: str) -> Any:

@@ -33,6 +33,7 @@ from assay.errors import (
     StorageError,
     ValidationFailedError,
 )
+from assay.serialize import dump
 from assay.store.db import utcnow
 from assay.store.objects import hash_bytes
 from assay.store.packs import PACKABLE, Blobs, PackWriter
@@ -290,7 +291,7 @@ class DataCommitting(DataBase):
                         f"{name}: {len(report.failures)} check(s) failed; {existing.ref} "
                         "already holds this content. See the report, fix the data, or "
                         "commit with --allow-invalid.",
-                        report=report.to_dict(),
+                        report=dump(report),
                     )
                 existing = self._record_validation(existing, checks, report)
             return CommitResult(existing, False, 0, 0, 0, report)
@@ -309,7 +310,7 @@ class DataCommitting(DataBase):
             raise ValidationFailedError(
                 f"{name}: {len(report.failures)} check(s) failed; nothing was committed. "
                 "See the report, fix the data, or commit with --allow-invalid.",
-                report=report.to_dict(),
+                report=dump(report),
             )
         self.store.put_bytes(data, digest)
         version = self._insert_version(name, digest, message, files, report, checks, packer)
@@ -338,7 +339,7 @@ class DataCommitting(DataBase):
             repo = DataRepository(s)
             ds = self._dataset(repo, version.dataset)
             row = self._version_row(repo, ds, Ref(version.dataset, str(version.number)))
-            repo.add_validation(row.id, _checks_digest(checks), report.passed, report.to_dict())
+            repo.add_validation(row.id, _checks_digest(checks), report.passed, dump(report))
             repo.set_validation(row.id, _status(report))
         return self.resolve(Ref(version.dataset, str(version.number)))
 
@@ -489,9 +490,7 @@ class DataCommitting(DataBase):
                 )
                 Blobs.index(s, packer.written)
                 if report is not None and checks is not None:
-                    repo.add_validation(
-                        row.id, _checks_digest(checks), report.passed, report.to_dict()
-                    )
+                    repo.add_validation(row.id, _checks_digest(checks), report.passed, dump(report))
                 return to_version(name, row)
 
         return retrying(attempt, f"Too many concurrent commits to {name!r}; retry.")

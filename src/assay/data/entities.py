@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from assay.errors import InvalidArgumentError
+from assay.serialize import json_shape
 
 _NAME_PART = r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}"
 NAME_RE = re.compile(rf"^{_NAME_PART}(/{_NAME_PART}){{0,3}}$")
@@ -107,21 +108,7 @@ class DataVersion:
     def ref(self) -> str:
         return f"{self.dataset}@{self.number}"
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "dataset": self.dataset,
-            "version": self.number,
-            "ref": self.ref,
-            "manifest": self.manifest,
-            "message": self.message,
-            "author": self.author,
-            "created_at": self.created_at.isoformat(),
-            "parent": self.parent,
-            "files": self.file_count,
-            "bytes": self.total_bytes,
-            "validation": self.validation,
-            "tags": list(self.tags),
-        }
+    __get_pydantic_core_schema__ = json_shape(computed=("ref",))
 
 
 @dataclass(frozen=True)

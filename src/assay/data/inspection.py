@@ -21,6 +21,7 @@ from assay.data.repository import (
 from assay.errors import (
     InvalidArgumentError,
 )
+from assay.serialize import dump, load
 
 if TYPE_CHECKING:
     from assay.data.checks import Checks
@@ -160,7 +161,7 @@ class DataInspection(DataBase):
         with self.db.read() as s:
             stored = DataRepository(s).profile(digest)
         if stored is not None and stored.get("format") == PROFILE_FORMAT:
-            return TableProfile.from_dict(stored)
+            return load(TableProfile, stored)
         from assay.data.reading import UnreadableTableError, load_table  # pandas: only now
         from assay.data.tabular import profile_table
 
@@ -177,7 +178,7 @@ class DataInspection(DataBase):
             )
         try:
             with self.db.session() as s:
-                DataRepository(s).put_profile(digest, prof.to_dict())
+                DataRepository(s).put_profile(digest, dump(prof))
         except IntegrityError:
             pass  # another reader stored the same content's profile first
         return prof

@@ -2,16 +2,16 @@
 
 Reading a stored profile (`assay data profile` of a version profiled before, the
 dashboard, `--remote`) needs only these, not pandas; making one is
-`assay.data.tabular`. Each has a JSON-ready `to_dict()` (every float finite or None)
-and `from_dict()` that reverses it.
+`assay.data.tabular`. They are stored and sent as `assay.serialize.dump` makes them
+(every float finite or None), and read back with `assay.serialize.load`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast, get_args
+from typing import Any, Literal, get_args
 
-from assay.errors import InvalidArgumentError
+from assay.serialize import json_shape
 
 ColumnType = Literal["integer", "float", "boolean", "datetime", "categorical", "text", "empty"]
 COLUMN_TYPES: tuple[ColumnType, ...] = get_args(ColumnType)
@@ -19,6 +19,12 @@ COLUMN_TYPES: tuple[ColumnType, ...] = get_args(ColumnType)
 # Bumped when a profile of the same bytes would come out differently; a stored profile of
 # an older format is made again when next read.
 PROFILE_FORMAT = 2
+
+
+def _format_1(d: dict[str, Any]) -> dict[str, Any]:
+    """A profile stored before formats were numbered is of format 1 (made again when read)."""
+    d.setdefault("format", 1)
+    return d
 
 
 @dataclass(frozen=True)
@@ -30,17 +36,6 @@ class Histogram:
 
     edges: tuple[float, ...]
     counts: tuple[int, ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict; `from_dict` reverses it."""
-        return {"edges": list(self.edges), "counts": list(self.counts)}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Histogram:
-        """Rebuild from `to_dict()` output."""
-        return cls(
-            edges=tuple(float(e) for e in d["edges"]), counts=tuple(int(c) for c in d["counts"])
-        )
 
 
 @dataclass(frozen=True)
@@ -73,46 +68,6 @@ class ColumnProfile:
     numeric_share: float | None = None
     odd: tuple[tuple[str, int], ...] = ()
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict; `from_dict` reverses it exactly."""
-        return {
-            "name": self.name,
-            "type": self.type,
-            "missing": self.missing,
-            "missing_share": self.missing_share,
-            "distinct": self.distinct,
-            "min": self.min,
-            "max": self.max,
-            "mean": self.mean,
-            "std": self.std,
-            "quantiles": dict(self.quantiles),
-            "top": [[value, count] for value, count in self.top],
-            "histogram": None if self.histogram is None else self.histogram.to_dict(),
-            "numeric_share": self.numeric_share,
-            "odd": [[value, count] for value, count in self.odd],
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ColumnProfile:
-        """Rebuild from `to_dict()` output."""
-        hist = d.get("histogram")
-        return cls(
-            name=str(d["name"]),
-            type=_column_type(d["type"]),
-            missing=int(d["missing"]),
-            missing_share=float(d["missing_share"]),
-            distinct=int(d["distinct"]),
-            min=_opt_float(d.get("min")),
-            max=_opt_float(d.get("max")),
-            mean=_opt_float(d.get("mean")),
-            std=_opt_float(d.get("std")),
-            quantiles={str(k): float(v) for k, v in (d.get("quantiles") or {}).items()},
-            top=tuple((str(v), int(c)) for v, c in d.get("top") or ()),
-            histogram=None if hist is None else Histogram.from_dict(hist),
-            numeric_share=_opt_float(d.get("numeric_share")),
-            odd=tuple((str(v), int(c)) for v, c in d.get("odd") or ()),
-        )
-
 
 @dataclass(frozen=True)
 class TableProfile:
@@ -141,40 +96,4 @@ class TableProfile:
         """The profile of the (first) column called `name`, or None if there is none."""
         return next((c for c in self.columns if c.name == name), None)
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict; `from_dict` reverses it exactly."""
-        return {
-            "rows": self.rows,
-            "columns": [c.to_dict() for c in self.columns],
-            "error": self.error,
-            "delimiter": self.delimiter,
-            "encoding": self.encoding,
-            "warnings": list(self.warnings),
-            "format": self.format,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TableProfile:
-        """Rebuild from `to_dict()` output (or an older format's, which has no `format`)."""
-        return cls(
-            rows=int(d["rows"]),
-            columns=tuple(ColumnProfile.from_dict(c) for c in d["columns"]),
-            error=None if d.get("error") is None else str(d["error"]),
-            delimiter=None if d.get("delimiter") is None else str(d["delimiter"]),
-            encoding=None if d.get("encoding") is None else str(d["encoding"]),
-            warnings=tuple(str(w) for w in d.get("warnings") or ()),
-            format=int(d.get("format") or 1),
-        )
-
-
-def _opt_float(x: Any) -> float | None:
-    return None if x is None else float(x)
-
-
-def _column_type(x: Any) -> ColumnType:
-    if x not in COLUMN_TYPES:
-        raise InvalidArgumentError(
-            f"Unknown column type {x!r} in a stored profile; expected one of "
-            f"{', '.join(COLUMN_TYPES)}. The profile was not written by this version of Assay.",
-        )
-    return cast(ColumnType, x)
+    __get_pydantic_core_schema__ = json_shape(upgrade=_format_1)

@@ -52,15 +52,6 @@ class StatShift:
     old: float | None
     new: float | None
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict; `from_dict` reverses it exactly."""
-        return {"column": self.column, "stat": self.stat, "old": self.old, "new": self.new}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> StatShift:
-        """Rebuild from `to_dict()` output."""
-        return cls(str(d["column"]), str(d["stat"]), _opt_float(d["old"]), _opt_float(d["new"]))
-
 
 @dataclass(frozen=True)
 class RowChange:
@@ -71,15 +62,6 @@ class RowChange:
     column: str
     old: str
     new: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict; `from_dict` reverses it exactly."""
-        return {"row": self.row, "column": self.column, "old": self.old, "new": self.new}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> RowChange:
-        """Rebuild from `to_dict()` output."""
-        return cls(str(d["row"]), str(d["column"]), str(d["old"]), str(d["new"]))
 
 
 @dataclass(frozen=True)
@@ -113,51 +95,6 @@ class TableDiff:
     examples: tuple[RowChange, ...] = ()
     added_rows: tuple[str, ...] = ()
     removed_rows: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict; `from_dict` reverses it exactly."""
-        return {
-            "rows_old": self.rows_old,
-            "rows_new": self.rows_new,
-            "rows_added": self.rows_added,
-            "rows_removed": self.rows_removed,
-            "rows_changed": self.rows_changed,
-            "rows_unchanged": self.rows_unchanged,
-            "match": self.match,
-            "key": self.key,
-            "ignored": list(self.ignored),
-            "changed_columns": [[c, n] for c, n in self.changed_columns],
-            "examples": [e.to_dict() for e in self.examples],
-            "added_rows": list(self.added_rows),
-            "removed_rows": list(self.removed_rows),
-            "columns_added": list(self.columns_added),
-            "columns_removed": list(self.columns_removed),
-            "columns_retyped": [list(r) for r in self.columns_retyped],
-            "stat_shifts": [s.to_dict() for s in self.stat_shifts],
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TableDiff:
-        """Rebuild from `to_dict()` output."""
-        return cls(
-            rows_old=int(d["rows_old"]),
-            rows_new=int(d["rows_new"]),
-            rows_added=int(d["rows_added"]),
-            rows_removed=int(d["rows_removed"]),
-            columns_added=tuple(str(c) for c in d["columns_added"]),
-            columns_removed=tuple(str(c) for c in d["columns_removed"]),
-            columns_retyped=tuple((str(n), str(o), str(t)) for n, o, t in d["columns_retyped"]),
-            stat_shifts=tuple(StatShift.from_dict(s) for s in d["stat_shifts"]),
-            rows_changed=int(d.get("rows_changed") or 0),
-            rows_unchanged=int(d.get("rows_unchanged") or 0),
-            match=str(d.get("match") or "exact"),
-            key=None if d.get("key") is None else str(d["key"]),
-            ignored=tuple(str(c) for c in d.get("ignored") or ()),
-            changed_columns=tuple((str(c), int(n)) for c, n in d.get("changed_columns") or ()),
-            examples=tuple(RowChange.from_dict(e) for e in d.get("examples") or ()),
-            added_rows=tuple(str(r) for r in d.get("added_rows") or ()),
-            removed_rows=tuple(str(r) for r in d.get("removed_rows") or ()),
-        )
 
 
 def diff_tables(
@@ -494,7 +431,3 @@ def _changed(a: float | None, b: float | None) -> bool:
     if a is None or b is None:
         return a is not b
     return abs(b - a) > SHIFT_TOLERANCE * max(abs(a), abs(b))
-
-
-def _opt_float(x: Any) -> float | None:
-    return None if x is None else float(x)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,32 +51,6 @@ class CheckResult:
     message: str
     examples: tuple[dict[str, object], ...] = ()
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict; `from_dict` reverses it exactly."""
-        return {
-            "file": self.file,
-            "column": self.column,
-            "check": self.check,
-            "passed": self.passed,
-            "failed_count": self.failed_count,
-            "message": self.message,
-            "examples": [dict(e) for e in self.examples],
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> CheckResult:
-        """Rebuild from `to_dict()` output."""
-        column = d.get("column")
-        return cls(
-            file=str(d["file"]),
-            column=None if column is None else str(column),
-            check=str(d["check"]),
-            passed=bool(d["passed"]),
-            failed_count=int(d["failed_count"]),
-            message=str(d["message"]),
-            examples=tuple(dict(e) for e in d.get("examples") or ()),
-        )
-
 
 @dataclass(frozen=True)
 class ValidationReport:
@@ -95,18 +69,6 @@ class ValidationReport:
     def failures(self) -> tuple[CheckResult, ...]:
         """The results that did not pass, in order."""
         return tuple(r for r in self.results if not r.passed)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict; `from_dict` reverses it exactly."""
-        return {"passed": self.passed, "results": [r.to_dict() for r in self.results]}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> ValidationReport:
-        """Rebuild from `to_dict()` output."""
-        return cls(
-            passed=bool(d["passed"]),
-            results=tuple(CheckResult.from_dict(r) for r in d["results"]),
-        )
 
 
 # --- validating -----------------------------------------------------------------------

@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from assay.abtests.stats import holm
-from assay.monitoring.entities import FeatureDrift, HistogramDoc, MonitorConfig, Thresholds
+from assay.monitoring.entities import DriftHistogram, FeatureDrift, MonitorConfig, Thresholds
 
 BINS = 10
 PSI_FLOOR = 1e-4
@@ -285,7 +285,7 @@ def _categorical(ref: Reference, arr: npt.NDArray[Any], doc: FeatureDrift, histo
         doc["histogram"] = _hist(shown, r_share[: len(shown)], l_share[: len(shown)])
 
 
-def _hist(bins: list[str], reference: Floats, live: Floats) -> HistogramDoc:
+def _hist(bins: list[str], reference: Floats, live: Floats) -> DriftHistogram:
     return {
         "bins": bins,
         "reference": [round(float(v), 5) for v in reference],

@@ -10,6 +10,7 @@ from typing import Any
 from typing_extensions import TypedDict
 
 from assay.errors import InvalidArgumentError
+from assay.serialize import json_shape
 
 STATES = ("ok", "warning", "drift")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d|w)$")
@@ -107,37 +108,12 @@ class Window:
             text += f" to {self.end.isoformat(timespec='seconds')}"
         return text
 
-    def to_dict(self) -> WindowDoc:
-        return {
-            "requests": self.requests,
-            "seconds": self.seconds,
-            "start": self.start.isoformat() if self.start else None,
-            "end": self.end.isoformat() if self.end else None,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any] | None) -> Window:
-        d = d or {}
-        return cls(
-            requests=d.get("requests"),
-            seconds=d.get("seconds"),
-            start=parse_time(d["start"]) if d.get("start") else None,
-            end=parse_time(d["end"]) if d.get("end") else None,
-        )
-
 
 def _human_s(seconds: float) -> str:
     for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)}{unit}"
     return f"{seconds:g}s"
-
-
-class WindowDoc(TypedDict):
-    requests: int | None
-    seconds: float | None
-    start: str | None
-    end: str | None
 
 
 # ---- the config ------------------------------------------------------------------------------
@@ -210,7 +186,7 @@ class MonitorConfig:
 # ---- a check's report -------------------------------------------------------------------------
 
 
-class HistogramDoc(TypedDict):
+class DriftHistogram(TypedDict):
     """Live against training: shares per bin (numeric) or per category."""
 
     bins: list[str]
@@ -248,7 +224,7 @@ class FeatureDrift(TypedDict):
     state: str
     reasons: list[str]
     """Why it is not ok, in words."""
-    histogram: HistogramDoc | None
+    histogram: DriftHistogram | None
 
 
 class PerformancePoint(TypedDict):
@@ -261,7 +237,7 @@ class PerformancePoint(TypedDict):
     hi: float | None
 
 
-class PerformanceDoc(TypedDict):
+class Performance(TypedDict):
     """The model's performance from feedback joined to its predictions."""
 
     metric: str | None
@@ -287,7 +263,7 @@ class MonitorReport(TypedDict):
     reference: str | None
     """The reference data version (`DATASET@V`) and file."""
     reference_file: str | None
-    window: WindowDoc
+    window: Window
     window_text: str
     start: float | None
     """Unix seconds of the first and last logged request read."""
@@ -301,7 +277,7 @@ class MonitorReport(TypedDict):
     state: str
     features: list[FeatureDrift]
     prediction: FeatureDrift | None
-    performance: PerformanceDoc
+    performance: Performance
     notes: list[str]
     at: str
     """ISO 8601: when the check ran."""
@@ -325,18 +301,6 @@ class Monitor:
     created_at: datetime
     updated_at: datetime
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "target": self.target,
-            "config": self.config_text,
-            "state": self.state,
-            "checked_at": self.checked_at.isoformat() if self.checked_at else None,
-            "next_check_at": self.next_check_at.isoformat() if self.next_check_at else None,
-            "created_at": self.created_at.isoformat(),
-            "updated_at": self.updated_at.isoformat(),
-        }
-
 
 @dataclass(frozen=True)
 class MonitorCheck:
@@ -353,20 +317,6 @@ class MonitorCheck:
     rows: int
     summary: dict[str, Any]
     """{"features": {name: {state, psi, p_adjusted}}, "prediction": ..., "performance": ...}."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "monitor": self.monitor,
-            "at": self.at.isoformat(),
-            "state": self.state,
-            "model": self.model,
-            "reference": self.reference,
-            "window_start": self.window_start,
-            "window_end": self.window_end,
-            "rows": self.rows,
-            "summary": self.summary,
-        }
 
 
 @dataclass(frozen=True)
@@ -391,20 +341,7 @@ class Snapshot:
     def ref(self) -> str:
         return f"{self.dataset}@{self.version}"
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "dataset": self.dataset,
-            "version": self.version,
-            "ref": self.ref,
-            "source": self.source,
-            "models": list(self.models),
-            "window_start": self.window_start,
-            "window_end": self.window_end,
-            "rows": self.rows,
-            "labeled": self.labeled,
-            "path": self.path,
-            "created_at": self.created_at.isoformat(),
-        }
+    __get_pydantic_core_schema__ = json_shape(computed=("ref",))
 
 
 @dataclass(frozen=True)
@@ -428,19 +365,3 @@ class Retrain:
     error: str | None
     created_at: datetime
     updated_at: datetime
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "model": self.model,
-            "with_data": self.with_data,
-            "data": self.data,
-            "alone": self.alone,
-            "status": self.status,
-            "new_model": self.new_model,
-            "abtest": self.abtest,
-            "challenge": self.challenge,
-            "error": self.error,
-            "created_at": self.created_at.isoformat(),
-            "updated_at": self.updated_at.isoformat(),
-        }

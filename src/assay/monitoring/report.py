@@ -19,7 +19,7 @@ from assay.monitoring.entities import (
     FeatureDrift,
     MonitorConfig,
     MonitorReport,
-    PerformanceDoc,
+    Performance,
     PerformancePoint,
     Window,
     worst,
@@ -85,7 +85,7 @@ def build_report(
         "model": model,
         "reference": training.ref,
         "reference_file": training.path,
-        "window": window.to_dict(),
+        "window": window,
         "window_text": window.describe(),
         "start": start,
         "end": end,
@@ -133,10 +133,10 @@ def outcomes(rows: pd.DataFrame, regression: bool) -> tuple[str | None, pd.DataF
     return None, rows.iloc[:0]
 
 
-def _performance(rows: pd.DataFrame, training: Training, config: MonitorConfig) -> PerformanceDoc:
+def _performance(rows: pd.DataFrame, training: Training, config: MonitorConfig) -> Performance:
     regression = training.prediction is not None and training.prediction.kind == "numeric"
     metric, out = outcomes(rows, regression) if len(rows) else (None, rows)
-    doc: PerformanceDoc = {
+    doc: Performance = {
         "metric": metric,
         "higher_is_better": metric != "mean_abs_error",
         "n": len(out),

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+
+from assay.serialize import json_shape
 
 
 @dataclass(frozen=True)
@@ -14,9 +15,6 @@ class StepInfo:
     name: str
     inputs: tuple[str, ...]
     code_hash: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "inputs": list(self.inputs), "code_hash": self.code_hash}
 
 
 @dataclass(frozen=True)
@@ -47,20 +45,7 @@ class PipelineVersion:
     def step(self, name: str) -> StepInfo | None:
         return next((s for s in self.steps if s.name == name), None)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "pipeline": self.pipeline,
-            "version": self.number,
-            "ref": self.ref,
-            "manifest": self.manifest,
-            "entry": self.entry,
-            "steps": [s.to_dict() for s in self.steps],
-            "model_step": self.model_step,
-            "metrics_step": self.metrics_step,
-            "message": self.message,
-            "author": self.author,
-            "created_at": self.created_at.isoformat(),
-        }
+    __get_pydantic_core_schema__ = json_shape(computed=("ref",))
 
 
 @dataclass(frozen=True)
@@ -71,11 +56,3 @@ class PipelineInfo:
     versions: int
     latest: int | None
     updated_at: datetime | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "versions": self.versions,
-            "latest": self.latest,
-            "updated_at": self.updated_at.isoformat() if self.updated_at else None,
-        }

@@ -21,6 +21,7 @@ from sqlalchemy import (
 )
 
 from assay.pipelines.entities import PipelineInfo, PipelineVersion, StepInfo
+from assay.serialize import dump
 from assay.store import versioned
 from assay.store.db import aware, metadata
 
@@ -127,7 +128,7 @@ def steps_json(
 ) -> dict[str, Any]:
     """The `steps` column: the steps in order, and which of them yield the model and metrics."""
     return {
-        "steps": [s.to_dict() for s in steps],
+        "steps": dump(steps),
         "model": model,
         "metrics": metrics,
     }

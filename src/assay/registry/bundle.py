@@ -49,6 +49,7 @@ from assay.registry.flavors import (
     installed,
 )
 from assay.registry.signature import json_value
+from assay.serialize import dump, load
 from assay.store.objects import hash_file
 
 FORMAT = 1
@@ -155,7 +156,7 @@ def write_bundle(
         "version": version,
         "flavor": chosen.name,
         "flavor_meta": meta,
-        "signature": signature.to_dict() if signature else None,
+        "signature": dump(signature) if signature else None,
         "input_example": example,
         "lineage": _json_safe(lineage),
         "metrics": {str(k): json_value(v) for k, v in metrics.items()},
@@ -193,7 +194,7 @@ def add_mlflow_pickle(folder: Path, model: Any) -> None:
             folder,
             chosen,
             meta,
-            Signature.from_dict(sig) if sig else None,
+            load(Signature, sig) if sig else None,
             manifest["name"],
             created,
             requirements,
@@ -633,7 +634,7 @@ def load_bundle(folder: Path) -> LoadedBundle:
         version=manifest["version"],
         flavor=flavor.name,
         model=model,
-        signature=Signature.from_dict(sig) if sig else None,
+        signature=load(Signature, sig) if sig else None,
         input_example=list(manifest.get("input_example") or []),
         manifest=manifest,
     )

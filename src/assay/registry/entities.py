@@ -8,8 +8,30 @@ from typing import Any
 
 from typing_extensions import TypedDict
 
+from assay.serialize import json_shape
+
 # The kinds a column may hold, as a request's JSON carries them.
 COLUMN_KINDS = ("float", "int", "bool", "str")
+
+
+# Stored shapes of older releases, upgraded as they load.
+
+
+def _with_dtype(d: dict[str, Any]) -> dict[str, Any]:
+    """A column or output stored before dtypes were recorded: its dtype is its kind."""
+    if "dtype" not in d and "kind" in d:
+        d["dtype"] = d["kind"]
+    if d.get("shape") is None:
+        d.pop("shape", None)
+    return d
+
+
+def _signature_v1(d: dict[str, Any]) -> dict[str, Any]:
+    """A signature stored without inputs, or with an empty output, as today's."""
+    d.setdefault("inputs", [])
+    if not d.get("output"):
+        d["output"] = None
+    return d
 
 
 @dataclass(frozen=True)
@@ -22,17 +44,7 @@ class ColumnSpec:
     dtype: str
     nullable: bool = False
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "kind": self.kind,
-            "dtype": self.dtype,
-            "nullable": self.nullable,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ColumnSpec:
-        return cls(d["name"], d["kind"], d.get("dtype", d["kind"]), bool(d.get("nullable", False)))
+    __get_pydantic_core_schema__ = json_shape(upgrade=_with_dtype)
 
 
 @dataclass(frozen=True)
@@ -46,25 +58,7 @@ class OutputSpec:
     classes: tuple[Any, ...] | None = None
     has_proba: bool = False
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "dtype": self.dtype,
-            "shape": list(self.shape),
-            "classes": list(self.classes) if self.classes is not None else None,
-            "has_proba": self.has_proba,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> OutputSpec:
-        classes = d.get("classes")
-        return cls(
-            d["kind"],
-            d.get("dtype", d["kind"]),
-            tuple(d.get("shape") or (-1,)),
-            tuple(classes) if classes is not None else None,
-            bool(d.get("has_proba", False)),
-        )
+    __get_pydantic_core_schema__ = json_shape(upgrade=_with_dtype)
 
 
 @dataclass(frozen=True)
@@ -83,21 +77,7 @@ class Signature:
     def names(self) -> list[str]:
         return [c.name for c in self.inputs]
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "inputs": [c.to_dict() for c in self.inputs],
-            "output": self.output.to_dict() if self.output else None,
-            "tabular": self.tabular,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Signature:
-        out = d.get("output")
-        return cls(
-            tuple(ColumnSpec.from_dict(c) for c in d.get("inputs", [])),
-            OutputSpec.from_dict(out) if out else None,
-            bool(d.get("tabular", True)),
-        )
+    __get_pydantic_core_schema__ = json_shape(upgrade=_signature_v1)
 
 
 @dataclass(frozen=True)
@@ -118,14 +98,6 @@ class Lineage:
     # The code version the run executed (`assay.runs.code`): a pipeline snapshot's hash,
     # or a notebook's or script's captured code.
     code: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items()}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any] | None) -> Lineage:
-        d = d or {}
-        return cls(**{k: d.get(k) for k in cls.__dataclass_fields__})
 
 
 class LineageInput(TypedDict):
@@ -242,23 +214,7 @@ class ModelVersion:
     def ref(self) -> str:
         return f"{self.name}@{self.version}"
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "version": self.version,
-            "ref": self.ref,
-            "bundle": self.bundle,
-            "flavor": self.flavor,
-            "signature": self.signature.to_dict() if self.signature else None,
-            "metrics": self.metrics,
-            "frameworks": self.frameworks,
-            "lineage": self.lineage.to_dict(),
-            "aliases": list(self.aliases),
-            "description": self.description,
-            "author": self.author,
-            "created_at": self.created_at.isoformat(),
-            "extra": self.extra,
-        }
+    __get_pydantic_core_schema__ = json_shape(computed=("ref",))
 
 
 @dataclass(frozen=True)
@@ -270,12 +226,3 @@ class Model:
     latest: int | None
     aliases: dict[str, int]
     created_at: datetime
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "versions": self.versions,
-            "latest": self.latest,
-            "aliases": self.aliases,
-            "created_at": self.created_at.isoformat(),
-        }

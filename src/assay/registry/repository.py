@@ -22,6 +22,7 @@ from sqlalchemy import (
 )
 
 from assay.registry.entities import Lineage, Model, ModelVersion, Signature
+from assay.serialize import load
 from assay.store import versioned
 from assay.store.db import aware, metadata, utcnow
 
@@ -219,10 +220,10 @@ def to_version(name: str, row: Row[Any], aliases: dict[str, int]) -> ModelVersio
         version=row.number,
         bundle=row.bundle,
         flavor=row.flavor,
-        signature=Signature.from_dict(row.signature) if row.signature else None,
+        signature=load(Signature, row.signature) if row.signature else None,
         metrics=dict(row.metrics or {}),
         frameworks=dict(row.frameworks or {}),
-        lineage=Lineage.from_dict(row.lineage),
+        lineage=load(Lineage, row.lineage or {}),
         aliases=tuple(a for a, n in aliases.items() if n == row.number),
         description=row.description,
         author=row.author,

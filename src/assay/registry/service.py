@@ -30,6 +30,7 @@ from assay.registry.entities import (
 )
 from assay.registry.external import load_model_file
 from assay.registry.repository import RegistryRepository, to_version
+from assay.serialize import dump, load
 from assay.store import versioned
 from assay.store.acting import author_or
 from assay.store.db import Database, utcnow
@@ -208,7 +209,7 @@ class RegistryService:
             raise _pickle_refused(name, manifest.get("note"))
         raw_sig = manifest.get("signature")
         try:
-            signature = Signature.from_dict(raw_sig) if raw_sig else None
+            signature = load(Signature, raw_sig) if raw_sig else None
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidArgumentError(
                 f"The bundle's signature is malformed ({exc}).", model=name
@@ -294,7 +295,7 @@ class RegistryService:
                 version=0,  # stamped with its number when it is inserted
                 signature=signature,
                 input_example=example,
-                lineage=lineage.to_dict(),
+                lineage=dump(lineage),
                 metrics=metrics,
                 flavor=flavor,
                 cache_dir=self.cache_dir,
@@ -345,7 +346,7 @@ class RegistryService:
                 row = repo.model_row(name)
                 number = repo.next_number(row.id) if row is not None else 1
             stamped = bundles.stamp(
-                manifest, name=name, version=number, lineage=lineage.to_dict(), metrics=metrics
+                manifest, name=name, version=number, lineage=dump(lineage), metrics=metrics
             )
             digest = self.store.put_bytes(bundles.encode_manifest(stamped))
             with self.db.session() as s:
@@ -358,10 +359,10 @@ class RegistryService:
                     number=number,
                     bundle=digest,
                     flavor=stamped["flavor"],
-                    signature=signature.to_dict() if signature else None,
+                    signature=dump(signature) if signature else None,
                     metrics=metrics,
                     frameworks=stamped.get("frameworks", {}),
-                    lineage=lineage.to_dict(),
+                    lineage=dump(lineage),
                     run_id=run_id,
                     description=description,
                     author=self.author,

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from assay.serialize import json_shape
+
 STATUSES = ("queued", "running", "succeeded", "failed", "killed")
 _LOWER_IS_BETTER = ("loss", "error", "rmse", "mse", "mae", "cost", "latency", "time")
 
@@ -104,32 +106,7 @@ class Run:
             return (self.ended_at - self.started_at).total_seconds()
         return None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "name": self.name,
-            "experiment": self.experiment,
-            "status": self.status,
-            "pipeline": self.pipeline_ref,
-            "data": self.data_ref,
-            "params_version": self.params_ref,
-            "created_at": self.created_at.isoformat(),
-            "started_at": self.started_at.isoformat() if self.started_at else None,
-            "ended_at": self.ended_at.isoformat() if self.ended_at else None,
-            "duration_s": self.duration_s,
-            "error": self.error,
-            "model": self.model,
-            "model_flavor": self.model_flavor,
-            "rerun_of": self.rerun_of,
-            "parent_id": self.parent_id,
-            "code": self.code,
-            "params": self.params,
-            "metrics": self.metrics,
-            "resources": self.resources,
-            "environment": self.environment,
-            "extra": self.extra,
-            "steps": [s.__dict__ for s in self.steps],
-        }
+    __get_pydantic_core_schema__ = json_shape(computed=("duration_s",))
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from typing_extensions import TypedDict
+
+from assay.serialize import json_shape
 
 
 @dataclass(frozen=True)
@@ -25,12 +27,15 @@ class Service:
     port: int
     workers: int
     desired: str
+    """`running` or `stopped`: what the user last asked for."""
     state: str
+    """`running`, `starting`, `stopped` or `failed`: what was found."""
     pid: int | None
     started_at: datetime | None
     created_at: datetime
     updated_at: datetime
     settings: dict[str, Any] = field(default_factory=dict)
+    """timeout_s, max_body_bytes and the other deploy settings."""
     last_error: str | None = None
 
     @property
@@ -41,51 +46,9 @@ class Service:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def to_dict(self) -> ServiceDoc:
-        return {
-            "name": self.name,
-            "model": self.model,
-            "version": self.version,
-            "model_ref": self.model_ref,
-            "url": self.url,
-            "host": self.host,
-            "port": self.port,
-            "workers": self.workers,
-            "desired": self.desired,
-            "state": self.state,
-            "pid": self.pid,
-            "started_at": self.started_at.isoformat() if self.started_at else None,
-            "created_at": self.created_at.isoformat(),
-            "updated_at": self.updated_at.isoformat(),
-            "settings": self.settings,
-            "last_error": self.last_error,
-        }
-
-
-class ServiceDoc(TypedDict):
-    """A service as JSON (`Service.to_dict`); times are ISO 8601."""
-
-    name: str
-    model: str
-    version: int
-    model_ref: str
-    """`MODEL@VERSION`."""
-    url: str
-    """Where the service answers (its KServe V1 and V2 routes)."""
-    host: str
-    port: int
-    workers: int
-    desired: str
-    """`running` or `stopped`: what the user last asked for."""
-    state: str
-    """`running`, `starting`, `stopped` or `failed`: what was found."""
-    pid: int | None
-    started_at: str | None
-    created_at: str
-    updated_at: str
-    settings: dict[str, Any]
-    """timeout_s, max_body_bytes and the other deploy settings."""
-    last_error: str | None
+    __get_pydantic_core_schema__ = json_shape(computed=("model_ref", "url"))
+    # The attribute docstrings describe the fields in the OpenAPI document.
+    __pydantic_config__: ClassVar[dict[str, bool]] = {"use_attribute_docstrings": True}
 
 
 class WorkerState(TypedDict):
@@ -131,8 +94,12 @@ class Traffic(TrafficSummary):
     """The same, for each model version served (by version number)."""
 
 
-class ServiceStatus(ServiceDoc):
-    """A service with what it is doing now (`assay services status`)."""
+@dataclass(frozen=True, kw_only=True)
+class ServiceStatus(Service):
+    """A service with what it is doing now (`assay services status`): `uptime_s` is
+    seconds since it started, `traffic` what its `/metrics` say (both null when it is
+    not running, or its metrics could not be read), `workers_now` its live worker
+    processes (empty when it is not running)."""
 
     uptime_s: float | None
     """Seconds since it started; null when it is not running."""

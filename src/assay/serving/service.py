@@ -12,6 +12,7 @@ metrics. The service's definition is also a row in the metadata store, so
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -314,22 +315,22 @@ class ServingService:
         """The service, its uptime, its workers, and its traffic (requests, errors, latency
         p50/p99) read from the service's own metrics."""
         svc = self.get(name)
-        out: ServiceStatus = {
-            **svc.to_dict(),
-            "uptime_s": None,
-            "traffic": None,
-            "workers_now": [],
-        }
-        if svc.state == "running" and svc.started_at:
-            out["uptime_s"] = round((utcnow() - svc.started_at).total_seconds(), 1)
-            out["workers_now"] = self._workers(self._folder(name))
-            from assay.serving.metrics import summarize
+        base = {f.name: getattr(svc, f.name) for f in dataclasses.fields(svc)}
+        if svc.state != "running" or not svc.started_at:
+            return ServiceStatus(**base, uptime_s=None, traffic=None, workers_now=[])
+        from assay.serving.metrics import summarize
 
-            with contextlib.suppress(OSError, ValueError):
-                out["traffic"] = summarize(
-                    processes.get_text(processes.probe_url(svc.host, svc.port) + "/metrics")
-                )
-        return out
+        traffic = None
+        with contextlib.suppress(OSError, ValueError):
+            traffic = summarize(
+                processes.get_text(processes.probe_url(svc.host, svc.port) + "/metrics")
+            )
+        return ServiceStatus(
+            **base,
+            uptime_s=round((utcnow() - svc.started_at).total_seconds(), 1),
+            traffic=traffic,
+            workers_now=self._workers(self._folder(name)),
+        )
 
     def logs(self, name: str, *, lines: int = 200) -> str:
         """The last `lines` lines of the service's log.

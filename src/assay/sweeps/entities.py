@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from assay.serialize import json_shape
+
 # A trial's states: Optuna's, plus "running" (its run is executing) and
 # "interrupted" (the sweep stopped under it; `assay sweep resume` tries those
 # params again).
@@ -27,9 +29,6 @@ class Objective:
     def label(self) -> str:
         return f"{self.metric}:{'max' if self.direction == 'maximize' else 'min'}"
 
-    def to_dict(self) -> dict[str, str]:
-        return {"metric": self.metric, "direction": self.direction}
-
 
 @dataclass(frozen=True)
 class Trial:
@@ -50,19 +49,7 @@ class Trial:
             return None
         return (self.ended_at - self.started_at).total_seconds()
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "number": self.number,
-            "state": self.state,
-            "run": self.run_id,
-            "params": self.params,
-            "values": self.values,
-            "intermediate": {str(k): v for k, v in sorted(self.intermediate.items())},
-            "error": self.error,
-            "started_at": self.started_at.isoformat(),
-            "ended_at": self.ended_at.isoformat() if self.ended_at else None,
-            "seconds": self.seconds,
-        }
+    __get_pydantic_core_schema__ = json_shape(computed=("seconds",))
 
 
 @dataclass(frozen=True)
@@ -111,30 +98,3 @@ class Sweep:
     def counted(self) -> int:
         """Trials that count toward `trials`: finished ones (interrupted ones are retried)."""
         return sum(1 for t in self.trial_list if t.state in FINISHED_STATES)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "pipeline": self.pipeline_ref,
-            "data": self.data_ref,
-            "objectives": [o.to_dict() for o in self.objectives],
-            "sampler": self.sampler,
-            "pruner": self.pruner,
-            "prune_on": self.prune_on,
-            "seed": self.seed,
-            "trials": self.trials,
-            "parallel": self.parallel,
-            "executor": self.executor,
-            "budget": self.budget,
-            "timeout_s": self.timeout_s,
-            "register": self.register,
-            "status": self.status,
-            "stop_cause": self.stop_cause,
-            "best_runs": list(self.best_runs),
-            "best_models": list(self.best_models),
-            "created_at": self.created_at.isoformat(),
-            "ended_at": self.ended_at.isoformat() if self.ended_at else None,
-            "space": self.space,
-            "base_params": self.base_params,
-            "trial_list": [t.to_dict() for t in self.trial_list],
-        }

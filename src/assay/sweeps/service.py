@@ -22,6 +22,7 @@ from assay.limits import check_document
 from assay.runs.executor import Executor
 from assay.runs.params import load_params
 from assay.runs.service import looks_like_path
+from assay.serialize import dump
 from assay.store import liveness
 from assay.store.db import Database, utcnow
 from assay.store.objects import hash_bytes
@@ -166,7 +167,7 @@ class SweepService:
                     "data_version": dv.number,
                     "base_params": base,
                     "space": document,
-                    "objectives": [g.to_dict() for g in goals],
+                    "objectives": dump(goals),
                     "sampler": sampler,
                     "pruner": pruner if len(goals) == 1 else "none",
                     "prune_on": prune_on,

@@ -111,10 +111,10 @@ def _abtest(
         who,
         report=report,
         test=test,
-        models={v["label"]: v["model_ref"] for v in test["variants"]},
+        models={v.label: v.model_ref for v in test.variants},
         shares=_shares(report),
         chart=_bands(report),
-        can_conclude=test["status"] in ("running", "paused"),
+        can_conclude=test.status in ("running", "paused"),
         error=error,
     )
 

@@ -108,7 +108,7 @@ def get_service(name: str, ws: WS) -> Service:
 
 
 @router.get(
-    "/services/{name}/status", response_model=documented(ServiceStatus), dependencies=READ,
+    "/services/{name}/status", response_model=ServiceStatus, dependencies=READ,
     tags=["services"], summary="The service with its uptime, workers and traffic",
 )  # fmt: skip
 def service_status(name: str, ws: WS) -> ServiceStatus:
