@@ -11,11 +11,15 @@ from typing_extensions import TypedDict
 
 @dataclass(frozen=True)
 class Service:
-    """A model version deployed behind a REST endpoint on this machine.
+    """A model version deployed behind a REST endpoint, on this machine or a Ray cluster.
 
     `desired` is what the user last asked for (`running` or `stopped`); `state` is what
     was found when the service was read: `running` (answering and ready), `starting`,
     `stopped`, or `failed` (asked to run, but its process is gone).
+
+    `on` is where it runs: `local` (a process here, `workers` uvicorn workers) or `ray`
+    (a Ray Serve application, `workers` its replicas; `host` and `port` are the Serve
+    HTTP proxy's, and the service answers under `/<name>` there).
     """
 
     name: str
@@ -32,6 +36,7 @@ class Service:
     updated_at: datetime
     settings: dict[str, Any] = field(default_factory=dict)
     last_error: str | None = None
+    on: str = "local"
 
     @property
     def model_ref(self) -> str:
@@ -39,6 +44,8 @@ class Service:
 
     @property
     def url(self) -> str:
+        if self.on == "ray":
+            return f"http://{self.host}:{self.port}/{self.name}"
         return f"http://{self.host}:{self.port}"
 
     def to_dict(self) -> ServiceDoc:
@@ -59,6 +66,7 @@ class Service:
             "updated_at": self.updated_at.isoformat(),
             "settings": self.settings,
             "last_error": self.last_error,
+            "on": self.on,
         }
 
 
@@ -86,6 +94,9 @@ class ServiceDoc(TypedDict):
     settings: dict[str, Any]
     """timeout_s, max_body_bytes and the other deploy settings."""
     last_error: str | None
+    on: str
+    """Where it runs: `local` (a process on the machine that deployed it) or `ray` (a
+    Ray Serve application on the cluster)."""
 
 
 class WorkerState(TypedDict):
@@ -106,6 +117,19 @@ class WorkerState(TypedDict):
     failed_target_id: str | None
     started_at: str
     updated_at: str
+
+
+class ReplicaState(TypedDict):
+    """One replica of a service on Ray, as Ray Serve reports it."""
+
+    replica_id: str
+    state: str
+    """STARTING, RUNNING, UPDATING, RECOVERING or STOPPING."""
+    pid: int | None
+    node_ip: str | None
+    started_at: str | None
+    log_file: str | None
+    """Its log, on its node (relative to that node's Ray logs folder)."""
 
 
 class TrafficSummary(TypedDict):
@@ -139,4 +163,6 @@ class ServiceStatus(ServiceDoc):
     traffic: Traffic | None
     """Null when it is not running, or its metrics could not be read."""
     workers_now: list[WorkerState]
-    """Its live worker processes; empty when it is not running."""
+    """Its live worker processes; empty when it is not running (or runs on Ray)."""
+    replicas: list[ReplicaState]
+    """On Ray: its replicas and their states, as Ray Serve reports them; empty here."""
