@@ -54,6 +54,8 @@ def connect(address: str | None, env_vars: Mapping[str, str]) -> None:
     """
     import ray
 
+    if address and address != "auto":
+        check_reachable(address)
     try:
         ray.init(
             address=address,
@@ -75,6 +77,33 @@ def connect(address: str | None, env_vars: Mapping[str, str]) -> None:
                 "RAY_AUTH_TOKEN to the cluster's token."
             )
         raise InvalidArgumentError(f"Cannot start or reach {where}: {why}.{hint}") from None
+
+
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Whether anything listens at the cluster's address: asked with one TCP connection,
+    since `ray.init` retries an address nobody answers at for minutes.
+
+    Raises:
+        InvalidArgumentError: nothing answers there.
+    """
+    import socket
+
+    rest = address.split("://", 1)[-1]
+    host, sep, port = rest.rpartition(":")
+    if not sep or not port.isdigit():
+        raise InvalidArgumentError(
+            f"ASSAY_RAY_ADDRESS {address!r} is not HOST:PORT (such as 10.0.0.5:6379) or "
+            "ray://HOST:10001."
+        )
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        raise InvalidArgumentError(
+            f"Cannot reach the Ray cluster at {address} ({why}); start it there with "
+            "`ray start --head`, or point ASSAY_RAY_ADDRESS at a running cluster."
+        ) from None
 
 
 def absolute(url: str) -> str:
