@@ -181,16 +181,21 @@ def status_(name: str, as_json: JsonOpt = False) -> None:
     if doc["last_error"]:
         rows.append(("last error", f"[red]{escape(doc['last_error'])}[/red]"))
     if doc["on"] == "ray":
-        rows[4] = ("replicas", str(len(doc["replicas"])))
+        models = [r for r in doc["replicas"] if r["deployment"] == "model"]
+        rows[4] = ("replicas", str(len(models)))
         rows[6:10] = []  # the traffic is in Ray Serve's metrics, per replica
     console.print(f"[bold]{doc['name']}[/bold]")
     for key, value in rows:
         grid.add_row(f"[dim]{key}[/dim]", value)
     console.print(grid)
     if doc["replicas"]:
-        table = Table("replica", "state", "pid", "node", "started", box=None, header_style="bold")
+        table = Table(
+            "deployment", "replica", "state", "pid", "node", "started", box=None,
+            header_style="bold",
+        )  # fmt: skip
         for r in doc["replicas"]:
             table.add_row(
+                r["deployment"],
                 r["replica_id"],
                 r["state"],
                 str(r["pid"] or "-"),

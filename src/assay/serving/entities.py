@@ -122,6 +122,8 @@ class WorkerState(TypedDict):
 class ReplicaState(TypedDict):
     """One replica of a service on Ray, as Ray Serve reports it."""
 
+    deployment: str
+    """`model` (loads and answers) or `http` (the entry that hands it requests)."""
     replica_id: str
     state: str
     """STARTING, RUNNING, UPDATING, RECOVERING or STOPPING."""

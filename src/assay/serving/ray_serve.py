@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 
 DEFAULT_PORT = 8000
 DEPLOYMENT = "model"
+INGRESS = "http"
+# The ingress only forwards bytes: a sliver of a CPU each.
+INGRESS_CPUS = 0.1
 
 
 class RayDeployFailedError(AssayError):
@@ -49,7 +52,8 @@ def _one_line(message: str) -> str:
     for line in reversed(lines):  # an exception line: `SomeError: why`
         head = line.split(":", 1)[0]
         if head.replace(".", "").isidentifier() and head.endswith(_EXCEPTION_ENDS):
-            return line
+            # Our own errors' messages say it all; another's keeps its name.
+            return line.split(": ", 1)[1] if head.startswith("assay.") else line
     return last
 
 
@@ -94,9 +98,13 @@ class RayServe:
             InvalidArgumentError: the cluster cannot be reached.
         """
         self.check()
+        import logging
+
         import ray
         from ray import serve
 
+        # Serve's progress notes would land on the CLI's stderr, beside its one line.
+        logging.getLogger("ray.serve").setLevel(logging.WARNING)
         with self._lock:
             if not ray.is_initialized():
                 connect(self.address, runtime_env_vars(self.settings, self.environ))
@@ -131,14 +139,15 @@ class RayServe:
         from ray import serve
         from ray.serve.api import RunTarget
 
-        # Named, not imported at the top: the class runs in the replicas, and the control
-        # plane only hands Ray Serve a reference to it (the inference app is a transport).
-        replica_cls = importlib.import_module("assay.serving.replica").ModelReplica
-        deployment = serve.deployment(name=DEPLOYMENT, **self.deployment_options(options))(
-            serve.ingress()(replica_cls)
-        )
+        # Named, not imported at the top: these classes run in the replicas, and the
+        # control plane only hands Ray Serve references to them (the inference app is a
+        # transport, which control-plane code does not import).
+        replica = importlib.import_module("assay.serving.replica")
+        opts = self.deployment_options(options)
+        model = serve.deployment(name=DEPLOYMENT, **opts)(replica.ModelReplica)
+        ingress = serve.deployment(name=INGRESS, **self.ingress_options(opts))(replica.HttpIngress)
         serve.run_many(
-            [RunTarget(target=deployment.bind(spec), name=name, route_prefix=f"/{name}")],
+            [RunTarget(target=ingress.bind(model.bind(spec)), name=name, route_prefix=f"/{name}")],
             wait_for_ingress_deployment_creation=False,
             wait_for_applications_running=False,
         )
@@ -157,6 +166,9 @@ class RayServe:
             "graceful_shutdown_wait_loop_s": float(options.get("drain_s", 1.0)),
             "graceful_shutdown_timeout_s": float(options.get("timeout_s", 30.0)) + 2.0,
             "health_check_period_s": 2.0,
+            # Beyond the app's prediction threads, requests wait in the replica rather
+            # than in the ingress: a queue Ray Serve's router can see when it balances.
+            "max_ongoing_requests": 32,
         }
         scale = options.get("autoscale")
         if scale:
@@ -167,6 +179,16 @@ class RayServe:
             }
         else:
             out["num_replicas"] = int(options.get("replicas") or 1)
+        return out
+
+    def ingress_options(self, model_options: dict[str, Any]) -> dict[str, Any]:
+        """The ingress scales with the model: as many replicas, a sliver of a CPU each."""
+        out = {k: v for k, v in model_options.items() if k != "ray_actor_options"}
+        out["ray_actor_options"] = {
+            "num_cpus": INGRESS_CPUS,
+            "runtime_env": model_options["ray_actor_options"]["runtime_env"],
+        }
+        out["max_ongoing_requests"] = 1000
         return out
 
     def wait_running(self, name: str, timeout_s: float) -> None:
@@ -214,13 +236,14 @@ class RayServe:
         details = _client().get_serve_details()
         app = (details.get("applications") or {}).get(name) or {}
         out: list[ReplicaState] = []
-        for dep in (app.get("deployments") or {}).values():
+        for dep_name, dep in (app.get("deployments") or {}).items():
             for r in dep.get("replicas") or []:
                 started = r.get("start_time_s")
                 out.append(
                     {
+                        "deployment": str(dep_name),
                         "replica_id": str(r.get("replica_id")),
-                        "state": str(r.get("state")),
+                        "state": str(getattr(r.get("state"), "value", r.get("state"))),
                         "pid": int(r["pid"]) if r.get("pid") else None,
                         "node_ip": r.get("node_ip"),
                         "started_at": (

@@ -204,10 +204,9 @@ class ServingService:
     ) -> Service:
         """Deploy as a Ray Serve application; the row is written only once it runs, so a
         failure leaves nothing behind (no row, no application)."""
-        self.ray.check()
-        mv = self.registry.resolve(model_ref)
-        progress(f"connecting to the Ray cluster at {self.ray.address}")
+        # Connected first: an unreachable cluster is a quick answer, before any lookup.
         host, port = self.ray.proxy()
+        mv = self.registry.resolve(model_ref)
         if self.ray.exists(name):
             raise ConflictError(
                 f"The Ray cluster already runs an application named {name!r} that this "
