@@ -390,3 +390,52 @@ def test_an_unreachable_cluster_or_a_model_that_fails_to_load_is_one_line(
     from ray import serve
 
     assert set(serve.status().applications) == {"flowers"}
+
+
+# ---- through the server: REST, the SDK and --remote ----------------------------------------
+
+
+def test_the_server_deploys_on_ray_for_the_sdk_and_remote_cli(
+    cluster: tuple[Workspace, dict[str, str]], tmp_path: Path
+) -> None:
+    from assay.client.http import Client
+    from client.conftest import assay_server, run_assay  # tests/ is on sys.path
+
+    ws, env = cluster
+    server_env = {**_clean_env(), **{k: v for k, v in env.items() if not k.startswith("_")}}
+    (tmp_path / "server").mkdir()
+    (tmp_path / "laptop").mkdir()
+    with assay_server(tmp_path / "server", server_env) as (url, secret):
+        with Client(url, token=secret) as client:
+            svc = client.deploy("sdk-flowers", "iris@2", on="ray", replicas=1, cpus=0.25)
+            assert (svc.on, svc.state, svc.workers) == ("ray", "running", 1)
+            r = httpx.post(f"{svc.url}/v1/models/iris:predict", json={"instances": ROWS})
+            assert r.status_code == 200 and r.json()["version"] == 2
+            # A bad request is a 4xx with a JSON body, before anything is deployed.
+            bad = client._http.post(
+                "/services", json={"name": "x", "model": "iris@1", "on": "mars"}
+            )
+            assert bad.status_code == 422 and "on" in bad.text
+        laptop = {
+            **{k: v for k, v in _clean_env().items() if not k.startswith("AWS_")},
+            "ASSAY_TOKEN": secret,
+        }
+        done = run_assay(
+            "services", "deploy", "remote-flowers", "--model", "iris@1", "--on", "ray",
+            "--autoscale", "1..2", "--cpus", "0.25", "--json", "--remote", url,
+            cwd=tmp_path / "laptop", env=laptop,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        doc = json.loads(done.stdout)
+        assert doc["on"] == "ray" and doc["settings"]["autoscale"]["max"] == 2
+        r = httpx.post(f"{doc['url']}/v2/models/iris/infer", json={
+            "inputs": [{"name": n, "shape": [1], "datatype": "FP64", "data": [v]}
+                       for n, v in ROWS[0].items()]})  # fmt: skip
+        assert r.status_code == 200 and r.json()["model_version"] == "1"
+        for name in ("sdk-flowers", "remote-flowers"):
+            stopped = run_assay("services", "stop", name, "--json", "--remote", url,
+                                cwd=tmp_path / "laptop", env=laptop)  # fmt: skip
+            assert stopped.returncode == 0, stopped.stderr
+            assert json.loads(stopped.stdout)["state"] == "stopped"
+    listed = {s.name: s.state for s in ws.services.services()}
+    assert listed["sdk-flowers"] == listed["remote-flowers"] == "stopped"
