@@ -112,6 +112,20 @@ def absolute(url: str) -> str:
     return os.path.abspath(url)
 
 
+def check_shared_store(settings: Settings) -> None:
+    """A remote cluster's replicas can only read models from an object store on servers.
+
+    Raises:
+        InvalidArgumentError: the objects are in a folder on this machine.
+    """
+    if "://" not in settings.store_url or settings.store_url.startswith("file://"):
+        raise InvalidArgumentError(
+            "The workspace keeps its objects in a folder on this machine, which a Ray "
+            "cluster's nodes cannot reach. Point ASSAY_STORE_URL at an S3-compatible bucket "
+            "(see the README's 'For teams')."
+        )
+
+
 def check_shared(settings: Settings) -> None:
     """A remote cluster can only reach a workspace that lives on servers.
 

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from assay.cluster import check_shared, connect, require_ray, runtime_env_vars
+from assay.cluster import check_shared_store, connect, require_ray, runtime_env_vars
 from assay.errors import AssayError, InvalidArgumentError
 
 if TYPE_CHECKING:
@@ -89,7 +89,9 @@ class RayServe:
                 "--on ray deploys to the Ray cluster at ASSAY_RAY_ADDRESS, which is not set. "
                 "Start a cluster (`ray start --head`) and export ASSAY_RAY_ADDRESS=HOST:6379."
             )
-        check_shared(self.settings)
+        if not _on_this_machine(self.address):
+            # Replicas read the model from the object store, never the database.
+            check_shared_store(self.settings)
 
     def proxy(self) -> tuple[str, int]:
         """Connect (once) and make sure Serve runs; the host and port of its HTTP proxy.
@@ -287,6 +289,12 @@ def _client() -> Any:
     if client is None:
         raise AssayError("Ray Serve is not running on the cluster.")
     return client
+
+
+def _on_this_machine(address: str) -> bool:
+    """Whether the cluster's head is on loopback: its replicas then reach this machine's
+    folders (a one-machine cluster, as in a trial or a benchmark)."""
+    return _head_host(address) in ("127.0.0.1", "localhost", "::1", "[::1]")
 
 
 def _head_host(address: str) -> str:

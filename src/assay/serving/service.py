@@ -513,8 +513,10 @@ class ServingService:
         }
         if svc.on == "ray":
             if svc.state != "stopped":
-                self.ray.proxy()
-                out["replicas"] = self.ray.replicas(name)
+                # An unreachable cluster leaves the replicas unknown, not the status.
+                with contextlib.suppress(AssayError):
+                    self.ray.proxy()
+                    out["replicas"] = self.ray.replicas(name)
             if svc.state == "running" and svc.started_at:
                 out["uptime_s"] = round((utcnow() - svc.started_at).total_seconds(), 1)
             return out
