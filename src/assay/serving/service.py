@@ -7,6 +7,10 @@ copy materialized from the store), and what it writes back: `workers/<pid>.json`
 version each worker serves, or why a load failed), `service.log`, and Prometheus
 metrics. The service's definition is also a row in the metadata store, so
 `assay services start --all` brings services back after a reboot.
+
+A service deployed `on="ray"` has no folder and no process here: it is a Ray Serve
+application on the cluster at `ASSAY_RAY_ADDRESS` (`assay.serving.ray_serve`), its row
+says so (`runs_on`), and its state is read through the cluster's HTTP proxy.
 """
 
 from __future__ import annotations
