@@ -330,6 +330,11 @@ def test_a_killed_replica_is_replaced_without_a_failed_request(
     models = [cells for cells in models if cells[0] == "model"]
     assert len(models) == 2 and all(c[2] == "RUNNING" for c in models), shown.stdout
     assert str(before[0]) not in shown.stdout
+    # The replicas' logs, each under its replica (the head is on this machine).
+    logs = cli(env, "services", "logs", "flowers", "-n", "5")
+    assert logs.returncode == 0, logs.stderr
+    assert logs.stdout.count("--- replica") == 4, logs.stdout
+    assert "its log is" not in logs.stdout  # read here, not only named
 
 
 def test_an_update_rolls_the_replicas_without_a_failed_request(

@@ -263,7 +263,8 @@ class RayServe:
         import ray
 
         logs_dir = None
-        node = getattr(ray._private.worker, "_global_node", None)
+        # This driver's node: the head's when it is on this machine.
+        node = getattr(ray._private.worker.global_worker, "node", None)
         if node is not None:
             logs_dir = node.get_logs_dir_path()
         parts: list[str] = []
@@ -273,7 +274,8 @@ class RayServe:
 
         for r in self.replicas(name):
             where = f"replica {r['replica_id']} ({r['state']}, pid {r['pid']}, {r['node_ip']})"
-            path = Path(logs_dir) / r["log_file"] if logs_dir and r["log_file"] else None
+            rel = (r["log_file"] or "").lstrip("/")
+            path = Path(logs_dir) / rel if logs_dir and rel else None
             if path is not None and path.exists():
                 parts.append(f"--- {where}\n{tail(path, lines)}")
             else:
