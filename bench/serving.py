@@ -11,6 +11,13 @@ answer it on loopback, one at a time, each after a one-second warm-up:
   folder) served by `mlflow models serve --env-manager local` with MLflow's defaults,
   `POST /invocations` with `{"dataframe_split": {"columns": [...], "data": [...]}}`.
   That MLflow loads and serves the export is checked on the way.
+- Assay on Ray: the same version deployed with `services.deploy(..., on="ray",
+  replicas=2)` on a Ray head started here on loopback (`ray start --head`, 2 CPUs):
+  Ray Serve's HTTP proxy, then the service's ingress deployment, then one of the two
+  model replicas, each hop a Ray call. `ray_rps_1row` (32 connections) and `ray_p50_ms`
+  (1 connection); `speedup_ray_vs_mlflow` is its rate over MLflow's best, `ray_vs_local`
+  over the local service's best. On one machine this measures what the Ray hops cost;
+  what Ray buys, replicas on other machines, one machine cannot show.
 - The floor: a bare Starlette endpoint (`await request.json()`, `np.asarray`,
   `model.predict`, `JSONResponse`) on the model loaded from the same skops file, in
   uvicorn with Assay's settings (uvloop, httptools, no access log, one worker); and
@@ -44,9 +51,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import socket
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -149,8 +158,12 @@ FIGURES = (
     "floor_p50_ms_1000rows",
     "predict_us_1row",
     "predict_us_1000rows",
+    "ray_rps_1row",
+    "ray_p50_ms",
+    "ray_p99_ms",
     "load_before",
 )
+RAY_REPLICAS = 2
 
 
 @dataclass(frozen=True)
@@ -353,6 +366,72 @@ class AssaySide:
         self.ws.close()
 
 
+@contextlib.contextmanager
+def ray_server(work: Path, model_file: Path, rows: Rows) -> Iterator[Endpoint]:
+    """The model as a service on a Ray head started here: `RAY_REPLICAS` replicas."""
+    import subprocess
+
+    from assay.config import Settings
+    from assay.errors import AssayError
+    from assay.workspace import Workspace, init_workspace
+
+    root = work / "ray"
+    root.mkdir()
+    temp = Path(tempfile.mkdtemp(prefix="assay-ray-"))  # short: Ray's socket paths
+    port = free_port()
+    # No token file in the user's home: a throwaway head on loopback.
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+    head = subprocess.Popen(
+        [str(BIN / "ray"), "start", "--head", "--block", f"--port={port}", "--num-cpus=2",
+         "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}"],
+        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    saved = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_USAGE_STATS_ENABLED")}
+    os.environ.update(RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
+    ws = None
+    try:
+        ws_env = {
+            "ASSAY_AUTHOR": "bench",
+            "ASSAY_RAY_ADDRESS": f"127.0.0.1:{port}",
+            "ASSAY_RAY_SERVE_PORT": str(free_port()),
+            "ASSAY_RAY_SERVE_HOST": "127.0.0.1",
+        }
+        settings, _ = init_workspace(Settings.at(root, ws_env))
+        ws = Workspace(settings, environ=ws_env)
+        mv = ws.registry.register_file(model_file, MODEL)
+        deadline = time.monotonic() + 90
+        while True:  # the head comes up in the background
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if head.poll() is not None or time.monotonic() > deadline:
+                    raise BenchFailed("the Ray head did not start") from None
+                time.sleep(0.5)
+        try:
+            svc = ws.services.deploy(
+                MODEL, mv.ref, on="ray", replicas=RAY_REPLICAS, cpus=0.5, log_sample=1.0
+            )
+        except AssayError as exc:
+            raise BenchFailed(f"Assay could not deploy {mv.ref} on Ray: {exc}") from exc
+        yield Endpoint("Assay on Ray", f"{svc.url}/v1/models/{MODEL}:predict", *kserve_bodies(rows))
+        ws.services.stop(MODEL)
+    finally:
+        if ws is not None:
+            ws.close()
+        import ray
+
+        ray.shutdown()
+        harness.stop_group(head)
+        shutil.rmtree(temp, ignore_errors=True)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 # ---- load -------------------------------------------------------------------------------------
 
 
@@ -464,6 +543,13 @@ def bench(work: Path, scale: float) -> dict[str, float]:
     mlflow = partial(mlflow_server, work, assay.export, rows)
     theirs = measure_tool("MLflow", mlflow, rows, work, n)
     fig.update({f"mlflow_{k}": v for k, v in theirs.items()})
+
+    log.print(f"Assay on a Ray head here, {RAY_REPLICAS} replicas …")
+    with ray_server(work, model_file, rows) as endpoint:
+        on_ray = measure(endpoint, rows, work, n, full=True)
+    fig["ray_rps_1row"] = on_ray["rps_1row_c32"]
+    fig["ray_p50_ms"] = on_ray["p50_ms_1row"]
+    fig["ray_p99_ms"] = on_ray["p99_ms_1row"]
     return fig
 
 
@@ -483,6 +569,11 @@ def report(fig: dict[str, float], scale: float) -> None:
         "speedup_rps_1row_c1": speedup(
             per_request(fig["mlflow_rps_1row_c1"]), per_request(fig["rps_1row_c1"])
         ),
+        # Assay on Ray against MLflow's best, and against the local service's best.
+        "speedup_ray_vs_mlflow": speedup(
+            per_request(fig["mlflow_rps_1row_c32"]), per_request(fig["ray_rps_1row"])
+        ),
+        "ray_vs_local": speedup(per_request(fig["rps_1row_c32"]), per_request(fig["ray_rps_1row"])),
     }
     over_floor = fig["p50_ms_1row"] / fig["floor_p50_ms_1row"]
     ours_w, theirs_w = best_workers(fig, ""), best_workers(fig, "mlflow_")
@@ -526,6 +617,15 @@ def report(fig: dict[str, float], scale: float) -> None:
         "",
         target(over_floor <= TARGET_FLOOR, f"<={TARGET_FLOOR:g}"),
     )
+    table.add_row(
+        f"on Ray ({RAY_REPLICAS} replicas) req/s (c32)",
+        f"{fig['ray_rps_1row']:,.0f}",
+        "",
+        "",
+        f"{speedups['speedup_ray_vs_mlflow']:.2f}x",
+        f"{speedups['ray_vs_local']:.2f}x of local",
+    )
+    table.add_row("on Ray 1 row p50 ms (c1)", f"{fig['ray_p50_ms']:.2f}")
     table.add_row("predict() µs, 1 row", "", "", f"{fig['predict_us_1row']:.0f}")
     table.add_row(f"predict() µs, {BATCH_ROWS:,} rows", "", "", f"{fig['predict_us_1000rows']:.0f}")
     out.print(table)
@@ -547,7 +647,9 @@ def report(fig: dict[str, float], scale: float) -> None:
         f"httptools), KServe V1 rows as arrays. MLflow {version('mlflow')}: `mlflow models "
         "serve --env-manager local --workers N` on Assay's export, its defaults otherwise "
         "(uvicorn, access log on, timeout 60 s), `dataframe_split`. Floor: a bare Starlette "
-        "`async def` endpoint in uvicorn (uvloop, httptools, no access log), 1 worker."
+        "`async def` endpoint in uvicorn (uvloop, httptools, no access log), 1 worker. "
+        f"On Ray: `services.deploy(..., on='ray', replicas={RAY_REPLICAS}, cpus=0.5)` on a "
+        "Ray head on this machine (2 CPUs): proxy -> ingress -> model replica."
     )
     figures: dict[str, float] = {k: round(fig[k], 4) for k in FIGURES}
     figures["rps_1row_c32_workers"] = ours_w
@@ -565,6 +667,8 @@ def missing() -> str | None:
         return problem
     if not (BIN / "mlflow").exists():
         return "MLflow is missing"
+    if not (BIN / "ray").exists():
+        return "Ray is missing (pip install 'assay[ray]')"
     return None
 
 

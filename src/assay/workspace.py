@@ -6,6 +6,8 @@ its services; nothing below this module knows where settings came from.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -34,6 +36,8 @@ if TYPE_CHECKING:
 class Workspace:
     settings: Settings
     _closed: bool = field(default=False, repr=False)
+    # Where `ASSAY_RAY_ADDRESS` and the object store's credentials are read for `--on ray`.
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ, repr=False)
 
     @cached_property
     def db(self) -> Database:
@@ -110,9 +114,15 @@ class Workspace:
 
     @cached_property
     def services(self) -> ServingService:
+        from assay.serving.ray_serve import RayServe
         from assay.serving.service import ServingService
 
-        return ServingService(self.db, self.registry, self.settings.services_dir)
+        return ServingService(
+            self.db,
+            self.registry,
+            self.settings.services_dir,
+            ray=RayServe(self.settings, self.environ),
+        )
 
     @cached_property
     def abtests(self) -> ABTestService:

@@ -68,7 +68,19 @@ def test_bad_service_commands_are_one_line_errors(models: CLI) -> None:
         (("services", "deploy", "flowers", "--model", "iris@1", "--workers", "0"), "--workers"),
         (("services", "update", "nope", "--model", "iris@1"), "No service named 'nope'"),
         (("services", "start"), "NAME or --all"),
-    ):
+        # Ray's options without --on ray, or malformed, or without a cluster to go to.
+        (("services", "deploy", "f", "--model", "iris@1", "--replicas", "2"), "add --on ray"),
+        (("services", "deploy", "f", "--model", "iris@1", "--on", "mars"), "local or ray"),
+        (("services", "deploy", "f", "--model", "iris@1", "--on", "ray", "--autoscale", "4"),
+         "MIN..MAX"),
+        (("services", "deploy", "f", "--model", "iris@1", "--on", "ray", "--autoscale", "3..1"),
+         "MIN <= MAX"),
+        (("services", "deploy", "f", "--model", "iris@1", "--on", "ray", "--memory", "lots"),
+         "512M or 2G"),
+        (("services", "deploy", "f", "--model", "iris@1", "--on", "ray", "--replicas", "2",
+          "--autoscale", "1..2"), "not both"),
+        (("services", "deploy", "f", "--model", "iris@1", "--on", "ray"), "ASSAY_RAY_ADDRESS"),
+    ):  # fmt: skip
         result = models(*args)
         assert result.exit_code == 1, result.output
         errors = [line for line in result.output.splitlines() if line.startswith("error:")]

@@ -12,20 +12,15 @@ without `RAY_AUTH_MODE=token` is then refused.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import tempfile
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -33,6 +28,9 @@ import assay
 from assay.cli.demo import _write_data
 from assay.config import Settings
 from assay.workspace import Workspace
+
+if TYPE_CHECKING:
+    from tests.conftest import RayHead
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -54,98 +52,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-# ---- a Ray head on this machine -----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RayHead:
-    address: str
-    env: dict[str, str]  # what a driver needs to be let in
-    temp_dir: Path
-    proc: subprocess.Popen[bytes]
-
-    def wait_ready(self, timeout: float = 90) -> None:
-        """Wait for `ray start` to say the head is up (it is started in the background)."""
-        log = self.temp_dir / "ray-start.log"
-        deadline = time.monotonic() + timeout
-        while b"Ray runtime started" not in log.read_bytes():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"ray start failed:\n{log.read_text(errors='replace')[-3000:]}")
-            time.sleep(0.2)
-
-    def worker_pids(self) -> set[int]:
-        """The pids of every Ray worker process this head has started so far."""
-        logs = self.temp_dir / "session_latest" / "logs"
-        return {int(p.stem.rsplit("_", 1)[1]) for p in logs.glob("python-core-worker-*_*.log")}
-
-
-@pytest.fixture(scope="module")
-def ray_head() -> Iterator[RayHead]:
-    """A Ray head with two CPUs, started without the S3 endpoint and credentials.
-
-    It starts in the background (`wait_ready` before use), so a test prepares its
-    workspace meanwhile. `ray start --block` stays in the foreground holding the
-    head's processes; a SIGTERM to it drains and stops them, so teardown touches no
-    other Ray on the machine (as `ray stop` would).
-    """
-    port = _free_port()
-    # Short: Ray's unix sockets live under it, and their paths must fit in 107 bytes.
-    temp_dir = Path(tempfile.mkdtemp(prefix="assay-ray-"))
-    auth = {
-        "RAY_AUTH_MODE": "token",
-        "RAY_AUTH_TOKEN": secrets.token_hex(32),
-        "RAY_USAGE_STATS_ENABLED": "0",
-    }
-    # Not the S3 endpoint and credentials (in os.environ, from `s3_server`): as on a
-    # real cluster, the workers get them from the driver, through the job's runtime_env.
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ASSAY_", "RAY_"))}
-    env.update(auth)
-    log = temp_dir / "ray-start.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                str(BIN / "ray"),
-                "start",
-                "--head",
-                "--block",
-                f"--port={port}",
-                f"--dashboard-agent-listen-port={_free_port()}",
-                "--num-cpus=2",
-                "--include-dashboard=false",
-                "--disable-usage-stats",
-                f"--temp-dir={temp_dir}",
-            ],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        yield RayHead(f"127.0.0.1:{port}", auth, temp_dir, proc)
-    finally:
-        _stop(proc)
-        shutil.rmtree(temp_dir, ignore_errors=True)
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=60)  # Ray drains for up to 30 s, then stops its processes
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    # Whatever the head started and left behind is in its session: end those by pid.
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[3]) == proc.pid:  # the session id
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(stat.parent.name), signal.SIGKILL)
 
 
 # ---- a team's workspace: PostgreSQL + S3 --------------------------------------------------

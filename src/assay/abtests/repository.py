@@ -44,6 +44,8 @@ abtests = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("concluded_at", DateTime(timezone=True), nullable=True),
+    # Where its router runs: `local` (a process here) or `ray` (a Ray Serve application).
+    Column("runs_on", String(16), nullable=False, server_default="local"),
 )
 
 

@@ -301,11 +301,19 @@ class RemoteServices(_Remote):
         timeout_s: float = 30.0,
         max_body_bytes: int = 10 * 1024 * 1024,
         log_sample: float = 1.0,
+        on: str = "local",
+        replicas: int | None = None,
+        autoscale: tuple[int, int] | None = None,
+        target_ongoing_requests: float = 2.0,
+        cpus: float | None = None,
+        memory_bytes: int | None = None,
         **_: Any,
     ) -> Any:
         return self.client.deploy(
             name, model_ref, port=port, workers=workers, host=host, timeout_s=timeout_s,
-            max_body_bytes=max_body_bytes, log_sample=log_sample,
+            max_body_bytes=max_body_bytes, log_sample=log_sample, on=on, replicas=replicas,
+            autoscale=autoscale, target_ongoing_requests=target_ongoing_requests, cpus=cpus,
+            memory_bytes=memory_bytes,
         )  # fmt: skip
 
     def status(self, name: str) -> ServiceStatus:

@@ -58,6 +58,39 @@ def deploy(
             "(0 to 1; 0 turns the prediction log off).",
         ),
     ] = 1.0,
+    on: Annotated[
+        str,
+        typer.Option(
+            "--on",
+            help="Where it runs: local (a process here) or ray (a Ray Serve application on "
+            "the cluster at ASSAY_RAY_ADDRESS).",
+        ),
+    ] = "local",
+    replicas: Annotated[
+        int | None, typer.Option("--replicas", help="On Ray: how many replicas (default 1).")
+    ] = None,
+    autoscale: Annotated[
+        str | None,
+        typer.Option(
+            "--autoscale",
+            metavar="MIN..MAX",
+            help="On Ray: scale between MIN and MAX replicas on ongoing requests.",
+        ),
+    ] = None,
+    target_ongoing: Annotated[
+        float,
+        typer.Option(
+            "--target-ongoing",
+            help="On Ray with --autoscale: ongoing requests per replica to scale at.",
+        ),
+    ] = 2.0,
+    cpus: Annotated[
+        float | None, typer.Option("--cpus", help="On Ray: CPUs per replica (default 0.5).")
+    ] = None,
+    memory: Annotated[
+        str | None,
+        typer.Option("--memory", help="On Ray: memory per replica, such as 512M or 2G."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Serve a model version as a REST endpoint (KServe V1 and Open Inference Protocol V2);
@@ -73,8 +106,15 @@ def deploy(
             max_body_bytes=int(max_body_mb * 1024 * 1024),
             log_sample=log_sample,
             progress=progress,
+            on=on,
+            replicas=replicas,
+            autoscale=parse_range(autoscale) if autoscale is not None else None,
+            target_ongoing_requests=target_ongoing,
+            cpus=cpus,
+            memory_bytes=parse_size(memory) if memory is not None else None,
         )
-    warn_if_exposed(name, host)
+    if svc.on == "local":
+        warn_if_exposed(name, host)
     if as_json:
         emit_json(svc)
         return
@@ -94,11 +134,20 @@ def list_(as_json: JsonOpt = False) -> None:
         console.print("No services yet. Deploy one with `assay services deploy NAME --model M@V`.")
         return
     table = Table(
-        "service", "state", "model", "url", "workers", "started", box=None, header_style="bold"
+        "service",
+        "on",
+        "state",
+        "model",
+        "url",
+        "workers",
+        "started",
+        box=None,
+        header_style="bold",
     )
     for s in items:
         table.add_row(
             s.name,
+            s.on,
             _STATE.get(s.state, s.state),
             s.model_ref,
             s.url if s.state == "running" else "-",
@@ -118,6 +167,7 @@ def status_(name: str, as_json: JsonOpt = False) -> None:
     grid = Table.grid(padding=(0, 2))
     traffic = doc.traffic
     rows = [
+        ("on", doc.on),
         ("state", _STATE.get(doc.state, doc.state)),
         ("model", doc.model_ref),
         ("url", doc.url if doc.state == "running" else "-"),
@@ -130,10 +180,57 @@ def status_(name: str, as_json: JsonOpt = False) -> None:
     ]
     if doc.last_error:
         rows.append(("last error", f"[red]{escape(doc.last_error)}[/red]"))
+    if doc.on == "ray":
+        models = [r for r in doc.replicas if r["deployment"] == "model"]
+        rows[4] = ("replicas", str(len(models)))
+        rows[6:10] = []  # the traffic is in Ray Serve's metrics, per replica
     console.print(f"[bold]{doc.name}[/bold]")
     for key, value in rows:
         grid.add_row(f"[dim]{key}[/dim]", value)
     console.print(grid)
+    if doc.replicas:
+        table = Table(
+            "deployment", "replica", "state", "pid", "node", "started", box=None,
+            header_style="bold",
+        )  # fmt: skip
+        for r in doc.replicas:
+            table.add_row(
+                r["deployment"],
+                r["replica_id"],
+                r["state"],
+                str(r["pid"] or "-"),
+                r["node_ip"] or "-",
+                r["started_at"] or "-",
+            )
+        console.print(table)
+
+
+def parse_range(text: str) -> tuple[int, int]:
+    """`MIN..MAX` as two integers."""
+    low, sep, high = text.partition("..")
+    try:
+        if not sep:
+            raise ValueError
+        return int(low), int(high)
+    except ValueError:
+        raise InvalidArgumentError(
+            f"--autoscale takes MIN..MAX replicas, such as 1..4, not {text!r}."
+        ) from None
+
+
+def parse_size(text: str) -> int:
+    """`512M`, `2G`, `1.5G` or a number of bytes, as bytes."""
+    units = {"K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+    raw = text.strip().upper().removesuffix("B").removesuffix("I")
+    factor = units.get(raw[-1:], 1)
+    number = raw[:-1] if raw[-1:] in units else raw
+    try:
+        value = float(number) * factor
+    except ValueError:
+        raise InvalidArgumentError(
+            f"--memory takes a size such as 512M or 2G, not {text!r}."
+        ) from None
+    return int(value)
 
 
 def _ms(value: float | None) -> str:

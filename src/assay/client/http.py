@@ -754,18 +754,34 @@ class Client:
         timeout_s: float = 30.0,
         max_body_bytes: int = 10 * 1024 * 1024,
         log_sample: float = 1.0,
+        on: str = "local",
+        replicas: int | None = None,
+        autoscale: tuple[int, int] | None = None,
+        target_ongoing_requests: float = 2.0,
+        cpus: float | None = None,
+        memory_bytes: int | None = None,
     ) -> Any:
         """Start `model` as service `name` on the server's machine, bound to `host` there;
         returns once it answers. `log_sample` is the share of requests logged for
-        monitoring (0: none)."""
+        monitoring (0: none).
+
+        `on="ray"` deploys it on the server's Ray cluster instead, as a Ray Serve
+        application: `replicas` of it, or between `autoscale`'s (min, max) at
+        `target_ongoing_requests` per replica, each with `cpus` and `memory_bytes`."""
         from assay.serving.entities import Service
 
-        doc = self._call(
-            "POST", "/services", json={"name": name, "model": model, "port": port, "host": host,
-                                       "workers": workers, "timeout_s": timeout_s,
-                                       "max_body_bytes": max_body_bytes, "log_sample": log_sample}
-        )  # fmt: skip
-        return parse(Service, doc)
+        body: dict[str, Any] = {
+            "name": name, "model": model, "port": port, "host": host, "workers": workers,
+            "timeout_s": timeout_s, "max_body_bytes": max_body_bytes, "log_sample": log_sample,
+            "on": on, "replicas": replicas, "cpus": cpus, "memory_bytes": memory_bytes,
+        }  # fmt: skip
+        if autoscale is not None:
+            body["autoscale"] = {
+                "min": autoscale[0],
+                "max": autoscale[1],
+                "target_ongoing_requests": target_ongoing_requests,
+            }
+        return parse(Service, self._call("POST", "/services", json=body))
 
     def services(self) -> list[Any]:
         from assay.serving.entities import Service

@@ -15,13 +15,9 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from assay.cluster import check_shared, connect, require_ray, runtime_env_vars
 from assay.config import Settings
-from assay.errors import InvalidArgumentError
 from assay.runs.executor import Done, Job
-
-# What a task needs from the driver's environment: the workspace's settings and
-# the object store's credentials and endpoint.
-_PASSED = ("ASSAY_", "AWS_", "FSSPEC_", "GOOGLE_", "AZURE_")
 
 
 def check_ready(settings: Settings, environ: Mapping[str, str]) -> None:
@@ -31,12 +27,9 @@ def check_ready(settings: Settings, environ: Mapping[str, str]) -> None:
     Raises:
         InvalidArgumentError: either is not the case (the message says what to do).
     """
-    try:
-        import ray  # noqa: F401
-    except ImportError:
-        raise InvalidArgumentError("--executor ray needs Ray: pip install 'assay[ray]'.") from None
+    require_ray("--executor ray")
     if environ.get("ASSAY_RAY_ADDRESS"):
-        _check_shared(settings)
+        check_shared(settings)
 
 
 class RayExecutor:
@@ -50,38 +43,9 @@ class RayExecutor:
 
         self._ray = ray
         address = environ.get("ASSAY_RAY_ADDRESS") or None
-        env = {k: v for k, v in environ.items() if k.startswith(_PASSED)}
-        env.update(
-            ASSAY_DB_URL=settings.db_url,
-            ASSAY_STORE_URL=_absolute(settings.store_url),
-            ASSAY_AUTHOR=settings.author,
-            ASSAY_COST_PER_HOUR=str(settings.cost_per_hour),
-        )
-        if settings.root is not None:
-            env["ASSAY_ROOT"] = str(settings.root)
-        env.pop("ASSAY_RAY_ADDRESS", None)
         self._started = not ray.is_initialized()
         if self._started:
-            try:
-                ray.init(
-                    address=address,
-                    include_dashboard=False,
-                    log_to_driver=False,
-                    configure_logging=False,
-                    runtime_env={"env_vars": env},
-                    namespace="assay",
-                )
-            except (ConnectionError, RuntimeError, ValueError) as exc:
-                where = f"the Ray cluster at {address}" if address else "a local Ray"
-                cause = exc.__cause__ or exc.__context__
-                why = f"{exc} ({type(cause).__name__}: {cause})" if cause else str(exc)
-                hint = ""
-                if "auth" in why.lower() or "token" in why.lower():
-                    hint = (
-                        " The cluster wants a token: set RAY_AUTH_MODE=token and "
-                        "RAY_AUTH_TOKEN to the cluster's token."
-                    )
-                raise InvalidArgumentError(f"Cannot start or reach {where}: {why}.{hint}") from None
+            connect(address, runtime_env_vars(settings, environ))
         cpus = int(ray.cluster_resources().get("CPU", 1))  # type: ignore[no-untyped-call]
         self.slots = max(1, min(slots or cpus, cpus))
         self._task = ray.remote(num_cpus=1, max_retries=0)(_execute)
@@ -153,27 +117,3 @@ def _execute(run_id: str, use_cache: bool, register: bool) -> str | None:
 
 def _quiet(event: dict[str, Any]) -> None:
     return None
-
-
-def _absolute(url: str) -> str:
-    if "://" in url:
-        return url
-    return os.path.abspath(url)
-
-
-def _check_shared(settings: Settings) -> None:
-    """A remote cluster can only reach a workspace that lives on servers."""
-    local_db = settings.db_url.startswith("sqlite")
-    local_store = "://" not in settings.store_url or settings.store_url.startswith("file://")
-    if local_db or local_store:
-        what = " and ".join(
-            w
-            for w, local in (("metadata (SQLite)", local_db), ("objects (a folder)", local_store))
-            if local
-        )
-        raise InvalidArgumentError(
-            f"The workspace keeps its {what} on this machine, which a Ray cluster's nodes "
-            "cannot reach. Point ASSAY_DB_URL at PostgreSQL and ASSAY_STORE_URL at an "
-            "S3-compatible bucket (see the README's 'For teams'), or unset ASSAY_RAY_ADDRESS "
-            "to run Ray here."
-        )

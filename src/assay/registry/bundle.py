@@ -50,7 +50,7 @@ from assay.registry.flavors import (
 )
 from assay.registry.signature import json_value
 from assay.serialize import dump, load
-from assay.store.objects import hash_file
+from assay.store.objects import ObjectStore, hash_file
 
 FORMAT = 1
 MANIFEST = "assay.json"
@@ -604,6 +604,27 @@ def member(folder: Path, rel: str) -> Path:
             file=rel,
         )
     return folder.joinpath(*parts)
+
+
+def materialize(store: ObjectStore, manifest_digest: str, dest: Path) -> Path:
+    """Write the bundle whose manifest is `manifest_digest`, exactly as stored, into the
+    new folder `dest`. Needs only the object store (a Ray Serve replica has no database).
+
+    Raises:
+        InvalidArgumentError: the manifest names a file outside the folder.
+    """
+    raw = store.get_bytes(manifest_digest)
+    manifest = json.loads(raw)
+    dest.mkdir(parents=True, exist_ok=False)
+    for rel, digest in manifest["files"].items():
+        path = PurePosixPath(rel)
+        if path.is_absolute() or ".." in path.parts or not path.parts:
+            raise InvalidArgumentError(f"Bundle file path {rel!r} escapes its folder.")
+        target = dest / Path(*path.parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        store.copy_to(digest, target)
+    (dest / MANIFEST).write_bytes(raw)
+    return dest
 
 
 def load_bundle(folder: Path) -> LoadedBundle:

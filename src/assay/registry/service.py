@@ -13,7 +13,7 @@ import json
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from assay.data.entities import LATEST, Ref, check_name, check_tag
@@ -664,15 +664,7 @@ class RegistryService:
 
     def materialize(self, mv: ModelVersion, dest: Path) -> Path:
         """Write the version's bundle, exactly as stored, into the new folder `dest`."""
-        raw = self.store.get_bytes(mv.bundle)
-        manifest = json.loads(raw)
-        dest.mkdir(parents=True, exist_ok=False)
-        for rel, digest in manifest["files"].items():
-            target = dest / _safe_relative(rel)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            self.store.copy_to(digest, target)
-        (dest / bundles.MANIFEST).write_bytes(raw)
-        return dest
+        return bundles.materialize(self.store, mv.bundle, dest)
 
     def export(self, ref: str, dest: Path) -> tuple[ModelVersion, Path]:
         """A self-contained folder at `dest`: the model, signature, requirements, an
@@ -738,10 +730,3 @@ def _check_alias(alias: str) -> str:
         )
     check_tag(alias)
     return alias
-
-
-def _safe_relative(rel: str) -> Path:
-    path = PurePosixPath(rel)
-    if path.is_absolute() or ".." in path.parts or not path.parts:
-        raise InvalidArgumentError(f"Bundle file path {rel!r} escapes its folder.")
-    return Path(*path.parts)

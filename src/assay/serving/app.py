@@ -178,6 +178,10 @@ def error_kind(exc: AssayError) -> str:
 
 def _is_v2(request: Request) -> bool:
     path: str = request.scope["path"]
+    # Mounted under a prefix (a Ray Serve application's route prefix), the path keeps it.
+    root: str = request.scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
     return path == "/v2" or path.startswith("/v2/")
 
 

@@ -13,11 +13,15 @@ from assay.serialize import json_shape
 
 @dataclass(frozen=True)
 class Service:
-    """A model version deployed behind a REST endpoint on this machine.
+    """A model version deployed behind a REST endpoint, on this machine or a Ray cluster.
 
     `desired` is what the user last asked for (`running` or `stopped`); `state` is what
     was found when the service was read: `running` (answering and ready), `starting`,
     `stopped`, or `failed` (asked to run, but its process is gone).
+
+    `on` is where it runs: `local` (a process here, `workers` uvicorn workers) or `ray`
+    (a Ray Serve application, `workers` its replicas; `host` and `port` are the Serve
+    HTTP proxy's, and the service answers under `/<name>` there).
     """
 
     name: str
@@ -37,6 +41,7 @@ class Service:
     settings: dict[str, Any] = field(default_factory=dict)
     """timeout_s, max_body_bytes and the other deploy settings."""
     last_error: str | None = None
+    on: str = "local"
 
     @property
     def model_ref(self) -> str:
@@ -44,6 +49,8 @@ class Service:
 
     @property
     def url(self) -> str:
+        if self.on == "ray":
+            return f"http://{self.host}:{self.port}/{self.name}"
         return f"http://{self.host}:{self.port}"
 
     __get_pydantic_core_schema__ = json_shape(computed=("model_ref", "url"))
@@ -69,6 +76,21 @@ class WorkerState(TypedDict):
     failed_target_id: str | None
     started_at: str
     updated_at: str
+
+
+class ReplicaState(TypedDict):
+    """One replica of a service on Ray, as Ray Serve reports it."""
+
+    deployment: str
+    """`model` (loads and answers) or `http` (the entry that hands it requests)."""
+    replica_id: str
+    state: str
+    """STARTING, RUNNING, UPDATING, RECOVERING or STOPPING."""
+    pid: int | None
+    node_ip: str | None
+    started_at: str | None
+    log_file: str | None
+    """Its log, on its node (relative to that node's Ray logs folder)."""
 
 
 class TrafficSummary(TypedDict):
@@ -106,4 +128,6 @@ class ServiceStatus(Service):
     traffic: Traffic | None
     """Null when it is not running, or its metrics could not be read."""
     workers_now: list[WorkerState]
-    """Its live worker processes; empty when it is not running."""
+    """Its live worker processes; empty when it is not running (or runs on Ray)."""
+    replicas: list[ReplicaState]
+    """On Ray: its replicas and their states, as Ray Serve reports them; empty here."""

@@ -178,6 +178,16 @@ def ready(url: str) -> bool:
         return False
 
 
+def ready_code(url: str) -> int | None:
+    """The status `/health/ready` answers under `url` (None when nothing answers)."""
+    import httpx
+
+    try:
+        return httpx.get(url + "/health/ready", timeout=2.0).status_code
+    except httpx.HTTPError:
+        return None
+
+
 def get_text(url: str) -> str:
     import httpx
 

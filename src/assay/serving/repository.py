@@ -38,6 +38,8 @@ services = Table(
     Column("started_at", DateTime(timezone=True), nullable=True),
     Column("settings", JSON, nullable=False),
     Column("last_error", Text, nullable=True),
+    # Where it runs: `local` (a process here) or `ray` (a Ray Serve application).
+    Column("runs_on", String(16), nullable=False, server_default="local"),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
@@ -83,4 +85,5 @@ def to_service(row: Row[Any], state: str) -> Service:
         updated_at=aware(row.updated_at),
         settings=dict(row.settings or {}),
         last_error=row.last_error,
+        on=row.runs_on,
     )

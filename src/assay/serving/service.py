@@ -7,6 +7,10 @@ copy materialized from the store), and what it writes back: `workers/<pid>.json`
 version each worker serves, or why a load failed), `service.log`, and Prometheus
 metrics. The service's definition is also a row in the metadata store, so
 `assay services start --all` brings services back after a reboot.
+
+A service deployed `on="ray"` has no folder and no process here: it is a Ray Serve
+application on the cluster at `ASSAY_RAY_ADDRESS` (`assay.serving.ray_serve`), its row
+says so (`runs_on`), and its state is read through the cluster's HTTP proxy.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from assay.data.entities import check_name
 from assay.errors import AssayError, ConflictError, InvalidArgumentError, NotFoundError
 from assay.serving import processes
-from assay.serving.entities import Service, ServiceStatus, WorkerState
+from assay.serving.entities import ReplicaState, Service, ServiceStatus, WorkerState
 from assay.serving.repository import ServiceRepository, to_service
 from assay.store.db import Database, utcnow
 
@@ -34,10 +38,12 @@ if TYPE_CHECKING:
 
     from assay.registry.entities import ModelVersion
     from assay.registry.service import RegistryService
+    from assay.serving.ray_serve import RayServe
 
 Progress = Callable[[str], None]
 
 DEFAULTS: dict[str, Any] = {"timeout_s": 30.0, "max_body_bytes": 10 * 1024 * 1024, "drain_s": 1.0}
+PLACES = ("local", "ray")
 
 
 class ServiceFailedError(AssayError):
@@ -51,7 +57,7 @@ def _quiet(_message: str) -> None:
 
 
 class ServingService:
-    """Inference services on this machine, defined in the metadata store."""
+    """Inference services on this machine or a Ray cluster, defined in the metadata store."""
 
     def __init__(
         self,
@@ -60,11 +66,19 @@ class ServingService:
         services_dir: Path,
         *,
         python: str = sys.executable,
+        ray: RayServe | None = None,
     ) -> None:
         self.db = db
         self.registry = registry
         self.dir = services_dir
         self.python = python
+        self._ray = ray
+
+    @property
+    def ray(self) -> RayServe:
+        if self._ray is None:
+            raise InvalidArgumentError("This workspace was opened without a Ray cluster.")
+        return self._ray
 
     # ---- deploy / start / update / stop -------------------------------------------------
 
@@ -83,6 +97,12 @@ class ServingService:
         log_roll: dict[str, float] | None = None,
         ready_timeout_s: float = 120.0,
         progress: Progress = _quiet,
+        on: str = "local",
+        replicas: int | None = None,
+        autoscale: tuple[int, int] | None = None,
+        target_ongoing_requests: float = 2.0,
+        cpus: float | None = None,
+        memory_bytes: int | None = None,
     ) -> Service:
         """Start `model_ref` as service `name` and return once it answers as ready.
 
@@ -90,13 +110,33 @@ class ServingService:
         prediction log (0 turns it off); `log_roll` overrides when its segments roll
         (`max_rows`, `max_bytes`, `max_age_s`).
 
+        `on="ray"` deploys it as a Ray Serve application on the cluster at
+        `ASSAY_RAY_ADDRESS` instead: `replicas` of them, or between `autoscale`'s bounds
+        at `target_ongoing_requests` per replica, each with `cpus` and `memory_bytes`.
+        `port`, `host` and `workers` are the local process's and do not apply there.
+
         Raises:
             ConflictError: the service is already running, or the port is taken.
             NotFoundError: no such model version.
+            InvalidArgumentError: bad settings, or (on Ray) the cluster cannot be reached.
             ServiceFailedError: the process exited or never became ready (the log's tail
-                says why).
+                says why); on Ray, a replica failed to load the model (nothing is left
+                deployed).
         """
         check_name(name, "Service")
+        if on not in PLACES:
+            raise InvalidArgumentError(f"--on must be local or ray, not {on!r}.")
+        ray_only = {
+            "--replicas": replicas,
+            "--autoscale": autoscale,
+            "--cpus": cpus,
+            "--memory": memory_bytes,
+        }
+        given = [k for k, v in ray_only.items() if v is not None]
+        if on == "local" and given:
+            raise InvalidArgumentError(
+                f"{', '.join(given)} only apply to a service on Ray; add --on ray."
+            )
         if workers < 1:
             raise InvalidArgumentError(f"--workers must be at least 1, not {workers}.")
         if port is not None and not 0 < port < 65536:
@@ -115,8 +155,6 @@ class ServingService:
         from assay.serving.predlog import check_sample  # numpy: only where it is used
 
         check_sample(log_sample)
-        mv = self.registry.resolve(model_ref)
-        port = processes.free_port(host) if port is None else processes.check_port(host, port)
         settings: dict[str, Any] = {
             "timeout_s": float(timeout_s),
             "max_body_bytes": int(max_body_bytes),
@@ -124,6 +162,13 @@ class ServingService:
             "log_sample": float(log_sample),
             "log_roll": dict(log_roll or {}),
         }
+        if on == "ray":
+            settings.update(
+                _ray_settings(replicas, autoscale, target_ongoing_requests, cpus, memory_bytes)
+            )
+            return self._deploy_on_ray(name, model_ref, settings, ready_timeout_s, progress)
+        mv = self.registry.resolve(model_ref)
+        port = processes.free_port(host) if port is None else processes.check_port(host, port)
         folder = self._folder(name)
         if folder.exists():
             # A stopped service's leftovers: its model copies and old worker files.
@@ -148,8 +193,111 @@ class ServingService:
                 started_at=None,
                 settings=settings,
                 last_error=None,
+                runs_on="local",
             )
         return self._launch(name, ready_timeout_s, progress)
+
+    # ---- on a Ray cluster ------------------------------------------------------------------
+
+    def _deploy_on_ray(
+        self,
+        name: str,
+        model_ref: str,
+        settings: dict[str, Any],
+        ready_timeout_s: float,
+        progress: Progress,
+    ) -> Service:
+        """Deploy as a Ray Serve application; the row is written only once it runs, so a
+        failure leaves nothing behind (no row, no application)."""
+        # Connected first: an unreachable cluster is a quick answer, before any lookup.
+        host, port = self.ray.proxy()
+        mv = self.registry.resolve(model_ref)
+        if self.ray.exists(name):
+            raise ConflictError(
+                f"The Ray cluster already runs an application named {name!r} that this "
+                "workspace did not start (or lost track of); pick another name, or remove it "
+                f"with `serve shutdown` / `serve.delete({name!r})`.",
+                service=name,
+            )
+        progress(f"starting {mv.ref} on Ray Serve; the replicas load it and warm up")
+        self._run_on_ray(name, mv, settings, ready_timeout_s, rollback=None)
+        with self.db.session() as s:
+            ServiceRepository(s).upsert(
+                name,
+                model=mv.name,
+                version=mv.version,
+                host=host,
+                port=port,
+                workers=_replica_count(settings),
+                desired="running",
+                pid=None,
+                started_at=utcnow(),
+                settings=settings,
+                last_error=None,
+                runs_on="ray",
+            )
+        self._await_proxy(name, ready_timeout_s)
+        return self.get(name)
+
+    def _run_on_ray(
+        self,
+        name: str,
+        mv: ModelVersion,
+        settings: dict[str, Any],
+        ready_timeout_s: float,
+        *,
+        rollback: ModelVersion | None,
+    ) -> None:
+        """Run (or roll the application to) `mv`. When it fails, roll back to `rollback`,
+        or remove the application when there is none to roll back to."""
+        from assay.serving.ray_serve import RayDeployFailedError
+
+        try:
+            self.ray.run(name, self._replica_spec(name, mv, settings), settings,
+                         timeout_s=ready_timeout_s)  # fmt: skip
+        except RayDeployFailedError as exc:
+            if rollback is None:
+                self.ray.delete(name)
+                raise ServiceFailedError(
+                    f"Service {name!r} did not start on Ray: a replica could not load "
+                    f"{mv.ref}: {exc.message}",
+                    service=name,
+                ) from None
+            self.ray.run(name, self._replica_spec(name, rollback, settings), settings,
+                         timeout_s=ready_timeout_s)  # fmt: skip
+            raise ServiceFailedError(
+                f"Service {name!r} could not switch to {mv.ref}: {exc.message}. "
+                f"It still serves {rollback.ref}.",
+                service=name,
+                model=mv.ref,
+            ) from None
+
+    def _replica_spec(
+        self, name: str, mv: ModelVersion, settings: dict[str, Any]
+    ) -> dict[str, Any]:
+        from assay.cluster import absolute
+
+        log = self._service_doc(name, "", 0, 1, settings)["log"]
+        return {
+            "service": name,
+            "store": absolute(self.registry.store.url),
+            "bundle": mv.bundle,
+            "name": mv.name,
+            "version": mv.version,
+            "timeout_s": float(settings["timeout_s"]),
+            "max_body_bytes": int(settings["max_body_bytes"]),
+            "log": log,
+        }
+
+    def _await_proxy(self, name: str, timeout_s: float) -> None:
+        """Wait until the proxy routes the service's prefix (it learns of new routes a
+        moment after the application runs)."""
+        import time
+
+        url = self.get(name).url
+        deadline = time.monotonic() + min(timeout_s, 30.0)
+        while not processes.ready(url) and time.monotonic() < deadline:
+            time.sleep(0.1)
 
     def start(
         self, name: str, *, ready_timeout_s: float = 120.0, progress: Progress = _quiet
@@ -164,6 +312,25 @@ class ServingService:
         if self._state(row) in ("running", "starting"):
             raise ConflictError(f"Service {name!r} is already running on port {row.port}.")
         mv = self.registry.resolve(f"{row.model}@{row.version}")
+        if row.runs_on == "ray":
+            settings = {**DEFAULTS, **row.settings}
+            progress(f"starting {mv.ref} on Ray Serve")
+            host, port = self.ray.proxy()
+            if self.ray.exists(name):  # what a failed service left: replaced whole
+                self.ray.delete(name)
+            try:
+                self._run_on_ray(name, mv, settings, ready_timeout_s, rollback=None)
+            except ServiceFailedError as exc:
+                with self.db.session() as s:
+                    ServiceRepository(s).upsert(name, desired="stopped", last_error=exc.message)
+                raise
+            with self.db.session() as s:
+                ServiceRepository(s).upsert(
+                    name, desired="running", host=host, port=port, started_at=utcnow(),
+                    last_error=None,
+                )  # fmt: skip
+            self._await_proxy(name, ready_timeout_s)
+            return self.get(name)
         if row.pid:
             processes.wait_gone(row.pid, timeout_s=5.0)  # a process still exiting holds its port
         folder = self._folder(name)
@@ -253,6 +420,8 @@ class ServingService:
                 service=name,
             )
         mv = self.registry.resolve(model_ref)
+        if row.runs_on == "ray":
+            return self._update_on_ray(row, mv, ready_timeout_s, progress)
         folder = self._folder(name)
         old_target = (folder / "target.json").read_bytes()
         progress(f"copying {mv.ref} into the service")
@@ -282,6 +451,28 @@ class ServingService:
             model=mv.ref,
         )
 
+    def _update_on_ray(
+        self, row: Row[Any], mv: ModelVersion, ready_timeout_s: float, progress: Progress
+    ) -> Service:
+        """Ray Serve rolls the replicas: new ones load and warm up before old ones drain."""
+        old = self.registry.resolve(f"{row.model}@{row.version}")
+        settings = {**DEFAULTS, **row.settings}
+        self.ray.proxy()
+        progress(f"rolling the replicas to {mv.ref}")
+        try:
+            self._run_on_ray(row.name, mv, settings, ready_timeout_s, rollback=old)
+        except ServiceFailedError as exc:
+            with self.db.session() as s:
+                ServiceRepository(s).upsert(
+                    row.name, last_error=f"update to {mv.ref} failed: {exc.message}"
+                )
+            raise
+        with self.db.session() as s:
+            ServiceRepository(s).upsert(
+                row.name, model=mv.name, version=mv.version, last_error=None
+            )
+        return self.get(row.name)
+
     def stop(self, name: str, *, timeout_s: float = 60.0) -> Service:
         """Stop the service gracefully: readiness turns false, in-flight requests finish,
         then the process exits (killed if it has not after `timeout_s`).
@@ -290,7 +481,10 @@ class ServingService:
             NotFoundError: no such service.
         """
         row = self._get_row(name)
-        if row.pid and processes.is_service_process(row.pid, self._folder(name)):
+        if row.runs_on == "ray":
+            self.ray.proxy()
+            self.ray.delete(name)  # Ray Serve drains each replica before it stops it
+        elif row.pid and processes.is_service_process(row.pid, self._folder(name)):
             processes.terminate(row.pid, timeout_s=timeout_s)
         with self.db.session() as s:
             ServiceRepository(s).upsert(name, desired="stopped", pid=None)
@@ -316,8 +510,21 @@ class ServingService:
         p50/p99) read from the service's own metrics."""
         svc = self.get(name)
         base = {f.name: getattr(svc, f.name) for f in dataclasses.fields(svc)}
+        if svc.on == "ray":
+            replicas: list[ReplicaState] = []
+            if svc.state != "stopped":
+                # An unreachable cluster leaves the replicas unknown, not the status.
+                with contextlib.suppress(AssayError):
+                    self.ray.proxy()
+                    replicas = self.ray.replicas(name)
+            uptime = None
+            if svc.state == "running" and svc.started_at:
+                uptime = round((utcnow() - svc.started_at).total_seconds(), 1)
+            return ServiceStatus(
+                **base, uptime_s=uptime, traffic=None, workers_now=[], replicas=replicas
+            )
         if svc.state != "running" or not svc.started_at:
-            return ServiceStatus(**base, uptime_s=None, traffic=None, workers_now=[])
+            return ServiceStatus(**base, uptime_s=None, traffic=None, workers_now=[], replicas=[])
         from assay.serving.metrics import summarize
 
         traffic = None
@@ -330,6 +537,7 @@ class ServingService:
             uptime_s=round((utcnow() - svc.started_at).total_seconds(), 1),
             traffic=traffic,
             workers_now=self._workers(self._folder(name)),
+            replicas=[],
         )
 
     def logs(self, name: str, *, lines: int = 200) -> str:
@@ -338,7 +546,12 @@ class ServingService:
         Raises:
             NotFoundError: no such service.
         """
-        self._get_row(name)
+        row = self._get_row(name)
+        if row.runs_on == "ray":
+            if self._state(row) == "stopped":
+                return ""
+            self.ray.proxy()
+            return self.ray.logs(name, lines)
         return processes.tail(self._folder(name) / "service.log", lines)
 
     # ---- helpers -----------------------------------------------------------------------------
@@ -391,6 +604,12 @@ class ServingService:
         return row
 
     def _state(self, row: Row[Any]) -> str:
+        if row.runs_on == "ray":
+            # Asked through the cluster's HTTP proxy: no connection to Ray for a list.
+            if row.desired != "running":
+                return "stopped"
+            code = processes.ready_code(f"{processes.probe_url(row.host, row.port)}/{row.name}")
+            return {200: "running", 503: "starting"}.get(code or 0, "failed")
         alive = bool(row.pid) and processes.is_service_process(row.pid, self._folder(row.name))
         if not alive:
             return "failed" if row.desired == "running" and row.pid else "stopped"
@@ -428,6 +647,47 @@ class ServingService:
             }
             for w in processes.workers_of(folder)
         ]
+
+
+def _ray_settings(
+    replicas: int | None,
+    autoscale: tuple[int, int] | None,
+    target_ongoing_requests: float,
+    cpus: float | None,
+    memory_bytes: int | None,
+) -> dict[str, Any]:
+    """The replicas' settings of a service on Ray, checked."""
+    if replicas is not None and autoscale is not None:
+        raise InvalidArgumentError("Give --replicas or --autoscale, not both.")
+    if replicas is not None and replicas < 1:
+        raise InvalidArgumentError(f"--replicas must be at least 1, not {replicas}.")
+    scale = None
+    if autoscale is not None:
+        low, high = autoscale
+        if not 0 <= low <= high or high < 1:
+            raise InvalidArgumentError(
+                f"--autoscale MIN..MAX needs 0 <= MIN <= MAX and MAX >= 1, not {low}..{high}."
+            )
+        if target_ongoing_requests <= 0:
+            raise InvalidArgumentError(
+                f"--target-ongoing must be positive, not {target_ongoing_requests:g}."
+            )
+        scale = {"min": low, "max": high, "target_ongoing_requests": target_ongoing_requests}
+    if cpus is not None and cpus <= 0:
+        raise InvalidArgumentError(f"--cpus must be positive, not {cpus:g}.")
+    if memory_bytes is not None and memory_bytes <= 0:
+        raise InvalidArgumentError(f"--memory must be positive, not {memory_bytes}.")
+    return {
+        "replicas": None if scale else (replicas or 1),
+        "autoscale": scale,
+        "cpus": cpus if cpus is not None else 0.5,
+        "memory_bytes": memory_bytes,
+    }
+
+
+def _replica_count(settings: dict[str, Any]) -> int:
+    scale = settings.get("autoscale")
+    return int(scale["min"]) if scale else int(settings.get("replicas") or 1)
 
 
 def _target(mv: ModelVersion, bundle: Path) -> dict[str, Any]:

@@ -8,7 +8,7 @@ the server, with a token, reaches every model.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import httpx
 from fastapi import APIRouter, Query, Request, Response
@@ -35,6 +35,14 @@ router = APIRouter(responses=ERRORS)
 _client = httpx.Client(timeout=60.0)
 
 
+class AutoscaleIn(BaseModel):
+    min: int = Field(ge=0, le=1024)
+    max: int = Field(ge=1, le=1024)
+    target_ongoing_requests: float = Field(
+        default=2.0, gt=0, description="Ongoing requests per replica to scale at"
+    )
+
+
 class DeployIn(BaseModel):
     name: str
     model: str = Field(description="MODEL@VERSION, @ALIAS or @latest")
@@ -56,6 +64,17 @@ class DeployIn(BaseModel):
     log_sample: float = Field(
         default=1.0, ge=0, le=1, description="Share of requests logged for monitoring (0: none)"
     )
+    on: Literal["local", "ray"] = Field(
+        default="local",
+        description="Where it runs: local (a process on the server's machine) or ray (a Ray "
+        "Serve application on the cluster at the server's ASSAY_RAY_ADDRESS)",
+    )
+    replicas: int | None = Field(default=None, ge=1, le=1024, description="On Ray: replicas")
+    autoscale: AutoscaleIn | None = Field(
+        default=None, description="On Ray: scale between bounds instead of fixed replicas"
+    )
+    cpus: float | None = Field(default=None, gt=0, le=1024, description="On Ray: CPUs each")
+    memory_bytes: int | None = Field(default=None, gt=0, description="On Ray: memory each")
 
 
 class UpdateIn(BaseModel):
@@ -99,6 +118,12 @@ def deploy(body: DeployIn, ws: WS) -> Service:
         timeout_s=body.timeout_s,
         max_body_bytes=body.max_body_bytes,
         log_sample=body.log_sample,
+        on=body.on,
+        replicas=body.replicas,
+        autoscale=(body.autoscale.min, body.autoscale.max) if body.autoscale else None,
+        target_ongoing_requests=body.autoscale.target_ongoing_requests if body.autoscale else 2.0,
+        cpus=body.cpus,
+        memory_bytes=body.memory_bytes,
     )
 
 
