@@ -73,7 +73,7 @@ def create_app(
     ):  # fmt: skip
         app.include_router(module.router, prefix="/api/v1")
 
-    from assay.ui.app import error_page, wants_page
+    from assay.ui.common import error_page, wants_page
 
     local = _Places.of(ws)
 
