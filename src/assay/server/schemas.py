@@ -164,8 +164,8 @@ PipelineRefText = Annotated[
     *matching(
         PIPELINE_REF_PATTERN,
         REF_MAX,
-        "A pipeline is NAME[@VERSION] of a registered one, never a path on the server "
-        "(register a file first: POST /pipelines)",
+        "A pipeline is NAME[@VERSION] of a registered one, never a path on the server: "
+        "register it first (POST /pipelines)",
     ),
 ]
 TagText = Annotated[
