@@ -364,3 +364,24 @@ def test_the_control_plane_records_tests_on_both_backends(ws: Workspace, tmp_pat
         for t in ws.abtests.tests():
             if t.state != "stopped":
                 ws.abtests.stop(t.name)
+
+
+def test_predicting_through_the_server_with_a_stopped_test_names_it_and_says_start_it(
+    lab: Workspace,
+) -> None:
+    from starlette.testclient import TestClient
+
+    from assay.server.app import create_app
+
+    test = lab.abtests.create("iris-ab", ["A=iris@1", "B=iris@2"], "weighted:50,50")
+    with TestClient(create_app(lab, auth=False)) as api:
+        through = api.post("/api/v1/abtests/iris-ab/predict", json={"instances": [ROW]})
+        assert through.status_code == 200, through.text
+        lab.abtests.stop("iris-ab")
+        answer = api.post("/api/v1/abtests/iris-ab/predict", json={"instances": [ROW]})
+        assert answer.status_code == 409, answer.text
+        error = answer.json()["error"]
+        assert error["type"] == "ConflictError"
+        assert "'iris-ab'" in error["message"] and "abtests start iris-ab" in error["message"]
+        assert error["details"] == {"abtest": "iris-ab", "state": "stopped"}
+        assert str(test.port) not in answer.text and "127.0.0.1" not in answer.text

@@ -192,7 +192,7 @@ def test_register_file_route_refuses_bad_input(site: Site, tmp_path: Path) -> No
         damaged = error_of(api.post("/models/junk/versions", json=body), 400)
         assert "damaged" in damaged["message"]
         assert api.get(f"/uploads/{upload}").status_code == 200  # kept: send it again
-        bad_name = error_of(api.post("/models/no%20spaces/versions", json=body), 400)
+        bad_name = error_of(api.post("/models/no%20spaces/versions", json=body), 422)
         assert bad_name["type"] == "InvalidArgumentError"
         error_of(api.post("/models/junk/versions", json={**body, "upload": "f" * 32}), 404)
         error_of(api.post("/models/junk/versions", json={"upload": upload}), 422)
@@ -250,7 +250,7 @@ def test_export_route_refuses_bad_input(site: Site, model: str) -> None:
     with site.api() as api:
         error_of(api.get("/models/cancer/versions/99/export"), 404)
         error_of(api.get("/models/nobody/versions/1/export"), 404)
-        error_of(api.get("/models/cancer/versions/no alias!/export"), 400)
+        error_of(api.get("/models/cancer/versions/no alias!/export"), 422)
     missing = site.remote("models", "export", "cancer@99", "nothing")
     assert missing.returncode == 1 and "no version 99" in missing.stderr
     assert not (site.laptop / "nothing").exists()

@@ -111,16 +111,16 @@ def test_verified_refuses_a_missing_or_an_extra_file(uploads: UploadService) -> 
     upload = uploads.start()
     uploads.write(upload, "a.txt", 0, [b"a"])
     good = hash_bytes(b"a")
-    with pytest.raises(InvalidArgumentError, match=r"\(never sent: 'b.txt'\); send them again"):
+    with pytest.raises(ConflictError, match=r"\(never sent: 'b.txt'\); send them again"):
         uploads.verified(upload, {"a.txt": good, "b.txt": good})
-    with pytest.raises(InvalidArgumentError, match=r"\(not named: 'a.txt'\)"):
+    with pytest.raises(ConflictError, match=r"\(not named: 'a.txt'\)"):
         uploads.verified(upload, {})
     assert uploads.verified(upload, {"a.txt": good}).root == uploads.root / upload / "files"
 
 
 def test_verified_refuses_an_empty_upload(uploads: UploadService) -> None:
     upload = uploads.start()
-    with pytest.raises(InvalidArgumentError, match="Nothing was uploaded; send the files first"):
+    with pytest.raises(ConflictError, match="Nothing was uploaded; send the files first"):
         uploads.verified(upload, {"a.txt": hash_bytes(b"a")})
 
 

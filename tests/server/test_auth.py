@@ -34,7 +34,7 @@ def test_every_route_but_health_is_401_without_a_token(
     for path, operations in doc["paths"].items():
         if path == "/api/v1/health":
             continue
-        url = re.sub(r"\{[^}]+\}", "x1", path)
+        url = re.sub(r"\{[^}]+\}", "a1", path)  # a name, a run id, a version, an alias
         for method in operations:
             answer = client.request(method.upper(), url, params={"ref": "d@1", "path": "a"})
             error = assert_error(answer, 401)
@@ -160,7 +160,7 @@ def test_write_cannot_manage_tokens_and_admin_can(
     assert secret not in api.get("/api/v1/tokens").text
     assert as_(secret).post("/api/v1/experiments/e/runs", json={}).status_code == 201
     assert_error(api.post("/api/v1/tokens", json={"name": "ci", "scope": "read"}), 409)
-    assert_error(api.post("/api/v1/tokens", json={"name": "x", "scope": "root"}), 400)
+    assert_error(api.post("/api/v1/tokens", json={"name": "x", "scope": "root"}), 422)
     assert_error(api.delete("/api/v1/tokens/nope"), 404)
 
 
@@ -208,3 +208,15 @@ def test_what_a_request_records_names_its_token(
     # and the process's own work is still the process's
     assert ws.data.resolve(f"{run['params_dataset']}@1").author == "write"
     assert ws.tokens.create("local", "read")[0].created_by == ws.settings.author
+
+
+def test_a_token_cannot_revoke_itself(
+    api: httpx.Client, as_: Callable[[str], httpx.Client], secrets: dict[str, str]
+) -> None:
+    """The caller would lock itself out mid-session; another admin token can revoke it."""
+    error = assert_error(api.delete("/api/v1/tokens/admin"), 409)
+    assert "another admin token" in str(error["message"])
+    assert api.get("/api/v1/tokens").status_code == 200  # still in
+    created = api.post("/api/v1/tokens", json={"name": "second", "scope": "admin"}).json()
+    assert as_(created["secret"]).delete("/api/v1/tokens/admin").status_code == 200
+    assert_error(api.get("/api/v1/tokens"), 401)

@@ -111,12 +111,12 @@ def test_a_wrong_hash_commits_nothing(api: httpx.Client) -> None:
     # The parts are still there: fix the list and commit.
     missing = {**hashes, "extra.txt": hash_bytes(b"")}
     error = assert_error(
-        api.post(f"/api/v1/uploads/{upload}/commit", json={"dataset": "d", "files": missing}), 400
+        api.post(f"/api/v1/uploads/{upload}/commit", json={"dataset": "d", "files": missing}), 409
     )
     assert "extra.txt" in str(error["message"])
     fewer = {"good.txt": hashes["good.txt"]}
     error = assert_error(
-        api.post(f"/api/v1/uploads/{upload}/commit", json={"dataset": "d", "files": fewer}), 400
+        api.post(f"/api/v1/uploads/{upload}/commit", json={"dataset": "d", "files": fewer}), 409
     )
     assert "sub/bad.txt" in str(error["message"])
     hashes["sub/bad.txt"] = hash_bytes(b"a\n2\n")
@@ -128,8 +128,13 @@ def test_a_wrong_hash_commits_nothing(api: httpx.Client) -> None:
 
 def test_an_empty_upload_or_an_unknown_one_is_refused(api: httpx.Client) -> None:
     upload = start_upload(api)
+    # No files named: the document says at least one.
     answer = api.post(f"/api/v1/uploads/{upload}/commit", json={"dataset": "d", "files": {}})
-    assert "Nothing was uploaded" in str(assert_error(answer, 400)["message"])
+    assert "body.files" in str(assert_error(answer, 422)["message"])
+    # Files named that never came: a clash with what the upload holds.
+    files = {"a.txt": hash_bytes(b"a")}
+    answer = api.post(f"/api/v1/uploads/{upload}/commit", json={"dataset": "d", "files": files})
+    assert "Nothing was uploaded" in str(assert_error(answer, 409)["message"])
     for bad in ("0" * 32, "nothex", "../" + upload):
         assert_error(api.get(f"/api/v1/uploads/{bad}"), 404)
         assert_error(put(api, "0" * 32, "a", b"1"), 404)

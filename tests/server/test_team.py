@@ -180,9 +180,9 @@ def test_pipeline_sources_cannot_leave_their_folder(team: httpx.Client) -> None:
         answer = team.post(
             "/api/v1/pipelines", json={"files": {rel: "x = 1"}, "entry": "pipeline.py"}
         )
-        assert_error(answer, 400)
+        assert_error(answer, 422)  # the document's relative-path pattern refuses it
     answer = team.post(
         "/api/v1/pipelines", json={"files": {"pipeline.py": PIPELINE}, "entry": "../pipeline.py"}
     )
-    assert_error(answer, 400)
+    assert_error(answer, 422)
     assert not Path("/tmp/evil.py").exists()

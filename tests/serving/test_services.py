@@ -270,3 +270,32 @@ def _answers(url: str) -> bool:
         return httpx.get(url, timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_predicting_through_the_server_with_a_stopped_service_names_it_and_says_start_it(
+    served: Workspace,
+) -> None:
+    """Not a 503 naming the port the service listened on: the server says which service
+    is stopped and how to start it, as its document says (409)."""
+    from starlette.testclient import TestClient
+
+    from assay.server.app import create_app
+
+    svc = served.services.deploy("flowers", "iris@1", drain_s=0.1)
+    with TestClient(create_app(served, auth=False)) as api:
+        through = api.post("/api/v1/services/flowers/predict", json={"instances": [ROW]})
+        assert through.status_code == 200, through.text
+        assert through.json()["predictions"] == [0]
+        served.services.stop("flowers", timeout_s=10)
+        for route in ("predict", "feedback"):
+            answer = api.post(f"/api/v1/services/flowers/{route}", json={"instances": [ROW]})
+            assert answer.status_code == 409, answer.text
+            error = answer.json()["error"]
+            assert error["type"] == "ConflictError"
+            assert "'flowers' is stopped" in error["message"]
+            assert "services start flowers" in error["message"]
+            assert error["details"] == {"service": "flowers", "state": "stopped"}
+            assert str(svc.port) not in answer.text and "127.0.0.1" not in answer.text
+        documented = api.get("/api/v1/openapi.json").json()
+        responses = documented["paths"]["/api/v1/services/{name}/predict"]["post"]["responses"]
+        assert "409" in responses

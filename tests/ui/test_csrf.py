@@ -13,7 +13,7 @@ import pytest
 from fastapi.routing import APIRoute
 
 from assay.server.app import create_app
-from assay.ui.app import router as dashboard
+from assay.ui.app import PAGE_MODULES
 from assay.workspace import Workspace
 
 with warnings.catch_warnings():
@@ -131,7 +131,8 @@ def test_every_state_changing_dashboard_route_is_covered(
     client = browser(True)
     unsafe = [
         (method, re.sub(r"\{[^}]+\}", "x", route.path))
-        for route in dashboard.routes
+        for module in PAGE_MODULES
+        for route in module.router.routes
         if isinstance(route, APIRoute)
         for method in (route.methods or set()) - {"GET", "HEAD", "OPTIONS"}
     ]

@@ -226,12 +226,13 @@ class UploadService:
         parts = {p.relative_to(root).as_posix(): p for p in root.rglob("*") if p.is_file()}
         received = set(parts) | set(batched)
         if not received:
-            raise InvalidArgumentError("Nothing was uploaded; send the files first.")
+            # What the upload holds, not how the request was put: a conflict with its state.
+            raise ConflictError("Nothing was uploaded; send the files first.")
         missing = sorted(set(hashes) - received)
         extra = sorted(received - set(hashes))
         if missing or extra:
             what = f"never sent: {missing[0]!r}" if missing else f"not named: {extra[0]!r}"
-            raise InvalidArgumentError(
+            raise ConflictError(
                 f"The upload does not match the files named with it ({what}); send them again."
             )
         chosen: list[Member] = []

@@ -35,7 +35,7 @@ from sqlalchemy import (
     update,
 )
 
-from assay.errors import InvalidArgumentError, NotFoundError
+from assay.errors import ConflictError, InvalidArgumentError, NotFoundError
 from assay.limits import bounded
 from assay.runs.entities import Run, StepRun
 from assay.store.db import aware, metadata, utcnow
@@ -273,7 +273,8 @@ class RunRepository:
         if not found:
             raise NotFoundError(f"No run {ref!r}. List runs with `assay runs list`.", run=ref)
         if len(found) > 1:
-            raise InvalidArgumentError(f"Run id {ref!r} is ambiguous; give more characters.")
+            # More than one run answers to it: what is stored, not the request, is the clash.
+            raise ConflictError(f"Run id {ref!r} is ambiguous; give more characters.")
         return str(found[0])
 
     def load_row(self, run_id: str) -> Any:

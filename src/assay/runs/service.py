@@ -160,7 +160,7 @@ class RunService(RunRecording, RunExecution):
                 if old.code
                 else ""
             )
-            raise InvalidArgumentError(
+            raise ConflictError(
                 f"Run {old.short_id} was tracked from a notebook or script, not made from "
                 f"pipeline, data and params versions: there is nothing to re-execute.{kept}"
             )

@@ -73,7 +73,7 @@ def create_app(
     ):  # fmt: skip
         app.include_router(module.router, prefix="/api/v1")
 
-    from assay.ui.app import error_page, wants_page
+    from assay.ui.common import error_page, wants_page
 
     local = _Places.of(ws)
 
@@ -116,15 +116,73 @@ def create_app(
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         kind = {404: "NotFoundError", 405: "MethodNotAllowed"}.get(exc.status_code, "HTTPError")
+        headers = dict(exc.headers or {})
+        message = str(exc.detail)
+        if exc.status_code == 405:  # RFC 9110: say which methods the resource has
+            allowed = _allowed_methods(app, request)
+            headers["Allow"] = ", ".join(allowed)
+            message = f"{request.method} is not allowed here; use {' or '.join(allowed)}."
         if wants_page(request):
-            return error_page(request, exc.status_code, kind, str(exc.detail))
-        return error(exc.status_code, kind, str(exc.detail))
+            answer: Response = error_page(request, exc.status_code, kind, message)
+        else:
+            answer = error(exc.status_code, kind, message)
+        answer.headers.update(headers)
+        return answer
 
     from assay.ui.app import mount
 
     mount(app)  # the dashboard, at /
     app.add_middleware(Guard, max_body=max_body, body_timeout=body_timeout)
+    app.openapi = _Document(app)  # type: ignore[method-assign]
     return app
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _allowed_methods(app: FastAPI, request: Request) -> list[str]:
+    """Every method some route of `app` answers at the request's path (all the routes
+    sharing the path, not only the first that matched it)."""
+    from starlette.routing import Match
+
+    allowed = []
+    for method in _METHODS:
+        probe = {**request.scope, "method": method}
+        if any(route.matches(probe)[0] == Match.FULL for route in app.router.routes):
+            allowed.append(method)
+    return allowed
+
+
+class _Document:
+    """`app.openapi`: FastAPI's document, built once, with tuples spelled for every reader.
+
+    Pydantic writes a tuple (`tuple[str, int]`) as JSON Schema 2020-12 `prefixItems`, which
+    OpenAPI 3.1 allows but older readers (schemathesis among them) turn into a Draft 4
+    `items` list that no 3.1 validator accepts. Here a tuple is an array of its length whose
+    items are any of its members' schemas: a little looser, and read the same by all.
+    """
+
+    def __init__(self, app: FastAPI) -> None:
+        self.build = app.openapi  # FastAPI's own
+        self.document: dict[str, Any] | None = None
+
+    def __call__(self) -> dict[str, Any]:
+        if self.document is None:
+            self.document = _without_prefix_items(self.build())
+        return self.document
+
+
+def _without_prefix_items(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_without_prefix_items(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: _without_prefix_items(value) for key, value in node.items()}
+    members = node.pop("prefixItems", None)
+    if members is not None:
+        unique = [m for i, m in enumerate(members) if m not in members[:i]]
+        node["items"] = unique[0] if len(unique) == 1 else {"anyOf": unique}
+    return node
 
 
 def _jsonable(details: dict[str, Any]) -> dict[str, Any]:

@@ -36,7 +36,7 @@ def need(scope: str, *, signed_in: bool = False) -> Callable[..., Any]:
             return
         secret = credentials.credentials if credentials else None
         if secret is None and signed_in and request.method in ("GET", "HEAD"):
-            from assay.ui.app import COOKIE
+            from assay.ui.session import COOKIE
 
             secret = request.cookies.get(COOKIE)
         ws: Workspace = request.app.state.workspace

@@ -154,7 +154,7 @@ class Guard:
         state = scope["app"].state
         if state.auth and path not in _PUBLIC:
             if not path.startswith(("/api/", "/static/")):  # the dashboard: its sign-in cookie
-                from assay.ui.app import COOKIE, sign_in_url
+                from assay.ui.session import COOKIE, sign_in_url
 
                 secret = cookie_parser(headers.get("cookie", "")).get(COOKIE)
                 try:

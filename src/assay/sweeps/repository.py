@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 
 from assay.errors import NotFoundError
 from assay.limits import bounded
-from assay.store.db import metadata, utcnow
+from assay.store.db import aware, metadata, utcnow
 from assay.sweeps.entities import Objective, Sweep, Trial
 
 sweeps = Table(
@@ -140,8 +140,8 @@ def _to_trial(row: Any) -> Trial:
         values=list(row.values) if row.values is not None else None,
         intermediate={int(k): float(v) for k, v in (row.intermediate or {}).items()},
         error=row.error,
-        started_at=row.started_at,
-        ended_at=row.ended_at,
+        started_at=aware(row.started_at),
+        ended_at=aware(row.ended_at) if row.ended_at else None,
     )
 
 
@@ -171,8 +171,8 @@ def _to_sweep(row: Any, trials: list[Trial]) -> Sweep:
         stop_cause=row.stop_cause,
         best_runs=tuple(row.best_runs or ()),
         best_models=tuple(row.best_models or ()),
-        created_at=row.created_at,
-        ended_at=row.ended_at,
+        created_at=aware(row.created_at),
+        ended_at=aware(row.ended_at) if row.ended_at else None,
         pid=row.pid,
         host=row.host,
         trial_list=tuple(trials),

@@ -84,7 +84,7 @@ async def check(request: Request) -> None:
 
 
 def _secret(request: Request) -> str | None:
-    from assay.ui.app import COOKIE
+    from assay.ui.session import COOKIE
 
     if request.app.state.auth:
         session = request.cookies.get(COOKIE)

@@ -13,7 +13,9 @@ from fastapi.responses import HTMLResponse
 
 from assay.data.entities import is_tabular_path
 from assay.errors import AssayError, InvalidArgumentError
-from assay.ui.app import WS, Who, page, router, templates
+from assay.ui.common import WS, Who, dashboard_router, page, templates
+
+router = dashboard_router()
 
 MAX_FILES_SHOWN = 500
 # Tables profiled on a version's page: each is profiled (once) when first shown.

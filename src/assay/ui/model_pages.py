@@ -8,7 +8,9 @@ from __future__ import annotations
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
-from assay.ui.app import WS, Who, page, router
+from assay.ui.common import WS, Who, dashboard_router, page
+
+router = dashboard_router()
 
 
 @router.get("/models", response_class=HTMLResponse)

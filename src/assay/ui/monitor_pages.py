@@ -17,8 +17,11 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse,
 
 from assay.errors import AssayError
 from assay.monitoring.entities import MonitorCheck, MonitorReport, Window
-from assay.ui.app import WS, Viewer, Who, page, router
+from assay.ui.common import WS, Who, dashboard_router, page
+from assay.ui.session import Viewer
 from assay.workspace import Workspace
+
+router = dashboard_router()
 
 
 @router.get("/monitoring", response_class=HTMLResponse)

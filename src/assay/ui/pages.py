@@ -8,7 +8,9 @@ from fastapi import Query, Request
 from fastapi.responses import HTMLResponse
 
 from assay.errors import AssayError
-from assay.ui.app import WS, Who, page, router
+from assay.ui.common import WS, Who, dashboard_router, page
+
+router = dashboard_router()
 
 PAGE_SIZE = 50
 

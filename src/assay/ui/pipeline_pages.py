@@ -11,7 +11,9 @@ from markupsafe import Markup
 
 from assay.errors import NotFoundError
 from assay.pipelines.entities import PipelineVersion
-from assay.ui.app import WS, Who, page, router
+from assay.ui.common import WS, Who, dashboard_router, page
+
+router = dashboard_router()
 
 # The step graph's layout, in SVG user units.
 BOX_H, GAP_X, GAP_Y, PAD = 34, 56, 18, 10

@@ -16,8 +16,11 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse,
 from assay.abtests.entities import ABReport
 from assay.errors import AssayError
 from assay.serving.entities import Service
-from assay.ui.app import WS, Viewer, Who, page, router
+from assay.ui.common import WS, Who, dashboard_router, page
+from assay.ui.session import Viewer
 from assay.workspace import Workspace
+
+router = dashboard_router()
 
 EXAMPLE_ROWS = 2
 TRY_TIMEOUT_S = 30.0

@@ -8,7 +8,9 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 
 from assay.sweeps.entities import Sweep, Trial
-from assay.ui.app import WS, Who, page, router
+from assay.ui.common import WS, Who, dashboard_router, page
+
+router = dashboard_router()
 
 
 @router.get("/sweeps", response_class=HTMLResponse)

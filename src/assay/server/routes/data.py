@@ -32,7 +32,26 @@ from assay.data.profiles import TableProfile
 from assay.data.validation import ValidationReport
 from assay.errors import AssayError
 from assay.server.deps import ADMIN, READ, WRITE, WS
-from assay.server.schemas import CEILING, ERRORS, SMALL_BODY, Limit, Page, body_limit, page_of
+from assay.server.schemas import (
+    BY_PATH,
+    CEILING,
+    ERRORS,
+    SMALL_BODY,
+    Input,
+    Limit,
+    Name,
+    NameText,
+    Page,
+    PageToken,
+    Ref,
+    RefText,
+    RelPathText,
+    TagText,
+    body_limit,
+    name_field,
+    page_of,
+    ref_field,
+)
 
 router = APIRouter(tags=["data"], responses=ERRORS)
 
@@ -61,10 +80,12 @@ class UploadBatch(BaseModel):
     bytes: int = Field(description="Their bytes")
 
 
-class CommitIn(BaseModel):
-    dataset: str
-    message: str = ""
-    files: dict[str, str] = Field(description="Every file's BLAKE3 hash, by path")
+class CommitIn(Input):
+    dataset: NameText = name_field()
+    message: str = Field(default="", max_length=4096)
+    files: dict[RelPathText, str] = Field(
+        json_schema_extra=BY_PATH, min_length=1, description="Every file's BLAKE3 hash, by path"
+    )
     checks: str | None = Field(
         default=None,
         description="A checks file's text (YAML): validate first, and refuse data that fails "
@@ -80,7 +101,7 @@ class CommitIn(BaseModel):
 def list_datasets(
     ws: WS,
     limit: Limit = 100,
-    page_token: str | None = None,
+    page_token: PageToken = None,
     include_params: Annotated[
         bool, Query(alias="all", description="Include the runs' params/* datasets")
     ] = False,
@@ -89,7 +110,7 @@ def list_datasets(
 
 
 @router.get("/datasets/{name:path}/versions", response_model=Page[DataVersion], dependencies=READ)
-def log(name: str, ws: WS, limit: Limit = 100, page_token: str | None = None) -> Page[DataVersion]:
+def log(name: Name, ws: WS, limit: Limit = 100, page_token: PageToken = None) -> Page[DataVersion]:
     return page_of(ws.data.log(name), limit, page_token)
 
 
@@ -97,7 +118,7 @@ def log(name: str, ws: WS, limit: Limit = 100, page_token: str | None = None) ->
     "/versions/{ref:path}", response_model=VersionDetail, dependencies=READ,
     summary="A version (NAME@N, NAME@TAG, NAME@latest) and its files",
 )  # fmt: skip
-def show(ref: str, ws: WS) -> VersionDetail:
+def show(ref: Ref, ws: WS) -> VersionDetail:
     version = ws.data.resolve(ref)
     return VersionDetail(version=version, files=list(ws.data.files(version)))
 
@@ -107,7 +128,7 @@ class Profile(BaseModel):
     tables: dict[str, TableProfile]
 
 
-class ChecksIn(BaseModel):
+class ChecksIn(Input):
     checks: str = Field(description="A checks file's text (YAML), as `assay data validate` reads")
     source: str = Field(default="the checks", description="The checks file's name, for messages")
 
@@ -117,9 +138,9 @@ class Validation(BaseModel):
     report: ValidationReport
 
 
-class TagIn(BaseModel):
-    ref: str = Field(description="NAME@VERSION to tag")
-    tag: str
+class TagIn(Input):
+    ref: RefText = ref_field("NAME@VERSION to tag")
+    tag: TagText = Field(description="A word (a letter first); not `latest`, which moves")
     force: bool = Field(default=False, description="Move the tag if it is on another version")
 
 
@@ -144,7 +165,7 @@ def verify(ws: WS) -> VerifyReport:
     "/profiles/{ref:path}", response_model=Profile, dependencies=READ,
     summary="Per-column statistics and histograms of a version's tables",
 )  # fmt: skip
-def profile(ref: str, ws: WS) -> Profile:
+def profile(ref: Ref, ws: WS) -> Profile:
     version, tables = ws.data.profile(ref)
     return Profile(version=version, tables=tables)
 
@@ -153,7 +174,7 @@ def profile(ref: str, ws: WS) -> Profile:
     "/validations/{ref:path}", response_model=Validation, dependencies=WRITE,
     summary="Check a version against a checks file; the result is stored with it",
 )  # fmt: skip
-def validate(ref: str, body: ChecksIn, ws: WS) -> Validation:
+def validate(ref: Ref, body: ChecksIn, ws: WS) -> Validation:
     from assay.data.checks import load_checks
 
     version, report = ws.data.validate(ref, load_checks(body.checks, body.source))
@@ -163,8 +184,8 @@ def validate(ref: str, body: ChecksIn, ws: WS) -> Validation:
 @router.get("/diffs", response_model=DataDiff, dependencies=READ, summary="Two versions' diff")
 def diff(
     ws: WS,
-    old: Annotated[str, Query(description="NAME@A")],
-    new: Annotated[str, Query(description="NAME@B")],
+    old: Annotated[RefText, Query(description="NAME@A")],
+    new: Annotated[RefText, Query(description="NAME@B")],
     key: Annotated[
         str | None,
         Query(description="Match rows by this column (default: a unique id-like column)"),
@@ -180,7 +201,7 @@ def diff(
 )  # fmt: skip
 def download(
     ws: WS,
-    ref: Annotated[str, Query(description="NAME@VERSION")],
+    ref: Annotated[RefText, Query(description="NAME@VERSION")],
     path: Annotated[str, Query(description="The file's path inside the version")],
 ) -> StreamingResponse:
     version = ws.data.resolve(ref)
@@ -221,7 +242,7 @@ async def upload_part(
     upload_id: str,
     request: Request,
     ws: WS,
-    path: Annotated[str, Query(description="The file's path inside the dataset")],
+    path: Annotated[RelPathText, Query(description="The file's path inside the dataset")],
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> UploadPart:
     # The body streams straight to disk; each chunk is small, and a local write of it

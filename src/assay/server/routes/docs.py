@@ -34,7 +34,7 @@ async def openapi(request: Request) -> JSONResponse:
 
 @router.get("/docs")
 async def docs(request: Request, credentials: Credentials) -> HTMLResponse:
-    from assay.ui.app import SignIn
+    from assay.ui.session import SignIn
 
     try:
         await _reader(request, credentials)

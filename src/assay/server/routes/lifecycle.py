@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
 from assay.lifecycle.entities import Collection, Deleted
 from assay.server.deps import ADMIN, WRITE, WS
-from assay.server.schemas import ERRORS, SMALL_BODY, body_limit
+from assay.server.schemas import (
+    ERRORS,
+    RUN_PATTERN,
+    SMALL_BODY,
+    Input,
+    Name,
+    body_limit,
+)
 
 router = APIRouter(tags=["lifecycle"], responses=ERRORS)
 
@@ -18,8 +25,10 @@ Force = Annotated[
 ]
 
 
-class RunsIn(BaseModel):
-    runs: list[str] = Field(min_length=1, max_length=10_000, description="Run ids or prefixes")
+class RunsIn(Input):
+    runs: list[Annotated[str, Field(pattern=RUN_PATTERN)]] = Field(
+        min_length=1, max_length=10_000, description="Run ids or prefixes"
+    )
 
 
 class Archived(BaseModel):
@@ -33,7 +42,7 @@ class ExperimentArchived(BaseModel):
     archived: bool
 
 
-class GCIn(BaseModel):
+class GCIn(Input):
     dry_run: bool = Field(default=False, description="Only say what would go")
     grace_s: float = Field(
         default=3600, ge=0, description="Spare objects written or reused this recently"
@@ -53,7 +62,9 @@ def delete_runs(body: RunsIn, ws: WS, force: Force = False) -> Deleted:
     "/models/{name}/versions/{version}", response_model=Deleted, dependencies=ADMIN,
     summary="Delete a model version; refused while an alias, a service or an A/B test uses it",
 )  # fmt: skip
-def delete_model(name: str, version: int, ws: WS, force: Force = False) -> Deleted:
+def delete_model(
+    name: Name, version: Annotated[int, Path(ge=1, le=2**31 - 1)], ws: WS, force: Force = False
+) -> Deleted:
     return ws.lifecycle.delete_model(f"{name}@{version}", force=force)
 
 
@@ -62,7 +73,9 @@ def delete_model(name: str, version: int, ws: WS, force: Force = False) -> Delet
     summary="Delete a data version; refused while runs used it, models name it or tags point "
     "at it",
 )  # fmt: skip
-def delete_data(name: str, version: int, ws: WS, force: Force = False) -> Deleted:
+def delete_data(
+    name: Name, version: Annotated[int, Path(ge=1, le=2**31 - 1)], ws: WS, force: Force = False
+) -> Deleted:
     return ws.lifecycle.delete_data(f"{name}@{version}", force=force)
 
 
@@ -86,7 +99,7 @@ def restore_runs(body: RunsIn, ws: WS) -> Archived:
     "/experiments/{name}/archive", response_model=ExperimentArchived, dependencies=WRITE,
     summary="Archive an experiment: its runs leave the listings with it",
 )  # fmt: skip
-def archive_experiment(name: str, ws: WS) -> ExperimentArchived:
+def archive_experiment(name: Name, ws: WS) -> ExperimentArchived:
     count = ws.runs.archive_experiment(name)
     return ExperimentArchived(experiment=name, runs=count, archived=True)
 
@@ -95,7 +108,7 @@ def archive_experiment(name: str, ws: WS) -> ExperimentArchived:
     "/experiments/{name}/restore", response_model=ExperimentArchived, dependencies=WRITE,
     summary="Bring an archived experiment back",
 )  # fmt: skip
-def restore_experiment(name: str, ws: WS) -> ExperimentArchived:
+def restore_experiment(name: Name, ws: WS) -> ExperimentArchived:
     count = ws.runs.archive_experiment(name, restore=True)
     return ExperimentArchived(experiment=name, runs=count, archived=False)
 

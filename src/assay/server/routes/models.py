@@ -17,32 +17,52 @@ from pathlib import Path
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 from starlette.background import BackgroundTask
 
 from assay.registry.entities import LineageTree, Model, ModelVersion
 from assay.server.deps import READ, WRITE, WS
-from assay.server.schemas import ERRORS, SMALL_BODY, Limit, Page, body_limit, documented, page_of
+from assay.server.schemas import (
+    BY_PATH,
+    ERRORS,
+    RUN_PATTERN,
+    SMALL_BODY,
+    Alias,
+    Input,
+    Limit,
+    Name,
+    NameText,
+    Page,
+    PageToken,
+    RelPathText,
+    Selector,
+    body_limit,
+    documented,
+    name_field,
+    page_of,
+)
 
 router = APIRouter(prefix="/models", tags=["models"], responses=ERRORS)
 
 _CHUNK = 1 << 20
 
 
-class AliasIn(BaseModel):
-    version: int
+class AliasIn(Input):
+    version: int = Field(ge=1, le=2**31 - 1)
 
 
-class RegisterRunIn(BaseModel):
-    run: str = Field(description="A succeeded run: its id, or the first characters of it")
-    name: str | None = Field(
-        default=None, description="The model to add a version to (default: the run's pipeline)"
+class RegisterRunIn(Input):
+    run: str = Field(
+        pattern=RUN_PATTERN, description="A succeeded run: its id, or the first characters of it"
+    )
+    name: NameText | None = name_field(
+        "The model to add a version to (default: the run's pipeline)", default=None
     )
 
 
-class ModelFileIn(BaseModel):
+class ModelFileIn(Input):
     upload: str = Field(description="The upload (`POST /uploads`) that holds the file")
-    filename: str = Field(description="The file's path in the upload; its extension tells "
+    filename: RelPathText = Field(description="The file's path in the upload; its extension tells "
                           "its format (.skops, .json, .ubj, .txt, .pkl)")  # fmt: skip
     hash: str = Field(description="The file's BLAKE3 hash; a file that arrived damaged is refused")
     trust: bool = Field(
@@ -69,7 +89,7 @@ def register_run(body: RegisterRunIn, ws: WS) -> ModelVersion:
     "/{name}/versions", response_model=ModelVersion, status_code=201, dependencies=WRITE,
     summary="Register a model file trained elsewhere, sent as an upload",
 )  # fmt: skip
-def register_file(name: str, body: ModelFileIn, ws: WS) -> ModelVersion:
+def register_file(name: Name, body: ModelFileIn, ws: WS) -> ModelVersion:
     from assay.data.entities import check_name
 
     check_name(name, "Model")  # before anything: a bad name must not cost the upload
@@ -86,10 +106,14 @@ def register_file(name: str, body: ModelFileIn, ws: WS) -> ModelVersion:
         ws.uploads.discard(body.upload)
 
 
-class BundleIn(BaseModel):
+class BundleIn(Input):
     upload: str = Field(description="The upload (`POST /uploads`) that holds the bundle's files")
-    files: dict[str, str] = Field(description="{path in the bundle: BLAKE3 hash}")
-    run: str | None = Field(default=None, description="The run that trained it (its lineage)")
+    files: dict[RelPathText, str] = Field(
+        json_schema_extra=BY_PATH, min_length=1, description="{path in the bundle: BLAKE3 hash}"
+    )
+    run: str | None = Field(
+        default=None, pattern=RUN_PATTERN, description="The run that trained it (its lineage)"
+    )
     allow_pickle: bool = Field(
         default=False, description="Store a model that only pickle can store (python flavor)"
     )
@@ -100,7 +124,7 @@ class BundleIn(BaseModel):
     "/{name}/bundles", response_model=ModelVersion, status_code=201, dependencies=WRITE,
     summary="Register a model bundle written by a client (`assay.log_model`), linked to its run",
 )  # fmt: skip
-def register_bundle(name: str, body: BundleIn, ws: WS) -> ModelVersion:
+def register_bundle(name: Name, body: BundleIn, ws: WS) -> ModelVersion:
     from assay.data.entities import check_name
 
     check_name(name, "Model")
@@ -118,43 +142,43 @@ def register_bundle(name: str, body: BundleIn, ws: WS) -> ModelVersion:
 
 
 @router.get("", response_model=Page[Model], dependencies=READ)
-def list_models(ws: WS, limit: Limit = 100, page_token: str | None = None) -> Page[Model]:
+def list_models(ws: WS, limit: Limit = 100, page_token: PageToken = None) -> Page[Model]:
     return page_of(ws.registry.models(), limit, page_token)
 
 
 @router.get("/{name}/versions", response_model=Page[ModelVersion], dependencies=READ)
 def versions(
-    name: str, ws: WS, limit: Limit = 100, page_token: str | None = None
+    name: Name, ws: WS, limit: Limit = 100, page_token: PageToken = None
 ) -> Page[ModelVersion]:
     return page_of(ws.registry.versions(name), limit, page_token)
 
 
 @router.get(
-    "/{name}/versions/{selector}", response_model=ModelVersion, dependencies=READ,
+    "/{name}/versions/{version}", response_model=ModelVersion, dependencies=READ,
     summary="A version by number, alias or `latest`",
 )  # fmt: skip
-def get_version(name: str, selector: str, ws: WS) -> ModelVersion:
-    return ws.registry.resolve(f"{name}@{selector}")
+def get_version(name: Name, version: Selector, ws: WS) -> ModelVersion:
+    return ws.registry.resolve(f"{name}@{version}")
 
 
 @router.get(
-    "/{name}/versions/{selector}/lineage", response_model=documented(LineageTree),
+    "/{name}/versions/{version}/lineage", response_model=documented(LineageTree),
     dependencies=READ, summary="The version traced back to its run, data, pipeline and params",
 )  # fmt: skip
-def lineage(name: str, selector: str, ws: WS) -> LineageTree:
-    return ws.registry.lineage(f"{name}@{selector}")
+def lineage(name: Name, version: Selector, ws: WS) -> LineageTree:
+    return ws.registry.lineage(f"{name}@{version}")
 
 
 @router.get(
-    "/{name}/versions/{selector}/export", dependencies=READ, response_class=StreamingResponse,
+    "/{name}/versions/{version}/export", dependencies=READ, response_class=StreamingResponse,
     summary="The folder `assay models export` writes, as an uncompressed tar, streamed",
     responses={200: {"content": {"application/x-tar": {}}}},
 )  # fmt: skip
-def export(name: str, selector: str, ws: WS) -> StreamingResponse:
+def export(name: Name, version: Selector, ws: WS) -> StreamingResponse:
     ws.settings.cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="export-", dir=ws.settings.cache_dir))
     try:
-        mv, folder = ws.registry.export(f"{name}@{selector}", tmp / "model")
+        mv, folder = ws.registry.export(f"{name}@{version}", tmp / "model")
         members = _tar_members(folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -163,12 +187,12 @@ def export(name: str, selector: str, ws: WS) -> StreamingResponse:
 
 
 @router.get(
-    "/{name}/versions/{selector}/bundle", dependencies=READ, response_class=StreamingResponse,
+    "/{name}/versions/{version}/bundle", dependencies=READ, response_class=StreamingResponse,
     summary="The version's bundle as it is stored, as an uncompressed tar, streamed",
     responses={200: {"content": {"application/x-tar": {}}}},
 )  # fmt: skip
-def bundle(name: str, selector: str, ws: WS) -> StreamingResponse:
-    mv = ws.registry.resolve(f"{name}@{selector}")
+def bundle(name: Name, version: Selector, ws: WS) -> StreamingResponse:
+    mv = ws.registry.resolve(f"{name}@{version}")
     ws.settings.cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="bundle-", dir=ws.settings.cache_dir))
     try:
@@ -229,7 +253,7 @@ def _tar_stream(members: list[tuple[bytes, Path]], tmp: Path) -> Iterator[bytes]
     "/{name}/aliases/{alias}", response_model=ModelVersion, dependencies=WRITE,
     openapi_extra=body_limit(SMALL_BODY),
 )  # fmt: skip
-def set_alias(name: str, alias: str, body: AliasIn, ws: WS) -> ModelVersion:
+def set_alias(name: Name, alias: Alias, body: AliasIn, ws: WS) -> ModelVersion:
     return ws.registry.alias(f"{name}@{body.version}", alias)
 
 
@@ -237,5 +261,5 @@ def set_alias(name: str, alias: str, body: AliasIn, ws: WS) -> ModelVersion:
     "/{name}/aliases/{alias}", status_code=204, dependencies=WRITE,
     openapi_extra=body_limit(SMALL_BODY),
 )  # fmt: skip
-def delete_alias(name: str, alias: str, ws: WS) -> None:
+def delete_alias(name: Name, alias: Alias, ws: WS) -> None:
     ws.registry.unalias(name, alias)

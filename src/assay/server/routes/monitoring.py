@@ -3,58 +3,80 @@ live traffic as data versions, and retrains on them (executed on the server)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from assay.monitoring.entities import Monitor, MonitorCheck, MonitorReport, Retrain, Snapshot
 from assay.server.deps import READ, WRITE, WS
-from assay.server.schemas import ERRORS, Limit, Page, documented, page_of
+from assay.server.schemas import (
+    ERRORS,
+    Input,
+    Limit,
+    Name,
+    NameText,
+    Page,
+    PageToken,
+    RefText,
+    documented,
+    name_field,
+    page_of,
+    ref_field,
+)
 from assay.workspace import Workspace
 
 router = APIRouter(tags=["monitoring"], responses=ERRORS)
 
 _LAST = "The last N requests (5000), or a duration (30m, 1h, 1d)"
+# Requests (at least 1) or a positive duration, as `monitoring.entities.parse_duration` reads.
+LAST_PATTERN = r"^(?:[1-9][0-9]{0,8}|[1-9][0-9]{0,5}(?:\.[0-9]{1,3})?[smhdw])$"
 
 
-class WindowIn(BaseModel):
-    last: str | None = Field(default=None, max_length=32, description=_LAST)
-    start: str | None = Field(default=None, max_length=64, description="ISO 8601 (UTC)")
-    end: str | None = Field(default=None, max_length=64, description="ISO 8601 (UTC)")
+class WindowIn(Input):
+    last: str | None = Field(default=None, pattern=LAST_PATTERN, max_length=32, description=_LAST)
+    # JSON has no time type: an ISO 8601 string is the strict form of one.
+    start: datetime | None = Field(
+        default=None, strict=False, description="ISO 8601 (UTC without a zone)"
+    )
+    end: datetime | None = Field(
+        default=None, strict=False, description="ISO 8601 (UTC without a zone)"
+    )
 
 
 class CheckIn(WindowIn):
-    reference: str | None = Field(default=None, description="DATASET@V instead of training's")
+    reference: RefText | None = ref_field("DATASET@V instead of training's", default=None)
 
 
-class ConfigIn(BaseModel):
+class ConfigIn(Input):
     config: str = Field(max_length=256 * 1024, description="The monitor config, YAML")
 
 
 class SnapshotIn(WindowIn):
-    dataset: str = Field(description="The dataset whose next version the window becomes")
+    dataset: NameText = name_field("The dataset whose next version the window becomes")
     labeled_only: bool = False
     message: str | None = Field(default=None, max_length=4096)
 
 
-class RetrainIn(BaseModel):
-    model: str = Field(description="MODEL@VERSION to retrain")
-    data: str = Field(description="DATASET@VERSION of live data")
+class RetrainIn(Input):
+    model: RefText = ref_field("MODEL@VERSION to retrain")
+    data: RefText = ref_field("DATASET@VERSION of live data")
     alone: bool = Field(default=False, description="Train on the new data only")
     challenge: str | None = Field(
         default=None, description="Start an A/B test against the champion with this strategy"
     )
-    label: str | None = None
+    label: NameText | None = name_field("The challenger's label in its A/B test", default=None)
 
 
-def _window(body: WindowIn | None = None, **query: str | None) -> Any:
+def _window(body: WindowIn | None = None, **query: Any) -> Any:
     from assay.monitoring.entities import Window
 
     spec = body.model_dump() if body is not None else query
     if not any(spec.get(k) for k in ("last", "start", "end")):
         return None
-    return Window.parse(spec.get("last"), spec.get("start"), spec.get("end"))
+    start, end = (spec[k].isoformat() if spec.get(k) else None for k in ("start", "end"))
+    return Window.parse(spec.get("last"), start, end)
 
 
 def _launcher(ws: Workspace) -> Any:
@@ -64,12 +86,12 @@ def _launcher(ws: Workspace) -> Any:
 
 
 @router.get("/monitors", response_model=Page[Monitor], dependencies=READ)
-def list_monitors(ws: WS, limit: Limit = 100, page_token: str | None = None) -> Page[Monitor]:
+def list_monitors(ws: WS, limit: Limit = 100, page_token: PageToken = None) -> Page[Monitor]:
     return page_of(ws.monitoring.monitors(), limit, page_token)
 
 
 @router.get("/monitors/{name}", response_model=Monitor, dependencies=READ)
-def get_monitor(name: str, ws: WS) -> Monitor:
+def get_monitor(name: Name, ws: WS) -> Monitor:
     return ws.monitoring.get(name)
 
 
@@ -77,7 +99,7 @@ def get_monitor(name: str, ws: WS) -> Monitor:
     "/monitors/{name}/config", response_model=Monitor, dependencies=WRITE,
     summary="Set the monitor's config: thresholds, window, schedule, webhook, on_drift",
 )  # fmt: skip
-def set_config(name: str, body: ConfigIn, ws: WS) -> Monitor:
+def set_config(name: Name, body: ConfigIn, ws: WS) -> Monitor:
     return ws.monitoring.configure(name, body.config)
 
 
@@ -86,13 +108,16 @@ def set_config(name: str, body: ConfigIn, ws: WS) -> Monitor:
     summary="Compare a window of the logged traffic with the training data (nothing recorded)",
 )  # fmt: skip
 def report(
-    name: str,
+    name: Name,
     ws: WS,
-    last: Annotated[str | None, Query(max_length=32, description=_LAST)] = None,
-    start: Annotated[str | None, Query(max_length=64)] = None,
-    end: Annotated[str | None, Query(max_length=64)] = None,
-    reference: str | None = None,
+    last: Annotated[
+        str | None, Query(pattern=LAST_PATTERN, max_length=32, description=_LAST)
+    ] = None,
+    start: Annotated[datetime | None, Query(description="ISO 8601 (UTC without a zone)")] = None,
+    end: Annotated[datetime | None, Query(description="ISO 8601 (UTC without a zone)")] = None,
+    reference: Annotated[RefText | None, Query(description="DATASET@V")] = None,
 ) -> MonitorReport:
+    ws.monitoring.get(name)  # no such monitor is the first thing to say
     window = _window(last=last, start=start, end=end)
     return ws.monitoring.check(name, window=window, reference=reference, record=False)
 
@@ -101,7 +126,8 @@ def report(
     "/monitors/{name}/checks", response_model=documented(MonitorReport), dependencies=WRITE,
     summary="Check and record the state (webhook and on_drift as the config says)",
 )  # fmt: skip
-def check(name: str, body: CheckIn, ws: WS) -> MonitorReport:
+def check(name: Name, body: CheckIn, ws: WS) -> MonitorReport:
+    ws.monitoring.get(name)
     return ws.monitoring.check(
         name, window=_window(body), reference=body.reference, launch=_launcher(ws)
     )
@@ -109,7 +135,7 @@ def check(name: str, body: CheckIn, ws: WS) -> MonitorReport:
 
 @router.get("/monitors/{name}/checks", response_model=list[MonitorCheck], dependencies=READ)
 def history(
-    name: str, ws: WS, limit: Annotated[int, Query(ge=1, le=10_000)] = 200
+    name: Name, ws: WS, limit: Annotated[int, Query(ge=1, le=10_000)] = 200
 ) -> list[MonitorCheck]:
     return ws.monitoring.history(name, limit=limit)
 
@@ -118,7 +144,8 @@ def history(
     "/monitors/{name}/snapshots", response_model=Snapshot, status_code=201, dependencies=WRITE,
     summary="Commit a window of logged traffic, labels joined, as a data version",
 )  # fmt: skip
-def snapshot(name: str, body: SnapshotIn, ws: WS) -> Snapshot:
+def snapshot(name: Name, body: SnapshotIn, ws: WS) -> Snapshot:
+    ws.monitoring.get(name)
     return ws.monitoring.snapshot(
         name,
         body.dataset,

@@ -17,21 +17,39 @@ from pydantic import BaseModel, Field
 from assay.data.entities import FileEntry
 from assay.pipelines.entities import PipelineInfo, PipelineVersion
 from assay.server.deps import READ, WRITE, WS
-from assay.server.schemas import CEILING, ERRORS, Limit, Page, body_limit, page_of
+from assay.server.schemas import (
+    BY_PATH,
+    CEILING,
+    ERRORS,
+    TEXT_ROUTE_ERRORS,
+    Input,
+    Limit,
+    Name,
+    NameText,
+    Page,
+    PageToken,
+    PipelineRefText,
+    PipelineSelector,
+    RelPathText,
+    body_limit,
+    name_field,
+    page_of,
+)
 from assay.store.paths import safe_join
 
 router = APIRouter(prefix="/pipelines", tags=["pipelines"], responses=ERRORS)
 
 
-class PipelineIn(BaseModel):
-    files: dict[str, str] = Field(
+class PipelineIn(Input):
+    files: dict[RelPathText, str] = Field(
+        json_schema_extra=BY_PATH,
         description="The source files by relative path (`*.py`, `requirements*.txt`)",
         min_length=1,
         max_length=2000,
     )
-    entry: str = Field(description="The file defining the pipeline, e.g. pipeline.py")
-    name: str | None = None
-    message: str = ""
+    entry: RelPathText = Field(description="The file defining the pipeline, e.g. pipeline.py")
+    name: NameText | None = name_field("Default: the pipeline's own", default=None)
+    message: str = Field(default="", max_length=4096)
 
 
 class Registered(BaseModel):
@@ -40,19 +58,19 @@ class Registered(BaseModel):
 
 
 @router.get("", response_model=Page[PipelineInfo], dependencies=READ)
-def list_pipelines(ws: WS, limit: Limit = 100, page_token: str | None = None) -> Page[PipelineInfo]:
+def list_pipelines(ws: WS, limit: Limit = 100, page_token: PageToken = None) -> Page[PipelineInfo]:
     return page_of(ws.pipelines.pipelines(), limit, page_token)
 
 
 @router.get("/{name}/versions", response_model=Page[PipelineVersion], dependencies=READ)
 def pipeline_log(
-    name: str, ws: WS, limit: Limit = 100, page_token: str | None = None
+    name: Name, ws: WS, limit: Limit = 100, page_token: PageToken = None
 ) -> Page[PipelineVersion]:
     return page_of(ws.pipelines.log(name), limit, page_token)
 
 
 @router.get("/{name}/versions/{selector}", response_model=PipelineVersion, dependencies=READ)
-def get_pipeline(name: str, selector: str, ws: WS) -> PipelineVersion:
+def get_pipeline(name: Name, selector: PipelineSelector, ws: WS) -> PipelineVersion:
     return ws.pipelines.resolve(f"{name}@{selector}")
 
 
@@ -60,26 +78,30 @@ def get_pipeline(name: str, selector: str, ws: WS) -> PipelineVersion:
     "/{name}/versions/{selector}/files", response_model=list[FileEntry], dependencies=READ,
     summary="The snapshot's files: path, content hash and size",
 )  # fmt: skip
-def files(name: str, selector: str, ws: WS) -> list[FileEntry]:
+def files(name: Name, selector: PipelineSelector, ws: WS) -> list[FileEntry]:
     return list(ws.pipelines.files(ws.pipelines.resolve(f"{name}@{selector}")))
 
 
 @router.get(
     "/diff", response_class=PlainTextResponse, dependencies=READ,
+    responses=TEXT_ROUTE_ERRORS,
     summary="A unified diff of two versions' source (empty when the same)",
 )  # fmt: skip
 def diff(
-    old: Annotated[str, Query(description="NAME@VERSION")],
-    new: Annotated[str, Query(description="NAME@VERSION")],
+    old: Annotated[PipelineRefText, Query(description="NAME@VERSION")],
+    new: Annotated[PipelineRefText, Query(description="NAME@VERSION")],
     ws: WS,
 ) -> str:
     return ws.pipelines.diff(old, new)
 
 
 @router.get(
-    "/{name}/versions/{selector}/source", response_class=PlainTextResponse, dependencies=READ
+    "/{name}/versions/{selector}/source",
+    response_class=PlainTextResponse,
+    responses=TEXT_ROUTE_ERRORS,
+    dependencies=READ,
 )
-def source(name: str, selector: str, ws: WS, path: str | None = None) -> str:
+def source(name: Name, selector: PipelineSelector, ws: WS, path: str | None = None) -> str:
     return ws.pipelines.source(ws.pipelines.resolve(f"{name}@{selector}"), path)
 
 

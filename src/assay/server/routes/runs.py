@@ -12,16 +12,31 @@ from assay.runs.code import CodeVersion
 from assay.runs.entities import Run
 from assay.server.deps import READ, WRITE, WS
 from assay.server.schemas import (
+    BY_PATH,
     CEILING,
     ERRORS,
     METRICS_BODY,
+    RUN_PATTERN,
     SMALL_BODY,
+    TEXT_ROUTE_ERRORS,
+    Input,
     Limit,
+    Name,
+    NameText,
     Page,
+    PageToken,
+    ParamName,
+    PipelineRefText,
+    RefText,
+    RelPathText,
+    RunId,
     body_limit,
     decode_token,
     encode_token,
+    name_field,
     page_of,
+    pipeline_field,
+    ref_field,
     registered_pipeline,
 )
 
@@ -31,32 +46,43 @@ router = APIRouter(tags=["runs"], responses=ERRORS)
 class Point(BaseModel):
     key: str = Field(min_length=1, max_length=255)
     value: float | None
-    step: int | None = Field(default=None, ge=-(2**63), le=2**63 - 1)
+    step: int | None = Field(default=None, ge=-(2**53), le=2**53)
     ts: float | None = Field(default=None, description="Unix time; the server's when absent")
 
 
-class PointsIn(BaseModel):
-    metrics: list[Point] = Field(max_length=100_000)
+class PointIn(Input):
+    key: ParamName
+    value: float
+    step: int | None = Field(default=None, ge=-(2**53), le=2**53)
+    ts: float | None = Field(default=None, description="Unix time; the server's when absent")
 
 
-class RunIn(BaseModel):
-    pipeline: str = Field(description="NAME[@VERSION] of a registered pipeline")
-    data: str = Field(description="DATASET[@VERSION]")
-    params: dict[str, Any] = Field(default_factory=dict)
-    experiment: str | None = None
-    name: str | None = None
+class PointsIn(Input):
+    metrics: list[PointIn] = Field(max_length=100_000)
+
+
+class RunIn(Input):
+    pipeline: PipelineRefText = pipeline_field()
+    data: RefText = ref_field("DATASET[@VERSION]")
+    params: dict[ParamName, Any] = Field(default_factory=dict)
+    experiment: NameText | None = name_field("Default: the pipeline's name", default=None)
+    name: str | None = Field(default=None, max_length=255)
     force: bool = False
 
 
-class TrackIn(BaseModel):
-    params: dict[str, Any] = Field(default_factory=dict)
-    data: str | None = Field(default=None, description="DATASET[@VERSION] the run used")
-    name: str | None = None
-    parent: str | None = Field(default=None, description="The run this one is made inside")
+class TrackIn(Input):
+    params: dict[ParamName, Any] = Field(default_factory=dict)
+    data: RefText | None = ref_field("DATASET[@VERSION] the run used", default=None)
+    name: str | None = Field(default=None, max_length=255)
+    parent: str | None = Field(
+        default=None, pattern=RUN_PATTERN, description="The run this one is made inside"
+    )
 
 
-class EndIn(BaseModel):
-    status: str = Field(default="succeeded", description="succeeded, failed or killed")
+class EndIn(Input):
+    status: Literal["succeeded", "failed", "killed"] = Field(
+        default="succeeded", description="How it ended"
+    )
     error: str | None = None
     resources: dict[str, float] = Field(
         default_factory=dict,
@@ -69,18 +95,20 @@ class EndIn(BaseModel):
     )
 
 
-class ParamsIn(BaseModel):
-    params: dict[str, Any]
+class ParamsIn(Input):
+    params: dict[ParamName, Any]
 
 
-class ArtifactsIn(BaseModel):
+class ArtifactsIn(Input):
     upload: str = Field(description="The upload (`POST /uploads`) holding the files")
-    files: dict[str, str] = Field(description="{path in the upload: BLAKE3 hash}")
+    files: dict[RelPathText, str] = Field(
+        json_schema_extra=BY_PATH, min_length=1, description="{path in the upload: BLAKE3 hash}"
+    )
     name: str = Field(min_length=1, max_length=1024, description="The artifact's name")
     folder: bool = Field(default=False, description="The files are a folder's (name/path)")
 
 
-class GitIn(BaseModel):
+class GitIn(Input):
     commit: str = Field(max_length=64)
     branch: str | None = Field(default=None, max_length=255)
     path: str | None = Field(default=None, max_length=1024)
@@ -88,7 +116,7 @@ class GitIn(BaseModel):
     diff: str = Field(default="", max_length=4 * 1024 * 1024)
 
 
-class CodeIn(BaseModel):
+class CodeIn(Input):
     kind: Literal["script", "notebook", "cells"]
     entry: str = Field(min_length=1, max_length=255)
     files: dict[str, str] = Field(description="{file name: its text}", max_length=16)
@@ -100,22 +128,22 @@ class CodeOut(BaseModel):
     files: dict[str, str] = Field(description="{file name: its text}; `git.diff` the changes")
 
 
-class DataLinkIn(BaseModel):
-    ref: str = Field(description="DATASET[@VERSION] the run used")
+class DataLinkIn(Input):
+    ref: RefText = ref_field("DATASET[@VERSION] the run used")
 
 
-class ExtraIn(BaseModel):
+class ExtraIn(Input):
     extra: dict[str, Any]
 
 
-class CandidateIn(BaseModel):
-    params: dict[str, Any] = Field(default_factory=dict)
-    metrics: dict[str, float | None] = Field(default_factory=dict)
+class CandidateIn(Input):
+    params: dict[ParamName, Any] = Field(default_factory=dict)
+    metrics: dict[ParamName, float | None] = Field(default_factory=dict)
     name: str | None = Field(default=None, max_length=255)
     status: Literal["succeeded", "failed"] = "succeeded"
 
 
-class ChildrenIn(BaseModel):
+class ChildrenIn(Input):
     children: list[CandidateIn] = Field(max_length=10_000)
 
 
@@ -134,7 +162,7 @@ def search_runs(
     ] = None,
     sort: Annotated[str | None, Query(description='e.g. "metrics.val_f1 desc"')] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    page_token: str | None = None,
+    page_token: PageToken = None,
     archived: Annotated[bool, Query(description="Also archived runs and experiments")] = False,
 ) -> Page[Run]:
     offset = decode_token(page_token)
@@ -153,18 +181,20 @@ def search_runs(
 
 
 @router.get("/experiments", response_model=Page[Experiment], dependencies=READ)
-def experiments(ws: WS, limit: Limit = 100, page_token: str | None = None) -> Page[Experiment]:
+def experiments(ws: WS, limit: Limit = 100, page_token: PageToken = None) -> Page[Experiment]:
     found = [Experiment(name=n, runs=c) for n, c in ws.runs.experiments()]
     return page_of(found, limit, page_token)
 
 
-@router.get("/runs/{run}", response_model=Run, dependencies=READ, summary="A run by id or prefix")
-def get_run(run: str, ws: WS) -> Run:
+@router.get(
+    "/runs/{run:runid}", response_model=Run, dependencies=READ, summary="A run by id or prefix"
+)
+def get_run(run: RunId, ws: WS) -> Run:
     return ws.runs.get(run)
 
 
-@router.get("/runs/{run}/metrics", response_model=list[Point], dependencies=READ)
-def metric_series(run: str, ws: WS, key: str | None = None) -> list[Point]:
+@router.get("/runs/{run:runid}/metrics", response_model=list[Point], dependencies=READ)
+def metric_series(run: RunId, ws: WS, key: str | None = None) -> list[Point]:
     return [Point(key=k, value=v, step=s, ts=t) for k, v, s, t in ws.runs.series(run, key)]
 
 
@@ -174,13 +204,18 @@ class Artifact(BaseModel):
     size: int
 
 
-@router.get("/runs/{run}/artifacts", response_model=list[Artifact], dependencies=READ)
-def run_artifacts(run: str, ws: WS) -> list[Artifact]:
+@router.get("/runs/{run:runid}/artifacts", response_model=list[Artifact], dependencies=READ)
+def run_artifacts(run: RunId, ws: WS) -> list[Artifact]:
     return [Artifact(path=p, hash=h, size=n) for p, h, n in ws.runs.artifacts(run)]
 
 
-@router.get("/runs/{run}/logs", response_class=PlainTextResponse, dependencies=READ)
-def run_logs(run: str, ws: WS) -> str:
+@router.get(
+    "/runs/{run:runid}/logs",
+    response_class=PlainTextResponse,
+    responses=TEXT_ROUTE_ERRORS,
+    dependencies=READ,
+)
+def run_logs(run: RunId, ws: WS) -> str:
     return ws.runs.logs(run)
 
 
@@ -204,11 +239,11 @@ def start_run(body: RunIn, ws: WS) -> Run:
 
 
 @router.post(
-    "/runs/{run}/rerun", response_model=Run, status_code=202, dependencies=WRITE,
+    "/runs/{run:runid}/rerun", response_model=Run, status_code=202, dependencies=WRITE,
     openapi_extra=body_limit(SMALL_BODY),
     summary="Run again with exactly the inputs of a run; executes on the server",
 )  # fmt: skip
-def rerun(run: str, ws: WS) -> Run:
+def rerun(run: RunId, ws: WS) -> Run:
     from assay.server.launch import launch
 
     new = ws.runs.rerun(run)
@@ -220,7 +255,7 @@ def rerun(run: str, ws: WS) -> Run:
     "/experiments/{experiment}/runs", response_model=Run, status_code=201, dependencies=WRITE,
     summary="Open a run that the caller fills in (a notebook or script elsewhere)",
 )  # fmt: skip
-def track_run(experiment: str, body: TrackIn, ws: WS) -> Run:
+def track_run(experiment: Name, body: TrackIn, ws: WS) -> Run:
     return ws.runs.begin(
         experiment,
         data=body.data,
@@ -232,35 +267,35 @@ def track_run(experiment: str, body: TrackIn, ws: WS) -> Run:
 
 
 @router.post(
-    "/runs/{run}/metrics", status_code=204, dependencies=WRITE,
+    "/runs/{run:runid}/metrics", status_code=204, dependencies=WRITE,
     openapi_extra=body_limit(METRICS_BODY),
     summary="Log metric points, in a batch",
 )  # fmt: skip
-def log_metrics(run: str, body: PointsIn, ws: WS) -> None:
+def log_metrics(run: RunId, body: PointsIn, ws: WS) -> None:
     ws.runs.log_points(run, [(p.key, p.value, p.step, p.ts) for p in body.metrics])
 
 
-@router.post("/runs/{run}/end", response_model=Run, dependencies=WRITE, summary="Close a run")
-def end_run(run: str, body: EndIn, ws: WS) -> Run:
+@router.post("/runs/{run:runid}/end", response_model=Run, dependencies=WRITE, summary="Close a run")
+def end_run(run: RunId, body: EndIn, ws: WS) -> Run:
     return ws.runs.finish(
         run, body.status, body.error, reported=body.resources, environment=body.environment
     )
 
 
 @router.post(
-    "/runs/{run}/params", status_code=204, dependencies=WRITE,
+    "/runs/{run:runid}/params", status_code=204, dependencies=WRITE,
     summary="Add params to a running run (names it has keep their values)",
 )  # fmt: skip
-def log_params(run: str, body: ParamsIn, ws: WS) -> None:
+def log_params(run: RunId, body: ParamsIn, ws: WS) -> None:
     ws.runs.log_params(run, body.params)
 
 
 @router.post(
-    "/runs/{run}/artifacts", status_code=204, dependencies=WRITE,
+    "/runs/{run:runid}/artifacts", status_code=204, dependencies=WRITE,
     openapi_extra=body_limit(CEILING),  # a folder's every file and hash
     summary="Store files sent as an upload with a running run",
 )  # fmt: skip
-def log_artifacts(run: str, body: ArtifactsIn, ws: WS) -> None:
+def log_artifacts(run: RunId, body: ArtifactsIn, ws: WS) -> None:
     staged = ws.uploads.verified(body.upload, body.files)
     try:
         files = {
@@ -273,11 +308,11 @@ def log_artifacts(run: str, body: ArtifactsIn, ws: WS) -> None:
 
 
 @router.put(
-    "/runs/{run}/code", response_model=CodeVersion, dependencies=WRITE,
+    "/runs/{run:runid}/code", response_model=CodeVersion, dependencies=WRITE,
     openapi_extra=body_limit(CEILING),  # a notebook, its files and a git diff of 4 MB
     summary="Store the code that produced a tracked run (its script, notebook or cells)",
 )  # fmt: skip
-def record_code(run: str, body: CodeIn, ws: WS) -> CodeVersion:
+def record_code(run: RunId, body: CodeIn, ws: WS) -> CodeVersion:
     from assay.runs.code import CodeCapture, GitState
 
     git = GitState(**body.git.model_dump()) if body.git else None
@@ -286,10 +321,10 @@ def record_code(run: str, body: CodeIn, ws: WS) -> CodeVersion:
 
 
 @router.get(
-    "/runs/{run}/code", response_model=CodeOut, dependencies=READ,
+    "/runs/{run:runid}/code", response_model=CodeOut, dependencies=READ,
     summary="The code version a run executed, with its files",
 )  # fmt: skip
-def code(run: str, ws: WS) -> CodeOut:
+def code(run: RunId, ws: WS) -> CodeOut:
     version = ws.runs.code_of(run)
     files = ws.runs.code_files(version)
     return CodeOut(
@@ -299,19 +334,19 @@ def code(run: str, ws: WS) -> CodeOut:
 
 
 @router.post(
-    "/runs/{run}/data", response_model=Run, dependencies=WRITE,
+    "/runs/{run:runid}/data", response_model=Run, dependencies=WRITE,
     openapi_extra=body_limit(SMALL_BODY),
     summary="Name a data version the run used",
 )  # fmt: skip
-def link_data(run: str, body: DataLinkIn, ws: WS) -> Run:
+def link_data(run: RunId, body: DataLinkIn, ws: WS) -> Run:
     return ws.runs.link_data(run, body.ref)
 
 
 @router.patch(
-    "/runs/{run}/extra", status_code=204, dependencies=WRITE,
+    "/runs/{run:runid}/extra", status_code=204, dependencies=WRITE,
     summary="Merge values into a run's extra (a fit's data fingerprint, …)",
 )  # fmt: skip
-def annotate(run: str, body: ExtraIn, ws: WS) -> None:
+def annotate(run: RunId, body: ExtraIn, ws: WS) -> None:
     ws.runs.annotate(run, **body.extra)
 
 
@@ -320,11 +355,11 @@ class ChildrenOut(BaseModel):
 
 
 @router.post(
-    "/runs/{run}/children", response_model=ChildrenOut, status_code=201, dependencies=WRITE,
+    "/runs/{run:runid}/children", response_model=ChildrenOut, status_code=201, dependencies=WRITE,
     openapi_extra=body_limit(CEILING),  # up to 10,000 candidates, their params and metrics
     summary="Record finished runs made inside a run (a search's candidates); their ids",
 )  # fmt: skip
-def add_children(run: str, body: ChildrenIn, ws: WS) -> ChildrenOut:
+def add_children(run: RunId, body: ChildrenIn, ws: WS) -> ChildrenOut:
     from assay.runs.entities import Candidate
 
     ids = ws.runs.add_children(
@@ -333,6 +368,6 @@ def add_children(run: str, body: ChildrenIn, ws: WS) -> ChildrenOut:
     return ChildrenOut(ids=ids)
 
 
-@router.get("/runs/{run}/children", response_model=list[Run], dependencies=READ)
-def children(run: str, ws: WS) -> list[Run]:
+@router.get("/runs/{run:runid}/children", response_model=list[Run], dependencies=READ)
+def children(run: RunId, ws: WS) -> list[Run]:
     return ws.runs.children(run)

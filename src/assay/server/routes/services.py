@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 import httpx
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from assay.abtests.entities import ABReport, ABTest
 from assay.limits import FEEDBACK_BODY_BYTES
@@ -21,21 +21,40 @@ from assay.server.deps import PREDICT, READ, WRITE, WS
 from assay.server.schemas import (
     CEILING,
     ERRORS,
+    PREDICT_ERRORS,
+    REF_MAX,
     SMALL_BODY,
+    TEXT_ROUTE_ERRORS,
+    Input,
     Limit,
+    Name,
+    NameText,
     Page,
+    PageToken,
+    RefText,
+    TagText,
     body_limit,
     documented,
+    name_field,
     page_of,
+    ref_field,
 )
 from assay.serving.entities import Service, ServiceStatus
 
 router = APIRouter(responses=ERRORS)
 
+_LABEL = r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}"
+VARIANT_PATTERN = rf"^{_LABEL}=[A-Za-z0-9][^=@\s]*(?:@[A-Za-z0-9_][A-Za-z0-9._-]{{0,63}})?$"
+_NUMBER = r"[0-9]{1,6}(?:\.[0-9]{1,6})?"
+STRATEGY_PATTERN = (
+    rf"^(?:(?:weighted|sticky)(?::{_NUMBER}(?:,{_NUMBER}){{1,15}})?|round-robin|ucb|thompson"
+    rf"|shadow:{_LABEL}|epsilon-greedy(?::(?:0(?:\.[0-9]{{1,6}})?|1(?:\.0{{1,6}})?))?)$"
+)
+
 _client = httpx.Client(timeout=60.0)
 
 
-class AutoscaleIn(BaseModel):
+class AutoscaleIn(Input):
     min: int = Field(ge=0, le=1024)
     max: int = Field(ge=1, le=1024)
     target_ongoing_requests: float = Field(
@@ -43,9 +62,9 @@ class AutoscaleIn(BaseModel):
     )
 
 
-class DeployIn(BaseModel):
-    name: str
-    model: str = Field(description="MODEL@VERSION, @ALIAS or @latest")
+class DeployIn(Input):
+    name: NameText = name_field()
+    model: RefText = ref_field("MODEL@VERSION, @ALIAS or @latest")
     port: int | None = Field(default=None, ge=1, le=65535)
     host: str = Field(
         default="127.0.0.1",
@@ -77,29 +96,36 @@ class DeployIn(BaseModel):
     memory_bytes: int | None = Field(default=None, gt=0, description="On Ray: memory each")
 
 
-class UpdateIn(BaseModel):
-    model: str
+class UpdateIn(Input):
+    model: RefText = ref_field("MODEL@VERSION, @ALIAS or @latest")
 
 
-class ABTestIn(BaseModel):
-    name: str
-    variants: list[str] = Field(description="LABEL=MODEL@V or LABEL=SERVICE", min_length=2)
-    strategy: str = Field(description="e.g. weighted:50,50, sticky, thompson")
-    key: str | None = None
+class ABTestIn(Input):
+    name: NameText = name_field()
+    variants: list[Annotated[str, Field(pattern=VARIANT_PATTERN, max_length=REF_MAX)]] = Field(
+        description="LABEL=MODEL@V or LABEL=SERVICE", min_length=2, max_length=16
+    )
+    strategy: str = Field(
+        pattern=STRATEGY_PATTERN,
+        max_length=1000,
+        description="weighted[:W1,W2,...], sticky[:W1,W2,...], round-robin, shadow:LABEL, "
+        "epsilon-greedy[:EPSILON], ucb or thompson",
+    )
+    key: str | None = Field(default=None, max_length=255)
     port: int | None = Field(default=None, ge=1, le=65535)
     auto_promote: bool = False
-    alias: str = "champion"
+    alias: TagText = Field(default="champion", description="Moved to the winner")
     log_sample: float = Field(
         default=1.0, ge=0, le=1, description="Share of requests logged for monitoring (0: none)"
     )
 
 
-class ConcludeIn(BaseModel):
-    winner: str
+class ConcludeIn(Input):
+    winner: NameText = name_field("The winning variant's label")
 
 
 @router.get("/services", response_model=Page[Service], dependencies=READ, tags=["services"])
-def list_services(ws: WS, limit: Limit = 100, page_token: str | None = None) -> Page[Service]:
+def list_services(ws: WS, limit: Limit = 100, page_token: PageToken = None) -> Page[Service]:
     return page_of(ws.services.services(), limit, page_token)
 
 
@@ -128,7 +154,7 @@ def deploy(body: DeployIn, ws: WS) -> Service:
 
 
 @router.get("/services/{name}", response_model=Service, dependencies=READ, tags=["services"])
-def get_service(name: str, ws: WS) -> Service:
+def get_service(name: Name, ws: WS) -> Service:
     return ws.services.get(name)
 
 
@@ -136,7 +162,7 @@ def get_service(name: str, ws: WS) -> Service:
     "/services/{name}/status", response_model=ServiceStatus, dependencies=READ,
     tags=["services"], summary="The service with its uptime, workers and traffic",
 )  # fmt: skip
-def service_status(name: str, ws: WS) -> ServiceStatus:
+def service_status(name: Name, ws: WS) -> ServiceStatus:
     return ws.services.status(name)
 
 
@@ -144,15 +170,16 @@ def service_status(name: str, ws: WS) -> ServiceStatus:
     "/services/{name}", response_model=Service, dependencies=WRITE, tags=["services"],
     openapi_extra=body_limit(SMALL_BODY),
 )  # fmt: skip
-def update_service(name: str, body: UpdateIn, ws: WS) -> Service:
+def update_service(name: Name, body: UpdateIn, ws: WS) -> Service:
     return ws.services.update(name, body.model)
 
 
 @router.get(
     "/services/{name}/logs", response_class=PlainTextResponse, dependencies=READ,
+    responses=TEXT_ROUTE_ERRORS,
     tags=["services"],
 )  # fmt: skip
-def service_logs(name: str, ws: WS, lines: Annotated[int, Query(ge=1, le=100_000)] = 200) -> str:
+def service_logs(name: Name, ws: WS, lines: Annotated[int, Query(ge=1, le=100_000)] = 200) -> str:
     return ws.services.logs(name, lines=lines)
 
 
@@ -160,7 +187,7 @@ def service_logs(name: str, ws: WS, lines: Annotated[int, Query(ge=1, le=100_000
     "/services/{name}/start", response_model=Service, dependencies=WRITE, tags=["services"],
     openapi_extra=body_limit(SMALL_BODY),
 )  # fmt: skip
-def start_service(name: str, ws: WS) -> Service:
+def start_service(name: Name, ws: WS) -> Service:
     return ws.services.start(name)
 
 
@@ -168,31 +195,31 @@ def start_service(name: str, ws: WS) -> Service:
     "/services/{name}/stop", response_model=Service, dependencies=WRITE, tags=["services"],
     openapi_extra=body_limit(SMALL_BODY),
 )  # fmt: skip
-def stop_service(name: str, ws: WS) -> Service:
+def stop_service(name: Name, ws: WS) -> Service:
     return ws.services.stop(name)
 
 
 @router.post(
-    "/services/{name}/predict", dependencies=PREDICT, tags=["predict"],
+    "/services/{name}/predict", dependencies=PREDICT, tags=["predict"], responses=PREDICT_ERRORS,
     openapi_extra=body_limit(CEILING),
     summary="KServe V1 `{instances: [...]}` to the service's model",
 )  # fmt: skip
-async def predict(name: str, request: Request, ws: WS) -> Response:
-    svc = ws.services.get(name)
-    return await _forward(request, f"{svc.url}/v1/models/{svc.model}:predict")
+async def predict(name: Name, request: Request, ws: WS) -> Response:
+    svc = _answering(ws.services.get(name))
+    return await _forward(request, f"{svc.url}/v1/models/{svc.model}:predict", f"Service {name!r}")
 
 
 @router.post(
-    "/services/{name}/feedback", dependencies=PREDICT, tags=["predict"],
+    "/services/{name}/feedback", dependencies=PREDICT, tags=["predict"], responses=PREDICT_ERRORS,
     summary="{request_id, label} or {request_id, reward} for a prediction the service logged",
 )  # fmt: skip
-async def feedback(name: str, request: Request, ws: WS) -> Response:
-    svc = ws.services.get(name)
-    return await _forward(request, f"{svc.url}/feedback")
+async def feedback(name: Name, request: Request, ws: WS) -> Response:
+    svc = _answering(ws.services.get(name))
+    return await _forward(request, f"{svc.url}/feedback", f"Service {name!r}")
 
 
 @router.get("/abtests", response_model=Page[ABTest], dependencies=READ, tags=["abtests"])
-def list_abtests(ws: WS, limit: Limit = 100, page_token: str | None = None) -> Page[ABTest]:
+def list_abtests(ws: WS, limit: Limit = 100, page_token: PageToken = None) -> Page[ABTest]:
     return page_of(ws.abtests.tests(), limit, page_token)
 
 
@@ -213,7 +240,7 @@ def create_abtest(body: ABTestIn, ws: WS) -> ABTest:
 
 
 @router.get("/abtests/{name}", response_model=ABTest, dependencies=READ, tags=["abtests"])
-def get_abtest(name: str, ws: WS) -> ABTest:
+def get_abtest(name: Name, ws: WS) -> ABTest:
     return ws.abtests.get(name)
 
 
@@ -221,7 +248,7 @@ def get_abtest(name: str, ws: WS) -> ABTest:
     "/abtests/{name}/report", response_model=documented(ABReport), dependencies=READ,
     tags=["abtests"], summary="The analysis; concludes a test with auto-promotion that has decided",
 )  # fmt: skip
-def abtest_report(name: str, ws: WS) -> ABReport:
+def abtest_report(name: Name, ws: WS) -> ABReport:
     return ws.abtests.report(name)
 
 
@@ -229,11 +256,11 @@ def abtest_report(name: str, ws: WS) -> ABReport:
     "/abtests/{name}/conclude", response_model=ABTest, dependencies=WRITE, tags=["abtests"],
     openapi_extra=body_limit(SMALL_BODY),
 )  # fmt: skip
-def conclude(name: str, body: ConcludeIn, ws: WS) -> ABTest:
+def conclude(name: Name, body: ConcludeIn, ws: WS) -> ABTest:
     return ws.abtests.conclude(name, body.winner)
 
 
-class WeightsIn(BaseModel):
+class WeightsIn(Input):
     weights: list[float] = Field(min_length=2)
 
 
@@ -241,7 +268,7 @@ class WeightsIn(BaseModel):
     "/abtests/{name}/pause", response_model=ABTest, dependencies=WRITE, tags=["abtests"],
     openapi_extra=body_limit(SMALL_BODY),
 )  # fmt: skip
-def pause_abtest(name: str, ws: WS) -> ABTest:
+def pause_abtest(name: Name, ws: WS) -> ABTest:
     return ws.abtests.pause(name)
 
 
@@ -249,7 +276,7 @@ def pause_abtest(name: str, ws: WS) -> ABTest:
     "/abtests/{name}/resume", response_model=ABTest, dependencies=WRITE, tags=["abtests"],
     openapi_extra=body_limit(SMALL_BODY),
 )  # fmt: skip
-def resume_abtest(name: str, ws: WS) -> ABTest:
+def resume_abtest(name: Name, ws: WS) -> ABTest:
     return ws.abtests.resume(name)
 
 
@@ -257,7 +284,7 @@ def resume_abtest(name: str, ws: WS) -> ABTest:
     "/abtests/{name}/weights", response_model=ABTest, dependencies=WRITE, tags=["abtests"],
     openapi_extra=body_limit(SMALL_BODY),
 )  # fmt: skip
-def set_weights(name: str, body: WeightsIn, ws: WS) -> ABTest:
+def set_weights(name: Name, body: WeightsIn, ws: WS) -> ABTest:
     return ws.abtests.set_weights(name, body.weights)
 
 
@@ -265,15 +292,16 @@ def set_weights(name: str, body: WeightsIn, ws: WS) -> ABTest:
     "/abtests/{name}/start", response_model=ABTest, dependencies=WRITE, tags=["abtests"],
     openapi_extra=body_limit(SMALL_BODY),
 )  # fmt: skip
-def start_abtest(name: str, ws: WS) -> ABTest:
+def start_abtest(name: Name, ws: WS) -> ABTest:
     return ws.abtests.start(name)
 
 
 @router.get(
     "/abtests/{name}/logs", response_class=PlainTextResponse, dependencies=READ,
+    responses=TEXT_ROUTE_ERRORS,
     tags=["abtests"],
 )  # fmt: skip
-def abtest_logs(name: str, ws: WS, lines: Annotated[int, Query(ge=1, le=100_000)] = 200) -> str:
+def abtest_logs(name: Name, ws: WS, lines: Annotated[int, Query(ge=1, le=100_000)] = 200) -> str:
     return ws.abtests.logs(name, lines=lines)
 
 
@@ -281,29 +309,74 @@ def abtest_logs(name: str, ws: WS, lines: Annotated[int, Query(ge=1, le=100_000)
     "/abtests/{name}/stop", response_model=ABTest, dependencies=WRITE, tags=["abtests"],
     openapi_extra=body_limit(SMALL_BODY),
 )  # fmt: skip
-def stop_abtest(name: str, ws: WS) -> ABTest:
+def stop_abtest(name: Name, ws: WS) -> ABTest:
     return ws.abtests.stop(name)
 
 
 @router.post(
-    "/abtests/{name}/predict", dependencies=PREDICT, tags=["predict"],
+    "/abtests/{name}/predict", dependencies=PREDICT, tags=["predict"], responses=PREDICT_ERRORS,
     openapi_extra=body_limit(CEILING),
 )  # fmt: skip
-async def abtest_predict(name: str, request: Request, ws: WS) -> Response:
-    test = ws.abtests.get(name)
-    return await _forward(request, f"{test.url}/predict")
+async def abtest_predict(name: Name, request: Request, ws: WS) -> Response:
+    test = _routing(ws.abtests.get(name))
+    return await _forward(request, f"{test.url}/predict", f"A/B test {name!r}")
 
 
 @router.post(
-    "/abtests/{name}/feedback", dependencies=PREDICT, tags=["predict"],
+    "/abtests/{name}/feedback", dependencies=PREDICT, tags=["predict"], responses=PREDICT_ERRORS,
     openapi_extra=body_limit(FEEDBACK_BODY_BYTES),
 )  # fmt: skip
-async def abtest_feedback(name: str, request: Request, ws: WS) -> Response:
-    test = ws.abtests.get(name)
-    return await _forward(request, f"{test.url}/feedback")
+async def abtest_feedback(name: Name, request: Request, ws: WS) -> Response:
+    test = _routing(ws.abtests.get(name))
+    return await _forward(request, f"{test.url}/feedback", f"A/B test {name!r}")
 
 
-async def _forward(request: Request, url: str) -> Response:
+def _answering(svc: Service) -> Service:
+    """The service, if its process can take a request.
+
+    Raises:
+        ConflictError: it is stopped (or failed): a start, not a retry, brings it back.
+        ModelNotReadyError: it is still starting.
+    """
+    from assay.errors import ConflictError, ModelNotReadyError
+
+    if svc.state == "starting":
+        raise ModelNotReadyError(
+            f"Service {svc.name!r} is starting; try again once it is running.",
+            service=svc.name,
+            state=svc.state,
+        )
+    if svc.state != "running":
+        raise ConflictError(
+            f"Service {svc.name!r} is {svc.state}, so it cannot predict; start it with "
+            f"POST /services/{svc.name}/start (`assay services start {svc.name}`).",
+            service=svc.name,
+            state=svc.state,
+        )
+    return svc
+
+
+def _routing(test: ABTest) -> ABTest:
+    """The A/B test, if its router can take a request (see `_answering`)."""
+    from assay.errors import ConflictError, ModelNotReadyError
+
+    if test.state == "starting":
+        raise ModelNotReadyError(
+            f"A/B test {test.name!r}'s router is starting; try again once it is running.",
+            abtest=test.name,
+            state=test.state,
+        )
+    if test.state != "running":
+        raise ConflictError(
+            f"A/B test {test.name!r}'s router is {test.state}, so it cannot predict; start "
+            f"it with POST /abtests/{test.name}/start (`assay abtests start {test.name}`).",
+            abtest=test.name,
+            state=test.state,
+        )
+    return test
+
+
+async def _forward(request: Request, url: str, what: str) -> Response:
     import anyio
 
     body = await request.body()
@@ -319,7 +392,10 @@ async def _forward(request: Request, url: str) -> Response:
     except httpx.HTTPError as exc:
         from assay.errors import ModelNotReadyError
 
-        raise ModelNotReadyError(f"The endpoint at {url} did not answer: {exc}.") from None
+        # Where it listens is the server's business: the client is told which one failed.
+        raise ModelNotReadyError(
+            f"{what} did not answer ({type(exc).__name__}); its logs may say why."
+        ) from None
     keep = {k: v for k, v in answer.headers.items() if k.lower().startswith("x-assay-")}
     return Response(
         answer.content,

@@ -4,20 +4,29 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from assay.server.deps import READ, WRITE, WS
 from assay.server.schemas import (
     ERRORS,
     SMALL_BODY,
     SWEEP_BODY,
+    Input,
     Limit,
+    Name,
+    NameText,
     Page,
+    PageToken,
+    PipelineRefText,
+    RefText,
     body_limit,
+    name_field,
     page_of,
+    pipeline_field,
+    ref_field,
     registered_pipeline,
 )
 from assay.sweeps.entities import Sweep
@@ -25,14 +34,13 @@ from assay.sweeps.entities import Sweep
 router = APIRouter(prefix="/sweeps", tags=["sweeps"], responses=ERRORS, dependencies=READ)
 
 
-class SweepIn(BaseModel):
+class SweepIn(Input):
     """`assay sweep`'s options; the files it reads are sent as their contents."""
 
-    pipeline: str = Field(
-        description="NAME[@VERSION] of a registered pipeline (send a local one to "
-        "POST /pipelines first)"
+    pipeline: PipelineRefText = pipeline_field(
+        "NAME[@VERSION] of a registered pipeline (send a local one to POST /pipelines first)"
     )
-    data: str = Field(description="DATASET[@VERSION]")
+    data: RefText = ref_field("DATASET[@VERSION]")
     params: dict[str, Any] = Field(
         default_factory=dict, description="Base params; the space's values override them"
     )
@@ -42,38 +50,43 @@ class SweepIn(BaseModel):
         max_length=255,
         description="The space file's name: `.json` is read as JSON, anything else as YAML",
     )
-    objectives: list[str] = Field(
-        default_factory=list,
+    objectives: list[
+        Annotated[str, Field(pattern=r"^[A-Za-z0-9_./-]{1,255}(?::(?:max|min))?$")]
+    ] = Field(
+        min_length=1,
         max_length=16,
+        json_schema_extra={"uniqueItems": True},
         description="METRIC[:max|min] each (cost and wall_s from the resources); two or "
         "more give a Pareto front",
     )
-    direction: str | None = Field(default=None, description="max or min (default: by name)")
-    trials: int = Field(le=1_000_000)
-    parallel: int = Field(default=1, le=256, description="Trials at once")
-    sampler: str = Field(default="tpe", description="tpe, random, grid or nsga2")
-    pruner: str = Field(default="median", description="median, hyperband or none")
+    direction: Literal["max", "min"] | None = Field(
+        default=None, description="Default: by the objective's name"
+    )
+    trials: int = Field(ge=1, le=1_000_000)
+    parallel: int = Field(default=1, ge=1, le=256, description="Trials at once")
+    sampler: Literal["tpe", "random", "grid", "nsga2"] = "tpe"
+    pruner: Literal["median", "hyperband", "none"] = "median"
     prune_on: str | None = Field(default=None, description="The stepped metric the pruner reads")
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
-    timeout_s: float | None = Field(default=None, description="Stop before this many seconds")
-    budget: float | None = Field(default=None, description="Stop before the trials cost this")
+    timeout_s: float | None = Field(default=None, gt=0, description="Stop before this many seconds")
+    budget: float | None = Field(default=None, gt=0, description="Stop before the trials cost this")
     # `register` on the wire; as an attribute it would shadow BaseModel's (an ABC's) own.
-    register_models: str = Field(
-        default="best", alias="register", description="Models to register: best, all or none"
+    register_models: Literal["best", "all", "none"] = Field(
+        default="best", alias="register", description="Models to register"
     )
     executor: Literal["local", "ray"] = Field(
         default="local", description="local, or ray (the server's Ray)"
     )
-    name: str | None = Field(default=None, description="Default: PIPELINE-sweep-N")
+    name: NameText | None = name_field("Default: PIPELINE-sweep-N", default=None)
 
 
 @router.get("", response_model=Page[Sweep], summary="Sweeps, newest first (trials left out)")
-def list_sweeps(ws: WS, limit: Limit = 100, page_token: str | None = None) -> Page[Sweep]:
+def list_sweeps(ws: WS, limit: Limit = 100, page_token: PageToken = None) -> Page[Sweep]:
     return page_of([replace(s, trial_list=()) for s in ws.sweeps.sweeps()], limit, page_token)
 
 
 @router.get("/{name}", response_model=Sweep, summary="A sweep and every trial")
-def get_sweep(name: str, ws: WS) -> Sweep:
+def get_sweep(name: Name, ws: WS) -> Sweep:
     return ws.sweeps.get(name)
 
 
@@ -118,7 +131,7 @@ def create_sweep(body: SweepIn, ws: WS) -> Sweep:
     openapi_extra=body_limit(SMALL_BODY),
     summary="Continue an interrupted sweep on the server; finished trials are kept",
 )  # fmt: skip
-def resume_sweep(name: str, ws: WS) -> Sweep:
+def resume_sweep(name: Name, ws: WS) -> Sweep:
     from assay.server import sweep_driver
 
     return sweep_driver.resume(ws, name)
@@ -129,7 +142,7 @@ def resume_sweep(name: str, ws: WS) -> Sweep:
     openapi_extra=body_limit(SMALL_BODY),
     summary="Stop a running sweep as Ctrl-C does: running trials are recorded interrupted",
 )  # fmt: skip
-def stop_sweep(name: str, ws: WS) -> Sweep:
+def stop_sweep(name: Name, ws: WS) -> Sweep:
     from assay.server import sweep_driver
 
     return sweep_driver.stop(ws, name)

@@ -2,19 +2,35 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Literal
+
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from assay.auth.entities import Token
 from assay.server.deps import ADMIN, WS
-from assay.server.schemas import ERRORS, SMALL_BODY, Limit, Page, body_limit, page_of
+from assay.server.schemas import (
+    ERRORS,
+    SMALL_BODY,
+    Input,
+    Limit,
+    Page,
+    PageToken,
+    body_limit,
+    page_of,
+)
 
 router = APIRouter(prefix="/tokens", tags=["tokens"], dependencies=ADMIN, responses=ERRORS)
 
 
-class TokenIn(BaseModel):
-    name: str = Field(min_length=1, max_length=255)
-    scope: str = Field(description="admin, write, read or predict")
+class TokenIn(Input):
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+        description="Letters, digits, ._- (a letter or digit first)",
+    )
+    scope: Literal["admin", "write", "read", "predict"] = Field(
+        description="What it may do: each scope allows the ones after it"
+    )
 
 
 class TokenCreated(BaseModel):
@@ -23,7 +39,7 @@ class TokenCreated(BaseModel):
 
 
 @router.get("", response_model=Page[Token], summary="List tokens (never their secrets)")
-def list_tokens(ws: WS, limit: Limit = 100, page_token: str | None = None) -> Page[Token]:
+def list_tokens(ws: WS, limit: Limit = 100, page_token: PageToken = None) -> Page[Token]:
     return page_of(ws.tokens.tokens(), limit, page_token)
 
 
@@ -39,5 +55,14 @@ def create_token(body: TokenIn, ws: WS) -> TokenCreated:
 @router.delete(
     "/{name}", response_model=Token, summary="Revoke a token", openapi_extra=body_limit(SMALL_BODY)
 )
-def revoke_token(name: str, ws: WS) -> Token:
+def revoke_token(name: str, request: Request, ws: WS) -> Token:
+    from assay.errors import ConflictError
+
+    caller = getattr(request.state, "token", None)
+    if caller is not None and caller.name == name:
+        raise ConflictError(
+            f"Token {name!r} is the one this request is made with; revoke it with another "
+            "admin token (or `assay tokens revoke` on the server's machine).",
+            token=name,
+        )
     return ws.tokens.revoke(name)
