@@ -53,20 +53,22 @@ class ABTestRepository:
     """Row access within one transaction."""
 
     def __init__(self, conn: Connection) -> None:
-        self.c = conn
+        self.conn = conn
 
     def row(self, name: str) -> Row[Any] | None:
-        return self.c.execute(select(abtests).where(abtests.c.name == name)).first()
+        return self.conn.execute(select(abtests).where(abtests.c.name == name)).first()
 
     def rows(self) -> list[Row[Any]]:
-        return list(self.c.execute(select(abtests).order_by(abtests.c.name)))
+        return list(self.conn.execute(select(abtests).order_by(abtests.c.name)))
 
     def insert(self, name: str, **values: Any) -> None:
         now = utcnow()
-        self.c.execute(insert(abtests).values(name=name, created_at=now, updated_at=now, **values))
+        self.conn.execute(
+            insert(abtests).values(name=name, created_at=now, updated_at=now, **values)
+        )
 
     def update(self, name: str, **values: Any) -> None:
-        self.c.execute(
+        self.conn.execute(
             update(abtests).where(abtests.c.name == name).values(updated_at=utcnow(), **values)
         )
 

@@ -42,26 +42,26 @@ _BY_HASH = select(tokens).where(tokens.c.hash == bindparam("t_hash"))
 
 class TokenRepository:
     def __init__(self, conn: Connection) -> None:
-        self.c = conn
+        self.conn = conn
 
     def insert(self, values: dict[str, Any]) -> int:
         return int(
-            self.c.execute(insert(tokens).values(**values).returning(tokens.c.id)).scalar_one()
+            self.conn.execute(insert(tokens).values(**values).returning(tokens.c.id)).scalar_one()
         )
 
     def by_hash(self, digest: str) -> Token | None:
-        row = self.c.execute(_BY_HASH, {"t_hash": digest}).first()
+        row = self.conn.execute(_BY_HASH, {"t_hash": digest}).first()
         return _to_token(row) if row else None
 
     def by_name(self, name: str) -> Token | None:
-        row = self.c.execute(select(tokens).where(tokens.c.name == name)).first()
+        row = self.conn.execute(select(tokens).where(tokens.c.name == name)).first()
         return _to_token(row) if row else None
 
     def all(self) -> list[Token]:
-        return [_to_token(r) for r in self.c.execute(select(tokens).order_by(tokens.c.id))]
+        return [_to_token(r) for r in self.conn.execute(select(tokens).order_by(tokens.c.id))]
 
     def update(self, token_id: int, **values: Any) -> None:
-        self.c.execute(update(tokens).where(tokens.c.id == token_id).values(**values))
+        self.conn.execute(update(tokens).where(tokens.c.id == token_id).values(**values))
 
 
 def _to_token(row: Any) -> Token:

@@ -106,7 +106,7 @@ class DataBase:
                 )
         row = repo.version_row(ds.id, number) if number is not None else None
         if row is None:
-            gone = versioned.retired(repo.c, "data", ds.id, number) if number else None
+            gone = versioned.retired(repo.conn, "data", ds.id, number) if number else None
             if gone is not None:
                 raise NotFoundError(
                     f"{ref.name}@{number} was deleted on {gone[0]:%Y-%m-%d %H:%M} by "

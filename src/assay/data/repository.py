@@ -110,16 +110,16 @@ class DataRepository:
     """Row access within one transaction; returns rows or entities."""
 
     def __init__(self, conn: Connection) -> None:
-        self.c = conn
+        self.conn = conn
 
     def dataset_row(self, name: str) -> DatasetRow | None:
-        return versioned.named_row(self.c, datasets, name)
+        return versioned.named_row(self.conn, datasets, name)
 
     def get_or_create_dataset(self, name: str) -> DatasetRow:
-        return versioned.get_or_create(self.c, datasets, name)
+        return versioned.get_or_create(self.conn, datasets, name)
 
     def datasets(self) -> list[Dataset]:
-        rows = versioned.summaries(self.c, datasets, data_versions, data_versions.c.dataset_id)
+        rows = versioned.summaries(self.conn, datasets, data_versions, data_versions.c.dataset_id)
         return [
             Dataset(
                 name=r.name,
@@ -133,34 +133,36 @@ class DataRepository:
 
     def latest_number(self, dataset_id: int) -> int | None:
         return versioned.latest_number(
-            self.c, data_versions, data_versions.c.dataset_id, dataset_id
+            self.conn, data_versions, data_versions.c.dataset_id, dataset_id
         )
 
     def next_number(self, dataset_id: int) -> int:
         """The next version's number: deleted versions' numbers are never reused."""
         return versioned.next_number(
-            self.c, data_versions, data_versions.c.dataset_id, dataset_id, "data"
+            self.conn, data_versions, data_versions.c.dataset_id, dataset_id, "data"
         )
 
     def version_row(self, dataset_id: int, number: int) -> DataVersionRow | None:
         v = data_versions.c
-        return self.c.execute(
+        return self.conn.execute(
             select(data_versions).where(v.dataset_id == dataset_id, v.number == number)
         ).first()
 
     def version_with_manifest(self, dataset_id: int, manifest: str) -> DataVersionRow | None:
-        return self.c.execute(_WITH_MANIFEST, {"w_ds": dataset_id, "w_manifest": manifest}).first()
+        return self.conn.execute(
+            _WITH_MANIFEST, {"w_ds": dataset_id, "w_manifest": manifest}
+        ).first()
 
     def version_rows(self, dataset_id: int) -> list[DataVersionRow]:
         v = data_versions.c
         return list(
-            self.c.execute(
+            self.conn.execute(
                 select(data_versions).where(v.dataset_id == dataset_id).order_by(v.number.desc())
             )
         )
 
     def all_version_rows(self) -> list[tuple[str, DataVersionRow]]:
-        rows = self.c.execute(
+        rows = self.conn.execute(
             select(datasets.c.name.label("dataset_name"), data_versions).join(
                 data_versions, data_versions.c.dataset_id == datasets.c.id
             )
@@ -169,24 +171,26 @@ class DataRepository:
 
     def insert_version(self, **values: Any) -> DataVersionRow:
         """Insert a version; the unique (dataset, number) constraint refuses a taken number."""
-        new_id = self.c.execute(insert(data_versions).values(**values)).inserted_primary_key
+        new_id = self.conn.execute(insert(data_versions).values(**values)).inserted_primary_key
         assert new_id is not None
-        row = self.c.execute(select(data_versions).where(data_versions.c.id == new_id[0])).first()
+        row = self.conn.execute(
+            select(data_versions).where(data_versions.c.id == new_id[0])
+        ).first()
         assert row is not None
         return row
 
     def add_version(self, values: dict[str, Any]) -> None:
         """Insert a version without reading it back (the caller holds its values)."""
-        self.c.execute(insert(data_versions), values)  # one cached statement per set of keys
+        self.conn.execute(insert(data_versions), values)  # one cached statement per set of keys
 
     def set_validation(self, version_id: int, status: str) -> None:
-        self.c.execute(
+        self.conn.execute(
             update(data_versions).where(data_versions.c.id == version_id).values(validation=status)
         )
 
     def tag_number(self, dataset_id: int, tag: str) -> int | None:
         t = data_tags.c
-        found: int | None = self.c.scalar(
+        found: int | None = self.conn.scalar(
             select(t.number).where(t.dataset_id == dataset_id, t.tag == tag)
         )
         return found
@@ -196,22 +200,24 @@ class DataRepository:
         retire its number; returns the tags removed."""
         t = data_tags.c
         tags = list(
-            self.c.scalars(select(t.tag).where(t.dataset_id == dataset_id, t.number == number))
+            self.conn.scalars(select(t.tag).where(t.dataset_id == dataset_id, t.number == number))
         )
-        self.c.execute(delete(data_tags).where(t.dataset_id == dataset_id, t.number == number))
+        self.conn.execute(delete(data_tags).where(t.dataset_id == dataset_id, t.number == number))
         v = data_versions.c
-        self.c.execute(delete(data_versions).where(v.dataset_id == dataset_id, v.number == number))
-        versioned.retire(self.c, "data", dataset_id, number, by)
+        self.conn.execute(
+            delete(data_versions).where(v.dataset_id == dataset_id, v.number == number)
+        )
+        versioned.retire(self.conn, "data", dataset_id, number, by)
         return tags
 
     def manifests(self) -> list[str]:
         """Every version's manifest hash (the roots of what the store must keep)."""
-        return list(self.c.scalars(select(data_versions.c.manifest).distinct()))
+        return list(self.conn.scalars(select(data_versions.c.manifest).distinct()))
 
     def tags_by_number(self, dataset_id: int) -> dict[int, list[str]]:
         t = data_tags.c
         out: dict[int, list[str]] = {}
-        for tag, number in self.c.execute(
+        for tag, number in self.conn.execute(
             select(t.tag, t.number).where(t.dataset_id == dataset_id).order_by(t.tag)
         ):
             out.setdefault(number, []).append(tag)
@@ -220,9 +226,11 @@ class DataRepository:
     def set_tag(self, dataset_id: int, tag: str, number: int) -> None:
         t = data_tags.c
         if self.tag_number(dataset_id, tag) is None:
-            self.c.execute(insert(data_tags).values(dataset_id=dataset_id, tag=tag, number=number))
+            self.conn.execute(
+                insert(data_tags).values(dataset_id=dataset_id, tag=tag, number=number)
+            )
         else:
-            self.c.execute(
+            self.conn.execute(
                 update(data_tags)
                 .where(t.dataset_id == dataset_id, t.tag == tag)
                 .values(number=number)
@@ -230,7 +238,7 @@ class DataRepository:
 
     def profile(self, object_hash: str) -> dict[str, Any] | None:
         p = table_profiles.c
-        found: dict[str, Any] | None = self.c.scalar(
+        found: dict[str, Any] | None = self.conn.scalar(
             select(p.profile).where(p.object_hash == object_hash)
         )
         return found
@@ -238,17 +246,19 @@ class DataRepository:
     def put_profile(self, object_hash: str, profile: dict[str, Any]) -> None:
         """Store a content's profile, replacing an older one."""
         if self.profile(object_hash) is None:
-            self.c.execute(insert(table_profiles).values(object_hash=object_hash, profile=profile))
+            self.conn.execute(
+                insert(table_profiles).values(object_hash=object_hash, profile=profile)
+            )
         else:
             p = table_profiles.c
-            self.c.execute(
+            self.conn.execute(
                 update(table_profiles).where(p.object_hash == object_hash).values(profile=profile)
             )
 
     def add_validation(
         self, version_id: int, checks_hash: str, passed: bool, report: dict[str, Any]
     ) -> None:
-        self.c.execute(
+        self.conn.execute(
             insert(data_validations).values(
                 version_id=version_id,
                 checks_hash=checks_hash,

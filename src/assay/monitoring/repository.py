@@ -100,24 +100,24 @@ class MonitorRepository:
     """Row access within one transaction."""
 
     def __init__(self, conn: Connection) -> None:
-        self.c = conn
+        self.conn = conn
 
     # ---- monitors ----------------------------------------------------------------------------
 
     def row(self, name: str) -> Row[Any] | None:
-        return self.c.execute(select(monitors).where(monitors.c.name == name)).first()
+        return self.conn.execute(select(monitors).where(monitors.c.name == name)).first()
 
     def rows(self) -> list[Row[Any]]:
-        return list(self.c.execute(select(monitors).order_by(monitors.c.name)))
+        return list(self.conn.execute(select(monitors).order_by(monitors.c.name)))
 
     def upsert(self, name: str, **values: Any) -> Row[Any]:
         now = utcnow()
         if self.row(name) is None:
-            self.c.execute(
+            self.conn.execute(
                 insert(monitors).values(name=name, created_at=now, updated_at=now, **values)
             )
         else:
-            self.c.execute(
+            self.conn.execute(
                 update(monitors).where(monitors.c.name == name).values(updated_at=now, **values)
             )
         found = self.row(name)
@@ -126,7 +126,7 @@ class MonitorRepository:
 
     def due(self, now: datetime) -> list[Row[Any]]:
         return list(
-            self.c.execute(
+            self.conn.execute(
                 select(monitors).where(
                     monitors.c.next_check_at.is_not(None), monitors.c.next_check_at <= now
                 )
@@ -138,7 +138,7 @@ class MonitorRepository:
         cond = (
             monitors.c.next_check_at.is_(None) if seen is None else monitors.c.next_check_at == seen
         )
-        done = self.c.execute(
+        done = self.conn.execute(
             update(monitors)
             .where(monitors.c.id == monitor_id, or_(cond))
             .values(next_check_at=next_at)
@@ -148,12 +148,12 @@ class MonitorRepository:
     # ---- checks -------------------------------------------------------------------------------
 
     def add_check(self, monitor_id: int, **values: Any) -> int:
-        done = self.c.execute(insert(monitor_checks).values(monitor_id=monitor_id, **values))
+        done = self.conn.execute(insert(monitor_checks).values(monitor_id=monitor_id, **values))
         key = done.inserted_primary_key
         return int(key[0]) if key else 0
 
     def checks(self, monitor_id: int, limit: int) -> list[Row[Any]]:
-        rows = self.c.execute(
+        rows = self.conn.execute(
             select(monitor_checks)
             .where(monitor_checks.c.monitor_id == monitor_id)
             .order_by(monitor_checks.c.at.desc(), monitor_checks.c.id.desc())
@@ -162,7 +162,7 @@ class MonitorRepository:
         return list(rows)[::-1]
 
     def last_check(self, monitor_id: int) -> Row[Any] | None:
-        return self.c.execute(
+        return self.conn.execute(
             select(monitor_checks)
             .where(monitor_checks.c.monitor_id == monitor_id)
             .order_by(monitor_checks.c.at.desc(), monitor_checks.c.id.desc())
@@ -172,10 +172,10 @@ class MonitorRepository:
     # ---- snapshots and retrains ---------------------------------------------------------------
 
     def add_snapshot(self, **values: Any) -> None:
-        self.c.execute(insert(monitor_snapshots).values(created_at=utcnow(), **values))
+        self.conn.execute(insert(monitor_snapshots).values(created_at=utcnow(), **values))
 
     def snapshot(self, dataset: str, number: int) -> Row[Any] | None:
-        return self.c.execute(
+        return self.conn.execute(
             select(monitor_snapshots).where(
                 monitor_snapshots.c.dataset == dataset, monitor_snapshots.c.number == number
             )
@@ -185,27 +185,27 @@ class MonitorRepository:
         query = select(monitor_snapshots).order_by(monitor_snapshots.c.id)
         if source is not None:
             query = query.where(monitor_snapshots.c.source == source)
-        return list(self.c.execute(query))
+        return list(self.conn.execute(query))
 
     def add_retrain(self, **values: Any) -> None:
         now = utcnow()
-        self.c.execute(insert(monitor_retrains).values(created_at=now, updated_at=now, **values))
+        self.conn.execute(insert(monitor_retrains).values(created_at=now, updated_at=now, **values))
 
     def update_retrain(self, run_id: str, **values: Any) -> None:
-        self.c.execute(
+        self.conn.execute(
             update(monitor_retrains)
             .where(monitor_retrains.c.run_id == run_id)
             .values(updated_at=utcnow(), **values)
         )
 
     def retrain(self, run_id: str) -> Row[Any] | None:
-        return self.c.execute(
+        return self.conn.execute(
             select(monitor_retrains).where(monitor_retrains.c.run_id == run_id)
         ).first()
 
     def retrains(self) -> list[Row[Any]]:
         return list(
-            self.c.execute(select(monitor_retrains).order_by(monitor_retrains.c.created_at))
+            self.conn.execute(select(monitor_retrains).order_by(monitor_retrains.c.created_at))
         )
 
 

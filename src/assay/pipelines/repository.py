@@ -56,17 +56,17 @@ class PipelineRepository:
     """Row access within one transaction; returns rows or entities."""
 
     def __init__(self, conn: Connection) -> None:
-        self.c = conn
+        self.conn = conn
 
     def pipeline_row(self, name: str) -> Row[Any] | None:
-        return versioned.named_row(self.c, pipelines, name)
+        return versioned.named_row(self.conn, pipelines, name)
 
     def get_or_create_pipeline(self, name: str) -> Row[Any]:
-        return versioned.get_or_create(self.c, pipelines, name)
+        return versioned.get_or_create(self.conn, pipelines, name)
 
     def pipelines(self) -> list[PipelineInfo]:
         rows = versioned.summaries(
-            self.c, pipelines, pipeline_versions, pipeline_versions.c.pipeline_id
+            self.conn, pipelines, pipeline_versions, pipeline_versions.c.pipeline_id
         )
         return [
             PipelineInfo(
@@ -80,7 +80,7 @@ class PipelineRepository:
 
     def names_with_manifest(self, digest: str, entry: str) -> list[str]:
         """Pipelines with a version holding exactly this snapshot and entry file."""
-        rows = self.c.execute(
+        rows = self.conn.execute(
             select(pipelines.c.name)
             .join(pipeline_versions, pipeline_versions.c.pipeline_id == pipelines.c.id)
             .where(pipeline_versions.c.manifest == digest, pipeline_versions.c.entry == entry)
@@ -89,23 +89,23 @@ class PipelineRepository:
         return [r[0] for r in rows]
 
     def manifests(self) -> list[str]:
-        return list(self.c.scalars(select(pipeline_versions.c.manifest).distinct()))
+        return list(self.conn.scalars(select(pipeline_versions.c.manifest).distinct()))
 
     def latest_number(self, pipeline_id: int) -> int | None:
         return versioned.latest_number(
-            self.c, pipeline_versions, pipeline_versions.c.pipeline_id, pipeline_id
+            self.conn, pipeline_versions, pipeline_versions.c.pipeline_id, pipeline_id
         )
 
     def version_row(self, pipeline_id: int, number: int) -> Row[Any] | None:
         v = pipeline_versions.c
-        return self.c.execute(
+        return self.conn.execute(
             select(pipeline_versions).where(v.pipeline_id == pipeline_id, v.number == number)
         ).first()
 
     def version_rows(self, pipeline_id: int) -> list[Row[Any]]:
         v = pipeline_versions.c
         return list(
-            self.c.execute(
+            self.conn.execute(
                 select(pipeline_versions)
                 .where(v.pipeline_id == pipeline_id)
                 .order_by(v.number.desc())
@@ -114,9 +114,9 @@ class PipelineRepository:
 
     def insert_version(self, **values: Any) -> Row[Any]:
         """Insert a version; the unique (pipeline, number) constraint refuses a taken number."""
-        new_id = self.c.execute(insert(pipeline_versions).values(**values)).inserted_primary_key
+        new_id = self.conn.execute(insert(pipeline_versions).values(**values)).inserted_primary_key
         assert new_id is not None
-        row = self.c.execute(
+        row = self.conn.execute(
             select(pipeline_versions).where(pipeline_versions.c.id == new_id[0])
         ).first()
         assert row is not None

@@ -73,27 +73,29 @@ class RegistryRepository:
     """Row access within one transaction; returns rows or entities."""
 
     def __init__(self, conn: Connection) -> None:
-        self.c = conn
+        self.conn = conn
 
     def model_row(self, name: str) -> Row[Any] | None:
-        return versioned.named_row(self.c, models, name)
+        return versioned.named_row(self.conn, models, name)
 
     def get_or_create_model(self, name: str) -> Row[Any]:
-        return versioned.get_or_create(self.c, models, name)
+        return versioned.get_or_create(self.conn, models, name)
 
     def latest_number(self, model_id: int) -> int | None:
-        return versioned.latest_number(self.c, model_versions, model_versions.c.model_id, model_id)
+        return versioned.latest_number(
+            self.conn, model_versions, model_versions.c.model_id, model_id
+        )
 
     def next_number(self, model_id: int) -> int:
         """The next version's number: deleted versions' numbers are never reused."""
         return versioned.next_number(
-            self.c, model_versions, model_versions.c.model_id, model_id, "model"
+            self.conn, model_versions, model_versions.c.model_id, model_id, "model"
         )
 
     def models(self) -> list[Model]:
-        rows = versioned.summaries(self.c, models, model_versions, model_versions.c.model_id)
+        rows = versioned.summaries(self.conn, models, model_versions, model_versions.c.model_id)
         aliases: dict[str, dict[str, int]] = {}
-        for r in self.c.execute(
+        for r in self.conn.execute(
             select(models.c.name, model_aliases.c.alias, model_aliases.c.number).join(
                 models, models.c.id == model_aliases.c.model_id
             )
@@ -114,15 +116,15 @@ class RegistryRepository:
         a = model_aliases.c
         return {
             r.alias: r.number
-            for r in self.c.execute(
+            for r in self.conn.execute(
                 select(a.alias, a.number).where(a.model_id == model_id).order_by(a.alias)
             )
         }
 
     def set_alias(self, model_id: int, alias: str, number: int) -> None:
         a = model_aliases.c
-        self.c.execute(delete(model_aliases).where(a.model_id == model_id, a.alias == alias))
-        self.c.execute(
+        self.conn.execute(delete(model_aliases).where(a.model_id == model_id, a.alias == alias))
+        self.conn.execute(
             insert(model_aliases).values(
                 model_id=model_id, alias=alias, number=number, updated_at=utcnow()
             )
@@ -130,19 +132,21 @@ class RegistryRepository:
 
     def remove_alias(self, model_id: int, alias: str) -> bool:
         a = model_aliases.c
-        done = self.c.execute(delete(model_aliases).where(a.model_id == model_id, a.alias == alias))
+        done = self.conn.execute(
+            delete(model_aliases).where(a.model_id == model_id, a.alias == alias)
+        )
         return bool(done.rowcount)
 
     def version_row(self, model_id: int, number: int) -> Row[Any] | None:
         v = model_versions.c
-        return self.c.execute(
+        return self.conn.execute(
             select(model_versions).where(v.model_id == model_id, v.number == number)
         ).first()
 
     def version_rows(self, model_id: int) -> list[Row[Any]]:
         v = model_versions.c
         return list(
-            self.c.execute(
+            self.conn.execute(
                 select(model_versions).where(v.model_id == model_id).order_by(v.number.desc())
             )
         )
@@ -157,7 +161,7 @@ class RegistryRepository:
         )
         if name is not None:
             query = query.where(models.c.name == name)
-        row = self.c.execute(query).first()
+        row = self.conn.execute(query).first()
         return (row.name, row) if row is not None else None
 
     def version_with_content(self, name: str, content: str) -> Row[Any] | None:
@@ -175,21 +179,21 @@ class RegistryRepository:
         the aliases removed."""
         a = model_aliases.c
         aliases = list(
-            self.c.scalars(select(a.alias).where(a.model_id == model_id, a.number == number))
+            self.conn.scalars(select(a.alias).where(a.model_id == model_id, a.number == number))
         )
-        self.c.execute(delete(model_aliases).where(a.model_id == model_id, a.number == number))
+        self.conn.execute(delete(model_aliases).where(a.model_id == model_id, a.number == number))
         v = model_versions.c
-        self.c.execute(delete(model_versions).where(v.model_id == model_id, v.number == number))
-        versioned.retire(self.c, "model", model_id, number, by)
+        self.conn.execute(delete(model_versions).where(v.model_id == model_id, v.number == number))
+        versioned.retire(self.conn, "model", model_id, number, by)
         return aliases
 
     def bundles(self) -> list[str]:
         """Every version's bundle (its manifest's hash)."""
-        return list(self.c.scalars(select(model_versions.c.bundle).distinct()))
+        return list(self.conn.scalars(select(model_versions.c.bundle).distinct()))
 
     def lineages(self) -> list[tuple[str, int, dict[str, Any]]]:
         """Every version's (model, number, lineage), to find what names a data version."""
-        rows = self.c.execute(
+        rows = self.conn.execute(
             select(models.c.name, model_versions.c.number, model_versions.c.lineage).join(
                 models, models.c.id == model_versions.c.model_id
             )
@@ -197,7 +201,7 @@ class RegistryRepository:
         return [(name, number, lineage or {}) for name, number, lineage in rows]
 
     def versions_of_run(self, run_id: str) -> list[tuple[str, Row[Any]]]:
-        rows = self.c.execute(
+        rows = self.conn.execute(
             select(models.c.name, model_versions)
             .join(models, models.c.id == model_versions.c.model_id)
             .where(model_versions.c.run_id == run_id)
@@ -207,9 +211,11 @@ class RegistryRepository:
 
     def insert_version(self, **values: Any) -> Row[Any]:
         """Insert a version; the unique (model, number) constraint refuses a taken number."""
-        new_id = self.c.execute(insert(model_versions).values(**values)).inserted_primary_key
+        new_id = self.conn.execute(insert(model_versions).values(**values)).inserted_primary_key
         assert new_id is not None
-        row = self.c.execute(select(model_versions).where(model_versions.c.id == new_id[0])).first()
+        row = self.conn.execute(
+            select(model_versions).where(model_versions.c.id == new_id[0])
+        ).first()
         assert row is not None
         return row
 

@@ -213,19 +213,19 @@ class RunRepository:
     """Row access for runs within one transaction."""
 
     def __init__(self, conn: Connection) -> None:
-        self.c = conn
+        self.conn = conn
 
     def experiment_id(self, name: str, create: bool = True) -> int | None:
-        found: int | None = self.c.scalar(
+        found: int | None = self.conn.scalar(
             select(experiments.c.id).where(experiments.c.name == name)
         )
         if found is None and create:
-            self.c.execute(insert(experiments).values(name=name, created_at=utcnow()))
-            found = self.c.scalar(select(experiments.c.id).where(experiments.c.name == name))
+            self.conn.execute(insert(experiments).values(name=name, created_at=utcnow()))
+            found = self.conn.scalar(select(experiments.c.id).where(experiments.c.name == name))
         return found
 
     def experiment_names(self) -> list[tuple[str, int]]:
-        rows = self.c.execute(
+        rows = self.conn.execute(
             select(experiments.c.name, func.count(runs.c.id))
             .outerjoin(runs, runs.c.experiment_id == experiments.c.id)
             .group_by(experiments.c.name)
@@ -234,26 +234,28 @@ class RunRepository:
         return [(name, n) for name, n in rows]
 
     def insert_run(self, values: dict[str, Any], params: dict[str, Any]) -> None:
-        self.c.execute(insert(runs), values)  # one cached statement per set of keys
+        self.conn.execute(insert(runs), values)  # one cached statement per set of keys
         if params:
-            self.c.execute(
+            self.conn.execute(
                 insert(run_params), [param_row(values["id"], k, v) for k, v in params.items()]
             )
 
     def add_params(self, run_id: str, params: dict[str, Any]) -> None:
-        have = set(self.c.scalars(select(run_params.c.key).where(run_params.c.run_id == run_id)))
+        have = set(self.conn.scalars(select(run_params.c.key).where(run_params.c.run_id == run_id)))
         fresh = {k: v for k, v in params.items() if k not in have}
         if fresh:
-            self.c.execute(insert(run_params), [param_row(run_id, k, v) for k, v in fresh.items()])
+            self.conn.execute(
+                insert(run_params), [param_row(run_id, k, v) for k, v in fresh.items()]
+            )
 
     def run_count(self, experiment_id: int) -> int:
-        return int(self.c.scalar(_COUNT, {"c_exp": experiment_id}) or 0)
+        return int(self.conn.scalar(_COUNT, {"c_exp": experiment_id}) or 0)
 
     def update(self, run_id: str, **values: Any) -> None:
-        self.c.execute(update(runs).where(runs.c.id == run_id).values(**values))
+        self.conn.execute(update(runs).where(runs.c.id == run_id).values(**values))
 
     def stop_reason(self, run_id: str) -> str | None:
-        found: str | None = self.c.scalar(select(runs.c.stop_reason).where(runs.c.id == run_id))
+        found: str | None = self.conn.scalar(select(runs.c.stop_reason).where(runs.c.id == run_id))
         return found
 
     def resolve_id(self, ref: str) -> str:
@@ -265,11 +267,11 @@ class RunRepository:
                 "`assay runs list`."
             )
         if len(ref) == 32:  # a full id: one index seek (LIKE may scan the table)
-            exact = self.c.scalar(select(runs.c.id).where(runs.c.id == ref))
+            exact = self.conn.scalar(select(runs.c.id).where(runs.c.id == ref))
             if exact is None:
                 raise NotFoundError(f"No run {ref!r}. List runs with `assay runs list`.", run=ref)
             return str(exact)
-        found = list(self.c.scalars(select(runs.c.id).where(runs.c.id.like(f"{ref}%")).limit(2)))
+        found = list(self.conn.scalars(select(runs.c.id).where(runs.c.id.like(f"{ref}%")).limit(2)))
         if not found:
             raise NotFoundError(f"No run {ref!r}. List runs with `assay runs list`.", run=ref)
         if len(found) > 1:
@@ -283,13 +285,13 @@ class RunRepository:
         Raises:
             NotFoundError: no such run.
         """
-        row = self.c.execute(select(runs).where(runs.c.id == run_id)).first()
+        row = self.conn.execute(select(runs).where(runs.c.id == run_id)).first()
         if row is None:
             raise NotFoundError(f"No run {run_id!r}. List runs with `assay runs list`.")
         return row
 
     def load(self, run_id: str) -> Run:
-        row = self.c.execute(
+        row = self.conn.execute(
             select(runs, experiments.c.name.label("experiment_name"))
             .join(experiments, experiments.c.id == runs.c.experiment_id)
             .where(runs.c.id == run_id)
@@ -300,7 +302,7 @@ class RunRepository:
         metrics = self.metrics_of([run_id]).get(run_id, {})
         steps = tuple(
             StepRun(s.position, s.name, s.status, s.cached, s.seconds, s.output, s.output_format)
-            for s in self.c.execute(
+            for s in self.conn.execute(
                 select(run_steps).where(run_steps.c.run_id == run_id).order_by(run_steps.c.position)
             )
         )
@@ -310,13 +312,13 @@ class RunRepository:
         # Fifty params a run, a hundred runs a page: through the driver, decoding the
         # JSON here, is three times faster than SQLAlchemy's per-row result processing.
         out: dict[str, dict[str, Any]] = {}
-        mark = "%s" if self.c.dialect.paramstyle in ("format", "pyformat") else "?"
+        mark = "%s" if self.conn.dialect.paramstyle in ("format", "pyformat") else "?"
         # SQLite hands back JSON text (or, where the column's numeric affinity kicked
         # in, a number); psycopg has already decoded it.
-        raw = self.c.dialect.name == "sqlite"
+        raw = self.conn.dialect.name == "sqlite"
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
-            rows = self.c.exec_driver_sql(
+            rows = self.conn.exec_driver_sql(
                 f"SELECT run_id, key, value FROM run_params WHERE run_id IN "
                 f"({', '.join([mark] * len(chunk))})",
                 tuple(chunk),
@@ -331,7 +333,7 @@ class RunRepository:
     def metrics_of(self, ids: list[str]) -> dict[str, dict[str, float | None]]:
         out: dict[str, dict[str, float | None]] = {}
         for i in range(0, len(ids), 500):
-            for run_id, key, value in self.c.execute(
+            for run_id, key, value in self.conn.execute(
                 select(run_metrics.c.run_id, run_metrics.c.key, run_metrics.c.value).where(
                     run_metrics.c.run_id.in_(ids[i : i + 500])
                 )
@@ -356,13 +358,13 @@ class RunRepository:
             query = query.limit(limit)
         if offset:
             query = query.offset(offset)
-        rows = list(self.c.execute(query))
+        rows = list(self.conn.execute(query))
         ids = [r.id for r in rows]
         params, metrics = self.params_of(ids), self.metrics_of(ids)
         return [to_run(r, params.get(r.id, {}), metrics.get(r.id, {}), ()) for r in rows]
 
     def succeeded_with_inputs(self, inputs_key: str) -> str | None:
-        found: str | None = self.c.scalar(
+        found: str | None = self.conn.scalar(
             select(runs.c.id)
             .where(runs.c.inputs_key == inputs_key, runs.c.status == "succeeded")
             .order_by(runs.c.created_at.desc())
@@ -399,7 +401,7 @@ class RunRepository:
                 and_(others, silent),
                 and_(runs.c.host == remote[0], silent_since(now - remote[1])),
             )
-        stale = self.c.execute(
+        stale = self.conn.execute(
             select(runs.c.id, runs.c.host, runs.c.pid, runs.c.pid_started).where(
                 runs.c.status == "running", silent
             )
@@ -415,7 +417,7 @@ class RunRepository:
     def orphaned_queued(self, host: str) -> list[tuple[str, int]]:
         """Queued runs of this host whose command (the process that queued them) is gone:
         (run id, that command's pid). Queued runs of other hosts cannot be checked here."""
-        queued = self.c.execute(
+        queued = self.conn.execute(
             select(runs.c.id, runs.c.pid, runs.c.pid_started).where(
                 runs.c.status == "queued", runs.c.host == host, runs.c.pid.is_not(None)
             )
@@ -423,17 +425,17 @@ class RunRepository:
         return [(run_id, pid) for run_id, pid, started in queued if not alive(pid, started)]
 
     def status(self, run_id: str) -> str:
-        return str(self.c.scalar(select(runs.c.status).where(runs.c.id == run_id)))
+        return str(self.conn.scalar(select(runs.c.status).where(runs.c.id == run_id)))
 
     def status_and_start(self, run_id: str) -> tuple[str, datetime | None]:
-        row = self.c.execute(
+        row = self.conn.execute(
             select(runs.c.status, runs.c.started_at).where(runs.c.id == run_id)
         ).one()
         return str(row[0]), row[1]
 
     def mark_dead(self, run_ids: list[str]) -> None:
         for run_id in run_ids:
-            self.c.execute(
+            self.conn.execute(
                 update(runs)
                 .where(runs.c.id == run_id, runs.c.status == "running")
                 .values(
@@ -446,7 +448,7 @@ class RunRepository:
 
     def mark_orphaned(self, orphans: list[tuple[str, int]], host: str) -> None:
         for run_id, pid in orphans:
-            self.c.execute(
+            self.conn.execute(
                 update(runs)
                 .where(runs.c.id == run_id, runs.c.status == "queued")
                 .values(
@@ -460,19 +462,19 @@ class RunRepository:
     # ---- steps, metrics, artifacts, cache ------------------------------------------------
 
     def set_step(self, run_id: str, position: int, **values: Any) -> None:
-        exists = self.c.scalar(
+        exists = self.conn.scalar(
             select(func.count()).where(
                 run_steps.c.run_id == run_id, run_steps.c.position == position
             )
         )
         if exists:
-            self.c.execute(
+            self.conn.execute(
                 update(run_steps)
                 .where(run_steps.c.run_id == run_id, run_steps.c.position == position)
                 .values(**values)
             )
         else:
-            self.c.execute(insert(run_steps).values(run_id=run_id, position=position, **values))
+            self.conn.execute(insert(run_steps).values(run_id=run_id, position=position, **values))
 
     def add_points(
         self, run_id: str, points: list[tuple[str, float | None, int | None, float]]
@@ -482,8 +484,8 @@ class RunRepository:
             return
         # Straight to the driver's executemany: building a dict per point and letting
         # SQLAlchemy process each row cost three times the insert itself.
-        mark = "%s" if self.c.dialect.paramstyle in ("format", "pyformat") else "?"
-        self.c.exec_driver_sql(
+        mark = "%s" if self.conn.dialect.paramstyle in ("format", "pyformat") else "?"
+        self.conn.exec_driver_sql(
             "INSERT INTO metric_points (run_id, key, value, step, ts) "
             f"VALUES ({', '.join([mark] * 5)})",
             [(run_id, k, v, st, t) for k, v, st, t in points],
@@ -495,7 +497,7 @@ class RunRepository:
                 latest[k] = (v, s, t)
         # One upsert for every key (SQLite and PostgreSQL share the syntax): a key's
         # final value moves only to a step at least as late as the one it holds.
-        self.c.exec_driver_sql(
+        self.conn.exec_driver_sql(
             "INSERT INTO run_metrics (run_id, key, value, step) "
             f"VALUES ({', '.join([mark] * 4)}) "
             "ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value, step = excluded.step "
@@ -505,7 +507,7 @@ class RunRepository:
 
     def beat_if_running(self, run_id: str, at: datetime) -> bool:
         """Record a sign of life if the run is running; False if it is not (or absent)."""
-        done = self.c.execute(_BEAT, {"b_id": run_id, "b_at": at})
+        done = self.conn.execute(_BEAT, {"b_id": run_id, "b_at": at})
         return bool(done.rowcount)
 
     def series(
@@ -516,14 +518,18 @@ class RunRepository:
         ).where(metric_points.c.run_id == run_id)
         if key is not None:
             query = query.where(metric_points.c.key == key)
-        return [(k, v, st, t) for k, v, st, t in self.c.execute(query.order_by(metric_points.c.id))]
+        return [
+            (k, v, st, t) for k, v, st, t in self.conn.execute(query.order_by(metric_points.c.id))
+        ]
 
     def descendants(self, ids: list[str]) -> list[str]:
         """The runs made inside `ids`, and inside those, and so on."""
         found: list[str] = []
         frontier = list(ids)
         while frontier:
-            children = list(self.c.scalars(select(runs.c.id).where(runs.c.parent_id.in_(frontier))))
+            children = list(
+                self.conn.scalars(select(runs.c.id).where(runs.c.parent_id.in_(frontier)))
+            )
             children = [c for c in children if c not in found and c not in ids]
             found.extend(children)
             frontier = children
@@ -534,33 +540,33 @@ class RunRepository:
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             for table in (run_params, metric_points, run_metrics, run_steps, run_artifacts):
-                self.c.execute(delete(table).where(table.c.run_id.in_(chunk)))
-            self.c.execute(delete(runs).where(runs.c.id.in_(chunk)))
+                self.conn.execute(delete(table).where(table.c.run_id.in_(chunk)))
+            self.conn.execute(delete(runs).where(runs.c.id.in_(chunk)))
 
     def using_data(self, dataset: str, number: int) -> list[str]:
         data = and_(runs.c.dataset == dataset, runs.c.data_version == number)
         params = and_(runs.c.params_dataset == dataset, runs.c.params_version == number)
-        return list(self.c.scalars(select(runs.c.id).where(or_(data, params))))
+        return list(self.conn.scalars(select(runs.c.id).where(or_(data, params))))
 
     def set_archived(self, ids: list[str], when: datetime | None) -> None:
-        self.c.execute(update(runs).where(runs.c.id.in_(ids)).values(archived_at=when))
+        self.conn.execute(update(runs).where(runs.c.id.in_(ids)).values(archived_at=when))
 
     def set_experiment_archived(self, experiment_id: int, when: datetime | None) -> None:
-        self.c.execute(
+        self.conn.execute(
             update(experiments).where(experiments.c.id == experiment_id).values(archived_at=when)
         )
 
     def referenced_objects(self) -> Iterator[str]:
         """Every object hash the runs' rows name (not the code versions' contents)."""
         for column in (runs.c.logs, runs.c.model):
-            yield from self.c.scalars(select(column).where(column.is_not(None)).distinct())
-        yield from self.c.scalars(
+            yield from self.conn.scalars(select(column).where(column.is_not(None)).distinct())
+        yield from self.conn.scalars(
             select(run_steps.c.output).where(run_steps.c.output.is_not(None)).distinct()
         )
-        yield from self.c.scalars(select(run_artifacts.c.hash).distinct())
-        yield from self.c.scalars(select(step_cache.c.output).distinct())
+        yield from self.conn.scalars(select(run_artifacts.c.hash).distinct())
+        yield from self.conn.scalars(select(step_cache.c.output).distinct())
         environments = select(runs.c.environment).where(runs.c.environment.is_not(None))
-        for env in self.c.scalars(environments):
+        for env in self.conn.scalars(environments):
             found = (env if isinstance(env, dict) else json.loads(env)).get("packages_object")
             if found:
                 yield str(found)
@@ -568,7 +574,7 @@ class RunRepository:
     def code_versions(self) -> list[str]:
         """The code versions tracked runs captured (a pipeline run's is its snapshot)."""
         return list(
-            self.c.scalars(
+            self.conn.scalars(
                 select(runs.c.code)
                 .where(runs.c.code.is_not(None), runs.c.pipeline.is_(None))
                 .distinct()
@@ -576,14 +582,14 @@ class RunRepository:
         )
 
     def add_artifact(self, run_id: str, path: str, digest: str, size: int) -> None:
-        self.c.execute(
+        self.conn.execute(
             insert(run_artifacts).values(run_id=run_id, path=path, hash=digest, size=size)
         )
 
     def artifacts(self, run_id: str) -> list[tuple[str, str, int]]:
         return [
             (p, h, n)
-            for p, h, n in self.c.execute(
+            for p, h, n in self.conn.execute(
                 select(run_artifacts.c.path, run_artifacts.c.hash, run_artifacts.c.size).where(
                     run_artifacts.c.run_id == run_id
                 )
@@ -592,10 +598,10 @@ class RunRepository:
 
     def keys(self, limit: int = 500) -> tuple[list[str], list[str]]:
         """The param names and metric names runs have, sorted (for column choosers)."""
-        params = self.c.scalars(
+        params = self.conn.scalars(
             select(run_params.c.key).distinct().order_by(run_params.c.key).limit(limit)
         )
-        metrics = self.c.scalars(
+        metrics = self.conn.scalars(
             select(run_metrics.c.key).distinct().order_by(run_metrics.c.key).limit(limit)
         )
         return list(params), list(metrics)
@@ -603,7 +609,7 @@ class RunRepository:
     def cached_key_sets(self, key: str) -> list[str]:
         """The distinct sets of param names (JSON) that cached outputs of `key` read."""
         return list(
-            self.c.scalars(
+            self.conn.scalars(
                 select(step_cache.c.params_keys)
                 .where(step_cache.c.key == key, step_cache.c.params_keys.is_not(None))
                 .distinct()
@@ -611,7 +617,7 @@ class RunRepository:
         )
 
     def cached_output(self, key: str, params_digest: str) -> Any:
-        return self.c.execute(
+        return self.conn.execute(
             select(step_cache.c.output, step_cache.c.output_format, step_cache.c.logged)
             .where(step_cache.c.key == key, step_cache.c.params_digest == params_digest)
             .order_by(step_cache.c.id.desc())
@@ -621,7 +627,7 @@ class RunRepository:
     def legacy_cached_outputs(self, key: str) -> list[Any]:
         """Rows written before `params_keys` existed (checked one by one)."""
         return list(
-            self.c.execute(
+            self.conn.execute(
                 select(step_cache)
                 .where(step_cache.c.key == key, step_cache.c.params_keys.is_(None))
                 .order_by(step_cache.c.id.desc())
@@ -629,7 +635,7 @@ class RunRepository:
         )
 
     def add_cached(self, **values: Any) -> None:
-        self.c.execute(insert(step_cache).values(created_at=utcnow(), **values))
+        self.conn.execute(insert(step_cache).values(created_at=utcnow(), **values))
 
 
 def to_run(

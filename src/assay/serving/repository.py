@@ -49,22 +49,22 @@ class ServiceRepository:
     """Row access within one transaction."""
 
     def __init__(self, conn: Connection) -> None:
-        self.c = conn
+        self.conn = conn
 
     def row(self, name: str) -> Row[Any] | None:
-        return self.c.execute(select(services).where(services.c.name == name)).first()
+        return self.conn.execute(select(services).where(services.c.name == name)).first()
 
     def rows(self) -> list[Row[Any]]:
-        return list(self.c.execute(select(services).order_by(services.c.name)))
+        return list(self.conn.execute(select(services).order_by(services.c.name)))
 
     def upsert(self, name: str, **values: Any) -> None:
         now = utcnow()
         if self.row(name) is None:
-            self.c.execute(
+            self.conn.execute(
                 insert(services).values(name=name, created_at=now, updated_at=now, **values)
             )
         else:
-            self.c.execute(
+            self.conn.execute(
                 update(services).where(services.c.name == name).values(updated_at=now, **values)
             )
 

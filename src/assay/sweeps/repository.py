@@ -77,42 +77,42 @@ sweep_trials = Table(
 
 class SweepRepository:
     def __init__(self, conn: Connection) -> None:
-        self.c = conn
+        self.conn = conn
 
     def insert(self, values: dict[str, Any]) -> int:
         now = utcnow()
-        result = self.c.execute(
+        result = self.conn.execute(
             insert(sweeps).values(**values, created_at=now, updated_at=now).returning(sweeps.c.id)
         )
         return int(result.scalar_one())
 
     def update(self, sweep_id: int, **values: Any) -> None:
-        self.c.execute(
+        self.conn.execute(
             update(sweeps).where(sweeps.c.id == sweep_id).values(**values, updated_at=utcnow())
         )
 
     def exists(self, name: str) -> bool:
-        return self.c.scalar(select(sweeps.c.id).where(sweeps.c.name == name)) is not None
+        return self.conn.scalar(select(sweeps.c.id).where(sweeps.c.name == name)) is not None
 
     def names(self) -> list[str]:
-        return list(self.c.scalars(select(sweeps.c.name)))
+        return list(self.conn.scalars(select(sweeps.c.name)))
 
     def load(self, name: str, *, with_trials: bool = True) -> Sweep:
-        row = self.c.execute(select(sweeps).where(sweeps.c.name == name)).first()
+        row = self.conn.execute(select(sweeps).where(sweeps.c.name == name)).first()
         if row is None:
             raise NotFoundError(f"No sweep named {name!r}. List them with `assay sweeps list`.")
         trials = self.trials(row.id) if with_trials else []
         return _to_sweep(row, trials)
 
     def all(self) -> list[Sweep]:
-        rows = self.c.execute(select(sweeps).order_by(sweeps.c.created_at.desc())).all()
+        rows = self.conn.execute(select(sweeps).order_by(sweeps.c.created_at.desc())).all()
         counts: dict[int, list[Trial]] = {}
-        for t in self.c.execute(select(sweep_trials).order_by(sweep_trials.c.number)):
+        for t in self.conn.execute(select(sweep_trials).order_by(sweep_trials.c.number)):
             counts.setdefault(t.sweep_id, []).append(_to_trial(t))
         return [_to_sweep(r, counts.get(r.id, [])) for r in rows]
 
     def trials(self, sweep_id: int) -> list[Trial]:
-        rows = self.c.execute(
+        rows = self.conn.execute(
             select(sweep_trials)
             .where(sweep_trials.c.sweep_id == sweep_id)
             .order_by(sweep_trials.c.number)
@@ -120,10 +120,10 @@ class SweepRepository:
         return [_to_trial(r) for r in rows]
 
     def add_trial(self, sweep_id: int, values: dict[str, Any]) -> None:
-        self.c.execute(insert(sweep_trials).values(sweep_id=sweep_id, **values))
+        self.conn.execute(insert(sweep_trials).values(sweep_id=sweep_id, **values))
 
     def update_trial(self, sweep_id: int, number: int, **values: Any) -> None:
-        self.c.execute(
+        self.conn.execute(
             update(sweep_trials)
             .where(sweep_trials.c.sweep_id == sweep_id, sweep_trials.c.number == number)
             .values(**values)
