@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from assay.abtests.entities import ABReport
-from assay.abtests.router import ABTarget
+from assay.abtests.worker import ABTarget
 from assay.config import Settings
 from assay.errors import ConflictError, InvalidArgumentError, NotFoundError
 from assay.serialize import dump

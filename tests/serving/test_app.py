@@ -699,7 +699,7 @@ def test_the_app_loads_no_control_plane_code() -> None:
     # What a worker imports before its first request (pandas comes later, and only for
     # a model that takes DataFrames).
     code = (
-        "import sys, assay.serving.app, assay.serving.process, assay.registry.bundle\n"
+        "import sys, assay.serving.app, assay.serving.worker, assay.registry.bundle\n"
         "heavy = ('sqlalchemy', 'typer', 'rich', 'fastapi', 'pandas', 'alembic', "
         "'assay.workspace', 'assay.runs', 'assay.data', 'assay.pipelines', 'assay.store.db')\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy or "

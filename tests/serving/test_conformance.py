@@ -16,7 +16,7 @@ import httpx
 import numpy as np
 import pytest
 
-from .test_process import Service
+from .test_worker import Service
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from assay.abtests.router import ABWorker
-from assay.serving.process import main
+from assay.abtests.worker import ABWorker
+from assay.serving.worker import main
 
 USAGE = (
     "usage: python -m assay.abtests TEST_DIR\n\n"

@@ -1,6 +1,6 @@
 """The A/B test's HTTP face: predict, feedback, report, health and metrics routes.
 
-The worker (`router.py`) holds what is served; these routes read it once per request.
+The worker (`worker.py`) holds what is served; these routes read it once per request.
 The model's own answer is extended in place (variant, request id, provenance), and
 every answer and feedback is appended to the test's event log before the response
 goes out.
@@ -33,11 +33,11 @@ from assay.serving.app import JsonBody, error_kind
 from assay.serving.bodies import binary_headers, error_body, read_body, read_infer_body
 from assay.serving.metrics import CONTENT_TYPE, monitor_gauges
 from assay.serving.predlog import feedback_fields
-from assay.serving.process import log
 from assay.serving.served import Answer, dumps, first_output
+from assay.serving.worker import log
 
 if TYPE_CHECKING:
-    from assay.abtests.router import ABServed, ABWorker
+    from assay.abtests.worker import ABServed, ABWorker
 
 PREDICT_THREADS = 4
 SHADOW_BACKLOG = 64  # copies waiting for a shadow beyond this are dropped, not queued

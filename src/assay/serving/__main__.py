@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from assay.serving.process import main
+from assay.serving.worker import main
 
 # Spawned worker processes import this module under another name: only the real
 # entry point serves.

@@ -1,7 +1,7 @@
 """The A/B test's router: one process serves every variant and routes among them in-process.
 
 `python -m assay.abtests TEST_DIR` runs it, with the same folder layout, workers,
-drain and metrics as an inference service (`assay.serving.process`), so there is no
+drain and metrics as an inference service (`assay.serving.worker`), so there is no
 extra network hop between the router and the models:
 
     POST /abtests/{name}/predict    a KServe V1 or V2 body -> the variant's answer, plus
@@ -39,8 +39,8 @@ from assay.errors import (
     InvalidArgumentError,
 )
 from assay.serving.metrics import Metrics
-from assay.serving.process import ServiceConfig, Worker, log
 from assay.serving.served import ServedModel
+from assay.serving.worker import ServiceConfig, Worker, log
 
 _log = logging.getLogger("assay.abtests")
 
