@@ -332,7 +332,8 @@ def test_a_profile_stored_before_formats_were_numbered_is_of_format_1() -> None:
     stored = dump(PROFILE)
     del stored["format"]
     old = load(TableProfile, stored)
-    assert old.format == 1 and old.columns == PROFILE.columns
+    assert old.format == 1
+    assert old.columns == PROFILE.columns
 
 
 def test_a_lineage_of_any_stored_age_loads() -> None:

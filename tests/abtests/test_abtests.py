@@ -109,7 +109,8 @@ def test_every_prediction_says_which_model_made_it_and_where_it_came_from(
     lab: Workspace,
 ) -> None:
     test = lab.abtests.create("iris-ab", ["A=iris@1", "B=iris@2"], "round-robin")
-    assert test.state == "running" and test.strategy == "round-robin"
+    assert test.state == "running"
+    assert test.strategy == "round-robin"
     answers = []
     with httpx.Client(timeout=10) as client:
         for body in (
@@ -121,8 +122,10 @@ def test_every_prediction_says_which_model_made_it_and_where_it_came_from(
             answers.append(r)
     v1, v2 = (a.json() for a in answers)
     assert (v1["variant"], v1["model"], v1["version"]) == ("A", "iris", 1)
-    assert v1["predictions"] == [0] and len(v1["request_id"]) == 32
-    assert v1["provenance"]["model"] == "iris" and v1["provenance"]["version"] == 1
+    assert v1["predictions"] == [0]
+    assert len(v1["request_id"]) == 32
+    assert v1["provenance"]["model"] == "iris"
+    assert v1["provenance"]["version"] == 1
     assert (v2["variant"], v2["model_version"]) == ("B", "2")  # the V2 shape, answered by B
     assert answers[0].headers["X-Assay-Variant"] == "A"
     assert answers[0].headers["X-Assay-Request-Id"] == v1["request_id"]
@@ -171,7 +174,8 @@ def test_the_router_takes_v1_inputs_and_binary_tensors_and_checks_datatypes(
         assert struct.unpack("<q", binary.content[length:]) == (0,)  # ... the data after it
         # The answer was logged with its predictions: feedback by label finds them.
         f = client.post(f"{test.url}/feedback", json={"request_id": doc["request_id"], "label": 0})
-        assert f.status_code == 200 and f.json()["reward"] == 1.0
+        assert f.status_code == 200
+        assert f.json()["reward"] == 1.0
 
         wrong = client.post(
             f"{test.url}/predict",
@@ -206,9 +210,11 @@ def test_feedback_joins_by_request_id_and_the_report_finds_the_better_model(
         again = client.post(
             f"{test.url}/feedback", json={"request_id": r["request_id"], "reward": 0}
         )
-        assert first.json()["duplicate"] is False and again.json()["duplicate"] is True
+        assert first.json()["duplicate"] is False
+        assert again.json()["duplicate"] is True
         unknown = client.post(f"{test.url}/feedback", json={"request_id": "nope", "reward": 1})
-        assert unknown.status_code == 404 and "nope" in unknown.json()["error"]["message"]
+        assert unknown.status_code == 404
+        assert "nope" in unknown.json()["error"]["message"]
         for bad, field in (
             ({"request_id": r["request_id"], "reward": "high"}, "reward"),
             ({"request_id": r["request_id"], "reward": True}, "reward"),
@@ -228,13 +234,17 @@ def test_feedback_joins_by_request_id_and_the_report_finds_the_better_model(
     assert num(variants["B"]["mean"]) > 0.9 > 0.75 > num(variants["A"]["mean"])
     low, high = variants["A"]["ci"]
     assert num(low) < num(variants["A"]["mean"]) < num(high)
-    assert report["verdict"]["decided"] and report["verdict"]["winner"] == "B"
+    assert report["verdict"]["decided"]
+    assert report["verdict"]["winner"] == "B"
     assert num(report["p_best"]["B"]) > 0.99
-    assert report["srm"] is not None and not report["srm"]["mismatch"]
+    assert report["srm"] is not None
+    assert not report["srm"]["mismatch"]
     [comparison] = report["comparisons"]
-    assert comparison["test"] == "two-proportion z" and num(comparison["p_value"]) < 0.001
+    assert comparison["test"] == "two-proportion z"
+    assert num(comparison["p_value"]) < 0.001
     assert report["series"]["values"]["B"][-1] == pytest.approx(variants["B"]["mean"])
-    assert report["abtest"].name == "iris-ab" and report["auto_concluded"] is False
+    assert report["abtest"].name == "iris-ab"
+    assert report["auto_concluded"] is False
     # Its type describes all of it: the API answers the same document.
     assert as_served(ABReport, report) == dump(report)
 
@@ -263,7 +273,8 @@ def test_sticky_keys_stay_put_across_requests_and_a_restart(lab: Workspace) -> N
     lab.abtests.start("iris-ab")
     assert assignments() == before  # stable when the test restarts
     keyless = httpx.post(f"{test.url}/predict", json={"instances": [ROW]})
-    assert keyless.status_code == 400 and "key" in keyless.json()["error"]["message"]
+    assert keyless.status_code == 400
+    assert "key" in keyless.json()["error"]["message"]
 
 
 def test_shadow_answers_with_the_primary_and_logs_the_copies(
@@ -275,10 +286,12 @@ def test_shadow_answers_with_the_primary_and_logs_the_copies(
     assert seen == Counter({"A": 80})  # the shadow never answers
     report = lab.abtests.report("iris-ab")
     shadow = report["shadows"]["B"]
-    assert shadow["copies"] >= 70 and shadow["errors"] == 0
+    assert shadow["copies"] >= 70
+    assert shadow["errors"] == 0
     assert 0 < num(shadow["agreement"]) < 1  # the two models disagree on some flowers
     assert report["variants"]["B"]["requests"] == 0
-    assert report["srm"] is None and report["comparisons"] == []
+    assert report["srm"] is None
+    assert report["comparisons"] == []
     assert as_served(ABReport, report) == dump(report)
 
 
@@ -306,7 +319,8 @@ def test_pause_resume_weights_and_conclude_move_the_alias(lab: Workspace) -> Non
     assert (done.status, done.winner) == ("concluded", "B")
     # The router goes on answering, all of it with the winner, until it is stopped.
     assert _traffic(test.url, 20, feedback=False) == Counter({"B": 20})
-    assert done.verdict is not None and done.verdict["model"] == "iris@2"
+    assert done.verdict is not None
+    assert done.verdict["model"] == "iris@2"
     assert lab.registry.resolve("iris@champion").version == 2
     with pytest.raises(ConflictError, match="already concluded"):
         lab.abtests.conclude("iris-ab", "A")
@@ -322,7 +336,8 @@ def test_auto_promote_concludes_when_the_sequential_test_decides(lab: Workspace)
     assert _traffic(test.url, 20, feedback=False) == Counter({"B": 20})
     concluded = lab.abtests.get("iris-ab")  # the control plane records it when it looks
     assert (concluded.status, concluded.winner) == ("concluded", "B")
-    assert concluded.verdict is not None and concluded.verdict["alias"] == "champion"
+    assert concluded.verdict is not None
+    assert concluded.verdict["alias"] == "champion"
     assert lab.registry.resolve("iris@champion").version == 2
 
 
@@ -359,7 +374,8 @@ def test_the_control_plane_records_tests_on_both_backends(ws: Workspace, tmp_pat
         target = ABTarget.read(ws.settings.services_dir / "abtests" / "iris-ab" / "target.json")
         assert [v.label for v in target.variants] == ["A", "B"]
         done = ws.abtests.conclude(test.name, "A", promote=False)
-        assert done.status == "concluded" and done.winner == "A"
+        assert done.status == "concluded"
+        assert done.winner == "A"
     finally:
         for t in ws.abtests.tests():
             if t.state != "stopped":
@@ -382,6 +398,8 @@ def test_predicting_through_the_server_with_a_stopped_test_names_it_and_says_sta
         assert answer.status_code == 409, answer.text
         error = answer.json()["error"]
         assert error["type"] == "ConflictError"
-        assert "'iris-ab'" in error["message"] and "abtests start iris-ab" in error["message"]
+        assert "'iris-ab'" in error["message"]
+        assert "abtests start iris-ab" in error["message"]
         assert error["details"] == {"abtest": "iris-ab", "state": "stopped"}
-        assert str(test.port) not in answer.text and "127.0.0.1" not in answer.text
+        assert str(test.port) not in answer.text
+        assert "127.0.0.1" not in answer.text

@@ -29,7 +29,10 @@ from assay.errors import InvalidArgumentError
 
 def test_from_values_detects_binary_outcomes_and_summarises_them() -> None:
     s = Sample.from_values("A", [1, 0, 1, 1])
-    assert s.binary and s.n == 4 and s.mean == 0.75 and s.successes == 3
+    assert s.binary
+    assert s.n == 4
+    assert s.mean == 0.75
+    assert s.successes == 3
     assert s.var == pytest.approx(0.75 * 0.25)
 
 
@@ -118,7 +121,8 @@ def test_welch_of_constant_arms() -> None:
     same = Sample.from_values("A", [2.0, 2.0, 2.0])
     assert welch_ttest(same, same)[::2] == (0.0, 1.0)
     t, _, p = welch_ttest(same, Sample.from_values("B", [3.0, 3.0]))
-    assert t == math.inf and p == 0.0
+    assert t == math.inf
+    assert p == 0.0
 
 
 @pytest.mark.parametrize("binary", [True, False])
@@ -139,7 +143,8 @@ def test_the_interval_excludes_zero_exactly_when_the_test_rejects(binary: bool) 
         excludes = c.diff_ci[0] > 0 or c.diff_ci[1] < 0
         disagreements += excludes != (c.p_value < 0.05)
         near += 0.03 < c.p_value < 0.07
-    assert disagreements == 0 and near > 50  # and cases near the line were tried
+    assert disagreements == 0
+    assert near > 50
 
 
 def test_the_reported_case_is_consistent_now() -> None:
@@ -169,7 +174,8 @@ def test_compare_picks_the_test_and_reports_the_difference() -> None:
 
 def test_even_split_with_even_counts_passes() -> None:
     check = srm([5000, 5000], [0.5, 0.5])
-    assert not check.mismatch and check.p_value == 1.0
+    assert not check.mismatch
+    assert check.p_value == 1.0
     assert check.expected == (5000.0, 5000.0)
 
 
@@ -185,7 +191,8 @@ def test_skewed_counts_flag_a_mismatch_naming_the_variant() -> None:
 def test_configured_weights_are_honoured() -> None:
     assert not srm([7040, 2960], [70, 30]).mismatch
     check = srm([5000, 5000], [70, 30], labels=["A", "B"])
-    assert check.mismatch and "B is over-served" in check.message
+    assert check.mismatch
+    assert "B is over-served" in check.message
     want = sps.chisquare([690, 290, 20], f_exp=[700, 280, 20])
     got = srm([690, 290, 20], [0.7, 0.28, 0.02])
     assert (got.chi2, got.p_value) == pytest.approx((want.statistic, want.pvalue), rel=1e-8)
@@ -194,7 +201,8 @@ def test_configured_weights_are_honoured() -> None:
 def test_zero_weight_is_fine_until_it_gets_traffic() -> None:
     assert not srm([700, 300, 0], [7, 3, 0]).mismatch
     check = srm([700, 300, 2], [7, 3, 0], labels=["A", "B", "C"])
-    assert check.mismatch and check.p_value == 0.0
+    assert check.mismatch
+    assert check.p_value == 0.0
     assert "C got 2 assignments but is configured for none" in check.message
 
 
@@ -377,7 +385,9 @@ def test_peeking_at_numeric_rewards_keeps_false_positives_under_alpha() -> None:
 
 def test_verdict_declares_a_clear_winner() -> None:
     v = verdict([Sample.from_counts("A", 500, 1000), Sample.from_counts("B", 600, 1000)])
-    assert v.decided and v.winner == "B" and v.more_samples_needed is None
+    assert v.decided
+    assert v.winner == "B"
+    assert v.more_samples_needed is None
     assert v.message.startswith("B beats A: accuracy 0.600 vs 0.500 (+0.100, 95% CI +0.057")
     assert "always-valid p < 0.001" in v.message
     assert [c.label for c in v.comparisons] == ["B"]
@@ -387,8 +397,10 @@ def test_verdict_declares_a_clear_winner() -> None:
 def test_verdict_without_enough_evidence_estimates_the_samples_still_needed() -> None:
     samples = [Sample.from_counts("A", 500, 1000), Sample.from_counts("B", 520, 1000)]
     v = verdict(samples)
-    assert not v.decided and v.winner is None
-    assert v.more_samples_needed is not None and v.more_samples_needed > 0
+    assert not v.decided
+    assert v.winner is None
+    assert v.more_samples_needed is not None
+    assert v.more_samples_needed > 0
     assert v.message.startswith("Not enough evidence yet: about ")
     assert "more samples per variant needed to detect the observed difference of +2.0%" in (
         v.message
@@ -406,7 +418,8 @@ def test_verdict_for_three_variants_corrects_for_multiple_comparisons() -> None:
     c = Sample.from_counts("C", 570, 1000)  # always-valid p ~ 0.040 against A
     assert verdict([a, b]).winner == "B"
     v = verdict([a, b, c])
-    assert not v.decided and len(v.comparisons) == 2
+    assert not v.decided
+    assert len(v.comparisons) == 2
     assert "B vs A" in v.message
 
     strong = verdict([a, Sample.from_counts("B", 600, 1000), c])
@@ -427,7 +440,9 @@ def test_verdict_with_fixed_horizon_uses_the_fixed_test() -> None:
     samples = [Sample.from_counts("A", 874, 1000), Sample.from_counts("B", 912, 1000)]
     assert not verdict(samples).decided
     v = verdict(samples, sequential=False)
-    assert v.winner == "B" and "p = 0.006" in v.message and "always-valid" not in v.message
+    assert v.winner == "B"
+    assert "p = 0.006" in v.message
+    assert "always-valid" not in v.message
 
 
 def test_verdict_on_rewards_says_mean_reward() -> None:
@@ -435,22 +450,23 @@ def test_verdict_on_rewards_says_mean_reward() -> None:
     a = Sample.from_values("A", rng.normal(1.0, 1.0, 2000).tolist())
     b = Sample.from_values("B", rng.normal(1.3, 1.0, 2000).tolist())
     v = verdict([a, b])
-    assert v.winner == "B" and "mean reward" in v.message
+    assert v.winner == "B"
+    assert "mean reward" in v.message
     assert v.comparisons[0].test == "Welch t"
 
 
 def test_verdict_says_when_no_difference_matters() -> None:
     samples = [Sample.from_counts("A", 5000, 10000), Sample.from_counts("B", 5010, 10000)]
     v = verdict(samples, mde=0.03)
-    assert not v.decided and v.more_samples_needed is None
+    assert not v.decided
+    assert v.more_samples_needed is None
     assert v.message.startswith("No difference large enough to matter: B - A = +0.001")
 
 
 def test_verdict_needs_data_in_every_variant() -> None:
     v = verdict([Sample.from_counts("A", 1, 1), Sample.from_counts("B", 30, 50)])
-    assert not v.decided and (
-        v.message == "Not enough data yet: every variant needs at least 2 outcomes; A has 1."
-    )
+    assert not v.decided
+    assert v.message == "Not enough data yet: every variant needs at least 2 outcomes; A has 1."
     with pytest.raises(InvalidArgumentError, match="at least one other variant"):
         verdict([Sample.from_counts("A", 1, 2)])
 
@@ -461,4 +477,5 @@ def test_verdict_acts_on_the_running_minimum_of_earlier_looks() -> None:
     history = sequential_p_values([early, (now[0], now[1])])
     assert not verdict(now).decided
     v = verdict(now, always_valid_p=[history[-1]])
-    assert v.winner == "B" and v.comparisons[0].always_valid_p == history[-1] < 0.05
+    assert v.winner == "B"
+    assert v.comparisons[0].always_valid_p == history[-1] < 0.05

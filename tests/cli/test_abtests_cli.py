@@ -36,7 +36,8 @@ def lab(cli: CLI, tmp_path: Path) -> Iterator[CLI]:
 
 def test_plan_create_report_and_conclude(lab: CLI) -> None:
     planned = lab("abtests", "plan", "--baseline", "0.8", "--mde", "0.02")
-    assert planned.exit_code == 0 and "6,039 samples per variant" in planned.output
+    assert planned.exit_code == 0
+    assert "6,039 samples per variant" in planned.output
     made = lab(
         "abtests", "create", "flowers", "--variant", "A=iris@1", "--variant", "B=iris@2",
         "--strategy", "weighted:50,50", "--baseline", "0.7", "--mde", "0.2", "--json",
@@ -64,7 +65,8 @@ def test_plan_create_report_and_conclude(lab: CLI) -> None:
     assert "flowers" in lab("abtests", "list").output
 
     done = lab("abtests", "conclude", "flowers", "--winner", "B")
-    assert done.exit_code == 0 and "iris@champion -> version 2" in done.output
+    assert done.exit_code == 0
+    assert "iris@champion -> version 2" in done.output
     assert "concluded" in lab("abtests", "list").output
 
 
@@ -105,4 +107,5 @@ def test_bad_abtest_commands_are_one_line_errors(lab: CLI) -> None:
         result = lab(*args)
         assert result.exit_code == 1, result.output
         errors = [line for line in result.output.splitlines() if line.startswith("error:")]
-        assert len(errors) == 1 and text in errors[0], result.output
+        assert len(errors) == 1, result.output
+        assert text in errors[0], result.output

@@ -67,7 +67,9 @@ def test_commit_log_show_and_json(inited: CLI, tmp_path: Path) -> None:
     assert "Nothing changed: raw@1" in again.output
 
     log = inited("data", "log", "raw")
-    assert "@1" in log.output and "first cut" in log.output and "tester" in log.output
+    assert "@1" in log.output
+    assert "first cut" in log.output
+    assert "tester" in log.output
     show = json.loads(inited("data", "show", "raw@1", "--json").output)
     assert show["files"][0]["path"] == "a.txt"
     assert show["files"][0]["size"] == 5
@@ -76,7 +78,8 @@ def test_commit_log_show_and_json(inited: CLI, tmp_path: Path) -> None:
     for word in ("first cut", "tester", "a.txt", "5 B", show["files"][0]["hash"][:16]):
         assert word in text
     listing = json.loads(inited("data", "list", "--json").output)
-    assert listing[0]["name"] == "raw" and listing[0]["versions"] == 1
+    assert listing[0]["name"] == "raw"
+    assert listing[0]["versions"] == 1
 
 
 def test_checkout_diff_and_tag(inited: CLI, tmp_path: Path) -> None:
@@ -158,7 +161,8 @@ def test_the_installed_assay_script_runs_a_real_process(tmp_path: Path) -> None:
     assert json.loads(done.stdout)["version"]["ref"] == "raw@1"
     bad = run("data", "show", "raw@3")
     assert bad.returncode == 1
-    assert bad.stderr.strip().startswith("error:") and "Traceback" not in bad.stderr
+    assert bad.stderr.strip().startswith("error:")
+    assert "Traceback" not in bad.stderr
 
 
 PEOPLE = "id,age,city\n1,34,Oslo\n2,51,Rome\n3,28,Oslo\n"
@@ -170,7 +174,8 @@ def test_profile_prints_a_table_with_a_histogram(inited: CLI, tmp_path: Path) ->
     result = inited("data", "profile", "people@1")
     assert result.exit_code == 0, result.output
     assert "3 rows x 3 columns" in result.output
-    assert "integer" in result.output and "Oslo (2)" in result.output
+    assert "integer" in result.output
+    assert "Oslo (2)" in result.output
     assert any(ch in result.output for ch in "▁▂▃▄▅▆▇█")
     doc = json.loads(inited("data", "profile", "people@1", "--json").output)
     assert doc["tables"]["people.csv"]["rows"] == 3
@@ -223,7 +228,8 @@ def test_validate_exits_one_on_failure_and_zero_on_success(inited: CLI, tmp_path
     write(tmp_path / "good.yaml", "row_count: {min: 3, max: 3}\n")
     bad = inited("data", "validate", "people@1", "--checks", "bad.yaml")
     assert bad.exit_code == 1
-    assert "1 of" in bad.output and "'Rome'" in bad.output
+    assert "1 of" in bad.output
+    assert "'Rome'" in bad.output
     good = inited("data", "validate", "people@1", "--checks", "good.yaml")
     assert good.exit_code == 0
     assert "checks passed" in good.output
@@ -257,7 +263,8 @@ def test_a_file_that_is_no_table_commits_and_its_profile_says_why(
     (tmp_path / "d" / "broken.csv").write_bytes(b"\x00\x01garbage\xff\x00\x02")
     write(tmp_path / "d" / "people.csv", PEOPLE)
     committed = inited("data", "commit", "broken", "d")
-    assert committed.exit_code == 0 and "Committed broken@1: 2 file(s)" in committed.output
+    assert committed.exit_code == 0
+    assert "Committed broken@1: 2 file(s)" in committed.output
     profile = inited("data", "profile", "broken@1")
     assert profile.exit_code == 0
     assert (
@@ -280,7 +287,8 @@ def test_profile_shows_what_a_person_would_notice(inited: CLI, tmp_path: Path) -
     assert lines[0] == "survey@1:survey.csv  71 rows x 5 columns  (semicolon-separated)"
     assert lines[1].startswith("  ! Column name 'id' appears 2 times (columns 1, 5)")
     level = next(line for line in lines if line.startswith(" level "))
-    assert "text, 92% numbers" in level and "other: high (6)" in level
+    assert "text, 92% numbers" in level
+    assert "other: high (6)" in level
     note = next(line for line in lines if line.startswith(" note "))
     assert "first line⏎second (71)" in note  # a multi-line cell, shown on one line
     assert "empty" in next(line for line in lines if line.startswith(" comment "))
@@ -338,5 +346,6 @@ def test_data_list_shows_params_datasets_only_with_all(inited: CLI, tmp_path: Pa
     inited("data", "commit", "params/train", "params.json")
     assert [d["name"] for d in json.loads(inited("data", "list", "--json").output)] == ["raw"]
     everything = inited("data", "list", "--all")
-    assert "params/train" in everything.output and "raw" in everything.output
+    assert "params/train" in everything.output
+    assert "raw" in everything.output
     assert "params/train" not in inited("data", "list").output

@@ -52,9 +52,11 @@ def test_demo_runs_the_workflow_end_to_end(tmp_path: Path) -> None:
     made = subprocess.run(
         f"{cd} && {tokens}", shell=True, env=plain, capture_output=True, text=True, check=False
     )
-    assert made.returncode == 0 and "Token me (admin)" in made.stdout, made.stderr
+    assert made.returncode == 0, made.stderr
+    assert "Token me (admin)" in made.stdout, made.stderr
     helped = subprocess.run(
         f"{cd} && {server} --help", shell=True, env=plain, capture_output=True, text=True,
         check=False,
     )  # fmt: skip
-    assert helped.returncode == 0 and "Serve" in helped.stdout, helped.stderr
+    assert helped.returncode == 0, helped.stderr
+    assert "Serve" in helped.stdout, helped.stderr

@@ -69,14 +69,17 @@ def trained(cli: CLI, tmp_path: Path) -> CLI:
 
 def test_list_show_lineage_export_and_bad_refs(trained: CLI, tmp_path: Path) -> None:
     listing = trained("models", "list").output
-    assert "iris" in listing and "@2" in listing
+    assert "iris" in listing
+    assert "@2" in listing
     versions = trained("models", "show", "iris").output
-    assert versions.index("@2") < versions.index("@1") and "test_accuracy" in versions
+    assert versions.index("@2") < versions.index("@1")
+    assert "test_accuracy" in versions
     shown = trained("models", "show", "iris@1").output
     for text in ("sklearn", "scikit-learn", "petal width (cm)", "float64", "classes [0, 1, 2]"):
         assert text in shown, shown
     doc = json.loads(trained("models", "show", "iris@1", "--json").output)
-    assert doc["lineage"]["data"] == "iris@1" and doc["lineage"]["params"] == "params/iris@1"
+    assert doc["lineage"]["data"] == "iris@1"
+    assert doc["lineage"]["params"] == "params/iris@1"
     tree = trained("models", "lineage", "iris@1").output
     for text in ("run iris-1", "data      iris@1", "pipeline  iris@1", "params/iris@1", "C=1.0"):
         assert text in tree, tree
@@ -88,7 +91,8 @@ def test_list_show_lineage_export_and_bad_refs(trained: CLI, tmp_path: Path) -> 
     for name in ("MLmodel", "assay.json", "requirements.txt", "input_example.json"):
         assert (tmp_path / "exported" / name).is_file()
     again = trained("models", "export", "iris@2", "exported")
-    assert again.exit_code == 1 and "not empty" in again.output
+    assert again.exit_code == 1
+    assert "not empty" in again.output
 
     for args, text in (
         (("models", "show", "iris@9"), "no version 9"),
@@ -98,7 +102,8 @@ def test_list_show_lineage_export_and_bad_refs(trained: CLI, tmp_path: Path) -> 
     ):
         result = trained(*args)
         assert result.exit_code == 1, result.output
-        assert text in result.output and len(result.output.strip().splitlines()) == 1
+        assert text in result.output
+        assert len(result.output.strip().splitlines()) == 1
 
 
 def test_aliases_move_and_files_register(trained: CLI, tmp_path: Path) -> None:
@@ -112,14 +117,18 @@ def test_aliases_move_and_files_register(trained: CLI, tmp_path: Path) -> None:
     gone = trained("models", "alias", "iris", "champion", "--delete")
     assert gone.exit_code == 0
     missing = trained("models", "show", "iris@champion")
-    assert missing.exit_code == 1 and "no alias 'champion'" in missing.output
+    assert missing.exit_code == 1
+    assert "no alias 'champion'" in missing.output
 
     X, y = load_iris(return_X_y=True, as_frame=True)
     (tmp_path / "tree.pkl").write_bytes(pickle.dumps(DecisionTreeClassifier().fit(X, y)))
     refused = trained("models", "register", "tree.pkl", "--name", "tree")
-    assert refused.exit_code == 1 and "--trust" in refused.output
+    assert refused.exit_code == 1
+    assert "--trust" in refused.output
     assert len(refused.output.strip().splitlines()) == 1
     ok = trained("models", "register", "tree.pkl", "--name", "tree", "--trust")
-    assert ok.exit_code == 0 and "Registered tree@1 (sklearn)" in ok.output
+    assert ok.exit_code == 0
+    assert "Registered tree@1 (sklearn)" in ok.output
     bad = trained("models", "register", "params.json", "--name", "tree")
-    assert bad.exit_code == 1 and "params.json" in bad.output
+    assert bad.exit_code == 1
+    assert "params.json" in bad.output

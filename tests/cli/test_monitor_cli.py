@@ -33,5 +33,6 @@ def test_monitor_commands_and_their_errors(cli: CLI, tmp_path: Path) -> None:
     ):
         done = cli(*args)
         assert done.exit_code == 1, (args, done.output)
-        assert done.output.startswith("error: ") and text in done.output, done.output
+        assert done.output.startswith("error: "), done.output
+        assert text in done.output, done.output
         assert "Traceback" not in done.output

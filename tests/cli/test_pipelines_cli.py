@@ -73,7 +73,8 @@ def test_register_then_register_unchanged(inited: CLI) -> None:
 
 def test_register_json_and_a_new_version_after_an_edit(inited: CLI, tmp_path: Path) -> None:
     doc = json.loads(inited("pipelines", "register", "proj", "--json").output)
-    assert doc["created"] is True and doc["files"] == 3
+    assert doc["created"] is True
+    assert doc["files"] == 3
     assert doc["version"]["ref"] == "cancer@1"
     assert [s["name"] for s in doc["version"]["steps"]] == [
         "load",
@@ -84,9 +85,11 @@ def test_register_json_and_a_new_version_after_an_edit(inited: CLI, tmp_path: Pa
     ]
     write(tmp_path / "proj" / "pipeline.py", PIPELINE.replace("float(x)", "abs(float(x))"))
     second = json.loads(inited("pipelines", "register", "proj", "--json").output)
-    assert second["created"] is True and second["version"]["ref"] == "cancer@2"
+    assert second["created"] is True
+    assert second["version"]["ref"] == "cancer@2"
     same = json.loads(inited("pipelines", "register", "proj", "--json").output)
-    assert same["created"] is False and same["version"]["number"] == 2
+    assert same["created"] is False
+    assert same["version"]["number"] == 2
 
 
 def test_register_under_another_name(inited: CLI) -> None:
@@ -101,14 +104,18 @@ def test_list_and_log(inited: CLI, tmp_path: Path) -> None:
     inited("pipelines", "register", "proj", "-m", "tweak")
     listing = inited("pipelines", "list")
     assert listing.exit_code == 0
-    assert "cancer" in listing.output and "@2" in listing.output
+    assert "cancer" in listing.output
+    assert "@2" in listing.output
     doc = json.loads(inited("pipelines", "list", "--json").output)
     assert [(p["name"], p["versions"], p["latest"]) for p in doc] == [("cancer", 2, 2)]
     log = inited("pipelines", "log", "cancer")
     assert log.exit_code == 0
     lines = log.output.splitlines()
-    assert "@2" in lines[1] and "tweak" in lines[1] and "tester" in lines[1]
-    assert "@1" in lines[2] and "first cut" in lines[2]
+    assert "@2" in lines[1]
+    assert "tweak" in lines[1]
+    assert "tester" in lines[1]
+    assert "@1" in lines[2]
+    assert "first cut" in lines[2]
     versions = json.loads(inited("pipelines", "log", "cancer", "--json").output)
     assert [v["number"] for v in versions] == [2, 1]
 
@@ -128,7 +135,8 @@ def test_show_prints_header_steps_and_source(inited: CLI) -> None:
         if len(words := line.split()) >= 4 and words[0].isdigit() and words[1] in names
     }
     assert [line.split()[0] for line in step_lines.values()] == ["1", "2", "3", "4", "5"]
-    assert "clean, params" in step_lines["train"] and "model" in step_lines["train"]
+    assert "clean, params" in step_lines["train"]
+    assert "model" in step_lines["train"]
     assert "metrics" in step_lines["evaluate"]
     assert hashes["clean"][:12] in step_lines["clean"]
     assert "def train(clean, params):" in out

@@ -45,7 +45,8 @@ def test_run_from_a_path_registers_then_runs(project: CLI) -> None:
     result = project("run", "pipeline.py", "--data", "n@1", "--params", "params.json")
     assert result.exit_code == 0, result.output
     assert "pipeline tiny@1, data n@1, params params/tiny@1" in result.output
-    assert "succeeded" in result.output and "score=1.2" in result.output
+    assert "succeeded" in result.output
+    assert "score=1.2" in result.output
     for step in ("load", "train", "evaluate"):
         assert step in result.output
 
@@ -72,7 +73,9 @@ def test_run_json_list_show_logs_compare_leaderboard(project: CLI) -> None:
     assert "training with 2" in project("runs", "logs", first["id"]).output
 
     compare = project("runs", "compare", first["id"][:8], listing[0]["id"][:8]).output
-    assert "params.k" in compare and "metrics.score" in compare and "★" in compare
+    assert "params.k" in compare
+    assert "metrics.score" in compare
+    assert "★" in compare
     board = project("runs", "leaderboard", "-e", "tiny", "-m", "loss").output
     assert board.index(listing[0]["id"][:8]) < board.index(first["id"][:8])  # lower loss first
     assert "tiny" in project("runs", "experiments").output
@@ -90,7 +93,9 @@ def test_rerun_reports_whether_metrics_reproduced(project: CLI) -> None:
 def test_same_inputs_are_refused_unless_forced(project: CLI) -> None:
     project("run", "pipeline.py", "--data", "n@1", "--params", "params.json")
     again = project("run", "tiny", "--data", "n@1", "--params", "params.json")
-    assert again.exit_code == 1 and "already ran" in again.output and "--force" in again.output
+    assert again.exit_code == 1
+    assert "already ran" in again.output
+    assert "--force" in again.output
     forced = project("run", "tiny", "--data", "n@1", "--params", "params.json", "--force")
     assert forced.exit_code == 0
 
@@ -105,12 +110,15 @@ def test_a_failed_run_marks_its_step_and_shows_the_users_own_frames(
     failed = next(i for i, line in enumerate(lines) if "✗" in line)
     step = lines[failed].split()[1]
     assert f"Step {step!r} failed: KeyError: 'nope'" in result.output
-    assert 'File "pipeline.py", line' in result.output and 'params["nope"]' in result.output
-    assert "/site-packages/" not in result.output and "assay/runs/" not in result.output
+    assert 'File "pipeline.py", line' in result.output
+    assert 'params["nope"]' in result.output
+    assert "/site-packages/" not in result.output
+    assert "assay/runs/" not in result.output
     assert "(the whole traceback: `assay runs logs" in result.output
     run_id = result.output.split("Run ", 1)[1].split()[0]
     logs = project("runs", "logs", run_id).output
-    assert "Traceback (most recent call last)" in logs and "engine.py" in logs
+    assert "Traceback (most recent call last)" in logs
+    assert "engine.py" in logs
 
 
 @pytest.mark.parametrize(

@@ -39,7 +39,8 @@ def test_deploy_status_update_logs_stop(models: CLI) -> None:
     assert deployed.exit_code == 0, deployed.output
     url = json.loads(deployed.stdout)["url"]
     r = httpx.post(f"{url}/v1/models/iris:predict", json={"instances": [ROW]})
-    assert r.status_code == 200 and r.json()["version"] == 1
+    assert r.status_code == 200
+    assert r.json()["version"] == 1
 
     status = models("services", "status", "flowers").output
     for text in ("running", "iris@1", url, "requests", "latency p50"):
@@ -47,7 +48,8 @@ def test_deploy_status_update_logs_stop(models: CLI) -> None:
     assert "flowers" in models("services", "list").output
 
     updated = models("services", "update", "flowers", "--model", "iris@2")
-    assert updated.exit_code == 0 and "now serves iris@2" in updated.output
+    assert updated.exit_code == 0
+    assert "now serves iris@2" in updated.output
     assert (
         httpx.post(f"{url}/v1/models/iris:predict", json={"instances": [ROW]}).json()["version"]
         == 2
@@ -55,10 +57,12 @@ def test_deploy_status_update_logs_stop(models: CLI) -> None:
     assert "serving iris@2" in models("services", "logs", "flowers").output
 
     stopped = models("services", "stop", "flowers")
-    assert stopped.exit_code == 0 and "Stopped flowers" in stopped.output
+    assert stopped.exit_code == 0
+    assert "Stopped flowers" in stopped.output
     assert "stopped" in models("services", "list").output
     again = models("services", "start", "flowers")
-    assert again.exit_code == 0 and "Started flowers (iris@2)" in again.output
+    assert again.exit_code == 0
+    assert "Started flowers (iris@2)" in again.output
 
 
 def test_bad_service_commands_are_one_line_errors(models: CLI) -> None:
@@ -84,4 +88,5 @@ def test_bad_service_commands_are_one_line_errors(models: CLI) -> None:
         result = models(*args)
         assert result.exit_code == 1, result.output
         errors = [line for line in result.output.splitlines() if line.startswith("error:")]
-        assert len(errors) == 1 and text in errors[0], result.output
+        assert len(errors) == 1, result.output
+        assert text in errors[0], result.output

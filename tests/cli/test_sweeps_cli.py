@@ -113,7 +113,8 @@ def test_show_ranks_trials_and_plots_are_written(project: CLI, tmp_path: Path) -
     assert result.exit_code == 0, result.output
     shown = project("sweeps", "show", "flat")
     assert shown.exit_code == 0, shown.output
-    assert "parameter importances" in shown.output and "loss by trial" in shown.output
+    assert "parameter importances" in shown.output
+    assert "loss by trial" in shown.output
     doc = json.loads(project("sweeps", "show", "flat", "--json").output)
     assert set(doc["importances"]) == {"x", "w"}
     assert sum(doc["importances"].values()) == pytest.approx(1.0)
@@ -121,7 +122,8 @@ def test_show_ranks_trials_and_plots_are_written(project: CLI, tmp_path: Path) -
         ln.split() for ln in shown.output.splitlines() if ln.split()[:1] and ln.split()[0].isdigit()
     ]
     losses = [float(r[2]) for r in rows if r[1] == "complete"]
-    assert losses == sorted(losses) and len(losses) == 8  # best (lowest loss) first
+    assert losses == sorted(losses)
+    assert len(losses) == 8
     plotted = project("sweeps", "plot", "flat", "--out", "plots", "--json")
     assert plotted.exit_code == 0, plotted.output
     files = [Path(f) for f in json.loads(plotted.output)["files"]]
@@ -131,7 +133,8 @@ def test_show_ranks_trials_and_plots_are_written(project: CLI, tmp_path: Path) -
         if f.suffix == ".png":
             assert f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     page = (tmp_path / "plots" / "flat.html").read_text()
-    assert "data:image/png;base64," in page and "Optimization history" in page
+    assert "data:image/png;base64," in page
+    assert "Optimization history" in page
 
 
 @pytest.mark.one_backend
@@ -187,7 +190,8 @@ def test_two_objectives_give_the_pareto_front(project: CLI, tmp_path: Path) -> N
         return bool(la <= lb and ga >= gb and (la < lb or ga > gb))
 
     front = {t["run_id"] for t in done if not any(beats(o, t) for o in done)}
-    assert set(doc["best_runs"]) == front and front
+    assert set(doc["best_runs"]) == front
+    assert front
 
 
 @pytest.mark.one_backend
@@ -202,7 +206,8 @@ def test_pruning_stops_hopeless_trials(project: CLI, tmp_path: Path) -> None:
     doc = json.loads(project("sweeps", "show", "prune", "--json").output)
     states = [t["state"] for t in doc["trial_list"]]
     assert states.count("pruned") >= 1, states
-    assert doc["status"] == "finished" and len(states) == 10
+    assert doc["status"] == "finished"
+    assert len(states) == 10
     runs = {r["id"]: r for r in json.loads(project("runs", "list", "-e", "prune", "--json").output)}
     done = sorted(t["params"]["x"] for t in doc["trial_list"] if t["state"] == "complete")
     pruned = [t for t in doc["trial_list"] if t["state"] == "pruned"]
@@ -227,7 +232,8 @@ def test_timeout_and_budget_stop_before_the_next_trial_would_overrun(
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     doc = json.loads(result.output)
-    assert doc["status"] == "stopped" and "--timeout 4" in doc["stop_cause"]
+    assert doc["status"] == "stopped"
+    assert "--timeout 4" in doc["stop_cause"]
     assert 1 <= len(doc["trial_list"]) < 40
     assert time.monotonic() - started < 40 * 0.6
     # An hour of wall time costing 3600: a trial costs its seconds.
@@ -238,7 +244,8 @@ def test_timeout_and_budget_stop_before_the_next_trial_would_overrun(
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     doc = json.loads(result.output)
-    assert doc["status"] == "stopped" and "--budget 2.5" in doc["stop_cause"]
+    assert doc["status"] == "stopped"
+    assert "--budget 2.5" in doc["stop_cause"]
     runs = json.loads(project("runs", "list", "-e", "money", "--json").output)
     assert 1 <= len(runs) < 40
     assert sum(r["resources"]["cost"] for r in runs) <= 2.5
@@ -296,19 +303,22 @@ def test_bad_input_is_refused_before_anything_runs(
     result = _sweep(project, *args)
     assert result.exit_code == 1
     assert message in result.output, result.output
-    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert "Traceback" not in result.output
     assert json.loads(project("sweeps", "list", "--json").output) == []
     assert json.loads(project("runs", "list", "--json").output) == []
 
 
 def test_resume_of_an_unknown_or_finished_sweep_says_so(project: CLI) -> None:
     missing = project("sweep", "resume", "ghost")
-    assert missing.exit_code == 1 and "No sweep named 'ghost'" in missing.output
+    assert missing.exit_code == 1
+    assert "No sweep named 'ghost'" in missing.output
     ok = _sweep(project, "--space", "space.yaml", "--trials", "2", "--objective", "loss",
                 "--name", "two")  # fmt: skip
     assert ok.exit_code == 0, ok.output
     again = project("sweeps", "resume", "two")
-    assert again.exit_code == 1 and "has finished all its 2 trials" in again.output
+    assert again.exit_code == 1
+    assert "has finished all its 2 trials" in again.output
 
 
 def test_an_interrupted_sweep_resumes_without_repeating_finished_trials(
@@ -353,7 +363,8 @@ def test_an_interrupted_sweep_resumes_without_repeating_finished_trials(
     assert resumed.exit_code == 0, resumed.output
     after = ws.sweeps.get("long")
     ws.close()
-    assert after.status == "finished" and after.counted() == 6
+    assert after.status == "finished"
+    assert after.counted() == 6
     for number, run_id in done_before.items():  # finished trials kept, not run again
         assert next(t for t in after.trial_list if t.number == number).run_id == run_id
     retried = [t for t in after.trial_list if t.state == "retried"]
@@ -403,7 +414,8 @@ def test_a_sweep_killed_with_9_takes_its_running_trial_down_and_resumes_it(
             assert time.monotonic() < deadline
             time.sleep(0.1)
         killed = ws.runs.get(running.run_id or "")
-        assert killed.status == "killed" and "died" in (killed.error or ""), killed.error
+        assert killed.status == "killed", killed.error
+        assert "died" in (killed.error or ""), killed.error
     finally:
         if driver.poll() is None:
             driver.kill()
@@ -412,6 +424,8 @@ def test_a_sweep_killed_with_9_takes_its_running_trial_down_and_resumes_it(
     after = ws.sweeps.get("orphan")
     ws.close()
     cut = next(t for t in after.trial_list if t.number == running.number)
-    assert cut.state == "retried" and cut.run_id == running.run_id
+    assert cut.state == "retried"
+    assert cut.run_id == running.run_id
     assert any(t.params == cut.params and t.state == "complete" for t in after.trial_list)
-    assert after.status == "finished" and after.counted() == 3
+    assert after.status == "finished"
+    assert after.counted() == 3

@@ -196,10 +196,12 @@ def test_a_remote_sweep_runs_its_trials_on_the_server_and_registers_the_best_mod
     out = swept.stdout
     assert f"Sweep rs: ridge@1 on xy@1, 4 of 4 trials to go, loss:min, sampler random, 2 at a " \
         f"time on local at {site.url}" in out, out  # fmt: skip
-    assert out.count("complete") >= 4 and "finished: 4 complete" in out
+    assert out.count("complete") >= 4
+    assert "finished: 4 complete" in out
     with site.client() as client:
         sweep = client.sweep("rs")
-        assert isinstance(sweep, Sweep) and sweep.status == "finished"
+        assert isinstance(sweep, Sweep)
+        assert sweep.status == "finished"
         trials = sweep.trial_list
         assert [t.state for t in trials] == ["complete"] * 4
         # Every trial is a run on the server, in the sweep's experiment, with its params.
@@ -207,7 +209,8 @@ def test_a_remote_sweep_runs_its_trials_on_the_server_and_registers_the_best_mod
         assert set(runs) == {t.run_id for t in trials}
         for t in trials:
             run = runs[t.run_id or ""]
-            assert run.status == "succeeded" and run.params["alpha"] == t.params["alpha"]
+            assert run.status == "succeeded"
+            assert run.params["alpha"] == t.params["alpha"]
             assert run.metrics["loss"] == pytest.approx((t.values or [0])[0])
         best = min(trials, key=lambda t: (t.values or [0])[0])
         assert sweep.best_runs == (best.run_id,)
@@ -216,7 +219,8 @@ def test_a_remote_sweep_runs_its_trials_on_the_server_and_registers_the_best_mod
         [ref] = sweep.best_models
         assert f"→ model {ref}" in out
         model = client.model(ref)
-        assert model.name == "ridge" and model.lineage.run_id == best.run_id
+        assert model.name == "ridge"
+        assert model.lineage.run_id == best.run_id
     listed = site.assay("sweeps", "list", "--json")
     assert [(s["name"], s["status"]) for s in json.loads(listed.stdout)] == [("rs", "finished")]
 
@@ -236,9 +240,11 @@ def test_a_bad_space_or_objective_is_refused_in_one_line_and_records_nothing(
         refused = site.assay(*args, *extra, check=False)
         assert refused.returncode == 1, refused.stdout
         assert refused.stderr.strip().splitlines() == [refused.stderr.strip()]
-        assert message in refused.stderr and "Traceback" not in refused.stderr
+        assert message in refused.stderr
+        assert "Traceback" not in refused.stderr
     with site.client() as client:
-        assert client.sweeps() == [] and client.pipelines() == []  # nothing was sent
+        assert client.sweeps() == []
+        assert client.pipelines() == []
         # Through the API the server checks the same, before it records anything.
         client.register_pipeline(site.laptop / "pipeline.py")
         with pytest.raises(assay.InvalidArgumentError, match=r"space.yaml is not valid YAML"):
@@ -259,10 +265,12 @@ def test_a_bad_space_or_objective_is_refused_in_one_line_and_records_nothing(
             )  # fmt: skip
         with pytest.raises(assay.NotFoundError):
             client.create_sweep("ridge", data="nope", space=SPACE, trials=1, objectives=["loss"])
-        assert client.sweeps() == [] and client.runs() == []
+        assert client.sweeps() == []
+        assert client.runs() == []
     # The CLI's typo in the space is the server's one-line error.
     typo = site.assay(*args, "--space", "typo.yaml", "--objective", "loss", check=False)
-    assert typo.returncode == 1 and len(typo.stderr.strip().splitlines()) == 1, typo.stderr
+    assert typo.returncode == 1, typo.stderr
+    assert len(typo.stderr.strip().splitlines()) == 1, typo.stderr
     assert "alpah" in typo.stderr
 
 
@@ -278,7 +286,8 @@ def test_a_sweep_outlives_a_server_restart_and_is_stopped_and_resumed_through_th
             objectives=["loss:min"], params={"alpha": 1.0, "gate": str(gate)}, register="none",
             name="slow",
         )  # fmt: skip
-        assert made.status == "created" and made.name == "slow"
+        assert made.status == "created"
+        assert made.name == "slow"
         running = _until(client, "slow", lambda s: any(t.state == "running" for t in s.trial_list))
     # The driver is no child of the server's: a restart leaves the sweep going.
     site.stop()
@@ -288,7 +297,8 @@ def test_a_sweep_outlives_a_server_restart_and_is_stopped_and_resumed_through_th
         stopped = client.stop_sweep("slow")
         assert stopped.status == "interrupted", stopped
         cut = [t for t in stopped.trial_list if t.state == "interrupted"]
-        assert cut and all(client.get_run(t.run_id or "").status == "killed" for t in cut)
+        assert cut
+        assert all(client.get_run(t.run_id or "").status == "killed" for t in cut)
         assert running.trial_list[0].number in {t.number for t in stopped.trial_list}
         with pytest.raises(assay.ConflictError, match="is not running"):
             client.stop_sweep("slow")
@@ -296,7 +306,8 @@ def test_a_sweep_outlives_a_server_restart_and_is_stopped_and_resumed_through_th
         resumed = client.resume_sweep("slow")
         assert resumed.status == "queued"
         done = _until(client, "slow", lambda s: s.status not in ("queued", "running"))
-        assert done.status == "finished" and done.counted() == 3, done.stop_cause
+        assert done.status == "finished", done.stop_cause
+        assert done.counted() == 3, done.stop_cause
         retried = [t.number for t in done.trial_list if t.state == "retried"]
         assert retried == [t.number for t in cut]
         with pytest.raises(assay.ConflictError, match="has finished all its 3 trials"):
@@ -325,7 +336,8 @@ def test_ctrl_c_while_following_stops_the_sweep_on_the_server(site: Site) -> Non
                     sweep = None
                 if sweep is not None and any(t.state == "running" for t in sweep.trial_list):
                     break
-                assert time.monotonic() < deadline and follower.poll() is None
+                assert time.monotonic() < deadline
+                assert follower.poll() is None
                 time.sleep(0.1)
             follower.send_signal(signal.SIGINT)
             out, err = follower.communicate(timeout=60)

@@ -72,7 +72,8 @@ def test_a_laptop_without_a_workspace_works_through_the_server(
     ran = remote("run", "pipeline.py", "--data", "n@1", "--params", "params.json", "--json")
     assert ran.returncode == 0, ran.stderr
     run = json.loads(ran.stdout)
-    assert run["status"] == "succeeded" and run["metrics"]["score"] == pytest.approx(1.2)
+    assert run["status"] == "succeeded"
+    assert run["metrics"]["score"] == pytest.approx(1.2)
     # The run's inputs were recorded on the server: data, pipeline and params versions.
     inputs = ("dataset", "data_version", "pipeline", "pipeline_version", "params_dataset")
     assert [run[k] for k in inputs] == ["n", 1, "tiny", 1, "params/tiny"]
@@ -80,16 +81,19 @@ def test_a_laptop_without_a_workspace_works_through_the_server(
     listed = remote("runs", "list", "--filter", "metrics.score > 1", "--json")
     assert [r["id"] for r in json.loads(listed.stdout)] == [run["id"]]
     shown = remote("runs", "show", run["id"][:8])
-    assert shown.returncode == 0 and "tiny@1" in shown.stdout
+    assert shown.returncode == 0
+    assert "tiny@1" in shown.stdout
     assert "from the laptop" in remote("data", "log", "n").stdout
     # The same through ASSAY_REMOTE, and the SDK.
     env_remote = {**env, "ASSAY_REMOTE": url}
     assert "tiny" in run_assay("pipelines", "list", cwd=laptop, env=env_remote).stdout
     with Client(url, token=secret) as client:
         found = client.runs(filter="metrics.score > 1")
-        assert [r.id for r in found] == [run["id"]] and isinstance(found[0], Run)
+        assert [r.id for r in found] == [run["id"]]
+        assert isinstance(found[0], Run)
         version, files = client.version("n@1")
-        assert isinstance(version, DataVersion) and [f.path for f in files] == ["n.txt"]
+        assert isinstance(version, DataVersion)
+        assert [f.path for f in files] == ["n.txt"]
         target = client.download("n@1", "n.txt", tmp_path / "copy.txt")
         assert target.read_text() == "1 2 3"
         with pytest.raises(assay.NotFoundError, match="no version 9"):
@@ -97,7 +101,8 @@ def test_a_laptop_without_a_workspace_works_through_the_server(
         tracked = client.start_run("notebook", params={"lr": 0.1})
         client.log_metrics(tracked.id, [("loss", 0.5, 1), ("loss", 0.25, 2)])
         ended = client.end_run(tracked.id)
-        assert ended.status == "succeeded" and ended.metrics == {"loss": 0.25}
+        assert ended.status == "succeeded"
+        assert ended.metrics == {"loss": 0.25}
     # Nothing works without a token, and the CLI says so in one line.
     anonymous = {k: v for k, v in env.items() if k != "ASSAY_TOKEN"}
     refused = run_assay("runs", "list", "--remote", url, cwd=laptop, env=anonymous)
@@ -116,7 +121,8 @@ def test_a_laptop_without_a_workspace_works_through_the_server(
     same = json.loads(remote("pipelines", "diff", "tiny@1", "tiny@latest", "--json").stdout)
     assert same == {"old": "tiny@1", "new": "tiny@1", "identical": True, "diff": ""}
     missing = remote("pipelines", "log", "nope")
-    assert missing.returncode == 1 and missing.stderr.startswith("error: ")
+    assert missing.returncode == 1
+    assert missing.stderr.startswith("error: ")
 
 
 @pytest.mark.one_backend
@@ -168,7 +174,8 @@ def test_more_commands_work_remotely(
     first = json.loads(remote("run", "pipeline.py", "--data", "n@1", "--params", "params.json",
                               "--json").stdout)  # fmt: skip
     again = json.loads(remote("runs", "rerun", first["id"], "--json").stdout)
-    assert again["reproduced"] is True and again["run"]["rerun_of"] == first["id"]
+    assert again["reproduced"] is True
+    assert again["run"]["rerun_of"] == first["id"]
     made = json.loads(remote("tokens", "create", "ci", "--scope", "read", "--json").stdout)
     assert made["secret"].startswith("assay_")
     assert "ci" in remote("tokens", "list").stdout
@@ -195,7 +202,8 @@ def test_init_and_server_are_local_by_nature_and_say_so(tmp_path: Path) -> None:
         )
         done = run_assay(*args, cwd=tmp_path, env=env)
         assert done.returncode == 1, args
-        assert len(done.stderr.strip().splitlines()) == 1 and says in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert says in done.stderr, done.stderr
     assert list(tmp_path.iterdir()) == []
 
 

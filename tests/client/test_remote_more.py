@@ -62,7 +62,8 @@ def ok(done: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[st
 def error_of(answer: httpx.Response, status: int) -> dict[str, Any]:
     assert answer.status_code == status, answer.text
     body = answer.json()
-    assert set(body) == {"error"} and body["error"]["message"], body
+    assert set(body) == {"error"}, body
+    assert body["error"]["message"], body
     found: dict[str, Any] = body["error"]
     return found
 
@@ -137,7 +138,8 @@ def test_register_run_route_refuses_bad_input(site: Site, run_id: str) -> None:
         error_of(api.post("/models", json={"run": ["x"]}), 422)
     assert model_versions(site, "cancer") == before
     gone = site.remote("models", "register", "--run", "0000dead")
-    assert gone.returncode == 1 and gone.stderr.startswith("error: ")
+    assert gone.returncode == 1
+    assert gone.stderr.startswith("error: ")
     assert len(gone.stderr.strip().splitlines()) == 1
 
 
@@ -171,7 +173,8 @@ def test_register_a_file_remotely_answers_as_locally(site: Site) -> None:
 
     # A pickle runs code when loaded: refused without --trust, as locally.
     refused = site.remote("models", "register", "iris.pkl", "--name", "iris")
-    assert refused.returncode == 1 and "--trust" in refused.stderr
+    assert refused.returncode == 1
+    assert "--trust" in refused.stderr
     assert refused.stderr == site.local(
         "models", "register", site.laptop / "iris.pkl", "--name", "iris"
     ).stderr.replace(str(site.laptop / "iris.pkl"), "iris.pkl")
@@ -199,7 +202,8 @@ def test_register_file_route_refuses_bad_input(site: Site, tmp_path: Path) -> No
     assert model_versions(site, "junk") == 0
     # A file that is no model: the server's reason, in one line, and nothing stored.
     unreadable = site.remote("models", "register", tmp_path / "junk.skops", "--name", "junk")
-    assert unreadable.returncode == 1 and "junk.skops" in unreadable.stderr
+    assert unreadable.returncode == 1
+    assert "junk.skops" in unreadable.stderr
     assert model_versions(site, "junk") == 0
 
 
@@ -212,11 +216,13 @@ def test_lineage_remotely_answers_as_locally(site: Site, model: str) -> None:
         ok(site.local("models", "lineage", model, "--json")).stdout
     )
     run = json.loads(remote)["run"]
-    assert run["data"]["ref"] == "cancer@1" and run["pipeline"]["steps"]
+    assert run["data"]["ref"] == "cancer@1"
+    assert run["pipeline"]["steps"]
     assert run["params"]["values"]
     tree = ok(site.remote("models", "lineage", model)).stdout
     assert tree == ok(site.local("models", "lineage", model)).stdout
-    assert "pipeline" in tree and "params" in tree
+    assert "pipeline" in tree
+    assert "params" in tree
 
 
 # ---- models export -----------------------------------------------------------------------
@@ -243,7 +249,8 @@ def test_export_remotely_writes_what_local_writes(site: Site, model: str) -> Non
         site.local("models", "export", model, "out"),
     )
     assert again.returncode == again_local.returncode == 1
-    assert again.stderr == again_local.stderr and "not empty" in again.stderr
+    assert again.stderr == again_local.stderr
+    assert "not empty" in again.stderr
 
 
 def test_export_route_refuses_bad_input(site: Site, model: str) -> None:
@@ -252,7 +259,8 @@ def test_export_route_refuses_bad_input(site: Site, model: str) -> None:
         error_of(api.get("/models/nobody/versions/1/export"), 404)
         error_of(api.get("/models/cancer/versions/no alias!/export"), 422)
     missing = site.remote("models", "export", "cancer@99", "nothing")
-    assert missing.returncode == 1 and "no version 99" in missing.stderr
+    assert missing.returncode == 1
+    assert "no version 99" in missing.stderr
     assert not (site.laptop / "nothing").exists()
     assert not list(site.laptop.glob(".assay-export-*"))
 
@@ -310,7 +318,8 @@ def test_commit_with_checks_remotely_behaves_as_locally(site: Site, people: str)
     # Refused alike: the same report, the same one-line error, and no version anywhere.
     assert remote.returncode == local.returncode == 1
     assert (remote.stdout, remote.stderr) == (local.stdout, local.stderr)
-    assert "age" in remote.stdout and "nothing was committed" in remote.stderr
+    assert "age" in remote.stdout
+    assert "nothing was committed" in remote.stderr
     assert "people" not in ok(site.remote("data", "list")).stdout
     as_json = site.remote(*args, "--json")
     assert as_json.returncode == 1
@@ -319,7 +328,8 @@ def test_commit_with_checks_remotely_behaves_as_locally(site: Site, people: str)
 
     # --allow-invalid: committed, marked failed, its report kept.
     made = json.loads(ok(site.remote(*args, "--allow-invalid", "--json")).stdout)
-    assert made["created"] and made["version"]["validation"] == "failed"
+    assert made["created"]
+    assert made["version"]["validation"] == "failed"
     assert not made["validation"]["passed"]
     shown = json.loads(ok(site.local("data", "show", "people@1", "--json")).stdout)
     assert shown["version"]["validation"] == "failed"
@@ -329,7 +339,8 @@ def test_commit_with_checks_remotely_behaves_as_locally(site: Site, people: str)
     (fixed / "people.csv").write_text(PEOPLE.replace("200", "20"))
     with Client(site.url, site.secret) as client:
         done = client.commit("people", fixed, checks=site.laptop / "strict.yaml")
-        assert done.version.ref == "people@2" and done.validation.passed
+        assert done.version.ref == "people@2"
+        assert done.validation.passed
 
 
 def test_validate_remotely_answers_as_locally(site: Site, people: str) -> None:
@@ -343,7 +354,8 @@ def test_validate_remotely_answers_as_locally(site: Site, people: str) -> None:
     shown = json.loads(ok(site.remote("data", "show", people, "--json")).stdout)
     assert shown["version"]["validation"] == "failed"  # the last validation's result, stored
     missing = site.remote("data", "validate", people, "--checks", "nope.yaml")
-    assert missing.returncode == 1 and "nope.yaml" in missing.stderr
+    assert missing.returncode == 1
+    assert "nope.yaml" in missing.stderr
 
 
 def test_checks_routes_refuse_bad_input(site: Site, people: str) -> None:
@@ -369,7 +381,8 @@ def test_checks_routes_refuse_bad_input(site: Site, people: str) -> None:
             api.post(f"/validations/{people}", json={"checks": "colums: {}", "source": "c.yaml"}),
             400,
         )
-        assert "c.yaml" in unknown_key["message"] and "columns" in unknown_key["message"]
+        assert "c.yaml" in unknown_key["message"]
+        assert "columns" in unknown_key["message"]
         error_of(api.post(f"/validations/{people}", json={}), 422)
         assert api.get(f"/versions/{people}").json()["version"] == before
         error_of(api.post("/validations/nobody@1", json={"checks": LOOSE}), 404)
@@ -403,7 +416,8 @@ def test_diff_profile_and_list_remotely_answer_as_locally(site: Site) -> None:
     bad = ("data", "diff", "stock@1", "stock@2", "--key", "nope")
     remote, local = site.remote(*bad), site.local(*bad)
     assert remote.returncode == local.returncode == 1
-    assert remote.stderr == local.stderr and "'nope'" in remote.stderr
+    assert remote.stderr == local.stderr
+    assert "'nope'" in remote.stderr
 
 
 # ---- services deploy --host ----------------------------------------------------------------
@@ -425,7 +439,8 @@ def test_deploy_binds_the_host_given(site: Site, model: str) -> None:
         local = json.loads(ok(site.local("services", "status", "api", "--json")).stdout)
         assert 0 <= status.pop("uptime_s") <= local.pop("uptime_s")
         assert status == local
-        assert status["traffic"]["requests"] == 0 and status["workers_now"][0]["ready"]
+        assert status["traffic"]["requests"] == 0
+        assert status["workers_now"][0]["ready"]
     finally:
         site.remote("services", "stop", "api")
 

@@ -317,7 +317,8 @@ def test_a_folder_of_small_files_with_a_table_commits_and_profiles(
     (folder / "a.csv").write_text("x,y\n1,2\n3,4\n")
     (folder / "b.txt").write_text("hello")
     result = ws.data.commit("mixed", folder, "two small files")
-    assert result.created and result.version.file_count == 2
+    assert result.created
+    assert result.version.file_count == 2
     _, tables = ws.data.profile("mixed@1")
     assert tables["a.csv"].rows == 2
 

@@ -81,7 +81,8 @@ def messy(tmp_path: Path) -> Path:
 
 def test_any_file_commits_and_its_profile_says_what_it_is(ws: Workspace, tmp_path: Path) -> None:
     result = ws.data.commit("messy", messy(tmp_path))
-    assert result.created and result.version.file_count == 5
+    assert result.created
+    assert result.version.file_count == 5
     _, profiles = ws.data.profile("messy@1")
 
     semi = profiles["semicolons.csv"]
@@ -194,7 +195,8 @@ def test_validate_stores_its_result_with_the_version(ws: Workspace, tmp_path: Pa
     assert version.validation == "failed"
     assert ws.data.resolve("people@1").validation == "failed"
     version, report = ws.data.validate("people@1", load_checks("row_count: {min: 1}", "c.yaml"))
-    assert report.passed and version.validation == "passed"
+    assert report.passed
+    assert version.validation == "passed"
 
 
 def test_checks_that_match_no_file_are_a_clear_error(ws: Workspace, tmp_path: Path) -> None:
@@ -225,12 +227,15 @@ def test_checks_gate_content_that_is_already_a_version(ws: Workspace, tmp_path: 
     assert ws.data.resolve("people@1").validation is None  # a refused commit records nothing
 
     kept = ws.data.commit("people", csv(tmp_path, CSV_V1), checks=checks, allow_invalid=True)
-    assert not kept.created and kept.validation is not None and not kept.validation.passed
+    assert not kept.created
+    assert kept.validation is not None
+    assert not kept.validation.passed
     assert kept.version.validation == "failed" == ws.data.resolve("people@1").validation
 
     fine = load_checks("row_count: {min: 1}\n", "fine.yaml")
     passed = ws.data.commit("people", csv(tmp_path, CSV_V1), checks=fine)
-    assert not passed.created and passed.validation.passed
+    assert not passed.created
+    assert passed.validation.passed
     assert [v.number for v in ws.data.log("people")] == [1]
     assert ws.data.resolve("people@1").validation == "passed"
 

@@ -269,7 +269,8 @@ def test_profile_numeric_stats_agree_with_numpy() -> None:
     assert col.top == ()
     assert col.histogram is not None
     assert len(col.histogram.edges) == 11
-    assert col.histogram.edges[0] == 1.0 and col.histogram.edges[-1] == 9.0
+    assert col.histogram.edges[0] == 1.0
+    assert col.histogram.edges[-1] == 9.0
     assert col.histogram.counts == tuple(int(c) for c in np.histogram(values, bins=10)[0])
     assert sum(col.histogram.counts) == 11
 
@@ -319,7 +320,8 @@ def test_profile_leaves_infinities_out_of_numeric_stats() -> None:
 
     assert (col.missing, col.distinct) == (1, 4)
     assert (col.min, col.max, col.mean) == (1.0, 2.0, 1.5)
-    assert col.histogram is not None and sum(col.histogram.counts) == 2
+    assert col.histogram is not None
+    assert sum(col.histogram.counts) == 2
 
 
 def test_profile_of_empty_all_missing_and_single_value_columns_has_no_nan() -> None:
@@ -382,7 +384,8 @@ def test_profile_of_iris_matches_known_statistics() -> None:
     assert sepal.quantiles["p50"] == 5.8
     target = _column(profile, "target")
     assert (target.min, target.max, target.distinct, target.mean) == (0.0, 2.0, 3, 1.0)
-    assert target.histogram is not None and target.histogram.counts[0] == 50
+    assert target.histogram is not None
+    assert target.histogram.counts[0] == 50
 
 
 def test_profile_of_a_wide_mixed_table_types_every_column() -> None:
@@ -407,8 +410,11 @@ def test_profile_of_a_wide_mixed_table_types_every_column() -> None:
 
     assert profile.rows == n
     types = {c.name: c.type for c in profile.columns}
-    assert types["t"] == "text" and types["c"] == "categorical" and types["b"] == "boolean"
-    assert types["ts"] == "datetime" and types["f"] == "float"
+    assert types["t"] == "text"
+    assert types["c"] == "categorical"
+    assert types["b"] == "boolean"
+    assert types["ts"] == "datetime"
+    assert types["f"] == "float"
     assert _column(profile, "g").missing == int(df["g"].isna().sum())
     assert _column(profile, "d").distinct == df["d"].nunique()
 
@@ -530,7 +536,8 @@ def test_a_mostly_numeric_column_names_its_share_and_odd_values() -> None:
     assert level.numeric_share == pytest.approx(65 / 71)
     assert level.odd == (("high", 6),)
     assert (level.min, level.max, level.mean) == (1.0, 65.0, 33.0)
-    assert level.histogram is not None and sum(level.histogram.counts) == 65
+    assert level.histogram is not None
+    assert sum(level.histogram.counts) == 65
     assert load(TableProfile, dump(profile_table(df))) == profile_table(df)
 
 
@@ -557,7 +564,8 @@ def test_long_values_are_kept_short_in_a_profile() -> None:
 
     top = _column(profile_table(df), "note").top
 
-    assert len(top[0][0]) == 100 and top[0][0].endswith("…")
+    assert len(top[0][0]) == 100
+    assert top[0][0].endswith("…")
 
 
 # --- rows paired by key or by value ----------------------------------------------------

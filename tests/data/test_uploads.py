@@ -255,7 +255,8 @@ def test_uploads_untouched_longer_than_the_max_age_expire_when_uploads_start_or_
     now[0] += 2 * 3600
     fresh = uploads.start()
     assert not (uploads.root / old).exists()
-    assert (uploads.root / busy).is_dir() and (uploads.root / fresh).is_dir()
+    assert (uploads.root / busy).is_dir()
+    assert (uploads.root / fresh).is_dir()
     with pytest.raises(NotFoundError):
         uploads.files(old)
     now[0] += 25 * 3600

@@ -67,7 +67,8 @@ def test_assay_run_forks_its_runner_and_records_what_the_steps_print(
     assert run.metrics["forked"] == 1.0, "the runner was a second interpreter, not a fork"
     assert run.metrics["owner"] == float(command.pid)
     logs = ws.runs.logs(run.id)
-    assert "printed by the step" in logs and "and to stderr" in logs
+    assert "printed by the step" in logs
+    assert "and to stderr" in logs
     assert "printed by the step" not in out  # the step's output is the run's, not the command's
 
 

@@ -173,7 +173,8 @@ def test_a_sweep_runs_its_trials_on_the_ray_cluster(team: Project, ray_head: Ray
     trials = sweep["trial_list"]
     assert [t["state"] for t in trials] == ["complete"] * 4, [t["error"] for t in trials]
     assert {t["params"]["model"] for t in trials} <= {"logreg", "random_forest"}
-    assert len(sweep["best_runs"]) == 1 and len(sweep["best_models"]) == 1
+    assert len(sweep["best_runs"]) == 1
+    assert len(sweep["best_models"]) == 1
     best_model = sweep["best_models"][0]
     assert best_model.startswith("cancer@")
 
@@ -200,19 +201,22 @@ def test_a_sweep_runs_its_trials_on_the_ray_cluster(team: Project, ray_head: Ray
         assert ws.store.url.startswith("s3://")
         for run_id in run_ids:
             run = ws.runs.get(run_id)
-            assert run.model is not None and ws.store.has(run.model)
+            assert run.model is not None
+            assert ws.store.has(run.model)
             assert all(ws.store.has(s.output) for s in run.steps if s.output)
             assert run.logs is None or ws.store.has(run.logs)  # None: nothing was printed
         mv = ws.registry.resolve(best_model)
         assert mv.lineage.run_id == sweep["best_runs"][0]
         files = ws.registry.manifest(mv)["files"]
-        assert files and all(ws.store.has(d) for d in files.values())
+        assert files
+        assert all(ws.store.has(d) for d in files.values())
     finally:
         ws.close()
 
     shown = team.json("sweeps", "show", "raysweep")
     assert isinstance(shown, dict)
-    assert shown["name"] == "raysweep" and shown["status"] == "finished"
+    assert shown["name"] == "raysweep"
+    assert shown["status"] == "finished"
     assert shown["best_runs"] == sweep["best_runs"]
     assert isinstance(shown["importances"], dict)
 
@@ -234,8 +238,10 @@ def test_a_run_executes_on_the_ray_cluster(team: Project, ray_head: RayHead) -> 
     ws = _open(team)
     try:
         host, pid = _where_ran(ws, [run["id"]])[run["id"]]
-        assert host == socket.gethostname() and pid in ray_head.worker_pids()
-        assert run["model"] and ws.store.has(run["model"])
+        assert host == socket.gethostname()
+        assert pid in ray_head.worker_pids()
+        assert run["model"]
+        assert ws.store.has(run["model"])
     finally:
         ws.close()
 
@@ -270,7 +276,8 @@ def test_a_cluster_refuses_a_workspace_on_this_machine(tmp_path: Path) -> None:
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1, done.stderr
         assert lines[0].startswith("error: The workspace keeps its metadata (SQLite)")
-        assert "PostgreSQL" in lines[0] and "S3-compatible" in lines[0]
+        assert "PostgreSQL" in lines[0]
+        assert "S3-compatible" in lines[0]
         assert "ASSAY_RAY_ADDRESS" in lines[0]
     assert project.json("sweeps", "list") == []
     assert project.json("runs", "list") == []

@@ -41,21 +41,24 @@ def test_a_deleted_data_version_is_gone_its_number_retired_and_its_bytes_collect
     before = objects(ws)
 
     deleted = ws.lifecycle.delete_data("raw@1")
-    assert deleted.what == ("raw@1",) and deleted.broke == ()
+    assert deleted.what == ("raw@1",)
+    assert deleted.broke == ()
     with pytest.raises(NotFoundError, match=r"raw@1 was deleted on .* by tester"):
         ws.data.resolve("raw@1")
     assert [v.number for v in ws.data.log("raw")] == [2]
     assert ws.lifecycle.collect(grace_s=3600).removed == 0  # young: a commit may need it
 
     dry = ws.lifecycle.collect(dry_run=True, grace_s=0)
-    assert dry.removed == 2 and dry.removed_bytes > 400_000  # the file and the manifest
+    assert dry.removed == 2
+    assert dry.removed_bytes > 400_000
     assert objects(ws) == before
     done = ws.lifecycle.collect(grace_s=0)
     assert (done.removed, done.removed_bytes) == (dry.removed, dry.removed_bytes)
     assert len(objects(ws)) == len(before) - 2
     assert ws.data.verify().ok
     restored = ws.data.checkout("raw@2", tmp_path / "out")
-    assert restored.ref == "raw@2" and (tmp_path / "out" / "shared.bin").read_bytes() == shared
+    assert restored.ref == "raw@2"
+    assert (tmp_path / "out" / "shared.bin").read_bytes() == shared
 
     three = ws.data.commit("raw", tree(tmp_path / "three", {"new.txt": b"new"})).version
     assert three.ref == "raw@3"  # 1 is never given out again
@@ -74,7 +77,8 @@ def test_deleting_what_others_depend_on_is_refused_unless_forced(
         ws.lifecycle.delete_data("raw@1")
     assert ws.data.resolve("raw@1").number == 1  # untouched
     forced = ws.lifecycle.delete_data("raw@1", force=True)
-    assert f"run {run_id[:8]}" in forced.broke and "tag raw@gold" in forced.broke
+    assert f"run {run_id[:8]}" in forced.broke
+    assert "tag raw@gold" in forced.broke
     with pytest.raises(NotFoundError, match="no tag 'gold'"):
         ws.data.resolve("raw@gold")
 
@@ -136,18 +140,21 @@ def test_runs_delete_with_their_children_and_records_and_archive_hides_them(
     assert len(ws.runs.search(filter="parent_id is null", archived=True)) == 2
     ws.runs.archive([other.id], restore=True)
     ws.runs.archive_experiment("grid")
-    assert ws.runs.search() == [] and len(ws.runs.search(experiment="grid")) == 5
+    assert ws.runs.search() == []
+    assert len(ws.runs.search(experiment="grid")) == 5
     ws.runs.archive_experiment("grid", restore=True)
 
     deleted = ws.lifecycle.delete_runs([parent.id[:8]])
-    assert len(deleted.what) == 4 and parent.id in deleted.what  # with its candidates
+    assert len(deleted.what) == 4
+    assert parent.id in deleted.what
     assert [r.id for r in ws.runs.search()] == [other.id]
     with pytest.raises(NotFoundError):
         ws.runs.get(parent.id)
     assert ws.runs.artifacts(other.id) == []  # the notes were the parent's, not the other's
     before = objects(ws)
     removed = ws.lifecycle.collect(grace_s=0)
-    assert removed.removed >= 1 and not (objects(ws) - before)  # the notes, nothing else
+    assert removed.removed >= 1
+    assert not (objects(ws) - before)
 
 
 def test_a_run_a_model_came_from_is_kept_unless_forced(ws: Workspace) -> None:
@@ -183,7 +190,8 @@ def test_gc_removes_temporaries_of_killed_writers_and_expired_uploads(
     assert (tmp / "stale").exists()
     done = ws.lifecycle.collect()
     assert (done.temporaries, done.uploads) == (1, 1)
-    assert not (tmp / "stale").exists() and (tmp / "fresh").exists()
+    assert not (tmp / "stale").exists()
+    assert (tmp / "fresh").exists()
     assert not (ws.uploads.root / upload).exists()
 
 
@@ -209,11 +217,13 @@ def race(ws: Workspace, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None
     monkeypatch.setattr(DataService, "_record", interleaved)
     # The same content again, elsewhere (no stat cache): every object is found stored.
     again = ws.data.commit("raw", tree(tmp_path / "b", {"big.bin": big, "small.txt": small}))
-    assert collected and collected[0] >= 3  # the collection took the objects it found
+    assert collected
+    assert collected[0] >= 3
     assert again.version.ref == "raw@2"
     assert ws.data.verify().ok
     out = ws.data.checkout("raw@2", tmp_path / "out")
-    assert out.ref == "raw@2" and (tmp_path / "out" / "big.bin").read_bytes() == big
+    assert out.ref == "raw@2"
+    assert (tmp_path / "out" / "big.bin").read_bytes() == big
     assert (tmp_path / "out" / "small.txt").read_bytes() == small
 
 
@@ -255,7 +265,8 @@ def test_the_cli_deletes_in_one_line_and_gc_says_what_it_would_remove(
         "delete it anyway (they will name something deleted)."
     ]
     done = cli("data", "delete", "raw@1", "--force")
-    assert done.exit_code == 0 and "now names something deleted: tag raw@gold" in done.stdout
+    assert done.exit_code == 0
+    assert "now names something deleted: tag raw@gold" in done.stdout
     dry = cli("gc", "--dry-run", "--grace-minutes", "0")
     assert "Would remove 2 of 2 object(s), 293.1 KB" in dry.stdout
     assert cli("gc", "--grace-minutes", "0").stdout.startswith("Removed 2 of 2 object(s)")

@@ -118,10 +118,12 @@ def test_drift_snapshot_retrain_challenge_and_promote(served: CLI, tmp_path: Pat
     _traffic(predict, _rows(600, 1.5, rng), feedback=feedback)
     shown = cli("monitor", "drifty-api", "--last", "600")
     assert shown.exit_code == 0, shown.output
-    assert "state  drift" in shown.output and "x1" in shown.output
+    assert "state  drift" in shown.output
+    assert "x1" in shown.output
     report = json.loads(cli("monitor", "drifty-api", "--last", "600", "--json").stdout)
     states = {f["name"]: f["state"] for f in report["features"]}
-    assert states["x1"] == "drift" and report["prediction"]["state"] == "drift"
+    assert states["x1"] == "drift"
+    assert report["prediction"]["state"] == "drift"
     assert report["performance"]["metric"] == "accuracy"
     assert report["performance"]["value"] < 0.75  # it was 0.9 before the move
 
@@ -149,7 +151,8 @@ def test_drift_snapshot_retrain_challenge_and_promote(served: CLI, tmp_path: Pat
         "challenged", "drifty@2", "drifty@2"
     )  # fmt: skip
     test = json.loads(cli("abtests", "list", "--json").stdout)[0]
-    assert test["name"] == done["abtest"] and test["auto_promote"]
+    assert test["name"] == done["abtest"]
+    assert test["auto_promote"]
     assert [v["service"] for v in test["variants"]] == ["drifty-api", None]  # the champion
 
     # Live traffic decides: the sequential test promotes the retrained model.
@@ -163,7 +166,8 @@ def test_drift_snapshot_retrain_challenge_and_promote(served: CLI, tmp_path: Pat
     assert (watched["target"], watched["model"], watched["reference"]) == (
         "abtest", "drifty@2", "drifty@2"
     )  # fmt: skip
-    assert watched["requests"] == 500 and watched["performance"]["n"] > 0
+    assert watched["requests"] == 500
+    assert watched["performance"]["n"] > 0
 
     # Its lineage names the monitored service and the window it was trained on.
     tree = cli("models", "lineage", "drifty@2")

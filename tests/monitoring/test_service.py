@@ -114,17 +114,22 @@ webhook: {{url: "{url}", allow_private: true}}
 on_drift: {{snapshot: churn-live, retrain: true}}
 """
     monitor = shop.monitoring.configure("churn-api", config, "churn.yaml")
-    assert monitor.next_check_at is not None and monitor.state is None
+    assert monitor.next_check_at is not None
+    assert monitor.state is None
     _serve_traffic(shop, _frame(400, 0.0, 1))
     calm = shop.monitoring.check("churn-api")
-    assert calm["state"] == "ok" and calm["reference"] == "churn-data@1", calm["notes"]
-    assert calm["performance"]["metric"] == "accuracy" and calm["performance"]["n"] == 400
-    assert got[-1]["state"] == "ok" and got[-1]["previous"] is None
+    assert calm["state"] == "ok", calm["notes"]
+    assert calm["reference"] == "churn-data@1", calm["notes"]
+    assert calm["performance"]["metric"] == "accuracy"
+    assert calm["performance"]["n"] == 400
+    assert got[-1]["state"] == "ok"
+    assert got[-1]["previous"] is None
 
     _serve_traffic(shop, _frame(400, 1.0, 2))  # ten years older, on average
     moved = shop.monitoring.check("churn-api")
     states = {f["name"]: f["state"] for f in moved["features"]}
-    assert moved["state"] == "drift" and states == {"age": "drift", "plan": "ok"}
+    assert moved["state"] == "drift"
+    assert states == {"age": "drift", "plan": "ok"}
     assert got[-1] == {**got[-1], "state": "drift", "previous": "ok", "features": ["age"]}
     # On drift the config's on_drift commits the window; a retrain needs a pipeline run
     # and a way to execute it, which this check was not given.
@@ -132,14 +137,17 @@ on_drift: {{snapshot: churn-live, retrain: true}}
     assert moved["actions"][2] == "retrain skipped: this check has no way to run it"
     shop.data.checkout("churn-live@1", shop.settings.cache_dir / "snap")
     snap = pd.read_csv(shop.settings.cache_dir / "snap" / "churn.csv")
-    assert list(snap.columns) == ["age", "plan", "churned"] and len(snap) == 400
+    assert list(snap.columns) == ["age", "plan", "churned"]
+    assert len(snap) == 400
     assert snap["churned"].dtype.kind == "i"  # integers stay integers
 
     again = shop.monitoring.check("churn-api")  # still drift: no second call, no snapshot
-    assert again["actions"] == [] and len(got) == 2
+    assert again["actions"] == []
+    assert len(got) == 2
     assert [c.state for c in shop.monitoring.history("churn-api")] == ["ok", "drift", "drift"]
     gauges = json.loads((shop.services.folder("churn-api") / "monitor.json").read_text())
-    assert gauges["state"] == "drift" and gauges["features"]["age"]["state"] == "drift"
+    assert gauges["state"] == "drift"
+    assert gauges["features"]["age"]["state"] == "drift"
 
 
 def test_the_schedule_runs_due_checks_once(shop: Workspace) -> None:
@@ -148,7 +156,8 @@ def test_the_schedule_runs_due_checks_once(shop: Workspace) -> None:
     assert shop.monitoring.run_due() == []  # not due for an hour
     later = utcnow() + timedelta(hours=1, seconds=1)
     [(name, report)] = shop.monitoring.run_due(now=later)
-    assert name == "churn-api" and isinstance(report, dict)
+    assert name == "churn-api"
+    assert isinstance(report, dict)
     assert shop.monitoring.run_due(now=later) == []  # claimed: the next is an hour on
     assert shop.monitoring.get("churn-api").next_check_at > later  # type: ignore[operator]
 
@@ -163,5 +172,6 @@ def test_bad_requests_name_what_is_wrong(shop: Workspace) -> None:
     with pytest.raises(InvalidArgumentError, match="registered from a file"):
         shop.monitoring.start_retrain("churn@1", "churn-data@1")
     quiet = shop.monitoring.check("churn-api", reference="churn-data@1", record=False)
-    assert quiet["rows"] == 0 and "No logged traffic" in quiet["notes"][-1]
+    assert quiet["rows"] == 0
+    assert "No logged traffic" in quiet["notes"][-1]
     assert shop.monitoring.history("churn-api") == []

@@ -109,6 +109,8 @@ def test_a_slow_hook_times_out_and_a_check_does_not_fail_on_it(
     port, handler = hook
     handler.mode = "slow"
     said = notify(Webhook(f"http://127.0.0.1:{port}/", timeout_s=0.2, allow_private=True), {})
-    assert said is not None and "failed" in said  # timed out, and said so
+    assert said is not None
+    assert "failed" in said
     refused = notify(Webhook("http://127.0.0.1:9/"), {})  # loopback, not allowed
-    assert refused is not None and refused.startswith("webhook refused: ")
+    assert refused is not None
+    assert refused.startswith("webhook refused: ")

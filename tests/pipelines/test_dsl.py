@@ -58,7 +58,8 @@ def test_pipeline_defaults_model_and_metrics_to_train_and_evaluate() -> None:
     p = Pipeline("cancer", [load, clean, train, score])
     assert p.step_names == ("load", "clean", "train", "evaluate")
     assert (p.model, p.metrics) == ("train", "evaluate")
-    assert len(p) == 4 and next(iter(p)) is load
+    assert len(p) == 4
+    assert next(iter(p)) is load
     assert p.step("evaluate") is score
 
 

@@ -163,7 +163,8 @@ def test_helpers_in_subpackages_are_imported_from_the_folder(tmp_path: Path) -> 
         "@step\ndef load(data):\n    return double(21)\n\npipeline = Pipeline('sub', [load])\n",
     )
     assert load_pipeline(root / "pipeline.py").execute(root)["load"] == 42
-    assert "lib" not in sys.modules and "lib.maths" not in sys.modules
+    assert "lib" not in sys.modules
+    assert "lib.maths" not in sys.modules
 
 
 def test_helper_module_unchanged_is_still_shared_with_helpers_text(project: Path) -> None:

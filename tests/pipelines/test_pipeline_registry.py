@@ -47,7 +47,8 @@ def test_an_edit_makes_version_two_and_log_is_newest_first(ws: Workspace, projec
     v1, _ = ws.pipelines.register(project / "pipeline.py")
     write(project / "pipeline.py", PIPELINE.replace("x >= 0", "x > 0"))
     v2, created = ws.pipelines.register(project / "pipeline.py", message="stricter")
-    assert created and v2.number == 2
+    assert created
+    assert v2.number == 2
     assert [v.number for v in ws.pipelines.log("cancer")] == [2, 1]
     assert {s.name for s in v2.steps if s.code_hash != v1.step(s.name).code_hash} == {"clean"}  # type: ignore[union-attr]
 
@@ -65,7 +66,8 @@ def test_editing_a_helper_file_is_a_new_version_changing_every_step_hash(
 def test_a_pipeline_can_be_registered_under_another_name(ws: Workspace, project: Path) -> None:
     ws.pipelines.register(project)
     v, created = ws.pipelines.register(project, name="cancer-prod")
-    assert created and v.ref == "cancer-prod@1"
+    assert created
+    assert v.ref == "cancer-prod@1"
     assert [(p.name, p.versions, p.latest) for p in ws.pipelines.pipelines()] == [
         ("cancer", 1, 1),
         ("cancer-prod", 1, 1),
@@ -314,7 +316,8 @@ def test_a_pipeline_whose_steps_import_sklearn_registers_and_runs(
     write(root / "pipeline.py", SKLEARN_PIPELINE)
     write(root / "requirements.txt", "scikit-learn\n")
     v, created = ws.pipelines.register(root)
-    assert created and (v.model_step, v.metrics_step) == ("train", "evaluate")
+    assert created
+    assert (v.model_step, v.metrics_step) == ("train", "evaluate")
     data = write(tmp_path / "d" / "points.csv", "0,0,0\n0,1,0\n1,0,1\n1,1,1\n2,2,1\n-1,0,0\n")
     pipeline = load_pipeline(ws.pipelines.materialize(v, tmp_path / "run"), v.pipeline)
     out = pipeline.execute(data.parent, {"C": 10.0})

@@ -203,7 +203,8 @@ def test_loaded_bundle_carries_signature_and_example(tmp_path: Path) -> None:
     assert loaded.ref == "churn@3"
     assert loaded.signature is not None
     assert dump(loaded.signature) == manifest["signature"]
-    assert loaded.signature.output is not None and loaded.signature.output.has_proba
+    assert loaded.signature.output is not None
+    assert loaded.signature.output.has_proba
     assert loaded.input_example == manifest["input_example"]
 
 
@@ -311,7 +312,8 @@ def test_mlmodel_reads_xgboost_from_its_native_json(tmp_path: Path) -> None:
     assert flavors["python_function"]["loader_module"] == "mlflow.xgboost"
     assert "data" not in flavors["python_function"]  # MLflow then reads the xgboost entry
     entry = flavors["xgboost"]
-    assert entry["data"] == "model/model.json" and entry["data"] in manifest["files"]
+    assert entry["data"] == "model/model.json"
+    assert entry["data"] in manifest["files"]
     assert entry["model_class"] == "xgboost.sklearn.XGBClassifier"
     assert entry["model_format"] == "json"
     assert entry["xgb_version"] == manifest["frameworks"].get(
@@ -328,7 +330,8 @@ def test_mlmodel_reads_lightgbm_from_its_native_text(tmp_path: Path) -> None:
     flavors = _mlmodel(tmp_path / "b")["flavors"]
     assert flavors["python_function"]["loader_module"] == "mlflow.lightgbm"
     entry = flavors["lightgbm"]
-    assert entry["data"] == "model/model.txt" and entry["data"] in manifest["files"]
+    assert entry["data"] == "model/model.txt"
+    assert entry["data"] in manifest["files"]
     assert entry["model_class"] == "lightgbm.basic.Booster"
     assert entry["lgb_version"] == importlib.metadata.version("lightgbm")
 

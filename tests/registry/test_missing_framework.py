@@ -61,7 +61,8 @@ def test_the_cli_names_the_missing_package_and_how_to_install_it(
     assert done.returncode == 1
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
-    assert framework in lines[0] and "pip install 'assay[boosting]'" in lines[0]
+    assert framework in lines[0]
+    assert "pip install 'assay[boosting]'" in lines[0]
     assert "Traceback" not in done.stderr
 
 
@@ -89,5 +90,6 @@ def test_the_api_answers_400_naming_the_missing_package(
     )
     assert answer.status_code == 400, answer.text
     error = answer.json()["error"]
-    assert framework in error["message"] and "pip install 'assay[boosting]'" in error["message"]
+    assert framework in error["message"]
+    assert "pip install 'assay[boosting]'" in error["message"]
     assert error["details"]["package"] == framework

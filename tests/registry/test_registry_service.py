@@ -56,8 +56,10 @@ def test_a_run_model_becomes_the_next_version_with_signature_metrics_and_lineage
     assert (mv.name, mv.version, mv.flavor) == ("cancer", 1, "sklearn")
     assert mv.metrics["val_f1"] == pytest.approx(run.metrics["val_f1"])
     assert "scikit-learn" in mv.frameworks
-    assert mv.signature is not None and mv.signature.tabular
-    assert "mean_radius" in mv.signature.names and "diagnosis" not in mv.signature.names
+    assert mv.signature is not None
+    assert mv.signature.tabular
+    assert "mean_radius" in mv.signature.names
+    assert "diagnosis" not in mv.signature.names
     assert mv.signature.output is not None
     assert set(mv.signature.output.classes or ()) == {"benign", "malignant"}
     assert mv.signature.output.has_proba
@@ -68,7 +70,9 @@ def test_a_run_model_becomes_the_next_version_with_signature_metrics_and_lineage
         "cancer@1",
         "params/cancer@1",
     )
-    assert lin.data_manifest and lin.pipeline_manifest and lin.params_manifest
+    assert lin.data_manifest
+    assert lin.pipeline_manifest
+    assert lin.params_manifest
 
     # Registering the same run again is the same version, not a new one.
     assert ws.registry.register_run(run.id[:8]).version == 1
@@ -93,7 +97,8 @@ def test_a_stored_version_loads_and_predicts_like_the_trained_model(
     manifest = loaded.manifest
     assert manifest["files"]["model/model.skops"]
     example = loaded.input_example
-    assert example and set(example[0]) == set(mv.signature.names if mv.signature else [])
+    assert example
+    assert set(example[0]) == set(mv.signature.names if mv.signature else [])
     import pandas as pd
 
     preds = loaded.model.predict(pd.DataFrame(example))
@@ -155,7 +160,8 @@ def test_lineage_reaches_data_pipeline_steps_and_params(
     r = tree["run"]
     assert r is not None
     assert r["id"] == run.id
-    assert r["data"]["ref"] == "cancer@1" and len(r["data"]["manifest"] or "") == 64
+    assert r["data"]["ref"] == "cancer@1"
+    assert len(r["data"]["manifest"] or "") == 64
     assert [s["name"] for s in r["pipeline"]["steps"]] == [
         "load",
         "clean",
@@ -181,10 +187,13 @@ def test_register_a_file_trained_elsewhere(
     sio.dump(model, tmp_path / "iris.skops")
     mv = ws.registry.register_file(tmp_path / "iris.skops", "iris")
     assert (mv.ref, mv.flavor) == ("iris@1", "sklearn")
-    assert mv.lineage.run_id is None and "iris.skops" in (mv.lineage.source or "")
-    assert mv.signature is not None and mv.signature.names == list(X.columns)
+    assert mv.lineage.run_id is None
+    assert "iris.skops" in (mv.lineage.source or "")
+    assert mv.signature is not None
+    assert mv.signature.names == list(X.columns)
     tree = ws.registry.lineage("iris@1")
-    assert tree["run"] is None and tree["source"] == mv.lineage.source
+    assert tree["run"] is None
+    assert tree["source"] == mv.lineage.source
     assert as_served(LineageTree, tree) == json.loads(json.dumps(tree))
 
     with open(tmp_path / "iris.pkl", "wb") as f:

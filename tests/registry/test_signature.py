@@ -58,7 +58,8 @@ def test_example_is_the_first_rows_as_plain_json() -> None:
         {"income": 52.5, "age": 34, "member": True, "city": "Oslo", "visits": 1},
         {"income": None, "age": 51, "member": False, "city": "Lima", "visits": None},
     ]
-    assert type(example[0]["age"]) is int and type(example[0]["member"]) is bool
+    assert type(example[0]["age"]) is int
+    assert type(example[0]["member"]) is bool
     json.dumps(example, allow_nan=False)
 
 
@@ -101,7 +102,8 @@ def test_classifier_output_has_its_classes_and_probabilities() -> None:
     assert signature.output is not None
     out = signature.output
     assert (out.kind, out.dtype, out.shape) == ("int", "int64", (-1,))
-    assert out.classes == (0, 1) and all(type(c) is int for c in out.classes)
+    assert out.classes == (0, 1)
+    assert all(type(c) is int for c in out.classes)
     assert out.has_proba
 
 
@@ -174,10 +176,12 @@ def test_sklearn_model_fitted_on_a_frame_knows_its_column_names() -> None:
 
     signature = signature_from_model(model)
 
-    assert signature is not None and signature.tabular
+    assert signature is not None
+    assert signature.tabular
     assert signature.names == list(X.columns)
     assert {c.kind for c in signature.inputs} == {"float"}
-    assert signature.output is not None and signature.output.classes == (0, 1)
+    assert signature.output is not None
+    assert signature.output.classes == (0, 1)
 
 
 def test_model_fitted_on_an_array_knows_only_its_column_count() -> None:
@@ -188,7 +192,8 @@ def test_model_fitted_on_an_array_knows_only_its_column_count() -> None:
 
     signature = signature_from_model(model)
 
-    assert signature is not None and not signature.tabular
+    assert signature is not None
+    assert not signature.tabular
     assert signature.names == [str(j) for j in range(X.shape[1])]
     assert signature.output is None
 
@@ -198,7 +203,8 @@ def test_xgboost_booster_gives_its_feature_names() -> None:
 
     signature = signature_from_model(booster)
 
-    assert signature is not None and signature.names == list(X.columns)
+    assert signature is not None
+    assert signature.names == list(X.columns)
 
 
 def test_lightgbm_booster_without_names_gives_its_column_count() -> None:
@@ -206,7 +212,8 @@ def test_lightgbm_booster_without_names_gives_its_column_count() -> None:
 
     signature = signature_from_model(booster)
 
-    assert signature is not None and not signature.tabular
+    assert signature is not None
+    assert not signature.tabular
     assert len(signature.inputs) == X.shape[1]
 
 
@@ -215,9 +222,11 @@ def test_lightgbm_classifier_gives_names_and_classes() -> None:
 
     signature = signature_from_model(model)
 
-    assert signature is not None and signature.tabular
+    assert signature is not None
+    assert signature.tabular
     assert len(signature.inputs) == 30
-    assert signature.output is not None and signature.output.has_proba
+    assert signature.output is not None
+    assert signature.output.has_proba
 
 
 def test_model_that_records_nothing_has_no_signature() -> None:
@@ -241,4 +250,5 @@ def test_model_that_records_nothing_has_no_signature() -> None:
 def test_json_value_makes_plain_json(value: Any, expected: Any) -> None:
     result = json_value(value)
 
-    assert result == expected and type(result) is type(expected)
+    assert result == expected
+    assert type(result) is type(expected)

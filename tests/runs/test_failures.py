@@ -25,7 +25,8 @@ def test_the_users_frames_are_shown_and_library_frames_folded(tmp_path: Path) ->
     lines = text.splitlines()
     assert lines[0].startswith("Step 'train' failed: JSONDecodeError: Expecting property name")
     assert lines[1:3] == ['  File "pipeline.py", line 4, in train', "    return json.loads(text)"]
-    assert lines[3].startswith("  … ") and "frame(s) in" in lines[3]
+    assert lines[3].startswith("  … ")
+    assert "frame(s) in" in lines[3]
     assert "test_failures.py" not in text  # frames above the user's code are not theirs
     assert lines[-1] == "  (the whole traceback: `assay runs logs 01234567`)"
 

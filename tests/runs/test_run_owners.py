@@ -107,7 +107,8 @@ def test_a_queued_run_whose_command_died_is_marked_at_the_next_read(
     )
     run = ws.runs.get(out.stdout.strip())
     assert run.status == "killed"
-    assert run.error is not None and "before the run started" in run.error
+    assert run.error is not None
+    assert "before the run started" in run.error
 
 
 def test_a_queued_run_of_a_live_command_stays_queued(ws: Workspace, slow: Path) -> None:
@@ -147,9 +148,11 @@ def test_a_killed_assay_run_takes_its_runner_down_and_the_run_is_killed(
     command = assay_run(slow, env)
     assert wait_until(lambda: (r := the_run(ws)) is not None and "tick" in r.metrics, timeout=60)
     run = the_run(ws)
-    assert run is not None and run.status == "running"
+    assert run is not None
+    assert run.status == "running"
     pid = runner_pid(ws, run.id)
-    assert pid is not None and pid != command.pid
+    assert pid is not None
+    assert pid != command.pid
     command.send_signal(sig)
     _, stderr = command.communicate(timeout=30)
     assert wait_until(lambda: not alive(pid), timeout=10), "the runner outlived its command"
@@ -160,6 +163,8 @@ def test_a_killed_assay_run_takes_its_runner_down_and_the_run_is_killed(
         assert command.returncode == 128 + sig
         lines = [line for line in stderr.splitlines() if line.strip()]
         assert lines == [f"Run {run.short_id} killed (SIGTERM)."], stderr
-        assert ended.error is not None and "SIGTERM" in ended.error
+        assert ended.error is not None
+        assert "SIGTERM" in ended.error
     else:
-        assert ended.error is not None and "command" in ended.error
+        assert ended.error is not None
+        assert "command" in ended.error

@@ -74,7 +74,8 @@ def test_a_runner_killed_with_sigkill_leaves_its_run_detectably_dead(
     finally:
         fast.close()
     assert dead.status == "killed"
-    assert dead.error is not None and "heartbeats" in dead.error
+    assert dead.error is not None
+    assert "heartbeats" in dead.error
 
 
 def test_ctrl_c_marks_the_run_killed(ws: Workspace, slow: Path, env: dict[str, str]) -> None:
@@ -90,7 +91,8 @@ def test_ctrl_c_marks_the_run_killed(ws: Workspace, slow: Path, env: dict[str, s
 def test_two_runs_at_once_both_succeed(ws: Workspace, slow: Path, env: dict[str, str]) -> None:
     first = launch(ws, env, 1)
     second = launch(ws, env, 2)
-    assert first[1].wait() == 0 and second[1].wait() == 0
+    assert first[1].wait() == 0
+    assert second[1].wait() == 0
     for queued, _ in (first, second):
         r = ws.runs.get(queued.id)
         assert r.status == "succeeded", r.error
@@ -111,9 +113,11 @@ def test_notebook_runs_record_params_metrics_and_failures(
         assay.log_param("extra", "yes")
     r = ws.runs.get(run.id)
     assert r.status == "succeeded"
-    assert r.data_ref == "x@1" and r.params_ref == "params/notebook@1"
+    assert r.data_ref == "x@1"
+    assert r.params_ref == "params/notebook@1"
     assert r.params == {"lr": 0.1, "extra": "yes"}
-    assert r.metrics["acc"] == 0.9 and r.metrics["loss"] == pytest.approx(1 / 10_000)
+    assert r.metrics["acc"] == 0.9
+    assert r.metrics["loss"] == pytest.approx(1 / 10_000)
     assert len(ws.runs.series(r.id, "loss")) == 10_000  # nothing buffered is lost
 
     opened: list[str] = []
@@ -127,7 +131,9 @@ def test_notebook_runs_record_params_metrics_and_failures(
     with pytest.raises(RuntimeError, match="boom"):
         fail_in_a_run()
     r = ws.runs.get(opened[0])
-    assert r.status == "failed" and r.error is not None and "boom" in r.error
+    assert r.status == "failed"
+    assert r.error is not None
+    assert "boom" in r.error
     assert r.metrics["loss"] == 3.0
 
 

@@ -82,10 +82,13 @@ def test_a_run_records_inputs_metrics_steps_model_and_resources(
     assert [(v, s) for _, v, s, _ in series] == [(2, 0), (4, 1), (6, 2), (8, 3)]
     assert [s.name for s in r.steps] == ["load", "scale", "train", "evaluate"]
     assert all(s.status == "succeeded" and not s.cached for s in r.steps)
-    assert r.model is not None and r.model_flavor == "python"
-    assert r.resources["wall_s"] > 0 and r.resources["peak_rss_bytes"] > 0
+    assert r.model is not None
+    assert r.model_flavor == "python"
+    assert r.resources["wall_s"] > 0
+    assert r.resources["peak_rss_bytes"] > 0
     assert r.resources["cost"] >= 0
-    assert r.environment["python"] and r.environment["package_count"] > 10
+    assert r.environment["python"]
+    assert r.environment["package_count"] > 10
     assert "sqlalchemy" in {k.lower() for k in ws.runs.packages(r)}
     params_file = ws.data.read_file(ws.data.resolve("params/numbers@1"), "params.json")
     assert json.loads(params_file) == r.params
@@ -138,7 +141,8 @@ def test_a_failing_step_fails_the_run_and_keeps_earlier_outputs(
     queued = ws.runs.prepare("numbers@2", data="numbers@1", params_file=project / "params.json")
     r = ws.runs.execute(queued.id)
     assert r.status == "failed"
-    assert r.error is not None and "ZeroDivisionError" in r.error
+    assert r.error is not None
+    assert "ZeroDivisionError" in r.error
     status = {s.name: s.status for s in r.steps}
     assert status == {
         "load": "succeeded",
@@ -168,7 +172,8 @@ def test_logs_capture_what_steps_print_in_the_runner_process(
     handle = LocalExecutor(ws.settings.root or Path("."), {**os.environ, **env}).launch(queued.id)
     events = [e["event"] for e in handle.events()]
     assert handle.wait() == 0
-    assert events[0] == "start" and events[-1] == "end"
+    assert events[0] == "start"
+    assert events[-1] == "end"
     assert events.count("step_done") == 4
     assert ws.runs.get(queued.id).status == "succeeded"
     assert "evaluating 20.5" in ws.runs.logs(queued.id)
@@ -300,7 +305,8 @@ def test_a_model_of_the_pipelines_own_class_is_stored_and_siblings_import(
     r = ws.runs.execute(queued.id)
     assert r.status == "succeeded", r.error
     assert r.metrics["sum"] == 120.0
-    assert r.model is not None and r.model_flavor == "python"
+    assert r.model is not None
+    assert r.model_flavor == "python"
 
 
 SPLITTING = """
@@ -389,7 +395,8 @@ def test_a_run_on_a_team_setup_with_objects_on_s3(
         r = team.runs.execute(queued.id)
         assert r.status == "succeeded", r.error
         assert r.metrics["score"] == pytest.approx(2.05)
-        assert team.store.url.startswith("s3://") and team.store.has(r.model or "")
+        assert team.store.url.startswith("s3://")
+        assert team.store.has(r.model or "")
         again = team.runs.execute(team.runs.rerun(r.id).id)
         assert again.metrics == r.metrics
     finally:
@@ -399,7 +406,9 @@ def test_a_run_on_a_team_setup_with_objects_on_s3(
 def test_metric_direction_and_reproduction_rules() -> None:
     from assay.runs.entities import lower_is_better, same_metrics
 
-    assert lower_is_better("val_loss") and lower_is_better("RMSE") and not lower_is_better("f1")
+    assert lower_is_better("val_loss")
+    assert lower_is_better("RMSE")
+    assert not lower_is_better("f1")
     assert same_metrics({"f1": 0.9, "x": None}, {"f1": 0.9 + 1e-12, "x": None})
     assert not same_metrics({"f1": 0.9}, {"f1": 0.91})
     assert not same_metrics({"f1": 0.9}, {"f1": 0.9, "auc": 0.8})
@@ -420,7 +429,8 @@ def test_a_run_tracked_from_elsewhere_dies_of_silence_only(ws: Workspace) -> Non
     assert ws.runs.get(run.id).status == "running"
     ws.runs.log_points(run.id, [("loss", 0.5, 1, None)])
     done = ws.runs.finish(run.id, "succeeded")
-    assert done.status == "succeeded" and done.metrics == {"loss": 0.5}
+    assert done.status == "succeeded"
+    assert done.metrics == {"loss": 0.5}
     assert set(done.resources) == {"wall_s", "cost", "cost_per_hour"}  # no server stats
     silent = ws.runs.begin("remote-nb", params={"lr": 0.2}, remote=True)
     with ws.db.session() as conn:

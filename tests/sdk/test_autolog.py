@@ -41,7 +41,8 @@ def test_each_top_level_fit_is_a_run_with_params_metrics_model_and_fingerprint(
     model = make_pipeline(StandardScaler(), LogisticRegression(C=0.5, max_iter=500)).fit(X, y)
 
     (run,) = _runs(here)  # the scaler and the classifier inside were not runs of their own
-    assert run.experiment == "wine-nb" and run.status == "succeeded"
+    assert run.experiment == "wine-nb"
+    assert run.status == "succeeded"
     assert run.params["logisticregression__C"] == 0.5
     assert run.params["logisticregression__penalty"] == "deprecated" or (
         "logisticregression__tol" in run.params  # defaults too
@@ -51,14 +52,19 @@ def test_each_top_level_fit_is_a_run_with_params_metrics_model_and_fingerprint(
                                 "train_roc_auc"}  # fmt: skip
     assert run.metrics["train_accuracy"] == pytest.approx(model.score(X, y))
     fp = run.extra["training_data"]
-    assert fp["X"]["shape"] == [178, 13] and fp["X"]["columns"][0] == "alcohol"
-    assert len(fp["X"]["hash"]) == 64 and fp["y"]["shape"] == [178]
+    assert fp["X"]["shape"] == [178, 13]
+    assert fp["X"]["columns"][0] == "alcohol"
+    assert len(fp["X"]["hash"]) == 64
+    assert fp["y"]["shape"] == [178]
     assert run.extra["autolog"]["estimator"] == "Pipeline"
 
     (mv,) = here.registry.of_run(run.id)
-    assert mv.name == "wine-nb" and mv.flavor == "sklearn"
-    assert mv.signature is not None and mv.signature.names[0] == "alcohol"
-    assert mv.lineage.run_id == run.id and mv.lineage.params == run.params_ref
+    assert mv.name == "wine-nb"
+    assert mv.flavor == "sklearn"
+    assert mv.signature is not None
+    assert mv.signature.names[0] == "alcohol"
+    assert mv.lineage.run_id == run.id
+    assert mv.lineage.params == run.params_ref
     assert mv.metrics["train_accuracy"] == run.metrics["train_accuracy"]
     predictor = assay.load_model("wine-nb@1")
     assert list(predictor.predict(X.head(5))) == list(model.predict(X.head(5)))
@@ -123,8 +129,10 @@ def test_a_fit_inside_start_run_records_into_that_run(here: Workspace, wine: Any
         LogisticRegression(max_iter=500).fit(scaler.transform(X), y)
         assay.log_metric("extra", 1.0)
     (found,) = _runs(here)
-    assert found.id == run.id and found.params["note"] == "mine"
-    assert found.params["C"] == 1.0 and found.params["with_mean"] is True
+    assert found.id == run.id
+    assert found.params["note"] == "mine"
+    assert found.params["C"] == 1.0
+    assert found.params["with_mean"] is True
     assert {"train_accuracy", "extra"} <= set(found.metrics)
     # the scaler does not predict: only the classifier became a model version
     assert [mv.name for mv in here.registry.of_run(run.id)] == ["manual"]
@@ -161,9 +169,11 @@ def test_a_recording_failure_warns_once_and_the_fit_returns_as_usual(
         warnings.simplefilter("always")
         first = _Unpredictable().fit(X, y)
         second = _Unpredictable().fit(X, y)
-    assert isinstance(first, _Unpredictable) and isinstance(second, _Unpredictable)
+    assert isinstance(first, _Unpredictable)
+    assert isinstance(second, _Unpredictable)
     said = [w for w in caught if issubclass(w.category, AssayWarning)]
-    assert len(said) == 1 and "broken predict" in str(said[0].message)
+    assert len(said) == 1
+    assert "broken predict" in str(said[0].message)
     assert [r.status for r in _runs(here)] == ["succeeded", "succeeded"]
 
 
@@ -172,7 +182,8 @@ def test_a_fit_that_raises_fails_its_run_and_raises(here: Workspace) -> None:
     with pytest.raises(ValueError, match="class"):
         LogisticRegression().fit([[1.0], [2.0]], [0, 0])  # one class only
     (run,) = _runs(here)
-    assert run.status == "failed" and "ValueError" in (run.error or "")
+    assert run.status == "failed"
+    assert "ValueError" in (run.error or "")
 
 
 def test_xgboost_wrapper_with_eval_set_logs_series_validation_metrics_and_a_native_model(
@@ -184,12 +195,14 @@ def test_xgboost_wrapper_with_eval_set_logs_series_validation_metrics_and_a_nati
     model = xgb.XGBClassifier(n_estimators=8, max_depth=2, eval_metric="mlogloss")
     model.fit(X.iloc[:120], y.iloc[:120], eval_set=[(X.iloc[120:], y.iloc[120:])], verbose=False)
     (run,) = _runs(here)
-    assert run.params["n_estimators"] == 8 and run.params["max_depth"] == 2
+    assert run.params["n_estimators"] == 8
+    assert run.params["max_depth"] == 2
     assert {"train_accuracy", "val_accuracy", "val_log_loss", "validation_0_mlogloss"} <= set(
         run.metrics
     )
     series = [v for k, v, s, _ in here.runs.series(run.id, "validation_0_mlogloss")]
-    assert len(series) == 8 and series[-1] == pytest.approx(run.metrics["validation_0_mlogloss"])
+    assert len(series) == 8
+    assert series[-1] == pytest.approx(run.metrics["validation_0_mlogloss"])
     (mv,) = here.registry.of_run(run.id)
     assert mv.flavor == "xgboost"
 
@@ -209,12 +222,14 @@ def test_xgboost_native_train_logs_params_series_and_the_booster(
         verbose_eval=False,
     )
     (run,) = _runs(here)
-    assert run.params["max_depth"] == 2 and run.params["num_boost_round"] == 5
+    assert run.params["max_depth"] == 2
+    assert run.params["num_boost_round"] == 5
     assert len(here.runs.series(run.id, "eval_mlogloss")) == 5
     assert "train_mlogloss" in run.metrics
     assert run.extra["training_data"]["X"]["shape"] == [120, 13]
     (mv,) = here.registry.of_run(run.id)
-    assert mv.flavor == "xgboost" and mv.signature is not None
+    assert mv.flavor == "xgboost"
+    assert mv.signature is not None
     predictor = assay.load_model(mv.ref)
     expected = booster.predict(xgb.DMatrix(X.iloc[:3]))
     assert np.allclose(np.asarray(predictor.predict(X.iloc[:3])), expected)
@@ -236,9 +251,11 @@ def test_lightgbm_native_and_wrapper_are_recorded(here: Workspace, wine: Any) ->
     clf = lgb.LGBMClassifier(n_estimators=3, num_leaves=4, verbose=-1)
     clf.fit(X.iloc[:120], y.iloc[:120], eval_X=X.iloc[120:], eval_y=y.iloc[120:])
     native, wrapper = _runs(here)
-    assert native.params["num_leaves"] == 4 and native.params["num_boost_round"] == 4
+    assert native.params["num_leaves"] == 4
+    assert native.params["num_boost_round"] == 4
     assert len(here.runs.series(native.id, "val_multi_logloss")) == 4
-    assert wrapper.params["n_estimators"] == 3 and "val_accuracy" in wrapper.metrics
+    assert wrapper.params["n_estimators"] == 3
+    assert "val_accuracy" in wrapper.metrics
     assert len(here.runs.series(wrapper.id, "valid_0_multi_logloss")) == 3
     assert [mv.flavor for mv in here.registry.of_run(native.id)] == ["lightgbm"]
     assert [mv.flavor for mv in here.registry.of_run(wrapper.id)] == ["lightgbm"]

@@ -72,7 +72,8 @@ def test_a_notebook_records_its_fits_and_its_own_code_and_two_runs_diff(
     assert second.params["logisticregression__C"] == 0.2
     assert {"train_accuracy", "train_roc_auc"} <= set(second.metrics)
     code = here.runs.code_of(second.id)
-    assert code.kind == "notebook" and code.entry == "analysis.ipynb"
+    assert code.kind == "notebook"
+    assert code.entry == "analysis.ipynb"
     stored = json.loads(here.runs.code_files(code)["analysis.ipynb"])
     assert all(not c.get("outputs") for c in stored["cells"])  # code, not results
     diff = cli("runs", "code", first.id[:8], "--diff", second.id[:8])
@@ -89,7 +90,8 @@ def test_without_its_path_a_kernel_keeps_the_cells_it_executed(
     execute(path, monkeypatch, session=False)
     (run,) = here.runs.search()
     code = here.runs.code_of(run.id)
-    assert code.kind == "cells" and run.experiment == "notebook"
+    assert code.kind == "cells"
+    assert run.experiment == "notebook"
     text = here.runs.code_files(code)["cells.py"].decode()
     assert text.index("x = 41") < text.index("LogisticRegression(C=0.5)")
 
@@ -136,12 +138,16 @@ def test_a_notebook_runs_as_a_pipeline_with_injected_params_and_its_rerun_reprod
     (tmp_path / "p.json").write_text(json.dumps({"C": 0.05, "seed": 3}))
     done = cli("run", str(path), "--data", wine_version, "--params", "p.json")
     assert done.exit_code == 0, done.stdout + (done.stderr or "")
-    assert "✓ notebook" in done.stdout and "→ model train@1" in done.stdout
+    assert "✓ notebook" in done.stdout
+    assert "→ model train@1" in done.stdout
 
     (run,) = here.runs.search()
-    assert run.pipeline_ref == "train@1" and run.data_ref == wine_version
-    assert run.params["C"] == 0.05 and run.status == "succeeded"
-    assert "val_f1" in run.metrics and "train_accuracy" in run.metrics
+    assert run.pipeline_ref == "train@1"
+    assert run.data_ref == wine_version
+    assert run.params["C"] == 0.05
+    assert run.status == "succeeded"
+    assert "val_f1" in run.metrics
+    assert "train_accuracy" in run.metrics
     assert run.params["max_iter"] == 5000  # autolog inside the kernel recorded into the run
     artifacts = {p: h for p, h, _ in here.runs.artifacts(run.id)}
     executed = json.loads(here.store.get_bytes(artifacts["notebook.ipynb"]))
@@ -151,17 +157,20 @@ def test_a_notebook_runs_as_a_pipeline_with_injected_params_and_its_rerun_reprod
     assert "trained with C = 0.05" in outputs  # the injected params, and the outputs kept
     assert "trained with C = 0.05" in here.runs.logs(run.id)
     (mv,) = here.registry.of_run(run.id)
-    assert mv.lineage.pipeline == "train@1" and mv.lineage.data == wine_version
+    assert mv.lineage.pipeline == "train@1"
+    assert mv.lineage.data == wine_version
 
     again = cli("runs", "rerun", run.id[:8])
-    assert again.exit_code == 0 and "Reproduced" in again.stdout
+    assert again.exit_code == 0
+    assert "Reproduced" in again.stdout
 
     notebook(path, *PIPELINE_CELLS, "1 / 0", parameters='data = "."\nC = 1.0\nseed = 0')
     failed = cli("run", str(path), "--data", wine_version, "--params", "p.json")
     assert failed.exit_code == 1
     broken = here.runs.search(filter="status = 'failed'")[0]
     assert broken.pipeline_ref == "train@2"
-    assert "ZeroDivisionError" in (broken.error or "") and "Cell" in (broken.error or "")
+    assert "ZeroDivisionError" in (broken.error or "")
+    assert "Cell" in (broken.error or "")
 
 
 @pytest.mark.one_backend
@@ -180,7 +189,9 @@ def test_a_sweep_tunes_a_notebooks_parameters(
     (tmp_path / "bad.yaml").write_text("CC: {log-float: [0.01, 10]}\n")
     refused = cli("sweep", str(path), "--data", wine_version, "--params", "p.json",
                   "--space", "bad.yaml", "--trials", "2", "--objective", "val_f1:max")  # fmt: skip
-    assert refused.exit_code == 1 and "Did you mean 'C'?" in refused.stdout + (refused.stderr or "")
+    assert refused.exit_code == 1
+    assert "Did you mean 'C'?" in refused.stdout + (refused.stderr or "")
     trials = here.runs.search(experiment="typo")
-    assert len(trials) == 2 and all(t.status == "succeeded" for t in trials)
+    assert len(trials) == 2
+    assert all(t.status == "succeeded" for t in trials)
     assert len({t.params["C"] for t in trials}) == 2

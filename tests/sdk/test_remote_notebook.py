@@ -64,29 +64,37 @@ def test_a_notebook_against_the_server_records_what_it_records_locally(
     )  # fmt: skip
     executed = client.execute()
     printed = "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
-    assert "same: True" in printed and "runs: 1 0.2" in printed
+    assert "same: True" in printed
+    assert "runs: 1 0.2" in printed
 
     ws = server.workspace()
     try:
         (search,) = ws.runs.search(experiment="laptop", filter="parent_id is null")
         assert search.data_ref == "wine@1"
-        assert search.params["best.C"] in (0.1, 1.0) and "best_cv_score" in search.metrics
+        assert search.params["best.C"] in (0.1, 1.0)
+        assert "best_cv_score" in search.metrics
         assert len(ws.runs.children(search.id)) == 2
         code = ws.runs.code_of(search.id)
-        assert code.kind == "notebook" and code.entry == "remote.ipynb"
+        assert code.kind == "notebook"
+        assert code.entry == "remote.ipynb"
         assert [mv.ref for mv in ws.registry.of_run(search.id)] == ["laptop@1"]
         (manual,) = ws.runs.search(experiment="laptop-manual")
-        assert manual.status == "succeeded" and manual.data_ref == "wine@1"
+        assert manual.status == "succeeded"
+        assert manual.data_ref == "wine@1"
         loss = [v for _, v, _, _ in ws.runs.series(manual.id, "loss")]
         assert loss == [1, 0.5, 1 / 3, 0.25, 0.2]
-        assert manual.resources.get("reported") and manual.environment.get("python")
+        assert manual.resources.get("reported")
+        assert manual.environment.get("python")
         # autolog (still on) logged the fit, and the notebook logged it again by name
         autologged, mv = ws.registry.of_run(manual.id)
         assert autologged.ref == "laptop-manual@1"
-        assert mv.ref == "wine-remote@1" and mv.lineage.data == "wine@1"
+        assert mv.ref == "wine-remote@1"
+        assert mv.lineage.data == "wine@1"
         assert mv.lineage.code == manual.code
         tree = ws.registry.lineage(mv.ref)
-        assert tree["run"] and tree["run"]["code"] and tree["run"]["code"]["kind"] == "notebook"
+        assert tree["run"]
+        assert tree["run"]["code"]
+        assert tree["run"]["code"]["kind"] == "notebook"
     finally:
         ws.close()
 

@@ -46,7 +46,8 @@ def test_data_commit_and_load_round_trip_and_link_the_runs_that_used_it(
 
     folder = here.data.commit("pics", _pictures(here), "two files").version
     path = assay.data.load(folder.ref)  # not one table: a local folder of its files
-    assert isinstance(path, Path) and sorted(p.name for p in path.iterdir()) == ["a.txt", "b.txt"]
+    assert isinstance(path, Path)
+    assert sorted(p.name for p in path.iterdir()) == ["a.txt", "b.txt"]
 
 
 def _pictures(ws: Workspace) -> Path:
@@ -69,11 +70,13 @@ def test_log_model_registers_a_version_with_the_runs_lineage_and_load_model_pred
         mv = assay.log_model(model, "wine-clf", input_example=X.head(3))
         again = assay.log_model(model, "wine-clf")  # once per run and name
     assert again.ref == mv.ref == "wine-clf@1"
-    assert mv.lineage.run_id == run.id and mv.lineage.data == "wine@1"
+    assert mv.lineage.run_id == run.id
+    assert mv.lineage.data == "wine@1"
     assert mv.lineage.params == "params/by-hand@1"
     assert mv.lineage.code == here.runs.get(run.id).code  # none here: pytest is no script
     assert mv.metrics["accuracy"] == pytest.approx(model.score(X, y))
-    assert mv.signature is not None and mv.signature.names == list(X.columns)
+    assert mv.signature is not None
+    assert mv.signature.names == list(X.columns)
     assert here.registry.register_run(run.id, "wine-clf").ref == "wine-clf@1"
     predictor = assay.load_model("wine-clf@latest")
     assert list(predictor.predict(X.head(4))) == list(model.predict(X.head(4)))
@@ -148,20 +151,28 @@ def test_a_scripts_code_and_git_state_are_kept_and_two_runs_diff(
     first, second = here.runs.search(sort="created_at asc")
     assert first.data_ref == second.data_ref == "wine@1"
     a, b = here.runs.code_of(first.id), here.runs.code_of(second.id)
-    assert a.kind == b.kind == "script" and a.entry == "train.py" and a.hash != b.hash
-    assert a.git and b.git and a.git["commit"] == b.git["commit"] and a.git["branch"] == "main"
-    assert not a.git["dirty"] and b.git["dirty"]
+    assert a.kind == b.kind == "script"
+    assert a.entry == "train.py"
+    assert a.hash != b.hash
+    assert a.git
+    assert b.git
+    assert a.git["commit"] == b.git["commit"]
+    assert a.git["branch"] == "main"
+    assert not a.git["dirty"]
+    assert b.git["dirty"]
     assert b"C=0.1" in here.runs.code_files(b)["git.diff"]
 
     shown = cli("runs", "code", second.id[:8])
-    assert shown.exit_code == 0 and "script train.py, git" in shown.stdout
-    assert "LogisticRegression(C=0.1" in shown.stdout and "uncommitted changes" in shown.stdout
+    assert shown.exit_code == 0
+    assert "script train.py, git" in shown.stdout
+    assert "LogisticRegression(C=0.1" in shown.stdout
+    assert "uncommitted changes" in shown.stdout
     diff = cli("runs", "code", first.id[:8], "--diff", second.id[:8])
-    assert "-LogisticRegression(C=1.0" in diff.stdout and "+LogisticRegression(C=0.1" in diff.stdout
+    assert "-LogisticRegression(C=1.0" in diff.stdout
+    assert "+LogisticRegression(C=0.1" in diff.stdout
     lineage = cli("models", "lineage", "script@2")
-    assert "code      script train.py" in lineage.stdout and "(main, uncommitted changes)" in (
-        lineage.stdout
-    )
+    assert "code      script train.py" in lineage.stdout
+    assert "(main, uncommitted changes)" in (lineage.stdout)
     assert "data      wine@1" in lineage.stdout
     shown = cli("runs", "show", second.id[:8])
     assert "script train.py" in shown.stdout
@@ -183,12 +194,17 @@ def test_runs_as_a_dataframe_and_runs_in_html(here: Workspace) -> None:
     # `assay.runs` is the concept's package and, called, the SDK's runs table: mypy
     # sees only the package.
     frame = assay.runs(experiment="df", filter="params.C > 0.5")  # type: ignore[operator]
-    assert list(frame["params.C"]) == [1.0] and frame["metrics.acc"].iloc[0] == 1.0
+    assert list(frame["params.C"]) == [1.0]
+    assert frame["metrics.acc"].iloc[0] == 1.0
     assert len(assay.runs("df", sort="metrics.acc asc")) == 2  # type: ignore[operator]
     first, second = assay.runs("df", sort="metrics.acc asc").index  # type: ignore[operator]
     html = assay.get_run(first)._repr_html_()
-    assert "<svg" in html and "loss" in html and "params" not in html.split("<table>")[0]
+    assert "<svg" in html
+    assert "loss" in html
+    assert "params" not in html.split("<table>")[0]
     both = assay.compare(first, second)
     page = both._repr_html_()
-    assert "assay-best" in page and "★" in page and "<polyline" in page
+    assert "assay-best" in page
+    assert "★" in page
+    assert "<polyline" in page
     assert both.to_frame().shape[1] == 2

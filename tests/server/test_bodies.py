@@ -80,7 +80,8 @@ def test_a_dashboard_form_without_a_sign_in_is_sent_to_sign_in_unread(server: st
     )
     with raw(server, head, b"winner=a&" * 100) as sock:
         status, headers, _ = answer(sock)
-    assert status == 303 and headers["location"].startswith("/login?next=%2Fabtests%2Fab")
+    assert status == 303
+    assert headers["location"].startswith("/login?next=%2Fabtests%2Fab")
     assert headers["connection"] == "close"
 
 
@@ -105,7 +106,8 @@ def test_a_slow_body_is_408_within_the_deadline(server: str, secrets: dict[str, 
         assert status == 408, (head, body)
         assert headers["connection"] == "close"
         error = json.loads(body)["error"]
-        assert error["type"] == "RequestTimeoutError" and "1 s" in error["message"]
+        assert error["type"] == "RequestTimeoutError"
+        assert "1 s" in error["message"]
 
 
 def test_each_route_takes_a_body_up_to_its_own_limit(local: Callable[..., TestClient]) -> None:

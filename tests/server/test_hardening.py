@@ -298,7 +298,8 @@ def test_a_token_that_is_created_can_be_revoked(api: httpx.Client, base_url: str
     with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {secret}"}) as ci:
         assert ci.get("/api/v1/runs").status_code == 200
         revoked = api.delete("/api/v1/tokens/team-ci")
-        assert revoked.status_code == 200 and revoked.json()["revoked_at"]
+        assert revoked.status_code == 200
+        assert revoked.json()["revoked_at"]
         assert_error(ci.get("/api/v1/runs"), 401)
 
 
@@ -330,7 +331,8 @@ def test_a_failure_answers_an_error_id_and_no_stack_trace(
     error = assert_error(answer, 500)
     assert error["type"] == "InternalError"
     error_id = error["details"]["error_id"]
-    assert isinstance(error_id, str) and len(error_id) == 12
+    assert isinstance(error_id, str)
+    assert len(error_id) == 12
     assert error_id in str(error["message"])
     assert set(answer.json()) == {"error"}
     assert set(error["details"]) == {"error_id"}
@@ -338,7 +340,8 @@ def test_a_failure_answers_an_error_id_and_no_stack_trace(
         assert leak not in answer.text
     # The log has the whole story, under the same id.
     logged = [r for r in caplog.records if error_id in r.getMessage()]
-    assert logged and logged[0].exc_info is not None
+    assert logged
+    assert logged[0].exc_info is not None
     uploads.unlink()
     # A new connection: uvicorn closes one on which the app raised (see the report).
     with httpx.Client(base_url=api.base_url, headers=api.headers) as fresh:

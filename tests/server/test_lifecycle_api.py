@@ -44,9 +44,12 @@ def test_deletes_and_gc_need_an_admin_token_and_say_what_they_did(
     assert [r["id"] for r in listed] == [run.id]
 
     dry = admin.post("/api/v1/gc", json={"dry_run": True, "grace_s": 0}).json()
-    assert dry["dry_run"] and dry["removed"] == 2 and dry["removed_bytes"] > 300_000
+    assert dry["dry_run"]
+    assert dry["removed"] == 2
+    assert dry["removed_bytes"] > 300_000
     left = set(ws.store.iter_digests())
     done = admin.post("/api/v1/gc", json={"grace_s": 0}).json()
-    assert done["removed"] == 2 and len(set(ws.store.iter_digests())) == len(left) - 2
+    assert done["removed"] == 2
+    assert len(set(ws.store.iter_digests())) == len(left) - 2
     gone = admin.post("/api/v1/runs/delete", json={"runs": [run.id]}).json()
     assert gone == {"what": [run.id], "broke": []}

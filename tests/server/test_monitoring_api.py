@@ -117,20 +117,25 @@ def test_check_snapshot_and_retrain_through_the_api_sdk_and_remote(
                 answer = client.predict("drifty-api", [row])
                 assert client.feedback("drifty-api", answer["request_id"], label=label)["logged"]
         monitor = client.configure_monitor("drifty-api", "alpha: 0.01\nwindow: {last: 100}\n")
-        assert monitor.target == "service" and "alpha: 0.01" in monitor.config_text
+        assert monitor.target == "service"
+        assert "alpha: 0.01" in monitor.config_text
 
         report = client.monitor("drifty-api")  # the config's window: the drifted traffic
-        assert report["state"] == "drift" and report["requests"] == 100
+        assert report["state"] == "drift"
+        assert report["requests"] == 100
         assert report["performance"]["n"] == 100
         recent = client.monitor("drifty-api", last=60, record=False)
-        assert recent["requests"] == 60 and recent["state"] == "drift"
+        assert recent["requests"] == 60
+        assert recent["state"] == "drift"
         assert [c.state for c in client.monitor_history("drifty-api")] == ["drift"]
 
         code, out = remote("monitor", "drifty-api", "--last", "100")
-        assert code == 0 and "state  drift" in out, out
+        assert code == 0, out
+        assert "state  drift" in out, out
         code, out = remote("monitor", "snapshot", "drifty-api", "--to", "drifty-live",
                            "--last", "100")  # fmt: skip
-        assert code == 0 and "Committed drifty-live@1: 100 rows (100 labeled)" in out, out
+        assert code == 0, out
+        assert "Committed drifty-live@1: 100 rows (100 labeled)" in out, out
         assert [s.ref for s in client.snapshots("drifty-api")] == ["drifty-live@1"]
 
         # The server runs the pipeline; the CLI waits for the new version.
@@ -154,8 +159,10 @@ def test_check_snapshot_and_retrain_through_the_api_sdk_and_remote(
     # The dashboard's Monitoring page, and its snapshot form for a write token.
     with httpx.Client(base_url=url, cookies={"assay_token": secret}) as browser:
         page = browser.get("/monitoring/drifty-api")
-        assert page.status_code == 200 and "Drift over time" in page.text
-        assert "x1" in page.text and "drifty-live@1" in page.text
+        assert page.status_code == 200
+        assert "Drift over time" in page.text
+        assert "x1" in page.text
+        assert "drifty-live@1" in page.text
         token = re.search(r'name="csrf" value="([^"]+)"', page.text)
         assert token is not None
         posted = browser.post(
@@ -174,4 +181,5 @@ def test_check_snapshot_and_retrain_through_the_api_sdk_and_remote(
             data={"csrf": token.group(1), "dataset": "x"},
             headers={"Origin": url},
         )
-        assert refused.status_code == 403 and "write token" in refused.text
+        assert refused.status_code == 403
+        assert "write token" in refused.text

@@ -53,12 +53,15 @@ def test_cli_json_and_rest_agree_on_runs_data_and_model_versions(
     assert cli_run == answered(api, f"/runs/{run.id}")
     # The one shape names a run's inputs by name and number (not "params/exp@1").
     assert (cli_run["dataset"], cli_run["data_version"]) == ("n", 1)
-    assert isinstance(cli_run["params_version"], int) and cli_run["params_dataset"]
-    assert cli_run["created_at"].endswith("Z") and cli_run["duration_s"] is not None
+    assert isinstance(cli_run["params_version"], int)
+    assert cli_run["params_dataset"]
+    assert cli_run["created_at"].endswith("Z")
+    assert cli_run["duration_s"] is not None
 
     cli_versions = printed(cli, "data", "log", "n")
     assert cli_versions == answered(api, "/datasets/n/versions")["items"]
-    assert cli_versions[0]["ref"] == "n@1" and cli_versions[0]["file_count"] == 1
+    assert cli_versions[0]["ref"] == "n@1"
+    assert cli_versions[0]["file_count"] == 1
     assert printed(cli, "data", "show", "n@1") == answered(api, "/versions/n@1")
     cli_profile = printed(cli, "data", "profile", "n@1")
     assert cli_profile == answered(api, "/profiles/n@1")
@@ -67,7 +70,8 @@ def test_cli_json_and_rest_agree_on_runs_data_and_model_versions(
     _register_models(ws, tmp_path)
     cli_model = printed(cli, "models", "show", "iris@1")
     assert cli_model == answered(api, "/models/iris/versions/1")
-    assert cli_model["ref"] == "iris@1" and cli_model["signature"]["inputs"]
+    assert cli_model["ref"] == "iris@1"
+    assert cli_model["signature"]["inputs"]
     assert printed(cli, "models", "show", "iris") == answered(api, "/models/iris/versions")["items"]
 
 
@@ -96,7 +100,8 @@ def test_cli_json_and_rest_agree_on_services_and_ab_tests(
         assert cli("services", "stop", "iris-api").exit_code == 0
     cli_services = printed(cli, "services", "list")
     assert cli_services == answered(api, "/services")["items"]
-    assert cli_services[0]["model_ref"] == "iris@1" and cli_services[0]["state"] == "stopped"
+    assert cli_services[0]["model_ref"] == "iris@1"
+    assert cli_services[0]["state"] == "stopped"
     assert printed(cli, "services", "status", "iris-api") == answered(
         api, "/services/iris-api/status"
     )

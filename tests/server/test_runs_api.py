@@ -42,7 +42,8 @@ def test_a_tracked_run_from_open_to_end(api: httpx.Client) -> None:
     assert ended.json()["ended_at"] is not None
 
     shown = api.get(f"/api/v1/runs/{str(rid)[:8]}").json()  # a prefix finds it
-    assert shown["id"] == rid and shown["status"] == "succeeded"
+    assert shown["id"] == rid
+    assert shown["status"] == "succeeded"
     assert_error(api.post(f"/api/v1/runs/{rid}/metrics", json={"metrics": points}), 409)
     assert_error(api.post(f"/api/v1/runs/{rid}/end", json={}), 409)
     assert listing(api, "/api/v1/experiments") == [{"name": "notebook", "runs": 1}]
@@ -51,7 +52,8 @@ def test_a_tracked_run_from_open_to_end(api: httpx.Client) -> None:
 def test_a_run_ends_failed_with_its_error(api: httpx.Client) -> None:
     rid = open_run(api)["id"]
     error = assert_error(api.post(f"/api/v1/runs/{rid}/end", json={"status": "weird"}), 422)
-    assert "body.status" in str(error["message"]) and "killed" in str(error["message"])
+    assert "body.status" in str(error["message"])
+    assert "killed" in str(error["message"])
     ended = api.post(f"/api/v1/runs/{rid}/end", json={"status": "failed", "error": "OOM"})
     assert (ended.json()["status"], ended.json()["error"]) == ("failed", "OOM")
     assert_error(api.get("/api/v1/runs/" + "f" * 32), 404)

@@ -51,7 +51,8 @@ def test_params_nested_too_deep_are_refused_and_no_run_is_stored(
     assert_error(api.post("/api/v1/experiments/e/runs", json=long_name), 400)
     assert ws.runs.search() == []
     listed = api.get("/api/v1/runs")
-    assert listed.status_code == 200 and listed.json()["items"] == []
+    assert listed.status_code == 200
+    assert listed.json()["items"] == []
     # Within the bounds, the run is stored and reads back as it was sent.
     fine = {"params": {"x": nested(MAX_DEPTH - 2), "model": {"C": 1.0}}}
     made = api.post("/api/v1/experiments/e/runs", json=fine)
@@ -108,7 +109,8 @@ def test_what_a_tracked_run_adds_later_is_bounded_too(ws: Workspace, local: Loca
         error = assert_error(api.request(method, url, json=body), 400)
         assert f"more than {MAX_DEPTH} levels" in error["message"], url
     [run] = api.get("/api/v1/runs").json()["items"]
-    assert run["params"] == {"seed": 1} and run["extra"] == {}
+    assert run["params"] == {"seed": 1}
+    assert run["extra"] == {}
     assert api.get(f"/api/v1/runs/{rid}/children").json() == []
 
     from assay.runs.repository import RunRepository

@@ -261,7 +261,9 @@ def test_v2_refuses_malformed_tensors_naming_the_problem(
 def test_v2_describes_the_model_and_the_server(client_for: ClientFor, iris: LoadedBundle) -> None:
     client = client_for(iris)
     meta = client.get("/v2/models/iris").json()
-    assert meta["name"] == "iris" and meta["versions"] == ["3"] and meta["platform"] == "sklearn"
+    assert meta["name"] == "iris"
+    assert meta["versions"] == ["3"]
+    assert meta["platform"] == "sklearn"
     assert meta["inputs"][0] == {"name": "sepal length (cm)", "datatype": "FP64", "shape": [-1]}
     assert [o["name"] for o in meta["outputs"]] == ["predict", "predict_proba"]
     assert meta["outputs"][0]["datatype"] == "BYTES"
@@ -271,7 +273,8 @@ def test_v2_describes_the_model_and_the_server(client_for: ClientFor, iris: Load
     assert client.get("/v2/health/live").json() == {"live": True}
     assert client.get("/v2/health/ready").json() == {"ready": True}
     server = client.get("/v2").json()
-    assert server["name"] == "assay" and "version" in server
+    assert server["name"] == "assay"
+    assert "version" in server
     assert client.get("/v1/models/iris").json() == {"name": "iris", "ready": True}
     assert client.get("/v1/models").json() == {"models": ["iris"]}
 
@@ -424,7 +427,8 @@ def test_unknown_routes_and_methods_answer_json_errors(cancer_client: TestClient
     assert wrong.status_code == 405
     assert "use POST" in error_of(wrong)["message"]
     put = cancer_client.put("/v2/models/cancer/infer", json={})
-    assert put.status_code == 405 and error_of(put)["type"] == "MethodNotAllowedError"
+    assert put.status_code == 405
+    assert error_of(put)["type"] == "MethodNotAllowedError"
 
 
 # ---- a model that fails, hangs or answers NaN ------------------------------------------------
@@ -440,14 +444,16 @@ def test_a_model_that_raises_is_500_with_an_error_id_in_the_log_and_the_service_
     error = error_of(resp)
     assert error["type"] == "ModelError"
     error_id = error["details"]["error_id"]
-    assert len(error_id) == 12 and error_id in error["message"]
+    assert len(error_id) == 12
+    assert error_id in error["message"]
     assert "ValueError: cannot take a negative a" in error["message"]
     assert "Traceback" not in resp.text
     [record] = [r for r in caplog.records if error_id in r.getMessage()]
     assert record.exc_info is not None  # the traceback goes to the log, not the client
     assert resp.headers["X-Assay-Model"] == "m"
     again = client.post("/v1/models/m:predict", json={"instances": [[3, 2]]})
-    assert again.status_code == 200 and again.json()["predictions"] == [6.0]
+    assert again.status_code == 200
+    assert again.json()["predictions"] == [6.0]
 
 
 def test_a_prediction_past_the_timeout_is_504_and_the_service_goes_on(
@@ -462,7 +468,8 @@ def test_a_prediction_past_the_timeout_is_504_and_the_service_goes_on(
         assert error["type"] == "PredictTimeoutError"
         assert "longer than 0.2 s" in error["message"]
         fast = client.post("/v1/models/m:predict", json={"instances": [[5, 0]]})
-        assert fast.status_code == 200 and fast.json()["predictions"] == [5.0]
+        assert fast.status_code == 200
+        assert fast.json()["predictions"] == [5.0]
     finally:
         model.released.set()
 
@@ -473,7 +480,8 @@ def test_nan_and_infinite_predictions_answer_null(client_for: ClientFor) -> None
     v1 = client.post("/v1/models/m:predict", json={"instances": rows})
     assert v1.status_code == 200
     assert v1.json()["predictions"] == [None, None, None, 1.5]
-    assert "NaN" not in v1.text and "Infinity" not in v1.text
+    assert "NaN" not in v1.text
+    assert "Infinity" not in v1.text
     proba = client.post("/v1/models/m:predict_proba", json={"instances": rows[:1]})
     assert proba.json()["predictions"] == [[None, 1.0]]
     v2 = client.post(
@@ -564,9 +572,11 @@ def test_readiness_waits_for_the_model_and_turns_false_while_draining(
     with TestClient(create_app(state)) as client:
         assert client.get("/health/live").status_code == 200
         loading = client.get("/health/ready")
-        assert loading.status_code == 503 and loading.json()["reason"] == "loading"
+        assert loading.status_code == 503
+        assert loading.json()["reason"] == "loading"
         early = client.post("/v1/models/cancer:predict", json={"instances": rows_of(cancer_X)})
-        assert early.status_code == 503 and error_of(early)["type"] == "ModelNotReadyError"
+        assert early.status_code == 503
+        assert error_of(early)["type"] == "ModelNotReadyError"
         assert client.get("/v2/health/ready").status_code == 503
 
         state.install(prepare(cancer, state.metrics))
@@ -577,7 +587,8 @@ def test_readiness_waits_for_the_model_and_turns_false_while_draining(
         }
         state.draining = True
         draining = client.get("/health/ready")
-        assert draining.status_code == 503 and draining.json()["reason"] == "draining"
+        assert draining.status_code == 503
+        assert draining.json()["reason"] == "draining"
         assert client.get("/v1/models/cancer").json()["ready"] is False
         # Draining still answers: the load balancer may not have noticed yet.
         ok = client.post("/v1/models/cancer:predict", json={"instances": rows_of(cancer_X)})
@@ -596,7 +607,8 @@ def test_an_installed_model_answers_from_the_next_request_on(
         assert client.post("/v1/models/cancer:predict", json=body).json()["version"] == 1
         state.install(prepare(replace(cancer, version=2), state.metrics))
         resp = client.post("/v1/models/cancer:predict", json=body)
-        assert resp.json()["version"] == 2 and resp.headers["X-Assay-Model-Version"] == "2"
+        assert resp.json()["version"] == 2
+        assert resp.headers["X-Assay-Model-Version"] == "2"
         text = client.get("/metrics").text
     assert 'assay_model_info{model="cancer",version="1"} 0.0' in text
     assert 'assay_model_info{model="cancer",version="2"} 1.0' in text
@@ -612,7 +624,8 @@ def test_metrics_count_requests_errors_and_latency_by_version(
     client.post("/v1/models/cancer:predict", json={"instances": []})
     client.post("/v2/models/cancer/infer", json={"inputs": []})
     resp = client.get("/metrics")
-    assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/plain")
+    assert resp.status_code == 200
+    assert resp.headers["content-type"].startswith("text/plain")
     text = resp.text
     assert 'assay_requests_total{code="200",model="cancer",protocol="v1",version="1"} 5.0' in text
     assert 'assay_requests_total{code="400",model="cancer",protocol="v2",version="1"} 1.0' in text
@@ -621,7 +634,8 @@ def test_metrics_count_requests_errors_and_latency_by_version(
     summary = summarize(text)
     assert (summary["requests"], summary["errors"]) == (7, 2)
     p50, p99 = summary["p50_ms"], summary["p99_ms"]
-    assert p50 is not None and p99 is not None
+    assert p50 is not None
+    assert p99 is not None
     assert 0 < p50 <= p99
     assert summary["by_version"] == {
         1: {
@@ -657,7 +671,8 @@ def test_summarize_interpolates_quantiles_within_buckets() -> None:
         ]
     )
     summary = summarize(text)
-    assert summary["requests"] == 100 and summary["errors"] == 0
+    assert summary["requests"] == 100
+    assert summary["errors"] == 0
     assert summary["p50_ms"] == 1.0  # the 50th observation ends the first bucket
     assert summary["p99_ms"] == pytest.approx(2.0 + 8.0 * 9 / 10)
     assert summary["by_version"][2]["p50_ms"] is None  # no traffic yet

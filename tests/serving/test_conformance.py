@@ -76,11 +76,14 @@ def test_tritonclient_infers_with_its_defaults_binary_and_json(
     _, rows, expected = iris
     client = triton.InferenceServerClient(url=url.removeprefix("http://"))
     try:
-        assert client.is_server_live() and client.is_server_ready()
-        assert client.is_model_ready("iris") and client.is_model_ready("iris", "1")
+        assert client.is_server_live()
+        assert client.is_server_ready()
+        assert client.is_model_ready("iris")
+        assert client.is_model_ready("iris", "1")
         assert "binary_tensor_data" in client.get_server_metadata()["extensions"]
         meta = client.get_model_metadata("iris")
-        assert meta["name"] == "iris" and [i["name"] for i in meta["inputs"]] == COLUMNS
+        assert meta["name"] == "iris"
+        assert [i["name"] for i in meta["inputs"]] == COLUMNS
 
         # The defaults: binary input, and (no outputs named) every output binary.
         x = triton.InferInput("x", list(rows.shape), "FP32")
@@ -102,7 +105,8 @@ def test_tritonclient_infers_with_its_defaults_binary_and_json(
         )
         assert result.get_response()["id"] == "r-1"
         proba = result.as_numpy("predict_proba")
-        assert proba.shape == (5, 3) and proba.argmax(axis=1).tolist() == expected
+        assert proba.shape == (5, 3)
+        assert proba.argmax(axis=1).tolist() == expected
         assert "data" in result.get_output("predict_proba")
 
         # JSON all the way, one FP64 tensor per column.

@@ -22,7 +22,8 @@ XY = Signature(floats("x", "y"))
 def test_number_rows_become_one_float_matrix_in_signature_order() -> None:
     schema = InputSchema(XY, "m")
     matrix = schema.convert([{"y": 2, "x": 1.5}, {"x": 3, "y": 4}])
-    assert isinstance(matrix, np.ndarray) and matrix.dtype == np.float64
+    assert isinstance(matrix, np.ndarray)
+    assert matrix.dtype == np.float64
     assert matrix.tolist() == [[1.5, 2.0], [3.0, 4.0]]
     assert schema.convert([[1, 2]]).tolist() == [[1.0, 2.0]]
 
@@ -36,7 +37,8 @@ def test_the_models_own_column_order_wins_over_the_signatures() -> None:
 def test_a_frame_schema_gives_a_dataframe_with_the_columns_named() -> None:
     frame = InputSchema(XY, "m", frame=True).convert([{"x": 1, "y": 2}])
     assert isinstance(frame, pd.DataFrame)
-    assert list(frame.columns) == ["x", "y"] and frame.to_numpy().tolist() == [[1.0, 2.0]]
+    assert list(frame.columns) == ["x", "y"]
+    assert frame.to_numpy().tolist() == [[1.0, 2.0]]
 
 
 def test_an_int_column_takes_integral_numbers_only() -> None:
@@ -53,7 +55,8 @@ def test_an_int_column_takes_integral_numbers_only() -> None:
 def test_a_nullable_column_takes_null_and_nan_as_missing() -> None:
     schema = InputSchema(Signature(floats("x", nullable=True) + floats("y")), "m")
     matrix = schema.convert([{"x": None, "y": 1}, {"x": math.nan, "y": 2}, {"x": 3, "y": 3}])
-    assert np.isnan(matrix[:2, 0]).all() and matrix[2].tolist() == [3.0, 3.0]
+    assert np.isnan(matrix[:2, 0]).all()
+    assert matrix[2].tolist() == [3.0, 3.0]
     with pytest.raises(InvalidArgumentError, match="column 'y': missing value \\(NaN\\)"):
         schema.convert([{"x": 1, "y": math.nan}])
 
@@ -71,7 +74,8 @@ def test_a_nullable_column_takes_null_and_nan_as_missing() -> None:
 def test_a_number_column_refuses_what_is_not_a_finite_number(value: Any, message: str) -> None:
     with pytest.raises(InvalidArgumentError, match=re.escape(message)) as caught:
         InputSchema(XY, "m").convert([[1.0, 2.0], [1.0, value]])
-    assert caught.value.details["instance"] == 1 and caught.value.details["column"] == "y"
+    assert caught.value.details["instance"] == 1
+    assert caught.value.details["column"] == "y"
 
 
 def test_bool_and_str_columns_take_their_own_json_types() -> None:
@@ -79,7 +83,8 @@ def test_bool_and_str_columns_take_their_own_json_types() -> None:
         (ColumnSpec("on", "bool", "bool"), ColumnSpec("city", "str", "object", nullable=True))
     )
     matrix = InputSchema(signature, "m").convert([[True, "Oslo"], [False, None]])
-    assert matrix.dtype == object and matrix.tolist() == [[True, "Oslo"], [False, None]]
+    assert matrix.dtype == object
+    assert matrix.tolist() == [[True, "Oslo"], [False, None]]
     with pytest.raises(InvalidArgumentError, match="column 'on': expected true or false"):
         InputSchema(signature, "m").convert([[1, "Oslo"]])
     numbers = InputSchema(Signature((ColumnSpec("on", "bool", "bool"), *floats("x"))), "m")

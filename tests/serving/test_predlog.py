@@ -72,7 +72,8 @@ def test_every_answer_names_its_request_and_its_rows_are_logged(
     )  # fmt: skip
     assert v2.headers["x-assay-request-id"] == "order-7"  # the caller's own id is kept
     refused = client.post("/v1/models/iris:predict", json={"instances": [{"petal": 1}]})
-    assert refused.status_code == 400 and refused.headers["x-assay-request-id"]
+    assert refused.status_code == 400
+    assert refused.headers["x-assay-request-id"]
     fb = client.post("/feedback", json={"request_id": first, "label": ["setosa", "virginica"]})
     assert fb.json() == {"request_id": first, "logged": True}
     log.close()
@@ -80,11 +81,13 @@ def test_every_answer_names_its_request_and_its_rows_are_logged(
     rows = _rows(log)
     assert len(rows) == 5  # 2 + 2 + 1 rows; the refused request logged nothing
     assert set(rows["request_id"]) == {first, two.headers["x-assay-request-id"], "order-7"}
-    assert set(rows["model"]) == {"iris"} and set(rows["version"]) == {3}
+    assert set(rows["model"]) == {"iris"}
+    assert set(rows["version"]) == {3}
     assert rows["in.petal length (cm)"].tolist() == [1.4] * 5
     assert rows["prediction"].tolist() == ["setosa"] * 5  # predict_proba logs its class
     mine = rows[rows["request_id"] == first]
-    assert mine["row"].tolist() == [0, 1] and mine["label"].tolist() == ["setosa", "virginica"]
+    assert mine["row"].tolist() == [0, 1]
+    assert mine["label"].tolist() == ["setosa", "virginica"]
     assert rows[rows["request_id"] == "order-7"]["label"].isna().all()
 
 
@@ -95,7 +98,8 @@ def test_mixed_columns_keep_their_kinds(logged: Logged) -> None:
     assert client.post("/v1/models/mixed:predict", json={"instances": rows}).status_code == 200
     log.close()
     got = _rows(log)
-    assert got["in.city"].iloc[0] == "Oslo" and got["in.city"].isna().iloc[1]
+    assert got["in.city"].iloc[0] == "Oslo"
+    assert got["in.city"].isna().iloc[1]
     assert got["in.n"].tolist() == [3, 4]
     assert got["in.flag"].tolist() == [True, True]
 
@@ -126,7 +130,8 @@ def test_a_sample_rate_logs_that_share_and_zero_turns_logging_off(
 def test_feedback_needs_a_log_and_a_well_formed_body(iris: LoadedBundle) -> None:
     client = TestClient(create_app(ServingState.of(iris)))  # no log
     off = client.post("/feedback", json={"request_id": "r1", "label": 1})
-    assert off.status_code == 409 and "--log-sample" in off.json()["error"]["message"]
+    assert off.status_code == 409
+    assert "--log-sample" in off.json()["error"]["message"]
     for body in ({"label": 1}, {"request_id": "r1"}, {"request_id": "r1", "reward": "x"}):
         bad = client.post("/feedback", json=body)
         assert bad.status_code == 400, bad.text
@@ -162,7 +167,8 @@ def test_a_torn_write_is_never_listed_and_a_damaged_segment_is_skipped_by_name(
     with pytest.raises(CorruptObjectError, match="corrupt"):
         store.get(bad)
     live = read_window(store, EVERYTHING, datetime.now(UTC))
-    assert len(live.rows) == 1 and live.skipped == [bad]
+    assert len(live.rows) == 1
+    assert live.skipped == [bad]
 
 
 def test_segments_live_in_s3_as_in_a_folder(s3_url: str) -> None:

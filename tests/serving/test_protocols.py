@@ -68,14 +68,17 @@ def test_binary_inputs_and_outputs_travel_after_the_json(iris_client: TestClient
     doc, data = split(resp)
     assert (doc["model_name"], doc["model_version"], doc["id"]) == ("iris", "3", "r1")
     predict, proba = doc["outputs"]
-    assert predict["datatype"] == "BYTES" and predict["shape"] == [2]
-    assert proba["datatype"] == "FP64" and proba["shape"] == [2, 3]
+    assert predict["datatype"] == "BYTES"
+    assert predict["shape"] == [2]
+    assert proba["datatype"] == "FP64"
+    assert proba["shape"] == [2, 3]
     n = predict["parameters"]["binary_data_size"]
     assert n + proba["parameters"]["binary_data_size"] == len(data)
     # BYTES: each element's length (4 bytes, little-endian), then its bytes.
     assert data[:n] == struct.pack("<I", 6) + b"setosa" + struct.pack("<I", 9) + b"virginica"
     p = np.frombuffer(data[n:], "<f8").reshape(2, 3)
-    assert np.allclose(p.sum(axis=1), 1.0) and p[0].argmax() == 0
+    assert np.allclose(p.sum(axis=1), 1.0)
+    assert p[0].argmax() == 0
 
 
 def test_binary_data_output_asks_for_every_output_as_binary_unless_one_says_not(
@@ -88,7 +91,8 @@ def test_binary_data_output_asks_for_every_output_as_binary_unless_one_says_not(
     resp = iris_client.post("/v2/models/iris/infer", content=body, headers=headers)
     doc, data = split(resp)
     [predict] = doc["outputs"]
-    assert predict["parameters"] == {"binary_data_size": len(data)} and "data" not in predict
+    assert predict["parameters"] == {"binary_data_size": len(data)}
+    assert "data" not in predict
 
     body, headers = binary_body(
         {
@@ -114,7 +118,8 @@ def test_json_inputs_may_ask_for_binary_outputs(iris_client: TestClient) -> None
         },
     )
     doc, data = split(resp)
-    assert doc["outputs"][0]["shape"] == [2, 3] and len(data) == 2 * 3 * 8
+    assert doc["outputs"][0]["shape"] == [2, 3]
+    assert len(data) == 2 * 3 * 8
 
 
 def test_binary_columns_mix_with_json_ones(client_for: ClientFor) -> None:
@@ -171,7 +176,8 @@ def test_a_binary_body_may_say_it_is_an_octet_stream(iris_client: TestClient) ->
     body, headers = binary_body({"inputs": [tensor]}, blob)
     headers["Content-Type"] = "application/octet-stream"  # KServe's client says so
     resp = iris_client.post("/v2/models/iris/infer", content=body, headers=headers)
-    assert resp.status_code == 200 and resp.json()["outputs"][0]["data"] == ["setosa", "virginica"]
+    assert resp.status_code == 200
+    assert resp.json()["outputs"][0]["data"] == ["setosa", "virginica"]
     # Without the header an octet stream is still not JSON.
     del headers["Inference-Header-Content-Length"]
     assert (
@@ -201,7 +207,8 @@ def test_v2_errors_are_a_message_string_with_the_type_and_details_beside_it(
         body = resp.json()
         assert resp.status_code >= 400
         assert set(body) == {"error", "type", "details"}, body
-        assert isinstance(body["error"], str) and body["error"].endswith("."), body
+        assert isinstance(body["error"], str), body
+        assert body["error"].endswith("."), body
     assert [r.json()["type"] for r in cases] == [
         "InvalidArgumentError",
         "NotFoundError",
@@ -224,7 +231,8 @@ def test_a_v2_route_that_is_not_ready_answers_the_v2_error_shape(iris: LoadedBun
 
     with TestClient(create_app(ServingState())) as client:
         resp = client.post("/v2/models/iris/infer", json={})
-        assert resp.status_code == 503 and resp.json()["type"] == "ModelNotReadyError"
+        assert resp.status_code == 503
+        assert resp.json()["type"] == "ModelNotReadyError"
         assert "still loading" in resp.json()["error"]
         v1 = client.post("/v1/models/iris:predict", json={})
         assert v1.json()["error"]["type"] == "ModelNotReadyError"
@@ -265,7 +273,8 @@ def test_a_declared_datatype_is_checked_against_the_data(
         "score": {"name": "score", "shape": [1], "datatype": "FP32", "data": [0.5]},
     }
     ok = client.post("/v2/models/mixed/infer", json={"inputs": list(good.values())})
-    assert ok.status_code == 200 and ok.json()["outputs"][0]["data"] == ["3|True|Oslo|0.5"]
+    assert ok.status_code == 200
+    assert ok.json()["outputs"][0]["data"] == ["3|True|Oslo|0.5"]
     inputs = list({**good, tensor["name"]: tensor}.values())
     resp = client.post("/v2/models/mixed/infer", json={"inputs": inputs})
     assert resp.status_code == 400, resp.text
@@ -335,4 +344,5 @@ def test_v1_inputs_are_checked_as_instances_are(
 
 def test_the_root_answers_alive_as_kserve_does(iris_client: TestClient) -> None:
     resp = iris_client.get("/")
-    assert resp.status_code == 200 and resp.json() == {"status": "alive"}
+    assert resp.status_code == 200
+    assert resp.json() == {"status": "alive"}

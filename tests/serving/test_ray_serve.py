@@ -163,7 +163,9 @@ def flowers(cluster: tuple[Workspace, dict[str, str]]) -> str:
     """`flowers`: iris@1 on Ray Serve with two replicas; its URL."""
     ws, _ = cluster
     svc = ws.services.deploy("flowers", "iris@1", on="ray", replicas=2, cpus=0.25, drain_s=0.5)
-    assert svc.on == "ray" and svc.state == "running" and svc.workers == 2
+    assert svc.on == "ray"
+    assert svc.state == "running"
+    assert svc.workers == 2
     return svc.url
 
 
@@ -246,7 +248,9 @@ def test_a_ray_service_answers_byte_for_byte_as_a_local_one(
         assert where == {"flowers": ("ray", "running", flowers),
                          "flowers-here": ("local", "running", local.url)}  # fmt: skip
         table = cli(env, "services", "list").stdout
-        assert "on" in table.splitlines()[0] and " ray " in table and " local " in table
+        assert "on" in table.splitlines()[0]
+        assert " ray " in table
+        assert " local " in table
     finally:
         ws.services.stop("flowers-here", timeout_s=10)
     # Ray Serve's metrics beside Assay's, per model and version, on each replica.
@@ -322,13 +326,15 @@ def test_a_killed_replica_is_replaced_without_a_failed_request(
         traffic.more(50)
     assert traffic.failures == []
     after = _running(ws, "flowers")
-    assert before[1] in after and before[0] not in after
+    assert before[1] in after
+    assert before[0] not in after
     shown = cli(env, "services", "status", "flowers")
     assert shown.returncode == 0, shown.stderr
     # The replicas' table: deployment, replica, state, pid, node, started.
     models = [ln.split() for ln in shown.stdout.splitlines() if len(ln.split()) == 6]
     models = [cells for cells in models if cells[0] == "model"]
-    assert len(models) == 2 and all(c[2] == "RUNNING" for c in models), shown.stdout
+    assert len(models) == 2, shown.stdout
+    assert all(c[2] == "RUNNING" for c in models), shown.stdout
     assert str(before[0]) not in shown.stdout
     # The replicas' logs, each under its replica (the head is on this machine).
     logs = cli(env, "services", "logs", "flowers", "-n", "5")
@@ -347,7 +353,8 @@ def test_an_update_rolls_the_replicas_without_a_failed_request(
         ended = time.monotonic()
         traffic.more(50)
     assert traffic.failures == []
-    assert updated.model_ref == "iris@2" and updated.on == "ray"
+    assert updated.model_ref == "iris@2"
+    assert updated.on == "ray"
     # Every answer names a version live when it was given: 1 before the update began,
     # 2 for requests sent once it returned, either while it rolled.
     for sent, answered, version in traffic.answers:
@@ -364,7 +371,8 @@ def test_an_update_rolls_the_replicas_without_a_failed_request(
     ):
         ws.services.update("flowers", "iris@3", ready_timeout_s=120)
     r = httpx.post(f"{flowers}/v1/models/iris:predict", json={"instances": ROWS})
-    assert r.status_code == 200 and r.json()["version"] == 2
+    assert r.status_code == 200
+    assert r.json()["version"] == 2
     assert ws.services.get("flowers").model_ref == "iris@2"
 
 
@@ -391,8 +399,10 @@ def test_an_unreachable_cluster_or_a_model_that_fails_to_load_is_one_line(
     assert bad.returncode == 1
     # Progress lines (it took a while), then the error: one line, no traceback.
     errors = [line for line in bad.stderr.splitlines() if not line.startswith("Deploying")]
-    assert len(errors) == 1 and errors[0].startswith("error: "), bad.stderr
-    assert "did not start on Ray" in bad.stderr and "No module named 'only_here'" in bad.stderr
+    assert len(errors) == 1, bad.stderr
+    assert errors[0].startswith("error: "), bad.stderr
+    assert "did not start on Ray" in bad.stderr
+    assert "No module named 'only_here'" in bad.stderr
 
     listed = cli(env, "services", "list", "--json")
     assert {s["name"] for s in json.loads(listed.stdout)} <= {"flowers", "flowers-here"}
@@ -422,12 +432,14 @@ def test_the_server_deploys_on_ray_for_the_sdk_and_remote_cli(
             svc = client.deploy("sdk-flowers", "iris@2", on="ray", replicas=1, cpus=0.25)
             assert (svc.on, svc.state, svc.workers) == ("ray", "running", 1)
             r = httpx.post(f"{svc.url}/v1/models/iris:predict", json={"instances": ROWS})
-            assert r.status_code == 200 and r.json()["version"] == 2
+            assert r.status_code == 200
+            assert r.json()["version"] == 2
             # A bad request is a 4xx with a JSON body, before anything is deployed.
             bad = client._http.post(
                 "/services", json={"name": "x", "model": "iris@1", "on": "mars"}
             )
-            assert bad.status_code == 422 and "on" in bad.text
+            assert bad.status_code == 422
+            assert "on" in bad.text
         laptop = {
             **{k: v for k, v in _clean_env().items() if not k.startswith("AWS_")},
             "ASSAY_TOKEN": secret,
@@ -439,11 +451,13 @@ def test_the_server_deploys_on_ray_for_the_sdk_and_remote_cli(
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
         doc = json.loads(done.stdout)
-        assert doc["on"] == "ray" and doc["settings"]["autoscale"]["max"] == 2
+        assert doc["on"] == "ray"
+        assert doc["settings"]["autoscale"]["max"] == 2
         r = httpx.post(f"{doc['url']}/v2/models/iris/infer", json={
             "inputs": [{"name": n, "shape": [1], "datatype": "FP64", "data": [v]}
                        for n, v in ROWS[0].items()]})  # fmt: skip
-        assert r.status_code == 200 and r.json()["model_version"] == "1"
+        assert r.status_code == 200
+        assert r.json()["model_version"] == "1"
         for name in ("sdk-flowers", "remote-flowers"):
             stopped = run_assay("services", "stop", name, "--json", "--remote", url,
                                 cwd=tmp_path / "laptop", env=laptop)  # fmt: skip

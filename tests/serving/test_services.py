@@ -58,7 +58,8 @@ def test_deploy_predict_status_and_stop(
     served: Workspace, as_served: Callable[[Any, Any], Any]
 ) -> None:
     svc = served.services.deploy("flowers", "iris@1", drain_s=0.1)
-    assert svc.state == "running" and svc.model_ref == "iris@1"
+    assert svc.state == "running"
+    assert svc.model_ref == "iris@1"
     resp = httpx.post(f"{svc.url}/v1/models/iris:predict", json={"instances": [ROW, ROW]})
     assert resp.status_code == 200, resp.text
     body = resp.json()
@@ -77,12 +78,16 @@ def test_deploy_predict_status_and_stop(
     assert v2.json()["outputs"][0]["data"] == [0]
 
     status = served.services.status("flowers")
-    assert status.state == "running" and status.uptime_s is not None and status.uptime_s >= 0
-    assert status.traffic is not None and status.traffic["requests"] >= 2
+    assert status.state == "running"
+    assert status.uptime_s is not None
+    assert status.uptime_s >= 0
+    assert status.traffic is not None
+    assert status.traffic["requests"] >= 2
     assert status.traffic["p50_ms"] is not None
     assert status.traffic["by_version"][1]["requests"] >= 2
     [worker] = status.workers_now
-    assert worker["ready"] and worker["version"] == 1
+    assert worker["ready"]
+    assert worker["version"] == 1
     # Its type describes all of it: the API answers the same document.
     assert as_served(ServiceStatus, status) == dump(status)
     assert [s.name for s in served.services.services()] == ["flowers"]
@@ -135,7 +140,8 @@ def test_update_swaps_the_model_under_load_without_a_failed_request(served: Work
         for t in threads:
             t.join(30)
     assert failures == []
-    assert versions[0] == 1 and versions[-1] == 2
+    assert versions[0] == 1
+    assert versions[-1] == 2
     # Once switched, it stays switched: no request goes back to the old version.
     first_new = versions.index(2)
     assert set(versions[first_new:]) == {2} or versions[-50:] == [2] * 50
@@ -165,9 +171,11 @@ def test_an_update_that_fails_to_load_leaves_the_old_version_serving(
         served.services.update("flowers", "iris@3")
     for _ in range(20):
         r = httpx.post(f"{svc.url}/v1/models/iris:predict", json={"instances": [ROW]})
-        assert r.status_code == 200 and r.json()["version"] == 1
+        assert r.status_code == 200
+        assert r.json()["version"] == 1
     current = served.services.get("flowers")
-    assert current.model_ref == "iris@1" and "iris@3" in (current.last_error or "")
+    assert current.model_ref == "iris@1"
+    assert "iris@3" in (current.last_error or "")
 
 
 def test_a_corrupt_stored_model_is_refused_before_anything_is_served(served: Workspace) -> None:
@@ -197,8 +205,10 @@ def test_stopped_services_come_back_with_start_all(served: Workspace) -> None:
         threading.Event().wait(0.05)
     assert served.services.get("flowers").state == "failed"
     [(name, started)] = served.services.start_all()
-    assert name == "flowers" and not isinstance(started, Exception)
-    assert started.state == "running" and started.model_ref == "iris@2"
+    assert name == "flowers"
+    assert not isinstance(started, Exception)
+    assert started.state == "running"
+    assert started.model_ref == "iris@2"
     r = httpx.post(f"{started.url}/v1/models/iris:predict", json={"instances": [ROW]})
     assert r.json()["version"] == 2
 
@@ -295,7 +305,8 @@ def test_predicting_through_the_server_with_a_stopped_service_names_it_and_says_
             assert "'flowers' is stopped" in error["message"]
             assert "services start flowers" in error["message"]
             assert error["details"] == {"service": "flowers", "state": "stopped"}
-            assert str(svc.port) not in answer.text and "127.0.0.1" not in answer.text
+            assert str(svc.port) not in answer.text
+            assert "127.0.0.1" not in answer.text
         documented = api.get("/api/v1/openapi.json").json()
         responses = documented["paths"]["/api/v1/services/{name}/predict"]["post"]["responses"]
         assert "409" in responses

@@ -166,7 +166,8 @@ def test_binary_fp64_rows_reach_the_model_without_a_copy() -> None:
     rows = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
     body, json_length = binary_request(("in", rows, "FP64"))
     X = from_body(InputSchema(XY, "m"), body, json_length)
-    assert X.tolist() == rows.tolist() and X.dtype == np.float64
+    assert X.tolist() == rows.tolist()
+    assert X.dtype == np.float64
     assert np.shares_memory(X, np.frombuffer(body, np.uint8))
 
 
@@ -176,7 +177,8 @@ def test_binary_columns_of_any_number_type_become_one_float_matrix() -> None:
         ("x", np.array([[0.5], [1.5]], dtype=np.float32), "FP32"),
     )
     X = from_body(InputSchema(XY, "m"), body, json_length)
-    assert X.tolist() == [[0.5, 3.0], [1.5, 4.0]] and X.dtype == np.float64
+    assert X.tolist() == [[0.5, 3.0], [1.5, 4.0]]
+    assert X.dtype == np.float64
 
 
 def test_binary_values_are_checked_against_the_columns_as_json_ones_are() -> None:

@@ -256,14 +256,17 @@ def test_one_worker_serves_reports_itself_and_stops_cleanly(
     assert worker["pid"] == service.proc.pid  # one worker: the process itself serves
     assert worker["target_id"] == service.target_id
     assert (worker["name"], worker["version"], worker["ready"]) == ("iris", 1, True)
-    assert worker["error"] is None and worker["port"] == service.port
+    assert worker["error"] is None
+    assert worker["port"] == service.port
 
     assert service.terminate() == 0
     assert service.workers() == []
     log = service.log()
-    assert "serving iris@1" in log and "draining" in log
+    assert "serving iris@1" in log
+    assert "draining" in log
     first = log.splitlines()[0]
-    assert first[:4].isdigit() and "T" in first[:11]  # each line starts with its time
+    assert first[:4].isdigit()
+    assert "T" in first[:11]
 
 
 def test_two_workers_share_the_port_and_one_that_dies_is_replaced(
@@ -274,7 +277,8 @@ def test_two_workers_share_the_port_and_one_that_dies_is_replaced(
         lambda: len(service.workers()) == 2 and all(w["ready"] for w in service.workers()), 60
     )
     pids = {w["pid"] for w in service.workers()}
-    assert service.proc is not None and service.proc.pid not in pids
+    assert service.proc is not None
+    assert service.proc.pid not in pids
     with httpx.Client(base_url=service.url, timeout=10) as client:
         assert all(predict(client).status_code == 200 for _ in range(20))
 
@@ -329,7 +333,8 @@ def test_an_update_under_load_fails_no_request_and_switches_the_version(
     assert not sender.is_alive()
 
     assert failures == []
-    assert versions[0] == 1 and versions[-1] == 2
+    assert versions[0] == 1
+    assert versions[-1] == 2
     first_new = versions.index(2)
     assert set(versions[first_new:]) == {2}  # once switched, never back
     [worker] = service.workers()
@@ -348,13 +353,15 @@ def test_an_update_that_does_not_load_leaves_the_old_version_serving(
 
     assert wait_until(failed, 60), service.log()
     [worker] = service.workers()
-    assert worker["target_id"] == service.target_id and worker["version"] == 1
+    assert worker["target_id"] == service.target_id
+    assert worker["version"] == 1
     assert worker["ready"] is True
     assert "CorruptObjectError" in worker["error"]
     with httpx.Client(base_url=service.url, timeout=10) as client:
         for _ in range(10):
             resp = predict(client)
-            assert resp.status_code == 200 and resp.json()["version"] == 1
+            assert resp.status_code == 200
+            assert resp.json()["version"] == 1
     assert "could not load iris@3" in service.log()
     assert "still serving iris@1" in service.log()
 
@@ -400,7 +407,8 @@ def test_sigterm_drains_then_finishes_the_request_in_flight(
     sender.join(30)
     [resp] = slow
     assert isinstance(resp, httpx.Response), resp
-    assert resp.status_code == 200 and resp.json()["predictions"] == [500.0]
+    assert resp.status_code == 200
+    assert resp.json()["predictions"] == [500.0]
     assert service.proc.wait(timeout=30) == 0
     assert "draining for 1 s" in service.log()
 
@@ -435,7 +443,8 @@ def test_a_folder_that_is_not_a_service_is_a_clear_error(tmp_path: Path) -> None
     usage = subprocess.run(
         [sys.executable, "-m", "assay.serving"], capture_output=True, text=True, timeout=60
     )
-    assert usage.returncode == 2 and "usage: python -m assay.serving SERVICE_DIR" in usage.stderr
+    assert usage.returncode == 2
+    assert "usage: python -m assay.serving SERVICE_DIR" in usage.stderr
 
 
 def test_a_port_in_use_is_a_clear_error(tmp_path: Path, bundles: dict[str, Path]) -> None:

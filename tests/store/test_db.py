@@ -268,7 +268,9 @@ def test_a_locked_sqlite_database_fails_a_write_in_one_line(
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
     assert len(lines) == 1, result.output
-    assert "locked" in lines[0] and "assay.db" in lines[0] and "ASSAY_DB_TIMEOUT_S" in lines[0]
+    assert "locked" in lines[0]
+    assert "assay.db" in lines[0]
+    assert "ASSAY_DB_TIMEOUT_S" in lines[0]
 
 
 def test_postgresql_connections_carry_the_timeouts_and_keep_the_urls_options(

@@ -145,7 +145,8 @@ def test_a_driver_killed_while_driving_leaves_the_sweep_interrupted(
     process.code = -9  # killed: it printed nothing
     drivers.settle()
     sweep = ws.sweeps.get("s")
-    assert sweep.status == "interrupted" and sweep.pid is None
+    assert sweep.status == "interrupted"
+    assert sweep.pid is None
     assert sweep.stop_cause == (
         f"The sweep's driver exited with -9; its log is {log_file(ws.settings, 's')} on the server."
     )
@@ -158,7 +159,8 @@ def test_stop_signals_the_driver_and_returns_the_sweep_it_interrupted(
     drivers.launcher.claim("s", process)
     stopped = drivers.drivers.stop(ws.sweeps, ws.settings, "s")
     assert drivers.launcher.interrupted == [process.pid]
-    assert stopped.status == "interrupted" and stopped.stop_cause == "Stopped on the server."
+    assert stopped.status == "interrupted"
+    assert stopped.stop_cause == "Stopped on the server."
     assert drivers.clock.slept == [0.1]  # it had stopped by the next look
     with pytest.raises(
         ConflictError,
@@ -174,7 +176,8 @@ def test_stop_records_a_sweep_whose_driver_went_away_as_interrupted(
     drivers.launcher.claim("s", process)
     process.code = -9  # gone, and nobody has settled it yet
     stopped = drivers.drivers.stop(ws.sweeps, ws.settings, "s")
-    assert stopped.status == "interrupted" and stopped.stop_cause == "Its driver went away."
+    assert stopped.status == "interrupted"
+    assert stopped.stop_cause == "Its driver went away."
     assert drivers.launcher.interrupted == []
 
 
@@ -198,7 +201,8 @@ def test_stop_waits_for_a_starting_driver_to_claim_the_sweep_then_gives_up(
     drivers.start()  # it never claims the sweep
     with pytest.raises(ConflictError, match="'s' has not started yet; stop it again in a moment"):
         drivers.drivers.stop(ws.sweeps, ws.settings, "s", wait_s=5.0)
-    assert drivers.clock.t > 5.0 and drivers.launcher.interrupted == []
+    assert drivers.clock.t > 5.0
+    assert drivers.launcher.interrupted == []
 
 
 def test_stop_of_a_driver_that_does_not_stop_returns_the_sweep_as_it_stands(
@@ -208,7 +212,8 @@ def test_stop_of_a_driver_that_does_not_stop_returns_the_sweep_as_it_stands(
     drivers.launcher.claim("s", process)
     drivers.launcher.on_interrupt = lambda process: None  # busy: it ignores the signal
     stopped = drivers.drivers.stop(ws.sweeps, ws.settings, "s", wait_s=5.0)
-    assert stopped.status == "running" and drivers.clock.t > 5.0
+    assert stopped.status == "running"
+    assert drivers.clock.t > 5.0
     assert drivers.launcher.interrupted == [process.pid]  # signalled once, not every look
 
 
@@ -219,7 +224,8 @@ def test_resume_queues_an_interrupted_sweep_and_starts_a_new_driver(
     drivers.launcher.claim("s", first)
     drivers.drivers.stop(ws.sweeps, ws.settings, "s")
     resumed = drivers.drivers.resume(ws.sweeps, ws.settings, "s")
-    assert resumed.status == "queued" and resumed.stop_cause is None
+    assert resumed.status == "queued"
+    assert resumed.stop_cause is None
     assert len(drivers.launcher.started) == 2
     with pytest.raises(ConflictError, match="'s' is starting on the server"):
         drivers.drivers.resume(ws.sweeps, ws.settings, "s")

@@ -33,17 +33,22 @@ def test_a_sweep_runs_its_number_of_trials_one_after_another(ws: Workspace, tmp_
     runners = FakeRunners(ws, clock, loss(seconds=2.0))
     updates: list[Update] = []
     ended = ws.sweeps.run(sweep.name, runners, clock=clock, watch=updates.append)
-    assert ended.status == "finished" and ended.stop_cause is None
+    assert ended.status == "finished"
+    assert ended.stop_cause is None
     assert [t.state for t in ended.trial_list] == ["complete"] * 5
-    assert len(runners.submitted) == 5 and runners.closed is False  # closed, nothing cancelled
-    assert clock.t == 10.0 and clock.slept == []  # five trials of 2 s in turn; no sleep
+    assert len(runners.submitted) == 5
+    assert runners.closed is False
+    assert clock.t == 10.0
+    assert clock.slept == []
     assert all(t.seconds == 2.0 for t in ended.trial_list)
     best = min(ended.trial_list, key=lambda t: (t.values or [0.0])[0])
     assert ended.best_runs == (best.run_id,)
     assert [u.kind for u in updates] == ["started", "ended"] * 5
-    assert updates[-1].best is not None and updates[-1].best.number == best.number
+    assert updates[-1].best is not None
+    assert updates[-1].best.number == best.number
     runs = [ws.runs.get(t.run_id or "") for t in ended.trial_list]
-    assert {r.status for r in runs} == {"succeeded"} and {r.experiment for r in runs} == {"s"}
+    assert {r.status for r in runs} == {"succeeded"}
+    assert {r.experiment for r in runs} == {"s"}
     assert ended.pid is None
 
 
@@ -56,7 +61,8 @@ def test_no_more_trials_run_at_once_than_parallel_allows(ws: Workspace, tmp_path
 
     runners = FakeRunners(ws, clock, uneven, slots=sweep.parallel)
     ended = ws.sweeps.run(sweep.name, runners, clock=clock)
-    assert ended.status == "finished" and ended.counted() == 7
+    assert ended.status == "finished"
+    assert ended.counted() == 7
     assert runners.peak == 3  # FakeRunners.submit also fails past its three slots
     assert most_at_once(ended.trial_list) == 3
 
@@ -73,7 +79,8 @@ def test_a_timeout_stops_launching_before_the_next_trial_would_overrun_it(
     assert ended.stop_cause == "the next trial would overrun --timeout 10 s"
     assert [t.state for t in ended.trial_list] == ["complete"] * 6
     # The trials running when the limit was seen ran to their end, within it.
-    assert clock.t == 9.0 and runners.closed is False
+    assert clock.t == 9.0
+    assert runners.closed is False
 
 
 def test_a_budget_stops_before_the_next_trial_would_overrun_it(
@@ -88,7 +95,8 @@ def test_a_budget_stops_before_the_next_trial_would_overrun_it(
         "the next trial would overrun --budget 9 (spent 6, about 2.2 a trial)"
     )
     costs = [ws.runs.get(t.run_id or "").resources["cost"] for t in ended.trial_list]
-    assert costs == [2.0] * 4 and sum(costs) <= 9.0
+    assert costs == [2.0] * 4
+    assert sum(costs) <= 9.0
     # Before any trial has cost something, the first runs alone: no estimate yet.
     first = ended.trial_list[0]
     assert all(t.started_at >= (first.ended_at or first.started_at) for t in ended.trial_list[1:])
@@ -111,16 +119,19 @@ def test_a_failed_trial_is_recorded_counts_toward_the_trials_and_the_sweep_goes_
 
     runners = FakeRunners(ws, clock, second_fails_third_dies)
     ended = ws.sweeps.run(sweep.name, runners, clock=clock)
-    assert ended.status == "finished" and ended.counted() == 5
+    assert ended.status == "finished"
+    assert ended.counted() == 5
     states = [t.state for t in ended.trial_list]
     assert states == ["complete", "fail", "fail", "complete", "complete"]
     failed, died = ended.trial_list[1], ended.trial_list[2]
     assert failed.error == "ValueError: x is too large"  # the first line of the run's error
     assert died.error == "Its runner died (signal 9)."
     run = ws.runs.get(died.run_id or "")
-    assert run.status == "failed" and run.error == "Its runner died (signal 9)."
+    assert run.status == "failed"
+    assert run.error == "Its runner died (signal 9)."
     # A failed trial is not tried again: it counts, like a complete one, toward --trials.
-    assert len(runners.submitted) == 5 and "retried" not in {t.state for t in ended.trial_list}
+    assert len(runners.submitted) == 5
+    assert "retried" not in {t.state for t in ended.trial_list}
 
 
 def test_a_first_trial_without_the_objective_fails_the_sweep_at_once(
@@ -150,7 +161,8 @@ def test_pruning_stops_hopeless_trials_early(ws: Workspace, tmp_path: Path) -> N
 
     runners = FakeRunners(ws, clock, curve)
     ended = ws.sweeps.run(sweep.name, runners, clock=clock)
-    assert ended.status == "finished" and ended.counted() == 12
+    assert ended.status == "finished"
+    assert ended.counted() == 12
     pruned = [t for t in ended.trial_list if t.state == "pruned"]
     complete = [t for t in ended.trial_list if t.state == "complete"]
     assert pruned, [t.state for t in ended.trial_list]
@@ -171,11 +183,13 @@ def test_a_stop_request_interrupts_the_running_trials(ws: Workspace, tmp_path: P
         ws.sweeps.run(sweep.name, runners, clock=clock)
     assert runners.closed is True  # closed with cancel: the runners stop their jobs
     stopped = ws.sweeps.get(sweep.name)
-    assert stopped.status == "interrupted" and stopped.pid is None
+    assert stopped.status == "interrupted"
+    assert stopped.pid is None
     assert [t.state for t in stopped.trial_list] == ["complete", "interrupted", "interrupted"]
     for t in stopped.trial_list[1:]:
         run = ws.runs.get(t.run_id or "")
-        assert run.status == "killed" and run.error == "The sweep was interrupted."
+        assert run.status == "killed"
+        assert run.error == "The sweep was interrupted."
 
 
 def test_a_resumed_sweep_keeps_its_trials_retries_interrupted_ones_and_keeps_to_its_budget(

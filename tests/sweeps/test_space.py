@@ -56,10 +56,12 @@ def test_conditional_choice_samples_only_the_chosen_options_params() -> None:
         assert "optimizer.lr" in optuna_params  # Optuna's name is the dotted path
         if point["model"] == "logreg":
             assert 0.01 <= point["C"] <= 100
-            assert "n_estimators" not in point and "max_depth" not in point
+            assert "n_estimators" not in point
+            assert "max_depth" not in point
         else:
             assert "C" not in point
-            assert point["n_estimators"] % 10 == 0 and 10 <= point["n_estimators"] <= 200
+            assert point["n_estimators"] % 10 == 0
+            assert 10 <= point["n_estimators"] <= 200
             assert 2 <= point["max_depth"] <= 12
 
 

@@ -221,7 +221,8 @@ class Page:
         self.dialogs.clear()
         response = self.tab.goto(self.site.url + path)
         self.tab.wait_for_load_state("networkidle")
-        assert response is not None and response.status == 200, f"{path}: {response}"
+        assert response is not None, f"{path}: {response}"
+        assert response.status == 200, f"{path}: {response}"
         self.check()
         if shot:
             self.tab.screenshot(path=str(SCREENSHOTS / f"{shot}.png"), full_page=True)

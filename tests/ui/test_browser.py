@@ -61,7 +61,8 @@ def test_a_run_page_draws_its_metric_curves(admin_page: Page, site: Site) -> Non
     run = site.runs[0]
     admin_page.open(f"/runs/{run.id}", "run")
     text = admin_page.tab.inner_text("main")
-    assert "cancer@1" in text and "val_f1" in text
+    assert "cancer@1" in text
+    assert "val_f1" in text
     admin_page.tab.wait_for_selector("figure.chart canvas")  # uPlot drew the curve
 
 
@@ -139,7 +140,8 @@ def test_the_ab_page_shows_the_verdict_and_only_admins_may_conclude(
 
 def test_a_missing_thing_is_a_page_that_says_so(admin_page: Page) -> None:
     response = admin_page.tab.goto(admin_page.site.url + "/models/nope")
-    assert response is not None and response.status == 404
+    assert response is not None
+    assert response.status == 404
     assert "No model" in admin_page.tab.inner_text("[role=alert]")
 
 
@@ -159,7 +161,8 @@ def test_the_api_docs_render_from_the_server_alone(reader_page: Page, site: Site
     reader_page.open("/api/v1/docs", "api-docs")
     tab.wait_for_selector(".opblock-summary")
     text = tab.inner_text(".swagger-ui")
-    assert "/api/v1/runs" in text and "Search runs" in text
+    assert "/api/v1/runs" in text
+    assert "Search runs" in text
     assert outside == [], outside
     reader_page.open("/runs")
     assert tab.locator("nav a[href='/api/v1/docs']").count() == 1
@@ -218,7 +221,8 @@ def test_a_form_posted_from_another_port_cannot_conclude_a_test(
         page.tab.wait_for_load_state()
         assert "not sent from this server's pages" in page.tab.inner_text("[role=alert]")
         test = site.ws.abtests.get("ab")
-        assert test.status == "running" and test.winner is None
+        assert test.status == "running"
+        assert test.winner is None
     finally:
         page.close()
 

@@ -104,7 +104,10 @@ def sweep_command(
     from assay.runs.executor import check_executor
 
     check_executor(executor)
-    assert data is not None and space is not None and trials is not None and objective
+    assert data is not None
+    assert space is not None
+    assert trials is not None
+    assert objective
     ws = workspace()
     remote = is_remote()  # then the server drives the trials, on its runners or its Ray
     runners: Executor | None = None

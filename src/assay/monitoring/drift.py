@@ -220,7 +220,9 @@ def _numeric(ref: Reference, arr: npt.NDArray[Any], doc: FeatureDrift, histogram
         return
     live = x[~np.isnan(x)]
     doc["missing_live"] = float(1 - len(live) / len(x)) if len(x) else None
-    assert ref.sorted is not None and ref.edges is not None and ref.shares is not None
+    assert ref.sorted is not None
+    assert ref.edges is not None
+    assert ref.shares is not None
     if not len(live) or not len(ref.sorted):
         return
     # The exact distribution where it matters (small samples) and is affordable; the
@@ -238,7 +240,8 @@ def _numeric(ref: Reference, arr: npt.NDArray[Any], doc: FeatureDrift, histogram
     shares = counts / len(live)
     doc["psi"] = psi(ref.shares, shares)
     doc["psi_noise"] = noise(len(shares), len(live), len(ref.sorted))
-    assert ref.low is not None and ref.high is not None
+    assert ref.low is not None
+    assert ref.high is not None
     doc["out_of_range"] = float(np.count_nonzero((live < ref.low) | (live > ref.high)) / len(live))
     # With no shift at all, a new value falls outside m training values' range with
     # probability 2 / (m + 1).
