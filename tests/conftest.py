@@ -54,7 +54,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 _GROUPS = {"ray_head": "ray", "site": "ui"}
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.pluginmanager.hasplugin("xdist"):  # `-p no:xdist`: no groups to join
+        return
     for item in items:
         names = getattr(item, "fixturenames", ())
         group = next((g for fixture, g in _GROUPS.items() if fixture in names), None)

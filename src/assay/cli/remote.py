@@ -311,8 +311,8 @@ class RemoteServices(_Remote):
     def status(self, name: str) -> ServiceStatus:
         return self.client.service_status(name)
 
-    def stop(self, name: str, **_: Any) -> Any:
-        return self.client.stop_service(name)
+    def stop(self, name: str, *, timeout_s: float = 60.0) -> Any:
+        return self.client.stop_service(name, timeout_s=timeout_s)
 
     def start(self, name: str, **_: Any) -> Any:
         return self.get_from(self.client._call("POST", f"/services/{name}/start"))
@@ -341,7 +341,8 @@ class RemoteABTests(_Remote):
         return self.client.abtests()
 
     def create(self, name: str, variants: Sequence[str], strategy: str, **options: Any) -> Any:
-        allowed = {"key", "port", "auto_promote", "alias", "log_sample"}
+        allowed = {"key", "port", "host", "workers", "baseline", "mde", "auto_promote", "alias",
+                   "log_sample"}  # fmt: skip
         return self.client.create_abtest(
             name,
             variants,
@@ -352,8 +353,8 @@ class RemoteABTests(_Remote):
     def report(self, name: str, **_: Any) -> ABReport:
         return self.client.abtest_report(name)
 
-    def conclude(self, name: str, winner: str, **_: Any) -> Any:
-        return self.client.conclude(name, winner)
+    def conclude(self, name: str, winner: str, *, promote: bool = True) -> Any:
+        return self.client.conclude(name, winner, promote=promote)
 
     def stop(self, name: str) -> Any:
         return self.client.stop_abtest(name)

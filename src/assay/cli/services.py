@@ -20,6 +20,7 @@ from assay.cli.output import (
     when,
 )
 from assay.errors import InvalidArgumentError
+from assay.serving import api
 
 app = typer.Typer(
     help="Inference services: deploy, list, status, logs, update, stop, start.",
@@ -42,14 +43,14 @@ def deploy(
     port: Annotated[
         int | None, typer.Option("--port", help="Port to listen on (default: a free one).")
     ] = None,
-    host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
-    workers: Annotated[int, typer.Option("--workers", help="Server processes.")] = 1,
+    host: Annotated[str, typer.Option("--host", help="Address to bind.")] = api.HOST,
+    workers: Annotated[int, typer.Option("--workers", help="Server processes.")] = api.WORKERS,
     timeout: Annotated[
         float, typer.Option("--timeout", help="Seconds a prediction may take before a 504.")
-    ] = 30.0,
+    ] = api.TIMEOUT_S,
     max_body_mb: Annotated[
         float, typer.Option("--max-body-mb", help="Largest request body accepted (413 above).")
-    ] = 10.0,
+    ] = api.MAX_BODY_BYTES / (1024 * 1024),
     log_sample: Annotated[
         float,
         typer.Option(
@@ -57,7 +58,7 @@ def deploy(
             help="Share of requests whose inputs and outputs are logged for monitoring "
             "(0 to 1; 0 turns the prediction log off).",
         ),
-    ] = 1.0,
+    ] = api.LOG_SAMPLE,
     as_json: JsonOpt = False,
 ) -> None:
     """Serve a model version as a REST endpoint (KServe V1 and Open Inference Protocol V2);
@@ -181,7 +182,7 @@ def stop(
     name: str,
     timeout: Annotated[
         float, typer.Option("--timeout", help="Seconds to let in-flight requests finish.")
-    ] = 60.0,
+    ] = api.STOP_TIMEOUT_S,
     as_json: JsonOpt = False,
 ) -> None:
     """Stop a service: it stops taking requests, finishes those in flight, then exits."""

@@ -777,10 +777,11 @@ class Client:
         found: ServiceStatus = self._call("GET", f"/services/{name}/status")
         return found
 
-    def stop_service(self, name: str) -> Any:
+    def stop_service(self, name: str, *, timeout_s: float = 60.0) -> Any:
         from assay.serving.entities import Service
 
-        return parse(Service, self._call("POST", f"/services/{name}/stop"))
+        doc = self._call("POST", f"/services/{name}/stop", json={"timeout_s": timeout_s})
+        return parse(Service, doc)
 
     def predict(self, service: str, instances: Sequence[Any]) -> dict[str, Any]:
         """KServe V1 through the server to service `service`. The answer's `request_id`
@@ -927,8 +928,13 @@ class Client:
         *,
         key: str | None = None,
         port: int | None = None,
+        host: str = "127.0.0.1",
+        workers: int = 1,
+        baseline: float | None = None,
+        mde: float | None = None,
         auto_promote: bool = False,
         alias: str = "champion",
+        timeout_s: float = 30.0,
         log_sample: float = 1.0,
     ) -> Any:
         from assay.abtests.entities import ABTest
@@ -937,8 +943,9 @@ class Client:
             "POST",
             "/abtests",
             json={"name": name, "variants": list(variants), "strategy": strategy, "key": key,
-                  "port": port, "auto_promote": auto_promote, "alias": alias,
-                  "log_sample": log_sample},
+                  "port": port, "host": host, "workers": workers, "baseline": baseline,
+                  "mde": mde, "auto_promote": auto_promote, "alias": alias,
+                  "timeout_s": timeout_s, "log_sample": log_sample},
         )  # fmt: skip
         return parse(ABTest, doc)
 
@@ -951,11 +958,11 @@ class Client:
         found: ABReport = self._call("GET", f"/abtests/{name}/report")
         return found
 
-    def conclude(self, name: str, winner: str) -> Any:
+    def conclude(self, name: str, winner: str, *, promote: bool = True) -> Any:
         from assay.abtests.entities import ABTest
 
         return parse(ABTest, self._call("POST", f"/abtests/{name}/conclude",
-                                        json={"winner": winner}))  # fmt: skip
+                                        json={"winner": winner, "promote": promote}))  # fmt: skip
 
     def stop_abtest(self, name: str) -> Any:
         from assay.abtests.entities import ABTest

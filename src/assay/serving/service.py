@@ -17,13 +17,12 @@ import os
 import shutil
 import sys
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from assay.data.entities import check_name
 from assay.errors import AssayError, ConflictError, InvalidArgumentError, NotFoundError
-from assay.serving import processes
+from assay.serving import api, processes
 from assay.serving.entities import Service, ServiceStatus, WorkerState
 from assay.serving.repository import ServiceRepository, to_service
 from assay.store.db import Database, utcnow
@@ -34,19 +33,18 @@ if TYPE_CHECKING:
     from assay.registry.entities import ModelVersion
     from assay.registry.service import RegistryService
 
-Progress = Callable[[str], None]
 
-DEFAULTS: dict[str, Any] = {"timeout_s": 30.0, "max_body_bytes": 10 * 1024 * 1024, "drain_s": 1.0}
+DEFAULTS: dict[str, Any] = {
+    "timeout_s": api.TIMEOUT_S,
+    "max_body_bytes": api.MAX_BODY_BYTES,
+    "drain_s": 1.0,
+}
 
 
 class ServiceFailedError(AssayError):
     """A service process did not come up, or a model did not load in it."""
 
     status = 502
-
-
-def _quiet(_message: str) -> None:
-    pass
 
 
 class ServingService:
@@ -73,15 +71,15 @@ class ServingService:
         model_ref: str,
         *,
         port: int | None = None,
-        host: str = "127.0.0.1",
-        workers: int = 1,
-        timeout_s: float = DEFAULTS["timeout_s"],
-        max_body_bytes: int = DEFAULTS["max_body_bytes"],
+        host: str = api.HOST,
+        workers: int = api.WORKERS,
+        timeout_s: float = api.TIMEOUT_S,
+        max_body_bytes: int = api.MAX_BODY_BYTES,
         drain_s: float = DEFAULTS["drain_s"],
-        log_sample: float = 1.0,
+        log_sample: float = api.LOG_SAMPLE,
         log_roll: dict[str, float] | None = None,
         ready_timeout_s: float = 120.0,
-        progress: Progress = _quiet,
+        progress: api.Progress = api.quiet,
     ) -> Service:
         """Start `model_ref` as service `name` and return once it answers as ready.
 
@@ -151,7 +149,7 @@ class ServingService:
         return self._launch(name, ready_timeout_s, progress)
 
     def start(
-        self, name: str, *, ready_timeout_s: float = 120.0, progress: Progress = _quiet
+        self, name: str, *, ready_timeout_s: float = 120.0, progress: api.Progress = api.quiet
     ) -> Service:
         """Start a stored service again with the model it last served.
 
@@ -184,7 +182,9 @@ class ServingService:
             ServiceRepository(s).upsert(name, desired="running", last_error=None)
         return self._launch(name, ready_timeout_s, progress)
 
-    def start_all(self, progress: Progress = _quiet) -> list[tuple[str, Service | AssayError]]:
+    def start_all(
+        self, progress: api.Progress = api.quiet
+    ) -> list[tuple[str, Service | AssayError]]:
         """Start every service whose definition says running but whose process is gone."""
         out: list[tuple[str, Service | AssayError]] = []
         for row in self._rows():
@@ -196,7 +196,7 @@ class ServingService:
                 out.append((row.name, exc))
         return out
 
-    def _launch(self, name: str, ready_timeout_s: float, progress: Progress) -> Service:
+    def _launch(self, name: str, ready_timeout_s: float, progress: api.Progress) -> Service:
         folder = self._folder(name)
         config = json.loads((folder / "service.json").read_text())
         progress(f"starting {name} on {config['host']}:{config['port']}")
@@ -231,7 +231,7 @@ class ServingService:
         model_ref: str,
         *,
         ready_timeout_s: float = 120.0,
-        progress: Progress = _quiet,
+        progress: api.Progress = api.quiet,
     ) -> Service:
         """Swap the running service's model for `model_ref` without dropping a request.
 
@@ -281,7 +281,7 @@ class ServingService:
             model=mv.ref,
         )
 
-    def stop(self, name: str, *, timeout_s: float = 60.0) -> Service:
+    def stop(self, name: str, *, timeout_s: float = api.STOP_TIMEOUT_S) -> Service:
         """Stop the service gracefully: readiness turns false, in-flight requests finish,
         then the process exits (killed if it has not after `timeout_s`).
 
@@ -331,7 +331,7 @@ class ServingService:
                 )
         return out
 
-    def logs(self, name: str, *, lines: int = 200) -> str:
+    def logs(self, name: str, *, lines: int = api.LOG_LINES) -> str:
         """The last `lines` lines of the service's log.
 
         Raises:
