@@ -104,7 +104,7 @@ def run_id(site: Site) -> str:
 def model(site: Site, run_id: str) -> str:
     """The run's model, registered: its reference."""
     with Client(site.url, site.secret) as client:
-        return str(client.register_run(run_id).ref)
+        return str(client.models.register_run(run_id).ref)
 
 
 def model_versions(site: Site, name: str) -> int:
@@ -125,7 +125,7 @@ def test_register_a_run_remotely_answers_as_locally(site: Site, run_id: str) -> 
     assert again == local
     assert (again["name"], again["version"], again["lineage"]["run_id"]) == ("cancer", 1, run_id)
     with Client(site.url, site.secret) as client:
-        assert client.register_run(run_id).ref == "cancer@1"
+        assert client.models.register_run(run_id).ref == "cancer@1"
 
 
 def test_register_run_route_refuses_bad_input(site: Site, run_id: str) -> None:
@@ -328,7 +328,7 @@ def test_commit_with_checks_remotely_behaves_as_locally(site: Site, people: str)
     fixed.mkdir()
     (fixed / "people.csv").write_text(PEOPLE.replace("200", "20"))
     with Client(site.url, site.secret) as client:
-        done = client.commit("people", fixed, checks=site.laptop / "strict.yaml")
+        done = client.data.commit("people", fixed, checks=site.laptop / "strict.yaml")
         assert done.version.ref == "people@2" and done.validation.passed
 
 

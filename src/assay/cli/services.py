@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from assay.cli.context import workspace
+from assay.cli.context import is_remote, local, workspace
 from assay.cli.output import (
     JsonOpt,
     console,
@@ -19,8 +19,11 @@ from assay.cli.output import (
     warn_if_exposed,
     when,
 )
-from assay.errors import InvalidArgumentError
+from assay.errors import AssayError, InvalidArgumentError
 from assay.serving import api
+
+if TYPE_CHECKING:
+    from assay.serving.entities import Service
 
 app = typer.Typer(
     help="Inference services: deploy, list, status, logs, update, stop, start.",
@@ -204,14 +207,19 @@ def start(
     as_json: JsonOpt = False,
 ) -> None:
     """Start a stopped service again (or, with --all, every service stored as running)."""
-    services = workspace().services
     if all_ == (name is not None):
         raise InvalidArgumentError("Give a service NAME or --all.")
+    if all_ and is_remote():
+        raise InvalidArgumentError(
+            "`assay services start --all` is for this machine's services; a server brings "
+            "back its own when it starts. Start one with `assay services start NAME`."
+        )
     with status("Starting") as progress:
+        results: list[tuple[str, Service | AssayError]]
         if name is not None:
-            results: list[tuple[str, Any]] = [(name, services.start(name, progress=progress))]
+            results = [(name, workspace().services.start(name, progress=progress))]
         else:
-            results = list(services.start_all(progress=progress))
+            results = local().services.start_all(progress=progress)
     if as_json:
         emit_json(
             [

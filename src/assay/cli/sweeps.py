@@ -12,7 +12,7 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
-from assay.cli.context import is_remote, workspace
+from assay.cli.context import is_remote, local, remote, workspace
 from assay.cli.output import JsonOpt, console, emit_json, err, fmt_num, sparkline, status, when
 from assay.errors import InvalidArgumentError
 
@@ -105,21 +105,20 @@ def sweep_command(
 
     check_executor(executor)
     assert data is not None and space is not None and trials is not None and objective
-    ws = workspace()
-    remote = is_remote()  # then the server drives the trials, on its runners or its Ray
+    driven_there = is_remote()  # then the server drives the trials, on its runners or its Ray
     runners: LocalPool | None = None
-    if not remote and executor == "ray":
+    if not driven_there and executor == "ray":
         from assay.executors.ray_cluster import check_ready
 
-        check_ready(ws.settings, os.environ)
-    elif not remote:
+        check_ready(local().settings, os.environ)
+    elif not driven_there:
         # Start the runners now: their start-up overlaps the checks and the
         # pipeline's registration below.
         from assay.executors.pool import LocalPool
 
         runners = LocalPool(Path.cwd(), os.environ, parallel)
     try:
-        sweep: Sweep = ws.sweeps.create(
+        sweep = workspace().sweeps.create(
             pipeline,
             data=data,
             params_file=params,
@@ -142,7 +141,7 @@ def sweep_command(
         if runners is not None:
             runners.close()
         raise
-    if remote:
+    if driven_there:
         _follow(sweep, as_json=as_json)
         return
     if runners is not None:
@@ -165,10 +164,9 @@ def _drive(
     runners: Executor | None = None,
 ) -> None:
     if is_remote():
-        remote: Any = workspace()
-        _follow(remote.sweeps.resume(name), as_json=as_json)
+        _follow(remote().sweeps.resume(name), as_json=as_json)
         return
-    ws = workspace()
+    ws = local()
     sweep = ws.sweeps.get(name)
     try:
         ws.sweeps.check_runnable(sweep)  # before starting runners for nothing
@@ -214,10 +212,10 @@ def _follow(sweep: Sweep, *, as_json: bool, poll_s: float = 0.5) -> None:
     of a local one. Ctrl-C asks the server to stop it, as Ctrl-C stops a local sweep."""
     from assay.sweeps.entities import ACTIVE
 
-    ws: Any = workspace()
+    client = remote()
     name = sweep.name
     if not as_json:
-        console.print(f"{_header(sweep, sweep.parallel, sweep.executor)} at {ws.remote}")
+        console.print(f"{_header(sweep, sweep.parallel, sweep.executor)} at {client.url}")
     view = _View(sweep, quiet=as_json)
     # Trials as they were when it was sent: a resumed sweep shows only what happens now.
     seen = {t.number: t.state for t in sweep.trial_list}
@@ -228,9 +226,9 @@ def _follow(sweep: Sweep, *, as_json: bool, poll_s: float = 0.5) -> None:
                 if sweep.status not in ACTIVE:
                     break
                 time.sleep(poll_s)
-                sweep = ws.sweeps.get(name)
+                sweep = client.sweeps.get(name)
     except KeyboardInterrupt:
-        ws.sweeps.stop(name)
+        client.sweeps.stop(name)
         err.print(
             f"[yellow]Sweep {name} interrupted.[/yellow] Resume it with "
             f"`assay sweep resume {name}`."
@@ -267,7 +265,7 @@ def _changed(view: _View, sweep: Sweep, seen: dict[int, str]) -> None:
 
 
 def _executor(kind: str, slots: int) -> Executor:
-    ws = workspace()
+    ws = local()
     if kind == "ray":
         from assay.executors.ray_cluster import RayExecutor
 

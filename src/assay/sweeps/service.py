@@ -29,6 +29,7 @@ from assay.runs.params import load_params
 from assay.runs.service import looks_like_path
 from assay.store.db import Database, utcnow
 from assay.store.objects import hash_bytes
+from assay.sweeps import api
 from assay.sweeps import study as studies
 from assay.sweeps.entities import FINISHED_STATES, Objective, Sweep, Trial
 from assay.sweeps.repository import SweepRepository
@@ -101,20 +102,20 @@ class SweepService:
         objectives: Sequence[str],
         space_file: Path | None = None,
         space_text: str | None = None,
-        space_name: str = "space.yaml",
+        space_name: str = api.SPACE_NAME,
         params_file: Path | None = None,
         params: Mapping[str, Any] | None = None,
         direction: str | None = None,
-        parallel: int = 1,
-        sampler: str = "tpe",
-        pruner: str = "median",
+        parallel: int = api.PARALLEL,
+        sampler: str = api.SAMPLER,
+        pruner: str = api.PRUNER,
         prune_on: str | None = None,
-        seed: int = 0,
+        seed: int = api.SEED,
         timeout_s: float | None = None,
         budget: float | None = None,
         name: str | None = None,
-        executor: str = "local",
-        register: str = "best",
+        executor: str = api.EXECUTOR,
+        register: str = api.REGISTER,
     ) -> Sweep:
         """Check everything a sweep needs and record it; nothing runs yet.
 
