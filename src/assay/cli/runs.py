@@ -166,7 +166,7 @@ def _run_remote(
     with status(f"Run on {client.url}") as say:
         finished = client.runs.create(
             pipeline, data=data, params=params, experiment=experiment, name=name, force=force,
-            on_wait=lambda run: say(f"{run.short_id} {run.status}"),
+            on_wait=None if quiet else lambda run: say(f"{run.short_id} {run.status}"),
         )  # fmt: skip
     if not quiet:
         console.print(
