@@ -58,10 +58,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 # Tests that share one expensive session fixture run in one xdist worker (`--dist
 # loadgroup`): a second Ray head, or a second browser and dashboard, would only compete for
 # the same two cores. Grouped by the fixture they use, so new tests join by themselves.
-_GROUPS = {"ray_head": "ray", "site": "ui"}
+_GROUPS = {"ray_head": "ray", "site": "ui", "pair": "parity"}
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.pluginmanager.hasplugin("xdist"):  # `-p no:xdist`: no groups to join
+        return
     for item in items:
         names = getattr(item, "fixturenames", ())
         group = next((g for fixture, g in _GROUPS.items() if fixture in names), None)

@@ -100,6 +100,11 @@ class Workspace:
             cache_dir=self.settings.cache_dir,
         )
 
+    @property
+    def models(self) -> RegistryService:
+        """The registry, by the name the CLI, the REST API and the SDK give it."""
+        return self.registry
+
     @cached_property
     def tokens(self) -> TokenService:
         from assay.auth.service import TokenService

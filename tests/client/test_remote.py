@@ -88,19 +88,19 @@ def test_a_laptop_without_a_workspace_works_through_the_server(
     env_remote = {**env, "ASSAY_REMOTE": url}
     assert "tiny" in run_assay("pipelines", "list", cwd=laptop, env=env_remote).stdout
     with Client(url, token=secret) as client:
-        found = client.runs(filter="metrics.score > 1")
+        found = client.runs.search(filter="metrics.score > 1")
         assert [r.id for r in found] == [run["id"]]
         assert isinstance(found[0], Run)
-        version, files = client.version("n@1")
+        version, files = client.data.version("n@1")
         assert isinstance(version, DataVersion)
         assert [f.path for f in files] == ["n.txt"]
-        target = client.download("n@1", "n.txt", tmp_path / "copy.txt")
+        target = client.data.download("n@1", "n.txt", tmp_path / "copy.txt")
         assert target.read_text() == "1 2 3"
         with pytest.raises(assay.NotFoundError, match="no version 9"):
-            client.version("n@9")
-        tracked = client.start_run("notebook", params={"lr": 0.1})
-        client.log_metrics(tracked.id, [("loss", 0.5, 1), ("loss", 0.25, 2)])
-        ended = client.end_run(tracked.id)
+            client.data.version("n@9")
+        tracked = client.runs.begin("notebook", params={"lr": 0.1})
+        client.runs.log_metrics(tracked.id, [("loss", 0.5, 1), ("loss", 0.25, 2)])
+        ended = client.runs.finish(tracked.id)
         assert ended.status == "succeeded"
         assert ended.metrics == {"loss": 0.25}
     # Nothing works without a token, and the CLI says so in one line.
@@ -111,7 +111,7 @@ def test_a_laptop_without_a_workspace_works_through_the_server(
         "error: This route needs a token: send `Authorization: Bearer TOKEN`."
     ]
     with Client(url) as client, pytest.raises(assay.UnauthorizedError):
-        client.datasets()
+        client.data.datasets()
     # Reading a pipeline's versions, files, source and changes.
     logged = remote("pipelines", "log", "tiny", "--json")
     assert [v["ref"] for v in json.loads(logged.stdout)] == ["tiny@1"]
@@ -131,20 +131,20 @@ def test_scopes_reach_only_what_they_allow(
 ) -> None:
     url, _, secret = server
     with Client(url, token=secret) as admin:
-        made = admin._call("POST", "/tokens", json={"name": "viewer", "scope": "read"})
-        reader = made["secret"]
+        made = admin.tokens.create("viewer", "read")
+        reader = made[1]
         assert reader.startswith("assay_")
     with Client(url, token=reader) as client:
-        assert client.datasets() == []
+        assert client.data.datasets() == []
         with pytest.raises(assay.ForbiddenError, match="has scope 'read'; this needs 'write'"):
-            client.start_run("e")
+            client.runs.begin("e")
     with Client(url, token=secret) as admin:
-        admin._call("DELETE", "/tokens/viewer")
+        admin.tokens.revoke("viewer")
     with (
         Client(url, token=reader) as client,
         pytest.raises(assay.UnauthorizedError, match="revoked"),
     ):
-        client.datasets()
+        client.data.datasets()
 
 
 @pytest.mark.one_backend
@@ -181,7 +181,7 @@ def test_more_commands_work_remotely(
     assert "ci" in remote("tokens", "list").stdout
     remote("tokens", "revoke", "ci")
     with Client(url, token=made["secret"]) as client, pytest.raises(assay.UnauthorizedError):
-        client.datasets()
+        client.data.datasets()
 
 
 @pytest.mark.one_backend

@@ -105,7 +105,7 @@ def run_id(site: Site) -> str:
 def model(site: Site, run_id: str) -> str:
     """The run's model, registered: its reference."""
     with Client(site.url, site.secret) as client:
-        return str(client.register_run(run_id).ref)
+        return str(client.models.register_run(run_id).ref)
 
 
 def model_versions(site: Site, name: str) -> int:
@@ -126,7 +126,7 @@ def test_register_a_run_remotely_answers_as_locally(site: Site, run_id: str) -> 
     assert again == local
     assert (again["name"], again["version"], again["lineage"]["run_id"]) == ("cancer", 1, run_id)
     with Client(site.url, site.secret) as client:
-        assert client.register_run(run_id).ref == "cancer@1"
+        assert client.models.register_run(run_id).ref == "cancer@1"
 
 
 def test_register_run_route_refuses_bad_input(site: Site, run_id: str) -> None:
@@ -338,7 +338,7 @@ def test_commit_with_checks_remotely_behaves_as_locally(site: Site, people: str)
     fixed.mkdir()
     (fixed / "people.csv").write_text(PEOPLE.replace("200", "20"))
     with Client(site.url, site.secret) as client:
-        done = client.commit("people", fixed, checks=site.laptop / "strict.yaml")
+        done = client.data.commit("people", fixed, checks=site.laptop / "strict.yaml")
         assert done.version.ref == "people@2"
         assert done.validation.passed
 
@@ -457,3 +457,56 @@ def test_deploy_route_refuses_bad_hosts(site: Site, model: str) -> None:
     refused = site.remote("services", "deploy", "h", "--model", model, "--host", "192.0.2.1")
     assert refused.returncode == 1
     assert refused.stderr.strip().splitlines()[-1].startswith("error: Cannot listen on")
+
+
+# ---- options that once stopped at the transport ---------------------------------------------
+
+
+def test_abtest_options_and_no_promote_reach_the_server(site: Site, model: str) -> None:
+    from assay.abtests.service import plan
+
+    made = site.remote("abtests", "create", "opts", "--variant", f"A={model}", "--variant",
+                       f"B={model}", "--host", "0.0.0.0", "--workers", "2", "--baseline", "0.7",
+                       "--mde", "0.2", "--json")  # fmt: skip
+    try:
+        assert made.returncode == 0, made.stderr
+        test = json.loads(made.stdout)
+        assert (test["host"], test["workers"]) == ("0.0.0.0", 2)
+        assert test["plan"] == plan(0.7, 0.2)
+        listed = json.loads(ok(site.local("abtests", "list", "--json")).stdout)
+        assert [(t["name"], t["workers"], t["plan"]) for t in listed] == [
+            ("opts", 2, plan(0.7, 0.2))
+        ]
+        done = ok(site.remote("abtests", "conclude", "opts", "--winner", "B", "--no-promote"))
+        assert "champion" not in done.stdout
+        name = model.partition("@")[0]
+        with site.api() as api:
+            assert api.get(f"/models/{name}/versions/champion").status_code == 404
+            assert api.get("/abtests/opts").json()["status"] == "concluded"
+    finally:
+        site.remote("abtests", "stop", "opts")
+
+
+def test_a_plan_needs_both_numbers_over_the_api_too(site: Site, model: str) -> None:
+    body = {"name": "half", "variants": [f"A={model}", f"B={model}"], "strategy": "weighted",
+            "baseline": 0.7}  # fmt: skip
+    with site.api() as api:
+        assert "--mde" in error_of(api.post("/abtests", json=body), 400)["message"]
+        error_of(api.post("/abtests", json={**body, "mde": 2}), 422)
+        assert "half" not in [t["name"] for t in api.get("/abtests").json()["items"]]
+
+
+def test_stop_timeout_reaches_the_server(site: Site, model: str) -> None:
+    ok(site.remote("services", "deploy", "brief", "--model", model))
+    try:
+        with site.api() as api:
+            error_of(api.post("/services/brief/stop", json={"timeout_s": 0}), 422)
+        refused = site.remote("services", "stop", "brief", "--timeout", "0")
+        assert refused.returncode == 1
+        assert "timeout_s" in refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1
+        stopped = json.loads(ok(site.remote("services", "stop", "brief", "--timeout", "5",
+                                            "--json")).stdout)  # fmt: skip
+        assert stopped["state"] == "stopped"
+    finally:
+        site.remote("services", "stop", "brief")

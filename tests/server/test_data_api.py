@@ -226,7 +226,7 @@ def test_the_diff_route_and_the_sdk_pair_rows_by_key(
     assert "No changed table has a column 'x'" in str(error["message"])
 
     with Client(base_url, secrets["read"]) as client:
-        diff = client.diff("p@1", "p@2", key="sku")
+        diff = client.data.diff("p@1", "p@2", key="sku")
     assert diff.tables["p.csv"].rows_changed == 1
     assert diff.tables["p.csv"].examples[0].row == "sku=b"
 
@@ -341,10 +341,10 @@ def test_the_sdk_sends_small_files_in_batches_and_big_ones_in_parts(
     (folder / "big.bin").write_bytes(os.urandom(300 * 1024))
     sent: list[tuple[str, str]] = []
     with Client(base_url, secrets["write"]) as client:
-        client._http.event_hooks["request"].append(
+        client.http._http.event_hooks["request"].append(
             lambda request: sent.append((request.method, request.url.path))
         )
-        done = client.commit("many", folder)
+        done = client.data.commit("many", folder)
     assert done.version.file_count == 2001
     uploads = [(m, p) for m, p in sent if "/uploads" in p]
     assert len(uploads) <= 5  # start, one batch, one part, commit: not one request a file

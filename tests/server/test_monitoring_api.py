@@ -20,6 +20,7 @@ from assay.cli.main import app
 from assay.config import Settings
 from assay.errors import InvalidArgumentError, NotFoundError
 from assay.executors.local import LocalExecutor
+from assay.monitoring.entities import Window
 from assay.workspace import Workspace, init_workspace
 
 from .conftest import assert_error, serve_app
@@ -114,20 +115,22 @@ def test_check_snapshot_and_retrain_through_the_api_sdk_and_remote(
         for frame in (_rows(40, 0.0, 1), _rows(100, 2.0, 2)):
             for row in frame.to_dict("records"):
                 label = row.pop("y")
-                answer = client.predict("drifty-api", [row])
-                assert client.feedback("drifty-api", answer["request_id"], label=label)["logged"]
-        monitor = client.configure_monitor("drifty-api", "alpha: 0.01\nwindow: {last: 100}\n")
+                answer = client.services.predict("drifty-api", [row])
+                assert client.services.feedback("drifty-api", answer["request_id"], label=label)[
+                    "logged"
+                ]
+        monitor = client.monitoring.configure("drifty-api", "alpha: 0.01\nwindow: {last: 100}\n")
         assert monitor.target == "service"
         assert "alpha: 0.01" in monitor.config_text
 
-        report = client.monitor("drifty-api")  # the config's window: the drifted traffic
+        report = client.monitoring.check("drifty-api")  # the config's window: the drifted traffic
         assert report["state"] == "drift"
         assert report["requests"] == 100
         assert report["performance"]["n"] == 100
-        recent = client.monitor("drifty-api", last=60, record=False)
+        recent = client.monitoring.check("drifty-api", window=Window(requests=60), record=False)
         assert recent["requests"] == 60
         assert recent["state"] == "drift"
-        assert [c.state for c in client.monitor_history("drifty-api")] == ["drift"]
+        assert [c.state for c in client.monitoring.history("drifty-api")] == ["drift"]
 
         code, out = remote("monitor", "drifty-api", "--last", "100")
         assert code == 0, out
@@ -136,22 +139,22 @@ def test_check_snapshot_and_retrain_through_the_api_sdk_and_remote(
                            "--last", "100")  # fmt: skip
         assert code == 0, out
         assert "Committed drifty-live@1: 100 rows (100 labeled)" in out, out
-        assert [s.ref for s in client.snapshots("drifty-api")] == ["drifty-live@1"]
+        assert [s.ref for s in client.monitoring.snapshots("drifty-api")] == ["drifty-live@1"]
 
         # The server runs the pipeline; the CLI waits for the new version.
         code, out = remote("retrain", "drifty@1", "--with", "drifty-live@1", "--json")
         assert code == 0, out
         retrain = json.loads(out)
         assert (retrain["status"], retrain["new_model"]) == ("registered", "drifty@2")
-        assert client.get_retrain(retrain["run_id"][:8]).data == "drifty@2"
-        lineage = client.lineage("drifty@2")
+        assert client.monitoring.get_retrain(retrain["run_id"][:8]).data == "drifty@2"
+        lineage = client.models.lineage("drifty@2")
         assert lineage["run"] is not None
         assert "live traffic of service drifty-api" in (lineage["run"]["data"]["message"] or "")
 
         with pytest.raises(NotFoundError, match="No service or A/B test named 'nope'"):
-            client.monitor("nope")
+            client.monitoring.check("nope")
         with pytest.raises(InvalidArgumentError, match="unknown key 'alpah'"):
-            client.configure_monitor("drifty-api", "alpah: 0.1")
+            client.monitoring.configure("drifty-api", "alpah: 0.1")
     import httpx
 
     with httpx.Client(base_url=f"{url}/api/v1") as anonymous:

@@ -417,7 +417,7 @@ def test_an_unreachable_cluster_or_a_model_that_fails_to_load_is_one_line(
 def test_the_server_deploys_on_ray_for_the_sdk_and_remote_cli(
     cluster: tuple[Workspace, dict[str, str]], tmp_path: Path
 ) -> None:
-    from assay.client.http import Client
+    from assay.client import Client
     from client.conftest import (  # type: ignore[import-not-found]  # tests/ is on sys.path
         assay_server,
         run_assay,
@@ -429,14 +429,16 @@ def test_the_server_deploys_on_ray_for_the_sdk_and_remote_cli(
     (tmp_path / "laptop").mkdir()
     with assay_server(tmp_path / "server", server_env) as (url, secret):
         with Client(url, token=secret) as client:
-            svc = client.deploy("sdk-flowers", "iris@2", on="ray", replicas=1, cpus=0.25)
+            svc = client.services.deploy("sdk-flowers", "iris@2", on="ray", replicas=1, cpus=0.25)
             assert (svc.on, svc.state, svc.workers) == ("ray", "running", 1)
             r = httpx.post(f"{svc.url}/v1/models/iris:predict", json={"instances": ROWS})
             assert r.status_code == 200
             assert r.json()["version"] == 2
             # A bad request is a 4xx with a JSON body, before anything is deployed.
-            bad = client._http.post(
-                "/services", json={"name": "x", "model": "iris@1", "on": "mars"}
+            bad = httpx.post(
+                f"{url}/api/v1/services",
+                json={"name": "x", "model": "iris@1", "on": "mars"},
+                headers={"Authorization": f"Bearer {secret}"},
             )
             assert bad.status_code == 422
             assert "on" in bad.text

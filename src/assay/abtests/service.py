@@ -12,10 +12,11 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from assay.abtests import api
 from assay.abtests.entities import ABReport, ABTest, VariantSpec
 from assay.abtests.repository import ABTestRepository, to_abtest
 from assay.data.entities import check_name
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
     from assay.registry.service import RegistryService
     from assay.serving.service import ServingService
 
-Progress = Callable[[str], None]
 MODULE = "assay.abtests"
 
 
@@ -39,10 +39,6 @@ class ABTestFailedError(AssayError):
     """The router did not start, or did not take a change."""
 
     status = 502
-
-
-def _quiet(_message: str) -> None:
-    pass
 
 
 class ABTestService:
@@ -73,19 +69,22 @@ class ABTestService:
         *,
         key: str | None = None,
         port: int | None = None,
-        host: str = "127.0.0.1",
-        workers: int = 1,
-        plan: dict[str, Any] | None = None,
+        host: str = api.HOST,
+        workers: int = api.WORKERS,
+        baseline: float | None = None,
+        mde: float | None = None,
         auto_promote: bool = False,
-        alias: str = "champion",
-        timeout_s: float = 30.0,
-        log_sample: float = 1.0,
+        alias: str = api.ALIAS,
+        timeout_s: float = api.TIMEOUT_S,
+        log_sample: float = api.LOG_SAMPLE,
         ready_timeout_s: float = 120.0,
-        progress: Progress = _quiet,
+        progress: api.Progress = api.quiet,
     ) -> ABTest:
         """Start an A/B test of `variants` (`LABEL=MODEL@V` or `LABEL=SERVICE`), routed
         by `strategy`; returns once its router answers. `log_sample` is the share of
-        requests whose inputs and outputs go to the prediction log (0: none).
+        requests whose inputs and outputs go to the prediction log (0: none). With
+        `baseline` (the control's expected rate) and `mde` (the smallest difference worth
+        finding) the test is planned: its report counts toward the samples needed.
 
         Raises:
             InvalidArgumentError: fewer than two variants, a malformed or repeated label,
@@ -98,6 +97,9 @@ class ABTestService:
 
         check_name(name, "A/B test")
         check_sample(log_sample)
+        if (baseline is None) != (mde is None):
+            raise InvalidArgumentError("A plan needs both --baseline and --mde.")
+        planned = plan(baseline, mde) if baseline is not None and mde is not None else None
         if workers < 1:
             raise InvalidArgumentError(f"--workers must be at least 1, not {workers}.")
         if self._row(name) is not None:
@@ -123,7 +125,7 @@ class ABTestService:
                 "port": port,
                 "workers": workers,
                 "timeout_s": timeout_s,
-                "max_body_bytes": 10 * 1024 * 1024,
+                "max_body_bytes": api.MAX_BODY_BYTES,
                 "drain_s": 0.5,
                 "log": {
                     "store": self.registry.store.url,
@@ -160,7 +162,7 @@ class ABTestService:
                 pid=None,
                 alias=alias,
                 auto_promote=auto_promote,
-                plan=plan,
+                plan=planned,
             )
         progress(f"starting the router on {host}:{port}")
         pid = processes.spawn(self.services.python, MODULE, folder)
@@ -474,7 +476,7 @@ class ABTestService:
             doc["auto_concluded"] = True
         return doc
 
-    def logs(self, name: str, *, lines: int = 200) -> str:
+    def logs(self, name: str, *, lines: int = api.LOG_LINES) -> str:
         self.get(name)
         return processes.tail(self.dir / name / "service.log", lines)
 

@@ -8,6 +8,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from assay.abtests import api
 from assay.cli.context import workspace
 from assay.cli.output import (
     JsonOpt,
@@ -60,8 +61,8 @@ def create(
         typer.Option("--key", help="Request field that keys sticky routing (or X-Assay-Key)."),
     ] = None,
     port: Annotated[int | None, typer.Option("--port", help="Port (default: a free one).")] = None,
-    host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
-    workers: Annotated[int, typer.Option("--workers", help="Router processes.")] = 1,
+    host: Annotated[str, typer.Option("--host", help="Address to bind.")] = api.HOST,
+    workers: Annotated[int, typer.Option("--workers", help="Router processes.")] = api.WORKERS,
     baseline: Annotated[
         float | None, typer.Option("--baseline", help="Plan: the control's expected rate.")
     ] = None,
@@ -75,7 +76,7 @@ def create(
             help="Conclude when the sequential test decides, and move the alias to the winner.",
         ),
     ] = False,
-    alias: Annotated[str, typer.Option("--alias", help="The alias the winner gets.")] = "champion",
+    alias: Annotated[str, typer.Option("--alias", help="The alias the winner gets.")] = api.ALIAS,
     log_sample: Annotated[
         float,
         typer.Option(
@@ -83,15 +84,10 @@ def create(
             help="Share of requests whose inputs and outputs are logged for monitoring "
             "(0 to 1; 0 turns the prediction log off).",
         ),
-    ] = 1.0,
+    ] = api.LOG_SAMPLE,
     as_json: JsonOpt = False,
 ) -> None:
     """Start an A/B test: one endpoint routes among the variants' models."""
-    from assay.abtests.service import plan as make_plan
-
-    if (baseline is None) != (mde is None):
-        raise InvalidArgumentError("A plan needs both --baseline and --mde.")
-    planned = make_plan(baseline, mde) if baseline is not None and mde is not None else None
     with status(f"Creating {name}") as progress:
         test = workspace().abtests.create(
             name,
@@ -101,7 +97,8 @@ def create(
             port=port,
             host=host,
             workers=workers,
-            plan=planned,
+            baseline=baseline,
+            mde=mde,
             auto_promote=auto_promote,
             alias=alias,
             log_sample=log_sample,
@@ -115,8 +112,8 @@ def create(
     console.print(f"A/B test [bold]{name}[/bold] routes {arms} by {test.strategy}")
     console.print(f"  predict   POST {test.url}/predict")
     console.print(f"  feedback  POST {test.url}/feedback")
-    if planned:
-        console.print(f"  plan      {planned['per_variant']:,} samples per variant")
+    if test.plan:
+        console.print(f"  plan      {test.plan['per_variant']:,} samples per variant")
 
 
 @app.command("list")

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 
 from assay.cli.context import workspace
 from assay.cli.output import JsonOpt, console, emit_json
+
+if TYPE_CHECKING:
+    from assay.runs.code import CodeVersion
 
 
 def code_command(
@@ -61,7 +64,7 @@ def code_command(
         console.out(files["git.diff"].decode("utf-8", errors="replace"), highlight=False)
 
 
-def _doc(version: Any) -> dict[str, Any]:
+def _doc(version: CodeVersion) -> dict[str, Any]:
     return {
         "hash": version.hash,
         "kind": version.kind,
@@ -72,7 +75,12 @@ def _doc(version: Any) -> dict[str, Any]:
 
 
 def _diff(
-    old: Any, old_files: dict[str, bytes], new: Any, new_files: dict[str, bytes], a: str, b: str
+    old: CodeVersion,
+    old_files: dict[str, bytes],
+    new: CodeVersion,
+    new_files: dict[str, bytes],
+    a: str,
+    b: str,
 ) -> str:
     """A unified diff of two code versions, file by file (notebooks as their code), and
     of their git commits."""

@@ -26,7 +26,7 @@ app = typer.Typer(
 @app.command("list")
 def list_(as_json: JsonOpt = False) -> None:
     """List models with their latest version and aliases."""
-    items = workspace().registry.models()
+    items = workspace().models.models()
     if as_json:
         emit_json(items)
         return
@@ -57,7 +57,7 @@ def show(
     as_json: JsonOpt = False,
 ) -> None:
     """Show a model's versions (MODEL) or one version: metrics, signature, lineage (MODEL@V)."""
-    registry = workspace().registry
+    registry = workspace().models
     if "@" not in ref:
         versions = registry.versions(ref)
         if as_json:
@@ -140,7 +140,7 @@ def lineage(
     as_json: JsonOpt = False,
 ) -> None:
     """Trace a model version back to its run, data, pipeline and params, with hashes."""
-    tree_doc = workspace().registry.lineage(ref)
+    tree_doc = workspace().models.lineage(ref)
     if as_json:
         emit_json(tree_doc)
         return
@@ -204,7 +204,7 @@ def alias(
 ) -> None:
     """Point ALIAS at MODEL@VERSION (moving it from wherever it was); MODEL@ALIAS then
     resolves everywhere."""
-    registry = workspace().registry
+    registry = workspace().models
     if delete:
         model = ref.partition("@")[0]
         registry.unalias(model, name)
@@ -245,7 +245,7 @@ def register(
     """Register a model trained elsewhere (FILE --name NAME), or a run's model (--run RUN)."""
     from assay.errors import InvalidArgumentError
 
-    registry = workspace().registry
+    registry = workspace().models
     if run is not None:
         if path is not None:
             raise InvalidArgumentError("Give a FILE or --run, not both.")
@@ -268,7 +268,7 @@ def export(
 ) -> None:
     """Write a self-contained folder: the model, its signature, requirements.txt, an input
     example, and an MLmodel file so MLflow's tools can load it too."""
-    mv, folder = workspace().registry.export(ref, dest)
+    mv, folder = workspace().models.export(ref, dest)
     files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
     if as_json:
         emit_json({"model": mv.ref, "path": str(folder), "files": files})

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
-from assay.cli.context import is_remote, workspace
+from assay.cli.context import is_remote, local, remote, workspace
 from assay.cli.output import JsonOpt, console, emit_json, err, fmt_num, sparkline, when
 from assay.errors import InvalidArgumentError
 
@@ -79,14 +79,19 @@ def check(
     as_json: JsonOpt = False,
 ) -> None:
     """Compare a window of NAME's logged traffic with its model's training data."""
-    ws = workspace()
-    report = ws.monitoring.check(
-        name,
-        window=_window(last, start, end),
-        reference=reference,
-        record=not no_record,
-        launch=None if is_remote() else _launch(quiet=as_json),
-    )
+    window = _window(last, start, end)
+    if is_remote():  # a retrain the check starts runs on the server
+        report = workspace().monitoring.check(
+            name, window=window, reference=reference, record=not no_record
+        )
+    else:  # ... or here, shown as `assay run` shows a run
+        report = local().monitoring.check(
+            name,
+            window=window,
+            reference=reference,
+            record=not no_record,
+            launch=_launch(quiet=as_json),
+        )
     if as_json:
         emit_json(report)
     else:
@@ -291,8 +296,13 @@ def watch(
     interval: Annotated[float, typer.Option("--interval", help="Seconds between looks.")] = 30.0,
 ) -> None:
     """Run the scheduled checks (each monitor's `schedule`) until Ctrl-C."""
-    ws = workspace()
-    launch = None if is_remote() else scheduled_launch()
+    if is_remote():
+        raise InvalidArgumentError(
+            "The server runs scheduled checks itself (`assay server`); `assay monitor watch` "
+            "is for a workspace on this machine."
+        )
+    ws = local()
+    launch = scheduled_launch()
     while True:
         for name, outcome in ws.monitoring.run_due(launch=launch):
             if isinstance(outcome, dict):
@@ -389,15 +399,19 @@ def retrain_command(
 ) -> None:
     """Rerun MODEL's own pipeline and params on its training data plus live data, register
     the new version, and (--challenge) A/B test it against the champion."""
-    ws = workspace()
-    retrain = ws.monitoring.retrain(
-        model,
-        with_data,
-        alone=alone,
-        challenge=strategy if challenge else None,
-        label=label,
-        launch=_launch(quiet=as_json),
-    )
+    if is_remote():  # the server runs it; this waits for the new version
+        retrain = remote().monitoring.retrain(
+            model, with_data, alone=alone, challenge=strategy if challenge else None, label=label
+        )
+    else:
+        retrain = local().monitoring.retrain(
+            model,
+            with_data,
+            alone=alone,
+            challenge=strategy if challenge else None,
+            label=label,
+            launch=_launch(quiet=as_json),
+        )
     if as_json:
         emit_json(retrain)
     else:

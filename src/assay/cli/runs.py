@@ -10,11 +10,12 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from assay.cli.context import workspace
+from assay.cli.context import is_remote, local, remote, workspace
 from assay.cli.output import JsonOpt, console, emit_json, err, fmt_num, human_bytes, sparkline, when
 from assay.runs.entities import lower_is_better, same_metrics
 
 if TYPE_CHECKING:
+    from assay.api import Assay
     from assay.runs.entities import Run
 
 app = typer.Typer(
@@ -49,7 +50,6 @@ def run_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Run PIPELINE on a data version with a params file; record everything."""
-    from assay.cli.context import is_remote
     from assay.runs.executor import check_executor
 
     check_executor(executor)
@@ -65,7 +65,7 @@ def run_command(
         if finished.status != "succeeded":
             raise typer.Exit(1)
         return
-    ws = workspace()
+    ws = local()
     if executor == "ray":
         from assay.executors.ray_cluster import check_ready
 
@@ -103,7 +103,7 @@ def execute(run: Run, *, use_cache: bool, quiet: bool = False) -> Run:
     from assay.executors.lifeline import Terminated
     from assay.executors.local import LocalExecutor
 
-    ws = workspace()
+    ws = local()
     if not quiet:
         console.print(
             f"Run [bold]{run.short_id}[/bold] ({run.name}): pipeline {run.pipeline_ref}, "
@@ -158,21 +158,21 @@ def _run_remote(
     from assay.runs.params import apply_overrides, load_params
     from assay.runs.service import looks_like_path
 
-    ws: Any = workspace()
+    client = remote()
     params = apply_overrides(load_params(params_file) if params_file else {}, overrides)
     if looks_like_path(pipeline):  # a file here: sent to the server, registered there
-        pv, _ = ws.pipelines.register(Path(pipeline))
+        pv, _ = client.pipelines.register(Path(pipeline))
         pipeline = pv.ref
-    with status(f"Run on {ws.remote}") as say:
-        finished: Run = ws.runs.start(
+    with status(f"Run on {client.url}") as say:
+        finished = client.runs.create(
             pipeline, data=data, params=params, experiment=experiment, name=name, force=force,
-            on_wait=lambda run: say(f"{run.short_id} {run.status}"),
+            on_wait=None if quiet else lambda run: say(f"{run.short_id} {run.status}"),
         )  # fmt: skip
     if not quiet:
         console.print(
             f"Run [bold]{finished.short_id}[/bold] ({finished.name}): pipeline "
             f"{finished.pipeline_ref}, data {finished.data_ref}, params {finished.params_ref}, "
-            f"on {ws.remote}"
+            f"on {client.url}"
         )
         for step in finished.steps:
             tag = "[cyan]cached[/cyan]" if step.cached else f"{step.seconds or 0:.2f} s"
@@ -187,7 +187,7 @@ def execute_on_ray(run: Run, *, use_cache: bool, quiet: bool = False) -> Run:
     from assay.executors import open_executor
     from assay.runs.executor import Job
 
-    ws = workspace()
+    ws = local()
     if not quiet:
         console.print(
             f"Run [bold]{run.short_id}[/bold] ({run.name}): pipeline {run.pipeline_ref}, "
@@ -410,7 +410,7 @@ def show(run: str, as_json: JsonOpt = False) -> None:
         err.print(r.error.rstrip(), markup=False, highlight=False)
 
 
-def _code_line(ws: Any, run: Run) -> str | None:
+def _code_line(ws: Assay, run: Run) -> str | None:
     from assay.errors import NotFoundError
 
     try:
@@ -499,14 +499,11 @@ def logs(run: str, as_json: JsonOpt = False) -> None:
 @app.command()
 def rerun(run: str, as_json: JsonOpt = False) -> None:
     """Run again with exactly the same data, pipeline and params versions; did it reproduce?"""
-    from assay.cli.context import is_remote
-
-    ws = workspace()
-    old = ws.runs.get(run)
-    if is_remote():
-        new = ws.runs.rerun_and_wait(old.id)  # type: ignore[attr-defined]
+    old = workspace().runs.get(run)
+    if is_remote():  # the server executes it; this waits for it
+        new = remote().runs.rerun(old.id)
     else:
-        new = execute(ws.runs.rerun(run), use_cache=False, quiet=as_json)
+        new = execute(local().runs.rerun(run), use_cache=False, quiet=as_json)
     same = same_metrics(old.metrics, new.metrics)
     if as_json:
         emit_json({"run": new, "rerun_of": old.id, "reproduced": same})

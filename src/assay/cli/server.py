@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from assay.cli.context import workspace
+from assay.cli.context import local, workspace
 from assay.cli.output import JsonOpt, console, emit_json, err, when
 from assay.errors import AssayError
 from assay.serialize import dump
@@ -50,7 +50,7 @@ def server_command(
             "run it without --remote (and with ASSAY_REMOTE unset)."
         )
 
-    ws = workspace()
+    ws = local()
     loopback = host in ("127.0.0.1", "localhost", "::1")
     if no_auth and not loopback:
         err.print(
@@ -106,7 +106,7 @@ def _watch_monitors() -> None:
     from assay.cli.monitor import scheduled_launch
 
     log = logging.getLogger("assay.server")
-    ws = workspace()
+    ws = local()
     while True:
         time.sleep(15)
         try:

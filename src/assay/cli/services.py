@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from assay.cli.context import workspace
+from assay.cli.context import is_remote, local, workspace
 from assay.cli.output import (
     JsonOpt,
     console,
@@ -19,7 +19,11 @@ from assay.cli.output import (
     warn_if_exposed,
     when,
 )
-from assay.errors import InvalidArgumentError
+from assay.errors import AssayError, InvalidArgumentError
+from assay.serving import api
+
+if TYPE_CHECKING:
+    from assay.serving.entities import Service
 
 app = typer.Typer(
     help="Inference services: deploy, list, status, logs, update, stop, start.",
@@ -42,14 +46,14 @@ def deploy(
     port: Annotated[
         int | None, typer.Option("--port", help="Port to listen on (default: a free one).")
     ] = None,
-    host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
-    workers: Annotated[int, typer.Option("--workers", help="Server processes.")] = 1,
+    host: Annotated[str, typer.Option("--host", help="Address to bind.")] = api.HOST,
+    workers: Annotated[int, typer.Option("--workers", help="Server processes.")] = api.WORKERS,
     timeout: Annotated[
         float, typer.Option("--timeout", help="Seconds a prediction may take before a 504.")
-    ] = 30.0,
+    ] = api.TIMEOUT_S,
     max_body_mb: Annotated[
         float, typer.Option("--max-body-mb", help="Largest request body accepted (413 above).")
-    ] = 10.0,
+    ] = api.MAX_BODY_BYTES / (1024 * 1024),
     log_sample: Annotated[
         float,
         typer.Option(
@@ -57,7 +61,7 @@ def deploy(
             help="Share of requests whose inputs and outputs are logged for monitoring "
             "(0 to 1; 0 turns the prediction log off).",
         ),
-    ] = 1.0,
+    ] = api.LOG_SAMPLE,
     on: Annotated[
         str,
         typer.Option(
@@ -65,7 +69,7 @@ def deploy(
             help="Where it runs: local (a process here) or ray (a Ray Serve application on "
             "the cluster at ASSAY_RAY_ADDRESS).",
         ),
-    ] = "local",
+    ] = api.ON,
     replicas: Annotated[
         int | None, typer.Option("--replicas", help="On Ray: how many replicas (default 1).")
     ] = None,
@@ -83,7 +87,7 @@ def deploy(
             "--target-ongoing",
             help="On Ray with --autoscale: ongoing requests per replica to scale at.",
         ),
-    ] = 2.0,
+    ] = api.TARGET_ONGOING_REQUESTS,
     cpus: Annotated[
         float | None, typer.Option("--cpus", help="On Ray: CPUs per replica (default 0.5).")
     ] = None,
@@ -278,7 +282,7 @@ def stop(
     name: str,
     timeout: Annotated[
         float, typer.Option("--timeout", help="Seconds to let in-flight requests finish.")
-    ] = 60.0,
+    ] = api.STOP_TIMEOUT_S,
     as_json: JsonOpt = False,
 ) -> None:
     """Stop a service: it stops taking requests, finishes those in flight, then exits."""
@@ -300,14 +304,19 @@ def start(
     as_json: JsonOpt = False,
 ) -> None:
     """Start a stopped service again (or, with --all, every service stored as running)."""
-    services = workspace().services
     if all_ == (name is not None):
         raise InvalidArgumentError("Give a service NAME or --all.")
+    if all_ and is_remote():
+        raise InvalidArgumentError(
+            "`assay services start --all` is for this machine's services; a server brings "
+            "back its own when it starts. Start one with `assay services start NAME`."
+        )
     with status("Starting") as progress:
+        results: list[tuple[str, Service | AssayError]]
         if name is not None:
-            results: list[tuple[str, Any]] = [(name, services.start(name, progress=progress))]
+            results = [(name, workspace().services.start(name, progress=progress))]
         else:
-            results = list(services.start_all(progress=progress))
+            results = local().services.start_all(progress=progress)
     if as_json:
         emit_json(
             [{"name": n, "error": str(r)} if isinstance(r, Exception) else r for n, r in results]

@@ -12,7 +12,7 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
-from assay.cli.context import is_remote, workspace
+from assay.cli.context import is_remote, local, remote, workspace
 from assay.cli.output import JsonOpt, console, emit_json, err, fmt_num, sparkline, status, when
 from assay.errors import InvalidArgumentError
 from assay.serialize import dump
@@ -108,19 +108,18 @@ def sweep_command(
     assert space is not None
     assert trials is not None
     assert objective
-    ws = workspace()
-    remote = is_remote()  # then the server drives the trials, on its runners or its Ray
+    driven_there = is_remote()  # then the server drives the trials, on its runners or its Ray
     runners: Executor | None = None
-    if not remote and executor == "ray":
+    if not driven_there and executor == "ray":
         from assay.executors.ray_cluster import check_ready
 
-        check_ready(ws.settings, os.environ)
-    elif not remote:
+        check_ready(local().settings, os.environ)
+    elif not driven_there:
         # Start the runners now: their start-up overlaps the checks and the
         # pipeline's registration below.
         runners = _executor("local", parallel)
     try:
-        sweep: Sweep = ws.sweeps.create(
+        sweep = workspace().sweeps.create(
             pipeline,
             data=data,
             params_file=params,
@@ -143,7 +142,7 @@ def sweep_command(
         if runners is not None:
             runners.close()
         raise
-    if remote:
+    if driven_there:
         _follow(sweep, as_json=as_json)
         return
     if runners is not None:
@@ -168,10 +167,9 @@ def _drive(
     runners: Executor | None = None,
 ) -> None:
     if is_remote():
-        remote: Any = workspace()
-        _follow(remote.sweeps.resume(name), as_json=as_json)
+        _follow(remote().sweeps.resume(name), as_json=as_json)
         return
-    ws = workspace()
+    ws = local()
     sweep = ws.sweeps.get(name)
     try:
         ws.sweeps.check_runnable(sweep)  # before starting runners for nothing
@@ -217,10 +215,10 @@ def _follow(sweep: Sweep, *, as_json: bool, poll_s: float = 0.5) -> None:
     of a local one. Ctrl-C asks the server to stop it, as Ctrl-C stops a local sweep."""
     from assay.sweeps.entities import ACTIVE
 
-    ws: Any = workspace()
+    client = remote()
     name = sweep.name
     if not as_json:
-        console.print(f"{_header(sweep, sweep.parallel, sweep.executor)} at {ws.remote}")
+        console.print(f"{_header(sweep, sweep.parallel, sweep.executor)} at {client.url}")
     view = _View(sweep, quiet=as_json)
     # Trials as they were when it was sent: a resumed sweep shows only what happens now.
     seen = {t.number: t.state for t in sweep.trial_list}
@@ -231,9 +229,9 @@ def _follow(sweep: Sweep, *, as_json: bool, poll_s: float = 0.5) -> None:
                 if sweep.status not in ACTIVE:
                     break
                 time.sleep(poll_s)
-                sweep = ws.sweeps.get(name)
+                sweep = client.sweeps.get(name)
     except KeyboardInterrupt:
-        ws.sweeps.stop(name)
+        client.sweeps.stop(name)
         err.print(
             f"[yellow]Sweep {name} interrupted.[/yellow] Resume it with "
             f"`assay sweep resume {name}`."
@@ -272,7 +270,7 @@ def _changed(view: _View, sweep: Sweep, seen: dict[int, str]) -> None:
 def _executor(kind: str, slots: int) -> Executor:
     from assay.executors import open_executor
 
-    ws = workspace()
+    ws = local()
     if kind == "ray":
         with status("Ray") as say:
             say("starting or connecting")

@@ -5,7 +5,6 @@ tables (`DataService` is `DataCommitting` + `DataInspection` + reading and check
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,13 +38,6 @@ if TYPE_CHECKING:
 
     from assay.data.checks import Checks
     from assay.data.validation import ValidationReport
-
-Progress = Callable[[int, int], None]
-"""Called with (files done, files in all) as a commit or a checkout proceeds."""
-
-
-def no_progress(done: int, total: int) -> None:
-    return None
 
 
 class DataBase:

@@ -43,7 +43,8 @@ from assay.store.retry import retrying
 if TYPE_CHECKING:
     from assay.data.checks import Checks
     from assay.data.validation import ValidationReport
-from assay.data.base import DataBase, Progress, no_progress
+from assay.data.api import Progress, no_progress
+from assay.data.base import DataBase
 
 # Files read in memory per round while packing small files.
 _PACK_ROUND = 4096

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from assay.data.checks import Checks
     from assay.data.profiles import TableProfile
     from assay.data.validation import ValidationReport
-from assay.data.base import DataBase, Progress, no_progress
+from assay.data.api import Progress, no_progress
+from assay.data.base import DataBase
 
 
 class DataInspection(DataBase):

@@ -41,7 +41,7 @@ from assay.store.paths import check_destination, not_a_folder
 
 if TYPE_CHECKING:
     pass
-from assay.data.base import Progress, no_progress
+from assay.data.api import Progress, no_progress
 from assay.data.committing import Collected, DataCommitting
 from assay.data.inspection import DataInspection
 

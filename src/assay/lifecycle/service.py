@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from assay.errors import ConflictError
+from assay.lifecycle.api import GRACE_S
 from assay.lifecycle.entities import Collection, Deleted
-from assay.store.gc import GRACE_S, Collector
+from assay.store.gc import Collector
 
 if TYPE_CHECKING:
     from assay.abtests.service import ABTestService

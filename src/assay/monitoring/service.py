@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from assay.errors import AssayError, InvalidArgumentError, NotFoundError
+from assay.monitoring import api
 from assay.monitoring.config import default_text, load_config
 from assay.monitoring.entities import (
     Monitor,
@@ -139,7 +140,7 @@ class MonitoringService:
         model = (chosen or test.variants[0]).model_ref
         return Target("abtest", name, model, self.abtests.folder(name))
 
-    def configure(self, name: str, text: str, source: str = "monitor config") -> Monitor:
+    def configure(self, name: str, text: str, source: str = api.CONFIG_SOURCE) -> Monitor:
         """Set the monitor's config (YAML, see `assay.monitoring.config`); its schedule
         starts now.
 
@@ -180,7 +181,7 @@ class MonitoringService:
     def config(self, name: str) -> MonitorConfig:
         return load_config(self.get(name).config_text, f"monitor {name}")
 
-    def history(self, name: str, *, limit: int = 200) -> list[MonitorCheck]:
+    def history(self, name: str, *, limit: int = api.HISTORY_LIMIT) -> list[MonitorCheck]:
         """The monitor's recorded checks, oldest first (the latest `limit`)."""
         with self.db.read() as s:
             repo = MonitorRepository(s)

@@ -21,6 +21,7 @@ from sqlalchemy import Connection, select
 from assay.data.entities import DataVersion
 from assay.errors import ConflictError, InvalidArgumentError, NotFoundError
 from assay.runs import code as codes
+from assay.runs.api import LEADERBOARD_LIMIT, SEARCH_LIMIT
 from assay.runs.entities import Run, lower_is_better
 from assay.runs.params import apply_overrides, load_params
 from assay.runs.repository import RunRepository, runs
@@ -268,7 +269,7 @@ class RunService(RunRecording, RunExecution):
         experiment: str | None = None,
         filter: str | None = None,
         sort: str | None = None,
-        limit: int | None = 100,
+        limit: int | None = SEARCH_LIMIT,
         offset: int = 0,
         archived: bool = False,
     ) -> list[Run]:
@@ -380,7 +381,12 @@ class RunService(RunRecording, RunExecution):
                 yield str(diff)
 
     def leaderboard(
-        self, experiment: str, metric: str, *, minimize: bool | None = None, limit: int = 10
+        self,
+        experiment: str,
+        metric: str,
+        *,
+        minimize: bool | None = None,
+        limit: int = LEADERBOARD_LIMIT,
     ) -> list[Run]:
         """The experiment's succeeded runs, best first by `metric` (direction from its name)."""
         where, order = leaderboard_query(metric, minimize)

@@ -76,7 +76,7 @@ class RemoteRecorder:
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         clean = {check_key(k): v for k, v in params.items()}
-        self._op("params", lambda: self.client.log_params(self.run_id, clean))
+        self._op("params", lambda: self.client.runs.log_params(self.run_id, clean))
 
     def log_artifact(self, path: str | Path, name: str | None = None) -> str:
         """Send a file (or folder) now; if the server is away, it goes at the run's end."""
@@ -88,10 +88,11 @@ class RemoteRecorder:
             raise InvalidArgumentError(f"Artifact {str(src)!r} does not exist.")
         digest = hash_file(src) if src.is_file() else ""
         try:
-            self.client.log_artifact(self.run_id, src, name)
+            self.client.runs.log_artifact(self.run_id, src, name)
         except UnreachableError:
             self._op(
-                f"artifact {src.name}", lambda: self.client.log_artifact(self.run_id, src, name)
+                f"artifact {src.name}",
+                lambda: self.client.runs.log_artifact(self.run_id, src, name),
             )
         return digest
 
@@ -157,7 +158,7 @@ class RemoteRecorder:
                 if not batch:
                     break
                 try:
-                    self.client.log_points(self.run_id, batch)
+                    self.client.runs.log_points(self.run_id, batch)
                 except UnreachableError:
                     return self._away()
                 except AssayError as exc:
@@ -222,7 +223,7 @@ class RemoteRecorder:
                 sent = False
             if sent:
                 try:
-                    self.client.end_run(
+                    self.client.runs.finish(
                         self.run_id, status, error, resources=resources, environment=environment
                     )
                     closed = True

@@ -268,10 +268,9 @@ class RemoteSession:
         name: str | None,
         parent: str | None,
     ) -> Run:
-        run: Run = self.client.start_run(
+        return self.client.runs.begin(
             experiment, params=params, data=data, name=name, parent=parent
         )
-        return run
 
     def recorder(self, run: Run) -> Recorder:
         from assay.sdk.remote import RemoteRecorder
@@ -295,20 +294,19 @@ class RemoteSession:
         if isinstance(recorder, RemoteRecorder):
             recorder.finish(status, error, resources, env)
         else:  # pragma: no cover - a remote session only makes remote recorders
-            self.client.end_run(run.id, status, error)
+            self.client.runs.finish(run.id, status, error)
 
     def record_code(self, run_id: str, capture: CodeCapture) -> None:
-        self.client.record_code(run_id, capture)
+        self.client.runs.record_code(run_id, capture)
 
     def link_data(self, run_id: str, ref: str) -> None:
-        self.client.link_data(run_id, ref)
+        self.client.runs.link_data(run_id, ref)
 
     def annotate(self, run_id: str, extra: dict[str, Any]) -> None:
-        self.client.annotate(run_id, extra)
+        self.client.runs.annotate(run_id, extra)
 
     def add_children(self, parent: str, children: Sequence[Candidate]) -> list[str]:
-        found: list[str] = self.client.add_children(parent, children)
-        return found
+        return self.client.runs.add_children(parent, children)
 
     def log_model(
         self,
@@ -336,40 +334,36 @@ class RemoteSession:
                 lineage={},
                 metrics={},
             )
-            found: ModelVersion = self.client.register_bundle(
+            return self.client.models.register_bundle(
                 folder, name, run=run, allow_pickle=allow_pickle
             )
-            return found
 
     def model_folder(self, ref: str) -> Path:
-        mv = self.client.model(ref)
+        mv = self.client.models.resolve(ref)
         target = _cache_root() / "models" / mv.bundle
-        return _cached(target, lambda tmp: self.client.download_bundle(mv.ref, tmp))
+        return _cached(target, lambda tmp: self.client.models.download_bundle(mv.ref, tmp))
 
     def data_folder(self, ref: str) -> tuple[DataVersion, Path]:
-        version, files = self.client.version(ref)
+        version, files = self.client.data.version(ref)
 
         def fill(tmp: Path) -> None:
             for entry in files:
-                self.client.download(version.ref, entry.path, tmp.joinpath(*entry.path.split("/")))
+                self.client.data.download(
+                    version.ref, entry.path, tmp.joinpath(*entry.path.split("/"))
+                )
 
         return version, _cached(_cache_root() / "checkouts" / version.manifest, fill)
 
     def commit(self, name: str, path: Path, message: str) -> CommitResult:
-        found: CommitResult = self.client.commit(name, path, message)
-        return found
+        return self.client.data.commit(name, path, message)
 
     def search(
         self, experiment: str | None, filter: str | None, sort: str | None, limit: int | None
     ) -> list[Run]:
-        found: list[Run] = self.client.runs(
-            experiment=experiment, filter=filter, sort=sort, limit=limit
-        )
-        return found
+        return self.client.runs.search(experiment=experiment, filter=filter, sort=sort, limit=limit)
 
     def get_run(self, ref: str) -> Run:
-        found: Run = self.client.get_run(ref)
-        return found
+        return self.client.runs.get(ref)
 
     def series(self, run_id: str) -> list[tuple[str, float | None, int | None, float]]:
-        return [(p["key"], p["value"], p["step"], p["ts"]) for p in self.client.metrics(run_id)]
+        return self.client.runs.series(run_id)

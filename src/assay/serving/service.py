@@ -22,13 +22,12 @@ import os
 import shutil
 import sys
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from assay.data.entities import check_name
 from assay.errors import AssayError, ConflictError, InvalidArgumentError, NotFoundError
-from assay.serving import processes
+from assay.serving import api, processes
 from assay.serving.entities import ReplicaState, Service, ServiceStatus, WorkerState
 from assay.serving.repository import ServiceRepository, to_service
 from assay.store.db import Database, utcnow
@@ -40,9 +39,12 @@ if TYPE_CHECKING:
     from assay.registry.service import RegistryService
     from assay.serving.ray_serve import RayServe
 
-Progress = Callable[[str], None]
 
-DEFAULTS: dict[str, Any] = {"timeout_s": 30.0, "max_body_bytes": 10 * 1024 * 1024, "drain_s": 1.0}
+DEFAULTS: dict[str, Any] = {
+    "timeout_s": api.TIMEOUT_S,
+    "max_body_bytes": api.MAX_BODY_BYTES,
+    "drain_s": 1.0,
+}
 PLACES = ("local", "ray")
 
 
@@ -50,10 +52,6 @@ class ServiceFailedError(AssayError):
     """A service process did not come up, or a model did not load in it."""
 
     status = 502
-
-
-def _quiet(_message: str) -> None:
-    pass
 
 
 class ServingService:
@@ -88,19 +86,19 @@ class ServingService:
         model_ref: str,
         *,
         port: int | None = None,
-        host: str = "127.0.0.1",
-        workers: int = 1,
-        timeout_s: float = DEFAULTS["timeout_s"],
-        max_body_bytes: int = DEFAULTS["max_body_bytes"],
+        host: str = api.HOST,
+        workers: int = api.WORKERS,
+        timeout_s: float = api.TIMEOUT_S,
+        max_body_bytes: int = api.MAX_BODY_BYTES,
         drain_s: float = DEFAULTS["drain_s"],
-        log_sample: float = 1.0,
+        log_sample: float = api.LOG_SAMPLE,
         log_roll: dict[str, float] | None = None,
         ready_timeout_s: float = 120.0,
-        progress: Progress = _quiet,
-        on: str = "local",
+        progress: api.Progress = api.quiet,
+        on: str = api.ON,
         replicas: int | None = None,
         autoscale: tuple[int, int] | None = None,
-        target_ongoing_requests: float = 2.0,
+        target_ongoing_requests: float = api.TARGET_ONGOING_REQUESTS,
         cpus: float | None = None,
         memory_bytes: int | None = None,
     ) -> Service:
@@ -205,7 +203,7 @@ class ServingService:
         model_ref: str,
         settings: dict[str, Any],
         ready_timeout_s: float,
-        progress: Progress,
+        progress: api.Progress,
     ) -> Service:
         """Deploy as a Ray Serve application; the row is written only once it runs, so a
         failure leaves nothing behind (no row, no application)."""
@@ -300,7 +298,7 @@ class ServingService:
             time.sleep(0.1)
 
     def start(
-        self, name: str, *, ready_timeout_s: float = 120.0, progress: Progress = _quiet
+        self, name: str, *, ready_timeout_s: float = 120.0, progress: api.Progress = api.quiet
     ) -> Service:
         """Start a stored service again with the model it last served.
 
@@ -352,7 +350,9 @@ class ServingService:
             ServiceRepository(s).upsert(name, desired="running", last_error=None)
         return self._launch(name, ready_timeout_s, progress)
 
-    def start_all(self, progress: Progress = _quiet) -> list[tuple[str, Service | AssayError]]:
+    def start_all(
+        self, progress: api.Progress = api.quiet
+    ) -> list[tuple[str, Service | AssayError]]:
         """Start every service whose definition says running but whose process is gone."""
         out: list[tuple[str, Service | AssayError]] = []
         for row in self._rows():
@@ -364,7 +364,7 @@ class ServingService:
                 out.append((row.name, exc))
         return out
 
-    def _launch(self, name: str, ready_timeout_s: float, progress: Progress) -> Service:
+    def _launch(self, name: str, ready_timeout_s: float, progress: api.Progress) -> Service:
         folder = self._folder(name)
         config = json.loads((folder / "service.json").read_text())
         progress(f"starting {name} on {config['host']}:{config['port']}")
@@ -399,7 +399,7 @@ class ServingService:
         model_ref: str,
         *,
         ready_timeout_s: float = 120.0,
-        progress: Progress = _quiet,
+        progress: api.Progress = api.quiet,
     ) -> Service:
         """Swap the running service's model for `model_ref` without dropping a request.
 
@@ -452,7 +452,7 @@ class ServingService:
         )
 
     def _update_on_ray(
-        self, row: Row[Any], mv: ModelVersion, ready_timeout_s: float, progress: Progress
+        self, row: Row[Any], mv: ModelVersion, ready_timeout_s: float, progress: api.Progress
     ) -> Service:
         """Ray Serve rolls the replicas: new ones load and warm up before old ones drain."""
         old = self.registry.resolve(f"{row.model}@{row.version}")
@@ -473,7 +473,7 @@ class ServingService:
             )
         return self.get(row.name)
 
-    def stop(self, name: str, *, timeout_s: float = 60.0) -> Service:
+    def stop(self, name: str, *, timeout_s: float = api.STOP_TIMEOUT_S) -> Service:
         """Stop the service gracefully: readiness turns false, in-flight requests finish,
         then the process exits (killed if it has not after `timeout_s`).
 
@@ -540,7 +540,7 @@ class ServingService:
             replicas=[],
         )
 
-    def logs(self, name: str, *, lines: int = 200) -> str:
+    def logs(self, name: str, *, lines: int = api.LOG_LINES) -> str:
         """The last `lines` lines of the service's log.
 
         Raises:

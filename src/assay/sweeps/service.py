@@ -26,6 +26,7 @@ from assay.serialize import dump
 from assay.store import liveness
 from assay.store.db import Database, utcnow
 from assay.store.objects import hash_bytes
+from assay.sweeps import api
 from assay.sweeps import study as studies
 from assay.sweeps.entities import Sweep, Trial
 from assay.sweeps.objectives import (
@@ -84,20 +85,20 @@ class SweepService:
         objectives: Sequence[str],
         space_file: Path | None = None,
         space_text: str | None = None,
-        space_name: str = "space.yaml",
+        space_name: str = api.SPACE_NAME,
         params_file: Path | None = None,
         params: Mapping[str, Any] | None = None,
         direction: str | None = None,
-        parallel: int = 1,
-        sampler: str = "tpe",
-        pruner: str = "median",
+        parallel: int = api.PARALLEL,
+        sampler: str = api.SAMPLER,
+        pruner: str = api.PRUNER,
         prune_on: str | None = None,
-        seed: int = 0,
+        seed: int = api.SEED,
         timeout_s: float | None = None,
         budget: float | None = None,
         name: str | None = None,
-        executor: str = "local",
-        register: str = "best",
+        executor: str = api.EXECUTOR,
+        register: str = api.REGISTER,
     ) -> Sweep:
         """Check everything a sweep needs and record it; nothing runs yet.
 

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 from pydantic import Field
 
+from assay.abtests import api as abtests
 from assay.abtests.entities import ABReport, ABTest
 from assay.limits import FEEDBACK_BODY_BYTES
 from assay.server.deps import PREDICT, READ, WRITE, WS
@@ -39,6 +40,7 @@ from assay.server.schemas import (
     page_of,
     ref_field,
 )
+from assay.serving import api as serving
 from assay.serving.entities import Service, ServiceStatus
 
 router = APIRouter(responses=ERRORS)
@@ -52,6 +54,8 @@ STRATEGY_PATTERN = (
 )
 
 _client = httpx.Client(timeout=60.0)
+
+HOST_PATTERN = r"^[A-Za-z0-9:][A-Za-z0-9.:-]*$"  # a name, IPv4 or IPv6 address
 
 
 class AutoscaleIn(Input):
@@ -67,21 +71,26 @@ class DeployIn(Input):
     model: RefText = ref_field("MODEL@VERSION, @ALIAS or @latest")
     port: int | None = Field(default=None, ge=1, le=65535)
     host: str = Field(
-        default="127.0.0.1",
+        default=serving.HOST,
         max_length=253,
-        pattern=r"^[A-Za-z0-9:][A-Za-z0-9.:-]*$",  # a name, IPv4 or IPv6 address
+        pattern=HOST_PATTERN,
         description="The address the service binds on the server's machine; beyond loopback "
         "anyone who reaches it can call it (services have no authentication)",
     )
-    workers: int = Field(default=1, ge=1, le=64)
+    workers: int = Field(default=serving.WORKERS, ge=1, le=64)
     timeout_s: float = Field(
-        default=30.0, gt=0, description="Seconds a prediction may take before a 504"
+        default=serving.TIMEOUT_S, gt=0, description="Seconds a prediction may take before a 504"
     )
     max_body_bytes: int = Field(
-        default=10 * 1024 * 1024, gt=0, description="Largest request body accepted (413 above)"
+        default=serving.MAX_BODY_BYTES,
+        gt=0,
+        description="Largest request body accepted (413 above)",
     )
     log_sample: float = Field(
-        default=1.0, ge=0, le=1, description="Share of requests logged for monitoring (0: none)"
+        default=serving.LOG_SAMPLE,
+        ge=0,
+        le=1,
+        description="Share of requests logged for monitoring (0: none)",
     )
     on: Literal["local", "ray"] = Field(
         default="local",
@@ -100,6 +109,15 @@ class UpdateIn(Input):
     model: RefText = ref_field("MODEL@VERSION, @ALIAS or @latest")
 
 
+class StopIn(Input):
+    timeout_s: float = Field(
+        default=serving.STOP_TIMEOUT_S,
+        gt=0,
+        le=3600,
+        description="Seconds to let in-flight requests finish before the process is killed",
+    )
+
+
 class ABTestIn(Input):
     name: NameText = name_field()
     variants: list[Annotated[str, Field(pattern=VARIANT_PATTERN, max_length=REF_MAX)]] = Field(
@@ -113,15 +131,37 @@ class ABTestIn(Input):
     )
     key: str | None = Field(default=None, max_length=255)
     port: int | None = Field(default=None, ge=1, le=65535)
+    host: str = Field(
+        default=abtests.HOST,
+        max_length=253,
+        pattern=HOST_PATTERN,
+        description="The address the router binds on the server's machine",
+    )
+    workers: int = Field(default=abtests.WORKERS, ge=1, le=64, description="Router processes")
+    baseline: float | None = Field(
+        default=None, gt=0, lt=1, description="Plan: the control's expected rate (with mde)"
+    )
+    mde: float | None = Field(
+        default=None, gt=0, lt=1, description="Plan: the smallest difference worth finding"
+    )
     auto_promote: bool = False
-    alias: TagText = Field(default="champion", description="Moved to the winner")
+    alias: TagText = Field(default=abtests.ALIAS, description="Moved to the winner")
+    timeout_s: float = Field(
+        default=abtests.TIMEOUT_S, gt=0, description="Seconds a prediction may take before a 504"
+    )
     log_sample: float = Field(
-        default=1.0, ge=0, le=1, description="Share of requests logged for monitoring (0: none)"
+        default=abtests.LOG_SAMPLE,
+        ge=0,
+        le=1,
+        description="Share of requests logged for monitoring (0: none)",
     )
 
 
 class ConcludeIn(Input):
     winner: NameText = name_field("The winning variant's label")
+    promote: bool = Field(
+        default=True, description="Move the test's alias to the winner's model version"
+    )
 
 
 @router.get("/services", response_model=Page[Service], dependencies=READ, tags=["services"])
@@ -195,8 +235,8 @@ def start_service(name: Name, ws: WS) -> Service:
     "/services/{name}/stop", response_model=Service, dependencies=WRITE, tags=["services"],
     openapi_extra=body_limit(SMALL_BODY),
 )  # fmt: skip
-def stop_service(name: Name, ws: WS) -> Service:
-    return ws.services.stop(name)
+def stop_service(name: Name, ws: WS, body: StopIn | None = None) -> Service:
+    return ws.services.stop(name, timeout_s=(body or StopIn()).timeout_s)
 
 
 @router.post(
@@ -233,8 +273,13 @@ def create_abtest(body: ABTestIn, ws: WS) -> ABTest:
         body.strategy,
         key=body.key,
         port=body.port,
+        host=body.host,
+        workers=body.workers,
+        baseline=body.baseline,
+        mde=body.mde,
         auto_promote=body.auto_promote,
         alias=body.alias,
+        timeout_s=body.timeout_s,
         log_sample=body.log_sample,
     )
 
@@ -257,7 +302,7 @@ def abtest_report(name: Name, ws: WS) -> ABReport:
     openapi_extra=body_limit(SMALL_BODY),
 )  # fmt: skip
 def conclude(name: Name, body: ConcludeIn, ws: WS) -> ABTest:
-    return ws.abtests.conclude(name, body.winner)
+    return ws.abtests.conclude(name, body.winner, promote=body.promote)
 
 
 class WeightsIn(Input):
