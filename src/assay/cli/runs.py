@@ -322,6 +322,15 @@ def show(run: str, as_json: JsonOpt = False) -> None:
         emit_json(r)
         return
     grid = Table.grid(padding=(0, 2))
+    rows = _overview(ws, r)
+    for key, value in rows:
+        grid.add_row(f"[dim]{key}[/dim]", value)
+    console.print(grid)
+    _tables(ws, r)
+
+
+def _overview(ws: Assay, r: Run) -> list[tuple[str, str]]:
+    """The run's one-line facts: what it ran on, when, how long, and what it made."""
     rows: list[tuple[str, str]] = [
         ("run", f"{r.id}  ({r.name})"),
         ("experiment", r.experiment),
@@ -376,9 +385,11 @@ def show(run: str, as_json: JsonOpt = False) -> None:
                 + (f"  [yellow]{leak} leaked row(s)[/yellow]" if leak else ""),
             )
         )
-    for key, value in rows:
-        grid.add_row(f"[dim]{key}[/dim]", value)
-    console.print(grid)
+    return rows
+
+
+def _tables(ws: Assay, r: Run) -> None:
+    """The run's params, metrics (with their curves), steps and artifacts, as tables."""
     if r.params:
         table = Table("param", "value", box=None, header_style="bold")
         for k, v in sorted(r.params.items()):
