@@ -154,6 +154,7 @@ ENTITIES: list[Any] = [
         uptime_s=12.5,
         traffic={"requests": 3, "errors": 0, "p50_ms": 1.0, "p99_ms": None, "by_version": {}},
         workers_now=[],
+        replicas=[],
     ),
     ABTEST,
     Objective("f1", "maximize"),

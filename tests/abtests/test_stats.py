@@ -479,3 +479,10 @@ def test_verdict_acts_on_the_running_minimum_of_earlier_looks() -> None:
     v = verdict(now, always_valid_p=[history[-1]])
     assert v.winner == "B"
     assert v.comparisons[0].always_valid_p == history[-1] < 0.05
+
+
+def test_an_mde_too_small_to_plan_for_is_refused_not_a_crash() -> None:
+    # 5e-324 squared underflows to 0: the plan once divided by it (a fuzzer found it).
+    for mde in (5e-324, 1e-9):
+        with pytest.raises(InvalidArgumentError, match="too small to plan for"):
+            sample_size(0.5, mde)

@@ -30,7 +30,8 @@ from client.conftest import (  # type: ignore[import-not-found]  # tests/ is on 
 )
 
 # processes and HTTP, not the database: one metadata backend is enough.
-pytestmark = pytest.mark.one_backend
+# The steps build on one another (one workspace pair): one xdist worker runs them, in order.
+pytestmark = [pytest.mark.one_backend, pytest.mark.xdist_group("parity")]
 
 PIPELINE = """
 import assay
@@ -102,7 +103,9 @@ def _inputs(folder: Path) -> None:
     sio.dump(LogisticRegression(max_iter=500).fit(X, y), models / "l.skops")
 
 
-@pytest.fixture(scope="module")
+# Session-wide: on an xdist worker that runs other modules' tests between these steps, a
+# module fixture would be torn down and made afresh, losing what the earlier steps made.
+@pytest.fixture(scope="session")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
     root = tmp_path_factory.mktemp("parity")
     here, server, laptop = root / "here", root / "server", root / "laptop"
@@ -326,27 +329,31 @@ def _id(step: tuple[tuple[str, ...], str | None]) -> str:
     return " ".join(step[0])[:60]
 
 
-@pytest.mark.parametrize("step", STEPS, ids=[_id(s) for s in STEPS])
-def test_a_command_answers_the_same_locally_and_remotely(
-    pair: Pair, step: tuple[tuple[str, ...], str | None]
-) -> None:
+def test_every_command_answers_the_same_locally_and_remotely(pair: Pair) -> None:
+    """The steps in order, in one test: each builds on what the ones before it made (on
+    an xdist worker a parametrized case may run away from its neighbours)."""
+    for step in STEPS:
+        _check_step(pair, step)
+
+
+def _check_step(pair: Pair, step: tuple[tuple[str, ...], str | None]) -> None:
     args, written = step
     sides = {}
     for side, call in (("local", pair.local), ("remote", pair.remote)):
         real = [_real(pair, side, a) for a in args]
         done = call(*real)
         if args[0] == "run":  # later steps name it
-            assert done.returncode == 0, (side, done.stderr)
+            assert done.returncode == 0, (_id(step), side, done.stderr)
             pair.runs[side].append(json.loads(done.stdout)["id"])
         sides[side] = outcome(pair, side, done, "--json" in args)
-    assert sides["local"] == sides["remote"], _diff(sides["local"], sides["remote"])
+    assert sides["local"] == sides["remote"], (_id(step), _diff(sides["local"], sides["remote"]))
     code, _, err = sides["local"]
-    assert code == 0 or args in REFUSED, err  # a step that fails both ways proves little
+    assert code == 0 or args in REFUSED, (_id(step), err)  # failing both ways proves little
     if written:  # the same files; a model's bytes differ by their zip's timestamps
         here, there = _tree(pair.here / written), _tree(pair.laptop / written)
-        assert here.keys() == there.keys()
+        assert here.keys() == there.keys(), _id(step)
         if written != "exported":
-            assert here == there
+            assert here == there, _id(step)
 
 
 def _diff(local: Any, remote: Any) -> str:

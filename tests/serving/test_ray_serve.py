@@ -104,6 +104,18 @@ def _pg_schema(server: str) -> Iterator[str]:
         engine.dispose()
 
 
+@pytest.fixture(autouse=True)
+def ray_driver_env(
+    cluster: tuple[Workspace, dict[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The head's RAY_* variables in this process for each test: another module's
+    fixture, torn down between two of these tests on the same xdist worker, restores the
+    environment it found, without them (then `ray.init` finds no token)."""
+    for key, value in cluster[1].items():
+        if key.startswith("RAY_"):
+            monkeypatch.setenv(key, value)
+
+
 @pytest.fixture(scope="module")
 def cluster(
     ray_head: RayHead,

@@ -473,6 +473,10 @@ def srm(
 # ---- planning ----------------------------------------------------------------------------
 
 
+MAX_SAMPLES = 10**12
+"""The most samples per variant a plan may ask for."""
+
+
 def sample_size(baseline: float, mde: float, alpha: float = 0.05, power: float = 0.8) -> int:
     """Samples needed per variant to detect an absolute change `mde` from `baseline`.
 
@@ -513,8 +517,17 @@ def sample_size(baseline: float, mde: float, alpha: float = 0.05, power: float =
     root = _z(1.0 - alpha / 2.0) * math.sqrt(2.0 * p_bar * (1.0 - p_bar)) + _z(power) * math.sqrt(
         baseline * (1.0 - baseline) + p2 * (1.0 - p2)
     )
+    # An mde so small its square underflows needs more samples than anyone will send.
+    square = mde * mde
+    n = root * root / square if square else math.inf
+    if n > MAX_SAMPLES:
+        raise InvalidArgumentError(
+            f"mde {mde:g} is too small to plan for: detecting it would take more than "
+            f"{MAX_SAMPLES:,} samples per variant.",
+            mde=mde,
+        )
     # Shave float noise so an exact integer answer is not rounded up to the next one.
-    return math.ceil(root * root / (mde * mde) - 1e-9)
+    return math.ceil(n - 1e-9)
 
 
 # ---- helpers -----------------------------------------------------------------------------
