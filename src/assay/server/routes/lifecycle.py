@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
+from assay.lifecycle.api import GRACE_S
 from assay.lifecycle.entities import Collection, Deleted
 from assay.server.deps import ADMIN, WRITE, WS
 from assay.server.schemas import (
@@ -45,7 +46,7 @@ class ExperimentArchived(BaseModel):
 class GCIn(Input):
     dry_run: bool = Field(default=False, description="Only say what would go")
     grace_s: float = Field(
-        default=3600, ge=0, description="Spare objects written or reused this recently"
+        default=GRACE_S, ge=0, description="Spare objects written or reused this recently"
     )
 
 
