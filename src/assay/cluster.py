@@ -45,8 +45,15 @@ def runtime_env_vars(settings: Settings, environ: Mapping[str, str]) -> dict[str
     return env
 
 
-def connect(address: str | None, env_vars: Mapping[str, str]) -> None:
-    """`ray.init` to the cluster at `address` (a local Ray started here when None).
+# How a driver proves itself to a cluster with token authentication. Ray reads these from
+# the process's environment only, so a workspace opened with an environment of its own
+# (the server's, an SDK caller's) hands them over before connecting.
+AUTH = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
+
+
+def connect(address: str | None, env_vars: Mapping[str, str], environ: Mapping[str, str]) -> None:
+    """`ray.init` to the cluster at `address` (a local Ray started here when None), with
+    the cluster token `environ` holds, if any.
 
     Raises:
         InvalidArgumentError: it cannot be reached (the message says why, and what to do
@@ -56,6 +63,9 @@ def connect(address: str | None, env_vars: Mapping[str, str]) -> None:
 
     if address and address != "auto":
         check_reachable(address)
+    for key in AUTH:
+        if environ.get(key):
+            os.environ[key] = environ[key]
     try:
         ray.init(
             address=address,

@@ -477,5 +477,141 @@ def test_the_server_deploys_on_ray_for_the_sdk_and_remote_cli(
                                 cwd=tmp_path / "laptop", env=laptop)  # fmt: skip
             assert stopped.returncode == 0, stopped.stderr
             assert json.loads(stopped.stdout)["state"] == "stopped"
+        # An A/B test on Ray from the SDK, changed and stopped with --remote.
+        with Client(url, token=secret) as client:
+            duel = client.abtests.create(
+                "sdk-duel", ["A=iris@1", "B=iris@2"], "round-robin", on="ray", replicas=1,
+                cpus=0.25,
+            )  # fmt: skip
+            assert (duel.on, duel.state, duel.workers) == ("ray", "running", 1)
+        paused = run_assay("abtests", "pause", "sdk-duel", "--json", "--remote", url,
+                           cwd=tmp_path / "laptop", env=laptop)  # fmt: skip
+        assert paused.returncode == 0, paused.stderr
+        assert json.loads(paused.stdout)["status"] == "paused"
+        answers = _predict_keyed(duel.url, ["k"] * 6)
+        assert {a["variant"] for a in answers} == {"A"}  # paused: all to the control
+        stopped = run_assay("abtests", "stop", "sdk-duel", "--json", "--remote", url,
+                            cwd=tmp_path / "laptop", env=laptop)  # fmt: skip
+        assert stopped.returncode == 0, stopped.stderr
+        assert json.loads(stopped.stdout)["state"] == "stopped"
     listed = {s.name: s.state for s in ws.services.services()}
     assert listed["sdk-flowers"] == listed["remote-flowers"] == "stopped"
+
+
+# ---- A/B tests on Ray Serve -----------------------------------------------------------------
+
+
+def _predict_keyed(url: str, keys: list[str]) -> list[dict[str, Any]]:
+    """One prediction per key (the X-Assay-Key header), in order; every answer a 200."""
+    out = []
+    with httpx.Client(timeout=30) as client:
+        for key in keys:
+            r = client.post(
+                f"{url}/predict", json={"instances": ROWS[:1]}, headers={"X-Assay-Key": key}
+            )
+            assert r.status_code == 200, r.text
+            out.append(r.json())
+    return out
+
+
+def test_an_ab_test_on_ray_shares_its_routing_state_across_router_replicas(
+    cluster: tuple[Workspace, dict[str, str]],
+) -> None:
+    from assay.abtests.routing import Router, parse_strategy
+
+    ws, env = cluster
+    test = ws.abtests.create(
+        "duel", ["A=iris@1", "B=iris@2"], "sticky", on="ray", replicas=2, cpus=0.2
+    )
+    try:
+        assert (test.on, test.state, test.workers) == ("ray", "running", 2)
+        assert test.url.endswith("/abtests/duel")
+        # Sticky: a key reaches the same variant on whichever router replica takes it,
+        # the one the test's hashing names (no replica keeps assignments of its own).
+        keys = [f"user-{i}" for i in range(12)] * 3
+        answers = _predict_keyed(test.url, keys)
+        expected = Router(parse_strategy("sticky", ["A", "B"]), ["A", "B"], salt="duel")
+        for key, answer in zip(keys, answers, strict=True):
+            assert answer["variant"] == expected.choose(key), key
+            assert answer["provenance"]["version"] == (1 if answer["variant"] == "A" else 2)
+        assert {a["variant"] for a in answers} == {"A", "B"}
+
+        # Feedback joins on any replica, once; the rewards are counted across replicas.
+        with httpx.Client(timeout=30) as client:
+            for a in answers:
+                r = client.post(
+                    f"{test.url}/feedback", json={"request_id": a["request_id"], "label": 0}
+                )
+                assert r.status_code == 200, r.text
+                assert r.json()["variant"] == a["variant"]
+                assert r.json()["duplicate"] is False
+            again = client.post(
+                f"{test.url}/feedback", json={"request_id": answers[0]["request_id"], "reward": 1}
+            )
+            assert again.json()["duplicate"] is True
+            missing = client.post(f"{test.url}/feedback", json={"request_id": "nope", "reward": 1})
+            assert missing.status_code == 404
+            assert missing.json()["error"]["type"] == "NotFoundError"
+            for _ in range(4):  # whichever replica answers knows every reward
+                arms = client.get(test.url).json()["arms"]
+                assert sum(arm["rewards"] for arm in arms.values()) == len(answers)
+
+        # The event log is in the object store: the report counts every request.
+        def reported() -> dict[str, Any]:
+            return dict(ws.abtests.report("duel")["variants"])
+
+        assert wait_until(
+            lambda: sum(v["requests"] for v in reported().values()) == len(answers), timeout=30
+        )
+
+        # Listed beside local tests; concluded from the CLI: the alias moves, the router
+        # sends everything to the winner.
+        listed = cli(env, "abtests", "list", "--json")
+        assert listed.returncode == 0, listed.stderr
+        assert {(t["name"], t["on"], t["state"]) for t in json.loads(listed.stdout)} == {
+            ("duel", "ray", "running")
+        }
+        done = cli(env, "abtests", "conclude", "duel", "--winner", "B", "--json")
+        assert done.returncode == 0, done.stderr
+        assert ws.registry.resolve("iris@champion").version == 2
+        after = _predict_keyed(test.url, keys[:12])
+        assert {a["variant"] for a in after} == {"B"}
+    finally:
+        ws.abtests.stop("duel")
+    assert ws.abtests.get("duel").state == "stopped"
+    assert not ws.services.ray.exists("abtest-duel")
+
+
+def test_a_bandit_on_ray_learns_from_every_replica_and_auto_promotes(
+    cluster: tuple[Workspace, dict[str, str]],
+) -> None:
+    ws, _ = cluster
+    test = ws.abtests.create(
+        "bandit", ["A=iris@1", "B=iris@2"], "thompson", on="ray", replicas=2, cpus=0.2,
+        auto_promote=True,
+    )  # fmt: skip
+    try:
+        rewarded = 0
+        with httpx.Client(timeout=30) as client:
+            for _ in range(4):
+                for a in _predict_keyed(test.url, ["x"] * 60):
+                    reward = 1.0 if a["variant"] == "B" else 0.0
+                    r = client.post(
+                        f"{test.url}/feedback",
+                        json={"request_id": a["request_id"], "reward": reward},
+                    )
+                    # Once the sequential test has decided, answers take no feedback.
+                    assert r.status_code in (200, 404), r.text
+                    rewarded += r.status_code == 200
+            # Both replicas route by all of it: B, always rewarded, takes the traffic.
+            arms = client.get(test.url).json()["arms"]
+            assert sum(arm["rewards"] for arm in arms.values()) == rewarded >= 100
+        last = _predict_keyed(test.url, ["x"] * 40)
+        assert sum(a["variant"] == "B" for a in last) >= 36
+        # The sequential test decided on the router; reading the test records it.
+        assert wait_until(lambda: ws.abtests.get("bandit").status == "concluded", timeout=30)
+        concluded = ws.abtests.get("bandit")
+        assert concluded.winner == "B"
+        assert ws.registry.resolve("iris@champion").version == 2
+    finally:
+        ws.abtests.stop("bandit")

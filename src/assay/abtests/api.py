@@ -11,6 +11,7 @@ from assay.serving.api import (
     LOG_LINES,
     LOG_SAMPLE,
     MAX_BODY_BYTES,
+    ON,
     TIMEOUT_S,
     WORKERS,
     Progress,
@@ -29,6 +30,7 @@ __all__ = [
     "LOG_LINES",
     "LOG_SAMPLE",
     "MAX_BODY_BYTES",
+    "ON",
     "TIMEOUT_S",
     "WORKERS",
     "ABTestsAPI",
@@ -56,10 +58,14 @@ class ABTestsAPI(Protocol):
         alias: str = ALIAS,
         timeout_s: float = TIMEOUT_S,
         log_sample: float = LOG_SAMPLE,
+        on: str = ON,
+        replicas: int | None = None,
+        cpus: float | None = None,
         progress: Progress = quiet,
     ) -> ABTest:
         """Start a test of `variants` (`LABEL=MODEL@V` or `LABEL=SERVICE`) routed by
-        `strategy`; with `baseline` and `mde`, planned (samples needed per variant)."""
+        `strategy`; with `baseline` and `mde`, planned (samples needed per variant).
+        `on="ray"`: on the Ray cluster, `replicas` of the router and of each variant."""
         ...
 
     def tests(self) -> list[ABTest]:

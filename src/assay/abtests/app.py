@@ -13,6 +13,7 @@ import json
 import os
 import time
 from collections import deque
+from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -117,8 +118,7 @@ class _ABEndpoints:
             served = ab.served[label]
             try:
                 payload, json_length = await asyncio.wait_for(
-                    loop.run_in_executor(self.pool, served.answer, *body, request_id),
-                    self.timeout_s,
+                    self._answer(served, body, request_id, self.pool), self.timeout_s
                 )
             except TimeoutError:
                 raise PredictTimeoutError(
@@ -181,6 +181,16 @@ class _ABEndpoints:
         except ClientDisconnect:
             return Response(status_code=400)
 
+    def _answer(
+        self, served: Any, body: _Body, request_id: str | None, pool: ThreadPoolExecutor
+    ) -> Awaitable[Answer]:
+        """The variant's answer: a model in this process predicts on a thread of `pool`;
+        one in another (a Ray Serve deployment's replica) is awaited as it is."""
+        remote = getattr(served, "answer_async", None)
+        if remote is not None:
+            return remote(*body, request_id)  # type: ignore[no-any-return]
+        return asyncio.get_running_loop().run_in_executor(pool, served.answer, *body, request_id)
+
     def _shadow(self, ab: ABServed, label: str, body: _Body, request_id: str) -> None:
         if len(self.shadow_queue) >= SHADOW_BACKLOG:
             self._dropped(label)
@@ -222,8 +232,7 @@ class _ABEndpoints:
         ok, pred = True, None
         try:
             answer: Answer = await asyncio.wait_for(
-                asyncio.get_running_loop().run_in_executor(self.shadow_pool, served.answer, *body),
-                self.timeout_s,
+                self._answer(served, body, None, self.shadow_pool), self.timeout_s
             )
             pred = _predictions(*answer)
         except (AssayError, TimeoutError):
@@ -245,48 +254,7 @@ class _ABEndpoints:
             ab = self._current(request)
             doc = _parse_object(await read_body(request, min(self.limit, FEEDBACK_BODY_BYTES)))
             request_id, reward, truth = feedback_fields(doc)
-            found = self.w.answered.get(request_id)
-            if found is None:
-                self.w.refresh()  # another worker may have answered it
-                found = self.w.answered.get(request_id)
-            if found is None:
-                raise NotFoundError(
-                    f"No prediction with request_id {request_id!r} in A/B test {ab.name!r} "
-                    "(while paused or concluded, predictions take no feedback).",
-                    request_id=request_id,
-                )
-            label, predictions = found
-            if request_id in self.w.rewarded:
-                return JsonBody(
-                    dumps({"request_id": request_id, "variant": label, "duplicate": True})
-                )
-            if reward is None:
-                reward = _label_reward(truth, json.loads(predictions))
-            self.w.rewarded.add(request_id)
-            self.w.rewards[request_id] = reward
-            self.w.events.append(
-                {
-                    "t": "f",
-                    "id": request_id,
-                    "ts": time.time(),
-                    "reward": reward,
-                    "label": truth,
-                }
-            )
-            ab.router.reward(label, reward)
-            if self.w.predlog is not None:  # the monitor joins it to the logged prediction
-                self.w.predlog.feedback(request_id, truth, reward)
-            self.w.after_feedback()
-            return JsonBody(
-                dumps(
-                    {
-                        "request_id": request_id,
-                        "variant": label,
-                        "reward": reward,
-                        "duplicate": False,
-                    }
-                )
-            )
+            return JsonBody(dumps(await self.w.feedback(ab, request_id, reward, truth)))
         except AssayError as exc:
             return JsonBody(error_body(exc), exc.status)
         except ClientDisconnect:
@@ -308,7 +276,7 @@ class _ABEndpoints:
                         v.label: {"model": v.name, "version": v.version, **v.provenance}
                         for v in ab.target.variants
                     },
-                    "arms": ab.router.arms,
+                    "arms": await self.w.arms(ab),
                     "shadow_dropped": self.shadow_dropped,
                 }
             )
@@ -319,10 +287,9 @@ class _ABEndpoints:
             ab = self._current(request)
         except AssayError as exc:
             return JsonBody(error_body(exc), exc.status)
-        from assay.abtests.eventlog import read_all
         from assay.abtests.report import build_report
 
-        events = await asyncio.to_thread(read_all, self.w.dir / "events")
+        events = await self.w.all_events()
         doc = await asyncio.to_thread(
             build_report,
             events,
@@ -339,7 +306,7 @@ class _ABEndpoints:
         return JsonBody(dumps({"ready": ok}), 200 if ok else 503)
 
     async def metrics(self, request: Request) -> Response:
-        text = self.w.ab.metrics.render() + monitor_gauges(self.w.dir / "monitor.json")
+        text = self.w.ab.metrics.render() + monitor_gauges(self.w.monitor_file)
         return Response(text, media_type=CONTENT_TYPE)
 
 
@@ -398,23 +365,3 @@ def _parse_object(body: bytes) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise InvalidArgumentError('Send a JSON object: {"request_id": ..., "reward": ...}.')
     return doc
-
-
-def _label_reward(truth: Any, predictions: Any) -> float:
-    """1 for a correct prediction, 0 for a wrong one; the share correct for several rows."""
-    if not isinstance(predictions, list) or not predictions:
-        raise InvalidArgumentError("This prediction has no labels to compare the truth with.")
-    truths = truth if isinstance(truth, list) else [truth]
-    if len(truths) != len(predictions):
-        raise InvalidArgumentError(
-            f"'label' has {len(truths)} value(s) but the prediction had {len(predictions)} "
-            "row(s); send one label per row.",
-            field="label",
-        )
-    return sum(_same(t, p) for t, p in zip(truths, predictions, strict=True)) / len(truths)
-
-
-def _same(truth: Any, predicted: Any) -> bool:
-    if isinstance(truth, int | float) and isinstance(predicted, int | float):
-        return float(truth) == float(predicted)
-    return str(truth) == str(predicted)

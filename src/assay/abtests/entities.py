@@ -61,6 +61,9 @@ class ABTest:
     created_at: datetime
     updated_at: datetime
     concluded_at: datetime | None = None
+    on: str = "local"
+    """Where its router runs: `local` (a process here) or `ray` (a Ray Serve application
+    on the cluster, at the cluster's HTTP proxy)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

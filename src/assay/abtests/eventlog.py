@@ -82,3 +82,94 @@ class Tail:
 def read_all(folder: Path) -> list[dict[str, Any]]:
     """Every event of the test, from every process's file."""
     return list(Tail(folder).read())
+
+
+def parse_lines(data: bytes) -> Iterator[dict[str, Any]]:
+    """The events in JSON lines; a torn or foreign line is skipped."""
+    for line in data.splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict):
+            yield event
+
+
+class SegmentEventLog:
+    """A router replica's events on a Ray cluster, where no folder is shared: buffered,
+    and written every `FLUSH_S` (or `MAX_BYTES`) as one immutable segment under the test's
+    prefix of the object store (`assay.store.segments`, atomic PUTs). A replica that dies
+    loses at most the events of its last second; no segment is ever torn or rewritten.
+    """
+
+    FLUSH_S = 1.0
+    MAX_BYTES = 1 << 20
+
+    def __init__(self, store_url: str, prefix: str) -> None:
+        import threading
+
+        from assay.store.segments import SegmentStore
+
+        self.store = SegmentStore(store_url, prefix)
+        self.writer = os.urandom(6).hex()  # this replica's, in every segment's name
+        self._lines: list[bytes] = []
+        self._size = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="assay-events", daemon=True)
+        self._thread.start()
+
+    def append(self, event: dict[str, Any]) -> None:
+        self.write(json.dumps(event, separators=(",", ":")).encode() + b"\n")
+
+    def write(self, line: bytes) -> None:
+        with self._lock:
+            self._lines.append(line)
+            self._size += len(line)
+            full = self._size >= self.MAX_BYTES
+        if full:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what is buffered as one segment (nothing when the buffer is empty)."""
+        from assay.store.segments import short_digest
+
+        with self._lock:
+            lines, self._lines, self._size = self._lines, [], 0
+        if not lines:
+            return
+        data = b"".join(lines)
+        try:
+            self.store.put(f"{time.time_ns():020d}-{self.writer}-{short_digest(data)}.jsonl", data)
+        except Exception:  # kept for the next flush, ahead of what came meanwhile
+            with self._lock:
+                self._lines[:0] = lines
+                self._size += len(data)
+            raise
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.FLUSH_S):
+            try:
+                self.flush()
+            except Exception:  # a store hiccup: the next flush writes these lines too
+                import logging
+
+                logging.getLogger("assay.abtests").exception("could not write events")
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.flush()
+
+
+def read_segments(store_url: str, prefix: str) -> list[dict[str, Any]]:
+    """Every event of a test on a Ray cluster, from every replica's segments, in order of
+    writing."""
+    from assay.store.segments import SegmentStore
+
+    store = SegmentStore(store_url, prefix)
+    events: list[dict[str, Any]] = []
+    for name in store.names():
+        if name.endswith(".jsonl"):
+            events.extend(parse_lines(store.get(name)))
+    return events

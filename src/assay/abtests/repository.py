@@ -67,6 +67,9 @@ class ABTestRepository:
             insert(abtests).values(name=name, created_at=now, updated_at=now, **values)
         )
 
+    def delete(self, name: str) -> None:
+        self.conn.execute(abtests.delete().where(abtests.c.name == name))
+
     def update(self, name: str, **values: Any) -> None:
         self.conn.execute(
             update(abtests).where(abtests.c.name == name).values(updated_at=utcnow(), **values)
@@ -96,4 +99,5 @@ def to_abtest(row: Row[Any], state: str) -> ABTest:
         created_at=aware(row.created_at),
         updated_at=aware(row.updated_at),
         concluded_at=aware(row.concluded_at) if row.concluded_at else None,
+        on=row.runs_on,
     )

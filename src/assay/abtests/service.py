@@ -8,6 +8,7 @@ definition, status and verdict are a row in the metadata store.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -28,6 +29,7 @@ from assay.store.db import Database, utcnow
 if TYPE_CHECKING:
     from sqlalchemy import Row
 
+    from assay.abtests.on_ray import RayABTests
     from assay.registry.entities import ModelVersion
     from assay.registry.service import RegistryService
     from assay.serving.service import ServingService
@@ -58,6 +60,7 @@ class ABTestService:
         self.services = services
         self.dir = folder
         self.cost_per_hour = cost_per_hour
+        self._recording: set[str] = set()  # tests whose router's decision is being recorded
 
     # ---- create -----------------------------------------------------------------------------
 
@@ -77,6 +80,9 @@ class ABTestService:
         alias: str = api.ALIAS,
         timeout_s: float = api.TIMEOUT_S,
         log_sample: float = api.LOG_SAMPLE,
+        on: str = api.ON,
+        replicas: int | None = None,
+        cpus: float | None = None,
         ready_timeout_s: float = 120.0,
         progress: api.Progress = api.quiet,
     ) -> ABTest:
@@ -85,6 +91,9 @@ class ABTestService:
         requests whose inputs and outputs go to the prediction log (0: none). With
         `baseline` (the control's expected rate) and `mde` (the smallest difference worth
         finding) the test is planned: its report counts toward the samples needed.
+
+        `on="ray"` runs it on the Ray cluster at `ASSAY_RAY_ADDRESS` (`assay.abtests.on_ray`):
+        `replicas` of the router and of each variant's model, `cpus` each.
 
         Raises:
             InvalidArgumentError: fewer than two variants, a malformed or repeated label,
@@ -102,6 +111,16 @@ class ABTestService:
         planned = plan(baseline, mde) if baseline is not None and mde is not None else None
         if workers < 1:
             raise InvalidArgumentError(f"--workers must be at least 1, not {workers}.")
+        if on not in ("local", "ray"):
+            raise InvalidArgumentError(f"--on must be local or ray, not {on!r}.")
+        if on == "local" and (replicas is not None or cpus is not None):
+            raise InvalidArgumentError(
+                "--replicas and --cpus only apply to an A/B test on Ray; add --on ray."
+            )
+        if replicas is not None and replicas < 1:
+            raise InvalidArgumentError(f"--replicas must be at least 1, not {replicas}.")
+        if cpus is not None and not 0 < cpus <= 1024:
+            raise InvalidArgumentError(f"--cpus must be above 0, not {cpus:g}.")
         if self._row(name) is not None:
             raise ConflictError(
                 f"An A/B test named {name!r} exists; pick another name or look at it with "
@@ -111,6 +130,23 @@ class ABTestService:
         specs, versions = self._variants(variants)
         labels = [s.label for s in specs]
         parsed = parse_strategy(strategy, labels)
+        if on == "ray":
+            return self._create_on_ray(
+                name,
+                specs,
+                versions,
+                strategy=parsed.spec,
+                key=key,
+                auto_promote=auto_promote,
+                alias=alias,
+                planned=planned,
+                replicas=replicas or 1,
+                cpus=cpus,
+                timeout_s=timeout_s,
+                log_sample=log_sample,
+                ready_timeout_s=ready_timeout_s,
+                progress=progress,
+            )
         port = processes.free_port(host) if port is None else processes.check_port(host, port)
         folder = self.dir / name
         shutil.rmtree(folder, ignore_errors=True)
@@ -179,6 +215,93 @@ class ABTestService:
                 abtest=name,
             )
         return self.get(name)
+
+    def _create_on_ray(
+        self,
+        name: str,
+        specs: list[VariantSpec],
+        versions: list[ModelVersion],
+        *,
+        strategy: str,
+        key: str | None,
+        auto_promote: bool,
+        alias: str,
+        planned: dict[str, Any] | None,
+        replicas: int,
+        cpus: float | None,
+        timeout_s: float,
+        log_sample: float,
+        ready_timeout_s: float,
+        progress: api.Progress,
+    ) -> ABTest:
+        """The test as a Ray Serve application; when it does not come up, nothing is left
+        (no row, no application)."""
+        from assay.serving.ray_serve import RayDeployFailedError
+
+        on_ray = self._ray()
+        host, port = on_ray.ray.proxy()  # connected first: an unreachable cluster is quick
+        on_ray.check_free(name)
+        with self.db.session() as s:
+            ABTestRepository(s).insert(
+                name,
+                variants=dump(specs),
+                strategy=strategy,
+                key=key,
+                status="running",
+                host=host,
+                port=port,
+                workers=replicas,
+                pid=None,
+                alias=alias,
+                auto_promote=auto_promote,
+                plan=planned,
+                runs_on="ray",
+            )
+        test = self.get(name)
+        where = on_ray_prefix(test)
+        doc = on_ray.deployment(
+            name,
+            where,
+            strategy=strategy,
+            key=key,
+            auto_promote=auto_promote,
+            specs=specs,
+            versions=versions,
+            replicas=replicas,
+            cpus=cpus,
+            timeout_s=timeout_s,
+            max_body_bytes=api.MAX_BODY_BYTES,
+            log_sample=log_sample,
+        )
+        progress("starting the router and the variants on Ray Serve; each loads and warms up")
+        try:
+            on_ray.run(where, doc, ready_timeout_s)
+        except Exception as exc:  # nothing left behind, whatever stopped it
+            with contextlib.suppress(Exception):
+                on_ray.delete(name)
+            with self.db.session() as s:
+                ABTestRepository(s).delete(name)
+            if isinstance(exc, RayDeployFailedError):
+                raise ABTestFailedError(
+                    f"A/B test {name!r} did not start on Ray: {exc.message}", abtest=name
+                ) from None
+            raise
+        self._await_proxy(self.get(name), ready_timeout_s)
+        return self.get(name)
+
+    def _ray(self) -> RayABTests:
+        from assay.abtests.on_ray import RayABTests
+
+        return RayABTests(self.services.ray, self.registry.store.url)
+
+    def _await_proxy(self, test: ABTest, timeout_s: float) -> None:
+        """Wait until the cluster's proxy routes the test's prefix (it learns new routes a
+        moment after the application runs)."""
+        import time
+
+        deadline = time.monotonic() + min(timeout_s, 30.0)
+        while not processes.ready(test.url) and time.monotonic() < deadline:
+            time.sleep(0.1)
 
     def _variants(self, variants: Sequence[str]) -> tuple[list[VariantSpec], list[ModelVersion]]:
         if len(variants) < 2:
@@ -308,6 +431,9 @@ class ABTestService:
                 f"`assay abtests start {name}`.",
                 abtest=name,
             )
+        if test.on == "ray":
+            self._change_on_ray(test, status=status, strategy=strategy, winner=winner)
+            return self.get(name)
         folder = self.dir / name
         target = json.loads((folder / "target.json").read_text())
         target.update(
@@ -329,6 +455,40 @@ class ABTestService:
                 winner=target.get("winner"),
             )
         return self.get(name)
+
+    def _change_on_ray(
+        self,
+        test: ABTest,
+        *,
+        status: str | None,
+        strategy: str | None,
+        winner: str | None,
+        timeout_s: float = 120.0,
+    ) -> None:
+        """Roll the router to the change (the variants keep serving), then record it."""
+        from assay.serving.ray_serve import RayDeployFailedError
+
+        on_ray = self._ray()
+        on_ray.ray.proxy()
+        new_status = status or test.status
+        new_strategy = strategy or test.strategy
+        new_winner = winner if winner is not None else test.winner
+        try:
+            on_ray.change(
+                on_ray_prefix(test),
+                timeout_s,
+                status=new_status,
+                strategy=new_strategy,
+                winner=new_winner,
+            )
+        except RayDeployFailedError as exc:
+            raise ABTestFailedError(
+                f"The router did not take the change: {exc.message}.", abtest=test.name
+            ) from None
+        with self.db.session() as s:
+            ABTestRepository(s).update(
+                test.name, status=new_status, strategy=new_strategy, winner=new_winner
+            )
 
     def conclude(self, name: str, winner: str, *, promote: bool = True) -> ABTest:
         """Stop the test, record the verdict, and point the test's alias (`champion`) at
@@ -384,6 +544,29 @@ class ABTestService:
             raise ConflictError(f"A/B test {name!r}'s router is already {test.state}.")
         if test.status == "concluded":
             raise ConflictError(f"A/B test {name!r} is concluded; start a new one.")
+        if test.on == "ray":
+            on_ray = self._ray()
+            on_ray.ray.proxy()
+            status = "running" if test.status == "stopped" else test.status
+            with contextlib.suppress(Exception):  # what a failed router left: replaced whole
+                on_ray.delete(name)
+            try:
+                on_ray.change(
+                    on_ray_prefix(test),
+                    ready_timeout_s,
+                    status=status,
+                    strategy=test.strategy,
+                    winner=test.winner,
+                )
+            except Exception as exc:
+                raise ABTestFailedError(
+                    f"A/B test {name!r} did not start on Ray: {getattr(exc, 'message', exc)}",
+                    abtest=name,
+                ) from None
+            with self.db.session() as s:
+                ABTestRepository(s).update(name, status=status)
+            self._await_proxy(test, ready_timeout_s)
+            return self.get(name)
         folder = self.dir / name
         if test.pid:
             processes.wait_gone(test.pid, timeout_s=5.0)
@@ -403,7 +586,11 @@ class ABTestService:
     def stop(self, name: str) -> ABTest:
         """Stop the router without a verdict."""
         test = self.get(name)
-        if test.pid and processes.is_service_process(test.pid, self.dir / name):
+        if test.on == "ray":
+            on_ray = self._ray()
+            on_ray.ray.proxy()
+            on_ray.delete(name)  # Ray Serve drains each replica before it stops it
+        elif test.pid and processes.is_service_process(test.pid, self.dir / name):
             processes.terminate(test.pid, timeout_s=30.0)
         with self.db.session() as s:
             ABTestRepository(s).update(
@@ -425,16 +612,28 @@ class ABTestService:
     def _decided(self, row: Row[Any]) -> bool:
         """Record a decision the router took on its own (auto-promote): conclude the test
         and move the alias. Returns whether there was one to record."""
-        path = self.dir / row.name / "decided.json"
-        if row.status != "running" or not row.auto_promote or not path.exists():
+        if row.status != "running" or not row.auto_promote or row.name in self._recording:
             return False
+        if row.runs_on == "ray":
+            found = self._ray().decided(on_ray_prefix(to_abtest(row, "running")))
+            if found is None:
+                return False
+            winner = str(found["winner"])
+        else:
+            path = self.dir / row.name / "decided.json"
+            if not path.exists():
+                return False
+            try:
+                winner = str(json.loads(path.read_text())["winner"])
+                os.replace(path, path.with_name("decided.recorded.json"))
+            except (OSError, ValueError, KeyError):
+                return False
+        # Recorded once: concluding reads the test again, and must not come back here.
+        self._recording.add(row.name)
         try:
-            decided = json.loads(path.read_text())
-            # Recorded once: concluding reads the test again, and must not come back here.
-            os.replace(path, path.with_name("decided.recorded.json"))
-        except (OSError, ValueError):
-            return False
-        self.conclude(row.name, str(decided["winner"]))
+            self.conclude(row.name, winner)
+        finally:
+            self._recording.discard(row.name)
         return True
 
     def get(self, name: str) -> ABTest:
@@ -459,7 +658,10 @@ class ABTestService:
         from assay.abtests.report import build_report
 
         test = self.get(name)
-        events = read_all(self.dir / name / "events")
+        if test.on == "ray":
+            events = self._ray().events(on_ray_prefix(test))
+        else:
+            events = read_all(self.dir / name / "events")
         analysis = build_report(
             events,
             labels=[v.label for v in test.variants],
@@ -477,7 +679,12 @@ class ABTestService:
         return doc
 
     def logs(self, name: str, *, lines: int = api.LOG_LINES) -> str:
-        self.get(name)
+        test = self.get(name)
+        if test.on == "ray":
+            from assay.serving.ray_serve import abtest_app
+
+            self.services.ray.proxy()
+            return self.services.ray.logs(abtest_app(name), lines)
         return processes.tail(self.dir / name / "service.log", lines)
 
     def folder(self, name: str) -> Path:
@@ -494,10 +701,22 @@ class ABTestService:
             return ABTestRepository(s).row(name)
 
     def _state(self, row: Row[Any]) -> str:
+        if row.runs_on == "ray":
+            # Asked through the cluster's HTTP proxy: no connection to Ray for a list.
+            if row.status in ("stopped",):
+                return "stopped"
+            url = f"{processes.probe_url(row.host, row.port)}/abtests/{row.name}"
+            return {200: "running", 503: "starting"}.get(processes.ready_code(url) or 0, "stopped")
         if not row.pid or not processes.is_service_process(row.pid, self.dir / row.name):
             return "stopped"
         url = processes.probe_url(row.host, row.port)
         return "running" if processes.ready(url) else "starting"
+
+
+def on_ray_prefix(test: ABTest) -> str:
+    from assay.abtests.on_ray import prefix
+
+    return prefix(test.name, test.created_at)
 
 
 def plan(baseline: float, mde: float, alpha: float = 0.05, power: float = 0.8) -> dict[str, Any]:

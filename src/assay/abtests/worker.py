@@ -33,6 +33,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 
+from assay.abtests.answers import Answers
 from assay.abtests.eventlog import EventLog, Tail
 from assay.abtests.routing import Router, parse_strategy
 from assay.errors import (
@@ -46,9 +47,6 @@ _log = logging.getLogger("assay.abtests")
 
 REFRESH_S = 1.0  # how often other workers' feedback is read (for the bandits)
 CHECK_EVERY = 50  # feedbacks between two looks of the auto-promote check
-# Feedback for an answer older than the last million is refused (404): the answer is
-# still in the log and the analysis, but this process no longer holds it.
-MAX_ANSWERED = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -180,12 +178,8 @@ class ABWorker(Worker):
         self.state = self.ab  # type: ignore[assignment]  # duck-typed: ready, draining, metrics
         self.events = EventLog(service_dir / "events")
         self.tail = Tail(service_dir / "events", skip=self.events.path)
-        # request id -> (variant, predictions as JSON) of the latest `MAX_ANSWERED` live
-        # answers (strings in tuples: nothing the garbage collector keeps scanning), and the
-        # ids whose feedback is in: feedback is joined by id, duplicates ignored.
-        self.answered: dict[str, tuple[str, str]] = {}
-        self.rewarded: set[str] = set()
-        self.rewards: dict[str, float] = {}
+        # The live answers and their feedback, joined by request id (duplicates ignored).
+        self.answers = Answers()
         self._feedbacks = 0
         self._checking = False
 
@@ -221,27 +215,54 @@ class ABWorker(Worker):
     def refresh(self) -> None:
         """Take in events other workers (or earlier runs) wrote: answers and feedback."""
         for event in self.tail.read():
-            kind = event.get("t")
-            if kind == "a" and event.get("live", True) and event.get("ok"):
-                rid = str(event["id"])
-                if rid not in self.answered:
-                    self.remember(rid, str(event["v"]), json.dumps(event.get("pred")))
-            elif kind == "f":
-                rid, reward = str(event.get("id")), event.get("reward")
-                if rid in self.rewarded or not isinstance(reward, int | float):
-                    continue
-                self.rewarded.add(rid)
-                self.rewards[rid] = float(reward)
-                found, current = self.answered.get(rid), self.ab.current
-                if found is not None and current is not None and found[0] in current.served:
-                    current.router.reward(found[0], float(reward))
+            credited = self.answers.take(event)
+            current = self.ab.current
+            if credited is not None and current is not None and credited[0] in current.served:
+                current.router.reward(*credited)
 
     def remember(self, request_id: str, label: str, predictions: str) -> None:
-        """Keep a live answer for its feedback; the oldest goes past `MAX_ANSWERED`."""
-        answered = self.answered
-        if len(answered) >= MAX_ANSWERED:
-            del answered[next(iter(answered))]
-        answered[request_id] = (label, predictions)
+        """Keep a live answer for its feedback."""
+        self.answers.remember(request_id, label, predictions)
+
+    # ---- what the app asks of whoever holds the test (a Ray router replica too) ----------
+
+    async def feedback(
+        self, ab: ABServed, request_id: str, reward: float | None, truth: Any
+    ) -> dict[str, Any]:
+        """Join feedback to its answer, log it and teach the router; the answer's body.
+
+        Raises:
+            NotFoundError: no live answer with that request id.
+            InvalidArgumentError: a label that does not fit the predictions.
+        """
+        if self.answers.find(request_id) is None:
+            self.refresh()  # another worker may have answered it
+        label, reward, duplicate = self.answers.join(ab.name, request_id, reward, truth)
+        if duplicate:
+            return {"request_id": request_id, "variant": label, "duplicate": True}
+        assert reward is not None
+        self.events.append(
+            {"t": "f", "id": request_id, "ts": time.time(), "reward": reward, "label": truth}
+        )
+        ab.router.reward(label, reward)
+        if self.predlog is not None:  # the monitor joins it to the logged prediction
+            self.predlog.feedback(request_id, truth, reward)
+        self.after_feedback()
+        return {"request_id": request_id, "variant": label, "reward": reward, "duplicate": False}
+
+    async def arms(self, ab: ABServed) -> dict[str, Any]:
+        """The feedback each variant has had, as the router routes by it."""
+        return dict(ab.router.arms)
+
+    async def all_events(self) -> list[dict[str, Any]]:
+        """Every event the test has logged, from every worker's file."""
+        from assay.abtests.eventlog import read_all
+
+        return await asyncio.to_thread(read_all, self.dir / "events")
+
+    @property
+    def monitor_file(self) -> Path | None:
+        return self.dir / "monitor.json"
 
     async def _load(self, target: Any) -> None:
         log.info("loading %s (target %s)", target.ref, target.target_id)
@@ -301,11 +322,7 @@ class ABWorker(Worker):
         """A fresh router, its bandits taught every reward logged so far. Sticky keys
         hash with the test's name, so two tests do not put the same users in "B"."""
         router = Router(strategy, labels, salt=salt)
-        router.restore(
-            (self.answered[rid][0], reward)
-            for rid, reward in self.rewards.items()
-            if rid in self.answered and self.answered[rid][0] in labels
-        )
+        router.restore(self.answers.credited(labels))
         return router
 
     def after_feedback(self) -> None:
@@ -327,12 +344,11 @@ class ABWorker(Worker):
         task.add_done_callback(lambda _t: setattr(self, "_checking", False))
 
     async def _check_decision(self, current: ABServed) -> None:
-        from assay.abtests.eventlog import read_all
         from assay.abtests.report import build_report
 
         target = current.target
         try:
-            events = await asyncio.to_thread(read_all, self.dir / "events")
+            events = await self.all_events()
             doc = await asyncio.to_thread(
                 build_report,
                 events,

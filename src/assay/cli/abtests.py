@@ -85,6 +85,21 @@ def create(
             "(0 to 1; 0 turns the prediction log off).",
         ),
     ] = api.LOG_SAMPLE,
+    on: Annotated[
+        str,
+        typer.Option(
+            "--on",
+            help="Where the router runs: local (a process here) or ray (a Ray Serve "
+            "application on the cluster at ASSAY_RAY_ADDRESS).",
+        ),
+    ] = api.ON,
+    replicas: Annotated[
+        int | None,
+        typer.Option("--replicas", help="On Ray: replicas of the router and of each variant."),
+    ] = None,
+    cpus: Annotated[
+        float | None, typer.Option("--cpus", help="On Ray: CPUs per replica (default 0.5).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Start an A/B test: one endpoint routes among the variants' models."""
@@ -102,9 +117,13 @@ def create(
             auto_promote=auto_promote,
             alias=alias,
             log_sample=log_sample,
+            on=on,
+            replicas=replicas,
+            cpus=cpus,
             progress=progress,
         )
-    warn_if_exposed(name, host)
+    if test.on == "local":
+        warn_if_exposed(name, host)
     if as_json:
         emit_json(test)
         return
@@ -267,16 +286,22 @@ def plan_(
 
 
 @app.command()
-def pause(name: str) -> None:
+def pause(name: str, as_json: JsonOpt = False) -> None:
     """Send all traffic to the control; nothing is analysed until resume."""
-    workspace().abtests.pause(name)
+    test = workspace().abtests.pause(name)
+    if as_json:
+        emit_json(test)
+        return
     console.print(f"Paused {name}: all traffic goes to the control")
 
 
 @app.command()
-def resume(name: str) -> None:
+def resume(name: str, as_json: JsonOpt = False) -> None:
     """Route by the strategy again."""
-    workspace().abtests.resume(name)
+    test = workspace().abtests.resume(name)
+    if as_json:
+        emit_json(test)
+        return
     console.print(f"Resumed {name}")
 
 
@@ -320,18 +345,24 @@ def conclude(
 
 
 @app.command()
-def start(name: str) -> None:
+def start(name: str, as_json: JsonOpt = False) -> None:
     """Start a stopped test's router again; its log and learning carry on."""
     with status(f"Starting {name}") as progress:
         progress("loading the variants")
         test = workspace().abtests.start(name)
+    if as_json:
+        emit_json(test)
+        return
     console.print(f"Started {name} at {test.url}")
 
 
 @app.command()
-def stop(name: str) -> None:
+def stop(name: str, as_json: JsonOpt = False) -> None:
     """Stop the router without a verdict."""
-    workspace().abtests.stop(name)
+    test = workspace().abtests.stop(name)
+    if as_json:
+        emit_json(test)
+        return
     console.print(f"Stopped {name}")
 
 

@@ -33,6 +33,9 @@ class ABTestsClient(Part):
         alias: str = api.ALIAS,
         timeout_s: float = api.TIMEOUT_S,
         log_sample: float = api.LOG_SAMPLE,
+        on: str = api.ON,
+        replicas: int | None = None,
+        cpus: float | None = None,
         progress: Progress = quiet,
     ) -> ABTest:
         from assay.abtests.entities import ABTest
@@ -44,7 +47,8 @@ class ABTestsClient(Part):
             json={"name": name, "variants": list(variants), "strategy": strategy, "key": key,
                   "port": port, "host": host, "workers": workers, "baseline": baseline,
                   "mde": mde, "auto_promote": auto_promote, "alias": alias,
-                  "timeout_s": timeout_s, "log_sample": log_sample},
+                  "timeout_s": timeout_s, "log_sample": log_sample, "on": on,
+                  "replicas": replicas, "cpus": cpus},
         )  # fmt: skip
         return parse(ABTest, doc)
 

@@ -45,7 +45,7 @@ class RayExecutor:
         address = environ.get("ASSAY_RAY_ADDRESS") or None
         self._started = not ray.is_initialized()
         if self._started:
-            connect(address, runtime_env_vars(settings, environ))
+            connect(address, runtime_env_vars(settings, environ), environ)
         cpus = int(ray.cluster_resources().get("CPU", 1))  # type: ignore[no-untyped-call]
         self.slots = max(1, min(slots or cpus, cpus))
         self._task = ray.remote(num_cpus=1, max_retries=0)(_execute)

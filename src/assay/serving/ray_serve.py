@@ -109,7 +109,7 @@ class RayServe:
         logging.getLogger("ray.serve").setLevel(logging.WARNING)
         with self._lock:
             if not ray.is_initialized():
-                connect(self.address, runtime_env_vars(self.settings, self.environ))
+                connect(self.address, runtime_env_vars(self.settings, self.environ), self.environ)
             port = int(self.environ.get("ASSAY_RAY_SERVE_PORT") or DEFAULT_PORT)
             bind = self.environ.get("ASSAY_RAY_SERVE_HOST") or "0.0.0.0"
             # A Serve already running keeps its own options: its port is the one used.
@@ -154,6 +154,82 @@ class RayServe:
             wait_for_applications_running=False,
         )
         self.wait_running(name, timeout_s)
+
+    def run_abtest(
+        self,
+        name: str,
+        router: dict[str, Any],
+        variants: dict[str, dict[str, Any]],
+        options: dict[str, Any],
+        *,
+        timeout_s: float,
+    ) -> None:
+        """Deploy (or roll to) A/B test `name`: its router (`assay.abtests.ray_router`)
+        over one deployment per variant (`variants`: label -> replica spec), with the
+        shared-state actor the router replicas share (started here if it is not running:
+        it rebuilds the test's answers and rewards from the log in the store). Only
+        deployments whose spec changed roll: a pause or new weights touch the router only.
+
+        Raises:
+            RayDeployFailedError: it did not come up (Ray Serve's reason, one line).
+        """
+        import importlib
+
+        import ray
+        from ray import serve
+        from ray.serve.api import RunTarget
+
+        from assay.cluster import NAMESPACE
+
+        replica = importlib.import_module("assay.serving.replica")
+        routing = importlib.import_module("assay.abtests.ray_router")
+        opts = self.deployment_options(options)
+        env = opts["ray_actor_options"]["runtime_env"]
+        ray.remote(num_cpus=0, runtime_env=env)(routing.SharedState).options(
+            name=routing.state_actor_name(name),
+            namespace=NAMESPACE,
+            lifetime="detached",
+            get_if_exists=True,
+            max_restarts=-1,  # a lost node: started again elsewhere, from the log
+        ).remote(name, router["store"], router["events"])
+        arms = {
+            label: serve.deployment(name=f"variant-{label}", **opts)(replica.ModelReplica).bind(
+                spec
+            )
+            for label, spec in variants.items()
+        }
+        ingress = serve.deployment(name="router", **self.ingress_options(opts))(
+            routing.ABRouterReplica
+        )
+        serve.run_many(
+            [
+                RunTarget(
+                    target=ingress.bind(router, arms),
+                    name=abtest_app(name),
+                    route_prefix=f"/abtests/{name}",
+                )
+            ],
+            wait_for_ingress_deployment_creation=False,
+            wait_for_applications_running=False,
+        )
+        self.wait_running(abtest_app(name), timeout_s)
+
+    def delete_abtest(self, name: str) -> None:
+        """Remove A/B test `name`'s application (replicas drain first) and its shared
+        state (its log stays in the store); nothing for what is gone."""
+        import importlib
+
+        import ray
+
+        from assay.cluster import NAMESPACE
+
+        self.delete(abtest_app(name))
+        routing = importlib.import_module("assay.abtests.ray_router")
+        try:
+            actor = ray.get_actor(routing.state_actor_name(name), namespace=NAMESPACE)
+        except ValueError:
+            return
+        ray.kill(actor)
 
     def deployment_options(self, options: dict[str, Any]) -> dict[str, Any]:
         actor: dict[str, Any] = {
@@ -281,6 +357,11 @@ class RayServe:
             else:
                 parts.append(f"--- {where}: its log is {r['log_file']} on its node\n")
         return "".join(parts)
+
+
+def abtest_app(name: str) -> str:
+    """The Ray Serve application of A/B test `name` (services' are named as they are)."""
+    return f"abtest-{name}"
 
 
 def _client() -> Any:

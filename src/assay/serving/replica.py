@@ -29,6 +29,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from assay.errors import AssayError, ModelNotReadyError
+
 if TYPE_CHECKING:
     from assay.serving.predlog import PredictionLog
 
@@ -38,7 +40,8 @@ log = logging.getLogger("assay.serving")
 
 # What the control plane hands every replica (JSON values only, so it pickles anywhere):
 # {"service", "store", "bundle" (the manifest's digest), "name", "version",
-#  "timeout_s", "max_body_bytes", "log" (the prediction log's config, or None)}
+#  "timeout_s", "max_body_bytes", "log" (the prediction log's config, or None),
+#  "variant" (its label, when it is a variant of an A/B test)}
 ReplicaSpec = dict[str, Any]
 
 
@@ -71,7 +74,9 @@ class ModelReplica:
             )
             # The control plane's numbering wins: it is what its users asked for.
             bundle = replace(bundle, name=spec["name"], version=int(spec["version"]))
-            self.state.install(prepare(bundle, self.state.metrics))
+            served = prepare(bundle, self.state.metrics)
+            served.variant = spec.get("variant")  # an A/B test's label, in its log
+            self.state.install(served)
         except BaseException:
             shutil.rmtree(self.dir, ignore_errors=True)
             raise
@@ -83,6 +88,20 @@ class ModelReplica:
             max_body_bytes=int(spec["max_body_bytes"]),
         )
         log.info("serving %s", ref)
+
+    def infer(
+        self, body: bytes, json_length: int | None, request_id: str | None
+    ) -> tuple[bytes, int | None] | AssayError:
+        """The model's answer to a body of either protocol, for an A/B test's router (a
+        deployment composing this one): its error, when it has one for the body, is
+        returned to be answered with, not raised."""
+        current = self.state.current
+        if current is None or self.state.draining:
+            return ModelNotReadyError("The model is still loading (or stopping); retry shortly.")
+        try:
+            return current.answer(body, json_length, request_id)
+        except AssayError as exc:
+            return exc
 
     async def answer(self, request: Request) -> Answer:
         """What the inference app answers to `request` (status, headers, body)."""

@@ -155,6 +155,18 @@ class ABTestIn(Input):
         le=1,
         description="Share of requests logged for monitoring (0: none)",
     )
+    on: Literal["local", "ray"] = Field(
+        default="local",
+        description="Where the router runs: local (a process on the server's machine) or ray "
+        "(a Ray Serve application on the cluster at the server's ASSAY_RAY_ADDRESS)",
+    )
+    replicas: int | None = Field(
+        default=None,
+        ge=1,
+        le=1024,
+        description="On Ray: replicas of the router and of each variant",
+    )
+    cpus: float | None = Field(default=None, gt=0, le=1024, description="On Ray: CPUs each")
 
 
 class ConcludeIn(Input):
@@ -281,6 +293,9 @@ def create_abtest(body: ABTestIn, ws: WS) -> ABTest:
         alias=body.alias,
         timeout_s=body.timeout_s,
         log_sample=body.log_sample,
+        on=body.on,
+        replicas=body.replicas,
+        cpus=body.cpus,
     )
 
 
