@@ -66,6 +66,8 @@ def connect(address: str | None, env_vars: Mapping[str, str], environ: Mapping[s
     for key in AUTH:
         if environ.get(key):
             os.environ[key] = environ[key]
+    if environ.get("RAY_AUTH_MODE"):
+        _reload_auth()
     try:
         ray.init(
             address=address,
@@ -87,6 +89,21 @@ def connect(address: str | None, env_vars: Mapping[str, str], environ: Mapping[s
                 "RAY_AUTH_TOKEN to the cluster's token."
             )
         raise InvalidArgumentError(f"Cannot start or reach {where}: {why}.{hint}") from None
+
+
+def _reload_auth() -> None:
+    """Make Ray read its authentication settings again: it reads them once per process
+    (a driver that used a local Ray before would otherwise stay without a token)."""
+    try:
+        from ray._raylet import (  # type: ignore[attr-defined]  # not in its stubs
+            AuthenticationTokenLoader,
+            Config,
+        )
+
+        Config.initialize("")
+        AuthenticationTokenLoader.instance().reset_cache()
+    except (ImportError, AttributeError):  # another Ray: it reads them when it connects
+        pass
 
 
 def check_reachable(address: str, timeout_s: float = 5.0) -> None:

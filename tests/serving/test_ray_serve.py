@@ -1,7 +1,7 @@
 """Services on a Ray cluster (`--on ray`): a real Ray head on loopback, Ray Serve on it.
 
 The workspace is a team's (PostgreSQL + the local S3-compatible server), as a cluster
-needs. One Ray service with two replicas is deployed once for the module and shared by
+needs. One Ray service with two replicas is deployed once for the session and shared by
 the tests that only read or load it; each replica loads the model from the bucket.
 The head (`ray_head`, tests/conftest.py) is shared with the Ray run tests.
 """
@@ -116,7 +116,10 @@ def ray_driver_env(
             monkeypatch.setenv(key, value)
 
 
-@pytest.fixture(scope="module")
+# Session-wide, not per module: the Ray tests share one xdist worker (they share the head),
+# which may run another module's tests between these; a module fixture would be torn
+# down and made again (a new schema, bucket and models, and `flowers` deployed again).
+@pytest.fixture(scope="session")
 def cluster(
     ray_head: RayHead,
     s3_server: str,
@@ -170,7 +173,7 @@ def cluster(
                 next(schema)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def flowers(cluster: tuple[Workspace, dict[str, str]]) -> str:
     """`flowers`: iris@1 on Ray Serve with two replicas; its URL."""
     ws, _ = cluster
@@ -593,8 +596,8 @@ def test_a_bandit_on_ray_learns_from_every_replica_and_auto_promotes(
     try:
         rewarded = 0
         with httpx.Client(timeout=30) as client:
-            for _ in range(4):
-                for a in _predict_keyed(test.url, ["x"] * 60):
+            for _ in range(3):
+                for a in _predict_keyed(test.url, ["x"] * 40):
                     reward = 1.0 if a["variant"] == "B" else 0.0
                     r = client.post(
                         f"{test.url}/feedback",
@@ -605,9 +608,9 @@ def test_a_bandit_on_ray_learns_from_every_replica_and_auto_promotes(
                     rewarded += r.status_code == 200
             # Both replicas route by all of it: B, always rewarded, takes the traffic.
             arms = client.get(test.url).json()["arms"]
-            assert sum(arm["rewards"] for arm in arms.values()) == rewarded >= 100
-        last = _predict_keyed(test.url, ["x"] * 40)
-        assert sum(a["variant"] == "B" for a in last) >= 36
+            assert sum(arm["rewards"] for arm in arms.values()) == rewarded >= 50
+        last = _predict_keyed(test.url, ["x"] * 20)
+        assert sum(a["variant"] == "B" for a in last) >= 18
         # The sequential test decided on the router; reading the test records it.
         assert wait_until(lambda: ws.abtests.get("bandit").status == "concluded", timeout=30)
         concluded = ws.abtests.get("bandit")

@@ -706,7 +706,9 @@ class ABTestService:
             if row.status in ("stopped",):
                 return "stopped"
             url = f"{processes.probe_url(row.host, row.port)}/abtests/{row.name}"
-            return {200: "running", 503: "starting"}.get(processes.ready_code(url) or 0, "stopped")
+            # Through the cluster's proxy and a router replica: a busy cluster gets longer.
+            code = processes.ready_code(url, timeout_s=5.0)
+            return {200: "running", 503: "starting"}.get(code or 0, "stopped")
         if not row.pid or not processes.is_service_process(row.pid, self.dir / row.name):
             return "stopped"
         url = processes.probe_url(row.host, row.port)

@@ -178,12 +178,12 @@ def ready(url: str) -> bool:
         return False
 
 
-def ready_code(url: str) -> int | None:
+def ready_code(url: str, timeout_s: float = 2.0) -> int | None:
     """The status `/health/ready` answers under `url` (None when nothing answers)."""
     import httpx
 
     try:
-        return httpx.get(url + "/health/ready", timeout=2.0).status_code
+        return httpx.get(url + "/health/ready", timeout=timeout_s).status_code
     except httpx.HTTPError:
         return None
 

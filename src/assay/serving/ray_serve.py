@@ -244,6 +244,10 @@ class RayServe:
             "graceful_shutdown_wait_loop_s": float(options.get("drain_s", 1.0)),
             "graceful_shutdown_timeout_s": float(options.get("timeout_s", 30.0)) + 2.0,
             "health_check_period_s": 2.0,
+            # Loading a version from the store either works or fails the same way again:
+            # three tries (Ray Serve's default is 20) tell a transient hiccup from a model
+            # that cannot load, and a failed deploy or update says so in seconds.
+            "max_constructor_retry_count": 3,
             # Beyond the app's prediction threads, requests wait in the replica rather
             # than in the ingress: a queue Ray Serve's router can see when it balances.
             "max_ongoing_requests": 32,
