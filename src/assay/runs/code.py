@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -169,9 +170,26 @@ def _ipython() -> Any:
     return shell if shell is not None and hasattr(shell, "user_ns") else None
 
 
+# Runs opened in a loop (a script that trains 1,000 models, a sweep in a notebook) would
+# each pay five git calls (half of opening a run in a repository, by py-spy): the state
+# around a path is read again once it is older than this.
+GIT_STATE_TTL_S = 2.0
+_git_states: dict[Path, tuple[float, GitState | None]] = {}
+
+
 def git_state(path: Path) -> GitState | None:
     """The git commit, branch and uncommitted changes around `path`, or None outside
-    a repository (or without git)."""
+    a repository (or without git); read at most every `GIT_STATE_TTL_S` per path."""
+    now = time.monotonic()
+    found = _git_states.get(path)
+    if found is not None and now - found[0] < GIT_STATE_TTL_S:
+        return found[1]
+    state = _read_git_state(path)
+    _git_states[path] = (now, state)
+    return state
+
+
+def _read_git_state(path: Path) -> GitState | None:
     where = path if path.is_dir() else path.parent
     commit = _git(where, "rev-parse", "HEAD")
     if not commit:
