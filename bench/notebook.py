@@ -21,7 +21,8 @@ default `log_models=True`; Assay registers a model version). Wall-clock time wit
   the same way.
 
 Afterwards each tool's store must hold every run, and its models (MLflow one per run;
-Assay one version, since every fit made the same bytes), or the benchmark fails. Run it (MLflow comes from `make bench-deps`):
+Assay one version, since every fit made the same bytes), or the benchmark fails. Run it
+(MLflow comes from `make bench-deps`):
 
     .venv/bin/python bench/notebook.py
 

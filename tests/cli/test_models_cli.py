@@ -77,6 +77,12 @@ def test_list_show_lineage_export_and_bad_refs(trained: CLI, tmp_path: Path) -> 
     shown = trained("models", "show", "iris@1").output
     for text in ("sklearn", "scikit-learn", "petal width (cm)", "float64", "classes [0, 1, 2]"):
         assert text in shown, shown
+    # Every input is listed unless --limit says how many.
+    inputs = ("sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)")
+    assert all(name in shown for name in inputs), shown
+    cut = trained("models", "show", "iris@1", "--limit", "2").output
+    assert "petal width (cm)" not in cut
+    assert "… and 2 more inputs (--limit 2 cut them)" in cut, cut
     doc = json.loads(trained("models", "show", "iris@1", "--json").output)
     assert doc["lineage"]["data"] == "iris@1"
     assert doc["lineage"]["params"] == "params/iris@1"

@@ -5,8 +5,9 @@ what runs in it). Nothing about it lives in a folder of this machine, so any mac
 of the team (or the server) can change it: the metadata row says it runs on Ray, and
 the deployment (router spec, variant specs, replica options) is a document beside its
 events in the object store, under `logs/abtests/NAME/<created>/`. A change (pause,
-resume, weights, conclusion) rewrites the document and rolls the router; the
-variants' deployments, unchanged, keep serving.
+resume, weights, conclusion) rewrites the document and deploys it again: Ray Serve rolls
+the application (new replicas up before old ones go, so no request fails), and what the
+routers learned stays in the test's shared-state actor.
 """
 
 from __future__ import annotations

@@ -465,7 +465,7 @@ class ABTestService:
         winner: str | None,
         timeout_s: float = 120.0,
     ) -> None:
-        """Roll the router to the change (the variants keep serving), then record it."""
+        """Roll the application to the change (no request fails), then record it."""
         from assay.serving.ray_serve import RayDeployFailedError
 
         on_ray = self._ray()

@@ -54,6 +54,12 @@ def list_(as_json: JsonOpt = False) -> None:
 @app.command()
 def show(
     ref: Annotated[str, typer.Argument(help="MODEL, MODEL@VERSION or MODEL@ALIAS.")],
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            "--limit", min=1, help="Show at most N of the version's inputs (all by default)."
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Show a model's versions (MODEL) or one version: metrics, signature, lineage (MODEL@V)."""
@@ -69,7 +75,7 @@ def show(
     if as_json:
         emit_json(mv)
         return
-    _show_version(mv)
+    _show_version(mv, limit)
 
 
 def _versions_table(versions: list[ModelVersion]) -> None:
@@ -90,7 +96,7 @@ def _versions_table(versions: list[ModelVersion]) -> None:
     console.print(table)
 
 
-def _show_version(mv: ModelVersion) -> None:
+def _show_version(mv: ModelVersion, limit: int | None = None) -> None:
     console.print(f"[bold]{mv.ref}[/bold]" + (f"  ({', '.join(mv.aliases)})" if mv.aliases else ""))
     grid = Table.grid(padding=(0, 2))
     rows: list[tuple[str, str]] = [
@@ -120,13 +126,14 @@ def _show_version(mv: ModelVersion) -> None:
     sig = mv.signature
     if sig is not None:
         console.print()
-        shown = sig.inputs[:12]
+        shown = sig.inputs[:limit] if limit else sig.inputs
         inputs = Table("input", "kind", "dtype", "nulls", box=None, header_style="bold")
         for c in shown:
             inputs.add_row(escape(c.name), c.kind, c.dtype, "yes" if c.nullable else "no")
         console.print(inputs)
         if len(sig.inputs) > len(shown):
-            console.print(f"[dim]… and {len(sig.inputs) - len(shown)} more inputs[/dim]")
+            more = len(sig.inputs) - len(shown)
+            console.print(f"[dim]… and {more} more inputs (--limit {limit} cut them)[/dim]")
         if sig.output:
             out = sig.output
             classes = f", classes {list(out.classes)}" if out.classes is not None else ""

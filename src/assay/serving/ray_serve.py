@@ -167,8 +167,9 @@ class RayServe:
         """Deploy (or roll to) A/B test `name`: its router (`assay.abtests.ray_router`)
         over one deployment per variant (`variants`: label -> replica spec), with the
         shared-state actor the router replicas share (started here if it is not running:
-        it rebuilds the test's answers and rewards from the log in the store). Only
-        deployments whose spec changed roll: a pause or new weights touch the router only.
+        it rebuilds the test's answers and rewards from the log in the store). A change
+        rolls the application (Ray Serve starts new replicas before it stops old ones); what
+        the routers learned is in the actor, which a redeploy keeps.
 
         Raises:
             RayDeployFailedError: it did not come up (Ray Serve's reason, one line).
