@@ -195,3 +195,42 @@ def test_a_sweep_tunes_a_notebooks_parameters(
     assert len(trials) == 2
     assert all(t.status == "succeeded" for t in trials)
     assert len({t.params["C"] for t in trials}) == 2
+
+
+BOOSTERS = """
+import assay
+import lightgbm as lgb
+import xgboost as xgb
+from sklearn.datasets import load_wine
+from sklearn.model_selection import train_test_split
+
+assay.autolog()
+X, y = load_wine(return_X_y=True, as_frame=True)
+X_train, X_val, y_train, y_val = train_test_split(X, y, random_state=0, stratify=y)
+xgb.XGBClassifier(n_estimators=6, max_depth=2).fit(
+    X_train, y_train, eval_set=[(X_val, y_val)], verbose=False
+)
+lgb.LGBMClassifier(n_estimators=4, num_leaves=4, verbose=-1).fit(
+    X_train, y_train, eval_X=X_val, eval_y=y_val
+)
+"""
+
+
+@pytest.mark.one_backend
+def test_a_notebook_autologs_xgboost_and_lightgbm_fits(
+    here: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("xgboost")
+    pytest.importorskip("lightgbm")
+    execute(notebook(tmp_path / "boosters.ipynb", BOOSTERS), monkeypatch)
+
+    xgb_run, lgb_run = here.runs.search(sort="created_at asc")
+    assert xgb_run.params["n_estimators"] == 6
+    assert {"train_accuracy", "val_accuracy"} <= set(xgb_run.metrics)
+    # One point per boosting round of the eval set's metric, as each library names it.
+    assert len(here.runs.series(xgb_run.id, "validation_0_mlogloss")) == 6
+    assert lgb_run.params["num_leaves"] == 4
+    assert len(here.runs.series(lgb_run.id, "valid_0_multi_logloss")) == 4
+    assert [mv.flavor for mv in here.registry.of_run(xgb_run.id)] == ["xgboost"]
+    assert [mv.flavor for mv in here.registry.of_run(lgb_run.id)] == ["lightgbm"]
+    assert here.runs.code_of(lgb_run.id).entry == "boosters.ipynb"

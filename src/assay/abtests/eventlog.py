@@ -116,6 +116,7 @@ class SegmentEventLog:
         self._size = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="assay-events", daemon=True)
         self._thread.start()
 
@@ -128,7 +129,7 @@ class SegmentEventLog:
             self._size += len(line)
             full = self._size >= self.MAX_BYTES
         if full:
-            self.flush()
+            self._wake.set()  # the writer thread flushes now: never a PUT on the request path
 
     def flush(self) -> None:
         """Write what is buffered as one segment (nothing when the buffer is empty)."""
@@ -148,7 +149,9 @@ class SegmentEventLog:
             raise
 
     def _run(self) -> None:
-        while not self._stop.wait(self.FLUSH_S):
+        while not self._stop.is_set():
+            self._wake.wait(self.FLUSH_S)
+            self._wake.clear()
             try:
                 self.flush()
             except Exception:  # a store hiccup: the next flush writes these lines too
@@ -158,6 +161,7 @@ class SegmentEventLog:
 
     def close(self) -> None:
         self._stop.set()
+        self._wake.set()
         self._thread.join(timeout=5)
         self.flush()
 

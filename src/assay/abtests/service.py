@@ -707,7 +707,7 @@ class ABTestService:
                 return "stopped"
             url = f"{processes.probe_url(row.host, row.port)}/abtests/{row.name}"
             # Through the cluster's proxy and a router replica: a busy cluster gets longer.
-            code = processes.ready_code(url, timeout_s=5.0)
+            code = processes.ready_code(url, timeout_s=10.0)
             return {200: "running", 503: "starting"}.get(code or 0, "stopped")
         if not row.pid or not processes.is_service_process(row.pid, self.dir / row.name):
             return "stopped"
