@@ -569,17 +569,11 @@ def test_an_ab_test_on_ray_shares_its_routing_state_across_router_replicas(
 
         # Listed beside local tests; concluded from the CLI: the alias moves, the router
         # sends everything to the winner.
-        def listed() -> set[tuple[str, str, str]]:
-            done = cli(env, "abtests", "list", "--json")
-            assert done.returncode == 0, done.stderr
-            return {(t["name"], t["on"], t["state"]) for t in json.loads(done.stdout)}
-
-        # The state is the router's readiness through the cluster's proxy: on a loaded
-        # 2-core machine one probe may not be answered in time.
-        assert wait_until(lambda: listed() == {("duel", "ray", "running")}, timeout=60), (
-            listed(),
-            httpx.get(f"{test.url}/health/ready", timeout=30).status_code,
-        )
+        # (The session's workspace holds the other Ray tests' A/B tests too.)
+        done = cli(env, "abtests", "list", "--json")
+        assert done.returncode == 0, done.stderr
+        listed = {(t["name"], t["on"], t["state"]) for t in json.loads(done.stdout)}
+        assert ("duel", "ray", "running") in listed, listed
         done = cli(env, "abtests", "conclude", "duel", "--winner", "B", "--json")
         assert done.returncode == 0, done.stderr
         assert ws.registry.resolve("iris@champion").version == 2
