@@ -84,11 +84,25 @@ class Lifeline:
         threading.Thread(target=self._watch, name="assay-lifeline", daemon=True).start()
 
     def reason(self) -> str:
-        if self.owner is not None and os.getppid() != self.owner:
+        if self.owner is not None and self._owner_gone():
             return (
                 f"The command that started it (pid {self.owner}) died; the run was stopped with it."
             )
         return "Stopped by SIGTERM."
+
+    def _owner_gone(self, wait_s: float = 0.3) -> bool:
+        """Whether the owner died. The parent-death signal comes when the thread that
+        started this runner exits: with the owner killed, its other threads may still be
+        exiting (and this runner their child) for a moment, so look for a little while."""
+        from assay.store.liveness import alive
+
+        deadline = time.monotonic() + wait_s
+        while True:
+            if os.getppid() != self.owner or not alive(self.owner):
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
 
     def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
         if self.stopping:
