@@ -75,6 +75,7 @@ class RayABTests:
         log_sample: float,
     ) -> dict[str, Any]:
         """The document a test on Ray is deployed from (and kept as, in the store)."""
+        from assay.abtests.service import provenance
         from assay.serving.predlog import log_prefix
 
         log = (
@@ -96,14 +97,7 @@ class RayABTests:
                     "label": spec.label,
                     "name": mv.name,
                     "version": mv.version,
-                    "provenance": {
-                        "model": mv.name,
-                        "version": mv.version,
-                        "run": mv.lineage.run_id,
-                        "data": mv.lineage.data,
-                        "pipeline": mv.lineage.pipeline,
-                        "params": mv.lineage.params,
-                    },
+                    "provenance": provenance(mv),
                 }
                 for spec, mv in zip(specs, versions, strict=True)
             ],

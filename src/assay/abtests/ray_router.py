@@ -44,7 +44,7 @@ from assay.abtests.routing import Router, parse_strategy
 from assay.abtests.worker import ABServed, ABState, ABTarget, Variant
 from assay.errors import AssayError, NotFoundError
 from assay.serving.metrics import Metrics, ModelMetrics
-from assay.serving.replica import Request, call_asgi
+from assay.serving.replica import as_call, call_asgi
 
 __all__ = ["ABRouterReplica", "RemoteServed", "SharedState", "state_actor_name"]
 
@@ -216,14 +216,7 @@ class ABRouterReplica:
         rest = path[len(self.root) :]
         if rest in _ROOT_ROUTES:
             path = rest
-        call: Request = (
-            scope["method"],
-            path,
-            scope.get("query_string", b""),
-            [(bytes(k), bytes(v)) for k, v in scope["headers"]],
-            await request.body(),
-        )
-        status, headers, body = await call_asgi(self.app, call)
+        status, headers, body = await call_asgi(self.app, await as_call(request, path))
         response = Response(body, status_code=status)
         response.raw_headers = headers
         return response

@@ -369,14 +369,7 @@ class ABTestService:
                         "bundle": str(bundle),
                         "name": mv.name,
                         "version": mv.version,
-                        "provenance": {
-                            "model": mv.name,
-                            "version": mv.version,
-                            "run": mv.lineage.run_id,
-                            "data": mv.lineage.data,
-                            "pipeline": mv.lineage.pipeline,
-                            "params": mv.lineage.params,
-                        },
+                        "provenance": provenance(mv),
                     }
                     for spec, mv, bundle in zip(specs, versions, bundles, strict=True)
                 ],
@@ -713,6 +706,18 @@ class ABTestService:
             return "stopped"
         url = processes.probe_url(row.host, row.port)
         return "running" if processes.ready(url) else "starting"
+
+
+def provenance(mv: ModelVersion) -> dict[str, Any]:
+    """What every answer of a variant says of where its model came from."""
+    return {
+        "model": mv.name,
+        "version": mv.version,
+        "run": mv.lineage.run_id,
+        "data": mv.lineage.data,
+        "pipeline": mv.lineage.pipeline,
+        "params": mv.lineage.params,
+    }
 
 
 def on_ray_prefix(test: ABTest) -> str:

@@ -34,7 +34,7 @@ from assay.errors import AssayError, ModelNotReadyError
 if TYPE_CHECKING:
     from assay.serving.predlog import PredictionLog
 
-__all__ = ["HttpIngress", "ModelReplica", "ReplicaSpec", "call_asgi"]
+__all__ = ["HttpIngress", "ModelReplica", "ReplicaSpec", "as_call", "call_asgi"]
 
 log = logging.getLogger("assay.serving")
 
@@ -191,18 +191,11 @@ class HttpIngress:
         from ray.exceptions import RayActorError
         from starlette.responses import Response
 
-        scope = request.scope
-        path: str = scope["path"]
-        root: str = scope.get("root_path", "")
+        path: str = request.scope["path"]
+        root: str = request.scope.get("root_path", "")
         if root and path.startswith(root):
             path = path[len(root) :] or "/"
-        call: Request = (
-            scope["method"],
-            path,
-            scope.get("query_string", b""),
-            [(bytes(k), bytes(v)) for k, v in scope["headers"]],
-            await request.body(),
-        )
+        call = await as_call(request, path)
         for attempt in range(self.RETRIES + 1):
             try:
                 status, headers, body = await self.model.answer.remote(call)
@@ -215,6 +208,18 @@ class HttpIngress:
         response = Response(body, status_code=status)
         response.raw_headers = headers
         return response
+
+
+async def as_call(request: Any, path: str) -> Request:
+    """A Starlette request, read whole, as a plain `Request` for `path`."""
+    scope = request.scope
+    return (
+        scope["method"],
+        path,
+        scope.get("query_string", b""),
+        [(bytes(k), bytes(v)) for k, v in scope["headers"]],
+        await request.body(),
+    )
 
 
 def _prediction_log(spec: ReplicaSpec, folder: Path) -> PredictionLog | None:
