@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from typing_extensions import TypedDict
 
+from assay.errors import AssayError
 from assay.serialize import json_shape
+
+if TYPE_CHECKING:
+    from assay.registry.entities import ModelVersion
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,25 @@ class ABTest:
     __get_pydantic_core_schema__ = json_shape(computed=("url",))
     # The attribute docstrings describe the fields in the OpenAPI document.
     __pydantic_config__: ClassVar[dict[str, bool]] = {"use_attribute_docstrings": True}
+
+
+class ABTestFailedError(AssayError):
+    """The router did not start, or did not take a change (here or on Ray)."""
+
+    status = 502
+
+
+def provenance(mv: ModelVersion) -> dict[str, Any]:
+    """What every answer of a variant says of where its model came from (a local router's
+    target and a Ray router's deployment document both carry it)."""
+    return {
+        "model": mv.name,
+        "version": mv.version,
+        "run": mv.lineage.run_id,
+        "data": mv.lineage.data,
+        "pipeline": mv.lineage.pipeline,
+        "params": mv.lineage.params,
+    }
 
 
 # ---- documents: what the control plane reports, as JSON ------------------------------------

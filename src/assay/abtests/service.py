@@ -8,7 +8,6 @@ definition, status and verdict are a row in the metadata store.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -18,10 +17,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from assay.abtests import api
-from assay.abtests.entities import ABReport, ABTest, VariantSpec
+from assay.abtests.entities import ABReport, ABTest, ABTestFailedError, VariantSpec, provenance
 from assay.abtests.repository import ABTestRepository, to_abtest
 from assay.data.entities import check_name
-from assay.errors import AssayError, ConflictError, InvalidArgumentError, NotFoundError
+from assay.errors import ConflictError, InvalidArgumentError, NotFoundError
 from assay.serialize import dump
 from assay.serving import processes
 from assay.store.db import Database, utcnow
@@ -36,15 +35,12 @@ if TYPE_CHECKING:
 
 MODULE = "assay.abtests"
 
-
-class ABTestFailedError(AssayError):
-    """The router did not start, or did not take a change."""
-
-    status = 502
+__all__ = ["ABTestFailedError", "ABTestService", "plan", "provenance"]
 
 
 class ABTestService:
-    """A/B tests on this machine, defined in the metadata store."""
+    """A/B tests on this machine or a Ray cluster, defined in the metadata store. A test on
+    Ray (`test.on == "ray"`) is asked of `assay.abtests.on_ray` for all it does there."""
 
     def __init__(
         self,
@@ -130,23 +126,41 @@ class ABTestService:
         specs, versions = self._variants(variants)
         labels = [s.label for s in specs]
         parsed = parse_strategy(strategy, labels)
+        row = {
+            "variants": dump(specs),
+            "strategy": parsed.spec,
+            "key": key,
+            "status": "running",
+            "pid": None,
+            "alias": alias,
+            "auto_promote": auto_promote,
+            "plan": planned,
+        }
         if on == "ray":
-            return self._create_on_ray(
-                name,
-                specs,
-                versions,
-                strategy=parsed.spec,
-                key=key,
-                auto_promote=auto_promote,
-                alias=alias,
-                planned=planned,
-                replicas=replicas or 1,
-                cpus=cpus,
-                timeout_s=timeout_s,
-                log_sample=log_sample,
-                ready_timeout_s=ready_timeout_s,
-                progress=progress,
-            )
+            on_ray = self._ray()
+            host, port = on_ray.place(name)
+            with self.db.session() as s:
+                ABTestRepository(s).insert(
+                    name, **row, host=host, port=port, workers=replicas or 1, runs_on="ray"
+                )
+            try:
+                on_ray.create(
+                    self.get(name),
+                    specs,
+                    versions,
+                    replicas=replicas or 1,
+                    cpus=cpus,
+                    timeout_s=timeout_s,
+                    max_body_bytes=api.MAX_BODY_BYTES,
+                    log_sample=log_sample,
+                    ready_timeout_s=ready_timeout_s,
+                    progress=progress,
+                )
+            except Exception:  # no row left behind either
+                with self.db.session() as s:
+                    ABTestRepository(s).delete(name)
+                raise
+            return self.get(name)
         port = processes.free_port(host) if port is None else processes.check_port(host, port)
         folder = self.dir / name
         shutil.rmtree(folder, ignore_errors=True)
@@ -186,20 +200,7 @@ class ABTestService:
             bundles=bundles,
         )
         with self.db.session() as s:
-            ABTestRepository(s).insert(
-                name,
-                variants=dump(specs),
-                strategy=parsed.spec,
-                key=key,
-                status="running",
-                host=host,
-                port=port,
-                workers=workers,
-                pid=None,
-                alias=alias,
-                auto_promote=auto_promote,
-                plan=planned,
-            )
+            ABTestRepository(s).insert(name, **row, host=host, port=port, workers=workers)
         progress(f"starting the router on {host}:{port}")
         pid = processes.spawn(self.services.python, MODULE, folder)
         with self.db.session() as s:
@@ -216,92 +217,10 @@ class ABTestService:
             )
         return self.get(name)
 
-    def _create_on_ray(
-        self,
-        name: str,
-        specs: list[VariantSpec],
-        versions: list[ModelVersion],
-        *,
-        strategy: str,
-        key: str | None,
-        auto_promote: bool,
-        alias: str,
-        planned: dict[str, Any] | None,
-        replicas: int,
-        cpus: float | None,
-        timeout_s: float,
-        log_sample: float,
-        ready_timeout_s: float,
-        progress: api.Progress,
-    ) -> ABTest:
-        """The test as a Ray Serve application; when it does not come up, nothing is left
-        (no row, no application)."""
-        from assay.serving.ray_serve import RayDeployFailedError
-
-        on_ray = self._ray()
-        host, port = on_ray.ray.proxy()  # connected first: an unreachable cluster is quick
-        on_ray.check_free(name)
-        with self.db.session() as s:
-            ABTestRepository(s).insert(
-                name,
-                variants=dump(specs),
-                strategy=strategy,
-                key=key,
-                status="running",
-                host=host,
-                port=port,
-                workers=replicas,
-                pid=None,
-                alias=alias,
-                auto_promote=auto_promote,
-                plan=planned,
-                runs_on="ray",
-            )
-        test = self.get(name)
-        where = on_ray_prefix(test)
-        doc = on_ray.deployment(
-            name,
-            where,
-            strategy=strategy,
-            key=key,
-            auto_promote=auto_promote,
-            specs=specs,
-            versions=versions,
-            replicas=replicas,
-            cpus=cpus,
-            timeout_s=timeout_s,
-            max_body_bytes=api.MAX_BODY_BYTES,
-            log_sample=log_sample,
-        )
-        progress("starting the router and the variants on Ray Serve; each loads and warms up")
-        try:
-            on_ray.run(where, doc, ready_timeout_s)
-        except Exception as exc:  # nothing left behind, whatever stopped it
-            with contextlib.suppress(Exception):
-                on_ray.delete(name)
-            with self.db.session() as s:
-                ABTestRepository(s).delete(name)
-            if isinstance(exc, RayDeployFailedError):
-                raise ABTestFailedError(
-                    f"A/B test {name!r} did not start on Ray: {exc.message}", abtest=name
-                ) from None
-            raise
-        self._await_proxy(self.get(name), ready_timeout_s)
-        return self.get(name)
-
     def _ray(self) -> RayABTests:
         from assay.abtests.on_ray import RayABTests
 
         return RayABTests(self.services.ray, self.registry.store.url)
-
-    def _await_proxy(self, test: ABTest, timeout_s: float) -> None:
-        """Wait until the cluster's proxy routes the test's prefix (it learns new routes a
-        moment after the application runs)."""
-        import time
-
-        deadline = time.monotonic() + min(timeout_s, 30.0)
-        while not processes.ready(test.url) and time.monotonic() < deadline:
-            time.sleep(0.1)
 
     def _variants(self, variants: Sequence[str]) -> tuple[list[VariantSpec], list[ModelVersion]]:
         if len(variants) < 2:
@@ -413,7 +332,6 @@ class ABTestService:
         status: str | None = None,
         strategy: str | None = None,
         winner: str | None = None,
-        wait: bool = True,
     ) -> ABTest:
         test = self.get(name)
         if test.status in ("concluded", "stopped") and status != "concluded":
@@ -425,9 +343,19 @@ class ABTestService:
                 abtest=name,
             )
         if test.on == "ray":
-            self._change_on_ray(test, status=status, strategy=strategy, winner=winner)
-            return self.get(name)
-        folder = self.dir / name
+            now = self._ray().change(test, status=status, strategy=strategy, winner=winner)
+        else:
+            now = self._change_locally(test, status=status, strategy=strategy, winner=winner)
+        with self.db.session() as s:
+            ABTestRepository(s).update(name, **now)
+        return self.get(name)
+
+    def _change_locally(
+        self, test: ABTest, *, status: str | None, strategy: str | None, winner: str | None
+    ) -> dict[str, Any]:
+        """Rewrite the router's target and wait until every worker took it; what it now
+        runs with, for the row."""
+        folder = self.dir / test.name
         target = json.loads((folder / "target.json").read_text())
         target.update(
             status=status or target["status"],
@@ -436,52 +364,14 @@ class ABTestService:
             target_id=uuid.uuid4().hex,
         )
         processes.write_json(folder / "target.json", target)
-        if wait:
-            why = processes.await_target(folder, target["target_id"], test.workers, 60.0)
-            if why is not None:
-                raise ABTestFailedError(f"The router did not take the change: {why}.")
-        with self.db.session() as s:
-            ABTestRepository(s).update(
-                name,
-                status=target["status"],
-                strategy=target["strategy"],
-                winner=target.get("winner"),
-            )
-        return self.get(name)
-
-    def _change_on_ray(
-        self,
-        test: ABTest,
-        *,
-        status: str | None,
-        strategy: str | None,
-        winner: str | None,
-        timeout_s: float = 120.0,
-    ) -> None:
-        """Roll the application to the change (no request fails), then record it."""
-        from assay.serving.ray_serve import RayDeployFailedError
-
-        on_ray = self._ray()
-        on_ray.ray.proxy()
-        new_status = status or test.status
-        new_strategy = strategy or test.strategy
-        new_winner = winner if winner is not None else test.winner
-        try:
-            on_ray.change(
-                on_ray_prefix(test),
-                timeout_s,
-                status=new_status,
-                strategy=new_strategy,
-                winner=new_winner,
-            )
-        except RayDeployFailedError as exc:
-            raise ABTestFailedError(
-                f"The router did not take the change: {exc.message}.", abtest=test.name
-            ) from None
-        with self.db.session() as s:
-            ABTestRepository(s).update(
-                test.name, status=new_status, strategy=new_strategy, winner=new_winner
-            )
+        why = processes.await_target(folder, target["target_id"], test.workers, 60.0)
+        if why is not None:
+            raise ABTestFailedError(f"The router did not take the change: {why}.")
+        return {
+            "status": target["status"],
+            "strategy": target["strategy"],
+            "winner": target.get("winner"),
+        }
 
     def conclude(self, name: str, winner: str, *, promote: bool = True) -> ABTest:
         """Stop the test, record the verdict, and point the test's alias (`champion`) at
@@ -537,34 +427,18 @@ class ABTestService:
             raise ConflictError(f"A/B test {name!r}'s router is already {test.state}.")
         if test.status == "concluded":
             raise ConflictError(f"A/B test {name!r} is concluded; start a new one.")
+        status = "running" if test.status == "stopped" else test.status
         if test.on == "ray":
             on_ray = self._ray()
-            on_ray.ray.proxy()
-            status = "running" if test.status == "stopped" else test.status
-            with contextlib.suppress(Exception):  # what a failed router left: replaced whole
-                on_ray.delete(name)
-            try:
-                on_ray.change(
-                    on_ray_prefix(test),
-                    ready_timeout_s,
-                    status=status,
-                    strategy=test.strategy,
-                    winner=test.winner,
-                )
-            except Exception as exc:
-                raise ABTestFailedError(
-                    f"A/B test {name!r} did not start on Ray: {getattr(exc, 'message', exc)}",
-                    abtest=name,
-                ) from None
+            on_ray.start(test, status, ready_timeout_s)
             with self.db.session() as s:
                 ABTestRepository(s).update(name, status=status)
-            self._await_proxy(test, ready_timeout_s)
+            on_ray.await_proxy(test, ready_timeout_s)
             return self.get(name)
         folder = self.dir / name
         if test.pid:
             processes.wait_gone(test.pid, timeout_s=5.0)
         processes.check_port(test.host, test.port)
-        status = "running" if test.status == "stopped" else test.status
         target = json.loads((folder / "target.json").read_text())
         target.update(status=status, target_id=uuid.uuid4().hex)
         processes.write_json(folder / "target.json", target)
@@ -580,9 +454,7 @@ class ABTestService:
         """Stop the router without a verdict."""
         test = self.get(name)
         if test.on == "ray":
-            on_ray = self._ray()
-            on_ray.ray.proxy()
-            on_ray.delete(name)  # Ray Serve drains each replica before it stops it
+            self._ray().stop(test)
         elif test.pid and processes.is_service_process(test.pid, self.dir / name):
             processes.terminate(test.pid, timeout_s=30.0)
         with self.db.session() as s:
@@ -608,10 +480,10 @@ class ABTestService:
         if row.status != "running" or not row.auto_promote or row.name in self._recording:
             return False
         if row.runs_on == "ray":
-            found = self._ray().decided(on_ray_prefix(to_abtest(row, "running")))
+            found = self._ray().winner(to_abtest(row, "running"))
             if found is None:
                 return False
-            winner = str(found["winner"])
+            winner = found
         else:
             path = self.dir / row.name / "decided.json"
             if not path.exists():
@@ -652,7 +524,7 @@ class ABTestService:
 
         test = self.get(name)
         if test.on == "ray":
-            events = self._ray().events(on_ray_prefix(test))
+            events = self._ray().events(test)
         else:
             events = read_all(self.dir / name / "events")
         analysis = build_report(
@@ -674,10 +546,7 @@ class ABTestService:
     def logs(self, name: str, *, lines: int = api.LOG_LINES) -> str:
         test = self.get(name)
         if test.on == "ray":
-            from assay.serving.ray_serve import abtest_app
-
-            self.services.ray.proxy()
-            return self.services.ray.logs(abtest_app(name), lines)
+            return self._ray().logs(test, lines)
         return processes.tail(self.dir / name / "service.log", lines)
 
     def folder(self, name: str) -> Path:
@@ -695,35 +564,11 @@ class ABTestService:
 
     def _state(self, row: Row[Any]) -> str:
         if row.runs_on == "ray":
-            # Asked through the cluster's HTTP proxy: no connection to Ray for a list.
-            if row.status in ("stopped",):
-                return "stopped"
-            url = f"{processes.probe_url(row.host, row.port)}/abtests/{row.name}"
-            # Through the cluster's proxy and a router replica: a busy cluster gets longer.
-            code = processes.ready_code(url, timeout_s=10.0)
-            return {200: "running", 503: "starting"}.get(code or 0, "stopped")
+            return self._ray().state(row.name, row.status, row.host, row.port)
         if not row.pid or not processes.is_service_process(row.pid, self.dir / row.name):
             return "stopped"
         url = processes.probe_url(row.host, row.port)
         return "running" if processes.ready(url) else "starting"
-
-
-def provenance(mv: ModelVersion) -> dict[str, Any]:
-    """What every answer of a variant says of where its model came from."""
-    return {
-        "model": mv.name,
-        "version": mv.version,
-        "run": mv.lineage.run_id,
-        "data": mv.lineage.data,
-        "pipeline": mv.lineage.pipeline,
-        "params": mv.lineage.params,
-    }
-
-
-def on_ray_prefix(test: ABTest) -> str:
-    from assay.abtests.on_ray import prefix
-
-    return prefix(test.name, test.created_at)
 
 
 def plan(baseline: float, mde: float, alpha: float = 0.05, power: float = 0.8) -> dict[str, Any]:
