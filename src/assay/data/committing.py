@@ -499,11 +499,9 @@ class DataCommitting(DataBase):
     def _objects_of(self, digest: str, files: list[FileEntry], packer: PackWriter) -> list[str]:
         """The stored objects a version of `files` names: its manifest, the packs holding
         its small files, its large files."""
-        packed = {**self.blobs.locate(f.hash for f in files), **packer.locations()}
-        objects = {digest}
-        for f in files:
-            where = packed.get(f.hash)
-            objects.add(where[0] if where is not None else f.hash)
+        fresh = packer.locations()
+        objects = {digest, *(fresh[f.hash][0] for f in files if f.hash in fresh)}
+        objects |= self.blobs.holders(f.hash for f in files if f.hash not in fresh)
         return sorted(objects)
 
 
