@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from assay.cli.context import workspace
@@ -21,6 +20,7 @@ from assay.cli.output import (
     sparkline,
     when,
 )
+from assay.cli.tables import Table
 from assay.serialize import load
 
 if TYPE_CHECKING:

@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 from rich.tree import Tree
 
 from assay.cli.context import workspace
 from assay.cli.output import JsonOpt, console, emit_json, fmt_num, when
+from assay.cli.tables import Table
 
 if TYPE_CHECKING:
     from assay.registry.entities import ModelVersion

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from assay.cli.context import workspace
 from assay.cli.output import JsonOpt, console, emit_json, when
+from assay.cli.tables import Table
 from assay.serialize import dump
 
 if TYPE_CHECKING:

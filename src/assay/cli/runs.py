@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from assay.cli.context import is_remote, local, remote, workspace
 from assay.cli.output import JsonOpt, console, emit_json, err, fmt_num, human_bytes, sparkline, when
+from assay.cli.tables import Table
 from assay.runs.entities import lower_is_better, same_metrics
 
 if TYPE_CHECKING:

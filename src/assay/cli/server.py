@@ -8,10 +8,10 @@ import time
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from assay.cli.context import local, workspace
 from assay.cli.output import JsonOpt, console, emit_json, err, when
+from assay.cli.tables import Table
 from assay.errors import AssayError
 from assay.serialize import dump
 

@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from assay.cli.context import is_remote, local, workspace
 from assay.cli.output import (
@@ -19,6 +18,7 @@ from assay.cli.output import (
     warn_if_exposed,
     when,
 )
+from assay.cli.tables import Table
 from assay.errors import AssayError, InvalidArgumentError
 from assay.serving import api
 

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.live import Live
 from rich.markup import escape
-from rich.table import Table
 
 from assay.cli.context import is_remote, local, remote, workspace
 from assay.cli.output import JsonOpt, console, emit_json, err, fmt_num, sparkline, status, when
+from assay.cli.tables import Table
 from assay.errors import InvalidArgumentError
 from assay.serialize import dump
 

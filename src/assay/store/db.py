@@ -254,7 +254,9 @@ class Database:
             ) from exc
 
     def dispose(self) -> None:
-        self.engine.dispose()
+        """Close the pooled connections (the engine stays usable). `Engine.dispose` also
+        builds a new pool, which costs a command more than its query did."""
+        self.engine.pool.dispose()
 
 
 def _is_missing_table(exc: Exception) -> bool:
