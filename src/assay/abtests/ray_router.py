@@ -39,6 +39,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from assay.abtests.answers import Answers
+from assay.abtests.decision import DecisionCheck
 from assay.abtests.eventlog import SegmentEventLog, read_segments
 from assay.abtests.routing import Router, parse_strategy
 from assay.abtests.worker import ABServed, ABState, ABTarget, Variant
@@ -49,7 +50,6 @@ from assay.serving.replica import as_call, call_asgi
 __all__ = ["ABRouterReplica", "RemoteServed", "SharedState", "state_actor_name"]
 
 SYNC_S = 0.5  # how often a replica takes in the rewards other replicas joined
-CHECK_EVERY = 50  # feedbacks between two looks of the auto-promote check
 RETRIES = 4
 # Routes a router answers at the root of its prefix, as a local router does at its own.
 _ROOT_ROUTES = ("/health/live", "/health/ready", "/metrics")
@@ -194,8 +194,9 @@ class ABRouterReplica:
         router = Router(parse_strategy(self.target.strategy, labels), labels, salt=self.name)
         self.ab.current = ABServed(self.target, served, router)  # type: ignore[arg-type]
         self._seen = 0  # rewards taken in from the shared state so far
-        self._feedbacks = 0
-        self._checking = False
+        # With auto-promote: a look at the sequential test every so many feedbacks this
+        # replica took; a decision reaches every replica through the shared state.
+        self.decision = DecisionCheck(self.all_events, self._announce)
         self._syncing: asyncio.Task[None] | None = None
         from assay.abtests.app import create_ab_app
 
@@ -245,7 +246,7 @@ class ABRouterReplica:
             {"t": "f", "id": request_id, "ts": time.time(), "reward": value, "label": truth}
         )
         await self.sync()  # this reward (and any before it) routes now, here
-        self._after_feedback()
+        self.decision.after_feedback(self.ab.current)
         return {"request_id": request_id, "variant": label, "reward": value, "duplicate": False}
 
     async def arms(self, ab: ABServed) -> dict[str, Any]:
@@ -288,50 +289,16 @@ class ABRouterReplica:
                 current.router,
             )
 
-    def _after_feedback(self) -> None:
-        """With auto-promote, look at the sequential test every `CHECK_EVERY` feedbacks
-        this replica took; a decision goes to the shared state (every replica routes to
-        the winner from its next sync) and to the store, where the control plane finds it."""
-        self._feedbacks += 1
-        current = self.ab.current
-        if (
-            current is None
-            or not current.target.auto_promote
-            or current.target.status != "running"
-            or self._checking
-            or self._feedbacks % CHECK_EVERY
-        ):
-            return
-        self._checking = True
-        task = asyncio.get_running_loop().create_task(self._check_decision(current))
-        task.add_done_callback(lambda _t: setattr(self, "_checking", False))
-
-    async def _check_decision(self, current: ABServed) -> None:
-        from assay.abtests.report import build_report
+    async def _announce(self, looked_at: ABServed, winner: str, message: str) -> None:
+        """The sequential test decided: tell the shared state (every replica routes to the
+        winner from its next sync) and the store, where the control plane finds it."""
         from assay.store.segments import SegmentStore
 
-        target = current.target
-        try:
-            doc = await asyncio.to_thread(
-                build_report,
-                await self.all_events(),
-                labels=[v.label for v in target.variants],
-                strategy=target.strategy,
-                alpha=target.alpha,
-            )
-            verdict = doc["verdict"]
-            if not verdict["decided"]:
-                return
-            winner, message = str(verdict["winner"]), str(verdict["message"])
-            await self.shared.decide.remote(winner, message)
-            decided = json.dumps({"winner": winner, "message": message, "at": time.time()})
-            store = SegmentStore(str(self.spec["store"]), decision_prefix(self.spec))
-            await asyncio.to_thread(store.put, DECIDED, decided.encode())
-            await self.sync()
-        except Exception:  # the check must never take the serving down
-            import logging
-
-            logging.getLogger("assay.abtests").exception("could not evaluate the sequential test")
+        await self.shared.decide.remote(winner, message)
+        decided = json.dumps({"winner": winner, "message": message, "at": time.time()})
+        store = SegmentStore(str(self.spec["store"]), decision_prefix(self.spec))
+        await asyncio.to_thread(store.put, DECIDED, decided.encode())
+        await self.sync()
 
     def __del__(self) -> None:
         # Ray Serve stopped routing here and requests in flight have finished.

@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import gc
 import json
-import logging
 import os
 import time
 from collections.abc import AsyncIterator
@@ -34,6 +33,7 @@ from typing import Any
 from starlette.applications import Starlette
 
 from assay.abtests.answers import Answers
+from assay.abtests.decision import DecisionCheck
 from assay.abtests.eventlog import EventLog, Tail
 from assay.abtests.routing import Router, parse_strategy
 from assay.errors import (
@@ -43,10 +43,7 @@ from assay.serving.metrics import Metrics
 from assay.serving.served import ServedModel
 from assay.serving.worker import ServiceConfig, Worker, log
 
-_log = logging.getLogger("assay.abtests")
-
 REFRESH_S = 1.0  # how often other workers' feedback is read (for the bandits)
-CHECK_EVERY = 50  # feedbacks between two looks of the auto-promote check
 
 
 @dataclass(frozen=True)
@@ -180,8 +177,8 @@ class ABWorker(Worker):
         self.tail = Tail(service_dir / "events", skip=self.events.path)
         # The live answers and their feedback, joined by request id (duplicates ignored).
         self.answers = Answers()
-        self._feedbacks = 0
-        self._checking = False
+        # With auto-promote: a look at the sequential test every so many feedbacks.
+        self.decision = DecisionCheck(self.all_events, self._announce)
 
     def read_target(self, path: Path) -> Any:
         return ABTarget.read(path)
@@ -247,7 +244,7 @@ class ABWorker(Worker):
         ab.router.reward(label, reward)
         if self.predlog is not None:  # the monitor joins it to the logged prediction
             self.predlog.feedback(request_id, truth, reward)
-        self.after_feedback()
+        self.decision.after_feedback(self.ab.current)
         return {"request_id": request_id, "variant": label, "reward": reward, "duplicate": False}
 
     async def arms(self, ab: ABServed) -> dict[str, Any]:
@@ -325,51 +322,18 @@ class ABWorker(Worker):
         router.restore(self.answers.credited(labels))
         return router
 
-    def after_feedback(self) -> None:
-        """With auto-promote, look at the sequential test every `CHECK_EVERY` feedbacks;
-        once it decides, route everything to the winner and leave `decided.json` for the
-        control plane to record the verdict and move the alias."""
-        self._feedbacks += 1
-        current = self.ab.current
-        if (
-            current is None
-            or not current.target.auto_promote
-            or current.target.status != "running"
-            or self._checking
-            or self._feedbacks % CHECK_EVERY
-        ):
+    async def _announce(self, looked_at: ABServed, winner: str, message: str) -> None:
+        """The sequential test decided: route everything to the winner and leave
+        `decided.json` for the control plane to record the verdict and move the alias."""
+        if self.ab.current is not looked_at:  # the test changed while it was looked at
             return
-        self._checking = True
-        task = asyncio.get_running_loop().create_task(self._check_decision(current))
-        task.add_done_callback(lambda _t: setattr(self, "_checking", False))
-
-    async def _check_decision(self, current: ABServed) -> None:
-        from assay.abtests.report import build_report
-
-        target = current.target
-        try:
-            events = await self.all_events()
-            doc = await asyncio.to_thread(
-                build_report,
-                events,
-                labels=[v.label for v in target.variants],
-                strategy=target.strategy,
-                alpha=target.alpha,
-            )
-        except Exception:  # the check must never take the serving down
-            log.exception("could not evaluate the sequential test")
-            return
-        verdict = doc["verdict"]
-        if not verdict["decided"] or self.ab.current is not current:
-            return
-        winner = str(verdict["winner"])
-        _write_decided(self.dir / "decided.json", winner, verdict["message"])
+        _write_decided(self.dir / "decided.json", winner, message)
         self.ab.current = ABServed(
-            replace(target, status="concluded", winner=winner), current.served, current.router
+            replace(looked_at.target, status="concluded", winner=winner),
+            looked_at.served,
+            looked_at.router,
         )
-        log.info(
-            "the sequential test decided: %s; all traffic goes to %s", verdict["message"], winner
-        )
+        log.info("the sequential test decided: %s; all traffic goes to %s", message, winner)
 
 
 def _write_decided(path: Path, winner: str, message: str) -> None:
