@@ -1,6 +1,7 @@
-"""Model files trained elsewhere, for `assay models register FILE`.
+"""Models to and from other tools: files trained elsewhere, for `assay models register
+FILE`, and a version exported as a folder MLflow reads, for `assay models export`.
 
-A `.skops` file, an XGBoost or LightGBM native model, or a pickle. A pickle runs any
+In: a `.skops` file, an XGBoost or LightGBM native model, or a pickle. A pickle runs any
 code it holds when loaded, so it is refused unless the user trusts its source; a
 `.skops` file holding types beyond scikit-learn's own is refused the same way.
 """
@@ -9,11 +10,18 @@ from __future__ import annotations
 
 import json
 import pickle
+import shutil
+import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from assay.errors import InvalidArgumentError, NotFoundError
-from assay.registry.flavors import flavor_for, framework
+from assay.errors import ConflictError, InvalidArgumentError, NotFoundError
+from assay.registry import bundle as bundles
+from assay.registry.flavors import flavor_for, flavor_named, framework
+
+if TYPE_CHECKING:
+    from assay.registry.entities import ModelVersion
+    from assay.store.objects import ObjectStore
 
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
 SUPPORTED_FILES = (
@@ -72,6 +80,27 @@ def load_model_file(path: Path, *, trust: bool) -> tuple[Any, str]:
             path=str(path),
         )
     return model, flavor_for(model).name
+
+
+def export_folder(store: ObjectStore, mv: ModelVersion, dest: Path) -> Path:
+    """Write `mv` as a self-contained folder at `dest`: the model, signature,
+    requirements, an input example, and an `MLmodel` file (with a pickle MLflow can read).
+
+    Raises:
+        ConflictError: `dest` exists and is not an empty folder.
+    """
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise ConflictError(f"{dest} exists and is not empty; pick a new folder.")
+    with tempfile.TemporaryDirectory(prefix="assay-export-") as tmp:
+        # The stored bundle as it is; loaded only where MLflow needs a pickle of it.
+        staging = bundles.materialize(store, mv.bundle, Path(tmp) / "export")
+        if getattr(flavor_named(mv.flavor), "mlflow_needs_pickle", False):
+            bundles.add_mlflow_pickle(staging, bundles.load_bundle(staging).model)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if dest.exists():
+            dest.rmdir()
+        shutil.move(str(staging), str(dest))
+    return dest
 
 
 def _unreadable(path: Path, what: str, exc: Exception) -> InvalidArgumentError:

@@ -4,13 +4,13 @@ A model version is a bundle (see `bundle.py`) stored in the object store: every 
 an object named by its hash, and the manifest listing them an object too, whose hash
 is the version's `bundle`. A succeeded run registers its model as the next version
 of the model named after its pipeline, converted to a format that runs no code on
-load wherever the framework allows it.
+load wherever the framework allows it. What a version takes from its run, and the
+lineage tree read back, is `lineage.py`; files to and from other tools, `external.py`.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,14 +21,13 @@ from assay.errors import ConflictError, InvalidArgumentError, NotFoundError
 from assay.registry import bundle as bundles
 from assay.registry.entities import (
     Lineage,
-    LineageCode,
-    LineageRun,
     LineageTree,
     Model,
     ModelVersion,
     Signature,
 )
-from assay.registry.external import load_model_file
+from assay.registry.external import export_folder, load_model_file
+from assay.registry.lineage import lineage_of, lineage_tree, run_metrics, training_signature
 from assay.registry.repository import RegistryRepository, to_version
 from assay.serialize import dump, load
 from assay.store import versioned
@@ -40,7 +39,6 @@ from assay.store.retry import Retry, retrying
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Row
 
-    from assay.runs.entities import Run
     from assay.runs.service import RunService
 
 
@@ -116,14 +114,14 @@ class RegistryService:
                 "no predict(); there is no model to register.",
                 run=run.id,
             )
-        signature, example = self._training_signature(run, model)
+        signature, example = training_signature(self.runs, self.store, run, model)
         return self._store(
             name,
             model,
             signature=signature,
             example=example,
-            lineage=self._lineage_of(run),
-            metrics=_metrics(run),
+            lineage=lineage_of(self.runs, run),
+            metrics=run_metrics(run),
             run_id=run.id,
             description=f"From run {run.name} ({run.short_id}).",
         )
@@ -173,8 +171,8 @@ class RegistryService:
             model,
             signature=signature,
             example=list(example or []),
-            lineage=self._lineage_of(found) if found else Lineage(source="a live model"),
-            metrics=_metrics(found) if found else {},
+            lineage=lineage_of(self.runs, found) if found else Lineage(source="a live model"),
+            metrics=run_metrics(found) if found else {},
             run_id=found.id if found else None,
             description=description
             or (f"Logged by run {found.name} ({found.short_id})." if found else "Logged."),
@@ -225,8 +223,8 @@ class RegistryService:
             manifest,
             name,
             signature=signature,
-            lineage=self._lineage_of(found) if found else Lineage(source="an uploaded bundle"),
-            metrics=_metrics(found) if found else {},
+            lineage=lineage_of(self.runs, found) if found else Lineage(source="an uploaded bundle"),
+            metrics=run_metrics(found) if found else {},
             run_id=found.id if found else None,
             description=description or "Logged through the server.",
         )
@@ -381,47 +379,6 @@ class RegistryService:
 
         return retrying(
             attempt, f"Too many concurrent registrations of {name!r}; retry.", settled=settled
-        )
-
-    def _training_signature(self, run: Run, model: Any) -> tuple[Signature | None, list[Any]]:
-        """The signature of the features the model step was fitted on.
-
-        The model step's inputs are earlier steps' stored outputs: a `Split` gives its
-        training features; a frame gives the model's own `feature_names_in_` columns.
-        """
-        from assay.registry.signature import infer_signature, signature_from_model
-        from assay.runs import serialize
-        from assay.runs.split import Split
-
-        pv = self.runs.pipelines.resolve(run.pipeline_ref) if run.pipeline_ref else None
-        step = pv.step(pv.model_step) if pv and pv.model_step else None
-        outputs = {s.name: s for s in run.steps}
-        names = getattr(model, "feature_names_in_", None)
-        for input_name in step.inputs if step else ():
-            out = outputs.get(input_name)
-            if out is None or not out.output:
-                continue
-            value = serialize.load(self.store.get_bytes(out.output), out.output_format or "pickle")
-            if isinstance(value, Split):
-                return infer_signature(value.X("train"), model)
-            columns = list(getattr(value, "columns", []))
-            if names is not None and set(names) <= set(columns):
-                return infer_signature(value[list(names)], model)
-        return signature_from_model(model), []
-
-    def _lineage_of(self, run: Run) -> Lineage:
-        data = self.runs.data.resolve(run.data_ref) if run.data_ref else None
-        params = self.runs.data.resolve(run.params_ref) if run.params_ref else None
-        pv = self.runs.pipelines.resolve(run.pipeline_ref) if run.pipeline_ref else None
-        return Lineage(
-            run_id=run.id,
-            data=run.data_ref,
-            data_manifest=data.manifest if data else None,
-            pipeline=run.pipeline_ref,
-            pipeline_manifest=pv.manifest if pv else None,
-            params=run.params_ref,
-            params_manifest=params.manifest if params else None,
-            code=run.code,
         )
 
     # ---- reading ----------------------------------------------------------------------------
@@ -579,83 +536,7 @@ class RegistryService:
 
     def lineage(self, ref: str) -> LineageTree:
         """The tree from a model version back to its run, data, pipeline and params."""
-        mv = self.resolve(ref)
-        lin = mv.lineage
-        run: LineageRun | None = None
-        if lin.run_id:
-            # Anything in the lineage may have been deleted since (`assay runs delete
-            # --force`, `data delete --force`): the tree says so instead of failing.
-            found = _or_none(lambda: self.runs.get(lin.run_id or ""))
-            pv = (
-                _or_none(lambda: self.runs.pipelines.resolve(lin.pipeline or ""))
-                if (lin.pipeline)
-                else None
-            )
-            params: dict[str, Any] = {}
-            if lin.params:
-                params = (
-                    _or_none(
-                        lambda: json.loads(
-                            self.runs.data.read_file(
-                                self.runs.data.resolve(lin.params or ""), "params.json"
-                            )
-                        )
-                    )
-                    or {}
-                )
-            run = {
-                "id": lin.run_id,
-                "name": found.name if found else "(deleted)",
-                "experiment": found.experiment if found else "-",
-                "status": found.status if found else "deleted",
-                "started_at": found.started_at.isoformat() if found and found.started_at else None,
-                "metrics": mv.metrics,
-                "data": {
-                    "ref": lin.data,
-                    "manifest": lin.data_manifest,
-                    "message": self._data_message(lin.data),
-                },
-                "pipeline": {
-                    "ref": lin.pipeline,
-                    "manifest": lin.pipeline_manifest,
-                    "steps": [
-                        {"name": s.name, "inputs": list(s.inputs), "code_hash": s.code_hash}
-                        for s in (pv.steps if pv else ())
-                    ],
-                },
-                "params": {"ref": lin.params, "manifest": lin.params_manifest, "values": params},
-                "code": self._code_node(found) if found else None,
-            }
-        return {
-            "model": mv.ref,
-            "bundle": mv.bundle,
-            "flavor": mv.flavor,
-            "source": lin.source,
-            "run": run,
-        }
-
-    def _data_message(self, ref: str | None) -> str | None:
-        if ref is None:
-            return None
-        try:
-            return self.runs.data.resolve(ref).message or None
-        except NotFoundError:
-            return None
-
-    def _code_node(self, run: Run) -> LineageCode | None:
-        try:
-            cv = self.runs.code_of(run.id)
-        except NotFoundError:
-            return None
-        git = cv.git or {}
-        return {
-            "ref": cv.hash,
-            "kind": cv.kind,
-            "entry": cv.entry,
-            "git_commit": git.get("commit"),
-            "git_branch": git.get("branch"),
-            "git_dirty": bool(git.get("dirty")),
-        }
+        return lineage_tree(self.runs, self.resolve(ref))
 
     def manifest(self, mv: ModelVersion) -> dict[str, Any]:
         """The version's bundle manifest, read back (and verified) from the store."""
@@ -674,32 +555,7 @@ class RegistryService:
             ConflictError: `dest` exists and is not an empty folder.
         """
         mv = self.resolve(ref)
-        if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
-            raise ConflictError(f"{dest} exists and is not empty; pick a new folder.")
-        with tempfile.TemporaryDirectory(prefix="assay-export-") as tmp:
-            # The stored bundle as it is; loaded only where MLflow needs a pickle of it.
-            staging = self.materialize(mv, Path(tmp) / "export")
-            from assay.registry.flavors import flavor_named
-
-            if getattr(flavor_named(mv.flavor), "mlflow_needs_pickle", False):
-                bundles.add_mlflow_pickle(staging, bundles.load_bundle(staging).model)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            if dest.exists():
-                dest.rmdir()
-            shutil.move(str(staging), str(dest))
-        return mv, dest
-
-
-def _or_none(get: Callable[[], Any]) -> Any:
-    """What `get` returns, or None when what it reads is not there (deleted)."""
-    try:
-        return get()
-    except NotFoundError:
-        return None
-
-
-def _metrics(run: Run) -> dict[str, float]:
-    return {k: float(v) for k, v in run.metrics.items() if isinstance(v, int | float)}
+        return mv, export_folder(self.store, mv, dest)
 
 
 def _pickle_refused(name: str, note: Any) -> InvalidArgumentError:
