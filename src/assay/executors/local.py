@@ -147,11 +147,15 @@ class LocalExecutor:
 
 def can_fork() -> bool:
     """Whether forking this process is safe: Linux, and no thread but the main one
-    (a fork copies only the calling thread; a lock held by another would stay held)."""
+    (a fork copies only the calling thread; a lock held by another would stay held),
+    or the recorders' thread winding down after the last run ended."""
+    from assay.runs.tracking import idle_recorder_thread
+
+    idle = idle_recorder_thread()
     return (
         sys.platform == "linux"
         and threading.current_thread() is threading.main_thread()
-        and threading.active_count() == 1
+        and all(t is threading.main_thread() or t is idle for t in threading.enumerate())
     )
 
 

@@ -115,7 +115,11 @@ def read_manifest(digest: str, raw: bytes) -> CodeVersion:
 # ---- reading code where it runs -------------------------------------------------------
 
 
-def capture_file(path: Path, kind: str | None = None) -> CodeCapture:
+class GitStateStale(Exception):
+    """Raised with `cached_only` where the git state would have to be read afresh."""
+
+
+def capture_file(path: Path, kind: str | None = None, *, cached_only: bool = False) -> CodeCapture:
     """A script or a notebook file, with its git state. A notebook is stored without
     its outputs (they are results, not code, and would make every save a new version)."""
     raw = path.read_bytes()[: MAX_FILE_BYTES + 1]
@@ -124,31 +128,39 @@ def capture_file(path: Path, kind: str | None = None) -> CodeCapture:
     if is_notebook(path.name):
         raw = strip_outputs(raw)
         kind = kind or "notebook"
-    return CodeCapture(kind or "script", path.name, {path.name: raw}, git_state(path))
+    git = git_state(path, cached_only=cached_only)
+    return CodeCapture(kind or "script", path.name, {path.name: raw}, git)
 
 
-def capture_cells(cells: list[str], where: Path | None = None) -> CodeCapture:
+def capture_cells(
+    cells: list[str], where: Path | None = None, *, cached_only: bool = False
+) -> CodeCapture:
     """The cells a kernel executed so far, in order, as one script (`# %%` markers,
     as jupytext writes them)."""
     text = "".join(f"# %% [{i}]\n{cell.rstrip()}\n\n" for i, cell in enumerate(cells, 1))
-    git = git_state(where) if where is not None else None
+    git = git_state(where, cached_only=cached_only) if where is not None else None
     return CodeCapture("cells", "cells.py", {"cells.py": text.encode()}, git)
 
 
-def capture_here() -> CodeCapture | None:
+def capture_here(*, cached_only: bool = False) -> CodeCapture | None:
     """The code of this process: the notebook (or its executed cells) in a Jupyter
-    kernel, the script run as `python script.py`, or None (an interactive prompt)."""
+    kernel, the script run as `python script.py`, or None (an interactive prompt).
+
+    Raises:
+        GitStateStale: with `cached_only`, the git state was not read lately (git may
+            take a moment: the caller reads it in the background instead).
+    """
     shell = _ipython()
     if shell is not None:
         path = notebook_path(shell)
         if path is not None and path.is_file():
-            return capture_file(path)
+            return capture_file(path, cached_only=cached_only)
         cells = [c for c in shell.user_ns.get("In", [])[1:] if isinstance(c, str) and c.strip()]
-        return capture_cells(cells, Path.cwd()) if cells else None
+        return capture_cells(cells, Path.cwd(), cached_only=cached_only) if cells else None
     main = sys.modules.get("__main__")
     script = getattr(main, "__file__", None)
     if script and Path(script).is_file() and Path(script).suffix in (".py", ".ipynb"):
-        return capture_file(Path(script).resolve())
+        return capture_file(Path(script).resolve(), cached_only=cached_only)
     return None
 
 
@@ -177,13 +189,19 @@ GIT_STATE_TTL_S = 2.0
 _git_states: dict[Path, tuple[float, GitState | None]] = {}
 
 
-def git_state(path: Path) -> GitState | None:
+def git_state(path: Path, *, cached_only: bool = False) -> GitState | None:
     """The git commit, branch and uncommitted changes around `path`, or None outside
-    a repository (or without git); read at most every `GIT_STATE_TTL_S` per path."""
+    a repository (or without git); read at most every `GIT_STATE_TTL_S` per path.
+
+    Raises:
+        GitStateStale: with `cached_only`, when it would be read now.
+    """
     now = time.monotonic()
     found = _git_states.get(path)
     if found is not None and now - found[0] < GIT_STATE_TTL_S:
         return found[1]
+    if cached_only:
+        raise GitStateStale(str(path))
     state = _read_git_state(path)
     _git_states[path] = (now, state)
     return state

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import math
+import os
 import threading
 import time
 from collections.abc import Mapping
@@ -72,8 +73,9 @@ class RunRecorder:
         self._points: list[Point] = []
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._tick_lock = threading.Lock()
+        self._stopped = False
+        self._last_beat = 0.0
         self.split_info: dict[str, Any] = {}
         self._capture: list[Point] | None = None
         self._split_before: dict[str, Any] = {}
@@ -81,24 +83,25 @@ class RunRecorder:
     # ---- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="assay-recorder", daemon=True)
-        self._thread.start()
+        _ticker.add(self)
         atexit.register(self.flush)
 
-    def _loop(self) -> None:
-        last_beat = 0.0
-        while not self._stop.wait(FLUSH_EVERY_S):
+    def _tick(self) -> None:
+        """One beat of the background writer: flush, look for a stop, send a heartbeat."""
+        with self._tick_lock:
+            if self._stopped:
+                return
             try:
                 self.flush()
                 if self.stoppable and self.stop_reason is None:
                     self._check_stop()
                 now = time.monotonic()
-                if now - last_beat >= HEARTBEAT_EVERY_S:
+                if now - self._last_beat >= HEARTBEAT_EVERY_S:
                     with self.db.session() as conn:
                         RunRepository(conn).update(self.run_id, heartbeat_at=utcnow())
-                    last_beat = now
+                    self._last_beat = now
             except Exception:  # the run itself must not die of a failed background write
-                continue
+                pass
 
     def _check_stop(self) -> None:
         with self.db.read() as conn:
@@ -114,9 +117,9 @@ class RunRecorder:
 
     def stop(self) -> list[Point]:
         """Stop the background writer; return what is left, for the caller to write."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        _ticker.remove(self)
+        with self._tick_lock:  # a beat under way ends first; none comes after
+            self._stopped = True
         atexit.unregister(self.flush)
         with self._flush_lock, self._lock:
             points, self._points = self._points, []
@@ -209,6 +212,66 @@ class RunRecorder:
                 raise
 
 
+class _Ticker:
+    """The one background thread that beats for every live recorder of this process.
+
+    A thread per run cost more than the rest of a short run: starting it waits for the
+    scheduler, and ending it waits for it to wake (a fifth of `start_run` + `log_metrics`
+    + close in a loop, by py-spy). The thread ends when no run is left, and a forked
+    process starts afresh.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._recorders: dict[int, RunRecorder] = {}
+        self._thread: threading.Thread | None = None
+
+    def add(self, recorder: RunRecorder) -> None:
+        with self._lock:
+            self._recorders[id(recorder)] = recorder
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._loop, name="assay-recorder", daemon=True
+                )
+                self._thread.start()
+
+    def remove(self, recorder: RunRecorder) -> None:
+        with self._lock:
+            self._recorders.pop(id(recorder), None)
+
+    def idle_thread(self) -> threading.Thread | None:
+        """The thread, while it has no recorder to beat for (it is about to end, and
+        holds nothing a fork could copy held: the child gets a fresh ticker)."""
+        with self._lock:
+            return self._thread if not self._recorders else None
+
+    def reset(self) -> None:
+        self._lock = threading.Lock()
+        self._recorders = {}
+        self._thread = None
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(FLUSH_EVERY_S)
+            with self._lock:
+                if not self._recorders:
+                    self._thread = None
+                    return
+                live = list(self._recorders.values())
+            for recorder in live:
+                recorder._tick()
+
+
+_ticker = _Ticker()
+# Threads do not survive a fork, and a lock the parent's thread held would never be let go.
+os.register_at_fork(after_in_child=_ticker.reset)
+
+
+def idle_recorder_thread() -> threading.Thread | None:
+    """The recorders' thread if it is alive with no run to record (safe to fork beside)."""
+    return _ticker.idle_thread()
+
+
 def store_artifacts(
     db: Database, store: ObjectStore, run_id: str, files: Mapping[str, Path]
 ) -> list[str]:
@@ -284,3 +347,4 @@ def usage() -> tuple[float, int]:
 
     ru = resource.getrusage(resource.RUSAGE_SELF)
     return ru.ru_utime + ru.ru_stime, ru.ru_maxrss * 1024
+

@@ -257,10 +257,21 @@ def record_code(active: ActiveRun) -> None:
 
 class _Capture:
     """The code of this process, read in a thread while the run works (git can take a
-    moment in a large repository)."""
+    moment in a large repository), or at once when git was asked lately: runs opened in
+    a loop would otherwise each start a thread, a tenth of their cost (py-spy)."""
 
     def __init__(self) -> None:
+        from assay.runs.code import GitStateStale, capture_here
+
         self._found: CodeCapture | None = None
+        self._thread: threading.Thread | None = None
+        try:
+            self._found = capture_here(cached_only=True)
+            return
+        except GitStateStale:
+            pass
+        except Exception:  # a run without its code beats no run
+            return
         self._thread = threading.Thread(target=self._read, name="assay-code", daemon=True)
         self._thread.start()
 
@@ -271,7 +282,8 @@ class _Capture:
             self._found = capture_here()
 
     def result(self) -> CodeCapture | None:
-        self._thread.join(timeout=10)
+        if self._thread is not None:
+            self._thread.join(timeout=10)
         # Cells executed since the run opened belong to it too: read them again.
         if self._found is not None and self._found.kind == "cells":
             from assay.runs.code import capture_here

@@ -27,8 +27,20 @@ def _stat(pid: int) -> list[str] | None:
     return raw[raw.rfind(b")") + 2 :].decode("ascii", errors="replace").split()
 
 
+_mine: tuple[int, int | None] | None = None  # (pid, start time) of this process
+
+
 def started(pid: int) -> int | None:
     """When process `pid` started (clock ticks since boot), or None if unknown."""
+    global _mine
+    if pid == os.getpid():  # asked once per run opened: read once per process (fork: anew)
+        if _mine is None or _mine[0] != pid:
+            _mine = (pid, _started(pid))
+        return _mine[1]
+    return _started(pid)
+
+
+def _started(pid: int) -> int | None:
     fields = _stat(pid)
     # Field 22 of the file; the list starts at field 3 (the state).
     return int(fields[19]) if fields and len(fields) > 19 else None
