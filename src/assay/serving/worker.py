@@ -20,8 +20,8 @@ process detached; everything between the two goes through files:
     stdout, stderr      one timestamped line per event (the control plane sends both to
                         service.log); no line per request
 
-With `workers` 1 the process serves by itself. With more, it is a small supervisor: it
-binds the socket (SO_REUSEADDR), starts that many worker processes (spawned, each a
+With `workers` 1 the process serves by itself. With more, it is a small supervisor
+(`assay.serving.supervisor`): it binds the socket (SO_REUSEADDR), starts that many worker processes (spawned, each a
 uvicorn server on the shared socket), forwards SIGTERM and SIGINT to them as SIGTERM,
 and restarts one that dies unexpectedly (backing off if it keeps dying).
 
@@ -42,7 +42,6 @@ import gc
 import json
 import logging
 import math
-import multiprocessing
 import os
 import shutil
 import signal
@@ -53,7 +52,6 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from multiprocessing.connection import wait
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -61,10 +59,9 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 
 from assay.errors import AssayError, InvalidArgumentError, NotFoundError
+from assay.serving.supervisor import Supervisor
 
 if TYPE_CHECKING:
-    from multiprocessing.process import BaseProcess
-
     from starlette.applications import Starlette
 
     from assay.serving.app import ServingState
@@ -78,10 +75,6 @@ log = logging.getLogger("assay.serving")
 
 POLL_S = 0.2  # how often a worker looks at target.json
 LISTEN_BACKLOG = 2048
-# A worker that dies within this many seconds of its start is restarted after a growing
-# pause (up to MAX_BACKOFF_S), so a worker that cannot start does not spin the CPU.
-QUICK_DEATH_S = 10.0
-MAX_BACKOFF_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -474,121 +467,6 @@ def _spawned(
         run_worker(Path(service_dir), sock, supervised=True, worker_cls=worker_cls)
 
 
-# ---- the supervisor ----------------------------------------------------------------------------
-
-
-class Supervisor:
-    """Keeps `workers` processes serving on one socket until SIGTERM or SIGINT."""
-
-    def __init__(
-        self,
-        service_dir: Path,
-        config: ServiceConfig,
-        sock: socket.socket,
-        *,
-        shared: bool,
-        worker_cls: type[Worker] = Worker,
-    ) -> None:
-        self.dir = service_dir
-        self.config = config
-        self.sock = sock
-        # Whether workers accept on `sock` itself, or each on its own SO_REUSEPORT socket.
-        self.shared = shared
-        self.worker_cls = worker_cls
-        self.context = multiprocessing.get_context("spawn")
-        self.procs: list[BaseProcess | None] = [None] * config.workers
-        self.started: list[float] = [0.0] * config.workers
-        self.restart_at: list[float] = [0.0] * config.workers
-        self.backoff: list[float] = [0.0] * config.workers
-        self._stop = threading.Event()
-
-    def run(self) -> int:
-        """Start the workers, keep them alive, stop them; returns the exit code (0)."""
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, self._on_signal)
-        for slot in range(self.config.workers):
-            self._start(slot)
-        while not self._stop.is_set():
-            sentinels = [p.sentinel for p in self.procs if p is not None]
-            wait(sentinels, timeout=0.25)
-            self._reap_and_restart()
-        self._stop_all()
-        log.info("service stopped")
-        return 0
-
-    def _on_signal(self, sig: int, frame: FrameType | None) -> None:
-        self._stop.set()
-
-    def _start(self, slot: int) -> None:
-        proc = self.context.Process(
-            target=_spawned,
-            args=(
-                str(self.dir),
-                self.sock if self.shared else None,
-                self.sock.getsockname()[1],
-                self.worker_cls,
-            ),
-            name=f"assay-worker-{slot}",
-        )
-        proc.start()
-        self.procs[slot] = proc
-        self.started[slot] = time.monotonic()
-        log.info("started worker %d (pid %s)", slot, proc.pid)
-
-    def _reap_and_restart(self) -> None:
-        now = time.monotonic()
-        for slot, proc in enumerate(self.procs):
-            if proc is not None and proc.exitcode is not None:
-                self._forget(proc)
-                self.procs[slot] = None
-                if now - self.started[slot] < QUICK_DEATH_S:
-                    self.backoff[slot] = min(max(self.backoff[slot] * 2, 0.5), MAX_BACKOFF_S)
-                else:
-                    self.backoff[slot] = 0.0
-                self.restart_at[slot] = now + self.backoff[slot]
-                log.error(
-                    "worker %d (pid %s) died with exit code %s; restarting it%s",
-                    slot,
-                    proc.pid,
-                    proc.exitcode,
-                    f" in {self.backoff[slot]:g} s" if self.backoff[slot] else "",
-                )
-            if (
-                self.procs[slot] is None
-                and now >= self.restart_at[slot]
-                and not self._stop.is_set()
-            ):
-                self._start(slot)
-
-    def _forget(self, proc: BaseProcess) -> None:
-        """A dead worker's leftovers: its live gauges and its worker file."""
-        from prometheus_client import multiprocess
-
-        if proc.pid is not None:
-            with contextlib.suppress(OSError):
-                multiprocess.mark_process_dead(  # type: ignore[no-untyped-call]
-                    proc.pid, str(self.dir / "metrics")
-                )
-            (self.dir / "workers" / f"{proc.pid}.json").unlink(missing_ok=True)
-
-    def _stop_all(self) -> None:
-        live = [p for p in self.procs if p is not None and p.exitcode is None]
-        log.info("stopping %d worker(s)", len(live))
-        for proc in live:
-            if proc.pid is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(proc.pid, signal.SIGTERM)
-        # The drain, then the longest a request in flight may take, then some slack.
-        deadline = time.monotonic() + self.config.drain_s + self.config.timeout_s + 10.0
-        for proc in live:
-            proc.join(max(0.0, deadline - time.monotonic()))
-            if proc.exitcode is None:
-                log.error("worker pid %s did not stop in time; killing it", proc.pid)
-                proc.kill()
-                proc.join()
-            self._forget(proc)
-
-
 # ---- the process ----------------------------------------------------------------------------
 
 
@@ -665,7 +543,10 @@ def serve(service_dir: Path, worker_cls: type[Worker] = Worker) -> int:
     if config.workers == 1:
         run_worker(service_dir, sock, supervised=False, worker_cls=worker_cls)
         return 0
-    return Supervisor(service_dir, config, sock, shared=not reuse_port, worker_cls=worker_cls).run()
+    supervisor = Supervisor(
+        service_dir, config, sock, _spawned, shared=not reuse_port, worker_cls=worker_cls
+    )
+    return supervisor.run()
 
 
 def main(
