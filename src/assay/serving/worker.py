@@ -21,9 +21,10 @@ process detached; everything between the two goes through files:
                         service.log); no line per request
 
 With `workers` 1 the process serves by itself. With more, it is a small supervisor
-(`assay.serving.supervisor`): it binds the socket (SO_REUSEADDR), starts that many worker processes (spawned, each a
-uvicorn server on the shared socket), forwards SIGTERM and SIGINT to them as SIGTERM,
-and restarts one that dies unexpectedly (backing off if it keeps dying).
+(`assay.serving.supervisor`): it binds the socket (SO_REUSEADDR), starts that many
+worker processes (spawned, each a uvicorn server on the shared socket), forwards SIGTERM
+and SIGINT to them as SIGTERM, and restarts one that dies unexpectedly (backing off if
+it keeps dying).
 
 Each worker loads and warms up the target in a thread while `/health/ready` answers
 503, then serves. Every 0.2 s it looks at target.json; when the target changes it loads
