@@ -30,6 +30,10 @@ def test_monitor_commands_and_their_errors(cli: CLI, tmp_path: Path) -> None:
         (("monitor", "config", "nope", "bad.yaml"), "No service or A/B test named"),
         (("monitor", "history", "nope"), "No service or A/B test named"),
         (("retrain", "m@1", "--with", "live@1"), "No model named 'm'"),
+        (
+            ("retrain", "m@1", "--with", "live@1", "--shadow", "--strategy", "weighted:90,10"),
+            "--shadow and --strategy cannot be used together",
+        ),
     ):
         done = cli(*args)
         assert done.exit_code == 1, (args, done.output)

@@ -150,6 +150,12 @@ on_drift: {snapshot: churn-live, challenge: true}
         ("schedule: often", "is not a duration"),
         ("webhook: {url: ftp://x}", "must be an http:// or https:// URL"),
         ("on_drift: {retrain: true}", "needs `snapshot: DATASET`"),
+        (
+            "on_drift: {snapshot: live, challenge: shadow:champ}",
+            "on_drift.challenge is not a challenge (Shadow primary 'champ' is not one of the "
+            "variants (champion, challenger)",
+        ),
+        ("on_drift: {snapshot: live, challenge: coin-toss}", "or `shadow` for shadow:champion"),
         ("features: [a, b]", "must map feature names"),
         ("alpha: [", "is not valid YAML"),
     ],
@@ -158,6 +164,24 @@ def test_a_bad_config_names_the_key_and_the_problem(text: str, problem: str) -> 
     with pytest.raises(InvalidArgumentError, match=r"monitor\.yaml") as caught:
         load_config(text, "monitor.yaml")
     assert problem in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("challenge", "strategy"),
+    [
+        ("false", None),
+        ("true", "weighted:50,50"),
+        ("shadow", "shadow:champion"),
+        ("shadow:challenger", "shadow:challenger"),
+        ("weighted:80,20", "weighted:80,20"),
+    ],
+)
+def test_on_drift_challenges_with_a_strategy_or_a_shadow(
+    challenge: str, strategy: str | None
+) -> None:
+    config = load_config(f"on_drift:\n  snapshot: live\n  challenge: {challenge}\n")
+    assert config.on_drift is not None
+    assert config.on_drift.challenge == strategy
 
 
 def test_windows_are_requests_durations_or_time_ranges() -> None:

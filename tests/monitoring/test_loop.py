@@ -9,7 +9,10 @@ import io
 import json
 import os
 import random
+import re
 import signal
+import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -64,20 +67,46 @@ def _rows(n: int, shift: float, rng: np.random.Generator) -> pd.DataFrame:
     return frame
 
 
-def _traffic(url: str, frame: pd.DataFrame, *, feedback: str | None) -> list[str]:
-    """Send each row as one request; with `feedback` (a URL), its label after it."""
-    ids = []
+def _traffic(url: str, frame: pd.DataFrame, *, feedback: str | None) -> Counter[str | None]:
+    """Send each row as one request; with `feedback` (a URL), its label after it. Returns
+    how many requests each A/B variant answered (a service's answers name none: None)."""
+    answered: Counter[str | None] = Counter()
     with httpx.Client(timeout=10) as client:
         for row in frame.to_dict("records"):
             label = row.pop("y")
             answer = client.post(url, json={"instances": [row]})
             assert answer.status_code == 200, answer.text
             rid = answer.headers.get("x-assay-request-id") or answer.json()["request_id"]
-            ids.append(rid)
+            answered[answer.json().get("variant")] += 1
             if feedback:
                 sent = client.post(feedback, json={"request_id": rid, "label": label})
                 assert sent.status_code in (200, 404), sent.text  # 404: a concluded test
-    return ids
+    return answered
+
+
+def _trained_and_served(cli: CLI, tmp_path: Path, rng: np.random.Generator) -> str:
+    """drifty@1, the champion, made by a pipeline run on calm rows and served as
+    drifty-api; the service's URL."""
+    assert cli("init").exit_code == 0
+    (tmp_path / "data").mkdir()
+    _rows(300, 0.0, rng).to_csv(tmp_path / "data" / "train.csv", index=False)
+    (tmp_path / "pipeline.py").write_text(PIPELINE)
+    (tmp_path / "params.json").write_text('{"C": 1.0}')
+    assert cli("data", "commit", "drifty", "data").exit_code == 0
+    trained = cli("run", "pipeline.py", "--data", "drifty@1", "--params", "params.json")
+    assert trained.exit_code == 0, trained.output
+    assert cli("models", "alias", "drifty@1", "champion").exit_code == 0
+    deployed = cli("services", "deploy", "drifty-api", "--model", "drifty@champion", "--json")
+    assert deployed.exit_code == 0, deployed.output
+    return str(json.loads(deployed.stdout)["url"])
+
+
+def _abtest(cli: CLI, name: str) -> dict[str, Any]:
+    listed = cli("abtests", "list", "--json")
+    assert listed.exit_code == 0, listed.output
+    found = [t for t in json.loads(listed.stdout) if t["name"] == name]
+    assert found, f"no A/B test {name}: {listed.stdout}"
+    return dict(found[0])
 
 
 @pytest.fixture
@@ -94,18 +123,7 @@ def served(cli: CLI, tmp_path: Path) -> Iterator[CLI]:
 def test_drift_snapshot_retrain_challenge_and_promote(served: CLI, tmp_path: Path) -> None:
     cli = served
     rng = np.random.default_rng(0)
-    assert cli("init").exit_code == 0
-    (tmp_path / "data").mkdir()
-    _rows(300, 0.0, rng).to_csv(tmp_path / "data" / "train.csv", index=False)
-    (tmp_path / "pipeline.py").write_text(PIPELINE)
-    (tmp_path / "params.json").write_text('{"C": 1.0}')
-    assert cli("data", "commit", "drifty", "data").exit_code == 0
-    trained = cli("run", "pipeline.py", "--data", "drifty@1", "--params", "params.json")
-    assert trained.exit_code == 0, trained.output
-    assert cli("models", "alias", "drifty@1", "champion").exit_code == 0
-    deployed = cli("services", "deploy", "drifty-api", "--model", "drifty@champion", "--json")
-    assert deployed.exit_code == 0, deployed.output
-    url = json.loads(deployed.stdout)["url"]
+    url = _trained_and_served(cli, tmp_path, rng)
     predict, feedback = f"{url}/v1/models/drifty:predict", f"{url}/feedback"
 
     # Traffic like the training data: the monitor says ok.
@@ -176,6 +194,167 @@ def test_drift_snapshot_retrain_challenge_and_promote(served: CLI, tmp_path: Pat
     assert "live traffic of service drifty-api, drifty@1" in tree.output
     lineage = json.loads(cli("models", "lineage", "drifty@2", "--json").stdout)
     assert "→" in lineage["run"]["data"]["message"]  # the window: from → to
+
+
+ON_DRIFT = """\
+window: {last: 400}
+on_drift:
+  snapshot: drifty-live
+  retrain: true
+  challenge: weighted:50,50
+"""
+
+# Checked on a schedule (`assay monitor watch`), and the challenge a shadow.
+SCHEDULED = """\
+window: {last: 300}
+schedule: 1s
+on_drift: {snapshot: drifty-live, retrain: true, challenge: shadow}
+"""
+
+
+@pytest.mark.one_backend
+def test_on_drift_the_monitor_snapshots_retrains_and_challenges(
+    served: CLI, tmp_path: Path
+) -> None:
+    cli = served
+    rng = np.random.default_rng(1)
+    url = _trained_and_served(cli, tmp_path, rng)
+    predict, feedback = f"{url}/v1/models/drifty:predict", f"{url}/feedback"
+    (tmp_path / "on-drift.yaml").write_text(ON_DRIFT)
+    configured = cli("monitor", "config", "drifty-api", "on-drift.yaml")
+    assert configured.exit_code == 0, configured.output
+
+    _traffic(predict, _rows(300, 0.0, rng), feedback=feedback)
+    calm = json.loads(cli("monitor", "drifty-api", "--last", "300", "--json").stdout)
+    assert calm["state"] == "ok", calm
+    assert calm["actions"] == []
+
+    # The check that turns `drift` does what the config says, to the end, here.
+    _traffic(predict, _rows(400, 1.5, rng), feedback=feedback)
+    checked = cli("monitor", "drifty-api")
+    assert checked.exit_code == 0, checked.output
+    assert "state  drift" in checked.output
+    assert "→ snapshot drifty-live@1 (400 rows, 400 labeled)" in checked.output
+    assert "✓ train" in checked.output  # the retrain's run, shown as `assay run` shows it
+    said = re.search(r"→ retrain run ([0-9a-f]{8}): (.*)", checked.output)
+    assert said is not None, checked.output
+    assert said.group(2) == "challenged, drifty@2, A/B test drifty-retrain-2 (weighted:50,50)"
+
+    history = json.loads(cli("monitor", "history", "drifty-api", "--json").stdout)
+    assert [c["state"] for c in history] == ["ok", "drift"]
+    [snap] = json.loads(cli("monitor", "snapshots", "drifty-api", "--json").stdout)
+    assert (snap["ref"], snap["rows"], snap["labeled"], snap["source"]) == (
+        "drifty-live@1", 400, 400, "service drifty-api"
+    )  # fmt: skip
+    [retrain] = json.loads(cli("monitor", "retrains", "--json").stdout)
+    assert retrain["run_id"].startswith(said.group(1))
+    assert (retrain["model"], retrain["with_data"], retrain["data"]) == (
+        "drifty@1", "drifty-live@1", "drifty@2"
+    )  # fmt: skip
+    assert (retrain["status"], retrain["new_model"], retrain["abtest"]) == (
+        "challenged", "drifty@2", "drifty-retrain-2"
+    )  # fmt: skip
+    lineage = json.loads(cli("models", "lineage", "drifty@2", "--json").stdout)
+    assert lineage["run"]["id"] == retrain["run_id"]
+    assert lineage["run"]["data"]["ref"] == "drifty@2"
+    assert (
+        "400 labeled rows of drifty-live@1 (live traffic of service drifty-api, drifty@1"
+        in (lineage["run"]["data"]["message"])
+    )
+    test = _abtest(cli, "drifty-retrain-2")
+    assert (test["strategy"], test["status"], test["auto_promote"]) == (
+        "weighted:50,50", "running", True
+    )  # fmt: skip
+    assert [(v["label"], v["model_ref"], v["service"]) for v in test["variants"]] == [
+        ("champion", "drifty@1", "drifty-api"), ("challenger", "drifty@2", None)
+    ]  # fmt: skip
+
+    # Calm again; then the scheduled check finds the next drift and starts a shadow.
+    _traffic(predict, _rows(300, 0.0, rng), feedback=feedback)
+    assert (
+        json.loads(cli("monitor", "drifty-api", "--last", "300", "--json").stdout)["state"] == "ok"
+    )
+    (tmp_path / "scheduled.yaml").write_text(SCHEDULED)
+    assert cli("monitor", "config", "drifty-api", "scheduled.yaml").exit_code == 0
+    _traffic(predict, _rows(300, 1.5, rng), feedback=feedback)
+    deadline = time.monotonic() + 30
+    while "drifty-api" not in (watched := cli("monitor", "watch", "--once")).output:
+        assert watched.exit_code == 0, watched.output
+        assert time.monotonic() < deadline, "the scheduled check never came due"
+        time.sleep(0.2)
+    assert watched.exit_code == 0, watched.output
+    assert "drifty-api: drift" in watched.output
+    assert "→ snapshot drifty-live@2 (300 rows, 300 labeled)" in watched.output
+    assert "challenged, drifty@3, A/B test drifty-retrain-3 (shadow:champion)" in watched.output
+    assert "✓ train" not in watched.output  # a scheduled retrain runs quietly
+    shadow = _abtest(cli, "drifty-retrain-3")
+    assert (shadow["strategy"], shadow["status"]) == ("shadow:champion", "running")
+    retrains = json.loads(cli("monitor", "retrains", "--json").stdout)
+    assert [(r["with_data"], r["new_model"], r["challenge"]) for r in retrains] == [
+        ("drifty-live@1", "drifty@2", "weighted:50,50"),
+        ("drifty-live@2", "drifty@3", "shadow:champion"),
+    ]
+    history = json.loads(cli("monitor", "history", "drifty-api", "--json").stdout)
+    assert [c["state"] for c in history] == ["ok", "drift", "ok", "drift"]
+
+
+@pytest.mark.one_backend
+def test_a_shadow_challenge_answers_with_the_champion_and_copies_to_the_challenger(
+    served: CLI, tmp_path: Path
+) -> None:
+    cli = served
+    rng = np.random.default_rng(2)
+    url = _trained_and_served(cli, tmp_path, rng)
+    _traffic(f"{url}/v1/models/drifty:predict", _rows(300, 1.5, rng), feedback=f"{url}/feedback")
+    assert cli("monitor", "snapshot", "drifty-api", "--to", "drifty-live").exit_code == 0
+
+    retrained = cli("retrain", "drifty@1", "--with", "drifty-live@1", "--challenge", "--shadow")
+    assert retrained.exit_code == 0, retrained.output
+    assert (
+        "→ shadow test drifty-retrain-2 (shadow:champion: the champion answers, drifty@2 gets "
+        "copies; conclude it yourself)" in retrained.output
+    )
+    test = _abtest(cli, "drifty-retrain-2")
+    assert (test["strategy"], test["auto_promote"]) == ("shadow:champion", True)
+    assert [(v["label"], v["model_ref"]) for v in test["variants"]] == [
+        ("champion", "drifty@1"), ("challenger", "drifty@2")
+    ]  # fmt: skip
+
+    # The champion answers every request; the challenger gets a copy of each (when the
+    # router is idle: between this client's requests), compared with what was answered.
+    n = 150
+    answered = _traffic(
+        f"{test['url']}/predict", _rows(n, 1.5, rng), feedback=f"{test['url']}/feedback"
+    )
+    assert answered == Counter({"champion": n})
+
+    def report() -> dict[str, Any]:
+        shown = cli("abtests", "report", test["name"], "--json")
+        assert shown.exit_code == 0, shown.output
+        return dict(json.loads(shown.stdout))
+
+    deadline = time.monotonic() + 20
+    while (copies := report()["shadows"].get("challenger", {}).get("copies", 0)) < n * 0.8:
+        assert time.monotonic() < deadline, f"the challenger had {copies} copies of {n}"
+        time.sleep(0.2)
+    doc = report()
+    shadows = doc["shadows"]["challenger"]
+    assert shadows["errors"] == 0
+    # The new model moved its threshold with the world: it disagrees on some requests.
+    assert 0 < shadows["agreement"] < 1
+    assert doc["variants"]["challenger"]["requests"] == 0
+    assert doc["variants"]["champion"]["outcomes"] == n
+    assert doc["variants"]["challenger"]["outcomes"] == 0
+    # Auto-promote, as it is: a shadow's answers get no feedback, so the sequential test
+    # never decides, and neither the report nor the router (every 50 feedbacks) concludes.
+    assert doc["verdict"]["decided"] is False
+    assert doc["auto_concluded"] is False
+    assert doc["abtest"]["status"] == "running"
+    assert json.loads(cli("models", "show", "drifty@champion", "--json").stdout)["version"] == 1
+    # Promoting a shadow is a person's call.
+    concluded = cli("abtests", "conclude", test["name"], "--winner", "challenger")
+    assert concluded.exit_code == 0, concluded.output
+    assert json.loads(cli("models", "show", "drifty@champion", "--json").stdout)["version"] == 2
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -141,11 +142,15 @@ def test_check_snapshot_and_retrain_through_the_api_sdk_and_remote(
         assert "Committed drifty-live@1: 100 rows (100 labeled)" in out, out
         assert [s.ref for s in client.monitoring.snapshots("drifty-api")] == ["drifty-live@1"]
 
-        # The server runs the pipeline; the CLI waits for the new version.
-        code, out = remote("retrain", "drifty@1", "--with", "drifty-live@1", "--json")
+        # The server runs the pipeline; the CLI waits for the new version and its shadow.
+        code, out = remote(
+            "retrain", "drifty@1", "--with", "drifty-live@1", "--challenge", "--shadow", "--json"
+        )
         assert code == 0, out
         retrain = json.loads(out)
-        assert (retrain["status"], retrain["new_model"]) == ("registered", "drifty@2")
+        assert (retrain["status"], retrain["new_model"]) == ("challenged", "drifty@2")
+        assert (retrain["abtest"], retrain["challenge"]) == ("drifty-retrain-2", "shadow:champion")
+        assert client.abtests.get("drifty-retrain-2").strategy == "shadow:champion"
         assert client.monitoring.get_retrain(retrain["run_id"][:8]).data == "drifty@2"
         lineage = client.models.lineage("drifty@2")
         assert lineage["run"] is not None
@@ -186,3 +191,77 @@ def test_check_snapshot_and_retrain_through_the_api_sdk_and_remote(
         )
         assert refused.status_code == 403
         assert "write token" in refused.text
+
+
+def _csrf(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, "the page's forms carry no csrf field"
+    return found.group(1)
+
+
+@pytest.mark.one_backend
+def test_the_dashboards_retrain_form_retrains_and_challenges_the_champion(
+    server: tuple[Workspace, str, str],
+) -> None:
+    import httpx
+
+    ws, url, secret = server
+    with Client(url, secret) as client:
+        for row in _rows(150, 2.0, 3).to_dict("records"):
+            label = row.pop("y")
+            answer = client.services.predict("drifty-api", [row])
+            client.services.feedback("drifty-api", answer["request_id"], label=label)
+    assert ws.monitoring.snapshot("drifty-api", "drifty-live").ref == "drifty-live@1"
+
+    with httpx.Client(base_url=url, timeout=30) as browser:
+        login = browser.get("/login")
+        signed = browser.post(
+            "/login",
+            data={"token": secret, "next": "/monitoring/drifty-api", "csrf": _csrf(login.text)},
+            headers={"Origin": url},
+        )
+        assert signed.status_code == 303, signed.text
+        page = browser.get(signed.headers["location"])
+        assert page.status_code == 200, page.text
+        form = re.search(
+            r'<form method="post" action="/monitoring/drifty-api/retrain".*?</form>',
+            page.text,
+            flags=re.S,
+        )
+        assert form is not None, "no retrain form for a write token"
+        hidden = dict(re.findall(r'type="hidden" name="(\w+)" value="([^"]*)"', form.group(0)))
+        assert hidden["model"] == "drifty@1"
+        assert re.findall(r"<option>([^<]+)</option>", form.group(0)) == ["drifty-live@1"]
+        assert 'name="challenge" value="true" checked' in form.group(0)
+
+        posted = browser.post(
+            "/monitoring/drifty-api/retrain",
+            data={**hidden, "data": "drifty-live@1", "challenge": "true"},
+            headers={"Origin": url},
+        )
+        assert posted.status_code == 303, posted.text
+        started = browser.get(posted.headers["location"])
+        said = re.search(
+            r"Retraining drifty@1 on drifty@2: run ([0-9a-f]{8}) started\.", started.text
+        )
+        assert said is not None, started.text
+        run = said.group(1)
+
+        # The run executes on the server, in the background; the page shows how it ended.
+        deadline = time.monotonic() + 120
+        while (retrain := ws.monitoring.get_retrain(run)).status == "running":
+            assert time.monotonic() < deadline, "the retrain never finished"
+            time.sleep(0.2)
+        assert (retrain.status, retrain.error) == ("challenged", None)
+        page = browser.get("/monitoring/drifty-api")
+        assert (
+            f"{run}</a>: drifty@1 on drifty@2 → <strong>challenged</strong> drifty@2, "
+            '<a href="/abtests/drifty-retrain-2">drifty-retrain-2</a>'
+        ) in page.text
+
+    assert ws.registry.resolve("drifty@2").lineage.run_id == retrain.run_id
+    test = ws.abtests.get("drifty-retrain-2")
+    assert (test.strategy, test.status, test.auto_promote) == ("weighted:50,50", "running", True)
+    assert [(v.label, v.model_ref) for v in test.variants] == [
+        ("champion", "drifty@1"), ("challenger", "drifty@2")
+    ]  # fmt: skip

@@ -14,6 +14,7 @@ from typer.core import TyperGroup
 from assay.cli.context import is_remote, local, remote, workspace
 from assay.cli.output import JsonOpt, console, emit_json, err, fmt_num, sparkline, when
 from assay.errors import InvalidArgumentError
+from assay.monitoring import api
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -389,9 +390,20 @@ def retrain_command(
         typer.Option("--challenge", help="Start an A/B test of it against the champion."),
     ] = False,
     strategy: Annotated[
-        str,
-        typer.Option("--strategy", help="The challenge's routing: weighted:50,50, shadow:…"),
-    ] = "weighted:50,50",
+        str | None,
+        typer.Option(
+            "--strategy",
+            help=f"The challenge's routing (default {api.CHALLENGE}): weighted:80,20, thompson, …",
+        ),
+    ] = None,
+    shadow: Annotated[
+        bool,
+        typer.Option(
+            "--shadow",
+            help=f"Challenge as a shadow ({api.SHADOW}): the champion answers every request, "
+            "the new version gets a copy of each. Implies --challenge.",
+        ),
+    ] = False,
     label: Annotated[
         str | None, typer.Option("--label", help="The label column, if the data has several.")
     ] = None,
@@ -399,16 +411,22 @@ def retrain_command(
 ) -> None:
     """Rerun MODEL's own pipeline and params on its training data plus live data, register
     the new version, and (--challenge) A/B test it against the champion."""
+    if shadow and strategy is not None:
+        raise InvalidArgumentError(
+            f"--shadow and --strategy cannot be used together: --shadow is --strategy {api.SHADOW}."
+        )
+    # The monitoring service reads `shadow` as api.SHADOW, here and on a server alike.
+    chosen = "shadow" if shadow else (strategy or api.CHALLENGE) if challenge else None
     if is_remote():  # the server runs it; this waits for the new version
         retrain = remote().monitoring.retrain(
-            model, with_data, alone=alone, challenge=strategy if challenge else None, label=label
+            model, with_data, alone=alone, challenge=chosen, label=label
         )
     else:
         retrain = local().monitoring.retrain(
             model,
             with_data,
             alone=alone,
-            challenge=strategy if challenge else None,
+            challenge=chosen,
             label=label,
             launch=_launch(quiet=as_json),
         )
@@ -424,7 +442,19 @@ def _print_retrain(r: Retrain) -> None:
     console.print(f"Retrained {r.model} on {r.data} (run {r.run_id[:8]}): {r.status}")
     if r.new_model:
         console.print(f"  → model [bold]{r.new_model}[/bold]")
-    if r.abtest:
+    kind, _, answers = (r.challenge or "").partition(":")
+    if r.abtest and kind == "shadow":
+        # Auto-promote never decides a shadow test: the copies' answers get no feedback.
+        who = (
+            f"the champion answers, {r.new_model} gets copies"
+            if answers == "champion"
+            else f"{r.new_model} answers, the champion gets copies"
+        )
+        console.print(
+            f"  → shadow test [bold]{r.abtest}[/bold] ({r.challenge}: {who}; conclude it "
+            f"yourself): `assay abtests report {r.abtest}`"
+        )
+    elif r.abtest:
         console.print(
             f"  → A/B test [bold]{r.abtest}[/bold] (champion against {r.new_model}, "
             f"{r.challenge}, auto-promote): `assay abtests report {r.abtest}`"

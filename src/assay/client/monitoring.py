@@ -125,7 +125,8 @@ class MonitoringClient(Part):
     ) -> Retrain:
         """Rerun `model_ref`'s own pipeline and params on its training data plus `with_ref`
         (or `with_ref` alone) on the server; with `wait`, return once the new version is
-        registered (and its A/B test started, with `challenge`, a strategy)."""
+        registered (and its A/B test started, with `challenge`, a strategy: `shadow` has
+        the champion answer every request and the new version get a copy of each)."""
         from assay.monitoring.entities import Retrain
 
         retrain = parse(Retrain, self._call(

@@ -21,6 +21,13 @@ if TYPE_CHECKING:
 
 HISTORY_LIMIT = 200
 CONFIG_SOURCE = "monitor config"
+# A retrain's challenge is an A/B test of these two variants: the champion, then the new
+# version. It is routed by CHALLENGE unless the caller names a strategy; SHADOW (`shadow`
+# for short, `--shadow`) has the champion answer every request and send the challenger a
+# copy of each, so the new version is compared on live traffic without answering any.
+CHALLENGERS = ("champion", "challenger")
+CHALLENGE = "weighted:50,50"
+SHADOW = "shadow:champion"
 
 
 class MonitoringAPI(Protocol):

@@ -19,7 +19,8 @@ on_drift:                  # what a check that finds drift does next
   snapshot: churn-live     # commit the window as the next version of this dataset
   retrain: true            # ... and retrain the model on it
   alone: false             # with the training data (false) or the new rows alone
-  challenge: weighted:50,50   # start an A/B test of it (auto-promote); false for none
+  challenge: weighted:50,50   # start an A/B test of it (auto-promote); false for none;
+                              # shadow: the champion answers, the new model gets copies
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from dataclasses import replace
 from typing import Any, NoReturn
 
 from assay.errors import InvalidArgumentError
+from assay.monitoring import api
 from assay.monitoring.entities import (
     MonitorConfig,
     OnDrift,
@@ -59,6 +61,7 @@ _WINDOW = ("from", "last", "to")
 _WEBHOOK = ("allow_private", "timeout_s", "url")
 _ON_DRIFT = ("alone", "challenge", "retrain", "snapshot")
 _PERFORMANCE = ("min",)
+_CHALLENGE_HINT = f"Write a strategy such as {api.CHALLENGE}, or `shadow` for {api.SHADOW}."
 
 
 def load_config(text: str, source: str = "monitor config") -> MonitorConfig:
@@ -106,6 +109,23 @@ def load_config(text: str, source: str = "monitor config") -> MonitorConfig:
     if "on_drift" in top:
         config = replace(config, on_drift=p.on_drift(top["on_drift"]))
     return config
+
+
+def challenge_strategy(spec: str) -> str:
+    """A retrain's challenge as the routing spec of its A/B test, whose variants are
+    `api.CHALLENGERS`: `shadow` is short for `api.SHADOW` (the champion answers every
+    request, the challenger gets a copy of each), any other spec is taken as it is.
+
+    Raises:
+        InvalidArgumentError: a spec that does not parse, or does not fit those variants.
+    """
+    from assay.abtests.routing import parse_strategy  # the standard library only
+
+    spec = spec.strip()
+    if spec == "shadow":
+        spec = api.SHADOW
+    parse_strategy(spec, api.CHALLENGERS)
+    return spec
 
 
 def default_text() -> str:
@@ -252,7 +272,12 @@ class _Parser:
             if challenge is False or challenge is None:
                 out = replace(out, challenge=None)
             elif challenge is True:
-                out = replace(out, challenge="weighted:50,50")
+                out = replace(out, challenge=api.CHALLENGE)
             else:
-                out = replace(out, challenge=self.text(challenge, "on_drift.challenge"))
+                strategy = self.text(challenge, "on_drift.challenge")
+                try:
+                    out = replace(out, challenge=challenge_strategy(strategy))
+                except InvalidArgumentError as exc:
+                    why = exc.message.rstrip(".")
+                    self.fail("on_drift.challenge", f"is not a challenge ({why})", _CHALLENGE_HINT)
         return out

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from assay.errors import AssayError, ConflictError, InvalidArgumentError, NotFoundError
-from assay.monitoring import snapshots
+from assay.monitoring import api, snapshots
+from assay.monitoring.config import challenge_strategy
 from assay.monitoring.entities import Retrain, Snapshot
 from assay.monitoring.reference import References, label_column
 from assay.monitoring.repository import MonitorRepository, to_retrain, to_snapshot
@@ -76,9 +77,7 @@ class Retraining:
         old = self._training_run(mv)
         new = self.data.resolve(with_ref)
         if challenge is not None:
-            from assay.abtests.routing import parse_strategy
-
-            parse_strategy(challenge, ["champion", "challenger"])  # refused before any run
+            challenge = challenge_strategy(challenge)  # refused before any run
         dv = self._data(mv, old, new, alone, label)
         params = json.loads(
             self.data.read_file(self.data.resolve(old.params_ref or ""), "params.json")
@@ -225,7 +224,8 @@ class Retraining:
             for s in self.services.services()
             if s.state == "running" and s.model_ref == champion.ref
         ]
-        left = f"champion={served[0]}" if served else f"champion={champion.ref}"
+        left, right = api.CHALLENGERS
+        variants = [f"{left}={served[0] if served else champion.ref}", f"{right}={new.ref}"]
         name = f"{new.name.replace('/', '-')}-retrain-{new.version}"
         try:
             self.abtests.get(name)
@@ -233,7 +233,7 @@ class Retraining:
             pass
         else:
             raise ConflictError(f"An A/B test named {name!r} exists already.", abtest=name)
-        self.abtests.create(
-            name, [left, f"challenger={new.ref}"], strategy, auto_promote=True, alias="champion"
-        )
+        # Auto-promote as for any challenge; a shadow's copies have no feedback joined, so
+        # its sequential test never decides: a shadow test is concluded by hand.
+        self.abtests.create(name, variants, strategy, auto_promote=True, alias="champion")
         return name

@@ -320,7 +320,7 @@ class MonitoringService:
                     label=config.label,
                     launch=launch,
                 )
-                actions.append(f"retrain run {retrain.run_id[:8]}: {retrain.status}")
+                actions.append(_retrained(retrain))
             elif config.on_drift.retrain:
                 actions.append("retrain skipped: this check has no way to run it")
         except AssayError as exc:
@@ -446,12 +446,14 @@ class MonitoringService:
         """Queue a run of `model_ref`'s own pipeline version and params on its training
         data plus the labeled rows of `with_ref` (or, `alone`, those rows only); returns
         the retrain and its queued run, for the caller to execute and `finish_retrain`.
-        `label` names the label column when the training table has several non-inputs.
+        `challenge` is the routing of the new version's A/B test against the champion
+        (`shadow` is short for `shadow:champion`); None starts none. `label` names the
+        label column when the training table has several non-inputs.
 
         Raises:
             NotFoundError: no such model or data version.
-            InvalidArgumentError: the model was not made by a pipeline run, or the new data
-                has no labeled rows.
+            InvalidArgumentError: the model was not made by a pipeline run, the new data
+                has no labeled rows, or the challenge is not a strategy for two variants.
         """
         return self.retraining.start(
             model_ref, with_ref, alone=alone, challenge=challenge, label=label
@@ -509,6 +511,18 @@ def _layout(
         return [str(c) for c in table.columns], training.label, dtypes, training.path
     columns = [*live.inputs, snapshots.DEFAULT_LABEL]
     return columns, snapshots.DEFAULT_LABEL, {}, snapshots.DEFAULT_FILE
+
+
+def _retrained(r: Retrain) -> str:
+    """What a check that retrained says of it: the run, and what it made, if it ended."""
+    said = f"retrain run {r.run_id[:8]}: {r.status}"
+    if r.new_model:
+        said += f", {r.new_model}"
+    if r.abtest:
+        said += f", A/B test {r.abtest} ({r.challenge})"
+    if r.error:
+        said += f" ({r.error})"
+    return said
 
 
 def _event(report: MonitorReport, previous: str | None) -> dict[str, Any]:

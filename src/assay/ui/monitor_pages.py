@@ -16,6 +16,7 @@ from fastapi import Form, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
 from assay.errors import AssayError
+from assay.monitoring import api
 from assay.monitoring.entities import MonitorCheck, MonitorReport, Window
 from assay.ui.common import WS, Who, dashboard_router, page
 from assay.ui.session import Viewer
@@ -171,7 +172,7 @@ def retrain(
             model,
             data,
             alone=alone,
-            challenge="weighted:50,50" if challenge else None,
+            challenge=api.CHALLENGE if challenge else None,
             launch=lambda run, done: launch_in_background(ws, run.id, then=done),
         )
     except AssayError as exc:

@@ -64,9 +64,11 @@ class RetrainIn(Input):
     data: RefText = ref_field("DATASET@VERSION of live data")
     alone: bool = Field(default=False, description="Train on the new data only")
     challenge: str | None = Field(
-        default=None, description="Start an A/B test against the champion with this strategy"
+        default=None,
+        description="Start an A/B test against the champion with this strategy; `shadow` "
+        "(shadow:champion) has the champion answer and the new version get copies",
     )
-    label: NameText | None = name_field("The challenger's label in its A/B test", default=None)
+    label: NameText | None = name_field("The label column, if the data has several", default=None)
 
 
 def _window(body: WindowIn | None = None, **query: Any) -> Any:
