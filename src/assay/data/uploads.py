@@ -32,7 +32,7 @@ from typing import BinaryIO
 
 from assay.errors import ConflictError, InvalidArgumentError, NotFoundError, PayloadTooLargeError
 from assay.store.objects import hash_bytes, hash_file
-from assay.store.paths import safe_join
+from assay.store.paths import check_relative, safe_join
 
 _UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 _HASH = re.compile(r"^[0-9a-f]{64}$")
@@ -387,7 +387,7 @@ class BatchWriter:
                 "send more batches."
             )
         for path, _, _ in index:
-            safe_join(self.files_root, path)
+            check_relative(path)  # nothing is written there: `Staged.path` joins it safely
         self.index = index
         self.size = sum(n for _, _, n in index)
         self._out = self.tmp.open("wb")
