@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from assay.abtests import api
 from assay.cli.context import workspace
@@ -20,6 +19,7 @@ from assay.cli.output import (
     warn_if_exposed,
     when,
 )
+from assay.cli.tables import Table
 from assay.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
