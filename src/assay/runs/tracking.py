@@ -347,4 +347,3 @@ def usage() -> tuple[float, int]:
 
     ru = resource.getrusage(resource.RUSAGE_SELF)
     return ru.ru_utime + ru.ru_stime, ru.ru_maxrss * 1024
-
