@@ -8,17 +8,24 @@ import json
 import os
 import time
 import uuid
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from assay.data.entities import DataVersion
-from assay.errors import ConflictError, InvalidArgumentError, NotFoundError
+from assay.errors import (
+    AssayError,
+    AssayWarning,
+    ConflictError,
+    InvalidArgumentError,
+    NotFoundError,
+)
 from assay.limits import check_document
 from assay.runs import code as codes
 from assay.runs import tracking
 from assay.runs.code import CodeCapture, CodeVersion
-from assay.runs.entities import Candidate, Run
+from assay.runs.entities import Candidate, EndStatus, Run
 from assay.runs.repository import Point, RunRepository, runs
 from assay.store import liveness
 from assay.store.db import aware, utcnow
@@ -188,16 +195,20 @@ class RunRecording(RunsBase):
         Raises:
             NotFoundError: no such run.
         """
+        digest, raw = self._store_code(capture)
+        with self.db.session() as conn:
+            repo = RunRepository(conn)
+            repo.update(repo.resolve_id(ref), code=digest)
+        return codes.read_manifest(digest, raw)
+
+    def _store_code(self, capture: CodeCapture) -> tuple[str, bytes]:
+        """The capture's files and manifest into the store: (manifest hash, manifest)."""
         files = {name: self.store.put_bytes(data) for name, data in capture.files.items()}
         diff = None
         if capture.git is not None and capture.git.diff:
             diff = self.store.put_bytes(capture.git.diff.encode())
         raw = codes.manifest_of(capture, files, diff)
-        digest = self.store.put_bytes(raw)
-        with self.db.session() as conn:
-            repo = RunRepository(conn)
-            repo.update(repo.resolve_id(ref), code=digest)
-        return codes.read_manifest(digest, raw)
+        return self.store.put_bytes(raw), raw
 
     def code_of(self, ref: str) -> CodeVersion:
         """The code version a run executed: its pipeline snapshot, or what a tracked run
@@ -294,7 +305,7 @@ class RunRecording(RunsBase):
     def finish(
         self,
         ref: str,
-        status: str,
+        status: EndStatus,
         error: str | None = None,
         *,
         reported: dict[str, float] | None = None,
@@ -364,13 +375,15 @@ class RunRecording(RunsBase):
     def end(
         self,
         run_id: str,
-        status: str,
+        status: EndStatus,
         error: str | None,
         wall_s: float,
         cpu_s: float,
         points: list[Point] | None = None,
+        code: CodeCapture | None = None,
     ) -> None:
-        """Close a notebook run, writing its last metric points in the same transaction."""
+        """Close a notebook run, writing its last metric points and (if given) the code
+        that made it in the same transaction: one commit fewer per run opened in a loop."""
         _, peak = tracking.usage()
         resources = {
             "wall_s": round(wall_s, 3),
@@ -380,6 +393,14 @@ class RunRecording(RunsBase):
             "cost_per_hour": self.settings.cost_per_hour,
         }
         environment = self._environment()
+        stored: dict[str, str] = {}
+        if code is not None:
+            try:
+                stored["code"] = self._store_code(code)[0]
+            except (AssayError, OSError) as exc:  # the run still ends, without its code
+                warnings.warn(
+                    f"Assay could not store the run's code: {exc}", AssayWarning, stacklevel=2
+                )
         with self.db.session() as conn:
             repo = RunRepository(conn)
             if points:
@@ -391,4 +412,5 @@ class RunRecording(RunsBase):
                 ended_at=utcnow(),
                 resources=resources,
                 environment=environment,
+                **stored,
             )

@@ -29,7 +29,7 @@ from assay.sdk.autologging import autolog
 if TYPE_CHECKING:
     from assay.registry.entities import ModelVersion, Signature
     from assay.runs.code import CodeCapture
-    from assay.runs.entities import Run
+    from assay.runs.entities import EndStatus, Run
     from assay.runs.tracking import Recorder
     from assay.sdk.session import Session
 
@@ -179,7 +179,8 @@ def start_run(
     names another one). The code that produced the run is stored with it.
     """
     active = open_run(experiment, data=data, params=params, name=name, parent=parent)
-    status, error = "failed", None
+    status: EndStatus = "failed"
+    error: str | None = None
     try:
         yield active
         status = "succeeded"
@@ -228,31 +229,39 @@ def open_run(
     return active
 
 
-def close_run(active: ActiveRun, status: str, error: str | None) -> None:
+def close_run(active: ActiveRun, status: EndStatus, error: str | None) -> None:
     """Close a run `open_run` opened: its code, its last points, its resources."""
     with _lock:
         if active in _stack:
             _stack.remove(active)
         outer = _stack[-1] if _stack else _attached
     tracking.activate(outer.recorder if outer else None)
-    record_code(active)
+    code = _unstored_code(active)  # stored in the closing transaction
     cpu1, peak = tracking.usage()
     resources = {
         "wall_s": time.perf_counter() - active._wall0,
         "cpu_s": cpu1 - active._cpu0,
         "peak_rss_bytes": peak,
     }
-    active.session.end(active.run, active.recorder, status, error, resources)
+    active.session.end(active.run, active.recorder, status, error, resources, code=code)
+    if code is not None:
+        active._stored_code = code
 
 
 def record_code(active: ActiveRun) -> None:
     """Store the run's code now (a model logged mid-run names it in its lineage), and
     again at the end if it grew meanwhile (cells executed since)."""
-    capture = active._code.result() if active._code else None
-    if capture is None or capture == active._stored_code:
+    capture = _unstored_code(active)
+    if capture is None:
         return
     _quietly(lambda: active.session.record_code(active.id, capture), "store the run's code")
     active._stored_code = capture
+
+
+def _unstored_code(active: ActiveRun) -> CodeCapture | None:
+    """The run's code if it has not been stored as it is now, else None."""
+    capture = active._code.result() if active._code else None
+    return None if capture is None or capture == active._stored_code else capture
 
 
 class _Capture:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from assay.data.entities import CommitResult, DataVersion
     from assay.registry.entities import ModelVersion, Signature
     from assay.runs.code import CodeCapture
-    from assay.runs.entities import Candidate, Run
+    from assay.runs.entities import Candidate, EndStatus, Run
     from assay.runs.repository import Point
     from assay.runs.tracking import Recorder
     from assay.workspace import Workspace
@@ -49,10 +49,14 @@ class Session(Protocol):
         self,
         run: Run,
         recorder: Recorder,
-        status: str,
+        status: EndStatus,
         error: str | None,
         resources: dict[str, Any],
-    ) -> None: ...
+        code: CodeCapture | None = None,
+    ) -> None:
+        """Close the run; `code`, if given, is stored with it (a failure to store it is a
+        warning: the run still ends)."""
+        ...
 
     def record_code(self, run_id: str, capture: CodeCapture) -> None: ...
 
@@ -187,14 +191,16 @@ class LocalSession:
         self,
         run: Run,
         recorder: Recorder,
-        status: str,
+        status: EndStatus,
         error: str | None,
         resources: dict[str, Any],
+        code: CodeCapture | None = None,
     ) -> None:
         from assay.runs.tracking import RunRecorder
 
         left: list[Point] = recorder.stop() if isinstance(recorder, RunRecorder) else []
-        self.ws.runs.end(run.id, status, error, resources["wall_s"], resources["cpu_s"], left)
+        wall_s, cpu_s = resources["wall_s"], resources["cpu_s"]
+        self.ws.runs.end(run.id, status, error, wall_s, cpu_s, left, code=code)
 
     def record_code(self, run_id: str, capture: CodeCapture) -> None:
         self.ws.runs.record_code(run_id, capture)
@@ -283,12 +289,24 @@ class RemoteSession:
         self,
         run: Run,
         recorder: Recorder,
-        status: str,
+        status: EndStatus,
         error: str | None,
         resources: dict[str, Any],
+        code: CodeCapture | None = None,
     ) -> None:
+        import warnings
+
+        from assay.errors import AssayError, AssayWarning
         from assay.installed import environment
         from assay.sdk.remote import RemoteRecorder
+
+        if code is not None:
+            try:
+                self.record_code(run.id, code)
+            except AssayError as exc:  # the run still ends, without its code
+                warnings.warn(
+                    f"Assay could not store the run's code: {exc}", AssayWarning, stacklevel=2
+                )
 
         env = environment()
         if isinstance(recorder, RemoteRecorder):
