@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from typing_extensions import TypedDict
 
@@ -13,6 +13,14 @@ from assay.serialize import json_shape
 
 if TYPE_CHECKING:
     from assay.registry.entities import ModelVersion
+
+ABTestStatus = Literal["running", "paused", "concluded", "stopped"]
+"""Where a test is in its life, as recorded (what it was last told to be): running,
+paused (all traffic to the control, nothing analysed), concluded (a winner recorded, its
+alias moved) or stopped (its router stopped without a verdict)."""
+RouterState = Literal["running", "starting", "stopped"]
+"""What a test's router (its process here, or its application on Ray) was found doing
+when the test was read; never stored."""
 
 
 @dataclass(frozen=True)
@@ -46,9 +54,9 @@ class ABTest:
     strategy: str
     key: str | None
     """The request field that routes a user (sticky strategies)."""
-    status: str
+    status: ABTestStatus
     """`running`, `paused`, `concluded` or `stopped`."""
-    state: str
+    state: RouterState
     """What its router process was found doing: `running`, `starting` or `stopped`."""
     host: str
     port: int

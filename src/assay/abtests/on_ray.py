@@ -22,7 +22,12 @@ import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from assay.abtests.entities import ABTestFailedError, provenance
+from assay.abtests.entities import (
+    ABTestFailedError,
+    ABTestStatus,
+    RouterState,
+    provenance,
+)
 from assay.errors import ConflictError, InvalidArgumentError, NotFoundError
 
 if TYPE_CHECKING:
@@ -125,7 +130,7 @@ class RayABTests:
         self,
         test: ABTest,
         *,
-        status: str | None,
+        status: ABTestStatus | None,
         strategy: str | None,
         winner: str | None,
         timeout_s: float = 120.0,
@@ -139,18 +144,18 @@ class RayABTests:
         from assay.serving.ray_serve import RayDeployFailedError
 
         self.ray.proxy()
-        status = status or test.status
+        now: ABTestStatus = status or test.status
         strategy = strategy or test.strategy
         winner = winner if winner is not None else test.winner
         try:
-            self.roll(prefix_of(test), timeout_s, status=status, strategy=strategy, winner=winner)
+            self.roll(prefix_of(test), timeout_s, status=now, strategy=strategy, winner=winner)
         except RayDeployFailedError as exc:
             raise ABTestFailedError(
                 f"The router did not take the change: {exc.message}.", abtest=test.name
             ) from None
-        return {"status": status, "strategy": strategy, "winner": winner}
+        return {"status": now, "strategy": strategy, "winner": winner}
 
-    def start(self, test: ABTest, status: str, ready_timeout_s: float) -> None:
+    def start(self, test: ABTest, status: ABTestStatus, ready_timeout_s: float) -> None:
         """Deploy a stopped test again from its document, with `status`; what a failed
         router left is replaced whole.
 
@@ -185,7 +190,7 @@ class RayABTests:
         self.ray.proxy()
         return self.ray.logs(abtest_app(test.name), lines)
 
-    def state(self, name: str, status: str, host: str, port: int) -> str:
+    def state(self, name: str, status: str, host: str, port: int) -> RouterState:
         """What a test's router is doing, asked through the cluster's HTTP proxy and a
         router replica (no connection to Ray, so a list stays quick): `running`,
         `starting` or `stopped`."""
@@ -196,7 +201,8 @@ class RayABTests:
         url = f"{processes.probe_url(host, port)}/abtests/{name}"
         # Through the cluster's proxy and a router replica: a busy cluster gets longer.
         code = processes.ready_code(url, timeout_s=10.0)
-        return {200: "running", 503: "starting"}.get(code or 0, "stopped")
+        answered: dict[int, RouterState] = {200: "running", 503: "starting"}
+        return answered.get(code or 0, "stopped")
 
     def await_proxy(self, test: ABTest, timeout_s: float) -> None:
         """Wait until the cluster's proxy routes the test's prefix (it learns new routes a
@@ -319,7 +325,13 @@ class RayABTests:
         return doc
 
     def roll(
-        self, where: str, timeout_s: float, *, status: str, strategy: str, winner: str | None
+        self,
+        where: str,
+        timeout_s: float,
+        *,
+        status: ABTestStatus,
+        strategy: str,
+        winner: str | None,
     ) -> None:
         """Redeploy the document under `where` with a new status, strategy or winner."""
         doc = self.read(where)

@@ -19,7 +19,7 @@ from sqlalchemy import (
     update,
 )
 
-from assay.abtests.entities import ABTest, VariantSpec
+from assay.abtests.entities import ABTest, RouterState, VariantSpec
 from assay.store.db import aware, metadata, utcnow
 
 abtests = Table(
@@ -76,7 +76,7 @@ class ABTestRepository:
         )
 
 
-def to_abtest(row: Row[Any], state: str) -> ABTest:
+def to_abtest(row: Row[Any], state: RouterState) -> ABTest:
     return ABTest(
         name=row.name,
         variants=tuple(

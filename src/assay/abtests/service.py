@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from assay.abtests import api
-from assay.abtests.entities import ABReport, ABTest, ABTestFailedError, VariantSpec, provenance
+from assay.abtests.entities import (
+    ABReport,
+    ABTest,
+    ABTestFailedError,
+    ABTestStatus,
+    RouterState,
+    VariantSpec,
+    provenance,
+)
 from assay.abtests.repository import ABTestRepository, to_abtest
 from assay.data.entities import check_name
 from assay.errors import ConflictError, InvalidArgumentError, NotFoundError
@@ -262,7 +270,7 @@ class ABTestService:
         name: str,
         strategy: str,
         key: str | None,
-        status: str,
+        status: ABTestStatus,
         winner: str | None,
         auto_promote: bool,
         alpha: float,
@@ -329,7 +337,7 @@ class ABTestService:
         self,
         name: str,
         *,
-        status: str | None = None,
+        status: ABTestStatus | None = None,
         strategy: str | None = None,
         winner: str | None = None,
     ) -> ABTest:
@@ -351,7 +359,12 @@ class ABTestService:
         return self.get(name)
 
     def _change_locally(
-        self, test: ABTest, *, status: str | None, strategy: str | None, winner: str | None
+        self,
+        test: ABTest,
+        *,
+        status: ABTestStatus | None,
+        strategy: str | None,
+        winner: str | None,
     ) -> dict[str, Any]:
         """Rewrite the router's target and wait until every worker took it; what it now
         runs with, for the row."""
@@ -427,7 +440,7 @@ class ABTestService:
             raise ConflictError(f"A/B test {name!r}'s router is already {test.state}.")
         if test.status == "concluded":
             raise ConflictError(f"A/B test {name!r} is concluded; start a new one.")
-        status = "running" if test.status == "stopped" else test.status
+        status: ABTestStatus = "running" if test.status == "stopped" else test.status
         if test.on == "ray":
             on_ray = self._ray()
             on_ray.start(test, status, ready_timeout_s)
@@ -562,7 +575,7 @@ class ABTestService:
         with self.db.read() as s:
             return ABTestRepository(s).row(name)
 
-    def _state(self, row: Row[Any]) -> str:
+    def _state(self, row: Row[Any]) -> RouterState:
         if row.runs_on == "ray":
             return self._ray().state(row.name, row.status, row.host, row.port)
         if not row.pid or not processes.is_service_process(row.pid, self.dir / row.name):

@@ -19,7 +19,7 @@ from assay.serialize import dump
 
 if TYPE_CHECKING:
     from assay.runs.executor import Executor
-    from assay.sweeps.entities import Sweep, Trial
+    from assay.sweeps.entities import Sweep, Trial, TrialState
     from assay.sweeps.service import Update
 
 app = typer.Typer(
@@ -252,7 +252,7 @@ def _follow(sweep: Sweep, *, as_json: bool, poll_s: float = 0.5) -> None:
         raise typer.Exit(1)
 
 
-def _changed(view: _View, sweep: Sweep, seen: dict[int, str]) -> None:
+def _changed(view: _View, sweep: Sweep, seen: dict[int, TrialState]) -> None:
     """Tell the view of each trial that started or ended since the last look."""
     from assay.sweeps.entities import FINISHED_STATES
     from assay.sweeps.service import Update, best_trial

@@ -15,7 +15,7 @@ from assay.runs.api import LEADERBOARD_LIMIT, SEARCH_LIMIT, Series
 if TYPE_CHECKING:
     from assay.client.http import Http
     from assay.runs.code import CodeCapture, CodeVersion
-    from assay.runs.entities import Candidate, Run
+    from assay.runs.entities import Candidate, EndStatus, Run
 
 POLL_S = 0.5
 
@@ -315,7 +315,7 @@ class RunsClient(Part):
     def finish(
         self,
         ref: str,
-        status: str = "succeeded",
+        status: EndStatus = "succeeded",
         error: str | None = None,
         *,
         resources: Mapping[str, Any] | None = None,

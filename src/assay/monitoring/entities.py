@@ -5,19 +5,25 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from typing_extensions import TypedDict
 
 from assay.errors import InvalidArgumentError
 from assay.serialize import json_shape
 
-STATES = ("ok", "warning", "drift")
+MonitorState = Literal["ok", "warning", "drift"]
+"""A check's verdict on a feature, the prediction, the performance or the whole window."""
+RetrainStatus = Literal["running", "registered", "challenged", "failed"]
+"""A retrain's run is running; it ended with a new version registered, with that version
+challenging in an A/B test, or failed."""
+
+STATES: tuple[MonitorState, ...] = ("ok", "warning", "drift")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d|w)$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
-def worst(states: list[str]) -> str:
+def worst(states: list[MonitorState]) -> MonitorState:
     """The worst of some states (`ok` for none)."""
     return max(states, key=STATES.index, default="ok")
 
@@ -221,7 +227,7 @@ class FeatureDrift(TypedDict):
     """That share with no shift at all: 2/(m+1) for m training values, or (Good–Turing)
     the share of training rows in categories seen once; the threshold is on top of it."""
     new_categories: list[str]
-    state: str
+    state: MonitorState
     reasons: list[str]
     """Why it is not ok, in words."""
     histogram: DriftHistogram | None
@@ -247,7 +253,7 @@ class Performance(TypedDict):
     value: float | None
     ci: tuple[float | None, float | None]
     """95%: Wilson for accuracy, Student t otherwise."""
-    state: str
+    state: MonitorState
     series: dict[str, list[PerformancePoint]]
     """By model version (`MODEL@V`), over time."""
 
@@ -274,7 +280,7 @@ class MonitorReport(TypedDict):
     skipped_segments: int
     """Segments that could not be read (corrupt or unreadable); named in `notes`."""
     alpha: float
-    state: str
+    state: MonitorState
     features: list[FeatureDrift]
     prediction: FeatureDrift | None
     performance: Performance
@@ -295,7 +301,7 @@ class Monitor:
     name: str
     target: str
     config_text: str
-    state: str | None
+    state: MonitorState | None
     checked_at: datetime | None
     next_check_at: datetime | None
     created_at: datetime
@@ -309,7 +315,7 @@ class MonitorCheck:
     id: int
     monitor: str
     at: datetime
-    state: str
+    state: MonitorState
     model: str
     reference: str | None
     window_start: float | None
@@ -356,7 +362,7 @@ class Retrain:
     data: str
     """What the run trained on: training data plus live rows, or the live rows alone."""
     alone: bool
-    status: str
+    status: RetrainStatus
     """running, registered (a new version), challenged (an A/B test runs), or failed."""
     new_model: str | None
     abtest: str | None

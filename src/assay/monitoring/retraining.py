@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from assay.errors import AssayError, ConflictError, InvalidArgumentError, NotFoundError
 from assay.monitoring import api, snapshots
 from assay.monitoring.config import challenge_strategy
-from assay.monitoring.entities import Retrain, Snapshot
+from assay.monitoring.entities import Retrain, RetrainStatus, Snapshot
 from assay.monitoring.reference import References, label_column
 from assay.monitoring.repository import MonitorRepository, to_retrain, to_snapshot
 from assay.store.db import Database
@@ -144,7 +144,7 @@ class Retraining:
         with self.db.read() as s:
             return [to_retrain(r) for r in MonitorRepository(s).retrains()]
 
-    def _done(self, run_id: str, status: str, **values: Any) -> Retrain:
+    def _done(self, run_id: str, status: RetrainStatus, **values: Any) -> Retrain:
         with self.db.session() as s:
             MonitorRepository(s).update_retrain(run_id, status=status, **values)
         return self.get(run_id)

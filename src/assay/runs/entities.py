@@ -4,11 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 from assay.serialize import json_shape
 
-STATUSES = ("queued", "running", "succeeded", "failed", "killed")
+RunStatus = Literal["queued", "running", "succeeded", "failed", "killed", "pruned"]
+"""A run is queued, running, or has ended: succeeded, failed, killed, or pruned (stopped
+early at a sweep's request)."""
+EndStatus = Literal["succeeded", "failed", "killed"]
+"""How a caller closes a run (a sweep's pruning is a `StopReason`, seen by the runner)."""
+StopReason = Literal["pruned", "killed"]
+"""Why a running run is asked to stop; its runner ends it with this status."""
+StepStatus = Literal["pending", "running", "succeeded", "failed"]
+"""A step waits (pending), runs, or has ended."""
+
+STATUSES: tuple[RunStatus, ...] = get_args(RunStatus)
 _LOWER_IS_BETTER = ("loss", "error", "rmse", "mse", "mae", "cost", "latency", "time")
 
 
@@ -32,7 +42,7 @@ def same_metrics(a: dict[str, float | None], b: dict[str, float | None]) -> bool
     return True
 
 
-FINISHED = frozenset({"succeeded", "failed", "killed"})
+FINISHED: frozenset[RunStatus] = frozenset({"succeeded", "failed", "killed", "pruned"})
 
 
 @dataclass(frozen=True)
@@ -41,7 +51,7 @@ class StepRun:
 
     position: int
     name: str
-    status: str
+    status: StepStatus
     cached: bool
     seconds: float | None
     output: str | None
@@ -60,7 +70,7 @@ class Run:
     id: str
     name: str
     experiment: str
-    status: str
+    status: RunStatus
     created_at: datetime
     pipeline: str | None = None
     pipeline_version: int | None = None
@@ -117,7 +127,7 @@ class Candidate:
     params: dict[str, Any]
     metrics: dict[str, float | None]
     name: str | None = None
-    status: str = "succeeded"
+    status: EndStatus = "succeeded"
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from assay.errors import ConflictError
 from assay.pipelines.notebook import is_notebook
 from assay.runs import tracking
 from assay.runs.engine import StepSpec, execute, expose
-from assay.runs.entities import Run
+from assay.runs.entities import EndStatus, Run, StopReason
 from assay.runs.failures import explain
 from assay.runs.notebook import CellError
 from assay.runs.repository import RunRepository
@@ -248,7 +248,7 @@ class RunExecution(RunsBase):
         with tempfile.TemporaryDirectory(prefix="assay-warm-") as tmp:
             load_pipeline(self._pipeline_dir(pv, Path(tmp)) / pv.entry, pv.pipeline)
 
-    def request_stop(self, run_id: str, reason: str) -> None:
+    def request_stop(self, run_id: str, reason: StopReason) -> None:
         """Ask a running run to end with status `reason` (e.g. "pruned").
 
         Its runner sees the request within a heartbeat and ends the run at the
@@ -264,7 +264,7 @@ class RunExecution(RunsBase):
         with self.db.session() as conn:
             RunRepository(conn).update(run_id, logs=digest)
 
-    def mark(self, run_id: str, status: str, error: str) -> None:
+    def mark(self, run_id: str, status: EndStatus, error: str) -> None:
         """Record that a runner ended without finishing its run (killed by a signal, …)."""
         with self.db.session() as conn:
             repo = RunRepository(conn)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -37,7 +37,7 @@ from sqlalchemy import (
 
 from assay.errors import ConflictError, InvalidArgumentError, NotFoundError
 from assay.limits import bounded
-from assay.runs.entities import Run, StepRun
+from assay.runs.entities import Run, RunStatus, StepRun
 from assay.store.db import aware, metadata, utcnow
 from assay.store.liveness import alive
 
@@ -424,8 +424,9 @@ class RunRepository:
         ).all()
         return [(run_id, pid) for run_id, pid, started in queued if not alive(pid, started)]
 
-    def status(self, run_id: str) -> str:
-        return str(self.conn.scalar(select(runs.c.status).where(runs.c.id == run_id)))
+    def status(self, run_id: str) -> RunStatus:
+        found = str(self.conn.scalar(select(runs.c.status).where(runs.c.id == run_id)))
+        return cast("RunStatus", found)
 
     def status_and_start(self, run_id: str) -> tuple[str, datetime | None]:
         row = self.conn.execute(

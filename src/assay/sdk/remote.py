@@ -26,6 +26,7 @@ from assay.runs.tracking import as_number, check_key
 
 if TYPE_CHECKING:
     from assay.client import Client
+    from assay.runs.entities import EndStatus
 
 FLUSH_EVERY_S = 0.5
 BATCH = 10_000  # points a request
@@ -205,7 +206,7 @@ class RemoteRecorder:
 
     def finish(
         self,
-        status: str,
+        status: EndStatus,
         error: str | None,
         resources: dict[str, Any],
         environment: dict[str, Any],

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from typing_extensions import TypedDict
 
 from assay.serialize import json_shape
+
+ServiceDesired = Literal["running", "stopped"]
+"""What the user last asked of a service."""
+ServiceState = Literal["running", "starting", "stopped", "failed"]
+"""What was found when a service was read (`failed`: asked to run, but its process is gone
+or its application does not answer)."""
 
 
 @dataclass(frozen=True)
@@ -30,9 +36,9 @@ class Service:
     host: str
     port: int
     workers: int
-    desired: str
+    desired: ServiceDesired
     """`running` or `stopped`: what the user last asked for."""
-    state: str
+    state: ServiceState
     """`running`, `starting`, `stopped` or `failed`: what was found."""
     pid: int | None
     started_at: datetime | None

@@ -19,7 +19,7 @@ from sqlalchemy import (
     update,
 )
 
-from assay.serving.entities import Service
+from assay.serving.entities import Service, ServiceState
 from assay.store.db import aware, metadata, utcnow
 
 services = Table(
@@ -69,7 +69,7 @@ class ServiceRepository:
             )
 
 
-def to_service(row: Row[Any], state: str) -> Service:
+def to_service(row: Row[Any], state: ServiceState) -> Service:
     return Service(
         name=row.name,
         model=row.model,

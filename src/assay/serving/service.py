@@ -28,7 +28,13 @@ from typing import TYPE_CHECKING, Any
 from assay.data.entities import check_name
 from assay.errors import AssayError, ConflictError, InvalidArgumentError, NotFoundError
 from assay.serving import api, processes
-from assay.serving.entities import ReplicaState, Service, ServiceStatus, WorkerState
+from assay.serving.entities import (
+    ReplicaState,
+    Service,
+    ServiceState,
+    ServiceStatus,
+    WorkerState,
+)
 from assay.serving.repository import ServiceRepository, to_service
 from assay.store.db import Database, utcnow
 
@@ -603,13 +609,14 @@ class ServingService:
             )
         return row
 
-    def _state(self, row: Row[Any]) -> str:
+    def _state(self, row: Row[Any]) -> ServiceState:
         if row.runs_on == "ray":
             # Asked through the cluster's HTTP proxy: no connection to Ray for a list.
             if row.desired != "running":
                 return "stopped"
             code = processes.ready_code(f"{processes.probe_url(row.host, row.port)}/{row.name}")
-            return {200: "running", 503: "starting"}.get(code or 0, "failed")
+            answered: dict[int, ServiceState] = {200: "running", 503: "starting"}
+            return answered.get(code or 0, "failed")
         alive = bool(row.pid) and processes.is_service_process(row.pid, self._folder(row.name))
         if not alive:
             return "failed" if row.desired == "running" and row.pid else "stopped"

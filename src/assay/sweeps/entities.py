@@ -4,18 +4,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 from assay.serialize import json_shape
 
-# A trial's states: Optuna's, plus "running" (its run is executing) and
-# "interrupted" (the sweep stopped under it; `assay sweep resume` tries those
-# params again).
-TRIAL_STATES = ("running", "complete", "pruned", "fail", "interrupted")
-FINISHED_STATES = ("complete", "pruned", "fail")
-# A sweep's statuses while it has not ended: recorded, waiting for a driver (a server's),
-# driven. It ends finished, stopped (a limit), failed or interrupted.
-ACTIVE = ("created", "queued", "running")
+TrialState = Literal["running", "complete", "pruned", "fail", "interrupted", "retried"]
+"""A trial's states: Optuna's (complete, pruned, fail), plus "running" (its run is
+executing), "interrupted" (the sweep stopped under it; `assay sweep resume` tries those
+params again) and "retried" (an interrupted trial whose params a later trial tried)."""
+SweepStatus = Literal[
+    "created", "queued", "running", "finished", "stopped", "failed", "interrupted"
+]
+"""A sweep is recorded (created), waiting for a driver (a server's: queued), or driven
+(running); it ends finished, stopped (a limit), failed or interrupted."""
+
+TRIAL_STATES: tuple[TrialState, ...] = get_args(TrialState)
+FINISHED_STATES: tuple[TrialState, ...] = ("complete", "pruned", "fail")
+# A sweep's statuses while it has not ended.
+ACTIVE: tuple[SweepStatus, ...] = ("created", "queued", "running")
 
 
 @dataclass(frozen=True)
@@ -33,7 +39,7 @@ class Objective:
 @dataclass(frozen=True)
 class Trial:
     number: int
-    state: str
+    state: TrialState
     run_id: str | None
     params: dict[str, Any]
     distributions: dict[str, str]  # name -> Optuna's distribution JSON
@@ -73,7 +79,7 @@ class Sweep:
     budget: float | None
     timeout_s: float | None
     register: str
-    status: str
+    status: SweepStatus
     stop_cause: str | None
     best_runs: tuple[str, ...]
     best_models: tuple[str, ...]

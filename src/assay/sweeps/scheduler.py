@@ -24,7 +24,14 @@ from assay.errors import NotFoundError
 from assay.runs.executor import Done, Executor, Job
 from assay.store.db import utcnow
 from assay.sweeps import study as studies
-from assay.sweeps.entities import FINISHED_STATES, Objective, Sweep, Trial
+from assay.sweeps.entities import (
+    FINISHED_STATES,
+    Objective,
+    Sweep,
+    SweepStatus,
+    Trial,
+    TrialState,
+)
 from assay.sweeps.objectives import best_trial, objective_values, pareto_front
 from assay.sweeps.repository import SweepRepository
 from assay.sweeps.space import merge, parse_space
@@ -258,6 +265,7 @@ class Scheduler:
         }
         values: list[float] | None = None
         error = None
+        state: TrialState
         if run.status == "succeeded":
             values, missing = objective_values(run, sweep.objectives)
             if missing:
@@ -382,7 +390,9 @@ class Scheduler:
                     models.append(self.registry.register_run(run_id).ref)
                 except NotAModelError:
                     continue
-        status = "failed" if self.failure else ("stopped" if self.stop_cause else "finished")
+        status: SweepStatus = (
+            "failed" if self.failure else ("stopped" if self.stop_cause else "finished")
+        )
         with self.db.session() as conn:
             SweepRepository(conn).update(
                 sweep.id,

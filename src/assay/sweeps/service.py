@@ -28,7 +28,7 @@ from assay.store.db import Database, utcnow
 from assay.store.objects import hash_bytes
 from assay.sweeps import api
 from assay.sweeps import study as studies
-from assay.sweeps.entities import Sweep, Trial
+from assay.sweeps.entities import Sweep, Trial, TrialState
 from assay.sweeps.objectives import (
     REGISTER,
     RESOURCE_OBJECTIVES,
@@ -293,7 +293,8 @@ class SweepService:
                     self.runs.request_stop(run.id, "killed")
                     self.runs.mark(run.id, "killed", "Its sweep's driver went away.")
                     run = self.runs.get(run.id)
-                state, values = "interrupted", None
+                state: TrialState = "interrupted"
+                values: list[float] | None = None
                 if run.status == "succeeded":
                     values, missing = objective_values(run, sweep.objectives)
                     state = "fail" if missing else "complete"

@@ -34,7 +34,10 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from assay.runs.entities import EndStatus
 
 FRAMEWORKS = ("sklearn", "xgboost", "lightgbm")
 # The module whose import makes each framework patchable.
@@ -217,7 +220,7 @@ def record(
         result = fit()
     except BaseException as exc:
         if opened:
-            status = "killed" if isinstance(exc, KeyboardInterrupt) else "failed"
+            status: EndStatus = "killed" if isinstance(exc, KeyboardInterrupt) else "failed"
             error = "".join(traceback.format_exception(exc))
             sdk._quietly(lambda: sdk.close_run(active, status, error), "close the run")
         raise

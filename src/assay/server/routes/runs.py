@@ -9,7 +9,7 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
 from assay.runs.code import CodeVersion
-from assay.runs.entities import Run
+from assay.runs.entities import EndStatus, Run
 from assay.server.deps import READ, WRITE, WS
 from assay.server.schemas import (
     BY_PATH,
@@ -80,9 +80,7 @@ class TrackIn(Input):
 
 
 class EndIn(Input):
-    status: Literal["succeeded", "failed", "killed"] = Field(
-        default="succeeded", description="How it ended"
-    )
+    status: EndStatus = Field(default="succeeded", description="How it ended")
     error: str | None = None
     resources: dict[str, float] = Field(
         default_factory=dict,
