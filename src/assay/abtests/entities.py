@@ -44,9 +44,20 @@ class VariantSpec:
 class ABTest:
     """An A/B test: variants, a routing strategy, and where its router listens.
 
-    `status` is running, paused (all traffic to the control, nothing analysed),
-    concluded (a winner recorded, its alias moved) or stopped. `state` is what its
-    router process was found doing when the test was read.
+    Two fields can both say `running`, and mean different things:
+
+    - `status` (`ABTestStatus`) is the test's lifecycle, recorded by the control plane:
+      running, paused (all traffic to the control, nothing analysed), concluded (a winner
+      recorded, its alias moved) or stopped. It is what the test should be doing.
+    - `state` (`RouterState`) is observed, not stored: what its router was found doing
+      when the test was read (`running`, `starting` or `stopped`). The CLI shows it as
+      the `router` column.
+
+    A test whose `status` is running can have a router in `state` stopped (the machine
+    restarted, or its process died: `assay abtests start` brings it back); a paused test's
+    router is `running` (it sends every request to the control). Pausing, resuming and
+    new weights need the router `running`. The names stay as they are: both are fields of
+    the REST and `--json` shape.
     """
 
     name: str
@@ -55,9 +66,11 @@ class ABTest:
     key: str | None
     """The request field that routes a user (sticky strategies)."""
     status: ABTestStatus
-    """`running`, `paused`, `concluded` or `stopped`."""
+    """The test's lifecycle, as recorded: `running`, `paused`, `concluded` or `stopped`
+    (see `state` for its router)."""
     state: RouterState
-    """What its router process was found doing: `running`, `starting` or `stopped`."""
+    """Its router, as found when the test was read: `running`, `starting` or `stopped`
+    (observed, not stored; see `status` for the test's lifecycle)."""
     host: str
     port: int
     workers: int

@@ -137,7 +137,12 @@ def create(
 
 @app.command("list")
 def list_(as_json: JsonOpt = False) -> None:
-    """List A/B tests."""
+    """List A/B tests.
+
+    `status` is the test's lifecycle, as recorded: running, paused, concluded or stopped.
+    `router` is what its router was found doing: running, starting or stopped (the JSON
+    field `state`). A running test whose router is stopped takes `assay abtests start`.
+    """
     tests = workspace().abtests.tests()
     if as_json:
         emit_json(tests)
