@@ -94,7 +94,7 @@ class _open:
         return self.run.id
 
     def __exit__(self, *exc: object) -> None:
-        self.ws.runs.end(self.run.id, "succeeded", None, 0.1, 0.1)
+        self.ws.runs.finish_here(self.run.id, "succeeded", None, 0.1, 0.1)
 
 
 def test_a_model_version_in_use_is_kept_unless_forced_and_its_bundle_collected(
@@ -131,9 +131,9 @@ def test_runs_delete_with_their_children_and_records_and_archive_hides_them(
     log = tmp_path / "notes.txt"
     log.write_bytes(os.urandom(1000))
     ws.runs.add_artifacts(parent.id, {"notes.txt": log})
-    ws.runs.end(parent.id, "succeeded", None, 1.0, 1.0)
+    ws.runs.finish_here(parent.id, "succeeded", None, 1.0, 1.0)
     other = ws.runs.begin("grid")
-    ws.runs.end(other.id, "succeeded", None, 1.0, 1.0)
+    ws.runs.finish_here(other.id, "succeeded", None, 1.0, 1.0)
 
     ws.runs.archive([other.id])
     assert {r.id for r in ws.runs.search(filter="parent_id is null")} == {parent.id}
@@ -163,7 +163,7 @@ def test_a_run_a_model_came_from_is_kept_unless_forced(ws: Workspace) -> None:
 
     X, y = load_iris(return_X_y=True, as_frame=True)
     run = ws.runs.begin("m")
-    ws.runs.end(run.id, "succeeded", None, 0.1, 0.1)
+    ws.runs.finish_here(run.id, "succeeded", None, 0.1, 0.1)
     ws.registry.log_model(DecisionTreeClassifier().fit(X, y), "m", run=run.id)
     with pytest.raises(ConflictError, match=r"model m@1 \(its lineage\) depend"):
         ws.lifecycle.delete_runs([run.id])

@@ -140,11 +140,11 @@ def test_unknown_models_versions_and_bad_refs_are_clear_errors(
 
 def test_only_a_succeeded_run_with_a_model_registers(ws: Workspace, project: Path) -> None:
     notebook = ws.runs.begin("scratch")
-    ws.runs.end(notebook.id, "succeeded", None, 0.1, 0.1)
+    ws.runs.finish_here(notebook.id, "succeeded", None, 0.1, 0.1)
     with pytest.raises(ConflictError, match="has no model"):
         ws.registry.register_run(notebook.id)
     failed = ws.runs.begin("scratch")
-    ws.runs.end(failed.id, "failed", "boom", 0.1, 0.1)
+    ws.runs.finish_here(failed.id, "failed", "boom", 0.1, 0.1)
     with pytest.raises(ConflictError, match="is failed"):
         ws.registry.register_run(failed.id)
     assert ws.registry.models() == []

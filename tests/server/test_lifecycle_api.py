@@ -23,7 +23,7 @@ def test_deletes_and_gc_need_an_admin_token_and_say_what_they_did(
     (tmp_path / "d" / "a.bin").write_bytes(os.urandom(300_000))
     ws.data.commit("raw", tmp_path / "d")
     run = ws.runs.begin("e", data="raw@1")
-    ws.runs.end(run.id, "succeeded", None, 0.1, 0.1)
+    ws.runs.finish_here(run.id, "succeeded", None, 0.1, 0.1)
 
     writer, admin = local("write"), local("admin")
     assert_error(writer.delete("/api/v1/datasets/raw/versions/1"), 403)

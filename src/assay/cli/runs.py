@@ -203,12 +203,12 @@ def execute_on_ray(run: Run, *, use_cache: bool, quiet: bool = False) -> Run:
                 done = executor.wait(1.0)
         except KeyboardInterrupt:
             executor.close(cancel=True)
-            ws.runs.mark(run.id, "killed", "Interrupted (Ctrl-C).")
+            ws.runs.abandon(run.id, "killed", "Interrupted (Ctrl-C).")
             err.print(f"[yellow]Run {run.short_id} killed.[/yellow]")
             raise typer.Exit(130) from None
         executor.close()
     if done[0].problem:
-        ws.runs.mark(run.id, "failed", done[0].problem)
+        ws.runs.abandon(run.id, "failed", done[0].problem)
     finished = ws.runs.get(run.id)
     if not quiet:
         for step in finished.steps:

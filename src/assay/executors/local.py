@@ -83,21 +83,22 @@ class LocalRun:
     def settle(self, runs: RunService, run_id: str, code: int) -> None:
         """Record a run whose runner exited without recording its end itself."""
         if code < 0:
-            runs.mark(run_id, "killed", f"The runner was killed by {signal.Signals(-code).name}.")
+            name = signal.Signals(-code).name
+            runs.abandon(run_id, "killed", f"The runner was killed by {name}.")
         elif code != 0:
-            runs.mark(run_id, "failed", f"The runner exited with {code}; see `assay runs logs`.")
+            runs.abandon(run_id, "failed", f"The runner exited with {code}; see `assay runs logs`.")
 
     def interrupt(self, runs: RunService, run_id: str) -> None:
         """After Ctrl-C (which the runner got too): let it record the run, then make sure."""
         self._reap()
-        runs.mark(run_id, "killed", "Interrupted (Ctrl-C).")
+        runs.abandon(run_id, "killed", "Interrupted (Ctrl-C).")
 
     def stop(self, runs: RunService, run_id: str, why: str) -> None:
         """Stop the runner (SIGTERM: it records the run as killed), then make sure."""
         with contextlib.suppress(ProcessLookupError):
             self.process.terminate()
         self._reap()
-        runs.mark(run_id, "killed", f"Stopped by {why}.")
+        runs.abandon(run_id, "killed", f"Stopped by {why}.")
 
     def _reap(self) -> None:
         try:

@@ -64,7 +64,7 @@ def _main(argv: list[str], lifeline: Lifeline) -> int:
 
     def last_word(reason: str) -> None:
         if lifeline.run_id is not None:
-            ws.runs.mark(lifeline.run_id, "killed", reason)
+            ws.runs.abandon(lifeline.run_id, "killed", reason)
 
     lifeline.last_word = last_word
     try:

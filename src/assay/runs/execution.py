@@ -264,8 +264,10 @@ class RunExecution(RunsBase):
         with self.db.session() as conn:
             RunRepository(conn).update(run_id, logs=digest)
 
-    def mark(self, run_id: str, status: EndStatus, error: str) -> None:
-        """Record that a runner ended without finishing its run (killed by a signal, …)."""
+    def abandon(self, run_id: str, status: EndStatus, error: str) -> None:
+        """Close a run its runner left unfinished (killed by a signal, crashed, stopped):
+        recorded only while the run is still queued or running, so a run the runner did
+        close keeps its own ending. (`finish` and `finish_here` close a tracked run.)"""
         with self.db.session() as conn:
             repo = RunRepository(conn)
             if repo.load(run_id).status in ("queued", "running"):

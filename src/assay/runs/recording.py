@@ -311,7 +311,8 @@ class RunRecording(RunsBase):
         reported: dict[str, float] | None = None,
         environment: dict[str, Any] | None = None,
     ) -> Run:
-        """Close a tracked run with `status` (succeeded, failed or killed).
+        """Close a tracked run with `status` (succeeded, failed or killed), for a caller
+        elsewhere (the REST API, the remote SDK); `finish_here` is the tracking process's own.
 
         The wall time is the server's own (open to close); what the caller `reported` of
         its machine (CPU seconds, peak memory) and its `environment` (Python, packages)
@@ -372,7 +373,7 @@ class RunRecording(RunsBase):
         out["reported"] = True
         return out
 
-    def end(
+    def finish_here(
         self,
         run_id: str,
         status: EndStatus,
@@ -382,8 +383,14 @@ class RunRecording(RunsBase):
         points: list[Point] | None = None,
         code: CodeCapture | None = None,
     ) -> None:
-        """Close a notebook run, writing its last metric points and (if given) the code
-        that made it in the same transaction: one commit fewer per run opened in a loop."""
+        """Close a run tracked in this process (the local notebook SDK) with what this
+        process measured (`wall_s`, `cpu_s`, its peak memory and environment), writing its
+        last metric points and (if given) the code that made it in the same transaction:
+        one commit fewer per run opened in a loop.
+
+        The three ways a run is closed: `finish`, by a caller elsewhere (the REST API, the
+        remote SDK; the server's own clock); `finish_here`, by the process that tracked it;
+        `abandon`, for a runner that ended without closing its run."""
         _, peak = tracking.usage()
         resources = {
             "wall_s": round(wall_s, 3),

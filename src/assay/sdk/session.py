@@ -200,7 +200,7 @@ class LocalSession:
 
         left: list[Point] = recorder.stop() if isinstance(recorder, RunRecorder) else []
         wall_s, cpu_s = resources["wall_s"], resources["cpu_s"]
-        self.ws.runs.end(run.id, status, error, wall_s, cpu_s, left, code=code)
+        self.ws.runs.finish_here(run.id, status, error, wall_s, cpu_s, left, code=code)
 
     def record_code(self, run_id: str, capture: CodeCapture) -> None:
         self.ws.runs.record_code(run_id, capture)

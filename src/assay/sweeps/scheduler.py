@@ -258,7 +258,7 @@ class Scheduler:
         sweep = self.sweep
         item = self.live.pop(done.run_id)
         if done.problem:
-            self.runs.mark(done.run_id, "failed", done.problem)
+            self.runs.abandon(done.run_id, "failed", done.problem)
         run = self.runs.by_id(done.run_id)
         intermediate = {
             s: v for s, v in self.runs.steps_of(run.id, self.prune_key) if v is not None
@@ -356,7 +356,7 @@ class Scheduler:
         `resume` to try their params again."""
         sweep, live, ended = self.sweep, list(self.live.values()), self.clock.now()
         for item in live:
-            self.runs.mark(item.run_id, "killed", "The sweep was interrupted.")
+            self.runs.abandon(item.run_id, "killed", "The sweep was interrupted.")
         with self.db.session() as conn:
             repo = SweepRepository(conn)
             for item in live:

@@ -291,7 +291,7 @@ class SweepService:
                 run = self.runs.get(trial.run_id)
                 if run.status in ("queued", "running"):
                     self.runs.request_stop(run.id, "killed")
-                    self.runs.mark(run.id, "killed", "Its sweep's driver went away.")
+                    self.runs.abandon(run.id, "killed", "Its sweep's driver went away.")
                     run = self.runs.get(run.id)
                 state: TrialState = "interrupted"
                 values: list[float] | None = None
