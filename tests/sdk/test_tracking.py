@@ -208,3 +208,50 @@ def test_runs_as_a_dataframe_and_runs_in_html(here: Workspace) -> None:
     assert "★" in page
     assert "<polyline" in page
     assert both.to_frame().shape[1] == 2
+
+
+LOOP = """
+import json, threading
+import assay
+from assay.sdk.session import current
+from sqlalchemy import event
+
+with assay.start_run(experiment="warm", params={"a": 0}):
+    assay.log_metrics({"x": 0.0})
+started, commits = [], []
+start = threading.Thread.start
+
+def counting(self):
+    started.append(self.name)
+    start(self)
+
+threading.Thread.start = counting
+event.listen(current().ws.db.engine, "commit", lambda conn: commits.append(1))
+for i in range(20):
+    with assay.start_run(experiment="loop", params={"i": i}):
+        assay.log_metrics({"loss": 1.0 / (i + 1)})
+print(json.dumps({"started": started, "commits": len(commits)}))
+"""
+
+
+def test_runs_opened_in_a_loop_share_one_background_thread_and_close_in_two_commits(
+    here: Workspace, tmp_path: Path
+) -> None:
+    """A script that trains a model per loop turn pays for its runs: no thread started
+    per run (starting and joining one was a fifth of a short run), and one transaction
+    to open a run and one to close it (its code, last points and resources together)."""
+    import json
+
+    script = tmp_path / "loop.py"
+    script.write_text(LOOP)
+    found = json.loads(_python(script, tmp_path).stdout.splitlines()[-1])
+    # One thread beats for every run; it ends after two beats with no run open, and
+    # the next run starts it again: never one per run.
+    assert found["started"].count("assay-recorder") <= 2
+    # The code is read in a thread only when git was not asked in the last 2 s.
+    assert found["started"].count("assay-code") < 5
+    assert found["commits"] == 2 * 20
+    runs = here.runs.search(experiment="loop")
+    assert len(runs) == 20
+    assert all(r.status == "succeeded" and (r.metrics["loss"] or 0) > 0 for r in runs)
+    assert all(here.runs.code_of(r.id).entry == "loop.py" for r in runs)

@@ -251,10 +251,13 @@ class _Ticker:
         self._thread = None
 
     def _loop(self) -> None:
+        idle = 0
         while True:
             time.sleep(FLUSH_EVERY_S)
             with self._lock:
-                if not self._recorders:
+                # Two beats without a run: a loop of short runs keeps its one thread.
+                idle = 0 if self._recorders else idle + 1
+                if idle >= 2:
                     self._thread = None
                     return
                 live = list(self._recorders.values())
