@@ -217,8 +217,9 @@ class _Ticker:
 
     A thread per run cost more than the rest of a short run: starting it waits for the
     scheduler, and ending it waits for it to wake (a fifth of `start_run` + `log_metrics`
-    + close in a loop, by py-spy). The thread ends when no run is left, and a forked
-    process starts afresh.
+    + close in a loop, by py-spy). The thread ends after two beats with no run open, and
+    a forked process starts afresh. Its runs share it: a beat held up by the database
+    holds up the others' heartbeats too (they would wait on the same database).
     """
 
     def __init__(self) -> None:
