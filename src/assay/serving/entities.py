@@ -8,7 +8,15 @@ from typing import Any, ClassVar, Literal
 
 from typing_extensions import TypedDict
 
+from assay.errors import AssayError
 from assay.serialize import json_shape
+
+
+class ServiceFailedError(AssayError):
+    """A service process did not come up, or a model did not load in it."""
+
+    status = 502
+
 
 ServiceDesired = Literal["running", "stopped"]
 """What the user last asked of a service."""

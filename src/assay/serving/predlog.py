@@ -114,6 +114,20 @@ def check_sample(rate: float) -> float:
     return rate
 
 
+def service_log(store: str, name: str, settings: dict[str, Any]) -> dict[str, Any] | None:
+    """A service's `log` block (`LogConfig.from_doc`) from its settings (`log_sample`,
+    `log_roll`); None when logging is off."""
+    sample = float(settings.get("log_sample", 1.0))
+    if sample <= 0:
+        return None
+    return {
+        "store": store,
+        "prefix": log_prefix("services", name),
+        "sample": sample,
+        **(settings.get("log_roll") or {}),
+    }
+
+
 def log_prefix(kind: str, name: str) -> str:
     """Where a service's (`services`) or an A/B test's (`abtests`) log lives in the store."""
     return f"{PREDICTIONS}/{kind}/{name}"

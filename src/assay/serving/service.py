@@ -31,6 +31,7 @@ from assay.serving import api, processes
 from assay.serving.entities import (
     ReplicaState,
     Service,
+    ServiceFailedError,
     ServiceState,
     ServiceStatus,
     WorkerState,
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 
     from assay.registry.entities import ModelVersion
     from assay.registry.service import RegistryService
+    from assay.serving.on_ray import RayServices
     from assay.serving.ray_serve import RayServe
 
 
@@ -52,12 +54,6 @@ DEFAULTS: dict[str, Any] = {
     "drain_s": 1.0,
 }
 PLACES = ("local", "ray")
-
-
-class ServiceFailedError(AssayError):
-    """A service process did not come up, or a model did not load in it."""
-
-    status = 502
 
 
 class ServingService:
@@ -83,6 +79,12 @@ class ServingService:
         if self._ray is None:
             raise InvalidArgumentError("This workspace was opened without a Ray cluster.")
         return self._ray
+
+    def _on_ray(self) -> RayServices:
+        """What a service on Ray does, asked of one place (`assay.serving.on_ray`)."""
+        from assay.serving.on_ray import RayServices
+
+        return RayServices(self.ray, self.registry.store.url)
 
     # ---- deploy / start / update / stop -------------------------------------------------
 
@@ -167,8 +169,10 @@ class ServingService:
             "log_roll": dict(log_roll or {}),
         }
         if on == "ray":
+            from assay.serving.on_ray import ray_settings
+
             settings.update(
-                _ray_settings(replicas, autoscale, target_ongoing_requests, cpus, memory_bytes)
+                ray_settings(replicas, autoscale, target_ongoing_requests, cpus, memory_bytes)
             )
             return self._deploy_on_ray(name, model_ref, settings, ready_timeout_s, progress)
         mv = self.registry.resolve(model_ref)
@@ -213,18 +217,14 @@ class ServingService:
     ) -> Service:
         """Deploy as a Ray Serve application; the row is written only once it runs, so a
         failure leaves nothing behind (no row, no application)."""
-        # Connected first: an unreachable cluster is a quick answer, before any lookup.
-        host, port = self.ray.proxy()
+        from assay.serving.on_ray import replica_count
+
+        on_ray = self._on_ray()
+        host, port = on_ray.place(name)  # an unreachable cluster answers before any lookup
         mv = self.registry.resolve(model_ref)
-        if self.ray.exists(name):
-            raise ConflictError(
-                f"The Ray cluster already runs an application named {name!r} that this "
-                "workspace did not start (or lost track of); pick another name, or remove it "
-                f"with `serve shutdown` / `serve.delete({name!r})`.",
-                service=name,
-            )
         progress(f"starting {mv.ref} on Ray Serve; the replicas load it and warm up")
-        self._run_on_ray(name, mv, settings, ready_timeout_s, rollback=None)
+        on_ray.run(name, mv, settings, self._log_doc(name, settings), ready_timeout_s,
+                   rollback=None)  # fmt: skip
         with self.db.session() as s:
             ServiceRepository(s).upsert(
                 name,
@@ -232,7 +232,7 @@ class ServingService:
                 version=mv.version,
                 host=host,
                 port=port,
-                workers=_replica_count(settings),
+                workers=replica_count(settings),
                 desired="running",
                 pid=None,
                 started_at=utcnow(),
@@ -240,68 +240,8 @@ class ServingService:
                 last_error=None,
                 runs_on="ray",
             )
-        self._await_proxy(name, ready_timeout_s)
+        on_ray.await_proxy(self.get(name).url, ready_timeout_s)
         return self.get(name)
-
-    def _run_on_ray(
-        self,
-        name: str,
-        mv: ModelVersion,
-        settings: dict[str, Any],
-        ready_timeout_s: float,
-        *,
-        rollback: ModelVersion | None,
-    ) -> None:
-        """Run (or roll the application to) `mv`. When it fails, roll back to `rollback`,
-        or remove the application when there is none to roll back to."""
-        from assay.serving.ray_serve import RayDeployFailedError
-
-        try:
-            self.ray.run(name, self._replica_spec(name, mv, settings), settings,
-                         timeout_s=ready_timeout_s)  # fmt: skip
-        except RayDeployFailedError as exc:
-            if rollback is None:
-                self.ray.delete(name)
-                raise ServiceFailedError(
-                    f"Service {name!r} did not start on Ray: a replica could not load "
-                    f"{mv.ref}: {exc.message}",
-                    service=name,
-                ) from None
-            self.ray.run(name, self._replica_spec(name, rollback, settings), settings,
-                         timeout_s=ready_timeout_s)  # fmt: skip
-            raise ServiceFailedError(
-                f"Service {name!r} could not switch to {mv.ref}: {exc.message}. "
-                f"It still serves {rollback.ref}.",
-                service=name,
-                model=mv.ref,
-            ) from None
-
-    def _replica_spec(
-        self, name: str, mv: ModelVersion, settings: dict[str, Any]
-    ) -> dict[str, Any]:
-        from assay.cluster import absolute
-
-        log = self._service_doc(name, "", 0, 1, settings)["log"]
-        return {
-            "service": name,
-            "store": absolute(self.registry.store.url),
-            "bundle": mv.bundle,
-            "name": mv.name,
-            "version": mv.version,
-            "timeout_s": float(settings["timeout_s"]),
-            "max_body_bytes": int(settings["max_body_bytes"]),
-            "log": log,
-        }
-
-    def _await_proxy(self, name: str, timeout_s: float) -> None:
-        """Wait until the proxy routes the service's prefix (it learns of new routes a
-        moment after the application runs)."""
-        import time
-
-        url = self.get(name).url
-        deadline = time.monotonic() + min(timeout_s, 30.0)
-        while not processes.ready(url) and time.monotonic() < deadline:
-            time.sleep(0.1)
 
     def start(
         self, name: str, *, ready_timeout_s: float = 120.0, progress: api.Progress = api.quiet
@@ -319,11 +259,11 @@ class ServingService:
         if row.runs_on == "ray":
             settings = {**DEFAULTS, **row.settings}
             progress(f"starting {mv.ref} on Ray Serve")
-            host, port = self.ray.proxy()
-            if self.ray.exists(name):  # what a failed service left: replaced whole
-                self.ray.delete(name)
+            on_ray = self._on_ray()
+            host, port = on_ray.replace(name)  # what a failed service left: replaced whole
             try:
-                self._run_on_ray(name, mv, settings, ready_timeout_s, rollback=None)
+                on_ray.run(name, mv, settings, self._log_doc(name, settings), ready_timeout_s,
+                           rollback=None)  # fmt: skip
             except ServiceFailedError as exc:
                 with self.db.session() as s:
                     ServiceRepository(s).upsert(name, desired="stopped", last_error=exc.message)
@@ -333,7 +273,7 @@ class ServingService:
                     name, desired="running", host=host, port=port, started_at=utcnow(),
                     last_error=None,
                 )  # fmt: skip
-            self._await_proxy(name, ready_timeout_s)
+            on_ray.await_proxy(self.get(name).url, ready_timeout_s)
             return self.get(name)
         if row.pid:
             processes.wait_gone(row.pid, timeout_s=5.0)  # a process still exiting holds its port
@@ -463,10 +403,12 @@ class ServingService:
         """Ray Serve rolls the replicas: new ones load and warm up before old ones drain."""
         old = self.registry.resolve(f"{row.model}@{row.version}")
         settings = {**DEFAULTS, **row.settings}
-        self.ray.proxy()
+        on_ray = self._on_ray()
+        on_ray.ray.proxy()
         progress(f"rolling the replicas to {mv.ref}")
         try:
-            self._run_on_ray(row.name, mv, settings, ready_timeout_s, rollback=old)
+            on_ray.run(row.name, mv, settings, self._log_doc(row.name, settings),
+                       ready_timeout_s, rollback=old)  # fmt: skip
         except ServiceFailedError as exc:
             with self.db.session() as s:
                 ServiceRepository(s).upsert(
@@ -488,8 +430,7 @@ class ServingService:
         """
         row = self._get_row(name)
         if row.runs_on == "ray":
-            self.ray.proxy()
-            self.ray.delete(name)  # Ray Serve drains each replica before it stops it
+            self._on_ray().stop(name)  # Ray Serve drains each replica before it stops it
         elif row.pid and processes.is_service_process(row.pid, self._folder(name)):
             processes.terminate(row.pid, timeout_s=timeout_s)
         with self.db.session() as s:
@@ -520,9 +461,7 @@ class ServingService:
             replicas: list[ReplicaState] = []
             if svc.state != "stopped":
                 # An unreachable cluster leaves the replicas unknown, not the status.
-                with contextlib.suppress(AssayError):
-                    self.ray.proxy()
-                    replicas = self.ray.replicas(name)
+                replicas = self._on_ray().replicas(name)
             uptime = None
             if svc.state == "running" and svc.started_at:
                 uptime = round((utcnow() - svc.started_at).total_seconds(), 1)
@@ -556,8 +495,7 @@ class ServingService:
         if row.runs_on == "ray":
             if self._state(row) == "stopped":
                 return ""
-            self.ray.proxy()
-            return self.ray.logs(name, lines)
+            return self._on_ray().logs(name, lines)
         return processes.tail(self._folder(name) / "service.log", lines)
 
     # ---- helpers -----------------------------------------------------------------------------
@@ -578,19 +516,14 @@ class ServingService:
         self, name: str, host: str, port: int, workers: int, settings: dict[str, Any]
     ) -> dict[str, Any]:
         """service.json: where to listen, the limits, and the prediction log."""
-        from assay.serving.predlog import log_prefix
-
         doc = {k: v for k, v in settings.items() if not k.startswith("log_")}
-        sample = float(settings.get("log_sample", 1.0))
-        log = None
-        if sample > 0:
-            log = {
-                "store": self.registry.store.url,
-                "prefix": log_prefix("services", name),
-                "sample": sample,
-                **(settings.get("log_roll") or {}),
-            }
+        log = self._log_doc(name, settings)
         return {"name": name, "host": host, "port": port, "workers": workers, **doc, "log": log}
+
+    def _log_doc(self, name: str, settings: dict[str, Any]) -> dict[str, Any] | None:
+        from assay.serving.predlog import service_log
+
+        return service_log(self.registry.store.url, name, settings)
 
     def _rows(self) -> list[Row[Any]]:
         with self.db.read() as s:
@@ -611,12 +544,9 @@ class ServingService:
 
     def _state(self, row: Row[Any]) -> ServiceState:
         if row.runs_on == "ray":
-            # Asked through the cluster's HTTP proxy: no connection to Ray for a list.
-            if row.desired != "running":
-                return "stopped"
-            code = processes.ready_code(f"{processes.probe_url(row.host, row.port)}/{row.name}")
-            answered: dict[int, ServiceState] = {200: "running", 503: "starting"}
-            return answered.get(code or 0, "failed")
+            from assay.serving.on_ray import RayServices
+
+            return RayServices.state(row.name, row.desired, row.host, row.port)
         alive = bool(row.pid) and processes.is_service_process(row.pid, self._folder(row.name))
         if not alive:
             return "failed" if row.desired == "running" and row.pid else "stopped"
@@ -654,47 +584,6 @@ class ServingService:
             }
             for w in processes.workers_of(folder)
         ]
-
-
-def _ray_settings(
-    replicas: int | None,
-    autoscale: tuple[int, int] | None,
-    target_ongoing_requests: float,
-    cpus: float | None,
-    memory_bytes: int | None,
-) -> dict[str, Any]:
-    """The replicas' settings of a service on Ray, checked."""
-    if replicas is not None and autoscale is not None:
-        raise InvalidArgumentError("Give --replicas or --autoscale, not both.")
-    if replicas is not None and replicas < 1:
-        raise InvalidArgumentError(f"--replicas must be at least 1, not {replicas}.")
-    scale = None
-    if autoscale is not None:
-        low, high = autoscale
-        if not 0 <= low <= high or high < 1:
-            raise InvalidArgumentError(
-                f"--autoscale MIN..MAX needs 0 <= MIN <= MAX and MAX >= 1, not {low}..{high}."
-            )
-        if target_ongoing_requests <= 0:
-            raise InvalidArgumentError(
-                f"--target-ongoing must be positive, not {target_ongoing_requests:g}."
-            )
-        scale = {"min": low, "max": high, "target_ongoing_requests": target_ongoing_requests}
-    if cpus is not None and cpus <= 0:
-        raise InvalidArgumentError(f"--cpus must be positive, not {cpus:g}.")
-    if memory_bytes is not None and memory_bytes <= 0:
-        raise InvalidArgumentError(f"--memory must be positive, not {memory_bytes}.")
-    return {
-        "replicas": None if scale else (replicas or 1),
-        "autoscale": scale,
-        "cpus": cpus if cpus is not None else 0.5,
-        "memory_bytes": memory_bytes,
-    }
-
-
-def _replica_count(settings: dict[str, Any]) -> int:
-    scale = settings.get("autoscale")
-    return int(scale["min"]) if scale else int(settings.get("replicas") or 1)
 
 
 def _target(mv: ModelVersion, bundle: Path) -> dict[str, Any]:
