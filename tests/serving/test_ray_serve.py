@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 from assay.config import Settings
-from assay.serving.service import ServiceFailedError
+from assay.serving.entities import ServiceFailedError
 from assay.workspace import Workspace, init_workspace
 
 from .conftest import wait_until

@@ -17,8 +17,7 @@ import pytest
 from assay.config import Settings
 from assay.errors import ConflictError, NotFoundError
 from assay.serialize import dump
-from assay.serving.entities import ServiceStatus
-from assay.serving.service import ServiceFailedError
+from assay.serving.entities import ServiceFailedError, ServiceStatus
 from assay.workspace import Workspace, init_workspace
 
 
