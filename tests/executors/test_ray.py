@@ -130,7 +130,7 @@ def _open(project: Project) -> Workspace:
 def _where_ran(ws: Workspace, run_ids: list[str]) -> dict[str, tuple[str, int]]:
     from sqlalchemy import select
 
-    from assay.runs.repository import runs
+    from assay.runs.tables import runs
 
     with ws.db.read() as conn:
         rows = conn.execute(

@@ -29,7 +29,7 @@ from assay.runs.query import (
     parse,
     parse_sort,
 )
-from assay.runs.repository import experiments, run_metrics, run_params, runs
+from assay.runs.tables import experiments, run_metrics, run_params, runs
 from assay.store.db import Database
 
 # ---- a realistic set of runs ---------------------------------------------------------------

@@ -80,7 +80,7 @@ def runner_pid(ws: Workspace, run_id: str) -> int | None:
     """The pid recorded with a run: its runner's once running (its owner's while queued)."""
     from sqlalchemy import select
 
-    from assay.runs.repository import runs
+    from assay.runs.tables import runs
 
     with ws.db.read() as conn:
         pid = conn.scalar(select(runs.c.pid).where(runs.c.id == run_id))

@@ -11,7 +11,8 @@ from typing import Any
 from sqlalchemy import insert
 
 from assay.limits import CUT, MAX_DEPTH
-from assay.runs.repository import param_row, run_params
+from assay.runs.repository import param_row
+from assay.runs.tables import run_params
 from assay.workspace import Workspace
 
 from .conftest import TestClient, assert_error

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import importlib
 
-# Each concept declares its tables in its repository module; importing them all
-# puts every table on `assay.store.db.metadata`, which migrations are compared against.
+# Each concept declares its tables in its repository module (the runs concept, with the
+# most, in runs/tables.py); importing them all puts every table on
+# `assay.store.db.metadata`, which migrations are compared against.
 TABLE_MODULES = (
     "assay.store.packs",
     "assay.data.repository",
     "assay.pipelines.repository",
-    "assay.runs.repository",
+    "assay.runs.tables",
     "assay.registry.repository",
     "assay.serving.repository",
     "assay.abtests.repository",

@@ -83,7 +83,7 @@ from assay.runs.query_syntax import (
     parse,
     parse_sort,
 )
-from assay.runs.repository import experiments, run_metrics, run_params, runs
+from assay.runs.tables import experiments, run_metrics, run_params, runs
 
 __all__ = [
     "ATTRIBUTES",

@@ -24,7 +24,8 @@ from assay.runs import code as codes
 from assay.runs.api import LEADERBOARD_LIMIT, SEARCH_LIMIT
 from assay.runs.entities import Run, lower_is_better
 from assay.runs.params import apply_overrides, load_params
-from assay.runs.repository import RunRepository, runs
+from assay.runs.repository import RunRepository
+from assay.runs.tables import runs
 from assay.store import liveness
 from assay.store.db import utcnow
 from assay.store.objects import hash_bytes
@@ -277,7 +278,7 @@ class RunService(RunRecording, RunExecution):
         runs, and the runs of archived experiments (unless that experiment is named),
         are left out unless `archived`."""
         from assay.runs.query import compile_filter, compile_sort
-        from assay.runs.repository import experiments
+        from assay.runs.tables import experiments
 
         self._reap()
         clauses: list[Any] = []
