@@ -108,7 +108,10 @@ class LifecycleService:
             ConflictError: a model came from one and `force` is not set, or one is
                 still queued or running.
         """
-        runs = [self.runs.get(r) for r in refs]
+        # A ref named twice is looked up once (each look-up also reaps dead runners): a
+        # request naming the same run 10,000 times took over 10 s under load.
+        found = {run.id: run for run in (self.runs.get(r) for r in dict.fromkeys(refs))}
+        runs = list(found.values())
         users = [f"model {m} (its lineage)" for r in runs for m in self.registry.naming_run(r.id)]
         _refuse_unless(force, ", ".join(f"run {r.short_id}" for r in runs), users)
         deleted = self.runs.delete([r.id for r in runs])
