@@ -20,6 +20,8 @@ from assay.serialize import dump
 from assay.serving.entities import ServiceFailedError, ServiceStatus
 from assay.workspace import Workspace, init_workspace
 
+from .conftest import wait_until
+
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Workspace]:
@@ -128,6 +130,9 @@ def test_update_swaps_the_model_under_load_without_a_failed_request(served: Work
     for t in threads:
         t.start()
     try:
+        # The old version must have answered before the switch: on a loaded machine the
+        # threads' first requests can otherwise land after it (the last full suite saw it).
+        assert wait_until(lambda: len(versions) >= 20 or bool(failures), timeout=30)
         updated = served.services.update("flowers", "iris@2")
         assert updated.model_ref == "iris@2"
         # Keep the load going a little after the switch.
@@ -240,8 +245,6 @@ def test_a_service_the_server_deployed_stops_at_once_from_another_process_and_is
     import time
 
     from assay.store.liveness import alive
-
-    from .conftest import wait_until
 
     _, secret = served.tokens.create("admin", "admin")
     with socket.socket() as s:
