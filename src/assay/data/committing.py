@@ -366,13 +366,8 @@ class DataCommitting(DataBase):
         digest = hash_bytes(encoded)
         repo = DataRepository(conn)
         ds = repo.dataset_row(name)
-        latest = repo.latest_number(ds.id) if ds is not None else None
-        if ds is not None and latest is not None:
-            head = (
-                repo.version_with_manifest(ds.id, digest)
-                if reuse
-                else repo.version_row(ds.id, latest)
-            )
+        if ds is not None:
+            head = repo.version_with_manifest(ds.id, digest) if reuse else repo.head_row(ds.id)
             if head is not None and head.manifest == digest:
                 return CommitResult(to_version(name, head), False, 1, 0, 0)
         # The store's lock first (`assay gc` waits, or has finished): then the objects,
@@ -381,9 +376,10 @@ class DataCommitting(DataBase):
         self.store.put_bytes(data, entry.hash)
         self.store.put_bytes(encoded, digest)
         ds_id = ds.id if ds is not None else repo.get_or_create_dataset(name).id
+        latest, number = repo.newest_and_next(ds_id)
         values = {
             "dataset_id": ds_id,
-            "number": repo.next_number(ds_id),
+            "number": number,
             "manifest": digest,
             "message": message,
             "author": self.author,

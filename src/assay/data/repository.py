@@ -95,6 +95,12 @@ data_validations = Table(
 
 # Run params are committed as data versions, one per new params file: built once, this
 # lookup's cache key is too (most of what SQLAlchemy costs a call).
+_HEAD = (
+    select(data_versions)
+    .where(data_versions.c.dataset_id == bindparam("h_ds"))
+    .order_by(data_versions.c.number.desc())
+    .limit(1)
+)
 _WITH_MANIFEST = (
     select(data_versions)
     .where(
@@ -142,11 +148,21 @@ class DataRepository:
             self.conn, data_versions, data_versions.c.dataset_id, dataset_id, "data"
         )
 
+    def newest_and_next(self, dataset_id: int) -> tuple[int | None, int]:
+        """The newest version's number, and the next one's (`next_number`)."""
+        return versioned.newest_and_next(
+            self.conn, data_versions, data_versions.c.dataset_id, dataset_id, "data"
+        )
+
     def version_row(self, dataset_id: int, number: int) -> DataVersionRow | None:
         v = data_versions.c
         return self.conn.execute(
             select(data_versions).where(v.dataset_id == dataset_id, v.number == number)
         ).first()
+
+    def head_row(self, dataset_id: int) -> DataVersionRow | None:
+        """The newest version (a deleted one is not a version): its number is the latest."""
+        return self.conn.execute(_HEAD, {"h_ds": dataset_id}).first()
 
     def version_with_manifest(self, dataset_id: int, manifest: str) -> DataVersionRow | None:
         return self.conn.execute(

@@ -95,22 +95,43 @@ def latest_number(conn: Connection, versions: Table, fk: Column[Any], owner: int
 
 
 def next_number(conn: Connection, versions: Table, fk: Column[Any], owner: int, kind: str) -> int:
-    """The number the next version gets: after every version, deleted ones included.
+    """The number the next version gets: after every version, deleted ones included."""
+    return newest_and_next(conn, versions, fk, owner, kind)[1]
+
+
+def newest_and_next(
+    conn: Connection, versions: Table, fk: Column[Any], owner: int, kind: str
+) -> tuple[int | None, int]:
+    """The newest version's number (None: there is none) and the number the next gets:
+    after every version, deleted ones included.
 
     The owner's row is locked first (PostgreSQL; SQLite's write transaction already
-    excludes other writers), so concurrent writers take numbers in turn instead of
-    racing for one and retrying: under load a writer could lose every retry.
+    excludes other writers, and ignores FOR UPDATE), so concurrent writers take numbers
+    in turn instead of racing for one and retrying: under load a writer could lose every
+    retry. The newest and the newest deleted number come in one statement: this runs
+    once per run (its params version), where each statement counts.
     """
-    (ref,) = fk.foreign_keys
-    owner_id = ref.column
-    conn.execute(select(owner_id).where(owner_id == owner).with_for_update())
-    newest = latest_number(conn, versions, fk, owner) or 0
-    retired = conn.scalar(
-        select(func.max(retired_versions.c.number)).where(
-            retired_versions.c.kind == kind, retired_versions.c.owner_id == owner
+    if conn.dialect.name != "sqlite":
+        (ref,) = fk.foreign_keys
+        owner_id = ref.column
+        conn.execute(select(owner_id).where(owner_id == owner).with_for_update())
+    newest, deleted = conn.execute(
+        _next(versions, fk.key), {"v_owner": owner, "v_kind": kind}
+    ).one()
+    return newest, max(newest or 0, deleted or 0) + 1
+
+
+@functools.cache
+def _next(versions: Table, fk: str) -> Select[Any]:
+    gone = (
+        select(func.max(retired_versions.c.number))
+        .where(
+            retired_versions.c.kind == bindparam("v_kind"),
+            retired_versions.c.owner_id == bindparam("v_owner"),
         )
+        .scalar_subquery()
     )
-    return max(newest, retired or 0) + 1
+    return select(func.max(versions.c.number), gone).where(versions.c[fk] == bindparam("v_owner"))
 
 
 def retire(conn: Connection, kind: str, owner: int, number: int, by: str) -> None:
