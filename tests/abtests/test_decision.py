@@ -11,7 +11,8 @@ import pytest
 
 from assay.abtests import report
 from assay.abtests.decision import DecisionCheck
-from assay.abtests.routing import Router, parse_strategy
+from assay.abtests.routing import Router
+from assay.abtests.strategies import parse_strategy
 from assay.abtests.worker import ABServed, ABTarget, Variant
 
 LABELS = ["A", "B"]

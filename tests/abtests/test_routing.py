@@ -14,7 +14,8 @@ from collections import Counter, deque
 
 import pytest
 
-from assay.abtests.routing import STRATEGIES, Router, Strategy, parse_strategy
+from assay.abtests.routing import Router
+from assay.abtests.strategies import STRATEGIES, Strategy, parse_strategy
 from assay.errors import InvalidArgumentError
 
 AB = ("A", "B")

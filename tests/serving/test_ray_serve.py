@@ -520,7 +520,8 @@ def _predict_keyed(url: str, keys: list[str]) -> list[dict[str, Any]]:
 def test_an_ab_test_on_ray_shares_its_routing_state_across_router_replicas(
     cluster: tuple[Workspace, dict[str, str]],
 ) -> None:
-    from assay.abtests.routing import Router, parse_strategy
+    from assay.abtests.routing import Router
+    from assay.abtests.strategies import parse_strategy
 
     ws, env = cluster
     test = ws.abtests.create(

@@ -41,7 +41,8 @@ from typing import Any
 from assay.abtests.answers import Answers
 from assay.abtests.decision import DecisionCheck
 from assay.abtests.eventlog import SegmentEventLog, read_segments
-from assay.abtests.routing import Router, parse_strategy
+from assay.abtests.routing import Router
+from assay.abtests.strategies import parse_strategy
 from assay.abtests.worker import ABServed, ABState, ABTarget, Variant
 from assay.errors import AssayError, NotFoundError
 from assay.serving.metrics import Metrics, ModelMetrics

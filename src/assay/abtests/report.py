@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from assay.abtests import stats
-from assay.abtests.routing import parse_strategy
+from assay.abtests.strategies import parse_strategy
 from assay.abtests.verdict import verdict
 from assay.numeric import quantile
 

@@ -105,7 +105,7 @@ class ABTestService:
             NotFoundError: an unknown model version or service.
             ConflictError: a test of that name exists, or the port is taken.
         """
-        from assay.abtests.routing import parse_strategy
+        from assay.abtests.strategies import parse_strategy
         from assay.serving.predlog import check_sample, log_prefix
 
         check_name(name, "A/B test")
@@ -320,7 +320,7 @@ class ABTestService:
         Raises:
             InvalidArgumentError: the strategy has no weights, or the weights do not fit.
         """
-        from assay.abtests.routing import parse_strategy
+        from assay.abtests.strategies import parse_strategy
 
         test = self.get(name)
         kind = test.strategy.split(":")[0]

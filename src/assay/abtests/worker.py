@@ -35,7 +35,8 @@ from starlette.applications import Starlette
 from assay.abtests.answers import Answers
 from assay.abtests.decision import DecisionCheck
 from assay.abtests.eventlog import EventLog, Tail
-from assay.abtests.routing import Router, parse_strategy
+from assay.abtests.routing import Router
+from assay.abtests.strategies import parse_strategy
 from assay.errors import (
     InvalidArgumentError,
 )

@@ -119,7 +119,7 @@ def challenge_strategy(spec: str) -> str:
     Raises:
         InvalidArgumentError: a spec that does not parse, or does not fit those variants.
     """
-    from assay.abtests.routing import parse_strategy  # the standard library only
+    from assay.abtests.strategies import parse_strategy  # the standard library only
 
     spec = spec.strip()
     if spec == "shadow":
