@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import TypedDict
 
-from assay.abtests.strategies import _WEIGHTED, Strategy, _check_weights, parse_strategy
+from assay.abtests.strategies import WEIGHTED, Strategy, check_weights, parse_strategy
 from assay.errors import InvalidArgumentError
 
 __all__ = [
@@ -130,7 +130,7 @@ class Router:
         sees every request).
         """
         kind = self._strategy.kind
-        if kind in _WEIGHTED:
+        if kind in WEIGHTED:
             weights = self._weights()
             total = math.fsum(weights)
             return tuple(w / total for w in weights)
@@ -208,13 +208,13 @@ class Router:
                 not one non-negative number per variant with a positive sum.
         """
         kind = self._strategy.kind
-        if kind not in _WEIGHTED:
+        if kind not in WEIGHTED:
             raise InvalidArgumentError(
                 f"Strategy {self._strategy.spec!r} has no weights to set; only weighted "
                 f"and sticky do.",
                 strategy=self._strategy.spec,
             )
-        checked = _check_weights(list(weights), self._labels, "the new weights")
+        checked = check_weights(list(weights), self._labels, "the new weights")
         self._strategy = replace(self._strategy, weights=checked)
         self._configure()
 
@@ -222,7 +222,7 @@ class Router:
 
     def _configure(self) -> None:
         kind = self._strategy.kind
-        if kind in _WEIGHTED:
+        if kind in WEIGHTED:
             weights = self._weights()
             positive = [(label, w) for label, w in zip(self._labels, weights, strict=True) if w]
             if kind == "weighted":

@@ -32,7 +32,9 @@ from assay.errors import InvalidArgumentError
 __all__ = [
     "DEFAULT_EPSILON",
     "STRATEGIES",
+    "WEIGHTED",
     "Strategy",
+    "check_weights",
     "parse_strategy",
 ]
 
@@ -54,7 +56,7 @@ FORMS = (
     "epsilon-greedy[:EPSILON], ucb, thompson"
 )
 
-_WEIGHTED = frozenset({"weighted", "sticky"})
+WEIGHTED = frozenset({"weighted", "sticky"})  # the strategies that take weights
 _BANDITS = frozenset({"epsilon-greedy", "ucb", "thompson"})
 
 
@@ -78,7 +80,7 @@ class Strategy:
             raise InvalidArgumentError(
                 f"Unknown routing strategy {self.kind!r}; use one of {FORMS}.", kind=self.kind
             )
-        if self.weights is not None and self.kind not in _WEIGHTED:
+        if self.weights is not None and self.kind not in WEIGHTED:
             raise InvalidArgumentError(
                 f"Strategy {self.kind!r} takes no weights; only weighted and sticky do.",
                 kind=self.kind,
@@ -97,7 +99,7 @@ class Strategy:
     @property
     def spec(self) -> str:
         """The spec this strategy parses from, e.g. `weighted:70,30` or `shadow:A`."""
-        if self.kind in _WEIGHTED and self.weights is not None:
+        if self.kind in WEIGHTED and self.weights is not None:
             return f"{self.kind}:{','.join(_number(w) for w in self.weights)}"
         if self.kind == "shadow":
             return f"shadow:{self.primary}"
@@ -134,10 +136,10 @@ def parse_strategy(spec: str, labels: Sequence[str]) -> Strategy:
         raise InvalidArgumentError(
             f"Strategy {spec!r} has nothing after ':'; use one of {FORMS}.", strategy=spec
         )
-    if kind in _WEIGHTED:
+    if kind in WEIGHTED:
         if not arg:
             return Strategy(kind)
-        return Strategy(kind, weights=_check_weights(arg.split(","), labels, f"{spec!r}"))
+        return Strategy(kind, weights=check_weights(arg.split(","), labels, f"{spec!r}"))
     if kind == "shadow":
         if not arg:
             raise InvalidArgumentError(
@@ -186,7 +188,7 @@ def _check_labels(labels: Sequence[str]) -> None:
         seen.add(label)
 
 
-def _check_weights(
+def check_weights(
     values: Sequence[str | float], labels: Sequence[str], where: str
 ) -> tuple[float, ...]:
     """One finite, non-negative number per variant with a positive sum, as floats."""
