@@ -180,11 +180,14 @@ class RunRepository:
                 f"({', '.join([mark] * len(chunk))})",
                 tuple(chunk),
             )
-            for run_id, key, value in rows:
+            # All at once: iterating the result fetches row by row, in Python.
+            for run_id, key, value in rows.fetchall():
                 if raw and isinstance(value, str):
                     value = json.loads(value)
-                # A value stored before `assay.limits` held may nest too deep to list.
-                out.setdefault(run_id, {})[key] = bounded(value)
+                if isinstance(value, dict | list):
+                    # Stored before `assay.limits` held, it may nest too deep to list.
+                    value = bounded(value)
+                out.setdefault(run_id, {})[key] = value
         return out
 
     def metrics_of(self, ids: list[str]) -> dict[str, dict[str, float | None]]:
@@ -194,7 +197,7 @@ class RunRepository:
                 select(run_metrics.c.run_id, run_metrics.c.key, run_metrics.c.value).where(
                     run_metrics.c.run_id.in_(ids[i : i + 500])
                 )
-            ):
+            ).all():
                 out.setdefault(run_id, {})[key] = value
         return out
 
@@ -215,7 +218,7 @@ class RunRepository:
             query = query.limit(limit)
         if offset:
             query = query.offset(offset)
-        rows = list(self.conn.execute(query))
+        rows = self.conn.execute(query).all()
         ids = [r.id for r in rows]
         params, metrics = self.params_of(ids), self.metrics_of(ids)
         return [to_run(r, params.get(r.id, {}), metrics.get(r.id, {}), ()) for r in rows]
