@@ -6,6 +6,11 @@ with no workspace against the second) and compares what a user sees: the exit co
 output and, for `--json`, the document. Only what must differ is normalized: run ids
 (random), times and durations, ports (free ones), and the two folders' paths.
 
+The commands run in this process (the console script's `main`, `invoke_assay`): a fresh
+interpreter per command was most of this test's two minutes. The `assay` script itself,
+in its own processes, runs in the README's tour (tests/test_readme.py), the demo and
+tests/client/test_remote.py.
+
 The steps run in order (later ones read what earlier ones made); a failing step shows the
 two outputs side by side.
 """
@@ -26,7 +31,7 @@ import pytest
 
 from client.conftest import (  # type: ignore[import-not-found]  # tests/ is on sys.path
     assay_server,
-    run_assay,
+    invoke_assay,
 )
 
 # processes and HTTP, not the database: one metadata backend is enough.
@@ -69,12 +74,14 @@ class Pair:
     runs: dict[str, list[str]] = field(default_factory=lambda: {"local": [], "remote": []})
 
     def local(self, *args: str) -> subprocess.CompletedProcess[str]:
-        done: subprocess.CompletedProcess[str] = run_assay(*args, cwd=self.here, env=self.environ)
+        done: subprocess.CompletedProcess[str] = invoke_assay(
+            *args, cwd=self.here, env=self.environ
+        )
         return done
 
     def remote(self, *args: str) -> subprocess.CompletedProcess[str]:
         env = {**self.environ, "ASSAY_TOKEN": self.secret}
-        done: subprocess.CompletedProcess[str] = run_assay(
+        done: subprocess.CompletedProcess[str] = invoke_assay(
             *args, "--remote", self.url, cwd=self.laptop, env=env
         )
         return done

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -26,6 +28,41 @@ def run_assay(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.Complete
         [sys.executable, "-m", "assay", *args],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
+
+
+# What the CLI reads from the environment; anything else of this process's stays as it is.
+_CLI_ENV = ("COLUMNS", "NO_COLOR", "HOME")
+
+
+def invoke_assay(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`assay ARGS…` as `run_assay` runs it, in this process: the console script's own
+    `main` (its `--remote` handling included), with `cwd` as the working folder, exactly
+    `env`'s `ASSAY_*` variables, and its output captured. The same code, minus a fresh
+    interpreter's start-up and imports: most of what a CLI step cost a test."""
+    from typer.testing import CliRunner
+
+    from assay.cli.main import main
+
+    overlay: dict[str, str | None] = {k: None for k in os.environ if k.startswith("ASSAY_")}
+    overlay["ASSAY_REMOTE"] = None  # `main` sets it for `--remote`; restored after
+    overlay.update({k: v for k, v in env.items() if k.startswith("ASSAY_") or k in _CLI_ENV})
+    argv, here = sys.argv, Path.cwd()
+    code: int = 0
+    with CliRunner().isolation(env=overlay) as (out, err, _):
+        os.chdir(cwd)
+        sys.argv = ["assay", *args]
+        try:
+            main()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        finally:
+            sys.argv = argv
+            os.chdir(here)
+            gc.unfreeze()  # `main` freezes what exists, for a process that ends after it
+            sys.stdout.flush()
+            sys.stderr.flush()
+        stdout, stderr = out.getvalue().decode(), err.getvalue().decode()
+    return subprocess.CompletedProcess(["assay", *args], code, stdout, stderr)
 
 
 @contextmanager

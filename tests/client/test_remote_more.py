@@ -2,7 +2,9 @@
 the CLI on a laptop against a real `assay server`, next to the same command run locally on
 the server's workspace; and each new route's refusals (a JSON error, nothing stored).
 
-One server for the module (SQLite): what differs from local is the transport.
+One server for the module (SQLite): what differs from local is the transport. The CLI runs
+in this process (`invoke_assay`: the console script's `main`, output captured), which
+saves a fresh interpreter per command; tests/client/test_remote.py runs it as a process.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import pytest
 
 from assay.client import Client
 
-from .conftest import assay_server, run_assay
+from .conftest import assay_server, invoke_assay
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "src" / "assay" / "examples" / "cancer"
 
@@ -41,10 +43,10 @@ class Site:
 
     def remote(self, *args: str | Path) -> subprocess.CompletedProcess[str]:
         env = {**self.environ, "ASSAY_TOKEN": self.secret}
-        return run_assay(*map(str, args), "--remote", self.url, cwd=self.laptop, env=env)
+        return invoke_assay(*map(str, args), "--remote", self.url, cwd=self.laptop, env=env)
 
     def local(self, *args: str | Path) -> subprocess.CompletedProcess[str]:
-        return run_assay(*map(str, args), cwd=self.home, env=self.environ)
+        return invoke_assay(*map(str, args), cwd=self.home, env=self.environ)
 
     def api(self) -> httpx.Client:
         return httpx.Client(
