@@ -58,9 +58,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 # Tests that share one expensive session fixture run in one xdist worker (`--dist
 # loadgroup`): a second Ray head, or a second browser and dashboard, would only compete for
 # the same two cores. Grouped by the fixture they use, so new tests join by themselves.
-_GROUPS = {"ray_head": "ray", "site": "ui", "pair": "parity"}
+_GROUPS = {"ray_head": "ray", "dashboard": "ui", "pair": "parity"}
 
 
+# Marks first: xdist's worker reads them in this same hook, to send a group's tests to one
+# worker (it appends `@group` to their ids).
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if not config.pluginmanager.hasplugin("xdist"):  # `-p no:xdist`: no groups to join
         return
@@ -69,6 +72,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         group = next((g for fixture, g in _GROUPS.items() if fixture in names), None)
         if group is not None:
             item.add_marker(pytest.mark.xdist_group(group))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A grouped test that xdist did not group fails before its fixtures start. When a
+    pytest upgrade broke the grouping, the groups split without a word: each worker
+    started its own Ray head and browser, and the suite took two minutes more."""
+    if (
+        getattr(item.config.option, "loadgroup", False)  # an xdist worker, --dist loadgroup
+        and item.get_closest_marker("xdist_group")
+        and "@" not in item.nodeid
+    ):
+        pytest.fail(
+            "xdist did not group this test (its id has no @group): check the pytest and "
+            "pytest-xdist pins in constraints-dev.txt.",
+            pytrace=False,
+        )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

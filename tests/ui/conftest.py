@@ -136,7 +136,7 @@ def _traffic(ws: Workspace, folder: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     if CHROMIUM is None:
         pytest.skip("Chromium is not installed (make test installs Debian's chromium)")
     import uvicorn
@@ -176,7 +176,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 
 
 @pytest.fixture(scope="session")
-def browser(site: Site) -> Iterator[Any]:
+def browser(dashboard: Site) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -188,8 +188,8 @@ def browser(site: Site) -> Iterator[Any]:
 class Page:
     """A signed-in tab that fails the test on any console error or script it should not run."""
 
-    def __init__(self, browser: Any, site: Site, token: str) -> None:
-        self.site = site
+    def __init__(self, browser: Any, dashboard: Site, token: str) -> None:
+        self.dashboard = dashboard
         self.context = browser.new_context(viewport={"width": 1400, "height": 900})
         self.tab = self.context.new_page()
         self.errors: list[str] = []
@@ -211,7 +211,7 @@ class Page:
             dialog.dismiss()
 
         self.tab.on("dialog", on_dialog)
-        self.tab.goto(f"{site.url}/login")
+        self.tab.goto(f"{dashboard.url}/login")
         self.tab.fill("input[name=token]", token)
         self.tab.click("button[type=submit]")
         self.tab.wait_for_load_state("networkidle")
@@ -219,7 +219,7 @@ class Page:
     def open(self, path: str, shot: str | None = None) -> Any:
         self.errors.clear()  # one signed-in tab serves many tests: judge each page alone
         self.dialogs.clear()
-        response = self.tab.goto(self.site.url + path)
+        response = self.tab.goto(self.dashboard.url + path)
         self.tab.wait_for_load_state("networkidle")
         assert response is not None, f"{path}: {response}"
         assert response.status == 200, f"{path}: {response}"
@@ -238,15 +238,15 @@ class Page:
 
 
 @pytest.fixture(scope="session")
-def admin_page(browser: Any, site: Site) -> Iterator[Page]:
-    page = Page(browser, site, site.admin)
+def admin_page(browser: Any, dashboard: Site) -> Iterator[Page]:
+    page = Page(browser, dashboard, dashboard.admin)
     yield page
     page.close()
 
 
 @pytest.fixture(scope="session")
-def reader_page(browser: Any, site: Site) -> Iterator[Page]:
-    page = Page(browser, site, site.reader)
+def reader_page(browser: Any, dashboard: Site) -> Iterator[Page]:
+    page = Page(browser, dashboard, dashboard.reader)
     yield page
     page.close()
 

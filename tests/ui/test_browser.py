@@ -12,11 +12,11 @@ import pytest
 from .conftest import XSS, Page, Site
 
 
-def test_signing_in_is_required_and_a_bad_token_is_refused(browser: Any, site: Site) -> None:
+def test_signing_in_is_required_and_a_bad_token_is_refused(browser: Any, dashboard: Site) -> None:
     context = browser.new_context()
     tab = context.new_page()
-    tab.goto(site.url + "/runs")
-    assert tab.url.startswith(site.url + "/login")
+    tab.goto(dashboard.url + "/runs")
+    assert tab.url.startswith(dashboard.url + "/login")
     tab.fill("input[name=token]", "assay_not-a-token")
     tab.click("button[type=submit]")
     assert "not valid" in tab.inner_text("[role=alert]")
@@ -31,7 +31,7 @@ def test_the_overview_and_runs_pages_load(admin_page: Page) -> None:
     assert rows.count() == 3 + 4  # three runs and the sweep's four trials
 
 
-def test_the_runs_table_sorts_and_filters_on_the_server(admin_page: Page, site: Site) -> None:
+def test_the_runs_table_sorts_and_filters_on_the_server(admin_page: Page, dashboard: Site) -> None:
     from playwright.sync_api import expect
 
     tab = admin_page.tab
@@ -57,8 +57,8 @@ def test_the_runs_table_sorts_and_filters_on_the_server(admin_page: Page, site: 
     admin_page.check()
 
 
-def test_a_run_page_draws_its_metric_curves(admin_page: Page, site: Site) -> None:
-    run = site.runs[0]
+def test_a_run_page_draws_its_metric_curves(admin_page: Page, dashboard: Site) -> None:
+    run = dashboard.runs[0]
     admin_page.open(f"/runs/{run.id}", "run")
     text = admin_page.tab.inner_text("main")
     assert "cancer@1" in text
@@ -67,9 +67,9 @@ def test_a_run_page_draws_its_metric_curves(admin_page: Page, site: Site) -> Non
 
 
 def test_the_compare_view_draws_curves_and_parallel_coordinates(
-    admin_page: Page, site: Site
+    admin_page: Page, dashboard: Site
 ) -> None:
-    ids = "&".join(f"run={r.id}" for r in site.runs)
+    ids = "&".join(f"run={r.id}" for r in dashboard.runs)
     admin_page.open(f"/compare?{ids}", "compare")
     tab = admin_page.tab
     assert tab.locator("tr.differs").count() >= 1  # C differs
@@ -78,8 +78,8 @@ def test_the_compare_view_draws_curves_and_parallel_coordinates(
     assert lines.count() == 3
 
 
-def test_stored_scripts_show_as_text_and_never_run(admin_page: Page, site: Site) -> None:
-    hostile = next(r for r in site.runs if "tiny-C" in r.name)
+def test_stored_scripts_show_as_text_and_never_run(admin_page: Page, dashboard: Site) -> None:
+    hostile = next(r for r in dashboard.runs if "tiny-C" in r.name)
     for path in ["/", "/runs?cols=params.note", f"/runs/{hostile.id}"]:
         admin_page.open(path)
         assert XSS in admin_page.tab.inner_text("main"), path  # shown, as text
@@ -139,7 +139,7 @@ def test_the_ab_page_shows_the_verdict_and_only_admins_may_conclude(
 
 
 def test_a_missing_thing_is_a_page_that_says_so(admin_page: Page) -> None:
-    response = admin_page.tab.goto(admin_page.site.url + "/models/nope")
+    response = admin_page.tab.goto(admin_page.dashboard.url + "/models/nope")
     assert response is not None
     assert response.status == 404
     assert "No model" in admin_page.tab.inner_text("[role=alert]")
@@ -152,12 +152,12 @@ def test_stored_scripts_in_data_show_as_text(admin_page: Page) -> None:
     assert "notes" in admin_page.tab.inner_text("main")
 
 
-def test_the_api_docs_render_from_the_server_alone(reader_page: Page, site: Site) -> None:
+def test_the_api_docs_render_from_the_server_alone(reader_page: Page, dashboard: Site) -> None:
     """Swagger UI and the document both come from the server (no CDN: this machine has no
     internet), for a browser signed in to the dashboard."""
     tab = reader_page.tab
     outside: list[str] = []
-    tab.on("request", lambda r: None if r.url.startswith(site.url) else outside.append(r.url))
+    tab.on("request", lambda r: None if r.url.startswith(dashboard.url) else outside.append(r.url))
     reader_page.open("/api/v1/docs", "api-docs")
     tab.wait_for_selector(".opblock-summary")
     text = tab.inner_text(".swagger-ui")
@@ -202,13 +202,13 @@ def elsewhere() -> Iterator[Callable[[str], str]]:
 
 
 def test_a_form_posted_from_another_port_cannot_conclude_a_test(
-    browser: Any, site: Site, elsewhere: Callable[[str], str]
+    browser: Any, dashboard: Site, elsewhere: Callable[[str], str]
 ) -> None:
     """The audit's attack: a signed-in admin opens a page on 127.0.0.1:OTHER that posts a
-    form to /abtests/ab/conclude. The cookie goes along (same site), the server refuses."""
-    page = Page(browser, site, site.admin)
+    form to /abtests/ab/conclude. The cookie goes along (same dashboard), the server refuses."""
+    page = Page(browser, dashboard, dashboard.admin)
     attack = elsewhere(
-        f'<form id="f" method="post" action="{site.url}/abtests/ab/conclude">'
+        f'<form id="f" method="post" action="{dashboard.url}/abtests/ab/conclude">'
         '<input name="winner" value="b"></form>'
         "<script>document.getElementById('f').submit()</script>"
     )
@@ -220,14 +220,14 @@ def test_a_form_posted_from_another_port_cannot_conclude_a_test(
         assert answer.request.headers["origin"] == attack.rsplit("/", 1)[0]
         page.tab.wait_for_load_state()
         assert "not sent from this server's pages" in page.tab.inner_text("[role=alert]")
-        test = site.ws.abtests.get("ab")
+        test = dashboard.ws.abtests.get("ab")
         assert test.status == "running"
         assert test.winner is None
     finally:
         page.close()
 
 
-def test_the_dashboards_own_forms_work(browser: Any, site: Site) -> None:
+def test_the_dashboards_own_forms_work(browser: Any, dashboard: Site) -> None:
     """Its forms carry the session's token: a prediction tried through htmx, an A/B test
     concluded after the confirmation, signing out; no CSP violation on the way."""
     context = browser.new_context()
@@ -236,28 +236,28 @@ def test_the_dashboards_own_forms_work(browser: Any, site: Site) -> None:
     tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     tab.on("pageerror", lambda e: errors.append(str(e)))
     tab.on("dialog", lambda d: d.accept())
-    site.ws.abtests.create("ab-forms", ["a=cancer@1", "b=cancer@2"], "weighted:50,50")
+    dashboard.ws.abtests.create("ab-forms", ["a=cancer@1", "b=cancer@2"], "weighted:50,50")
     try:
-        tab.goto(f"{site.url}/login")
-        tab.fill("input[name=token]", site.admin)
+        tab.goto(f"{dashboard.url}/login")
+        tab.fill("input[name=token]", dashboard.admin)
         tab.click("button[type=submit]")
         tab.wait_for_load_state("networkidle")
 
-        tab.goto(f"{site.url}/services")
+        tab.goto(f"{dashboard.url}/services")
         tab.click("details.try summary")
         tab.click("details.try button[type=submit]")
         tab.wait_for_selector("details.try pre")  # the service's answer, swapped in by htmx
         assert "predictions" in tab.inner_text("details.try")
 
-        tab.goto(f"{site.url}/abtests/ab-forms")
+        tab.goto(f"{dashboard.url}/abtests/ab-forms")
         tab.click("form[action$='/conclude']:has(input[value=b]) button")
         tab.wait_for_load_state("networkidle")
-        assert tab.url == f"{site.url}/abtests/ab-forms"
-        assert site.ws.abtests.get("ab-forms").winner == "b"
+        assert tab.url == f"{dashboard.url}/abtests/ab-forms"
+        assert dashboard.ws.abtests.get("ab-forms").winner == "b"
 
         tab.click("header form[action='/logout'] button")
-        tab.wait_for_url(f"{site.url}/login")
+        tab.wait_for_url(f"{dashboard.url}/login")
         assert errors == [], errors
     finally:
-        site.ws.abtests.stop("ab-forms")
+        dashboard.ws.abtests.stop("ab-forms")
         context.close()
