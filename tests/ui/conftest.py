@@ -135,7 +135,11 @@ def _traffic(ws: Workspace, folder: Path) -> None:
             )
 
 
-@pytest.fixture(scope="session")
+# For the module (tests/ui/test_browser.py, the only one using them), not the session: the
+# worker runs other tests after these, and Playwright's sync API keeps an event loop running
+# in this thread while it lives (their `asyncio.run` then fails), and the dashboard's
+# service and router would keep running beside them.
+@pytest.fixture(scope="module")
 def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     if CHROMIUM is None:
         pytest.skip("Chromium is not installed (make test installs Debian's chromium)")
@@ -175,7 +179,7 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         ws.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(dashboard: Site) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
@@ -237,14 +241,14 @@ class Page:
         self.context.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def admin_page(browser: Any, dashboard: Site) -> Iterator[Page]:
     page = Page(browser, dashboard, dashboard.admin)
     yield page
     page.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def reader_page(browser: Any, dashboard: Site) -> Iterator[Page]:
     page = Page(browser, dashboard, dashboard.reader)
     yield page
