@@ -61,12 +61,29 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 _GROUPS = {"ray_head": "ray", "dashboard": "ui", "pair": "parity"}
 
 
+# The modules whose tests take longest (each a minute or more of one worker, from the
+# suite's junit times), started first: xdist hands out work in collection order (a group's
+# before single tests), and the README's tour, collected last, kept one worker busy for
+# minutes after the other had run out of work.
+_LONG_FIRST = (
+    "tests/cli/test_demo.py",
+    "tests/test_readme.py",
+    "tests/monitoring/test_loop.py",
+    "tests/server/test_monitoring_api.py",
+    "tests/sdk/test_notebooks.py",
+    "tests/server/test_schemathesis.py",
+    "tests/sdk/test_remote_notebook.py",
+)
+
+
 # Marks first: xdist's worker reads them in this same hook, to send a group's tests to one
 # worker (it appends `@group` to their ids).
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if not config.pluginmanager.hasplugin("xdist"):  # `-p no:xdist`: no groups to join
         return
+    rank = {path: n for n, path in enumerate(_LONG_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
     for item in items:
         names = getattr(item, "fixturenames", ())
         group = next((g for fixture, g in _GROUPS.items() if fixture in names), None)
