@@ -195,6 +195,9 @@ class ABRouterReplica:
         router = Router(parse_strategy(self.target.strategy, labels), labels, salt=self.name)
         self.ab.current = ABServed(self.target, served, router)  # type: ignore[arg-type]
         self._seen = 0  # rewards taken in from the shared state so far
+        # One sync at a time: two (a feedback's and the loop's, or two feedbacks') that
+        # both asked for the rewards after the same `_seen` counted them twice.
+        self._sync_lock = asyncio.Lock()
         # With auto-promote: a look at the sequential test every so many feedbacks this
         # replica took; a decision reaches every replica through the shared state.
         self.decision = DecisionCheck(self.all_events, self._announce)
@@ -275,20 +278,21 @@ class ABRouterReplica:
 
     async def sync(self) -> None:
         """Take in the rewards every replica joined since the last look, and a decision."""
-        credits, decision = await self.shared.since.remote(self._seen)
-        current = self.ab.current
-        if current is None:
-            return
-        for label, reward in credits:
-            if label in current.served:
-                current.router.reward(label, reward)
-        self._seen += len(credits)
-        if decision is not None and current.target.status == "running":
-            self.ab.current = ABServed(
-                replace(current.target, status="concluded", winner=str(decision["winner"])),
-                current.served,
-                current.router,
-            )
+        async with self._sync_lock:
+            credits, decision = await self.shared.since.remote(self._seen)
+            current = self.ab.current
+            if current is None:
+                return
+            for label, reward in credits:
+                if label in current.served:
+                    current.router.reward(label, reward)
+            self._seen += len(credits)
+            if decision is not None and current.target.status == "running":
+                self.ab.current = ABServed(
+                    replace(current.target, status="concluded", winner=str(decision["winner"])),
+                    current.served,
+                    current.router,
+                )
 
     async def _announce(self, looked_at: ABServed, winner: str, message: str) -> None:
         """The sequential test decided: tell the shared state (every replica routes to the
