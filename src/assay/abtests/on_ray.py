@@ -29,6 +29,7 @@ from assay.abtests.entities import (
     provenance,
 )
 from assay.errors import ConflictError, InvalidArgumentError, NotFoundError
+from assay.serving import processes
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -124,7 +125,7 @@ class RayABTests:
                     f"A/B test {test.name!r} did not start on Ray: {exc.message}", abtest=test.name
                 ) from None
             raise
-        self.await_proxy(test, ready_timeout_s)
+        processes.await_route(test.url, ready_timeout_s)
 
     def change(
         self,
@@ -194,8 +195,6 @@ class RayABTests:
         """What a test's router is doing, asked through the cluster's HTTP proxy and a
         router replica (no connection to Ray, so a list stays quick): `running`,
         `starting` or `stopped`."""
-        from assay.serving import processes
-
         if status == "stopped":
             return "stopped"
         url = f"{processes.probe_url(host, port)}/abtests/{name}"
@@ -203,17 +202,6 @@ class RayABTests:
         code = processes.ready_code(url, timeout_s=10.0)
         answered: dict[int, RouterState] = {200: "running", 503: "starting"}
         return answered.get(code or 0, "stopped")
-
-    def await_proxy(self, test: ABTest, timeout_s: float) -> None:
-        """Wait until the cluster's proxy routes the test's prefix (it learns new routes a
-        moment after the application runs)."""
-        import time
-
-        from assay.serving import processes
-
-        deadline = time.monotonic() + min(timeout_s, 30.0)
-        while not processes.ready(test.url) and time.monotonic() < deadline:
-            time.sleep(0.1)
 
     def winner(self, test: ABTest) -> str | None:
         """The winner the router picked on its own (auto-promote), if it picked one."""
@@ -251,13 +239,9 @@ class RayABTests:
         log_sample: float,
     ) -> dict[str, Any]:
         """The document a test on Ray is deployed from (and kept as, in the store)."""
-        from assay.serving.predlog import log_prefix
+        from assay.serving.predlog import log_block
 
-        log = (
-            {"store": self.store_url, "prefix": log_prefix("abtests", name), "sample": log_sample}
-            if log_sample > 0
-            else None
-        )
+        log = log_block(self.store_url, "abtests", name, log_sample)
         router = {
             "name": name,
             "strategy": strategy,

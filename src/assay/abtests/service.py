@@ -106,7 +106,7 @@ class ABTestService:
             ConflictError: a test of that name exists, or the port is taken.
         """
         from assay.abtests.strategies import parse_strategy
-        from assay.serving.predlog import check_sample, log_prefix
+        from assay.serving.predlog import check_sample, log_block
 
         check_name(name, "A/B test")
         check_sample(log_sample)
@@ -185,13 +185,7 @@ class ABTestService:
                 "timeout_s": timeout_s,
                 "max_body_bytes": api.MAX_BODY_BYTES,
                 "drain_s": 0.5,
-                "log": {
-                    "store": self.registry.store.url,
-                    "prefix": log_prefix("abtests", name),
-                    "sample": log_sample,
-                }
-                if log_sample > 0
-                else None,
+                "log": log_block(self.registry.store.url, "abtests", name, log_sample),
             },
         )
         self._write_target(
@@ -446,7 +440,7 @@ class ABTestService:
             on_ray.start(test, status, ready_timeout_s)
             with self.db.session() as s:
                 ABTestRepository(s).update(name, status=status)
-            on_ray.await_proxy(test, ready_timeout_s)
+            processes.await_route(test.url, ready_timeout_s)
             return self.get(name)
         folder = self.dir / name
         if test.pid:

@@ -9,7 +9,6 @@ settings; the service's row stays `ServingService`'s to write.
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -112,14 +111,6 @@ class RayServices:
             "max_body_bytes": int(settings["max_body_bytes"]),
             "log": log,
         }
-
-    @staticmethod
-    def await_proxy(url: str, timeout_s: float) -> None:
-        """Wait until the proxy routes the service's prefix (it learns of new routes a
-        moment after the application runs)."""
-        deadline = time.monotonic() + min(timeout_s, 30.0)
-        while not processes.ready(url) and time.monotonic() < deadline:
-            time.sleep(0.1)
 
     def stop(self, name: str) -> None:
         self.ray.proxy()

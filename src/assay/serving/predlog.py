@@ -114,18 +114,21 @@ def check_sample(rate: float) -> float:
     return rate
 
 
-def service_log(store: str, name: str, settings: dict[str, Any]) -> dict[str, Any] | None:
-    """A service's `log` block (`LogConfig.from_doc`) from its settings (`log_sample`,
-    `log_roll`); None when logging is off."""
-    sample = float(settings.get("log_sample", 1.0))
+def log_block(
+    store: str, kind: str, name: str, sample: float, roll: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
+    """The `log` block (`LogConfig.from_doc`) of a service (`kind` "services") or an A/B
+    test ("abtests"): where its log goes, its sample rate and roll limits; None when
+    logging is off (`sample` 0)."""
     if sample <= 0:
         return None
-    return {
-        "store": store,
-        "prefix": log_prefix("services", name),
-        "sample": sample,
-        **(settings.get("log_roll") or {}),
-    }
+    return {"store": store, "prefix": log_prefix(kind, name), "sample": sample, **(roll or {})}
+
+
+def service_log(store: str, name: str, settings: dict[str, Any]) -> dict[str, Any] | None:
+    """A service's `log` block from its settings (`log_sample`, `log_roll`)."""
+    sample = float(settings.get("log_sample", 1.0))
+    return log_block(store, "services", name, sample, settings.get("log_roll"))
 
 
 def log_prefix(kind: str, name: str) -> str:

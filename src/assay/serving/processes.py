@@ -178,6 +178,14 @@ def ready(url: str) -> bool:
         return False
 
 
+def await_route(url: str, timeout_s: float) -> None:
+    """Wait (at most `timeout_s`, and 30 s) until `url` answers ready: a Ray cluster's HTTP
+    proxy routes a new application's prefix a moment after the application runs."""
+    deadline = time.monotonic() + min(timeout_s, 30.0)
+    while not ready(url) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
 def ready_code(url: str, timeout_s: float = 2.0) -> int | None:
     """The status `/health/ready` answers under `url` (None when nothing answers)."""
     import httpx

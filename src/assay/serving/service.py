@@ -240,7 +240,7 @@ class ServingService:
                 last_error=None,
                 runs_on="ray",
             )
-        on_ray.await_proxy(self.get(name).url, ready_timeout_s)
+        processes.await_route(self.get(name).url, ready_timeout_s)
         return self.get(name)
 
     def start(
@@ -273,7 +273,7 @@ class ServingService:
                     name, desired="running", host=host, port=port, started_at=utcnow(),
                     last_error=None,
                 )  # fmt: skip
-            on_ray.await_proxy(self.get(name).url, ready_timeout_s)
+            processes.await_route(self.get(name).url, ready_timeout_s)
             return self.get(name)
         if row.pid:
             processes.wait_gone(row.pid, timeout_s=5.0)  # a process still exiting holds its port
