@@ -32,6 +32,9 @@ from typer.testing import CliRunner, Result
 # The CLI's Rich consoles take the terminal's width when they are made, on import: wide
 # and fixed for every test, whichever process (or xdist worker) runs it.
 os.environ["COLUMNS"] = "200"
+# The `assay` processes tests start are served by warm servers, as a user's are
+# (`assay.cli.warm`); those the suite starts go away two minutes after it ends.
+os.environ.setdefault("ASSAY_WARM_IDLE_S", "120")
 
 from assay.cli import context
 from assay.cli.main import app

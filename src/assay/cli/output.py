@@ -27,8 +27,25 @@ def _width(stream: object) -> int | None:
     return 200
 
 
-console = Console(highlight=False, soft_wrap=True, width=_width(sys.stdout))
-err = Console(stderr=True, highlight=False, soft_wrap=True, width=_width(sys.stderr))
+def _console(stderr: bool) -> dict[str, Any]:
+    stream = sys.stderr if stderr else sys.stdout
+    return {"stderr": stderr, "highlight": False, "soft_wrap": True, "width": _width(stream)}
+
+
+console = Console(**_console(stderr=False))
+err = Console(**_console(stderr=True))
+
+
+def rebind() -> None:
+    """Bind both consoles to this process's streams and environment again: a warm
+    server's child (`assay.cli.warm`) took its client's after they were made. Modules
+    that imported `console` or `err` keep the same objects."""
+    import rich
+
+    Console.__init__(console, **_console(stderr=False))
+    Console.__init__(err, **_console(stderr=True))
+    rich._console = None  # rich.get_console()'s, made on first use
+
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
