@@ -157,6 +157,30 @@ def test_runs_delete_with_their_children_and_records_and_archive_hides_them(
     assert not (objects(ws) - before)
 
 
+def test_the_names_runs_use_are_listed_and_go_with_the_last_run_that_used_them(
+    ws: Workspace,
+) -> None:
+    """`runs.keys()` (the dashboard's column choosers) reads the names kept apart from the
+    values (migration 0014): every name logged by any path, none twice, and a name no run
+    has any more is gone after a delete."""
+    from assay.runs.entities import Candidate
+
+    first = ws.runs.begin("names", params={"C": 1, "model": {"depth": 3}})
+    ws.runs.log_points(first.id, [("acc", 0.9, 1, None), ("loss", 0.1, 1, None)])
+    ws.runs.log_params(first.id, {"extra": "x"})
+    ws.runs.finish_here(first.id, "succeeded", None, 1.0, 1.0)
+    second = ws.runs.begin("names", params={"C": 2})
+    ws.runs.add_children(second.id, [Candidate({"C": 3, "kernel": "rbf"}, {"acc": 0.5, "f1": 1})])
+    ws.runs.log_points(second.id, [("acc", 0.8, 1, None)])
+    ws.runs.finish_here(second.id, "succeeded", None, 1.0, 1.0)
+    assert ws.runs.keys() == (["C", "extra", "kernel", "model.depth"], ["acc", "f1", "loss"])
+
+    ws.lifecycle.delete_runs([first.id])
+    assert ws.runs.keys() == (["C", "kernel"], ["acc", "f1"])
+    ws.lifecycle.delete_runs([second.id])  # and its child
+    assert ws.runs.keys() == ([], [])
+
+
 def test_a_run_a_model_came_from_is_kept_unless_forced(ws: Workspace) -> None:
     from sklearn.datasets import load_iris
     from sklearn.tree import DecisionTreeClassifier

@@ -4,7 +4,7 @@ cache (the tables are `assay.runs.tables`)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -25,7 +25,9 @@ from assay.limits import bounded
 from assay.runs.entities import Run, RunStatus, StepRun
 from assay.runs.tables import (
     experiments,
+    metric_keys,
     metric_points,
+    param_keys,
     run_artifacts,
     run_metrics,
     run_params,
@@ -93,17 +95,39 @@ class RunRepository:
     def insert_run(self, values: dict[str, Any], params: dict[str, Any]) -> None:
         self.conn.execute(insert(runs), values)  # one cached statement per set of keys
         if params:
-            self.conn.execute(
-                insert(run_params), [param_row(values["id"], k, v) for k, v in params.items()]
-            )
+            self._insert_params(values["id"], params)
+
+    def _insert_params(self, run_id: str, params: dict[str, Any]) -> None:
+        """Straight to the driver's executemany, as `add_points`: SQLAlchemy's processing
+        of each row (a dict, a JSON bind, five values) cost more than the insert. The
+        value is the text SQLAlchemy's JSON type would have written (`json.dumps`)."""
+        pg = self.conn.dialect.paramstyle in ("format", "pyformat")
+        mark, as_json = ("%s", "%s::json") if pg else ("?", "?")
+        rows = []
+        for key, value in params.items():
+            row = param_row(run_id, key, value)
+            rows.append((run_id, key, json.dumps(value), row["value_num"], row["value_str"]))
+        self.conn.exec_driver_sql(
+            "INSERT INTO run_params (run_id, key, value, value_num, value_str) "
+            f"VALUES ({mark}, {mark}, {as_json}, {mark}, {mark})",
+            rows,
+        )
+        self._note_names("param_keys", params)
+
+    def _note_names(self, table: str, names: Iterable[str]) -> None:
+        """Add names to `param_keys` or `metric_keys`. A name already there (nearly
+        always: runs reuse their names) changes no page."""
+        mark = "%s" if self.conn.dialect.paramstyle in ("format", "pyformat") else "?"
+        self.conn.exec_driver_sql(
+            f"INSERT INTO {table} (key) VALUES ({mark}) ON CONFLICT (key) DO NOTHING",
+            [(name,) for name in names],
+        )
 
     def add_params(self, run_id: str, params: dict[str, Any]) -> None:
         have = set(self.conn.scalars(select(run_params.c.key).where(run_params.c.run_id == run_id)))
         fresh = {k: v for k, v in params.items() if k not in have}
         if fresh:
-            self.conn.execute(
-                insert(run_params), [param_row(run_id, k, v) for k, v in fresh.items()]
-            )
+            self._insert_params(run_id, fresh)
 
     def run_count(self, experiment_id: int) -> int:
         return int(self.conn.scalar(_COUNT, {"c_exp": experiment_id}) or 0)
@@ -365,6 +389,7 @@ class RunRepository:
             "WHERE COALESCE(excluded.step, 0) >= COALESCE(run_metrics.step, 0)",
             [(run_id, k, v, s) for k, (v, s, _) in latest.items()],
         )
+        self._note_names("metric_keys", latest)
 
     def beat_if_running(self, run_id: str, at: datetime) -> bool:
         """Record a sign of life if the run is running; False if it is not (or absent)."""
@@ -403,6 +428,10 @@ class RunRepository:
             for table in (run_params, metric_points, run_metrics, run_steps, run_artifacts):
                 self.conn.execute(delete(table).where(table.c.run_id.in_(chunk)))
             self.conn.execute(delete(runs).where(runs.c.id.in_(chunk)))
+        if ids:  # the names no run has any more (one pass over each table)
+            for names, values in ((param_keys, run_params), (metric_keys, run_metrics)):
+                used = select(values.c.key).distinct()
+                self.conn.execute(delete(names).where(names.c.key.not_in(used)))
 
     def using_data(self, dataset: str, number: int) -> list[str]:
         data = and_(runs.c.dataset == dataset, runs.c.data_version == number)
@@ -459,11 +488,9 @@ class RunRepository:
 
     def keys(self, limit: int = 500) -> tuple[list[str], list[str]]:
         """The param names and metric names runs have, sorted (for column choosers)."""
-        params = self.conn.scalars(
-            select(run_params.c.key).distinct().order_by(run_params.c.key).limit(limit)
-        )
+        params = self.conn.scalars(select(param_keys.c.key).order_by(param_keys.c.key).limit(limit))
         metrics = self.conn.scalars(
-            select(run_metrics.c.key).distinct().order_by(run_metrics.c.key).limit(limit)
+            select(metric_keys.c.key).order_by(metric_keys.c.key).limit(limit)
         )
         return list(params), list(metrics)
 

@@ -89,7 +89,6 @@ run_params = Table(
     Column("value", JSON, nullable=False),
     Column("value_num", Float, nullable=True),
     Column("value_str", String(255), nullable=True),
-    Index("ix_run_params_key_num", "key", "value_num"),
 )
 
 # Every logged point (the series); the final value per key lives in run_metrics_latest.
@@ -112,8 +111,13 @@ run_metrics = Table(
     Column("key", String(255), primary_key=True),
     Column("value", Float, nullable=True),
     Column("step", BigInteger, nullable=True),
-    Index("ix_run_metrics_key_value", "key", "value"),
 )
+
+# Every param and metric name a run has (or had: a deleted run's names stay until
+# `delete_runs` prunes them), for column choosers. An index on `run_params.key` would
+# serve them too, but cost each run one page per name (migration 0014).
+param_keys = Table("param_keys", metadata, Column("key", String(255), primary_key=True))
+metric_keys = Table("metric_keys", metadata, Column("key", String(255), primary_key=True))
 
 run_steps = Table(
     "run_steps",
@@ -163,7 +167,9 @@ step_cache = Table(
 
 __all__ = [
     "experiments",
+    "metric_keys",
     "metric_points",
+    "param_keys",
     "run_artifacts",
     "run_metrics",
     "run_params",
