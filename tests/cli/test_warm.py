@@ -32,10 +32,15 @@ pytestmark = pytest.mark.one_backend  # processes and streams, not the database
 ASSAY = str(Path(sys.executable).with_name("assay"))
 
 PROBE = """
-import json, sys
+import json, os, signal, sys
 from assay.cli import warm
 if sys.argv[1] == "stale":
     warm.code_stamp = lambda: "the code as it is after an upgrade"
+if sys.argv[1] == "no-ctrl-c":
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+if sys.argv[1].startswith("elsewhere="):  # another server's socket, whatever the powers
+    sock = sys.argv[1].split("=", 1)[1]
+    warm.server_paths = lambda: (sock, sock + ".lock")
 code = warm._via_server(json.loads(sys.argv[2]))
 print(json.dumps({"served": code is not None, "code": code}), file=sys.stderr)
 """
@@ -94,9 +99,11 @@ def servers(runtime: Path) -> list[int]:
     return found
 
 
-def probe(args: list[str], root: Path, env: dict[str, str], stale: bool = False) -> Answer:
+def probe(
+    args: list[str], root: Path, env: dict[str, str], mode: str = "-", prefix: tuple[str, ...] = ()
+) -> Answer:
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, "stale" if stale else "-", json.dumps(args)],
+        [*prefix, sys.executable, "-c", PROBE, mode, json.dumps(args)],
         cwd=root,
         env=env,
         capture_output=True,
@@ -191,7 +198,7 @@ def _answers(port: int) -> bool:
         return False
 
 
-def _serve(root: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], int]:
+def _serve(root: Path, env: dict[str, str], mode: str = "-") -> tuple[subprocess.Popen[str], int]:
     """`assay server` through a probe client, once it answers."""
     port = _free_port()
     client = subprocess.Popen(
@@ -199,7 +206,7 @@ def _serve(root: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], int]
             sys.executable,
             "-c",
             PROBE,
-            "-",
+            mode,
             json.dumps(["server", "--no-auth", "--port", str(port)]),
         ],
         cwd=root,
@@ -226,6 +233,61 @@ def test_ctrl_c_reaches_the_command_and_its_exit_code_comes_back(
     assert not _answers(port)
 
 
+def test_a_signal_its_client_ignores_the_command_ignores(
+    place: tuple[Path, dict[str, str]],
+) -> None:
+    """A script's `assay … &` ignores Ctrl-C, as does the process it would start: so does
+    the command a server runs for it, whatever the server's own dispositions."""
+    root, env = place
+    # The server is started by a client that ignores Ctrl-C, and inherits that.
+    assert until(lambda: probe(["--help"], root, env, mode="no-ctrl-c").served)
+    client, port = _serve(root, env, mode="no-ctrl-c")
+    client.send_signal(signal.SIGINT)
+    time.sleep(1)
+    assert _answers(port), "Ctrl-C stopped a command whose client ignores it"
+    client.send_signal(signal.SIGTERM)
+    client.communicate(timeout=30)
+    # uvicorn raises SIGTERM again once shut down: the command dies of it, and so does
+    # its client, as `assay server` in a new process does (exit status 143 in a shell).
+    assert client.returncode == -signal.SIGTERM
+    assert not _answers(port)
+    # A client that takes Ctrl-C gets a command that does, from the same server.
+    client, port = _serve(root, env)
+    client.send_signal(signal.SIGINT)
+    _out, err = client.communicate(timeout=30)
+    assert json.loads(err.splitlines()[-1]) == {"served": True, "code": 0}
+    assert not _answers(port)
+
+
+def test_a_client_with_a_closed_stream_runs_the_command_itself(
+    place: tuple[Path, dict[str, str]],
+) -> None:
+    """With fd 0 closed, the socket would take its number and the command would read
+    from the connection: such a client is not served."""
+    root, env = place
+    warmed(root, env)
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, "-", json.dumps(["--help"])],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        preexec_fn=lambda: os.close(0),
+    )
+    assert json.loads(done.stderr.splitlines()[-1]) == {"served": False, "code": None}
+
+
+def test_a_server_refuses_a_client_with_other_powers(place: tuple[Path, dict[str, str]]) -> None:
+    """A client that reaches another's socket (a sandboxed or `nice`d process of the same
+    user) is refused, not run with the server's powers."""
+    root, env = place
+    warmed(root, env)
+    (sock,) = Path(env["XDG_RUNTIME_DIR"]).rglob("*.sock")
+    refused = probe(["--help"], root, env, mode=f"elsewhere={sock}", prefix=("nice", "-n", "7"))
+    assert not refused.served
+    assert probe(["--help"], root, env, mode=f"elsewhere={sock}").served  # the same powers
+
+
 def test_a_command_dies_with_its_client(place: tuple[Path, dict[str, str]]) -> None:
     root, env = place
     warmed(root, env)
@@ -240,7 +302,7 @@ def test_a_server_gives_way_when_the_code_changes(place: tuple[Path, dict[str, s
     runtime = Path(env["XDG_RUNTIME_DIR"])
     warmed(root, env)
     (first,) = servers(runtime)
-    assert not probe(["--help"], root, env, stale=True).served  # run in its own process
+    assert not probe(["--help"], root, env, mode="stale").served  # run in its own process
     assert until(lambda: first not in servers(runtime), timeout=10), "the old server stayed"
     warmed(root, env)  # the stale client started a new server
     assert servers(runtime)

@@ -39,7 +39,20 @@ _HEADER = struct.Struct(">I")
 # What an interpreter's import-time state depends on: a server serves only clients
 # that would have made the same state themselves.
 _KEY_ENV = ("LANG", "LC_ALL", "LC_CTYPE")
+_KEY_PREFIXES = ("PYTHON", "TYPER", "_TYPER")  # Typer reads some when it is imported
 _DEFAULT_IDLE_S = 900.0
+_CONNECT_S = 2.0  # a server that does not answer within this (stopped, stuck): run here
+_REQUEST_S = 2.0
+# The signals whose disposition a new process would inherit from its parent: a child
+# takes its client's (ignored stays ignored, as under `nohup` or a script's `&`).
+_SIGNALS = tuple(
+    getattr(signal, name)
+    for name in (
+        "SIGINT", "SIGQUIT", "SIGHUP", "SIGTERM", "SIGUSR1", "SIGUSR2", "SIGALRM",
+        "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGCHLD", "SIGWINCH",
+    )
+    if hasattr(signal, name)
+)  # fmt: skip
 _MAX_SOCKET_PATH = 100  # a socket's path holds 108 bytes on Linux, 104 on macOS
 # Imported once by the server: what nearly every command needs.
 _PRELOAD = (
@@ -108,7 +121,9 @@ def server_paths() -> tuple[str, str] | None:
     folder = runtime_dir()
     if folder is None:
         return None
-    env = sorted((k, v) for k, v in os.environ.items() if k.startswith("PYTHON") or k in _KEY_ENV)
+    env = sorted(
+        (k, v) for k, v in os.environ.items() if k.startswith(_KEY_PREFIXES) or k in _KEY_ENV
+    )
     key = json.dumps([sys.executable, sys.version, sys.path, env, _powers()])
     name = hashlib.sha256(key.encode()).hexdigest()[:16]
     sock = os.path.join(folder, f"{name}.sock")
@@ -120,32 +135,31 @@ def server_paths() -> tuple[str, str] | None:
 _STATUS = ("Uid", "Gid", "Groups", "Cap", "NoNewPrivs", "Seccomp", "Cpus_allowed", "Mems_allowed")
 
 
-def _powers() -> list[object]:
-    """What this process may do, which a fork of the server would have from the server
-    instead: its user and groups, capabilities (`setpriv`), resource limits (`ulimit`),
-    priority (`nice`), CPUs (`taskset`), control group and namespaces. A client that
-    differs in any of these gets a server started by itself."""
-    powers: list[object] = [os.getuid(), os.geteuid(), os.getgid(), os.getegid()]
-    powers += [sorted(os.getgroups()), os.getpriority(os.PRIO_PROCESS, 0)]
-    if hasattr(os, "sched_getaffinity"):
-        powers.append(sorted(os.sched_getaffinity(0)))
-    if not os.path.isdir("/proc/self/ns"):  # not Linux: the limits from `resource`
+def _powers(pid: int = 0) -> list[object]:
+    """What a process (this one, or `pid`) may do, which a fork of the server would have
+    from the server instead: its user and groups, capabilities (`setpriv`), seccomp,
+    resource limits (`ulimit`), priority (`nice`), CPUs (`taskset`), control group and
+    namespaces. A client that differs in any of these gets a server started by itself,
+    and a server serves no client that differs from it (`_request`)."""
+    proc = f"/proc/{pid or 'self'}"
+    if not os.path.isdir(f"{proc}/ns"):  # not Linux: this process's, from os and resource
         import resource
 
         kinds = [getattr(resource, n) for n in dir(resource) if n.startswith("RLIMIT_")]
-        return [*powers, [resource.getrlimit(k) for k in sorted(kinds)]]
+        return [
+            os.getuid(), os.geteuid(), os.getgid(), os.getegid(), sorted(os.getgroups()),
+            os.getpriority(os.PRIO_PROCESS, 0), [resource.getrlimit(k) for k in sorted(kinds)],
+        ]  # fmt: skip
+    powers: list[object] = [os.getpriority(os.PRIO_PROCESS, pid)]
     for name in ("status", "limits", "cgroup"):
-        try:
-            with open(f"/proc/self/{name}") as f:
-                text = f.read()
-        except OSError:
-            continue
+        with open(f"{proc}/{name}") as f:
+            text = f.read()
         if name == "status":
             text = "\n".join(ln for ln in text.splitlines() if ln.startswith(_STATUS))
         powers.append(text)
-    for ns in sorted(os.listdir("/proc/self/ns")):
+    for ns in sorted(os.listdir(f"{proc}/ns")):
         with contextlib.suppress(OSError):
-            powers.append(os.readlink(f"/proc/self/ns/{ns}"))
+            powers.append(os.readlink(f"{proc}/ns/{ns}"))
     return powers
 
 
@@ -181,10 +195,13 @@ def _via_server(argv: list[str]) -> int | None:
     if paths is None:
         return None
     sock_path, lock_path = paths
+    if not _streams_open():
+        return None
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.settimeout(_CONNECT_S)  # until the command has started; no limit after
     try:
         conn.connect(sock_path)
-    except OSError:
+    except OSError:  # none yet, refused (a server died), or too slow: run here
         conn.close()
         _spawn(sock_path, lock_path)
         return None
@@ -198,6 +215,8 @@ def _via_server(argv: list[str]) -> int | None:
                 "cwd": os.getcwd(),
                 "env": dict(os.environ),
                 "umask": umask,
+                "ignored": [int(n) for n in _SIGNALS if signal.getsignal(n) == signal.SIG_IGN],
+                "blocked": [int(n) for n in signal.pthread_sigmask(signal.SIG_BLOCK, [])],
             }
         ).encode()
         fds = array.array("i", [0, 1, 2])
@@ -210,29 +229,77 @@ def _via_server(argv: list[str]) -> int | None:
     if started is None or "pid" not in started:
         conn.close()
         if started is not None and started.get("stale"):
-            _spawn(sock_path, lock_path)
+            _spawn(sock_path, lock_path, force=True)
         return None
-    child = int(started["pid"])
+    conn.settimeout(None)
+    return _await(conn, int(started["pid"]))
+
+
+def _await(conn: socket.socket, child: int) -> int:
+    """Pass signals on to the command `child` while it runs; its exit code."""
+    forwarded: list[int] = []
 
     def forward(signum: int, _frame: Any) -> None:
+        forwarded.append(signum)
         with contextlib.suppress(OSError):
             os.killpg(child, signum)
 
+    def suspend(_signum: int, _frame: Any) -> None:  # Ctrl-Z: the command stops too
+        with contextlib.suppress(OSError):
+            os.killpg(child, signal.SIGSTOP)
+        signal.signal(signal.SIGTSTP, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTSTP)  # stopped here until `fg` or `bg`
+        signal.signal(signal.SIGTSTP, suspend)
+        with contextlib.suppress(OSError):
+            os.killpg(child, signal.SIGCONT)
+
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
-        signal.signal(signum, forward)
+        if signal.getsignal(signum) != signal.SIG_IGN:  # ignored here: ignored there
+            signal.signal(signum, forward)
+    if signal.getsignal(signal.SIGTSTP) != signal.SIG_IGN:
+        signal.signal(signal.SIGTSTP, suspend)
     try:
         ended = _receive(conn)
     except (OSError, ValueError):
         ended = None
     if ended is None or "exit" not in ended:
+        if forwarded:  # it died of the signal passed on: so does this process, as it would
+            signal.signal(forwarded[-1], signal.SIG_DFL)
+            os.kill(os.getpid(), forwarded[-1])
         sys.stderr.write("error: the command's process ended without an exit code.\n")
         return 1
     return int(ended["exit"])
 
 
-def _spawn(sock_path: str, lock_path: str) -> None:
-    """Start a server in the background, in its own session, for the next command."""
+def _streams_open() -> bool:
+    """Whether fds 0-2 are open: a closed one would be taken by the socket itself."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            return False
+    return True
+
+
+def _spawn(sock_path: str, lock_path: str, *, force: bool = False) -> None:
+    """Start a server in the background, in its own session, for the next command;
+    unless `force`d, only if none holds the lock (one may be importing, not yet
+    listening). A forced one waits for the lock of a stale server that is exiting."""
     import subprocess
+
+    if not force:
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:
+            return
+        try:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released when closed
+        except OSError:
+            return  # a server holds it
+        finally:
+            os.close(fd)
 
     log = os.path.splitext(sock_path)[0] + ".log"
     try:
@@ -293,13 +360,19 @@ def serve(sock_path: str, lock_path: str) -> None:
     import fcntl
     import gc
     import importlib
+    import time
 
     stamp = code_stamp()  # before importing: an edit during the imports makes it stale
     lock = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return  # another server is starting or running
+    for _ in range(100):  # a stale server gives way within moments of saying so
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except OSError:
+            time.sleep(0.05)
+    else:
+        return  # another server is running
+    mine = _powers()
     for name in _PRELOAD:
         try:
             importlib.import_module(name)
@@ -326,7 +399,7 @@ def serve(sock_path: str, lock_path: str) -> None:
             break
         except InterruptedError:
             continue
-        request, fds = _request(conn)
+        request, fds = _request(conn, mine)
         if request is None:
             conn.close()
             continue
@@ -354,15 +427,17 @@ def _idle_seconds() -> float:
         return _DEFAULT_IDLE_S
 
 
-def _request(conn: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
+def _request(conn: socket.socket, mine: list[object]) -> tuple[dict[str, Any] | None, list[int]]:
     """The client's request and its three streams, or None for anything else: a client
-    of another user, a malformed or partial request (within 5 s)."""
+    with other powers than the server's (another user, a sandbox: `_powers`), a
+    malformed or partial request (within `_REQUEST_S`)."""
     fds: list[int] = []
     try:
-        conn.settimeout(5)
+        conn.settimeout(_REQUEST_S)
         if hasattr(socket, "SO_PEERCRED"):
             creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-            if struct.unpack("3i", creds)[1] != os.getuid():
+            pid, uid, _gid = struct.unpack("3i", creds)
+            if uid != os.getuid() or _powers(pid) != mine:
                 return None, fds
         size = struct.calcsize("i")
         head, ancillary, _flags, _addr = conn.recvmsg(_HEADER.size, socket.CMSG_LEN(3 * size))
@@ -391,9 +466,26 @@ def _request(conn: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
 
 
 def _child(conn: socket.socket, request: dict[str, Any], fds: list[int]) -> None:
-    """Become the client's command: its streams, folder, umask and environment."""
-    import atexit
-    import threading
+    """Become the client's command, run it, send its exit code, and exit: never return
+    into the server's loop, whatever happens."""
+    code = 1
+    try:
+        _become(conn, request, fds)
+        code = _command(request)
+    except BaseException:
+        with contextlib.suppress(BaseException):
+            import traceback
+
+            traceback.print_exc()
+    finally:
+        with contextlib.suppress(BaseException):
+            _die_with_client(conn, on=False)  # the client's end closes once it has the code
+            _send(conn, {"exit": code})
+        os._exit(code)
+
+
+def _become(conn: socket.socket, request: dict[str, Any], fds: list[int]) -> None:
+    """Take on the client's process group, streams, environment, umask and signals."""
     import time
 
     os.setpgid(0, 0)  # the client signals this group, as a terminal signals its own
@@ -410,8 +502,23 @@ def _child(conn: socket.socket, request: dict[str, Any], fds: list[int]) -> None
     sys.argv = ["assay", *request["argv"]]
     if isinstance(sys.stdout, io.TextIOWrapper):  # as a new process sets it up
         sys.stdout.reconfigure(line_buffering=os.isatty(1))
+    ignored = set(request.get("ignored", []))
+    for signum in _SIGNALS:
+        if signum in ignored:
+            signal.signal(signum, signal.SIG_IGN)
+        elif signum == signal.SIGINT:
+            signal.signal(signum, signal.default_int_handler)
+        else:
+            signal.signal(signum, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, request.get("blocked", []))
     _die_with_client(conn)
-    code = 1
+
+
+def _command(request: dict[str, Any]) -> int:
+    """Run the command as `assay.cli.main` runs in a new process; its exit code."""
+    import atexit
+    import threading
+
     try:
         try:
             os.chdir(request["cwd"])
@@ -431,17 +538,14 @@ def _child(conn: socket.socket, request: dict[str, Any], fds: list[int]) -> None
 
         traceback.print_exc()
         code = 1
-    for thread in threading.enumerate():  # as the interpreter does at exit
-        if thread is not threading.current_thread() and not thread.daemon:
-            thread.join()
+    shutdown = getattr(threading, "_shutdown", None)  # as the interpreter does at exit:
+    if shutdown is not None:  # its executors' exit hooks, then non-daemon threads
+        shutdown()
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
-    _die_with_client(conn, on=False)  # the client's end closes once it has the code
-    with contextlib.suppress(OSError):
-        _send(conn, {"exit": code})
-    os._exit(code)
+    return code
 
 
 def _die_with_client(conn: socket.socket, on: bool = True) -> None:
