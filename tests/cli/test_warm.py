@@ -297,6 +297,51 @@ def test_a_command_dies_with_its_client(place: tuple[Path, dict[str, str]]) -> N
     assert until(lambda: not _answers(port), timeout=10), "the command outlived its client"
 
 
+SLOW = """
+import time
+import assay
+
+@assay.step
+def wait(data, params):
+    for i in range(300):
+        assay.log_metric("tick", i, step=i)
+        time.sleep(0.1)
+    return {"done": 1.0}
+
+pipeline = assay.Pipeline("slow", [wait], metrics="wait")
+"""
+
+
+def test_a_run_whose_client_is_killed_ends_killed(place: tuple[Path, dict[str, str]]) -> None:
+    """`assay run` killed with -9 leaves its run recorded as killed, as it does without a
+    server (the runner's lifeline), not running until its heartbeats go stale."""
+    root, env = place
+    (root / "slow.py").write_text(SLOW)
+    (root / "p.json").write_text("{}")
+    cold(["pipelines", "register", "slow.py"], root, env)
+    warmed(root, env)
+    client = subprocess.Popen(
+        [sys.executable, "-c", PROBE, "-", json.dumps(["run", "slow", "--data", "iris@1",
+         "--params", "p.json"])],
+        cwd=root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+    def runs() -> list[dict[str, object]]:
+        found: list[dict[str, object]] = json.loads(cold(["runs", "list", "--json"], root, env).out)
+        return found
+
+    assert until(lambda: any(r["metrics"] for r in runs())), "the run never logged a point"
+    client.kill()
+    client.wait()
+    assert until(lambda: runs()[0]["status"] != "running", timeout=30)
+    (run,) = runs()
+    assert run["status"] == "killed"
+    assert "died" in str(run["error"])
+
+
 def test_a_server_gives_way_when_the_code_changes(place: tuple[Path, dict[str, str]]) -> None:
     root, env = place
     runtime = Path(env["XDG_RUNTIME_DIR"])

@@ -77,6 +77,11 @@ class Lifeline:
         if not raw.isdigit():
             return  # detached on purpose
         self.owner = int(raw)
+        if hasattr(signal, "SIGIO"):
+            # An owner run by a warm server dies of SIGIO, sent to its process group,
+            # when its `assay` client goes (assay.cli.warm). The runner outlives it for
+            # the moment it takes to record the run killed, as below.
+            signal.signal(signal.SIGIO, signal.SIG_IGN)
         if from_main and sys.platform == "linux":
             _parent_death_signal(signal.SIGTERM)
         if os.getppid() != self.owner:  # it died before the signal was armed
