@@ -111,7 +111,8 @@ def wait_for(name):
         time.sleep(0.05)
 
 with assay.start_run(experiment="flaky") as run:
-    (here / "run-id").write_text(run.id)
+    (here / "run-id.tmp").write_text(run.id)
+    (here / "run-id.tmp").replace(here / "run-id")  # whole, or not there: the test reads it
     for step in range(100):
         assay.log_metric("loss", 1.0 / (step + 1), step=step)
     wait_for("server-down")
@@ -153,6 +154,7 @@ def test_a_server_that_goes_away_mid_training_never_stops_it_and_gets_every_poin
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.communicate()  # its pipes closed here, not in a later test's collection
     assert proc.returncode == 0, err
     assert "training finished" in out
     assert "is unreachable; training goes on" in err
