@@ -386,24 +386,27 @@ def test_concurrent_commands_each_get_their_own_answer(
     assert "nope" in outcomes[1][1]
 
 
+def paths_under(runtime: Path, *prefix: str) -> str:
+    """What `server_paths()` says in a new process with this runtime folder."""
+    show = "from assay.cli import warm; print(warm.server_paths())"
+    done = subprocess.run(
+        [*prefix, sys.executable, "-c", show],
+        env={**os.environ, "XDG_RUNTIME_DIR": str(runtime)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
 def test_a_client_with_other_powers_gets_another_server(short: Path) -> None:
     """A fork of a server has the server's user, limits and priority: a client that
     differs (`nice`, `ulimit`, `setpriv`) must not be served by it."""
-    show = "from assay.cli import warm; print(warm.server_paths()[0])"
-    env = {**os.environ, "XDG_RUNTIME_DIR": str(short)}
-    plain = subprocess.run([sys.executable, "-c", show], env=env, capture_output=True, text=True)
-    nicer = subprocess.run(
-        ["nice", "-n", "5", sys.executable, "-c", show], env=env, capture_output=True, text=True
-    )
-    limited = subprocess.run(
-        ["sh", "-c", f'ulimit -n 100 && exec "{sys.executable}" -c "{show}"'],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    paths = {plain.stdout, nicer.stdout, limited.stdout}
-    assert len(paths) == 3
-    assert all(p.startswith(str(short)) for p in paths)
+    plain = paths_under(short)
+    nicer = paths_under(short, "nice", "-n", "5")
+    limited = paths_under(short, "sh", "-c", 'ulimit -n 100 && exec "$0" "$@"')
+    assert len({plain, nicer, limited}) == 3
+    assert all(p.startswith(f"('{short}/assay/") for p in (plain, nicer, limited))
 
 
 def test_no_server_is_started_when_turned_off(place: tuple[Path, dict[str, str]]) -> None:
@@ -425,32 +428,12 @@ def test_a_shared_runtime_folder_is_never_used(short: Path) -> None:
     shared = short / "shared"
     (shared / "assay").mkdir(parents=True)
     (shared / "assay").chmod(0o777)
-    show = "from assay.cli import warm; print(warm.server_paths())"
-    done = subprocess.run(
-        [sys.executable, "-c", show],
-        env={**os.environ, "XDG_RUNTIME_DIR": str(shared)},
-        capture_output=True,
-        text=True,
-    )
-    assert done.stdout.strip() == "None"
+    assert paths_under(shared) == "None"
     (shared / "assay").chmod(0o700)  # the same folder, now only its user's: used
-    done = subprocess.run(
-        [sys.executable, "-c", show],
-        env={**os.environ, "XDG_RUNTIME_DIR": str(shared)},
-        capture_output=True,
-        text=True,
-    )
-    assert done.stdout.startswith(f"('{shared}/assay/")
+    assert paths_under(shared).startswith(f"('{shared}/assay/")
 
 
 def test_a_socket_path_too_long_for_the_kernel_means_no_server(short: Path) -> None:
     deep = short / ("d" * 90)
     deep.mkdir()
-    show = "from assay.cli import warm; print(warm.server_paths())"
-    done = subprocess.run(
-        [sys.executable, "-c", show],
-        env={**os.environ, "XDG_RUNTIME_DIR": str(deep)},
-        capture_output=True,
-        text=True,
-    )
-    assert done.stdout.strip() == "None"
+    assert paths_under(deep) == "None"
