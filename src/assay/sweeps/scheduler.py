@@ -247,9 +247,12 @@ class Scheduler:
             },
             "started_at": self.clock.now(),
         }
+        # Live before it is recorded: Ctrl-C between the two would otherwise leave a
+        # trial recorded running that `_interrupted` does not know of (resume then
+        # settles it, but the sweep read as interrupted would not say so).
+        self.live[run_id] = _Live(trial, number, run_id, row["started_at"])
         with self.db.session() as conn:
             SweepRepository(conn).add_trial(sweep.id, row)
-        self.live[run_id] = _Live(trial, number, run_id, row["started_at"])
         self.executor.submit(Job(run_id, register=sweep.register == "all"))
         self._tell_watcher("started", _row_trial(row))
 
