@@ -181,6 +181,20 @@ def test_the_names_runs_use_are_listed_and_go_with_the_last_run_that_used_them(
     assert ws.runs.keys() == ([], [])
 
 
+def test_a_run_name_is_never_given_twice_even_after_a_delete(ws: Workspace) -> None:
+    """Runs are named `<experiment>-<n>` by the experiment's count of runs made (migration
+    0015), which a delete does not take back: counting the runs left named the next run
+    as the one deleted."""
+    first = ws.runs.begin("named")
+    second = ws.runs.begin("named")
+    assert (first.name, second.name) == ("named-1", "named-2")
+    ws.runs.finish_here(second.id, "succeeded", None, 0.1, 0.1)
+    ws.lifecycle.delete_runs([second.id])
+    third = ws.runs.begin("named")
+    assert third.name == "named-3"
+    assert ws.runs.begin("other").name == "other-1"
+
+
 def test_a_run_a_model_came_from_is_kept_unless_forced(ws: Workspace) -> None:
     from sklearn.datasets import load_iris
     from sklearn.tree import DecisionTreeClassifier

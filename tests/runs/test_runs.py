@@ -6,10 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from assay.errors import ConflictError, InvalidArgumentError, NotFoundError
 from assay.runs.entities import Run
-from assay.runs.params import apply_overrides, load_params
+from assay.runs.params import apply_overrides, load_params, params_text
 from assay.runs.split import split as assay_split
 from assay.workspace import Workspace
 
@@ -249,6 +251,27 @@ def test_an_override_of_the_wrong_type_is_refused(
     params = {"C": 1.0, "n": 3, "on": True, "model": {"depth": 2}}
     with pytest.raises(InvalidArgumentError, match=message):
         apply_overrides(params, [override])
+
+
+@given(
+    st.dictionaries(
+        st.text(max_size=12),
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.floats()
+        | st.text(max_size=12)
+        | st.lists(st.integers(), max_size=3)
+        | st.dictionaries(st.text(max_size=4), st.integers(), max_size=3),
+        max_size=8,
+    )
+)
+def test_the_params_file_is_json_dumps_byte_for_byte(params: dict[str, object]) -> None:
+    """Runs with equal params share a version by the file's hash: the fast spelling of
+    flat params must be exactly what `json.dumps(indent=2, sort_keys=True)` writes, as
+    every earlier version was."""
+    want = (json.dumps(params, indent=2, sort_keys=True) + "\n").encode()
+    assert params_text(params) == want
 
 
 @pytest.mark.parametrize(

@@ -103,3 +103,24 @@ def _typed(key: str, raw: str, current: Any) -> Any:
     if type(value) is not type(current):
         raise wrong("a list" if isinstance(current, list) else "an object")
     return value
+
+
+_SCALARS = (int, float, str, bool, type(None))
+
+
+def params_text(params: dict[str, Any]) -> bytes:
+    """The params file a run commits: `json.dumps(params, indent=2, sort_keys=True)` and a
+    newline, byte for byte (runs with equal params share a version by its hash).
+
+    Flat params of plain scalars, nearly all of them, are spelled here: with `indent` the
+    standard library encodes in Python, a tenth of a millisecond for 50 params, once per
+    run. Anything else goes to `json.dumps`.
+
+    Raises:
+        TypeError, ValueError: not JSON values (as `json.dumps` raises them).
+    """
+    if params and all(type(k) is str and type(v) in _SCALARS for k, v in params.items()):
+        dumps = json.dumps  # a scalar alone takes the C encoder
+        body = ",\n".join(f"  {dumps(k)}: {dumps(v)}" for k, v in sorted(params.items()))
+        return f"{{\n{body}\n}}\n".encode()
+    return (json.dumps(params, indent=2, sort_keys=True) + "\n").encode()

@@ -413,12 +413,6 @@ class RunRecording(RunsBase):
             repo = RunRepository(conn)
             if points:
                 repo.add_points(run_id, points)
-            repo.update(
-                run_id,
-                status=status,
-                error=error,
-                ended_at=utcnow(),
-                resources=resources,
-                environment=environment,
-                **stored,
-            )
+            repo.close(run_id, status, error, resources, environment)
+            if stored:
+                repo.update(run_id, **stored)

@@ -4,6 +4,7 @@ cache (the tables are `assay.runs.tables`)."""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -50,7 +51,25 @@ _BEAT = (
     .where(runs.c.id == bindparam("b_id"), runs.c.status == "running")
     .values(heartbeat_at=bindparam("b_at"))
 )
+# A run closed by the process that tracked it (`finish_here`: once per run opened in a loop).
+_CLOSE = (
+    update(runs)
+    .where(runs.c.id == bindparam("f_id"))
+    .values(
+        status=bindparam("f_status"),
+        error=bindparam("f_error"),
+        ended_at=bindparam("f_ended", type_=runs.c.ended_at.type),
+        resources=bindparam("f_resources", type_=runs.c.resources.type),
+        environment=bindparam("f_environment", type_=runs.c.environment.type),
+    )
+)
 _COUNT = select(func.count()).select_from(runs).where(runs.c.experiment_id == bindparam("c_exp"))
+_NEXT = (
+    update(experiments)
+    .where(experiments.c.id == bindparam("n_exp"))
+    .values(runs_made=experiments.c.runs_made + 1)
+    .returning(experiments.c.runs_made)
+)
 
 
 def _aware(ts: datetime | None) -> datetime | None:
@@ -105,8 +124,14 @@ class RunRepository:
         mark, as_json = ("%s", "%s::json") if pg else ("?", "?")
         rows = []
         for key, value in params.items():
-            row = param_row(run_id, key, value)
-            rows.append((run_id, key, json.dumps(value), row["value_num"], row["value_str"]))
+            kind = type(value)
+            # `json.dumps` writes an int or a finite float as its repr: a tenth of the
+            # time, for what nearly every param is.
+            if kind is int or (kind is float and math.isfinite(value)):
+                rows.append((run_id, key, repr(value), float(value), None))
+            else:
+                row = param_row(run_id, key, value)
+                rows.append((run_id, key, json.dumps(value), row["value_num"], row["value_str"]))
         self.conn.exec_driver_sql(
             "INSERT INTO run_params (run_id, key, value, value_num, value_str) "
             f"VALUES ({mark}, {mark}, {as_json}, {mark}, {mark})",
@@ -131,6 +156,32 @@ class RunRepository:
 
     def run_count(self, experiment_id: int) -> int:
         return int(self.conn.scalar(_COUNT, {"c_exp": experiment_id}) or 0)
+
+    def next_run_number(self, experiment_id: int) -> int:
+        """Count one more run made in the experiment; its number (1 for the first). One
+        row, where counting the runs scanned all of the experiment's."""
+        return int(self.conn.execute(_NEXT, {"n_exp": experiment_id}).scalar_one())
+
+    def close(
+        self,
+        run_id: str,
+        status: str,
+        error: str | None,
+        resources: dict[str, Any],
+        environment: dict[str, Any],
+    ) -> None:
+        """`update` of what closing a run sets, through a statement built once."""
+        self.conn.execute(
+            _CLOSE,
+            {
+                "f_id": run_id,
+                "f_status": status,
+                "f_error": error,
+                "f_ended": utcnow(),
+                "f_resources": resources,
+                "f_environment": environment,
+            },
+        )
 
     def update(self, run_id: str, **values: Any) -> None:
         self.conn.execute(update(runs).where(runs.c.id == run_id).values(**values))

@@ -23,7 +23,7 @@ from assay.errors import ConflictError, InvalidArgumentError, NotFoundError
 from assay.runs import code as codes
 from assay.runs.api import LEADERBOARD_LIMIT, SEARCH_LIMIT
 from assay.runs.entities import Run, lower_is_better
-from assay.runs.params import apply_overrides, load_params
+from assay.runs.params import apply_overrides, load_params, params_text
 from assay.runs.repository import RunRepository
 from assay.runs.tables import runs
 from assay.store import liveness
@@ -201,7 +201,7 @@ class RunService(RunRecording, RunExecution):
         """
         flat = checked_params(params)
         try:
-            text = (json.dumps(params, indent=2, sort_keys=True) + "\n").encode()
+            text = params_text(params)
         except (TypeError, ValueError) as exc:
             raise InvalidArgumentError(
                 f"Params must be JSON values (numbers, strings, booleans, lists, objects): {exc}."
@@ -223,9 +223,9 @@ class RunService(RunRecording, RunExecution):
                 values = fields(repo, pversion)
                 exp_id = self._experiment_ids.get(experiment) or repo.experiment_id(experiment)
                 assert exp_id is not None
-                count = repo.run_count(exp_id)
+                number = repo.next_run_number(exp_id)
                 run_id, now = uuid.uuid4().hex, utcnow()
-                run_name = name or f"{experiment}-{count + 1}"
+                run_name = name or f"{experiment}-{number}"
                 repo.insert_run(
                     {
                         **values,

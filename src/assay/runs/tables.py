@@ -31,6 +31,8 @@ experiments = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     # Archived: kept whole, but out of listings (its runs too) until restored.
     Column("archived_at", DateTime(timezone=True), nullable=True),
+    # How many runs it has made (never goes down): the next run is `<name>-<runs_made + 1>`.
+    Column("runs_made", Integer, nullable=False, server_default="0"),
 )
 
 runs = Table(
