@@ -8,11 +8,11 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select, update
 
 from assay.limits import CUT, MAX_DEPTH
 from assay.runs.repository import param_row
-from assay.runs.tables import run_params
+from assay.runs.tables import run_params, runs
 from assay.workspace import Workspace
 
 from .conftest import TestClient, assert_error
@@ -62,12 +62,15 @@ def test_params_nested_too_deep_are_refused_and_no_run_is_stored(
 
 
 def test_a_run_stored_with_deep_params_does_not_break_listing(ws: Workspace, local: Local) -> None:
-    """Stored before the bounds held (here: written straight to the table), a run with
-    params 500 deep is listed, shown and searched, cut to the bound."""
+    """Stored before the bounds held (here: written straight to the tables, as a params
+    row and in the run's params document, as migration 0016 leaves such a run), a run
+    with params 500 deep is listed, shown and searched, cut to the bound."""
     api = local("read")
     run = ws.runs.begin("e", params={"seed": 1})
     with ws.db.session() as conn:
         conn.execute(insert(run_params), [param_row(run.id, "deep", nested(500))])
+        doc = json.dumps({"deep": nested(500), "seed": 1})
+        conn.execute(update(runs).where(runs.c.id == run.id).values(params_doc=doc))
     for url in ("/api/v1/runs", f"/api/v1/runs/{run.id}", "/api/v1/runs?filter=params.seed=1"):
         answer = api.get(url)
         assert answer.status_code == 200, (url, answer.text)
@@ -76,6 +79,24 @@ def test_a_run_stored_with_deep_params_does_not_break_listing(ws: Workspace, loc
     assert item["params"]["deep"] == nested(MAX_DEPTH, leaf=CUT)
     assert ws.runs.get(run.id).params["deep"] == nested(MAX_DEPTH, leaf=CUT)
     json.dumps([r.params for r in ws.runs.search()])
+
+
+def test_a_run_without_a_params_document_is_listed_with_its_params_rows(ws: Workspace) -> None:
+    """A run whose `params_doc` is empty (written by a version before 0016 and not
+    migrated since) reads its params from the rows; `log_params` then writes the whole
+    document, and later ones add to it."""
+    run = ws.runs.begin("e", params={"C": 0.5, "kind": "a"})
+    with ws.db.session() as conn:
+        conn.execute(update(runs).where(runs.c.id == run.id).values(params_doc=None))
+    assert ws.runs.get(run.id).params == {"C": 0.5, "kind": "a"}
+    assert [r.params for r in ws.runs.search()] == [{"C": 0.5, "kind": "a"}]
+    ws.runs.log_params(run.id, {"extra": 1})
+    with ws.db.read() as conn:
+        doc = conn.scalar(select(runs.c.params_doc).where(runs.c.id == run.id))
+    assert doc is not None
+    assert json.loads(doc) == {"C": 0.5, "extra": 1, "kind": "a"}
+    ws.runs.log_params(run.id, {"more": [1, 2], "C": 9})  # a param logged once stays
+    assert ws.runs.get(run.id).params == {"C": 0.5, "extra": 1, "kind": "a", "more": [1, 2]}
 
 
 def test_a_sweep_with_a_deep_space_is_a_client_error(local: Local) -> None:

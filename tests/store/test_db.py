@@ -6,6 +6,7 @@ Runs on SQLite and on the real PostgreSQL (`backend`); each test gets an empty d
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import sqlite3
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect, make_url, text
+from sqlalchemy import inspect, make_url, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 import assay.data.repository
@@ -285,3 +286,39 @@ def test_postgresql_connections_carry_the_timeouts_and_keep_the_urls_options(
             assert conn.execute(text("SHOW search_path")).scalar() == "public"
     finally:
         db.dispose()
+
+
+def test_runs_made_before_0016_get_their_params_document_and_read_the_same(
+    db: Database,
+) -> None:
+    """Migration 0016 writes each run's params document from its params rows: what a
+    listing read row by row before, it reads from the document after, value for value
+    (a float to the last digit, a string, a list, a run without params)."""
+    from alembic import command
+
+    from assay.runs.repository import RunRepository
+    from assay.runs.tables import runs
+
+    command.upgrade(alembic_config(db), "0015")
+    params: dict[str, dict[str, Any]] = {
+        "a": {"C": 0.1234567890123456, "n": 3, "kind": "k1", "ok": True, "layers": [1, 2]},
+        "b": {"C": 2.5},
+        "c": {},
+    }
+    with db.session() as conn:
+        conn.execute(text("INSERT INTO experiments (id, name, created_at, runs_made) "
+                          "VALUES (1, 'e', CURRENT_TIMESTAMP, 3)"))  # fmt: skip
+        for run_id, values in params.items():
+            conn.execute(
+                text("INSERT INTO runs (id, experiment_id, name, status, created_at) "
+                     "VALUES (:id, 1, :id, 'succeeded', CURRENT_TIMESTAMP)"),
+                {"id": run_id},
+            )  # fmt: skip
+            if values:
+                RunRepository(conn)._insert_params(run_id, values)
+    db.migrate()
+    with db.read() as conn:
+        docs = dict(conn.execute(select(runs.c.id, runs.c.params_doc)).all())
+        found = {run.id: run.params for run in RunRepository(conn).search()}
+    assert {k: json.loads(v) for k, v in docs.items()} == params
+    assert found == params

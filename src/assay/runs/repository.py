@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -112,6 +112,8 @@ class RunRepository:
         return [(name, n) for name, n in rows]
 
     def insert_run(self, values: dict[str, Any], params: dict[str, Any]) -> None:
+        # The params twice: rows for filters and sorts, one document for listings.
+        values = {**values, "params_doc": params_doc(params)}
         self.conn.execute(insert(runs), values)  # one cached statement per set of keys
         if params:
             self._insert_params(values["id"], params)
@@ -151,8 +153,18 @@ class RunRepository:
     def add_params(self, run_id: str, params: dict[str, Any]) -> None:
         have = set(self.conn.scalars(select(run_params.c.key).where(run_params.c.run_id == run_id)))
         fresh = {k: v for k, v in params.items() if k not in have}
-        if fresh:
-            self._insert_params(run_id, fresh)
+        if not fresh:
+            return
+        self._insert_params(run_id, fresh)
+        doc = self.conn.scalar(select(runs.c.params_doc).where(runs.c.id == run_id))
+        merged = (
+            {**read_params_doc(doc), **fresh}
+            if doc is not None
+            else self.params_of([run_id]).get(run_id, {})  # written before 0016: the rows
+        )
+        self.conn.execute(
+            update(runs).where(runs.c.id == run_id).values(params_doc=params_doc(merged))
+        )
 
     def run_count(self, experiment_id: int) -> int:
         return int(self.conn.scalar(_COUNT, {"c_exp": experiment_id}) or 0)
@@ -230,7 +242,7 @@ class RunRepository:
         ).first()
         if row is None:
             raise NotFoundError(f"No run {run_id!r}. List runs with `assay runs list`.")
-        params = self.params_of([run_id]).get(run_id, {})
+        params = self.params_from([row]).get(run_id, {})
         metrics = self.metrics_of([run_id]).get(run_id, {})
         steps = tuple(
             StepRun(s.position, s.name, s.status, s.cached, s.seconds, s.output, s.output_format)
@@ -239,6 +251,20 @@ class RunRepository:
             )
         )
         return to_run(row, params, metrics, steps)
+
+    def params_from(self, rows: Sequence[Any]) -> dict[str, dict[str, Any]]:
+        """The params of these `runs` rows, by run id: from each row's document, or from
+        the params rows for a run written before there were documents."""
+        out: dict[str, dict[str, Any]] = {}
+        missing = []
+        for row in rows:
+            if row.params_doc is None:
+                missing.append(row.id)
+            else:
+                out[row.id] = read_params_doc(row.params_doc)
+        if missing:
+            out.update(self.params_of(missing))
+        return out
 
     def params_of(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         # Fifty params a run, a hundred runs a page: through the driver, decoding the
@@ -294,8 +320,7 @@ class RunRepository:
         if offset:
             query = query.offset(offset)
         rows = self.conn.execute(query).all()
-        ids = [r.id for r in rows]
-        params, metrics = self.params_of(ids), self.metrics_of(ids)
+        params, metrics = self.params_from(rows), self.metrics_of([r.id for r in rows])
         return [to_run(r, params.get(r.id, {}), metrics.get(r.id, {}), ()) for r in rows]
 
     def succeeded_with_inputs(self, inputs_key: str) -> str | None:
@@ -575,6 +600,20 @@ class RunRepository:
 
     def add_cached(self, **values: Any) -> None:
         self.conn.execute(insert(step_cache).values(created_at=utcnow(), **values))
+
+
+def params_doc(params: dict[str, Any]) -> str:
+    """A run's flat params as the document `runs.params_doc` holds."""
+    return json.dumps(params, sort_keys=True)
+
+
+def read_params_doc(doc: str) -> dict[str, Any]:
+    values: dict[str, Any] = json.loads(doc)
+    for key, value in values.items():
+        if isinstance(value, dict | list):
+            # Stored before `assay.limits` held, it may nest too deep to list.
+            values[key] = bounded(value)
+    return values
 
 
 def to_run(

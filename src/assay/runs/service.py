@@ -288,12 +288,6 @@ class RunService(RunRecording, RunExecution):
                 shelved = select(experiments.c.id).where(experiments.c.archived_at.is_not(None))
                 clauses.append(runs.c.experiment_id.not_in(shelved))
         if experiment:
-            with self.db.read() as conn:
-                if RunRepository(conn).experiment_id(experiment, create=False) is None:
-                    raise NotFoundError(
-                        f"No experiment named {experiment!r}. List them with "
-                        "`assay runs experiments`."
-                    )
             clauses.append(
                 runs.c.experiment_id
                 == experiments.select()
@@ -308,7 +302,12 @@ class RunService(RunRecording, RunExecution):
         where = and_(*clauses) if clauses else None
         order = compile_sort(sort) if sort else None
         with self.db.read() as conn:
-            return RunRepository(conn).search(where, order, limit, offset)
+            repo = RunRepository(conn)
+            if experiment and repo.experiment_id(experiment, create=False) is None:
+                raise NotFoundError(
+                    f"No experiment named {experiment!r}. List them with `assay runs experiments`."
+                )
+            return repo.search(where, order, limit, offset)
 
     # ---- deleting and archiving --------------------------------------------------------------
 

@@ -74,6 +74,9 @@ runs = Table(
     Column("resources", JSON, nullable=True),
     Column("environment", JSON, nullable=True),
     Column("extra", JSON, nullable=True),
+    # Its params as one JSON object, flat, as `run_params` holds them row by row (which
+    # filters and sorts use): what a listing reads, one value per run where rows were fifty.
+    Column("params_doc", Text, nullable=True),
     # Set by whoever wants a running run stopped (a sweep's pruner); the runner's
     # heartbeat sees it and ends the run with this status.
     Column("stop_reason", String(32), nullable=True),
