@@ -177,7 +177,7 @@ class RunRepository:
     def close(
         self,
         run_id: str,
-        status: str,
+        status: RunStatus,
         error: str | None,
         resources: dict[str, Any],
         environment: dict[str, Any],
