@@ -158,7 +158,7 @@ class RunRepository:
         self._insert_params(run_id, fresh)
         doc = self.conn.scalar(select(runs.c.params_doc).where(runs.c.id == run_id))
         merged = (
-            {**read_params_doc(doc), **fresh}
+            {**json.loads(doc), **fresh}  # as stored: a deep value is cut only when read
             if doc is not None
             else self.params_of([run_id]).get(run_id, {})  # written before 0016: the rows
         )
