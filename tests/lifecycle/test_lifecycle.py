@@ -193,6 +193,11 @@ def test_a_run_name_is_never_given_twice_even_after_a_delete(ws: Workspace) -> N
     third = ws.runs.begin("named")
     assert third.name == "named-3"
     assert ws.runs.begin("other").name == "other-1"
+    # A search's candidates are runs made in the experiment, numbered past as before.
+    from assay.runs.entities import Candidate
+
+    ws.runs.add_children(third.id, [Candidate({"C": 1}, {"acc": 0.5})] * 2)
+    assert ws.runs.begin("named").name == "named-6"
 
 
 def test_a_run_a_model_came_from_is_kept_unless_forced(ws: Workspace) -> None:

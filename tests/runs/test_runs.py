@@ -481,3 +481,31 @@ def test_metric_batches_keep_each_keys_latest_step_and_refuse_a_closed_run(
     with pytest.raises(NotFoundError):
         ws.runs.log_points("0" * 32, [("loss", 0.1, 9, None)])
     assert ws.runs.get(run.id).metrics == {"loss": 0.4, "acc": 0.7}
+
+
+def test_params_logged_at_once_from_two_threads_are_all_in_the_runs_document(
+    ws: Workspace,
+) -> None:
+    """Each `log_params` adds its names to the run's params document: two at once (two
+    transactions; on PostgreSQL, read committed) must not each write back a document
+    without the other's names."""
+    import threading
+
+    run = ws.runs.begin("threads")
+    failures: list[BaseException] = []
+
+    def log(prefix: str) -> None:
+        try:
+            for i in range(25):
+                ws.runs.log_params(run.id, {f"{prefix}{i}": i})
+        except BaseException as exc:  # the assertion below names it
+            failures.append(exc)
+
+    threads = [threading.Thread(target=log, args=(p,)) for p in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    want = {f"{p}{i}": i for p in ("a", "b") for i in range(25)}
+    assert ws.runs.get(run.id).params == want

@@ -322,3 +322,31 @@ def test_runs_made_before_0016_get_their_params_document_and_read_the_same(
         found = {run.id: run.params for run in RunRepository(conn).search()}
     assert {k: json.loads(v) for k, v in docs.items()} == params
     assert found == params
+
+
+def test_0015_numbers_the_next_run_after_the_highest_name_and_candidates_count(
+    db: Database,
+) -> None:
+    """An experiment whose runs `e-1`, `e-2` and `e-5` are left (`e-3` and `e-4` were
+    deleted before the upgrade) names its next run `e-6`, not `e-4` (the count + 1) nor a
+    second `e-5`; a search's candidates count as runs made, as they did when runs were
+    counted."""
+    from alembic import command
+
+    from assay.runs.repository import RunRepository
+
+    command.upgrade(alembic_config(db), "0014")
+    with db.session() as conn:
+        conn.execute(text("INSERT INTO experiments (id, name, created_at) "
+                          "VALUES (1, 'e', CURRENT_TIMESTAMP)"))  # fmt: skip
+        for n in (1, 2, 5):
+            conn.execute(
+                text("INSERT INTO runs (id, experiment_id, name, status, created_at) "
+                     "VALUES (:id, 1, :name, 'succeeded', CURRENT_TIMESTAMP)"),
+                {"id": f"r{n}", "name": f"e-{n}"},
+            )  # fmt: skip
+    db.migrate()
+    with db.session() as conn:
+        assert RunRepository(conn).next_run_number(1) == 6
+        RunRepository(conn).next_run_number(1, 3)  # three candidates
+        assert RunRepository(conn).next_run_number(1) == 10

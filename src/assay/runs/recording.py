@@ -118,6 +118,8 @@ class RunRecording(RunsBase):
             repo = RunRepository(conn)
             parent_id = repo.resolve_id(parent)
             head = repo.load_row(parent_id)
+            if children:
+                repo.next_run_number(head.experiment_id, len(children))
             ids = []
             for i, child in enumerate(children):
                 run_id = uuid.uuid4().hex

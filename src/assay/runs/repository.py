@@ -67,7 +67,7 @@ _COUNT = select(func.count()).select_from(runs).where(runs.c.experiment_id == bi
 _NEXT = (
     update(experiments)
     .where(experiments.c.id == bindparam("n_exp"))
-    .values(runs_made=experiments.c.runs_made + 1)
+    .values(runs_made=experiments.c.runs_made + bindparam("n_made"))
     .returning(experiments.c.runs_made)
 )
 
@@ -151,12 +151,20 @@ class RunRepository:
         )
 
     def add_params(self, run_id: str, params: dict[str, Any]) -> None:
+        """Add the params the run does not have yet (a param logged once keeps its value).
+
+        The run's row is locked first (PostgreSQL; SQLite's write transaction already
+        excludes other writers): two `log_params` at once would otherwise each write back
+        a document without the other's names.
+        """
+        doc = self.conn.scalar(
+            select(runs.c.params_doc).where(runs.c.id == run_id).with_for_update()
+        )
         have = set(self.conn.scalars(select(run_params.c.key).where(run_params.c.run_id == run_id)))
         fresh = {k: v for k, v in params.items() if k not in have}
         if not fresh:
             return
         self._insert_params(run_id, fresh)
-        doc = self.conn.scalar(select(runs.c.params_doc).where(runs.c.id == run_id))
         merged = (
             {**json.loads(doc), **fresh}  # as stored: a deep value is cut only when read
             if doc is not None
@@ -169,10 +177,12 @@ class RunRepository:
     def run_count(self, experiment_id: int) -> int:
         return int(self.conn.scalar(_COUNT, {"c_exp": experiment_id}) or 0)
 
-    def next_run_number(self, experiment_id: int) -> int:
-        """Count one more run made in the experiment; its number (1 for the first). One
-        row, where counting the runs scanned all of the experiment's."""
-        return int(self.conn.execute(_NEXT, {"n_exp": experiment_id}).scalar_one())
+    def next_run_number(self, experiment_id: int, made: int = 1) -> int:
+        """Count `made` more runs made in the experiment (a search's candidates count, as
+        every run did when the runs were counted); the number of the last. One row, where
+        counting the runs scanned all of the experiment's."""
+        bump = {"n_exp": experiment_id, "n_made": made}
+        return int(self.conn.execute(_NEXT, bump).scalar_one())
 
     def close(
         self,

@@ -281,6 +281,13 @@ class RunService(RunRecording, RunExecution):
         from assay.runs.tables import experiments
 
         self._reap()
+        if experiment:
+            with self.db.read() as conn:
+                if RunRepository(conn).experiment_id(experiment, create=False) is None:
+                    raise NotFoundError(
+                        f"No experiment named {experiment!r}. List them with "
+                        "`assay runs experiments`."
+                    )
         clauses: list[Any] = []
         if not archived:
             clauses.append(runs.c.archived_at.is_(None))
@@ -302,12 +309,7 @@ class RunService(RunRecording, RunExecution):
         where = and_(*clauses) if clauses else None
         order = compile_sort(sort) if sort else None
         with self.db.read() as conn:
-            repo = RunRepository(conn)
-            if experiment and repo.experiment_id(experiment, create=False) is None:
-                raise NotFoundError(
-                    f"No experiment named {experiment!r}. List them with `assay runs experiments`."
-                )
-            return repo.search(where, order, limit, offset)
+            return RunRepository(conn).search(where, order, limit, offset)
 
     # ---- deleting and archiving --------------------------------------------------------------
 
