@@ -11,8 +11,8 @@ from typing import Any
 from sqlalchemy import insert, select, update
 
 from assay.limits import CUT, MAX_DEPTH
-from assay.runs.repository import param_row
 from assay.runs.tables import run_params, runs
+from assay.runs.values import param_row
 from assay.workspace import Workspace
 
 from .conftest import TestClient, assert_error

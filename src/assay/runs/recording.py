@@ -26,8 +26,9 @@ from assay.runs import code as codes
 from assay.runs import tracking
 from assay.runs.code import CodeCapture, CodeVersion
 from assay.runs.entities import Candidate, EndStatus, Run
-from assay.runs.repository import Point, RunRepository
+from assay.runs.repository import RunRepository
 from assay.runs.tables import runs
+from assay.runs.values import Point
 from assay.store import liveness
 from assay.store.db import aware, utcnow
 

@@ -1,16 +1,14 @@
-"""Reading and writing runs: their rows, params, metrics, steps, artifacts and the step
-cache (the tables are `assay.runs.tables`)."""
+"""Reading and writing runs: their rows, steps, artifacts, liveness and the step cache; their
+params and metrics are `assay.runs.values` (the tables are `assay.runs.tables`)."""
 
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import (
-    Connection,
     and_,
     bindparam,
     delete,
@@ -36,13 +34,12 @@ from assay.runs.tables import (
     runs,
     step_cache,
 )
+from assay.runs.values import RunValues, params_doc
 from assay.store.db import aware, utcnow
 from assay.store.liveness import alive
 
 # ---- row access ------------------------------------------------------------------------------
 
-
-Point = tuple[str, float | None, int | None, float]  # key, value, step, unix time
 
 # Statements on the hot paths of a tracked run (every metric batch), built once: their
 # cache keys are computed once too, which is most of what SQLAlchemy costs per call.
@@ -76,22 +73,8 @@ def _aware(ts: datetime | None) -> datetime | None:
     return None if ts is None else aware(ts)
 
 
-def param_row(run_id: str, key: str, value: Any) -> dict[str, Any]:
-    """A params row with its numeric / string shadows, so filters can use indexes."""
-    num: float | None = None
-    text: str | None = None
-    if isinstance(value, bool | int | float):
-        num = float(value)
-    elif isinstance(value, str):
-        text = value[:255]
-    return {"run_id": run_id, "key": key, "value": value, "value_num": num, "value_str": text}
-
-
-class RunRepository:
-    """Row access for runs within one transaction."""
-
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
+class RunRepository(RunValues):
+    """Row access for runs within one transaction (their params and metrics: `RunValues`)."""
 
     def experiment_id(self, name: str, create: bool = True) -> int | None:
         found: int | None = self.conn.scalar(
@@ -117,62 +100,6 @@ class RunRepository:
         self.conn.execute(insert(runs), values)  # one cached statement per set of keys
         if params:
             self._insert_params(values["id"], params)
-
-    def _insert_params(self, run_id: str, params: dict[str, Any]) -> None:
-        """Straight to the driver's executemany, as `add_points`: SQLAlchemy's processing
-        of each row (a dict, a JSON bind, five values) cost more than the insert. The
-        value is the text SQLAlchemy's JSON type would have written (`json.dumps`)."""
-        pg = self.conn.dialect.paramstyle in ("format", "pyformat")
-        mark, as_json = ("%s", "%s::json") if pg else ("?", "?")
-        rows = []
-        for key, value in params.items():
-            kind = type(value)
-            # `json.dumps` writes an int or a finite float as its repr: a tenth of the
-            # time, for what nearly every param is.
-            if kind is int or (kind is float and math.isfinite(value)):
-                rows.append((run_id, key, repr(value), float(value), None))
-            else:
-                row = param_row(run_id, key, value)
-                rows.append((run_id, key, json.dumps(value), row["value_num"], row["value_str"]))
-        self.conn.exec_driver_sql(
-            "INSERT INTO run_params (run_id, key, value, value_num, value_str) "
-            f"VALUES ({mark}, {mark}, {as_json}, {mark}, {mark})",
-            rows,
-        )
-        self._note_names("param_keys", params)
-
-    def _note_names(self, table: str, names: Iterable[str]) -> None:
-        """Add names to `param_keys` or `metric_keys`. A name already there (nearly
-        always: runs reuse their names) changes no page."""
-        mark = "%s" if self.conn.dialect.paramstyle in ("format", "pyformat") else "?"
-        self.conn.exec_driver_sql(
-            f"INSERT INTO {table} (key) VALUES ({mark}) ON CONFLICT (key) DO NOTHING",
-            [(name,) for name in names],
-        )
-
-    def add_params(self, run_id: str, params: dict[str, Any]) -> None:
-        """Add the params the run does not have yet (a param logged once keeps its value).
-
-        The run's row is locked first (PostgreSQL; SQLite's write transaction already
-        excludes other writers): two `log_params` at once would otherwise each write back
-        a document without the other's names.
-        """
-        doc = self.conn.scalar(
-            select(runs.c.params_doc).where(runs.c.id == run_id).with_for_update()
-        )
-        have = set(self.conn.scalars(select(run_params.c.key).where(run_params.c.run_id == run_id)))
-        fresh = {k: v for k, v in params.items() if k not in have}
-        if not fresh:
-            return
-        self._insert_params(run_id, fresh)
-        merged = (
-            {**json.loads(doc), **fresh}  # as stored: a deep value is cut only when read
-            if doc is not None
-            else self.params_of([run_id]).get(run_id, {})  # written before 0016: the rows
-        )
-        self.conn.execute(
-            update(runs).where(runs.c.id == run_id).values(params_doc=params_doc(merged))
-        )
 
     def run_count(self, experiment_id: int) -> int:
         return int(self.conn.scalar(_COUNT, {"c_exp": experiment_id}) or 0)
@@ -261,56 +188,6 @@ class RunRepository:
             )
         )
         return to_run(row, params, metrics, steps)
-
-    def params_from(self, rows: Sequence[Any]) -> dict[str, dict[str, Any]]:
-        """The params of these `runs` rows, by run id: from each row's document, or from
-        the params rows for a run written before there were documents."""
-        out: dict[str, dict[str, Any]] = {}
-        missing = []
-        for row in rows:
-            if row.params_doc is None:
-                missing.append(row.id)
-            else:
-                out[row.id] = read_params_doc(row.params_doc)
-        if missing:
-            out.update(self.params_of(missing))
-        return out
-
-    def params_of(self, ids: list[str]) -> dict[str, dict[str, Any]]:
-        # Fifty params a run, a hundred runs a page: through the driver, decoding the
-        # JSON here, is three times faster than SQLAlchemy's per-row result processing.
-        out: dict[str, dict[str, Any]] = {}
-        mark = "%s" if self.conn.dialect.paramstyle in ("format", "pyformat") else "?"
-        # SQLite hands back JSON text (or, where the column's numeric affinity kicked
-        # in, a number); psycopg has already decoded it.
-        raw = self.conn.dialect.name == "sqlite"
-        for i in range(0, len(ids), 500):
-            chunk = ids[i : i + 500]
-            rows = self.conn.exec_driver_sql(
-                f"SELECT run_id, key, value FROM run_params WHERE run_id IN "
-                f"({', '.join([mark] * len(chunk))})",
-                tuple(chunk),
-            )
-            # All at once: iterating the result fetches row by row, in Python.
-            for run_id, key, value in rows.fetchall():
-                if raw and isinstance(value, str):
-                    value = json.loads(value)
-                if isinstance(value, dict | list):
-                    # Stored before `assay.limits` held, it may nest too deep to list.
-                    value = bounded(value)
-                out.setdefault(run_id, {})[key] = value
-        return out
-
-    def metrics_of(self, ids: list[str]) -> dict[str, dict[str, float | None]]:
-        out: dict[str, dict[str, float | None]] = {}
-        for i in range(0, len(ids), 500):
-            for run_id, key, value in self.conn.execute(
-                select(run_metrics.c.run_id, run_metrics.c.key, run_metrics.c.value).where(
-                    run_metrics.c.run_id.in_(ids[i : i + 500])
-                )
-            ).all():
-                out.setdefault(run_id, {})[key] = value
-        return out
 
     def search(
         self,
@@ -447,52 +324,10 @@ class RunRepository:
         else:
             self.conn.execute(insert(run_steps).values(run_id=run_id, position=position, **values))
 
-    def add_points(
-        self, run_id: str, points: list[tuple[str, float | None, int | None, float]]
-    ) -> None:
-        """Append metric points and move each key's final value to its newest point."""
-        if not points:
-            return
-        # Straight to the driver's executemany: building a dict per point and letting
-        # SQLAlchemy process each row cost three times the insert itself.
-        mark = "%s" if self.conn.dialect.paramstyle in ("format", "pyformat") else "?"
-        self.conn.exec_driver_sql(
-            "INSERT INTO metric_points (run_id, key, value, step, ts) "
-            f"VALUES ({', '.join([mark] * 5)})",
-            [(run_id, k, v, st, t) for k, v, st, t in points],
-        )
-        latest: dict[str, tuple[float | None, int | None, float]] = {}
-        for k, v, s, t in points:
-            prev = latest.get(k)
-            if prev is None or (s or 0, t) >= (prev[1] or 0, prev[2]):
-                latest[k] = (v, s, t)
-        # One upsert for every key (SQLite and PostgreSQL share the syntax): a key's
-        # final value moves only to a step at least as late as the one it holds.
-        self.conn.exec_driver_sql(
-            "INSERT INTO run_metrics (run_id, key, value, step) "
-            f"VALUES ({', '.join([mark] * 4)}) "
-            "ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value, step = excluded.step "
-            "WHERE COALESCE(excluded.step, 0) >= COALESCE(run_metrics.step, 0)",
-            [(run_id, k, v, s) for k, (v, s, _) in latest.items()],
-        )
-        self._note_names("metric_keys", latest)
-
     def beat_if_running(self, run_id: str, at: datetime) -> bool:
         """Record a sign of life if the run is running; False if it is not (or absent)."""
         done = self.conn.execute(_BEAT, {"b_id": run_id, "b_at": at})
         return bool(done.rowcount)
-
-    def series(
-        self, run_id: str, key: str | None = None
-    ) -> list[tuple[str, float | None, int | None, float]]:
-        query = select(
-            metric_points.c.key, metric_points.c.value, metric_points.c.step, metric_points.c.ts
-        ).where(metric_points.c.run_id == run_id)
-        if key is not None:
-            query = query.where(metric_points.c.key == key)
-        return [
-            (k, v, st, t) for k, v, st, t in self.conn.execute(query.order_by(metric_points.c.id))
-        ]
 
     def descendants(self, ids: list[str]) -> list[str]:
         """The runs made inside `ids`, and inside those, and so on."""
@@ -572,14 +407,6 @@ class RunRepository:
             )
         ]
 
-    def keys(self, limit: int = 500) -> tuple[list[str], list[str]]:
-        """The param names and metric names runs have, sorted (for column choosers)."""
-        params = self.conn.scalars(select(param_keys.c.key).order_by(param_keys.c.key).limit(limit))
-        metrics = self.conn.scalars(
-            select(metric_keys.c.key).order_by(metric_keys.c.key).limit(limit)
-        )
-        return list(params), list(metrics)
-
     def cached_key_sets(self, key: str) -> list[str]:
         """The distinct sets of param names (JSON) that cached outputs of `key` read."""
         return list(
@@ -610,20 +437,6 @@ class RunRepository:
 
     def add_cached(self, **values: Any) -> None:
         self.conn.execute(insert(step_cache).values(created_at=utcnow(), **values))
-
-
-def params_doc(params: dict[str, Any]) -> str:
-    """A run's flat params as the document `runs.params_doc` holds."""
-    return json.dumps(params, sort_keys=True)
-
-
-def read_params_doc(doc: str) -> dict[str, Any]:
-    values: dict[str, Any] = json.loads(doc)
-    for key, value in values.items():
-        if isinstance(value, dict | list):
-            # Stored before `assay.limits` held, it may nest too deep to list.
-            values[key] = bounded(value)
-    return values
 
 
 def to_run(

@@ -20,7 +20,8 @@ from typing import Any, Protocol
 
 from assay.errors import InvalidArgumentError
 from assay.limits import MAX_NAME_LENGTH, check_document
-from assay.runs.repository import Point, RunRepository
+from assay.runs.repository import RunRepository
+from assay.runs.values import Point
 from assay.store.db import Database, utcnow
 from assay.store.objects import ObjectStore
 

@@ -23,8 +23,8 @@ if TYPE_CHECKING:
     from assay.registry.entities import ModelVersion, Signature
     from assay.runs.code import CodeCapture
     from assay.runs.entities import Candidate, EndStatus, Run
-    from assay.runs.repository import Point
     from assay.runs.tracking import Recorder
+    from assay.runs.values import Point
     from assay.workspace import Workspace
 
 
