@@ -350,3 +350,47 @@ def test_0015_numbers_the_next_run_after_the_highest_name_and_candidates_count(
         assert RunRepository(conn).next_run_number(1) == 6
         RunRepository(conn).next_run_number(1, 3)  # three candidates
         assert RunRepository(conn).next_run_number(1) == 10
+
+
+def test_0017_keeps_every_param_and_metric_and_clusters_them_by_key(
+    sqlite_db: Database,
+) -> None:
+    """On SQLite the params and final metrics are rebuilt as tables kept in their key's
+    order (one b-tree: a search's lookups and a run's inserts touch one, not two), with
+    every row as it was, and back again on a downgrade."""
+    from alembic import command
+
+    command.upgrade(alembic_config(sqlite_db), "0016")
+    with sqlite_db.session() as conn:
+        conn.execute(text("INSERT INTO experiments (id, name, created_at) "
+                          "VALUES (1, 'e', CURRENT_TIMESTAMP)"))  # fmt: skip
+        conn.execute(text("INSERT INTO runs (id, experiment_id, name, status, created_at) "
+                          "VALUES ('r1', 1, 'e-1', 'succeeded', CURRENT_TIMESTAMP)"))  # fmt: skip
+        conn.execute(text("INSERT INTO run_params (run_id, key, value, value_num, value_str) "
+                          "VALUES ('r1', 'C', '0.5', 0.5, NULL), "
+                          "('r1', 'kind', '\"rf\"', NULL, 'rf')"))  # fmt: skip
+        conn.execute(text("INSERT INTO run_metrics (run_id, key, value, step) "
+                          "VALUES ('r1', 'acc', 0.9, 3)"))  # fmt: skip
+
+    def tables() -> tuple[list[Any], list[Any], dict[str, str]]:
+        with sqlite_db.read() as conn:
+            params = conn.execute(text("SELECT * FROM run_params ORDER BY key")).all()
+            metrics = conn.execute(text("SELECT * FROM run_metrics")).all()
+            schema = dict(conn.execute(text(
+                "SELECT name, sql FROM sqlite_master WHERE name IN ('run_params', 'run_metrics')"
+            )).all())  # fmt: skip
+        return [tuple(r) for r in params], [tuple(r) for r in metrics], schema
+
+    before_params, before_metrics, schema = tables()
+    assert not any("WITHOUT ROWID" in sql for sql in schema.values())
+    sqlite_db.migrate()
+    params, metrics, schema = tables()
+    assert (params, metrics) == (before_params, before_metrics)
+    assert all(sql.endswith("WITHOUT ROWID") for sql in schema.values()), schema
+    with sqlite_db.session() as conn:  # the cascade still holds
+        conn.execute(text("DELETE FROM runs WHERE id = 'r1'"))
+        assert conn.execute(text("SELECT count(*) FROM run_params")).scalar_one() == 0
+
+    command.downgrade(alembic_config(sqlite_db), "0016")
+    _, _, schema = tables()
+    assert not any("WITHOUT ROWID" in sql for sql in schema.values())

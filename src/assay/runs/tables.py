@@ -94,6 +94,7 @@ run_params = Table(
     Column("value", JSON, nullable=False),
     Column("value_num", Float, nullable=True),
     Column("value_str", String(255), nullable=True),
+    sqlite_with_rowid=False,  # rows kept in the key's order (migration 0017)
 )
 
 # Every logged point (the series); the final value per key lives in run_metrics_latest.
@@ -116,6 +117,7 @@ run_metrics = Table(
     Column("key", String(255), primary_key=True),
     Column("value", Float, nullable=True),
     Column("step", BigInteger, nullable=True),
+    sqlite_with_rowid=False,  # rows kept in the key's order (migration 0017)
 )
 
 # Every param and metric name a run has (or had: a deleted run's names stay until
