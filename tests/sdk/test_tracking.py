@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 
 import assay
+from assay.config import Settings
 from assay.errors import InvalidArgumentError
 from assay.workspace import Workspace
 
@@ -255,3 +257,34 @@ def test_runs_opened_in_a_loop_share_one_background_thread_and_close_in_two_comm
     assert len(runs) == 20
     assert all(r.status == "succeeded" and (r.metrics["loss"] or 0) > 0 for r in runs)
     assert all(here.runs.code_of(r.id).entry == "loop.py" for r in runs)
+
+
+def test_each_run_records_in_the_workspace_found_from_the_folder_it_opens_in(
+    here: Workspace,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    make_workspace: Callable[[Settings], Settings],
+) -> None:
+    """The SDK remembers where it found the workspace (finding it on every run cost a
+    twentieth of a run), but a run opened after the folder changed, or after a nearer
+    workspace appeared, records where `assay` itself would."""
+    import assay
+
+    sub = tmp_path / "notebooks"
+    sub.mkdir()
+    with assay.start_run(experiment="top"):
+        pass
+    monkeypatch.chdir(sub)  # no workspace here: the one above
+    with assay.start_run(experiment="below"):
+        pass
+    nearer = Workspace(make_workspace(Settings.at(sub, {"ASSAY_AUTHOR": "tester"})))
+    try:
+        with assay.start_run(experiment="nearer"):
+            pass
+        monkeypatch.chdir(tmp_path)
+        with assay.start_run(experiment="top"):
+            pass
+        assert sorted(r.experiment for r in here.runs.search()) == ["below", "top", "top"]
+        assert [r.experiment for r in nearer.runs.search()] == ["nearer"]
+    finally:
+        nearer.close()

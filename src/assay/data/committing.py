@@ -7,7 +7,7 @@ import stat as stat_mod
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
@@ -365,19 +365,23 @@ class DataCommitting(DataBase):
         encoded = manifest.encode([entry])
         digest = hash_bytes(encoded)
         repo = DataRepository(conn)
-        ds = repo.dataset_row(name)
-        if ds is not None:
-            head = repo.version_with_manifest(ds.id, digest) if reuse else repo.head_row(ds.id)
-            if head is not None and head.manifest == digest:
-                return CommitResult(to_version(name, head), False, 1, 0, 0)
+        if reuse:
+            ds_id, head = repo.named_with_manifest(name, digest)
+        else:
+            ds = repo.dataset_row(name)
+            ds_id = ds.id if ds is not None else None
+            head = repo.head_row(ds_id) if ds_id is not None else None
+        if head is not None and head.manifest == digest:
+            return CommitResult(to_version(name, head), False, 1, 0, 0)
         # The store's lock first (`assay gc` waits, or has finished): then the objects,
         # written or freshened now, are there when the version names them.
         self.db.store_lock(conn, exclusive=False)
         self.store.put_bytes(data, entry.hash)
         self.store.put_bytes(encoded, digest)
-        ds_id = ds.id if ds is not None else repo.get_or_create_dataset(name).id
+        if ds_id is None:
+            ds_id = repo.get_or_create_dataset(name).id
         latest, number = repo.newest_and_next(ds_id)
-        values = {
+        values: dict[str, Any] = {
             "dataset_id": ds_id,
             "number": number,
             "manifest": digest,

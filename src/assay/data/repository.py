@@ -23,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    and_,
     bindparam,
     delete,
     insert,
@@ -111,6 +112,24 @@ _WITH_MANIFEST = (
     .limit(1)
 )
 
+# A dataset's id by name, with its newest version holding a manifest when there is one
+# (a run's params: one statement where a run makes each count).
+_NAMED_WITH_MANIFEST = (
+    select(datasets.c.id.label("ds_id"), data_versions)
+    .select_from(
+        datasets.outerjoin(
+            data_versions,
+            and_(
+                data_versions.c.dataset_id == datasets.c.id,
+                data_versions.c.manifest == bindparam("m_manifest"),
+            ),
+        )
+    )
+    .where(datasets.c.name == bindparam("m_name"))
+    .order_by(data_versions.c.number.desc())
+    .limit(1)
+)
+
 
 class DataRepository:
     """Row access within one transaction; returns rows or entities."""
@@ -168,6 +187,16 @@ class DataRepository:
         return self.conn.execute(
             _WITH_MANIFEST, {"w_ds": dataset_id, "w_manifest": manifest}
         ).first()
+
+    def named_with_manifest(self, name: str, manifest: str) -> tuple[int | None, Any]:
+        """The id of dataset `name` (None: no such dataset) and its newest version whose
+        manifest is `manifest` (None: none is)."""
+        row = self.conn.execute(
+            _NAMED_WITH_MANIFEST, {"m_name": name, "m_manifest": manifest}
+        ).first()
+        if row is None:
+            return None, None
+        return row.ds_id, (row if row.number is not None else None)
 
     def version_rows(self, dataset_id: int) -> list[DataVersionRow]:
         v = data_versions.c

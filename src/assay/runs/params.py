@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +107,28 @@ def _typed(key: str, raw: str, current: Any) -> Any:
 
 
 _SCALARS = (int, float, str, bool, type(None))
+_INFINITY = float("inf")
+
+
+def _spelled(value: Any) -> str:
+    """A scalar as `json.dumps` spells it (ensure_ascii, allow_nan), without its Python
+    encoder: `json.dumps` of a number builds an encoder per call."""
+    kind = type(value)
+    if kind is str:
+        return encode_basestring_ascii(value)
+    if kind is int:
+        return int.__repr__(value)
+    if kind is float:
+        if value != value:
+            return "NaN"
+        if value == _INFINITY:
+            return "Infinity"
+        if value == -_INFINITY:
+            return "-Infinity"
+        return float.__repr__(value)
+    if kind is bool:
+        return "true" if value else "false"
+    return "null"
 
 
 def params_text(params: dict[str, Any]) -> bytes:
@@ -120,7 +143,9 @@ def params_text(params: dict[str, Any]) -> bytes:
         TypeError, ValueError: not JSON values (as `json.dumps` raises them).
     """
     if params and all(type(k) is str and type(v) in _SCALARS for k, v in params.items()):
-        dumps = json.dumps  # a scalar alone takes the C encoder
-        body = ",\n".join(f"  {dumps(k)}: {dumps(v)}" for k, v in sorted(params.items()))
+        spell = _spelled
+        body = ",\n".join(
+            f"  {encode_basestring_ascii(k)}: {spell(v)}" for k, v in sorted(params.items())
+        )
         return f"{{\n{body}\n}}\n".encode()
     return (json.dumps(params, indent=2, sort_keys=True) + "\n").encode()

@@ -404,10 +404,10 @@ class RunRecording(RunsBase):
             "cost_per_hour": self.settings.cost_per_hour,
         }
         environment = self._environment()
-        stored: dict[str, str] = {}
+        stored: str | None = None
         if code is not None:
             try:
-                stored["code"] = self._store_code(code)[0]
+                stored = self._store_code(code)[0]
             except (AssayError, OSError) as exc:  # the run still ends, without its code
                 warnings.warn(
                     f"Assay could not store the run's code: {exc}", AssayWarning, stacklevel=2
@@ -416,6 +416,4 @@ class RunRecording(RunsBase):
             repo = RunRepository(conn)
             if points:
                 repo.add_points(run_id, points)
-            repo.close(run_id, status, error, resources, environment)
-            if stored:
-                repo.update(run_id, **stored)
+            repo.close(run_id, status, error, resources, environment, code=stored)

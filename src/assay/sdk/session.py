@@ -94,19 +94,67 @@ class Session(Protocol):
 
 _lock = threading.Lock()
 _sessions: dict[tuple[str, ...], Session] = {}
+# The session key each working folder (and database and store variables) led to, with
+# what it was found by (`_found_by`): finding the workspace again on every run (a walk
+# up the folders, assay.toml read and parsed) cost a twentieth of opening one.
+_places: dict[tuple[str, str | None, str | None], tuple[tuple[Any, ...], tuple[str, ...]]] = {}
+
+
+def _found_by(cwd: str, root: str) -> tuple[Any, ...]:
+    """What decides which workspace `Settings.load` finds from `cwd`: that no folder
+    below `root` ("": none was found) holds `.assay/`, and `root`'s `.assay/` and
+    `assay.toml` as they are. Strings, not paths: this runs once per run opened."""
+    from assay.config import CONFIG_FILE, WORKSPACE_DIR
+
+    nearer = []
+    folder = cwd
+    while folder != root:
+        nearer.append(os.path.isdir(os.path.join(folder, WORKSPACE_DIR)))
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    if not root:
+        return (tuple(nearer),)
+    try:
+        conf = os.stat(os.path.join(root, CONFIG_FILE))
+        toml: tuple[int, ...] = (conf.st_ino, conf.st_mtime_ns, conf.st_size)
+    except OSError:
+        toml = ()
+    try:
+        ws: int | None = os.stat(os.path.join(root, WORKSPACE_DIR)).st_ino
+    except OSError:
+        ws = None
+    return (tuple(nearer), ws, toml)
+
+
+def _local_key() -> tuple[tuple[str, ...], Any]:
+    """The key of the workspace found from here, and its settings when they were read
+    anew (None when the same place was found as before)."""
+    from assay.config import Settings
+
+    cwd = os.getcwd()
+    place = (cwd, os.environ.get("ASSAY_DB_URL"), os.environ.get("ASSAY_STORE_URL"))
+    known = _places.get(place)
+    if known is not None:
+        found, key = known
+        if _found_by(cwd, key[3]) == found:
+            return key, None
+    settings = Settings.load(Path(cwd), os.environ)
+    key = ("local", settings.db_url, settings.store_url, str(settings.root or ""))
+    _places[place] = (_found_by(cwd, key[3]), key)
+    return key, settings
 
 
 def current() -> Session:
     """The session this process records into, built once per place (one engine, or one
     connection pool, for every run of a notebook)."""
     remote = os.environ.get("ASSAY_REMOTE")
+    settings = None
     if remote:
         key: tuple[str, ...] = ("remote", remote, os.environ.get("ASSAY_TOKEN") or "")
     else:
-        from assay.config import Settings
-
-        settings = Settings.load(Path.cwd(), os.environ)
-        key = ("local", settings.db_url, settings.store_url, str(settings.root))
+        key, settings = _local_key()
     with _lock:
         found = _sessions.get(key)
         if found is None:
@@ -117,8 +165,11 @@ def current() -> Session:
 
                 found = RemoteSession(Client(remote, token=os.environ.get("ASSAY_TOKEN")))
             else:
+                from assay.config import Settings
                 from assay.workspace import Workspace
 
+                if settings is None:  # closed since it was found (`close_all`)
+                    settings = Settings.load(Path.cwd(), os.environ)
                 found = LocalSession(Workspace(settings))
             _sessions[key] = found
         return found
@@ -131,6 +182,7 @@ def close_all() -> None:
             if close is not None:
                 close()
         _sessions.clear()
+        _places.clear()
 
 
 def _cache_root() -> Path:

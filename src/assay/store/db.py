@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -118,10 +119,13 @@ def _tune_sqlite(engine: Engine, timeout_s: float) -> None:
         # is locked" (SQLite cannot wait to upgrade a read lock); taking the write
         # lock up front makes concurrent writers queue on busy_timeout instead.
         # Readers (WAL) need no lock at all.
-        if conn.get_execution_options().get("assay_read_only"):
-            conn.exec_driver_sql("BEGIN")
-        else:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Straight to the driver: through `exec_driver_sql` it cost as much as the
+        # statements of a small transaction (a run opened in a loop has two).
+        sql = "BEGIN" if conn.get_execution_options().get("assay_read_only") else "BEGIN IMMEDIATE"
+        try:
+            conn.connection.dbapi_connection.execute(sql)
+        except sqlite3.OperationalError as exc:  # "database is locked", as SQLAlchemy wraps it
+            raise OperationalError(sql, (), exc) from exc
 
 
 class Database:
