@@ -18,7 +18,6 @@ from assay.runs.tables import (
     metric_keys,
     metric_points,
     param_keys,
-    run_metrics,
     run_params,
     runs,
 )
@@ -153,13 +152,19 @@ class RunValues:
         return out
 
     def metrics_of(self, ids: list[str]) -> dict[str, dict[str, float | None]]:
+        """The final value of each metric of these runs, by run id. Through the driver,
+        as `params_of`: a page of 100 runs of 10 metrics spent more in SQLAlchemy's
+        expanding IN and its row processing than in the database."""
         out: dict[str, dict[str, float | None]] = {}
+        mark = "%s" if self.conn.dialect.paramstyle in ("format", "pyformat") else "?"
         for i in range(0, len(ids), 500):
-            for run_id, key, value in self.conn.execute(
-                select(run_metrics.c.run_id, run_metrics.c.key, run_metrics.c.value).where(
-                    run_metrics.c.run_id.in_(ids[i : i + 500])
-                )
-            ).all():
+            chunk = ids[i : i + 500]
+            rows = self.conn.exec_driver_sql(
+                f"SELECT run_id, key, value FROM run_metrics WHERE run_id IN "
+                f"({', '.join([mark] * len(chunk))})",
+                tuple(chunk),
+            )
+            for run_id, key, value in rows.fetchall():
                 out.setdefault(run_id, {})[key] = value
         return out
 
