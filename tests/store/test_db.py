@@ -376,9 +376,10 @@ def test_0017_keeps_every_param_and_metric_and_clusters_them_by_key(
         with sqlite_db.read() as conn:
             params = conn.execute(text("SELECT * FROM run_params ORDER BY key")).all()
             metrics = conn.execute(text("SELECT * FROM run_metrics")).all()
-            schema = dict(conn.execute(text(
+            found = conn.execute(text(
                 "SELECT name, sql FROM sqlite_master WHERE name IN ('run_params', 'run_metrics')"
-            )).all())  # fmt: skip
+            )).all()  # fmt: skip
+        schema = {str(name): str(sql) for name, sql in found}
         return [tuple(r) for r in params], [tuple(r) for r in metrics], schema
 
     before_params, before_metrics, schema = tables()
