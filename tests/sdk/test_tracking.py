@@ -288,3 +288,29 @@ def test_each_run_records_in_the_workspace_found_from_the_folder_it_opens_in(
         assert [r.experiment for r in nearer.runs.search()] == ["nearer"]
     finally:
         nearer.close()
+
+
+def test_a_run_opened_after_assay_toml_changed_records_where_it_now_points(
+    here: Workspace,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    make_workspace: Callable[[Settings], Settings],
+) -> None:
+    """The same folder, with `assay.toml` rewritten between two runs to point at another
+    database and store: the second run goes there, as a new `assay` command's would."""
+    import assay
+
+    with assay.start_run(experiment="before"):
+        pass
+    elsewhere = Workspace(make_workspace(Settings.at(tmp_path / "team", {})))
+    try:
+        (tmp_path / "assay.toml").write_text(
+            f'db_url = "{elsewhere.settings.db_url}"\n'
+            f'store_url = "{elsewhere.settings.store_url}"\n'
+        )
+        with assay.start_run(experiment="after"):
+            pass
+        assert [r.experiment for r in here.runs.search()] == ["before"]
+        assert [r.experiment for r in elsewhere.runs.search()] == ["after"]
+    finally:
+        elsewhere.close()

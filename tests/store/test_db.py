@@ -371,6 +371,12 @@ def test_0017_keeps_every_param_and_metric_and_clusters_them_by_key(
                           "('r1', 'kind', '\"rf\"', NULL, 'rf')"))  # fmt: skip
         conn.execute(text("INSERT INTO run_metrics (run_id, key, value, step) "
                           "VALUES ('r1', 'acc', 0.9, 3)"))  # fmt: skip
+    # A run deleted in the sqlite3 shell, whose foreign keys are off: its rows are orphans.
+    shell = sqlite3.connect(sqlite_db.url.removeprefix("sqlite:///"))
+    with shell:
+        shell.execute("INSERT INTO run_params VALUES ('gone', 'C', '1', 1.0, NULL)")
+        shell.execute("INSERT INTO run_metrics VALUES ('gone', 'acc', 0.5, 1)")
+    shell.close()
 
     def tables() -> tuple[list[Any], list[Any], dict[str, str]]:
         with sqlite_db.read() as conn:
@@ -386,7 +392,10 @@ def test_0017_keeps_every_param_and_metric_and_clusters_them_by_key(
     assert not any("WITHOUT ROWID" in sql for sql in schema.values())
     sqlite_db.migrate()
     params, metrics, schema = tables()
-    assert (params, metrics) == (before_params, before_metrics)
+    assert params == [r for r in before_params if r[0] == "r1"]  # the orphans stay behind
+    assert metrics == [r for r in before_metrics if r[0] == "r1"]
+    assert len(params) == 2
+    assert len(metrics) == 1
     assert all(sql.endswith("WITHOUT ROWID") for sql in schema.values()), schema
     with sqlite_db.session() as conn:  # the cascade still holds
         conn.execute(text("DELETE FROM runs WHERE id = 'r1'"))

@@ -29,6 +29,7 @@ from assay.store.objects import (
     FsspecObjectStore,
     LocalObjectStore,
     ObjectStore,
+    hash_bytes,
 )
 
 MiB = 1024 * 1024
@@ -515,3 +516,20 @@ def test_write_over_file_size_limit_raises_storage_error_and_stores_nothing(
         assert err == errno.EFBIG
         assert "File too large" in message
     assert_no_partial_object(store, [])
+
+
+def test_an_object_that_cannot_be_placed_leaves_no_temporary_and_no_object(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write that fails between the temporary file and its place (a full disk, a
+    read-only fan-out folder) names the object, and leaves neither behind."""
+    store = LocalObjectStore(tmp_path / "objects")
+
+    def refuse(src: object, dst: object) -> None:
+        raise OSError(errno.EROFS, "Read-only file system", str(dst))
+
+    monkeypatch.setattr(os, "replace", refuse)
+    with pytest.raises(StorageError, match="storing object"):
+        store.put_bytes(b"params")
+    assert list((tmp_path / "objects" / ".tmp").iterdir()) == []
+    assert not store.has(hash_bytes(b"params"))

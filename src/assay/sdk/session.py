@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from assay.client import Client
+    from assay.config import Settings
     from assay.data.entities import CommitResult, DataVersion
     from assay.registry.entities import ModelVersion, Signature
     from assay.runs.code import CodeCapture
@@ -128,10 +129,14 @@ def _found_by(cwd: str, root: str) -> tuple[Any, ...]:
     return (tuple(nearer), ws, toml)
 
 
-def _local_key() -> tuple[tuple[str, ...], Any]:
+def _key(settings: Settings) -> tuple[str, ...]:
+    return ("local", settings.db_url, settings.store_url, str(settings.root or ""))
+
+
+def _local_key() -> tuple[tuple[str, ...], Settings | None]:
     """The key of the workspace found from here, and its settings when they were read
     anew (None when the same place was found as before)."""
-    from assay.config import Settings
+    from assay.config import Settings, find_root
 
     cwd = os.getcwd()
     place = (cwd, os.environ.get("ASSAY_DB_URL"), os.environ.get("ASSAY_STORE_URL"))
@@ -140,9 +145,14 @@ def _local_key() -> tuple[tuple[str, ...], Any]:
         found, key = known
         if _found_by(cwd, key[3]) == found:
             return key, None
+    # What the place is found by, taken before the settings are read: an edit of
+    # assay.toml in between is then seen by the next run, not missed for good.
+    root = str(find_root(Path(cwd)) or "")
+    found = _found_by(cwd, root)
     settings = Settings.load(Path(cwd), os.environ)
-    key = ("local", settings.db_url, settings.store_url, str(settings.root or ""))
-    _places[place] = (_found_by(cwd, key[3]), key)
+    key = _key(settings)
+    if key[3] == root:
+        _places[place] = (found, key)
     return key, settings
 
 
@@ -157,6 +167,13 @@ def current() -> Session:
         key, settings = _local_key()
     with _lock:
         found = _sessions.get(key)
+        if found is None and not remote and settings is None:
+            # Remembered, but its session was closed since (`close_all`): read again.
+            from assay.config import Settings
+
+            settings = Settings.load(Path.cwd(), os.environ)
+            key = _key(settings)
+            found = _sessions.get(key)
         if found is None:
             if not _sessions:
                 atexit.register(close_all)
@@ -165,11 +182,9 @@ def current() -> Session:
 
                 found = RemoteSession(Client(remote, token=os.environ.get("ASSAY_TOKEN")))
             else:
-                from assay.config import Settings
                 from assay.workspace import Workspace
 
-                if settings is None:  # closed since it was found (`close_all`)
-                    settings = Settings.load(Path.cwd(), os.environ)
+                assert settings is not None
                 found = LocalSession(Workspace(settings))
             _sessions[key] = found
         return found

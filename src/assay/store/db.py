@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, MetaData, create_engine, event, make_url, text
-from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
 from assay.errors import AssayError, InvalidArgumentError
 
@@ -124,8 +124,8 @@ def _tune_sqlite(engine: Engine, timeout_s: float) -> None:
         sql = "BEGIN" if conn.get_execution_options().get("assay_read_only") else "BEGIN IMMEDIATE"
         try:
             conn.connection.dbapi_connection.execute(sql)
-        except sqlite3.OperationalError as exc:  # "database is locked", as SQLAlchemy wraps it
-            raise OperationalError(sql, (), exc) from exc
+        except sqlite3.Error as exc:  # wrapped as SQLAlchemy wraps it ("database is locked")
+            raise DBAPIError.instance(sql, (), exc, sqlite3.Error) from exc
 
 
 class Database:

@@ -45,7 +45,12 @@ def _rebuild(clustered: bool) -> None:
             f"CONSTRAINT fk_{table}_run_id_runs FOREIGN KEY(run_id) REFERENCES runs (id) "
             f"ON DELETE CASCADE){suffix}"
         )
-        op.execute(f"INSERT INTO _{table}_new ({names}) SELECT {names} FROM {table}")
+        # Rows of a run deleted with the foreign keys off (the sqlite3 shell's default)
+        # could not be reached, and would fail the new table's key: they are left behind.
+        op.execute(
+            f"INSERT INTO _{table}_new ({names}) SELECT {names} FROM {table} "
+            "WHERE run_id IN (SELECT id FROM runs)"
+        )
         op.execute(f"DROP TABLE {table}")
         op.execute(f"ALTER TABLE _{table}_new RENAME TO {table}")
 
