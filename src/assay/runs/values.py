@@ -43,6 +43,8 @@ def params_doc(params: dict[str, Any]) -> str:
 
 def read_params_doc(doc: str) -> dict[str, Any]:
     values: dict[str, Any] = json.loads(doc)
+    if "[" not in doc and doc.find("{", 1) < 0:
+        return values  # no list or object inside: nothing to bound (nearly every run)
     for key, value in values.items():
         if isinstance(value, dict | list):
             # Stored before `assay.limits` held, it may nest too deep to list.
