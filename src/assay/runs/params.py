@@ -110,9 +110,10 @@ _SCALARS = (int, float, str, bool, type(None))
 _INFINITY = float("inf")
 
 
-def _spelled(value: Any) -> str:
-    """A scalar as `json.dumps` spells it (ensure_ascii, allow_nan), without its Python
-    encoder: `json.dumps` of a number builds an encoder per call."""
+def json_scalar(value: Any) -> str:
+    """A scalar (`str`, `int`, `float`, `bool`, None) as `json.dumps` spells it
+    (ensure_ascii, allow_nan), without its Python encoder: `json.dumps` of a number builds
+    an encoder per call, and a run spells fifty (its params file, its params rows)."""
     kind = type(value)
     if kind is str:
         return encode_basestring_ascii(value)
@@ -143,9 +144,8 @@ def params_text(params: dict[str, Any]) -> bytes:
         TypeError, ValueError: not JSON values (as `json.dumps` raises them).
     """
     if params and all(type(k) is str and type(v) in _SCALARS for k, v in params.items()):
-        spell = _spelled
         body = ",\n".join(
-            f"  {encode_basestring_ascii(k)}: {spell(v)}" for k, v in sorted(params.items())
+            f"  {encode_basestring_ascii(k)}: {json_scalar(v)}" for k, v in sorted(params.items())
         )
         return f"{{\n{body}\n}}\n".encode()
     return (json.dumps(params, indent=2, sort_keys=True) + "\n").encode()

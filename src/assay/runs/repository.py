@@ -49,20 +49,19 @@ _BEAT = (
     .values(heartbeat_at=bindparam("b_at"))
 )
 # A run closed by the process that tracked it (`finish_here`: once per run opened in a loop),
-# with the code it captured or without: built once each, where an `update(...)` built per
-# run cost a tenth of the run (py-spy).
-_CLOSING = {
-    "status": bindparam("f_status"),
-    "error": bindparam("f_error"),
-    "ended_at": bindparam("f_ended", type_=runs.c.ended_at.type),
-    "resources": bindparam("f_resources", type_=runs.c.resources.type),
-    "environment": bindparam("f_environment", type_=runs.c.environment.type),
-}
-_CLOSE = update(runs).where(runs.c.id == bindparam("f_id")).values(**_CLOSING)
-_CLOSE_WITH_CODE = (
+# with the code it captured, if any (a run without keeps what `record_code` stored mid-run):
+# built once, where an `update(...)` built per run cost a tenth of the run (py-spy).
+_CLOSE = (
     update(runs)
     .where(runs.c.id == bindparam("f_id"))
-    .values(**_CLOSING, code=bindparam("f_code", type_=runs.c.code.type))
+    .values(
+        status=bindparam("f_status"),
+        error=bindparam("f_error"),
+        ended_at=bindparam("f_ended", type_=runs.c.ended_at.type),
+        resources=bindparam("f_resources", type_=runs.c.resources.type),
+        environment=bindparam("f_environment", type_=runs.c.environment.type),
+        code=func.coalesce(bindparam("f_code", type_=runs.c.code.type), runs.c.code),
+    )
 )
 
 
@@ -154,18 +153,18 @@ class RunRepository(RunValues):
     ) -> None:
         """`update` of what closing a run sets (and the run's `code`, when given), through
         a statement built once."""
-        values = {
-            "f_id": run_id,
-            "f_status": status,
-            "f_error": error,
-            "f_ended": utcnow(),
-            "f_resources": resources,
-            "f_environment": environment,
-        }
-        if code is None:
-            self.conn.execute(_CLOSE, values)
-        else:
-            self.conn.execute(_CLOSE_WITH_CODE, {**values, "f_code": code})
+        self.conn.execute(
+            _CLOSE,
+            {
+                "f_id": run_id,
+                "f_status": status,
+                "f_error": error,
+                "f_ended": utcnow(),
+                "f_resources": resources,
+                "f_environment": environment,
+                "f_code": code,
+            },
+        )
 
     def update(self, run_id: str, **values: Any) -> None:
         self.conn.execute(update(runs).where(runs.c.id == run_id).values(**values))

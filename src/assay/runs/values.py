@@ -7,13 +7,13 @@ within the caller's transaction.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, select, update
 
 from assay.limits import bounded
+from assay.runs.params import json_scalar
 from assay.runs.tables import (
     metric_keys,
     metric_points,
@@ -58,19 +58,22 @@ class RunValues:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
+    @property
+    def _mark(self) -> str:
+        """The driver's placeholder, for statements that go straight to it."""
+        return "%s" if self.conn.dialect.paramstyle in ("format", "pyformat") else "?"
+
     def _insert_params(self, run_id: str, params: dict[str, Any]) -> None:
         """Straight to the driver's executemany, as `add_points`: SQLAlchemy's processing
         of each row (a dict, a JSON bind, five values) cost more than the insert. The
         value is the text SQLAlchemy's JSON type would have written (`json.dumps`)."""
-        pg = self.conn.dialect.paramstyle in ("format", "pyformat")
-        mark, as_json = ("%s", "%s::json") if pg else ("?", "?")
+        mark = self._mark
+        as_json = f"{mark}::json" if mark == "%s" else mark
         rows = []
         for key, value in params.items():
             kind = type(value)
-            # `json.dumps` writes an int or a finite float as its repr: a tenth of the
-            # time, for what nearly every param is.
-            if kind is int or (kind is float and math.isfinite(value)):
-                rows.append((run_id, key, repr(value), float(value), None))
+            if kind is int or kind is float:  # what nearly every param is
+                rows.append((run_id, key, json_scalar(value), float(value), None))
             else:
                 row = param_row(run_id, key, value)
                 rows.append((run_id, key, json.dumps(value), row["value_num"], row["value_str"]))
@@ -84,7 +87,7 @@ class RunValues:
     def _note_names(self, table: str, names: Iterable[str]) -> None:
         """Add names to `param_keys` or `metric_keys`. A name already there (nearly
         always: runs reuse their names) changes no page."""
-        mark = "%s" if self.conn.dialect.paramstyle in ("format", "pyformat") else "?"
+        mark = self._mark
         self.conn.exec_driver_sql(
             f"INSERT INTO {table} (key) VALUES ({mark}) ON CONFLICT (key) DO NOTHING",
             [(name,) for name in names],
@@ -155,7 +158,7 @@ class RunValues:
         Through the driver, 500 ids a statement: a page of 100 runs of 50 params or 10
         metrics spent more in SQLAlchemy's expanding IN and its per-row processing than in
         the database (three times the driver's time, for params)."""
-        mark = "%s" if self.conn.dialect.paramstyle in ("format", "pyformat") else "?"
+        mark = self._mark
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
             rows = self.conn.exec_driver_sql(
@@ -174,7 +177,7 @@ class RunValues:
             return
         # Straight to the driver's executemany: building a dict per point and letting
         # SQLAlchemy process each row cost three times the insert itself.
-        mark = "%s" if self.conn.dialect.paramstyle in ("format", "pyformat") else "?"
+        mark = self._mark
         self.conn.exec_driver_sql(
             "INSERT INTO metric_points (run_id, key, value, step, ts) "
             f"VALUES ({', '.join([mark] * 5)})",

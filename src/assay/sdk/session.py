@@ -13,13 +13,12 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from assay.client import Client
-    from assay.config import Settings
     from assay.data.entities import CommitResult, DataVersion
     from assay.registry.entities import ModelVersion, Signature
     from assay.runs.code import CodeCapture
@@ -95,10 +94,11 @@ class Session(Protocol):
 
 _lock = threading.Lock()
 _sessions: dict[tuple[str, ...], Session] = {}
-# The session key each working folder (and database and store variables) led to, with
-# what it was found by (`_found_by`): finding the workspace again on every run (a walk
-# up the folders, assay.toml read and parsed) cost a twentieth of opening one.
-_places: dict[tuple[str, str | None, str | None], tuple[tuple[Any, ...], tuple[str, ...]]] = {}
+# The local session each working folder (and database and store variables) led to, the
+# root it was found at, and what it was found by (`_found_by`): finding the workspace again
+# on every run (a walk up the folders, assay.toml read and parsed) cost a twentieth of
+# opening one.
+_places: dict[tuple[str, str | None, str | None], tuple[tuple[Any, ...], str, Session]] = {}
 
 
 def _found_by(cwd: str, root: str) -> tuple[Any, ...]:
@@ -129,65 +129,58 @@ def _found_by(cwd: str, root: str) -> tuple[Any, ...]:
     return (tuple(nearer), ws, toml)
 
 
-def _key(settings: Settings) -> tuple[str, ...]:
-    return ("local", settings.db_url, settings.store_url, str(settings.root or ""))
-
-
-def _local_key() -> tuple[tuple[str, ...], Settings | None]:
-    """The key of the workspace found from here, and its settings when they were read
-    anew (None when the same place was found as before)."""
+def _local() -> Session:
+    """The session of the workspace found from the current folder, as `assay` finds it."""
     from assay.config import Settings, find_root
 
     cwd = os.getcwd()
     place = (cwd, os.environ.get("ASSAY_DB_URL"), os.environ.get("ASSAY_STORE_URL"))
     known = _places.get(place)
-    if known is not None:
-        found, key = known
-        if _found_by(cwd, key[3]) == found:
-            return key, None
+    if known is not None and _found_by(cwd, known[1]) == known[0]:
+        return known[2]
     # What the place is found by, taken before the settings are read: an edit of
     # assay.toml in between is then seen by the next run, not missed for good.
     root = str(find_root(Path(cwd)) or "")
     found = _found_by(cwd, root)
     settings = Settings.load(Path(cwd), os.environ)
-    key = _key(settings)
+    key = ("local", settings.db_url, settings.store_url, str(settings.root or ""))
+
+    def open_local() -> Session:
+        from assay.workspace import Workspace
+
+        return LocalSession(Workspace(settings))
+
+    session = _shared(key, open_local)
     if key[3] == root:
-        _places[place] = (found, key)
-    return key, settings
+        _places[place] = (found, root, session)
+    return session
+
+
+def _shared(key: tuple[str, ...], open_session: Callable[[], Session]) -> Session:
+    """The one session for `key`, opened on first use."""
+    with _lock:
+        found = _sessions.get(key)
+        if found is None:
+            if not _sessions:
+                atexit.register(close_all)
+            found = _sessions[key] = open_session()
+        return found
 
 
 def current() -> Session:
     """The session this process records into, built once per place (one engine, or one
     connection pool, for every run of a notebook)."""
     remote = os.environ.get("ASSAY_REMOTE")
-    settings = None
-    if remote:
-        key: tuple[str, ...] = ("remote", remote, os.environ.get("ASSAY_TOKEN") or "")
-    else:
-        key, settings = _local_key()
-    with _lock:
-        found = _sessions.get(key)
-        if found is None and not remote and settings is None:
-            # Remembered, but its session was closed since (`close_all`): read again.
-            from assay.config import Settings
+    if not remote:
+        return _local()
+    token = os.environ.get("ASSAY_TOKEN")
 
-            settings = Settings.load(Path.cwd(), os.environ)
-            key = _key(settings)
-            found = _sessions.get(key)
-        if found is None:
-            if not _sessions:
-                atexit.register(close_all)
-            if remote:
-                from assay.client import Client
+    def open_remote() -> Session:
+        from assay.client import Client
 
-                found = RemoteSession(Client(remote, token=os.environ.get("ASSAY_TOKEN")))
-            else:
-                from assay.workspace import Workspace
+        return RemoteSession(Client(remote, token=token))
 
-                assert settings is not None
-                found = LocalSession(Workspace(settings))
-            _sessions[key] = found
-        return found
+    return _shared(("remote", remote, token or ""), open_remote)
 
 
 def close_all() -> None:
