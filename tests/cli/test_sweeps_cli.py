@@ -355,7 +355,8 @@ def test_an_interrupted_sweep_resumes_without_repeating_finished_trials(
         assert len(done_before) >= 2
         cut = [t for t in before.trial_list if t.state == "interrupted"]
         for t in cut:
-            assert ws.runs.get(t.run_id or "").status == "killed"
+            cut_run = ws.runs.get(t.run_id or "")
+            assert cut_run.status == "killed", cut_run.error  # why it ended otherwise
     finally:
         if driver.poll() is None:
             driver.kill()
