@@ -58,6 +58,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # A suite started in the background by a shell without job control (`make test &` in
+    # a script, a CI runner) inherits SIGINT ignored, and an ignored signal stays ignored
+    # across exec: every CLI and runner the tests start would then ignore the Ctrl-C that
+    # the interruption tests send, and run to the end. Python's own handler is inherited
+    # as the default instead.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 # Tests that share one expensive session fixture run in one xdist worker (`--dist
 # loadgroup`): a second Ray head, or a second browser and dashboard, would only compete for
 # the same two cores. Grouped by the fixture they use, so new tests join by themselves.
