@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
+from assay import httpclient
 from assay.abtests.entities import ABReport
 from assay.abtests.worker import ABTarget
 from assay.config import Settings
@@ -88,7 +88,7 @@ def _traffic(
     X, y = _iris()
     rng = random.Random(seed)
     seen: Counter[str] = Counter()
-    with httpx.Client(timeout=10) as client:
+    with httpclient.client(timeout=10) as client:
         for _ in range(n):
             j = rng.randrange(len(X))
             r = client.post(f"{url}/predict", json={"instances": [X[j]]})
@@ -112,7 +112,7 @@ def test_every_prediction_says_which_model_made_it_and_where_it_came_from(
     assert test.state == "running"
     assert test.strategy == "round-robin"
     answers = []
-    with httpx.Client(timeout=10) as client:
+    with httpclient.client(timeout=10) as client:
         for body in (
             {"instances": [ROW]},
             {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": ROW}]},
@@ -150,7 +150,7 @@ def test_the_router_takes_v1_inputs_and_binary_tensors_and_checks_datatypes(
             "outputs": [{"name": "predict", "parameters": {"binary_data": True}}],
         }
     ).encode()
-    with httpx.Client(timeout=10) as client:
+    with httpclient.client(timeout=10) as client:
         rows = client.post(f"{test.url}/predict", json={"inputs": [ROW]})
         cols = client.post(
             f"{test.url}/predict",
@@ -194,7 +194,7 @@ def test_feedback_joins_by_request_id_and_the_report_finds_the_better_model(
 ) -> None:
     test = lab.abtests.create("iris-ab", ["A=iris@1", "B=iris@2"], "weighted:50,50")
     seen = _traffic(test.url, 600)
-    with httpx.Client(timeout=10) as client:
+    with httpclient.client(timeout=10) as client:
         r = client.post(f"{test.url}/predict", json={"instances": [ROW]}).json()
         # Deep or large JSON is a JSON 4xx naming the limit, and records nothing.
         rid = r["request_id"].encode()
@@ -254,7 +254,7 @@ def test_sticky_keys_stay_put_across_requests_and_a_restart(lab: Workspace) -> N
 
     def assignments() -> dict[str, str]:
         out = {}
-        with httpx.Client(timeout=10) as client:
+        with httpclient.client(timeout=10) as client:
             for i in range(40):
                 body = {"instances": [ROW], "user": f"u{i}"}
                 out[f"u{i}"] = client.post(f"{test.url}/predict", json=body).json()["variant"]
@@ -272,7 +272,7 @@ def test_sticky_keys_stay_put_across_requests_and_a_restart(lab: Workspace) -> N
     lab.abtests.stop("iris-ab")
     lab.abtests.start("iris-ab")
     assert assignments() == before  # stable when the test restarts
-    keyless = httpx.post(f"{test.url}/predict", json={"instances": [ROW]})
+    keyless = httpclient.post(f"{test.url}/predict", json={"instances": [ROW]})
     assert keyless.status_code == 400
     assert "key" in keyless.json()["error"]["message"]
 
@@ -300,7 +300,7 @@ def test_a_bandit_shifts_traffic_toward_the_better_model(lab: Workspace) -> None
     early = _traffic(test.url, 60, seed=1)
     late = _traffic(test.url, 200, seed=2)
     assert late["B"] / 200 > 0.8 > early["B"] / 60 - 0.2
-    arms = httpx.get(test.url).json()["arms"]
+    arms = httpclient.get(test.url).json()["arms"]
     assert arms["B"]["mean"] > arms["A"]["mean"]
 
 

@@ -7,9 +7,10 @@ import random
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from typer.testing import Result
+
+from assay import httpclient
 
 # processes and HTTP, not the database: one metadata backend is enough.
 pytestmark = pytest.mark.one_backend
@@ -48,7 +49,7 @@ def test_plan_create_report_and_conclude(lab: CLI) -> None:
 
     X, y = load_iris(return_X_y=True)
     rng = random.Random(0)
-    with httpx.Client(timeout=10) as client:
+    with httpclient.client(timeout=10) as client:
         for _ in range(300):
             j = rng.randrange(len(X))
             answer = client.post(f"{url}/predict", json={"instances": [X[j].tolist()]}).json()

@@ -6,9 +6,10 @@ import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from typer.testing import Result
+
+from assay import httpclient
 
 # processes and HTTP, not the database: one metadata backend is enough.
 pytestmark = pytest.mark.one_backend
@@ -38,7 +39,7 @@ def test_deploy_status_update_logs_stop(models: CLI) -> None:
     deployed = models("services", "deploy", "flowers", "--model", "iris@1", "--json")
     assert deployed.exit_code == 0, deployed.output
     url = json.loads(deployed.stdout)["url"]
-    r = httpx.post(f"{url}/v1/models/iris:predict", json={"instances": [ROW]})
+    r = httpclient.post(f"{url}/v1/models/iris:predict", json={"instances": [ROW]})
     assert r.status_code == 200
     assert r.json()["version"] == 1
 
@@ -50,10 +51,8 @@ def test_deploy_status_update_logs_stop(models: CLI) -> None:
     updated = models("services", "update", "flowers", "--model", "iris@2")
     assert updated.exit_code == 0
     assert "now serves iris@2" in updated.output
-    assert (
-        httpx.post(f"{url}/v1/models/iris:predict", json={"instances": [ROW]}).json()["version"]
-        == 2
-    )
+    answer = httpclient.post(f"{url}/v1/models/iris:predict", json={"instances": [ROW]})
+    assert answer.json()["version"] == 2
     assert "serving iris@2" in models("services", "logs", "flowers").output
 
     stopped = models("services", "stop", "flowers")

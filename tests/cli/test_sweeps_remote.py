@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 import assay
+from assay import httpclient
 from assay.client import Client
 from assay.config import Settings
 from assay.sweeps.entities import Sweep
@@ -93,7 +94,7 @@ class Site:
         deadline = time.monotonic() + 60
         while True:
             try:
-                if httpx.get(f"{self.url}/api/v1/health", timeout=1).status_code == 200:
+                if httpclient.get(f"{self.url}/api/v1/health", timeout=1).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass

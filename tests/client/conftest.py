@@ -15,6 +15,8 @@ from pathlib import Path
 
 import httpx
 
+from assay import httpclient
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -83,7 +85,7 @@ def assay_server(home: Path, environ: dict[str, str]) -> Iterator[tuple[str, str
         deadline = time.monotonic() + 60
         while True:
             try:
-                if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
+                if httpclient.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass

@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
+from assay import httpclient
 from assay.client import Client
 
 from .conftest import assay_server, invoke_assay
@@ -49,7 +50,7 @@ class Site:
         return invoke_assay(*map(str, args), cwd=self.home, env=self.environ)
 
     def api(self) -> httpx.Client:
-        return httpx.Client(
+        return httpclient.client(
             base_url=f"{self.url}/api/v1",
             headers={"Authorization": f"Bearer {self.secret}"},
             timeout=60,

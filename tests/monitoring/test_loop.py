@@ -17,13 +17,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from typer.testing import Result
 
+from assay import httpclient
 from assay.config import Settings
 from assay.monitoring.live import store_of
 from assay.serving import processes
@@ -71,7 +71,7 @@ def _traffic(url: str, frame: pd.DataFrame, *, feedback: str | None) -> Counter[
     """Send each row as one request; with `feedback` (a URL), its label after it. Returns
     how many requests each A/B variant answered (a service's answers name none: None)."""
     answered: Counter[str | None] = Counter()
-    with httpx.Client(timeout=10) as client:
+    with httpclient.client(timeout=10) as client:
         for row in frame.to_dict("records"):
             label = row.pop("y")
             answer = client.post(url, json={"instances": [row]})
@@ -148,7 +148,7 @@ def test_drift_snapshot_retrain_challenge_and_promote(served: CLI, tmp_path: Pat
     # The state is recorded over time, and exported on the service's /metrics.
     history = json.loads(cli("monitor", "history", "drifty-api", "--json").stdout)
     assert [c["state"] for c in history] == ["ok", "drift", "drift"]
-    metrics = httpx.get(f"{url}/metrics").text
+    metrics = httpclient.get(f"{url}/metrics").text
     assert 'assay_monitor_state{monitor="drifty-api"} 2.0' in metrics
     assert 'assay_monitor_feature_state{monitor="drifty-api",feature="x1"} 2.0' in metrics
 

@@ -15,6 +15,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner, Result
 
+from assay import httpclient
 from assay.config import Settings
 from assay.workspace import Workspace
 
@@ -111,7 +112,7 @@ class Server:
         deadline = time.monotonic() + 60
         while True:
             try:
-                if httpx.get(f"{self.url}/api/v1/health", timeout=1).status_code == 200:
+                if httpclient.get(f"{self.url}/api/v1/health", timeout=1).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass

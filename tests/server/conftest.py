@@ -18,6 +18,7 @@ import httpx
 import pytest
 import uvicorn
 
+from assay import httpclient
 from assay.server.app import create_app
 from assay.workspace import Workspace
 
@@ -110,7 +111,7 @@ def secrets(ws: Workspace) -> dict[str, str]:
 @pytest.fixture
 def client(base_url: str) -> Iterator[httpx.Client]:
     """No token."""
-    with httpx.Client(base_url=base_url, timeout=60) as c:
+    with httpclient.client(base_url=base_url, timeout=60) as c:
         yield c
 
 
@@ -120,7 +121,7 @@ def as_(base_url: str) -> Iterator[Callable[[str], httpx.Client]]:
     clients: list[httpx.Client] = []
 
     def make(secret: str) -> httpx.Client:
-        c = httpx.Client(
+        c = httpclient.client(
             base_url=base_url, timeout=60, headers={"Authorization": f"Bearer {secret}"}
         )
         clients.append(c)

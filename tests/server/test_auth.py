@@ -9,6 +9,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from assay import httpclient
 from assay.auth.repository import tokens
 from assay.workspace import Workspace
 
@@ -180,7 +181,7 @@ def test_secrets_are_stored_hashed(
 
 
 def test_with_auth_off_no_token_is_needed(ws: Workspace, serve: Serve) -> None:
-    with serve(ws, auth=False) as url, httpx.Client(base_url=url) as anyone:
+    with serve(ws, auth=False) as url, httpclient.client(base_url=url) as anyone:
         assert anyone.get("/api/v1/runs").status_code == 200
         assert anyone.post("/api/v1/experiments/e/runs", json={}).status_code == 201
         assert anyone.post("/api/v1/tokens", json={"name": "t", "scope": "read"}).status_code == 201

@@ -9,9 +9,9 @@ import socket
 from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 
+from assay import httpclient
 from assay.limits import FEEDBACK_BODY_BYTES
 from assay.server.schemas import METRICS_BODY, SMALL_BODY
 from assay.workspace import Workspace
@@ -97,7 +97,7 @@ def test_a_slow_body_is_408_within_the_deadline(server: str, secrets: dict[str, 
         f"POST /api/v1/uploads HTTP/1.1\r\n{token}\r\nContent-Length: 0",
     ):
         if "uploads" in head:  # a streamed upload part, to an upload that exists
-            upload = httpx.post(f"{server}/api/v1/uploads", headers={"Authorization":
+            upload = httpclient.post(f"{server}/api/v1/uploads", headers={"Authorization":
                                 f"Bearer {secrets['write']}"}).json()["id"]  # fmt: skip
             head = f"PUT /api/v1/uploads/{upload}?path=f HTTP/1.1\r\n{token}\r\nContent-Length: 100"
         start = b"a\r\n" + b"x" * 10 + b"\r\n" if "chunked" in head else b'{"params": '

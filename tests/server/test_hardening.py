@@ -13,6 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from assay import httpclient
 from assay.store.objects import hash_bytes
 from assay.workspace import Workspace
 
@@ -165,7 +166,7 @@ def small(ws: Workspace, serve: Serve) -> Iterator[httpx.Client]:
     _, secret = ws.tokens.create("admin", "admin")
     with (
         serve(ws, max_body=1000) as url,
-        httpx.Client(base_url=url, headers={"Authorization": f"Bearer {secret}"}) as client,
+        httpclient.client(base_url=url, headers={"Authorization": f"Bearer {secret}"}) as client,
     ):
         yield client
 
@@ -180,7 +181,7 @@ def test_bodies_over_the_limit_are_413(small: httpx.Client) -> None:
     assert "1,000 bytes" in str(error["message"])
 
     # Without a token the token is checked first: nothing of the body is read at all.
-    anonymous = httpx.post(
+    anonymous = httpclient.post(
         small.base_url.join("/api/v1/experiments/e/runs"),
         content=body,
         headers={"Content-Type": "application/json"},
@@ -295,7 +296,7 @@ def test_a_token_that_is_created_can_be_revoked(api: httpx.Client, base_url: str
     created = api.post("/api/v1/tokens", json={"name": "team-ci", "scope": "read"})
     assert created.status_code == 201, created.text
     secret = created.json()["secret"]
-    with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {secret}"}) as ci:
+    with httpclient.client(base_url=base_url, headers={"Authorization": f"Bearer {secret}"}) as ci:
         assert ci.get("/api/v1/runs").status_code == 200
         revoked = api.delete("/api/v1/tokens/team-ci")
         assert revoked.status_code == 200
@@ -344,7 +345,7 @@ def test_a_failure_answers_an_error_id_and_no_stack_trace(
     assert logged[0].exc_info is not None
     uploads.unlink()
     # A new connection: uvicorn closes one on which the app raised (see the report).
-    with httpx.Client(base_url=api.base_url, headers=api.headers) as fresh:
+    with httpclient.client(base_url=api.base_url, headers=api.headers) as fresh:
         assert fresh.post("/api/v1/uploads").status_code == 201
 
 

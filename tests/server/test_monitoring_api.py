@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from assay import Client
+from assay import Client, httpclient
 from assay.cli import context
 from assay.cli.main import app
 from assay.config import Settings
@@ -160,12 +160,11 @@ def test_check_snapshot_and_retrain_through_the_api_sdk_and_remote(
             client.monitoring.check("nope")
         with pytest.raises(InvalidArgumentError, match="unknown key 'alpah'"):
             client.monitoring.configure("drifty-api", "alpah: 0.1")
-    import httpx
 
-    with httpx.Client(base_url=f"{url}/api/v1") as anonymous:
+    with httpclient.client(base_url=f"{url}/api/v1") as anonymous:
         assert_error(anonymous.get("/monitors/drifty-api/report"), 401)
     # The dashboard's Monitoring page, and its snapshot form for a write token.
-    with httpx.Client(base_url=url, cookies={"assay_token": secret}) as browser:
+    with httpclient.client(base_url=url, cookies={"assay_token": secret}) as browser:
         page = browser.get("/monitoring/drifty-api")
         assert page.status_code == 200
         assert "Drift over time" in page.text
@@ -181,7 +180,7 @@ def test_check_snapshot_and_retrain_through_the_api_sdk_and_remote(
         assert posted.status_code == 303, posted.text
         assert "Committed from-dashboard@1: 50 rows" in browser.get(posted.headers["location"]).text
     reader = ws.tokens.create("reader", "read")[1]
-    with httpx.Client(base_url=url, cookies={"assay_token": reader}) as browser:
+    with httpclient.client(base_url=url, cookies={"assay_token": reader}) as browser:
         token = re.search(r'name="csrf-token" content="([^"]+)"', browser.get("/monitoring").text)
         assert token is not None  # a valid token: what refuses the post is the scope
         refused = browser.post(
@@ -203,7 +202,6 @@ def _csrf(html: str) -> str:
 def test_the_dashboards_retrain_form_retrains_and_challenges_the_champion(
     server: tuple[Workspace, str, str],
 ) -> None:
-    import httpx
 
     ws, url, secret = server
     with Client(url, secret) as client:
@@ -213,7 +211,7 @@ def test_the_dashboards_retrain_form_retrains_and_challenges_the_champion(
             client.services.feedback("drifty-api", answer["request_id"], label=label)
     assert ws.monitoring.snapshot("drifty-api", "drifty-live").ref == "drifty-live@1"
 
-    with httpx.Client(base_url=url, timeout=30) as browser:
+    with httpclient.client(base_url=url, timeout=30) as browser:
         login = browser.get("/login")
         signed = browser.post(
             "/login",

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from typer.testing import Result
 
+from assay import httpclient
 from assay.workspace import Workspace
 
 # the shape, not the database: one metadata backend is enough.
@@ -24,7 +25,7 @@ CLI = Callable[..., Result]
 @pytest.fixture
 def api(base_url: str, secrets: dict[str, str]) -> Iterator[httpx.Client]:
     headers = {"Authorization": f"Bearer {secrets['read']}"}
-    with httpx.Client(base_url=f"{base_url}/api/v1", headers=headers, timeout=60) as c:
+    with httpclient.client(base_url=f"{base_url}/api/v1", headers=headers, timeout=60) as c:
         yield c
 
 

@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
+from assay import httpclient
 from assay.workspace import Workspace
 
 from .conftest import assert_error
@@ -95,7 +96,7 @@ def test_the_document_and_its_page_need_a_token_or_a_sign_in(
     answer = api.get("/api/v1/docs")
     assert answer.status_code == 200
     assert "/api/v1/openapi.json" in answer.text
-    signed_in = httpx.Client(
+    signed_in = httpclient.client(
         base_url=str(client.base_url), cookies={"assay_token": secrets["read"]}
     )
     with signed_in:

@@ -20,9 +20,9 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
+from assay import httpclient
 from assay.config import Settings
 from assay.workspace import Workspace, init_workspace
 
@@ -93,7 +93,7 @@ def _seed(url: str, secret: str) -> None:
     """Something for reads to find: a dataset version and a tracked run with a metric."""
     from .test_data_api import upload_dataset
 
-    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {secret}"}) as api:
+    with httpclient.client(base_url=url, headers={"Authorization": f"Bearer {secret}"}) as api:
         upload_dataset(api, "d", {"a.txt": b"hello"})
         run = api.post("/api/v1/experiments/e/runs", json={"params": {"k": 1}}).json()["id"]
         api.post(f"/api/v1/runs/{run}/metrics", json={"metrics": [{"key": "loss", "value": 0.5}]})

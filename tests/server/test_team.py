@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from assay import httpclient
 from assay.config import Settings
 from assay.store.objects import hash_bytes
 from assay.workspace import Workspace, init_workspace
@@ -53,7 +54,7 @@ def team(tmp_path: Path, env: dict[str, str], s3_url: str) -> Iterator[httpx.Cli
     try:
         with (
             serve_app(ws) as url,
-            httpx.Client(
+            httpclient.client(
                 base_url=url, timeout=60, headers={"Authorization": f"Bearer {secret}"}
             ) as client,
         ):
@@ -77,7 +78,7 @@ def test_data_pipeline_and_run_through_the_server(team: httpx.Client) -> None:
     api = team
     # A token for the CI robot, made through the API, does the work.
     secret = api.post("/api/v1/tokens", json={"name": "ci", "scope": "write"}).json()["secret"]
-    with httpx.Client(
+    with httpclient.client(
         base_url=api.base_url, timeout=60, headers={"Authorization": f"Bearer {secret}"}
     ) as ci:
         run_the_team_flow(ci)

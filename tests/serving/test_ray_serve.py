@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
+from assay import httpclient
 from assay.config import Settings
 from assay.serving.entities import ServiceFailedError
 from assay.workspace import Workspace, init_workspace
@@ -231,7 +232,7 @@ def _exchanges(url: str) -> list[tuple[int, bytes, dict[str, str]]]:
         ("GET", "/health/ready", None),
     ]
     out = []
-    with httpx.Client(base_url=url, timeout=30) as client:
+    with httpclient.client(base_url=url, timeout=30) as client:
         for i, (method, path, body) in enumerate(calls):
             r = client.request(method, path, json=body, headers={"X-Request-Id": f"req-{i}"})
             mine = {k: v for k, v in r.headers.items() if k.startswith("x-assay-")}
@@ -270,7 +271,7 @@ def test_a_ray_service_answers_byte_for_byte_as_a_local_one(
         ws.services.stop("flowers-here", timeout_s=10)
     # Ray Serve's metrics beside Assay's, per model and version, on each replica.
     # (The replica that takes the scrape answers it: its own counts.)
-    metrics = httpx.get(f"{flowers}/metrics").text
+    metrics = httpclient.get(f"{flowers}/metrics").text
     assert 'assay_model_info{model="iris",version="1"} 1.0' in metrics
     assert "# TYPE assay_requests_total counter" in metrics
 
@@ -305,7 +306,7 @@ class Traffic:
         wait_until(lambda: len(self.answers) >= seen + n, timeout=60)
 
     def _load(self) -> None:
-        with httpx.Client(base_url=self.url, timeout=30) as client:
+        with httpclient.client(base_url=self.url, timeout=30) as client:
             while not self._stop.is_set():
                 sent = time.monotonic()
                 try:
@@ -385,7 +386,7 @@ def test_an_update_rolls_the_replicas_without_a_failed_request(
         ServiceFailedError, match=r"could not switch to iris@3.*still serves iris@2"
     ):
         ws.services.update("flowers", "iris@3", ready_timeout_s=120)
-    r = httpx.post(f"{flowers}/v1/models/iris:predict", json={"instances": ROWS})
+    r = httpclient.post(f"{flowers}/v1/models/iris:predict", json={"instances": ROWS})
     assert r.status_code == 200
     assert r.json()["version"] == 2
     assert ws.services.get("flowers").model_ref == "iris@2"
@@ -446,11 +447,11 @@ def test_the_server_deploys_on_ray_for_the_sdk_and_remote_cli(
         with Client(url, token=secret) as client:
             svc = client.services.deploy("sdk-flowers", "iris@2", on="ray", replicas=1, cpus=0.25)
             assert (svc.on, svc.state, svc.workers) == ("ray", "running", 1)
-            r = httpx.post(f"{svc.url}/v1/models/iris:predict", json={"instances": ROWS})
+            r = httpclient.post(f"{svc.url}/v1/models/iris:predict", json={"instances": ROWS})
             assert r.status_code == 200
             assert r.json()["version"] == 2
             # A bad request is a 4xx with a JSON body, before anything is deployed.
-            bad = httpx.post(
+            bad = httpclient.post(
                 f"{url}/api/v1/services",
                 json={"name": "x", "model": "iris@1", "on": "mars"},
                 headers={"Authorization": f"Bearer {secret}"},
@@ -470,7 +471,7 @@ def test_the_server_deploys_on_ray_for_the_sdk_and_remote_cli(
         doc = json.loads(done.stdout)
         assert doc["on"] == "ray"
         assert doc["settings"]["autoscale"]["max"] == 2
-        r = httpx.post(f"{doc['url']}/v2/models/iris/infer", json={
+        r = httpclient.post(f"{doc['url']}/v2/models/iris/infer", json={
             "inputs": [{"name": n, "shape": [1], "datatype": "FP64", "data": [v]}
                        for n, v in ROWS[0].items()]})  # fmt: skip
         assert r.status_code == 200
@@ -507,7 +508,7 @@ def test_the_server_deploys_on_ray_for_the_sdk_and_remote_cli(
 def _predict_keyed(url: str, keys: list[str]) -> list[dict[str, Any]]:
     """One prediction per key (the X-Assay-Key header), in order; every answer a 200."""
     out = []
-    with httpx.Client(timeout=30) as client:
+    with httpclient.client(timeout=30) as client:
         for key in keys:
             r = client.post(
                 f"{url}/predict", json={"instances": ROWS[:1]}, headers={"X-Assay-Key": key}
@@ -541,7 +542,7 @@ def test_an_ab_test_on_ray_shares_its_routing_state_across_router_replicas(
         assert {a["variant"] for a in answers} == {"A", "B"}
 
         # Feedback joins on any replica, once; the rewards are counted across replicas.
-        with httpx.Client(timeout=30) as client:
+        with httpclient.client(timeout=30) as client:
             for a in answers:
                 r = client.post(
                     f"{test.url}/feedback", json={"request_id": a["request_id"], "label": 0}
@@ -596,7 +597,7 @@ def test_a_bandit_on_ray_learns_from_every_replica_and_auto_promotes(
     )  # fmt: skip
     try:
         rewarded = 0
-        with httpx.Client(timeout=30) as client:
+        with httpclient.client(timeout=30) as client:
             for _ in range(3):
                 for a in _predict_keyed(test.url, ["x"] * 40):
                     reward = 1.0 if a["variant"] == "B" else 0.0

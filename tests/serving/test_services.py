@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from assay import httpclient
 from assay.config import Settings
 from assay.errors import ConflictError, NotFoundError
 from assay.serialize import dump
@@ -61,13 +62,13 @@ def test_deploy_predict_status_and_stop(
     svc = served.services.deploy("flowers", "iris@1", drain_s=0.1)
     assert svc.state == "running"
     assert svc.model_ref == "iris@1"
-    resp = httpx.post(f"{svc.url}/v1/models/iris:predict", json={"instances": [ROW, ROW]})
+    resp = httpclient.post(f"{svc.url}/v1/models/iris:predict", json={"instances": [ROW, ROW]})
     assert resp.status_code == 200, resp.text
     body = resp.json()
     assert body["predictions"] == [0, 0]
     assert (body["model"], body["version"]) == ("iris", 1)
     assert resp.headers["X-Assay-Model-Version"] == "1"
-    v2 = httpx.post(
+    v2 = httpclient.post(
         f"{svc.url}/v2/models/iris/infer",
         json={
             "inputs": [
@@ -102,7 +103,7 @@ def test_deploy_predict_status_and_stop(
     assert (status.uptime_s, status.traffic, status.workers_now) == (None, None, [])
     assert as_served(ServiceStatus, status) == dump(status)
     with pytest.raises(httpx.HTTPError):
-        httpx.get(f"{svc.url}/health/live", timeout=1)
+        httpclient.get(f"{svc.url}/health/live", timeout=1)
 
 
 def test_update_swaps_the_model_under_load_without_a_failed_request(served: Workspace) -> None:
@@ -112,7 +113,7 @@ def test_update_swaps_the_model_under_load_without_a_failed_request(served: Work
     stop = threading.Event()
 
     def load() -> None:
-        with httpx.Client(base_url=svc.url, timeout=10) as client:
+        with httpclient.client(base_url=svc.url, timeout=10) as client:
             for _ in range(3000):  # bounded, even if the update hangs
                 if stop.is_set():
                     return
@@ -174,7 +175,7 @@ def test_an_update_that_fails_to_load_leaves_the_old_version_serving(
     ):
         served.services.update("flowers", "iris@3")
     for _ in range(20):
-        r = httpx.post(f"{svc.url}/v1/models/iris:predict", json={"instances": [ROW]})
+        r = httpclient.post(f"{svc.url}/v1/models/iris:predict", json={"instances": [ROW]})
         assert r.status_code == 200
         assert r.json()["version"] == 1
     current = served.services.get("flowers")
@@ -213,7 +214,7 @@ def test_stopped_services_come_back_with_start_all(served: Workspace) -> None:
     assert not isinstance(started, Exception)
     assert started.state == "running"
     assert started.model_ref == "iris@2"
-    r = httpx.post(f"{started.url}/v1/models/iris:predict", json={"instances": [ROW]})
+    r = httpclient.post(f"{started.url}/v1/models/iris:predict", json={"instances": [ROW]})
     assert r.json()["version"] == 2
 
 
@@ -257,7 +258,7 @@ def test_a_service_the_server_deployed_stops_at_once_from_another_process_and_is
     url = f"http://127.0.0.1:{port}/api/v1"
     try:
         assert wait_until(lambda: _answers(f"{url}/health"), timeout=60)
-        deployed = httpx.post(
+        deployed = httpclient.post(
             f"{url}/services",
             json={"name": "viaapi", "model": "iris@1"},
             headers={"Authorization": f"Bearer {secret}"},
@@ -279,7 +280,7 @@ def test_a_service_the_server_deployed_stops_at_once_from_another_process_and_is
 
 def _answers(url: str) -> bool:
     try:
-        return httpx.get(url, timeout=1).status_code == 200
+        return httpclient.get(url, timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
 

@@ -21,6 +21,8 @@ from typing import Any
 import httpx
 import pytest
 
+from assay import httpclient
+
 from .conftest import IRIS_ROW, wait_until
 
 pytestmark = pytest.mark.timeout(180)
@@ -164,7 +166,7 @@ class Service:
         if self.proc.poll() is not None:
             raise AssertionError(f"the service exited ({self.proc.returncode}):\n{self.log()}")
         try:
-            return httpx.get(f"{self.url}/health/ready", timeout=2).status_code == 200
+            return httpclient.get(f"{self.url}/health/ready", timeout=2).status_code == 200
         except httpx.HTTPError:
             return False
 
@@ -236,7 +238,7 @@ def test_one_worker_serves_reports_itself_and_stops_cleanly(
 ) -> None:
     service = start(services, tmp_path, bundles, drain_s=0.2)
     assert service.proc is not None
-    with httpx.Client(base_url=service.url, timeout=10) as client:
+    with httpclient.client(base_url=service.url, timeout=10) as client:
         resp = predict(client)
         assert resp.status_code == 200, resp.text
         assert resp.json() == {"predictions": [0], "model": "iris", "version": 1}
@@ -279,7 +281,7 @@ def test_two_workers_share_the_port_and_one_that_dies_is_replaced(
     pids = {w["pid"] for w in service.workers()}
     assert service.proc is not None
     assert service.proc.pid not in pids
-    with httpx.Client(base_url=service.url, timeout=10) as client:
+    with httpclient.client(base_url=service.url, timeout=10) as client:
         assert all(predict(client).status_code == 200 for _ in range(20))
 
     victim = min(pids)
@@ -290,7 +292,7 @@ def test_two_workers_share_the_port_and_one_that_dies_is_replaced(
         return len(now) == 2 and victim not in now
 
     assert wait_until(replaced, 60), service.log()
-    with httpx.Client(base_url=service.url, timeout=10) as client:
+    with httpclient.client(base_url=service.url, timeout=10) as client:
         assert all(predict(client).status_code == 200 for _ in range(20))
     assert "died" in service.log()
 
@@ -309,7 +311,7 @@ def test_an_update_under_load_fails_no_request_and_switches_the_version(
     switched_at: list[int] = []
 
     def send() -> None:
-        with httpx.Client(base_url=service.url, timeout=10) as client:
+        with httpclient.client(base_url=service.url, timeout=10) as client:
             for _ in range(3000):  # bounded, even if the switch never comes
                 try:
                     resp = predict(client)
@@ -357,7 +359,7 @@ def test_an_update_that_does_not_load_leaves_the_old_version_serving(
     assert worker["version"] == 1
     assert worker["ready"] is True
     assert "CorruptObjectError" in worker["error"]
-    with httpx.Client(base_url=service.url, timeout=10) as client:
+    with httpclient.client(base_url=service.url, timeout=10) as client:
         for _ in range(10):
             resp = predict(client)
             assert resp.status_code == 200
@@ -381,7 +383,7 @@ def test_sigterm_drains_then_finishes_the_request_in_flight(
     def send_slow() -> None:
         try:
             slow.append(
-                httpx.post(
+                httpclient.post(
                     f"{service.url}/v1/models/slow:predict",
                     json={"instances": [[500.0, 2.0]]},  # sleeps 2 s: past the drain
                     timeout=30,
@@ -399,7 +401,7 @@ def test_sigterm_drains_then_finishes_the_request_in_flight(
 
     def not_ready() -> bool:
         try:
-            return httpx.get(f"{service.url}/health/ready", timeout=2).status_code == 503
+            return httpclient.get(f"{service.url}/health/ready", timeout=2).status_code == 503
         except httpx.HTTPError:
             return False
 
@@ -418,12 +420,12 @@ def test_a_prediction_stuck_past_its_timeout_does_not_hold_up_the_exit(
 ) -> None:
     service = start(services, tmp_path, bundles, ref="slow@1", drain_s=0.1, timeout_s=0.5)
     assert service.proc is not None
-    resp = httpx.post(
+    resp = httpclient.post(
         f"{service.url}/v1/models/slow:predict", json={"instances": [[500.0, 120.0]]}, timeout=30
     )
     assert resp.status_code == 504
     assert "longer than 0.5 s" in resp.json()["error"]["message"]
-    ok = httpx.post(f"{service.url}/v1/models/slow:predict", json={"instances": [[5.0, 0.0]]})
+    ok = httpclient.post(f"{service.url}/v1/models/slow:predict", json={"instances": [[5.0, 0.0]]})
     assert ok.status_code == 200
     started = time.monotonic()
     assert service.terminate() == 0

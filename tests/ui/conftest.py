@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from assay import httpclient
 from assay.config import Settings
 from assay.workspace import Workspace, init_workspace
 
@@ -115,14 +116,12 @@ def _traffic(ws: Workspace, folder: Path) -> None:
     """A live service, and an A/B test with answers and feedback for its report."""
     import csv
 
-    import httpx
-
     ws.services.deploy("cancer-api", "cancer@1", port=_port())
     ws.abtests.create("ab", ["a=cancer@1", "b=cancer@2"], "weighted:50,50", port=_port())
     test = ws.abtests.get("ab")
     with open(folder / "raw" / "v1" / "cancer.csv", newline="") as f:
         rows = list(csv.DictReader(f))[:120]
-    with httpx.Client(timeout=10) as client:
+    with httpclient.client(timeout=10) as client:
         for row in rows:
             label = row.pop("diagnosis")
             features = {k: float(v) for k, v in row.items()}

@@ -198,7 +198,7 @@ def _serve(folder: Path) -> None:
     _run(["services", "deploy", "cancer-api", "--model", "cancer@champion"], folder)
     try:
         svc = _json(["services", "status", "cancer-api"], folder)
-        import httpx
+        from assay import httpclient
 
         sample = pd_rows(folder)
         calls = [
@@ -220,7 +220,7 @@ def _serve(folder: Path) -> None:
                 f"\n[bold cyan]$ curl -s -X POST {svc['url']}{path} "
                 f"-H 'Content-Type: application/json' -d '{json.dumps(body)[:90]}…'[/bold cyan]"
             )
-            resp = httpx.post(svc["url"] + path, json=body, timeout=10)
+            resp = httpclient.post(svc["url"] + path, json=body, timeout=10)
             console.print(
                 f"HTTP {resp.status_code}  X-Assay-Model: "
                 f"{resp.headers.get('x-assay-model', '-')}@"
@@ -237,7 +237,7 @@ def _abtest(folder: Path, versions: list[dict[str, Any]], champion: int) -> None
     """The champion against the runner-up on live traffic, with feedback from labels."""
     import random
 
-    import httpx
+    from assay import httpclient
 
     challenger = max(
         (v for v in versions if v["version"] != champion),
@@ -263,7 +263,7 @@ def _abtest(folder: Path, versions: list[dict[str, Any]], champion: int) -> None
             "true diagnosis to /feedback[/bold cyan]"
         )
         shares: dict[str, int] = {}
-        with httpx.Client(timeout=10) as client:
+        with httpclient.client(timeout=10) as client:
             for _ in range(n):
                 j = rng.randrange(len(rows))
                 answer = client.post(f"{test['url']}/predict", json={"instances": [rows[j]]})

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import httpx
 
-from assay import errors
+from assay import errors, httpclient
 
 if TYPE_CHECKING:
     from assay.data.checks import Checks
@@ -56,7 +56,9 @@ class Http:
         headers = {"User-Agent": "assay-client"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        self._http = httpx.Client(base_url=f"{self.url}/api/v1", headers=headers, timeout=timeout)
+        self._http = httpclient.client(
+            base_url=f"{self.url}/api/v1", headers=headers, timeout=timeout
+        )
 
     def close(self) -> None:
         self._http.close()

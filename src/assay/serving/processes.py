@@ -172,8 +172,10 @@ def probe_url(host: str, port: int) -> str:
 def ready(url: str) -> bool:
     import httpx
 
+    from assay import httpclient
+
     try:
-        return httpx.get(url + "/health/ready", timeout=2.0).status_code == 200
+        return httpclient.get(url + "/health/ready", timeout=2.0).status_code == 200
     except httpx.HTTPError:
         return False
 
@@ -190,8 +192,10 @@ def ready_code(url: str, timeout_s: float = 2.0) -> int | None:
     """The status `/health/ready` answers under `url` (None when nothing answers)."""
     import httpx
 
+    from assay import httpclient
+
     try:
-        return httpx.get(url + "/health/ready", timeout=timeout_s).status_code
+        return httpclient.get(url + "/health/ready", timeout=timeout_s).status_code
     except httpx.HTTPError:
         return None
 
@@ -199,8 +203,10 @@ def ready_code(url: str, timeout_s: float = 2.0) -> int | None:
 def get_text(url: str) -> str:
     import httpx
 
+    from assay import httpclient
+
     try:
-        resp = httpx.get(url, timeout=5.0)
+        resp = httpclient.get(url, timeout=5.0)
     except httpx.HTTPError as exc:
         raise OSError(str(exc)) from exc
     return resp.text

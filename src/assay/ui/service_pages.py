@@ -54,13 +54,15 @@ def try_prediction(
 ) -> HTMLResponse:
     import httpx
 
+    from assay import httpclient
+
     svc = ws.services.get(name)
     result: dict[str, Any] = {"service": svc, "status": None, "answer": None, "error": None}
     if svc.state != "running":
         result["error"] = f"Service {name} is {svc.state}; start it to try a prediction."
     else:
         try:
-            response = httpx.post(
+            response = httpclient.post(
                 f"{svc.url}/v1/models/{svc.model}:predict",
                 content=body.encode(),
                 headers={"content-type": "application/json"},

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 from pydantic import Field
 
+from assay import httpclient
 from assay.abtests import api as abtests
 from assay.abtests.entities import ABReport, ABTest
 from assay.limits import FEEDBACK_BODY_BYTES
@@ -53,7 +54,7 @@ STRATEGY_PATTERN = (
     rf"|shadow:{_LABEL}|epsilon-greedy(?::(?:0(?:\.[0-9]{{1,6}})?|1(?:\.0{{1,6}})?))?)$"
 )
 
-_client = httpx.Client(timeout=60.0)
+_client = httpclient.client(timeout=60.0)
 
 HOST_PATTERN = r"^[A-Za-z0-9:][A-Za-z0-9.:-]*$"  # a name, IPv4 or IPv6 address
 
