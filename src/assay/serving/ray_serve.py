@@ -277,29 +277,34 @@ class RayServe:
     def wait_running(self, name: str, timeout_s: float) -> None:
         """Wait until application `name` runs.
 
+        It asks the controller for this one application's status, not `serve.status()`:
+        that builds every application's whole configuration on each call (cloudpickling
+        each deployment's request router), 6.7 ms of CPU with one application and more
+        with each other one, against 0.6 ms. py-spy found the waits of the Ray tests'
+        driver spending 8% of their CPU there.
+
         Raises:
             RayDeployFailedError: Ray Serve gave up on it, or it did not run in time.
         """
-        from ray import serve
-
+        client = _client()
         deadline = time.monotonic() + timeout_s
         while True:
-            app = serve.status().applications.get(name)
-            if app is not None:
-                state = str(app.status.value if hasattr(app.status, "value") else app.status)
-                if state == "RUNNING":
-                    return
-                if state in ("DEPLOY_FAILED", "UNHEALTHY"):
-                    why = app.message or ""
-                    for dep in app.deployments.values():
-                        why = why or dep.message
-                        if dep.message and "Traceback" in dep.message:
-                            why = dep.message
-                    raise RayDeployFailedError(_one_line(why), ray_status=state)
+            overview = client.get_serve_status(name)
+            app = overview.app_status
+            state = str(getattr(app.status, "value", app.status))
+            if state == "RUNNING":
+                return
+            if state in ("DEPLOY_FAILED", "UNHEALTHY"):
+                why = app.message or ""
+                for dep in overview.deployment_statuses:
+                    why = why or dep.message
+                    if dep.message and "Traceback" in dep.message:
+                        why = dep.message
+                raise RayDeployFailedError(_one_line(why), ray_status=state)
             if time.monotonic() > deadline:
+                said = "nothing" if state == "NOT_STARTED" else state  # not there (yet)
                 raise RayDeployFailedError(
-                    f"it was not running after {timeout_s:g} s (Ray Serve says "
-                    f"{app.status if app is not None else 'nothing'})"
+                    f"it was not running after {timeout_s:g} s (Ray Serve says {said})"
                 )
             time.sleep(0.25)
 
