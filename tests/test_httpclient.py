@@ -47,7 +47,7 @@ def test_probes_and_clients_build_the_tls_context_once(
         return built[-1]
 
     monkeypatch.setattr(ssl, "create_default_context", counted)
-    httpclient.tls.cache_clear()
+    httpclient._tls.cache_clear()
     try:
         assert all(processes.ready(url) for _ in range(3))
         assert processes.ready_code(url) == 200
@@ -56,5 +56,26 @@ def test_probes_and_clients_build_the_tls_context_once(
             assert http.get(url + "/health/ready").status_code == 200
         assert httpclient.post(url + "/health/ready", timeout=1.0).status_code == 501
     finally:
-        httpclient.tls.cache_clear()  # not this test's counting context for later tests
+        httpclient._tls.cache_clear()  # not this test's counting context for later tests
     assert len(built) == 1
+
+
+def test_the_context_follows_ssl_cert_file_and_trust_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    import certifi
+
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    default = httpclient.tls()
+    assert httpclient.tls() is default
+    monkeypatch.setenv("SSL_CERT_FILE", certifi.where())
+    named = httpclient.tls()
+    assert named is not default
+    assert httpclient.tls() is named
+    # A client that does not read the environment does not get the named bundle's context.
+    assert httpclient.tls(trust_env=False) is not named
+
+
+def test_a_client_that_would_change_the_shared_context_is_refused() -> None:
+    for option in ({"verify": False}, {"cert": "client.pem"}, {"http2": True}):
+        with pytest.raises(TypeError, match="of your own"):
+            httpclient.client(**option)

@@ -117,9 +117,10 @@ def ray_driver_env(
             monkeypatch.setenv(key, value)
 
 
-# Session-wide, not per module: the Ray tests share one xdist worker (they share the head),
-# which may run another module's tests between these; a module fixture would be torn
-# down and made again (a new schema, bucket and models, and `flowers` deployed again).
+# Session-wide, not per module: the Ray tests are one xdist group (they share the head),
+# run back to back across their modules. The head stops after the group's last test
+# (tests/conftest.py), and this fixture and `flowers` with it; a run without xdist that
+# puts another test between Ray tests starts them again.
 @pytest.fixture(scope="session")
 def cluster(
     ray_head: RayHead,
