@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from assay import httpclient
 from assay.errors import AssayError, InvalidArgumentError
 from assay.monitoring.entities import Webhook
 
@@ -99,7 +100,7 @@ def post(
     host_header = parts.hostname + (f":{parts.port}" if parts.port else "")
     extensions = {"sni_hostname": parts.hostname} if parts.scheme == "https" else {}
     try:
-        with httpx.Client(
+        with httpclient.client(
             timeout=hook.timeout_s, follow_redirects=False, trust_env=False, transport=transport
         ) as client:
             response = client.post(

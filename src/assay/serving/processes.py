@@ -170,14 +170,7 @@ def probe_url(host: str, port: int) -> str:
 
 
 def ready(url: str) -> bool:
-    import httpx
-
-    from assay import httpclient
-
-    try:
-        return httpclient.get(url + "/health/ready", timeout=2.0).status_code == 200
-    except httpx.HTTPError:
-        return False
+    return ready_code(url) == 200
 
 
 def await_route(url: str, timeout_s: float) -> None:
