@@ -533,3 +533,31 @@ def test_an_object_that_cannot_be_placed_leaves_no_temporary_and_no_object(
         store.put_bytes(b"params")
     assert list((tmp_path / "objects" / ".tmp").iterdir()) == []
     assert not store.has(hash_bytes(b"params"))
+
+
+def test_s3_sees_what_another_process_wrote_after_a_listing(s3_url: str, s3_server: str) -> None:
+    """A long-lived process (the server, a monitor, a report being polled) lists, another
+    process writes, and the first asks again: it sees the new objects and segments, not
+    fsspec's cached listing (an A/B report on Ray once counted a stale list of segments)."""
+    from assay.store.segments import SegmentStore
+
+    store = ObjectStore.open(s3_url)
+    first = store.put_bytes(b"first")
+    assert list(store.iter_digests()) == [first]  # fills fsspec's listing cache
+    segments = SegmentStore(s3_url, "abtests/t/events")
+    segments.put("001-a.jsonl", b"{}\n")
+    assert segments.names() == ["001-a.jsonl"]
+
+    later = b3(b"later")
+    bucket, _, prefix = s3_url.removeprefix("s3://").partition("/")
+    client = boto3.client("s3", endpoint_url=s3_server)  # another process's writes
+    client.put_object(Bucket=bucket, Key=f"{prefix}/{object_rel(later)}", Body=b"later")
+    client.put_object(
+        Bucket=bucket, Key=f"{prefix}/logs/abtests/t/events/002-b.jsonl", Body=b"{}\n"
+    )
+
+    assert store.has(later)
+    assert store.size(later) == len(b"later")
+    assert sorted(store.iter_digests()) == sorted([first, later])
+    assert SegmentStore(s3_url, "abtests/t/events").names() == ["001-a.jsonl", "002-b.jsonl"]
+    assert segments.names() == ["001-a.jsonl", "002-b.jsonl"]

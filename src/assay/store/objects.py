@@ -421,7 +421,10 @@ class FsspecObjectStore(ObjectStore):
 
         self.url = url.rstrip("/")
         try:
-            self.fs, self._root = fsspec.core.url_to_fs(self.url, **storage_options)
+            # No listings cache: other processes write to the same store, and fsspec
+            # would answer `exists`, `info` and listings from what it listed earlier.
+            options = {"use_listings_cache": False, **storage_options}
+            self.fs, self._root = fsspec.core.url_to_fs(self.url, **options)
         except (ImportError, ValueError) as exc:
             raise StorageError(
                 f"Cannot open object store {url!r}: {exc}. For S3 install `assay[s3]`."

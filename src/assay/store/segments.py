@@ -45,7 +45,9 @@ class SegmentStore:
             import fsspec
 
             try:
-                self._fs, root = fsspec.core.url_to_fs(self.url)
+                # No listings cache: other processes (every replica, every service)
+                # add segments, and a reader that lists again must see them.
+                self._fs, root = fsspec.core.url_to_fs(self.url, use_listings_cache=False)
             except (ImportError, ValueError) as exc:
                 raise StorageError(
                     f"Cannot open store {store_url!r}: {exc}. For S3 install `assay[s3]`."
