@@ -1,4 +1,5 @@
-"""A real `assay server` process on loopback, and the `assay` CLI as a user runs it."""
+"""`assay server` on loopback (its app on a thread of this process, or the real process),
+and the `assay` CLI as a user runs it."""
 
 from __future__ import annotations
 
@@ -68,13 +69,44 @@ def invoke_assay(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.Compl
 
 
 @contextmanager
-def assay_server(home: Path, environ: dict[str, str]) -> Iterator[tuple[str, str]]:
-    """`assay init` in `home`, an admin token, and `assay server` there until the block
-    ends; yields the server's URL and the token's secret."""
-    assert run_assay("init", cwd=home, env=environ).returncode == 0
-    made = run_assay("tokens", "create", "admin", "--scope", "admin", "--json", cwd=home,
-                     env=environ)  # fmt: skip
+def assay_server(
+    home: Path, environ: dict[str, str], *, process: bool = False
+) -> Iterator[tuple[str, str]]:
+    """`assay init` in `home`, an admin token, and the server there until the block
+    ends; yields the server's URL and the token's secret.
+
+    The server's app runs in this process, as `assay server` builds it
+    (`assay.server.main`), served by uvicorn on a thread: the same routes, minus a fresh
+    interpreter's start and imports. With `process=True` it is `assay server` itself,
+    for the tests that need a real server process (its children, its restarts).
+    """
+    done = invoke_assay("init", cwd=home, env=environ)
+    assert done.returncode == 0, done.stderr
+    made = invoke_assay("tokens", "create", "admin", "--scope", "admin", "--json", cwd=home,
+                        env=environ)  # fmt: skip
     secret = json.loads(made.stdout)["secret"]
+    if process:
+        with _server_process(home, environ) as url:
+            yield url, secret
+        return
+    from assay.config import Settings
+    from assay.server.app import create_app
+    from assay.server.main import compile_routes
+    from assay.workspace import Workspace
+    from threaded import serve_asgi  # type: ignore[import-not-found]  # tests/ is on sys.path
+
+    ws = Workspace(Settings.load(home, environ), environ=environ)
+    app = create_app(ws)
+    compile_routes(app)
+    try:
+        with serve_asgi(app) as url:
+            yield url, secret
+    finally:
+        ws.close()
+
+
+@contextmanager
+def _server_process(home: Path, environ: dict[str, str]) -> Iterator[str]:
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "assay", "server", "--port", str(port)],
@@ -92,7 +124,7 @@ def assay_server(home: Path, environ: dict[str, str]) -> Iterator[tuple[str, str
             assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
             assert time.monotonic() < deadline
             time.sleep(0.2)
-        yield url, secret
+        yield url
     finally:
         proc.terminate()
         try:

@@ -3,21 +3,17 @@ state (autolog patches, open runs, sessions) put back after every test."""
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from typer.testing import CliRunner, Result
 
-from assay import httpclient
 from assay.config import Settings
 from assay.workspace import Workspace
+from threaded import free_port, serve_asgi  # type: ignore[import-not-found]  # tests/ is on sys.path
 
 
 @pytest.fixture
@@ -72,63 +68,45 @@ def cli(here: Workspace) -> Callable[..., Result]:
     return run
 
 
-# ---- a real `assay server`, which a test may stop and start again on its port ------------
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def assay(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "assay", *args],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+# ---- `assay server`, which a test may stop and start again on its port ---------------------
 
 
 class Server:
-    """`assay server` over a workspace of its own in `home`, on a fixed port."""
+    """`assay server`'s app over a workspace of its own in `home`, on a fixed port,
+    served by uvicorn on a thread of this process (tests/threaded.py)."""
 
     def __init__(self, home: Path) -> None:
+        from assay.workspace import init_workspace
+
         self.home = home
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("ASSAY_", "JPY_"))}
-        self.proc: subprocess.Popen[bytes] | None = None
+        self._serving: contextlib.ExitStack | None = None
         home.mkdir(parents=True, exist_ok=True)
-        assert assay("init", cwd=home, env=self.env).returncode == 0
-        made = assay("tokens", "create", "nb", "--scope", "write", "--json", cwd=home, env=self.env)
-        self.token = json.loads(made.stdout)["secret"]
+        init_workspace(Settings.at(home, self.env))
+        ws = self.workspace()
+        try:
+            self.token = ws.tokens.create("nb", "write")[1]
+        finally:
+            ws.close()
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "assay", "server", "--port", str(self.port)],
-            cwd=self.home, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpclient.get(f"{self.url}/api/v1/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            assert self.proc.poll() is None, "assay server exited"
-            assert time.monotonic() < deadline, "assay server did not answer"
-            time.sleep(0.1)
+        from assay.server.app import create_app
+        from assay.server.main import compile_routes
+
+        ws = Workspace(Settings.load(self.home, self.env), environ=self.env)
+        app = create_app(ws)
+        compile_routes(app)
+        with contextlib.ExitStack() as serving:
+            serving.callback(ws.close)
+            serving.enter_context(serve_asgi(app, port=self.port))
+            self._serving = serving.pop_all()
 
     def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc = None
+        if self._serving is not None:
+            self._serving.close()
+            self._serving = None
 
     def workspace(self) -> Workspace:
         return Workspace(Settings.load(self.home, {}))

@@ -6,9 +6,6 @@ client with an admin token on the parametrised `ws` (SQLite, then PostgreSQL).
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -16,11 +13,11 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from assay import httpclient
 from assay.server.app import create_app
 from assay.workspace import Workspace
+from threaded import serve_asgi  # type: ignore[import-not-found]  # tests/ is on sys.path
 
 with warnings.catch_warnings():
     # Starlette 1.10 prefers httpx2 for its test client; plain httpx works the same.
@@ -30,37 +27,11 @@ with warnings.catch_warnings():
 Serve = Callable[..., AbstractContextManager[str]]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def serve_app(ws: Workspace, **options: Any) -> Iterator[str]:
     """Serve `create_app(ws, **options)` until the block ends; yields the base URL."""
-    port = _free_port()
-    config = uvicorn.Config(
-        create_app(ws, **options),
-        host="127.0.0.1",
-        port=port,
-        log_level="critical",
-        lifespan="off",
-        access_log=False,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serve_asgi(create_app(ws, **options)) as url:
+        yield url
 
 
 def assert_error(response: httpx.Response, status: int) -> dict[str, Any]:

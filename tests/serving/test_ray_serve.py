@@ -444,7 +444,7 @@ def test_the_server_deploys_on_ray_for_the_sdk_and_remote_cli(
     server_env = {**_clean_env(), **{k: v for k, v in env.items() if not k.startswith("_")}}
     (tmp_path / "server").mkdir()
     (tmp_path / "laptop").mkdir()
-    with assay_server(tmp_path / "server", server_env) as (url, secret):
+    with assay_server(tmp_path / "server", server_env, process=True) as (url, secret):
         with Client(url, token=secret) as client:
             svc = client.services.deploy("sdk-flowers", "iris@2", on="ray", replicas=1, cpus=0.25)
             assert (svc.on, svc.state, svc.workers) == ("ray", "running", 1)
