@@ -56,11 +56,7 @@ coverage: $(VENV)/.dev services browser
 browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
-# Lint beside the suite, not before it: mypy keeps one core busy for half a minute that
-# the suite's workers would otherwise wait out. Output is grouped by line; both run to
-# the end (-k), so one run reports every failure.
-test: $(VENV)/.dev services browser
-	@$(MAKE) --no-print-directory -j2 -k --output-sync=line lint unit
+test: lint unit
 
 # The inner loop: SQLite only, no lint (`make test` runs everything, as CI does).
 test-fast: $(VENV)/.dev browser
