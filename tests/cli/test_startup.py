@@ -138,3 +138,25 @@ def test_help_lists_every_command_and_a_typo_is_named(
     typo = run("rnus", "list")
     assert typo.returncode == 2
     assert "No such command 'rnus'. Did you mean 'runs'?" in typo.stderr
+
+
+def test_a_process_builds_each_group_once_and_runs_it_again_unchanged(tmp_path: Path) -> None:
+    """In-process commands (the warm server's children inherit its groups) reuse a built
+    group; `data`'s extra `delete` is registered once, not once per invocation."""
+    from typer.testing import CliRunner
+
+    from assay.cli import context
+    from assay.cli import data as data_cli
+    from assay.cli.main import app, lazy_command
+
+    runner = CliRunner()
+    outputs = []
+    for _ in range(3):
+        done = runner.invoke(app, ["data", "--help"], env={"COLUMNS": "200"})
+        context.close()
+        assert done.exit_code == 0, done.output
+        outputs.append(done.output)
+    assert outputs[0] == outputs[1] == outputs[2]
+    assert outputs[0].count(" delete ") == 1
+    assert lazy_command("data") is lazy_command("data")
+    assert [c.name for c in data_cli.app.registered_commands].count("delete") == 1

@@ -69,6 +69,7 @@ def serve(sock_path: str, lock_path: str) -> None:
             importlib.import_module(name)
         except Exception:  # a command that needs it fails there as a new process would
             continue
+    _build_commands()
     os.chdir("/")  # hold no folder of the client's that started it
     gc.collect()
     gc.freeze()  # children share these pages until they write to them
@@ -109,6 +110,20 @@ def serve(sock_path: str, lock_path: str) -> None:
         if os.stat(sock_path).st_ino == inode:
             os.unlink(sock_path)
     listener.close()
+
+
+def _build_commands() -> None:
+    """Every command group, built here once (`assay.cli.main.lazy_command`): each child
+    inherits them instead of building its own from the functions' signatures."""
+    try:
+        from assay.cli.main import _LAZY, lazy_command
+    except Exception:  # the commands fail there as a new process would
+        return
+    for name in _LAZY:
+        try:
+            lazy_command(name)
+        except Exception:
+            continue
 
 
 def _idle_seconds() -> float:
