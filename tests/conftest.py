@@ -242,6 +242,7 @@ def new_workspace(settings: Settings) -> Settings:
     assert settings.root is not None
     ws_dir = settings.root / ".assay"
     (ws_dir / "cache").mkdir(parents=True, exist_ok=True)
+    (ws_dir / ".gitignore").write_text("# Assay's workspace: metadata, objects, caches.\n*\n")
     store = ObjectStore.open(settings.store_url)
     if isinstance(store, LocalObjectStore):
         store.root.mkdir(parents=True, exist_ok=True)
@@ -319,6 +320,14 @@ def cli(tmp_path: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) ->
 
     yield run
     context.close()
+
+
+@pytest.fixture
+def cli_workspace(cli: CLI, tmp_path: Path) -> Path:
+    """What `assay init` makes in `cli`'s folder, from the migrated template rather than
+    the migrations (the tests of `assay init` itself run it)."""
+    new_workspace(Settings.at(tmp_path, os.environ))
+    return tmp_path
 
 
 # ---- a local S3-compatible server ---------------------------------------------------------

@@ -19,13 +19,12 @@ CLI = Callable[..., Result]
 
 
 @pytest.fixture
-def lab(cli: CLI, tmp_path: Path) -> Iterator[CLI]:
+def lab(cli: CLI, cli_workspace: Path, tmp_path: Path) -> Iterator[CLI]:
     import skops.io as sio
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
     from sklearn.tree import DecisionTreeClassifier
 
-    assert cli("init").exit_code == 0
     X, y = load_iris(return_X_y=True, as_frame=True)
     sio.dump(DecisionTreeClassifier(max_depth=1, random_state=0).fit(X, y), tmp_path / "t.skops")
     sio.dump(LogisticRegression(max_iter=500).fit(X, y), tmp_path / "l.skops")

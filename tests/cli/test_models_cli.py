@@ -47,10 +47,9 @@ pipeline = assay.Pipeline("iris", [load, split, train, evaluate])
 
 
 @pytest.fixture
-def trained(cli: CLI, tmp_path: Path) -> CLI:
+def trained(cli: CLI, cli_workspace: Path, tmp_path: Path) -> CLI:
     from sklearn.datasets import load_iris
 
-    assert cli("init").exit_code == 0
     load_iris(as_frame=True).frame.to_csv(tmp_path / "iris.csv", index=False)
     (tmp_path / "pipeline.py").write_text(PIPELINE)
     (tmp_path / "params.json").write_text('{"seed": 1, "C": 1.0}')

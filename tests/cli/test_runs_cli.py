@@ -32,8 +32,7 @@ pipeline = assay.Pipeline("tiny", [load, train, evaluate])
 
 
 @pytest.fixture
-def project(cli: CLI, tmp_path: Path) -> CLI:
-    assert cli("init").exit_code == 0
+def project(cli: CLI, cli_workspace: Path, tmp_path: Path) -> CLI:
     (tmp_path / "pipeline.py").write_text(PIPELINE)
     (tmp_path / "n.txt").write_text("1 2 3")
     (tmp_path / "params.json").write_text('{"k": 2, "seed": 1}')

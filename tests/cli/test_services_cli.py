@@ -19,13 +19,12 @@ ROW = [5.1, 3.5, 1.4, 0.2]
 
 
 @pytest.fixture
-def models(cli: CLI, tmp_path: Path) -> Iterator[CLI]:
+def models(cli: CLI, cli_workspace: Path, tmp_path: Path) -> Iterator[CLI]:
     import skops.io as sio
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
     from sklearn.tree import DecisionTreeClassifier
 
-    assert cli("init").exit_code == 0
     X, y = load_iris(return_X_y=True, as_frame=True)
     sio.dump(DecisionTreeClassifier(random_state=0).fit(X, y), tmp_path / "tree.skops")
     sio.dump(LogisticRegression(max_iter=500).fit(X, y), tmp_path / "logreg.skops")

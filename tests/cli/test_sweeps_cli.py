@@ -52,8 +52,7 @@ model:
 
 
 @pytest.fixture
-def project(cli: CLI, tmp_path: Path) -> CLI:
-    assert cli("init").exit_code == 0
+def project(cli: CLI, cli_workspace: Path, tmp_path: Path) -> CLI:
     (tmp_path / "pipeline.py").write_text(PIPELINE)
     (tmp_path / "params.json").write_text('{"x": 0.0, "seed": 1}')
     (tmp_path / "space.yaml").write_text(SELECTION)
