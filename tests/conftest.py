@@ -14,7 +14,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,8 @@ from urllib.parse import quote
 
 import pytest
 from typer.testing import CliRunner, Result
+
+from threaded import free_port  # type: ignore[import-not-found]  # tests/ is on sys.path
 
 # The CLI's Rich consoles take the terminal's width when they are made, on import: wide
 # and fixed for every test, whichever process (or xdist worker) runs it.
@@ -333,18 +334,12 @@ def cli_workspace(cli: CLI, tmp_path: Path) -> Path:
 # ---- a local S3-compatible server ---------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[str]:
     """moto's S3 server on loopback; s3fs reaches it through AWS_ENDPOINT_URL."""
     from moto.server import ThreadedMotoServer
 
-    port = _free_port()
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
@@ -420,7 +415,7 @@ def ray_head() -> Iterator[RayHead]:
     own, holding the head's processes; teardown ends that session's processes, and so
     touches no other Ray on the machine (as `ray stop` would).
     """
-    port = _free_port()
+    port = free_port()
     # Short: Ray's unix sockets live under it, and their paths must fit in 107 bytes.
     temp_dir = Path(tempfile.mkdtemp(prefix="assay-ray-"))
     auth = {
@@ -441,7 +436,7 @@ def ray_head() -> Iterator[RayHead]:
                 "--head",
                 "--block",
                 f"--port={port}",
-                f"--dashboard-agent-listen-port={_free_port()}",
+                f"--dashboard-agent-listen-port={free_port()}",
                 "--num-cpus=2",
                 "--include-dashboard=false",
                 "--disable-usage-stats",
@@ -454,7 +449,7 @@ def ray_head() -> Iterator[RayHead]:
             start_new_session=True,
         )
     try:
-        yield RayHead(f"127.0.0.1:{port}", auth, temp_dir, proc, _free_port())
+        yield RayHead(f"127.0.0.1:{port}", auth, temp_dir, proc, free_port())
     finally:
         _stop(proc)
         shutil.rmtree(temp_dir, ignore_errors=True)

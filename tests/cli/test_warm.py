@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from assay.cli import warm
+from threaded import free_port  # type: ignore[import-not-found]  # tests/ is on sys.path
 
 pytestmark = pytest.mark.one_backend  # processes and streams, not the database
 
@@ -184,12 +184,6 @@ def test_a_warm_command_takes_its_clients_folder_environment_and_umask(
     assert mode & 0o077 == 0, oct(mode)  # the client's umask, not the server's (0o022)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _answers(port: int) -> bool:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/health", timeout=2):
@@ -200,7 +194,7 @@ def _answers(port: int) -> bool:
 
 def _serve(root: Path, env: dict[str, str], mode: str = "-") -> tuple[subprocess.Popen[str], int]:
     """`assay server` through a probe client, once it answers."""
-    port = _free_port()
+    port = free_port()
     client = subprocess.Popen(
         [
             sys.executable,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import gc
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,12 +16,7 @@ from pathlib import Path
 import httpx
 
 from assay import httpclient
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from threaded import free_port, serve_asgi  # type: ignore[import-not-found]  # tests/ is on sys.path
 
 
 def run_assay(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -93,7 +87,6 @@ def assay_server(
     from assay.server.app import create_app
     from assay.server.main import compile_routes
     from assay.workspace import Workspace
-    from threaded import serve_asgi  # type: ignore[import-not-found]  # tests/ is on sys.path
 
     ws = Workspace(Settings.load(home, environ), environ=environ)
     app = create_app(ws)

@@ -28,6 +28,7 @@ import assay
 from assay.cli.demo import _write_data
 from assay.config import Settings
 from assay.workspace import Workspace
+from threaded import free_port  # type: ignore[import-not-found]  # tests/ is on sys.path
 
 if TYPE_CHECKING:
     from tests.conftest import RayHead
@@ -46,12 +47,6 @@ model:
     random_forest:
       n_estimators: {int: [5, 20]}
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # ---- a team's workspace: PostgreSQL + S3 --------------------------------------------------
@@ -253,7 +248,7 @@ def test_a_cluster_refuses_a_workspace_on_this_machine(tmp_path: Path) -> None:
     is a port nothing listens on), and before the inputs are even looked up, so the
     data set `cancer` need not exist (were it looked up first, the error would differ).
     """
-    env = _cli_env(ASSAY_RAY_ADDRESS=f"127.0.0.1:{_free_port()}")
+    env = _cli_env(ASSAY_RAY_ADDRESS=f"127.0.0.1:{free_port()}")
     project = _project(tmp_path, env, data=False)
     sweep = project.run(
         "sweep", "pipeline/pipeline.py",

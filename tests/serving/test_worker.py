@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from assay import httpclient
+from threaded import free_port  # type: ignore[import-not-found]  # tests/ is on sys.path
 
 from .conftest import IRIS_ROW, wait_until
 
@@ -47,12 +48,6 @@ class Sleepy:
             time.sleep(X[:, 1].max())
         return X[:, 0]
 '''
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def write_target(service_dir: Path, bundle: Path, version: int, name: str = "iris") -> str:
@@ -137,7 +132,7 @@ class Service:
     def __init__(self, folder: Path, code: Path) -> None:
         self.folder = folder
         self.code = code
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
