@@ -509,3 +509,23 @@ def test_params_logged_at_once_from_two_threads_are_all_in_the_runs_document(
     assert failures == []
     want = {f"{p}{i}": i for p in ("a", "b") for i in range(25)}
     assert ws.runs.get(run.id).params == want
+
+
+def test_a_runner_stopped_as_its_run_starts_records_it_killed_with_the_reason(
+    ws: Workspace, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The signal that stops a runner (its owner died: kill -9 of a sweep) can land just
+    after the run was marked running, before its steps: the run still ends killed with
+    the reason, not left running for the heartbeat check to call it a crash."""
+    from assay.executors.lifeline import Terminated
+    from assay.runs import tracking
+
+    def stopped(self: tracking.RunRecorder) -> None:
+        raise Terminated("The command that started it (pid 1) died; the run was stopped with it.")
+
+    monkeypatch.setattr(tracking.RunRecorder, "start", stopped)
+    queued = ws.runs.prepare("numbers", data="numbers@1", params_file=project / "params.json")
+    done = ws.runs.execute(queued.id)
+    assert done.status == "killed"
+    assert "died" in (done.error or "")
+    assert ws.runs.get(queued.id).status == "killed"

@@ -47,23 +47,25 @@ class RunExecution(RunsBase):
         recorder = tracking.RunRecorder(run.id, self.db, self.store, stoppable=True)
         cpu0, _ = tracking.usage()
         wall0 = time.perf_counter()
-        with self.db.session() as conn:
-            RunRepository(conn).update(
-                run.id,
-                status="running",
-                started_at=utcnow(),
-                heartbeat_at=utcnow(),
-                pid=os.getpid(),
-                host=HOST,
-                pid_started=liveness.started(os.getpid()),
-            )
-        recorder.start()
-        tracking.activate(recorder)
         status, error, model, flavor = "failed", None, None, None
         params: dict[str, Any] = {}
         code_root: Path | None = None  # where the pipeline's own files are, for a failure
-        emit({"event": "start", "run": run.id, "name": run.name})
+        # Whatever stops the runner from the moment the run is marked running (a signal
+        # that its owner died can land before the first step) is recorded below.
         try:
+            with self.db.session() as conn:
+                RunRepository(conn).update(
+                    run.id,
+                    status="running",
+                    started_at=utcnow(),
+                    heartbeat_at=utcnow(),
+                    pid=os.getpid(),
+                    host=HOST,
+                    pid_started=liveness.started(os.getpid()),
+                )
+            recorder.start()
+            tracking.activate(recorder)
+            emit({"event": "start", "run": run.id, "name": run.name})
             with tempfile.TemporaryDirectory(prefix="assay-run-") as tmp:
                 pv = self.pipelines.resolve(f"{run.pipeline}@{run.pipeline_version}")
                 entry = self._pipeline_dir(pv, Path(tmp) / "pipeline") / pv.entry
