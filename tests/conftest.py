@@ -40,7 +40,7 @@ os.environ.setdefault("ASSAY_WARM_IDLE_S", "120")
 from assay.cli import context
 from assay.cli.main import app
 from assay.config import Settings
-from assay.workspace import Workspace, init_workspace
+from assay.workspace import GITIGNORE, Workspace, init_workspace
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 BIN = Path(sys.executable).parent
@@ -243,7 +243,7 @@ def new_workspace(settings: Settings) -> Settings:
     assert settings.root is not None
     ws_dir = settings.root / ".assay"
     (ws_dir / "cache").mkdir(parents=True, exist_ok=True)
-    (ws_dir / ".gitignore").write_text("# Assay's workspace: metadata, objects, caches.\n*\n")
+    (ws_dir / ".gitignore").write_text(GITIGNORE)
     store = ObjectStore.open(settings.store_url)
     if isinstance(store, LocalObjectStore):
         store.root.mkdir(parents=True, exist_ok=True)

@@ -178,6 +178,10 @@ class Workspace:
             self.db.dispose()
 
 
+# What `.assay/.gitignore` says: nothing in the workspace folder belongs in git.
+GITIGNORE = "# Assay's workspace: metadata, objects, caches.\n*\n"
+
+
 def init_workspace(settings: Settings) -> tuple[Settings, bool]:
     """Create `.assay/` under `settings.root` and bring the database schema up to date.
 
@@ -191,7 +195,7 @@ def init_workspace(settings: Settings) -> tuple[Settings, bool]:
         raise ConflictError(f"{ws} exists and is not a folder; move it away and retry.")
     ws.mkdir(parents=True, exist_ok=True)
     (ws / "cache").mkdir(exist_ok=True)
-    (ws / ".gitignore").write_text("# Assay's workspace: metadata, objects, caches.\n*\n")
+    (ws / ".gitignore").write_text(GITIGNORE)
     store = ObjectStore.open(settings.store_url)
     if isinstance(store, LocalObjectStore):
         store.root.mkdir(parents=True, exist_ok=True)
@@ -203,4 +207,4 @@ def init_workspace(settings: Settings) -> tuple[Settings, bool]:
     return settings, created
 
 
-__all__ = ["CONFIG_FILE", "Workspace", "init_workspace"]
+__all__ = ["CONFIG_FILE", "GITIGNORE", "Workspace", "init_workspace"]

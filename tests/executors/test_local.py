@@ -96,15 +96,19 @@ def test_a_process_with_threads_starts_a_fresh_interpreter_instead(
 
 
 def test_a_runner_for_this_workspace_is_never_sent_to_a_server(ws: Workspace) -> None:
-    """The server launches its runs with its own environment; a remote named there (a
-    shell's ASSAY_REMOTE, an in-process command's) must not take the runner elsewhere."""
-    from assay.executors.local import runner_env
+    """The server launches its runs (and sweep drivers) with its own environment; a
+    remote named there (a shell's ASSAY_REMOTE, an in-process command's) must not take
+    the runner elsewhere, and the author acting now is the one it records."""
+    from assay.store.acting import acting_as, acting_env
 
-    env = runner_env(
-        ws, {"PATH": "/bin", "ASSAY_REMOTE": "http://elsewhere:8000", "ASSAY_TOKEN": "secret"}
-    )
+    with acting_as("alice"):
+        env = acting_env(
+            ws.settings,
+            {"PATH": "/bin", "ASSAY_REMOTE": "http://elsewhere:8000", "ASSAY_TOKEN": "secret"},
+        )
     assert "ASSAY_REMOTE" not in env
     assert "ASSAY_TOKEN" not in env
     assert env["PATH"] == "/bin"
     assert env["ASSAY_DB_URL"] == ws.settings.db_url
     assert env["ASSAY_STORE_URL"] == ws.settings.store_url
+    assert env["ASSAY_AUTHOR"] == "alice"

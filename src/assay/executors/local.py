@@ -197,22 +197,6 @@ def _fork_worker(argv: list[str], env: Mapping[str, str], cwd: Path, read_fd: in
         os._exit(code)
 
 
-def runner_env(ws: Workspace, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
-    """The environment of a runner this process starts for `ws`'s run: `ws`'s URLs, and
-    the author it acts for (the server's request's token). Never a server: the runner
-    works on this workspace, whatever `ASSAY_REMOTE` this process's environment names
-    for its own commands."""
-    from assay.store.acting import author_or
-
-    env = {k: v for k, v in environ.items() if k not in ("ASSAY_REMOTE", "ASSAY_TOKEN")}
-    env.update(
-        ASSAY_DB_URL=ws.settings.db_url,
-        ASSAY_STORE_URL=ws.settings.store_url,
-        ASSAY_AUTHOR=author_or(ws.settings.author),
-    )
-    return env
-
-
 def launch_in_background(
     ws: Workspace,
     run_id: str,
@@ -225,10 +209,11 @@ def launch_in_background(
     `then` runs after that (a retrain registers the run's model). What the run records
     names the caller the process acts for (the server's request's token). A `detached`
     runner outlives this process (see `LocalExecutor`)."""
+    from assay.store.acting import acting_env
+
     root = ws.settings.root or Path.cwd()
-    handle = LocalExecutor(root, runner_env(ws), detached=detached).launch(
-        run_id, use_cache=use_cache
-    )
+    env = acting_env(ws.settings, os.environ)
+    handle = LocalExecutor(root, env, detached=detached).launch(run_id, use_cache=use_cache)
 
     def watch() -> None:
         for _ in handle.events():

@@ -9,8 +9,12 @@ it is serving, and everything that request records carries that name.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from assay.config import Settings
 
 _acting: ContextVar[str | None] = ContextVar("assay_acting_author", default=None)
 
@@ -33,3 +37,17 @@ def acting_as(name: str) -> Iterator[None]:
 def author_or(default: str) -> str:
     """The author acting now, or `default` where no one was named."""
     return _acting.get() or default
+
+
+def acting_env(settings: Settings, environ: Mapping[str, str]) -> dict[str, str]:
+    """`environ` for a process started to work on `settings`' workspace for the author
+    acting now (a run's runner, a sweep's driver): the workspace's URLs and that author.
+    Never a server's: the process works here, whatever `ASSAY_REMOTE` (and its token)
+    this process's environment names for its own commands."""
+    env = {k: v for k, v in environ.items() if k not in ("ASSAY_REMOTE", "ASSAY_TOKEN")}
+    env.update(
+        ASSAY_DB_URL=settings.db_url,
+        ASSAY_STORE_URL=settings.store_url,
+        ASSAY_AUTHOR=author_or(settings.author),
+    )
+    return env

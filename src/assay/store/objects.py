@@ -413,22 +413,33 @@ class LocalObjectStore(ObjectStore):
         return removed
 
 
+def open_fs(url: str, **storage_options: Any) -> tuple[Any, str]:
+    """The fsspec filesystem of a store URL (`s3://bucket/prefix`, …) and its root path.
+
+    Without fsspec's listings cache: other processes write to the same store (every
+    service, replica and runner), and fsspec would answer `exists`, `info` and listings
+    from what it listed earlier, for the life of this process.
+
+    Raises:
+        StorageError: no filesystem for the URL (for S3: `assay[s3]` not installed).
+    """
+    import fsspec
+
+    try:
+        fs, root = fsspec.core.url_to_fs(url, **{"use_listings_cache": False, **storage_options})
+    except (ImportError, ValueError) as exc:
+        raise StorageError(
+            f"Cannot open store {url!r}: {exc}. For S3 install `assay[s3]`."
+        ) from exc
+    return fs, str(root)
+
+
 class FsspecObjectStore(ObjectStore):
     """Any fsspec URL (`s3://bucket/prefix`, `gs://…`, `memory://…`)."""
 
     def __init__(self, url: str, **storage_options: Any) -> None:
-        import fsspec
-
         self.url = url.rstrip("/")
-        try:
-            # No listings cache: other processes write to the same store, and fsspec
-            # would answer `exists`, `info` and listings from what it listed earlier.
-            options = {"use_listings_cache": False, **storage_options}
-            self.fs, self._root = fsspec.core.url_to_fs(self.url, **options)
-        except (ImportError, ValueError) as exc:
-            raise StorageError(
-                f"Cannot open object store {url!r}: {exc}. For S3 install `assay[s3]`."
-            ) from exc
+        self.fs, self._root = open_fs(self.url, **storage_options)
         self._root = self._root.rstrip("/")
 
     def key(self, digest: str) -> str:

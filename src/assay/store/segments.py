@@ -42,16 +42,9 @@ class SegmentStore:
             self._local = Path(self.url.removeprefix("file://")) / LOGS / self.prefix
             self._root = str(self._local)
         else:
-            import fsspec
+            from assay.store.objects import open_fs
 
-            try:
-                # No listings cache: other processes (every replica, every service)
-                # add segments, and a reader that lists again must see them.
-                self._fs, root = fsspec.core.url_to_fs(self.url, use_listings_cache=False)
-            except (ImportError, ValueError) as exc:
-                raise StorageError(
-                    f"Cannot open store {store_url!r}: {exc}. For S3 install `assay[s3]`."
-                ) from exc
+            self._fs, root = open_fs(self.url)
             self._root = f"{root.rstrip('/')}/{LOGS}/{self.prefix}"
 
     def __repr__(self) -> str:

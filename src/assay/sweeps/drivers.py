@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from assay.errors import AssayError, ConflictError
-from assay.store.acting import author_or
+from assay.store.acting import acting_env
 from assay.sweeps.scheduler import SYSTEM_CLOCK, Clock
 
 if TYPE_CHECKING:
@@ -87,12 +87,7 @@ class ProcessLauncher:
         self.environ = environ
 
     def start(self, settings: Settings, name: str, log_path: Path) -> DriverProcess:
-        env = {k: v for k, v in self.environ.items() if k not in ("ASSAY_REMOTE", "ASSAY_TOKEN")}
-        env.update(
-            ASSAY_DB_URL=settings.db_url,
-            ASSAY_STORE_URL=settings.store_url,
-            ASSAY_AUTHOR=author_or(settings.author),  # the caller, on what trials record
-        )
+        env = acting_env(settings, self.environ)  # the caller, on what trials record
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("ab") as out:
             return subprocess.Popen(
