@@ -28,7 +28,7 @@ from urllib.parse import quote
 import pytest
 from typer.testing import CliRunner, Result
 
-from threaded import free_port  # type: ignore[import-not-found]  # tests/ is on sys.path
+from servers import free_port  # type: ignore[import-not-found]  # tests/ is on sys.path
 
 # The CLI's Rich consoles take the terminal's width when they are made, on import: wide
 # and fixed for every test, whichever process (or xdist worker) runs it.

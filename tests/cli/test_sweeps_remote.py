@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,15 +17,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
 import assay
-from assay import httpclient
 from assay.client import Client
 from assay.config import Settings
 from assay.sweeps.entities import Sweep
 from assay.workspace import Workspace, init_workspace
+from servers import ServerProcess  # type: ignore[import-not-found]  # tests/ is on sys.path
 
 PIPELINE = """
 import os
@@ -71,12 +69,11 @@ class Site:
     laptop: Path
     environ: dict[str, str]
     secret: str
-    port: int
-    server: subprocess.Popen[str] | None = None
+    server: ServerProcess
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return str(self.server.url)
 
     @property
     def env(self) -> dict[str, str]:
@@ -84,36 +81,6 @@ class Site:
         out = {k: v for k, v in self.environ.items() if not k.startswith("ASSAY_")}
         out.update(ASSAY_TOKEN=self.secret, COLUMNS="200")
         return out
-
-    def start(self) -> None:
-        self.server = subprocess.Popen(
-            [sys.executable, "-m", "assay", "server", "--port", str(self.port)],
-            cwd=self.home, env=self.environ, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            text=True,
-        )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpclient.get(f"{self.url}/api/v1/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            assert self.server.poll() is None, self.server.communicate()[1]
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        if self.server is None:
-            return
-        self.server.terminate()
-        try:
-            self.server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.server.kill()
-            self.server.wait()
-        if self.server.stderr:
-            self.server.stderr.close()
-        self.server = None
 
     def assay(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
@@ -127,12 +94,6 @@ class Site:
 
     def client(self) -> Client:
         return Client(self.url, self.secret)
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _kill_leftovers(home: Path) -> None:
@@ -164,14 +125,14 @@ def site(tmp_path: Path, env: dict[str, str]) -> Iterator[Site]:
     (laptop / "params.json").write_text('{"alpha": 1.0}')
     (laptop / "space.yaml").write_text(SPACE)
     (laptop / "xy.csv").write_text("x,y\n" + "".join(f"{i},{2 * i + 1}\n" for i in range(20)))
-    found = Site(home, laptop, environ, secret, _port())
+    found = Site(home, laptop, environ, secret, ServerProcess(home, environ))
     try:
-        found.start()
+        found.server.start()
         with found.client() as client:
             client.data.commit("xy", laptop / "xy.csv")
         yield found
     finally:
-        found.stop()
+        found.server.stop()
         _kill_leftovers(home)
 
 
@@ -296,8 +257,8 @@ def test_a_sweep_outlives_a_server_restart_and_is_stopped_and_resumed_through_th
         assert made.name == "slow"
         running = _until(client, "slow", lambda s: any(t.state == "running" for t in s.trial_list))
     # The driver is no child of the server's: a restart leaves the sweep going.
-    site.stop()
-    site.start()
+    site.server.stop()
+    site.server.start()
     with site.client() as client:
         assert client.sweeps.get("slow").status == "running"
         stopped = client.sweeps.stop("slow")

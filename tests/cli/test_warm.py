@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from assay.cli import warm
-from threaded import free_port  # type: ignore[import-not-found]  # tests/ is on sys.path
+from servers import free_port  # type: ignore[import-not-found]  # tests/ is on sys.path
 
 pytestmark = pytest.mark.one_backend  # processes and streams, not the database
 

@@ -8,15 +8,11 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
-
-from assay import httpclient
-from threaded import free_port, serve_asgi  # type: ignore[import-not-found]  # tests/ is on sys.path
+from servers import ServerProcess, serve_workspace  # type: ignore[import-not-found]  # tests/ is on sys.path
 
 
 def run_assay(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -80,50 +76,8 @@ def assay_server(
                         env=environ)  # fmt: skip
     secret = json.loads(made.stdout)["secret"]
     if process:
-        with _server_process(home, environ) as url:
+        with ServerProcess(home, environ) as server:
+            yield server.url, secret
+    else:
+        with serve_workspace(home, environ) as url:
             yield url, secret
-        return
-    from assay.config import Settings
-    from assay.server.app import create_app
-    from assay.server.main import compile_routes
-    from assay.workspace import Workspace
-
-    ws = Workspace(Settings.load(home, environ), environ=environ)
-    app = create_app(ws)
-    compile_routes(app)
-    try:
-        with serve_asgi(app) as url:
-            yield url, secret
-    finally:
-        ws.close()
-
-
-@contextmanager
-def _server_process(home: Path, environ: dict[str, str]) -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "assay", "server", "--port", str(port)],
-        cwd=home, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpclient.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stderr:
-            proc.stderr.close()

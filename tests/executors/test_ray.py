@@ -28,7 +28,7 @@ import assay
 from assay.cli.demo import _write_data
 from assay.config import Settings
 from assay.workspace import Workspace
-from threaded import free_port  # type: ignore[import-not-found]  # tests/ is on sys.path
+from servers import free_port  # type: ignore[import-not-found]  # tests/ is on sys.path
 
 if TYPE_CHECKING:
     from tests.conftest import RayHead

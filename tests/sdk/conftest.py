@@ -13,7 +13,7 @@ from typer.testing import CliRunner, Result
 
 from assay.config import Settings
 from assay.workspace import Workspace
-from threaded import free_port, serve_asgi  # type: ignore[import-not-found]  # tests/ is on sys.path
+from servers import free_port, serve_workspace  # type: ignore[import-not-found]  # tests/ is on sys.path
 
 
 @pytest.fixture
@@ -73,7 +73,7 @@ def cli(here: Workspace) -> Callable[..., Result]:
 
 class Server:
     """`assay server`'s app over a workspace of its own in `home`, on a fixed port,
-    served by uvicorn on a thread of this process (tests/threaded.py)."""
+    served by uvicorn on a thread of this process (tests/servers.py)."""
 
     def __init__(self, home: Path) -> None:
         from assay.workspace import init_workspace
@@ -92,15 +92,8 @@ class Server:
             ws.close()
 
     def start(self) -> None:
-        from assay.server.app import create_app
-        from assay.server.main import compile_routes
-
-        ws = Workspace(Settings.load(self.home, self.env), environ=self.env)
-        app = create_app(ws)
-        compile_routes(app)
         with contextlib.ExitStack() as serving:
-            serving.callback(ws.close)
-            serving.enter_context(serve_asgi(app, port=self.port))
+            serving.enter_context(serve_workspace(self.home, self.env, self.port))
             self._serving = serving.pop_all()
 
     def stop(self) -> None:

@@ -17,7 +17,7 @@ import pytest
 from assay import httpclient
 from assay.server.app import create_app
 from assay.workspace import Workspace
-from threaded import serve_asgi  # type: ignore[import-not-found]  # tests/ is on sys.path
+from servers import serve_asgi  # type: ignore[import-not-found]  # tests/ is on sys.path
 
 with warnings.catch_warnings():
     # Starlette 1.10 prefers httpx2 for its test client; plain httpx works the same.

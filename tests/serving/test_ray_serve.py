@@ -28,6 +28,7 @@ from assay import httpclient
 from assay.config import Settings
 from assay.serving.entities import ServiceFailedError
 from assay.workspace import Workspace, init_workspace
+from servers import free_port  # type: ignore[import-not-found]  # tests/ is on sys.path
 
 from .conftest import wait_until
 
@@ -400,11 +401,7 @@ def test_an_unreachable_cluster_or_a_model_that_fails_to_load_is_one_line(
     cluster: tuple[Workspace, dict[str, str]], flowers: str
 ) -> None:
     _, env = cluster
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        nobody = s.getsockname()[1]
+    nobody = free_port()
     away = cli({**env, "ASSAY_RAY_ADDRESS": f"127.0.0.1:{nobody}"},
                "services", "deploy", "lost", "--model", "iris@1", "--on", "ray")  # fmt: skip
     assert away.returncode == 1

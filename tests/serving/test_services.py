@@ -20,6 +20,7 @@ from assay.errors import ConflictError, NotFoundError
 from assay.serialize import dump
 from assay.serving.entities import ServiceFailedError, ServiceStatus
 from assay.workspace import Workspace, init_workspace
+from servers import ServerProcess  # type: ignore[import-not-found]  # tests/ is on sys.path
 
 from .conftest import wait_until
 
@@ -240,24 +241,13 @@ def test_a_service_the_server_deployed_stops_at_once_from_another_process_and_is
     """The server deploys (its child); this process, as `assay services stop` would, stops
     it. Our stop must not wait on a process that is only a zombie of the server's, and the
     server must collect its child."""
-    import socket
-    import subprocess
-    import sys
     import time
 
     from assay.store.liveness import alive
 
     _, secret = served.tokens.create("admin", "admin")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "assay", "server", "--port", str(port)],
-        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}/api/v1"
-    try:
-        assert wait_until(lambda: _answers(f"{url}/health"), timeout=60)
+    with ServerProcess(tmp_path) as server:
+        url = f"{server.url}/api/v1"
         deployed = httpclient.post(
             f"{url}/services",
             json={"name": "viaapi", "model": "iris@1"},
@@ -273,16 +263,6 @@ def test_a_service_the_server_deployed_stops_at_once_from_another_process_and_is
         # The server collected its child: no zombie left under it.
         assert wait_until(lambda: not Path(f"/proc/{pid}").exists(), timeout=10)
         assert not alive(pid)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpclient.get(url, timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def test_predicting_through_the_server_with_a_stopped_service_names_it_and_says_start_it(

@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from assay import httpclient
-from threaded import free_port  # type: ignore[import-not-found]  # tests/ is on sys.path
+from servers import free_port  # type: ignore[import-not-found]  # tests/ is on sys.path
 
 from .conftest import IRIS_ROW, wait_until
 

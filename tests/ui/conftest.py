@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +15,7 @@ import pytest
 from assay import httpclient
 from assay.config import Settings
 from assay.workspace import Workspace, init_workspace
+from servers import free_port, serve_asgi  # type: ignore[import-not-found]  # tests/ is on sys.path
 
 if TYPE_CHECKING:
     from playwright.sync_api import Dialog
@@ -37,12 +35,6 @@ class Site:
     admin: str
     reader: str
     runs: list[Any]
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _populate(ws: Workspace, folder: Path) -> list[Any]:
@@ -116,8 +108,8 @@ def _traffic(ws: Workspace, folder: Path) -> None:
     """A live service, and an A/B test with answers and feedback for its report."""
     import csv
 
-    ws.services.deploy("cancer-api", "cancer@1", port=_port())
-    ws.abtests.create("ab", ["a=cancer@1", "b=cancer@2"], "weighted:50,50", port=_port())
+    ws.services.deploy("cancer-api", "cancer@1", port=free_port())
+    ws.abtests.create("ab", ["a=cancer@1", "b=cancer@2"], "weighted:50,50", port=free_port())
     test = ws.abtests.get("ab")
     with open(folder / "raw" / "v1" / "cancer.csv", newline="") as f:
         rows = list(csv.DictReader(f))[:120]
@@ -142,8 +134,6 @@ def _traffic(ws: Workspace, folder: Path) -> None:
 def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     if CHROMIUM is None:
         pytest.skip("Chromium is not installed (make test installs Debian's chromium)")
-    import uvicorn
-
     from assay.server.app import create_app
 
     folder = tmp_path_factory.mktemp("ui")
@@ -155,20 +145,9 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         _traffic(ws, folder)
         _, admin = ws.tokens.create("admin", "admin")
         _, reader = ws.tokens.create("reader", "read")
-        port = _port()
-        server = uvicorn.Server(
-            uvicorn.Config(create_app(ws), host="127.0.0.1", port=port, log_level="warning")
-        )
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.05)
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        yield Site(f"http://127.0.0.1:{port}", ws, admin, reader, runs)
-        server.should_exit = True
-        thread.join(timeout=10)
+        with serve_asgi(create_app(ws)) as url:
+            yield Site(url, ws, admin, reader, runs)
     finally:  # the router and the service are processes: never leave them running
         for stop in (lambda: ws.abtests.stop("ab"), lambda: ws.services.stop("cancer-api")):
             try:
